@@ -1,0 +1,23 @@
+//! The objects fjord manages and the rules they obey.
+//!
+//! Everything here is pure: no IO, no clock, no database. Every constructor that takes user
+//! input validates it and refuses with an [`Invalid`] error that names the field, the value and
+//! the rule, so that the CLI and (later) the panel can show the same message.
+
+mod invalid;
+mod name;
+mod objects;
+mod path;
+mod site_name;
+mod task;
+
+pub use invalid::Invalid;
+pub use name::Name;
+pub use objects::{
+    Client, HttpService, NginxService, Platform, PlatformKind, ReloadMethod, Server, Site,
+    parse_listen,
+    SiteStatus,
+};
+pub use path::AbsPath;
+pub use site_name::{Hostname, validate_aliases};
+pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict};

@@ -1,0 +1,217 @@
+use serde::{Deserialize, Serialize};
+
+/// What a task does. Each kind is one short script in the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    ServerVerify,
+    PlatformVerify,
+    SiteInstall,
+    SiteVerify,
+    SiteDisable,
+    SiteEnable,
+    SiteDelete,
+    SiteImport,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 8] = [
+        TaskKind::ServerVerify,
+        TaskKind::PlatformVerify,
+        TaskKind::SiteInstall,
+        TaskKind::SiteVerify,
+        TaskKind::SiteDisable,
+        TaskKind::SiteEnable,
+        TaskKind::SiteDelete,
+        TaskKind::SiteImport,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::ServerVerify => "server-verify",
+            TaskKind::PlatformVerify => "platform-verify",
+            TaskKind::SiteInstall => "site-install",
+            TaskKind::SiteVerify => "site-verify",
+            TaskKind::SiteDisable => "site-disable",
+            TaskKind::SiteEnable => "site-enable",
+            TaskKind::SiteDelete => "site-delete",
+            TaskKind::SiteImport => "site-import",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The object a task works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "lowercase")]
+pub enum Target {
+    Server(i64),
+    Platform(i64),
+    Site(i64),
+}
+
+impl Target {
+    pub fn type_str(self) -> &'static str {
+        match self {
+            Target::Server(_) => "server",
+            Target::Platform(_) => "platform",
+            Target::Site(_) => "site",
+        }
+    }
+
+    pub fn id(self) -> i64 {
+        match self {
+            Target::Server(id) | Target::Platform(id) | Target::Site(id) => id,
+        }
+    }
+
+    pub fn from_db(kind: &str, id: i64) -> Option<Target> {
+        Some(match kind {
+            "server" => Target::Server(id),
+            "platform" => Target::Platform(id),
+            "site" => Target::Site(id),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Processing,
+    Success,
+    Failed,
+    /// Done, but with something the operator should read in the log.
+    Warning,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Processing => "processing",
+            TaskStatus::Success => "success",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Warning => "warning",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<TaskStatus> {
+        Some(match s {
+            "queued" => TaskStatus::Queued,
+            "processing" => TaskStatus::Processing,
+            "success" => TaskStatus::Success,
+            "failed" => TaskStatus::Failed,
+            "warning" => TaskStatus::Warning,
+            "cancelled" => TaskStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Success | TaskStatus::Failed | TaskStatus::Warning | TaskStatus::Cancelled
+        )
+    }
+
+    /// Only a task that did not complete can be queued again.
+    pub fn can_retry(self) -> bool {
+        matches!(self, TaskStatus::Failed | TaskStatus::Cancelled)
+    }
+
+    /// Only a task no dispatcher has started can be cancelled; a running one is rolled back
+    /// only by failing.
+    pub fn can_cancel(self) -> bool {
+        self == TaskStatus::Queued
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: i64,
+    pub kind: TaskKind,
+    pub target: Target,
+    pub args: serde_json::Value,
+    pub status: TaskStatus,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A lock a running task holds. Exclusive locks conflict with every lock on the same key;
+/// shared ones only with exclusive ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockKey {
+    Server(i64),
+    Platform(i64),
+    Site(i64),
+}
+
+impl Task {
+    /// The locks this task needs: a site task holds its site and shares its platform, so that a
+    /// platform-wide task never runs beside a task on one of the platform's sites.
+    pub fn locks(&self, platform_of_site: Option<i64>) -> Vec<(LockKey, bool)> {
+        match self.target {
+            Target::Server(id) => vec![(LockKey::Server(id), true)],
+            Target::Platform(id) => vec![(LockKey::Platform(id), true)],
+            Target::Site(id) => {
+                let mut locks = vec![(LockKey::Site(id), true)];
+                if let Some(p) = platform_of_site {
+                    locks.push((LockKey::Platform(p), false));
+                }
+                locks
+            }
+        }
+    }
+}
+
+pub fn locks_conflict(a: &[(LockKey, bool)], b: &[(LockKey, bool)]) -> bool {
+    a.iter().any(|(ka, xa)| b.iter().any(|(kb, xb)| ka == kb && (*xa || *xb)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(target: Target) -> Task {
+        Task {
+            id: 1,
+            kind: TaskKind::SiteVerify,
+            target,
+            args: serde_json::Value::Null,
+            status: TaskStatus::Queued,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn lock_rules() {
+        let s1 = task(Target::Site(1)).locks(Some(9));
+        let s2 = task(Target::Site(2)).locks(Some(9));
+        let p9 = task(Target::Platform(9)).locks(None);
+        let p8 = task(Target::Platform(8)).locks(None);
+        assert!(!locks_conflict(&s1, &s2), "sites of one platform run side by side");
+        assert!(locks_conflict(&s1, &s1), "never two tasks on one site");
+        assert!(locks_conflict(&s1, &p9), "a platform task excludes its sites' tasks");
+        assert!(!locks_conflict(&s1, &p8));
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in TaskKind::ALL {
+            assert_eq!(TaskKind::from_db(k.as_str()), Some(k));
+        }
+    }
+}
