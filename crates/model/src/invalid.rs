@@ -11,7 +11,11 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, value: &str, rule: impl Into<String>) -> Invalid {
-        Invalid { field, value: value.to_string(), rule: rule.into() }
+        Invalid {
+            field,
+            value: value.to_string(),
+            rule: rule.into(),
+        }
     }
 }
 

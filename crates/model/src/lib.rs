@@ -15,8 +15,7 @@ pub use invalid::Invalid;
 pub use name::Name;
 pub use objects::{
     Client, HttpService, NginxService, Platform, PlatformKind, ReloadMethod, Server, Site,
-    parse_listen,
-    SiteStatus,
+    SiteStatus, parse_listen,
 };
 pub use path::AbsPath;
 pub use site_name::{Hostname, validate_aliases};

@@ -21,9 +21,10 @@ impl Name {
         if input.len() > NAME_MAX {
             return fail(&format!("must be at most {NAME_MAX} characters"));
         }
-        if let Some(c) = input.chars().find(|c| {
-            !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')
-        }) {
+        if let Some(c) = input
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        {
             return fail(&format!(
                 "may contain only lowercase letters a-z, digits, '-' and '_' (found {c:?})"
             ));
@@ -56,7 +57,17 @@ mod tests {
         for ok in ["a", "web-1", "prod_d10", "0"] {
             assert!(Name::parse("name", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "A", "a b", "a/b", "a.b", "ä", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a b",
+            "a/b",
+            "a.b",
+            "ä",
+            &"x".repeat(65),
+        ] {
             assert!(Name::parse("name", bad).is_err(), "{bad}");
         }
     }

@@ -53,7 +53,11 @@ impl ReloadMethod {
         }
         let argv: Vec<String> = input.split_whitespace().map(str::to_string).collect();
         if argv.is_empty() {
-            return Err(Invalid::new("reload method", input, "give 'signal' or a command"));
+            return Err(Invalid::new(
+                "reload method",
+                input,
+                "give 'signal' or a command",
+            ));
         }
         if !argv[0].starts_with('/') {
             return Err(Invalid::new(
@@ -62,7 +66,10 @@ impl ReloadMethod {
                 "a reload command must start with an absolute path to the program",
             ));
         }
-        if input.chars().any(|c| c.is_control() || "\"'`$;|&<>\\".contains(c)) {
+        if input
+            .chars()
+            .any(|c| c.is_control() || "\"'`$;|&<>\\".contains(c))
+        {
             return Err(Invalid::new(
                 "reload method",
                 input,
@@ -75,7 +82,11 @@ impl ReloadMethod {
 
 pub fn parse_listen(input: &str) -> Result<SocketAddr, Invalid> {
     input.parse::<SocketAddr>().map_err(|_| {
-        Invalid::new("listen address", input, "must be IP:PORT, for example 127.0.0.1:8080")
+        Invalid::new(
+            "listen address",
+            input,
+            "must be IP:PORT, for example 127.0.0.1:8080",
+        )
     })
 }
 
@@ -106,7 +117,11 @@ impl PlatformKind {
                 input,
                 "is planned but not supported yet; supported kinds: static",
             )),
-            _ => Err(Invalid::new("platform kind", input, "supported kinds: static")),
+            _ => Err(Invalid::new(
+                "platform kind",
+                input,
+                "supported kinds: static",
+            )),
         }
     }
 

@@ -83,7 +83,18 @@ mod tests {
         for ok in ["/srv/www", "/var/aegir/platforms/d10-1.2", "/a"] {
             assert!(AbsPath::parse("path", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/", "srv", "/srv/", "/srv//x", "/srv/../etc", "/./x", "/a b", "/a;b", "/-x"] {
+        for bad in [
+            "",
+            "/",
+            "srv",
+            "/srv/",
+            "/srv//x",
+            "/srv/../etc",
+            "/./x",
+            "/a b",
+            "/a;b",
+            "/-x",
+        ] {
             assert!(AbsPath::parse("path", bad).is_err(), "{bad}");
         }
         let a = AbsPath::parse("p", "/srv/a").unwrap();

@@ -21,7 +21,9 @@ impl Hostname {
             return fail("must not be empty");
         }
         if let Some(c) = input.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return fail(&format!("must not contain spaces or control characters (found {c:?})"));
+            return fail(&format!(
+                "must not contain spaces or control characters (found {c:?})"
+            ));
         }
         if input.contains("://") || input.contains('/') {
             return fail("is a host name, not a URL: give it without scheme or path");
@@ -43,7 +45,11 @@ impl Hostname {
         } else {
             check_look_alikes(input, &lower)?;
             let ascii = idna::domain_to_ascii_strict(&lower).map_err(|_| {
-                Invalid::new(field, input, "is not a valid internationalized domain name (UTS 46)")
+                Invalid::new(
+                    field,
+                    input,
+                    "is not a valid internationalized domain name (UTS 46)",
+                )
             })?;
             // IDNA silently maps some characters to others (fullwidth letters, ideographic
             // dots, ligatures, invisible joiners). A name that does not survive the round trip
@@ -58,7 +64,9 @@ impl Hostname {
             ascii
         };
         if ascii.len() > HOSTNAME_MAX {
-            return fail(&format!("must be at most {HOSTNAME_MAX} characters in its ASCII form"));
+            return fail(&format!(
+                "must be at most {HOSTNAME_MAX} characters in its ASCII form"
+            ));
         }
         let labels: Vec<&str> = ascii.split('.').collect();
         for label in &labels {
@@ -66,13 +74,17 @@ impl Hostname {
                 return fail("must not contain an empty label (..)");
             }
             if label.len() > LABEL_MAX {
-                return fail(&format!("each label must be at most {LABEL_MAX} characters"));
+                return fail(&format!(
+                    "each label must be at most {LABEL_MAX} characters"
+                ));
             }
             if label.starts_with('-') || label.ends_with('-') {
                 return fail("labels must not start or end with '-'");
             }
             if label.len() >= 4 && &label[2..4] == "--" && !label.starts_with("xn--") {
-                return fail("labels must not have '--' in 3rd and 4th position unless they are xn-- (punycode)");
+                return fail(
+                    "labels must not have '--' in 3rd and 4th position unless they are xn-- (punycode)",
+                );
             }
             if label.starts_with("xn--") && lower.is_ascii() {
                 let (_, errors) = idna::domain_to_unicode(label);
@@ -86,7 +98,9 @@ impl Hostname {
             return fail("must not be an IP address or end in a numeric label");
         }
         if tld == "invalid" {
-            return fail("the .invalid top-level domain is reserved (RFC 6761) and used by fjord itself");
+            return fail(
+                "the .invalid top-level domain is reserved (RFC 6761) and used by fjord itself",
+            );
         }
         Ok(Hostname(ascii))
     }
@@ -143,10 +157,18 @@ pub fn validate_aliases(main: &Hostname, aliases: &[Hostname]) -> Result<(), Inv
     let mut seen = BTreeSet::new();
     for alias in aliases {
         if alias == main {
-            return Err(Invalid::new("alias", alias.as_str(), "is the site's own main name"));
+            return Err(Invalid::new(
+                "alias",
+                alias.as_str(),
+                "is the site's own main name",
+            ));
         }
         if !seen.insert(alias) {
-            return Err(Invalid::new("alias", alias.as_str(), "is given more than once"));
+            return Err(Invalid::new(
+                "alias",
+                alias.as_str(),
+                "is given more than once",
+            ));
         }
     }
     Ok(())
@@ -157,7 +179,9 @@ mod tests {
     use super::*;
 
     fn ok(s: &str) -> String {
-        Hostname::parse("host name", s).unwrap_or_else(|e| panic!("{s}: {e}")).0
+        Hostname::parse("host name", s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .0
     }
 
     #[test]
@@ -176,10 +200,32 @@ mod tests {
         let long = format!("{}.com", "a".repeat(64));
         let total = vec!["a".repeat(60); 5].join(".");
         for bad in [
-            "", " ", "a b.com", "a\nb.com", "a\0.com", ".a.com", "a.com.", "a..com", "-a.com",
-            "a-.com", "a_b.com", "a;b.com", "a{b}.com", "$x.com", "\"a.com", "http://a.com",
-            "a.com/x", "1.2.3.4", "ab--cd.com", "xn--zz.com", "pаypal.com", "ｅxample.com",
-            "a\u{200b}b.com", "x.invalid", &long, &total,
+            "",
+            " ",
+            "a b.com",
+            "a\nb.com",
+            "a\0.com",
+            ".a.com",
+            "a.com.",
+            "a..com",
+            "-a.com",
+            "a-.com",
+            "a_b.com",
+            "a;b.com",
+            "a{b}.com",
+            "$x.com",
+            "\"a.com",
+            "http://a.com",
+            "a.com/x",
+            "1.2.3.4",
+            "ab--cd.com",
+            "xn--zz.com",
+            "pаypal.com",
+            "ｅxample.com",
+            "a\u{200b}b.com",
+            "x.invalid",
+            &long,
+            &total,
         ] {
             let e = Hostname::parse("host name", bad).expect_err(bad);
             assert!(e.to_string().starts_with("invalid host name"), "{e}");

@@ -175,7 +175,8 @@ impl Task {
 }
 
 pub fn locks_conflict(a: &[(LockKey, bool)], b: &[(LockKey, bool)]) -> bool {
-    a.iter().any(|(ka, xa)| b.iter().any(|(kb, xb)| ka == kb && (*xa || *xb)))
+    a.iter()
+        .any(|(ka, xa)| b.iter().any(|(kb, xb)| ka == kb && (*xa || *xb)))
 }
 
 #[cfg(test)]
@@ -202,9 +203,15 @@ mod tests {
         let s2 = task(Target::Site(2)).locks(Some(9));
         let p9 = task(Target::Platform(9)).locks(None);
         let p8 = task(Target::Platform(8)).locks(None);
-        assert!(!locks_conflict(&s1, &s2), "sites of one platform run side by side");
+        assert!(
+            !locks_conflict(&s1, &s2),
+            "sites of one platform run side by side"
+        );
         assert!(locks_conflict(&s1, &s1), "never two tasks on one site");
-        assert!(locks_conflict(&s1, &p9), "a platform task excludes its sites' tasks");
+        assert!(
+            locks_conflict(&s1, &p9),
+            "a platform task excludes its sites' tasks"
+        );
         assert!(!locks_conflict(&s1, &p8));
     }
 

@@ -1,1 +1,165 @@
+//! Pure renderers of the files fjord writes to hosts: nginx config and the small pages fjord
+//! serves itself.
+//!
+//! **Architecture invariant:** nothing here does IO or can fail. Inputs are validated model
+//! types (host names and paths from a closed alphabet), so rendered config can never carry a
+//! `;`, brace, quote or newline from user input. Every renderer is snapshot-tested in
+//! `snapshots/`; run the tests with `UPDATE_SNAPSHOTS=1` to rewrite them after a deliberate
+//! change, and review the diff.
 
+use std::fmt::Write;
+use std::path::Path;
+
+use model::{NginxService, Platform, Site, SiteStatus};
+
+/// The host name of fjord's own probe server block. `.invalid` can never be a site's name
+/// (the model refuses it), so this can never shadow a site.
+pub const PROBE_HOST: &str = "fjord-probe.invalid";
+pub const PROBE_GENERATION_PATH: &str = "/generation";
+
+const HEADER: &str = "# Managed by fjord: edits here are overwritten by the next verify.\n";
+
+/// Where a site's files live on a static platform.
+pub fn site_docroot(platform: &Platform, site: &Site) -> std::path::PathBuf {
+    platform.path.join("sites").join(site.name.as_str())
+}
+
+/// The file nginx's main config includes (placed in its `include_dir`): it pulls in fjord's
+/// server-level config and nothing else, so fjord owns exactly one line of the host's config.
+pub fn nginx_hook(server_conf: &Path) -> String {
+    format!("{HEADER}include {};\n", server_conf.display())
+}
+
+/// fjord's server-level nginx config: a probe server block, which lets a task confirm that a
+/// reload is live, and the include of every site vhost.
+pub fn nginx_server_conf(nginx: &NginxService, config_dir: &Path) -> String {
+    let mut out = String::from(HEADER);
+    let listen = nginx.listen;
+    let _ = write!(
+        out,
+        "\
+server {{
+    listen {listen};
+    server_name {PROBE_HOST};
+    access_log off;
+    include {generation};
+    location / {{
+        return 404;
+    }}
+}}
+
+include {vhosts}/*.conf;
+",
+        generation = config_dir.join("generation.conf").display(),
+        vhosts = config_dir.join("vhost.d").display(),
+    );
+    out
+}
+
+/// The probe location with the current config generation, rewritten before every reload.
+pub fn nginx_generation(generation: u64) -> String {
+    format!(
+        "location = {PROBE_GENERATION_PATH} {{\n    default_type text/plain;\n    return 200 \"{generation}\";\n}}\n"
+    )
+}
+
+/// A site's vhost. An installed site serves its docroot (and with `redirect_aliases`, its
+/// aliases answer 301 to the main name); a disabled site serves the disabled page with 503
+/// on every name.
+pub fn nginx_vhost(
+    nginx: &NginxService,
+    platform: &Platform,
+    site: &Site,
+    config_dir: &Path,
+) -> String {
+    let listen = nginx.listen;
+    let main = site.name.as_str();
+    let names: Vec<&str> = site.all_names().map(|h| h.as_str()).collect();
+    let mut out = String::from(HEADER);
+    let _ = writeln!(out, "# site {main} on platform {}\n", platform.name);
+
+    if site.status == SiteStatus::Disabled {
+        let _ = write!(
+            out,
+            "\
+server {{
+    listen {listen};
+    server_name {names};
+    root {disabled_dir};
+    error_page 503 /fjord-disabled.html;
+    location = /fjord-disabled.html {{
+        internal;
+    }}
+    location / {{
+        return 503;
+    }}
+}}
+",
+            names = names.join(" "),
+            disabled_dir = config_dir.join("disabled").display(),
+        );
+        return out;
+    }
+
+    let served_names = if site.redirect_aliases {
+        vec![main]
+    } else {
+        names.clone()
+    };
+    let _ = write!(
+        out,
+        "\
+server {{
+    listen {listen};
+    server_name {served};
+    root {docroot};
+    index index.html index.htm;
+    location / {{
+        try_files $uri $uri/ =404;
+    }}
+    # Dot files (.git, .env, .htaccess) are never served.
+    location ~ /\\. {{
+        return 404;
+    }}
+}}
+",
+        served = served_names.join(" "),
+        docroot = site_docroot(platform, site).display(),
+    );
+    if site.redirect_aliases && !site.aliases.is_empty() {
+        let aliases: Vec<&str> = site.aliases.iter().map(|h| h.as_str()).collect();
+        let _ = write!(
+            out,
+            "
+server {{
+    listen {listen};
+    server_name {aliases};
+    return 301 $scheme://{main}$request_uri;
+}}
+",
+            aliases = aliases.join(" "),
+        );
+    }
+    out
+}
+
+/// The page a disabled site shows.
+pub fn disabled_page() -> String {
+    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Site disabled</title></head>\n\
+     <body><h1>This site is disabled</h1>\n\
+     <p>The site has been disabled by its administrator.</p></body></html>\n"
+        .to_string()
+}
+
+/// The page a new static site starts with, so that its install can be seen to work.
+pub fn placeholder_index(site: &Site) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n\
+         <body><h1>{name}</h1>\n<p>This site was installed by fjord. Replace this file with the \
+         site's content.</p></body></html>\n",
+        name = site.name.to_unicode()
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,160 @@
+//! fjord's state: servers, platforms, sites, clients, tasks, their logs and their journals.
+//!
+//! [`Store`] is the interface the engine uses; [`SqliteStore`] is the embedded default. A
+//! PostgreSQL backend, for several dispatchers on several machines, will implement the same
+//! trait with migrations of its own. The store has no rules about content: validation and
+//! business rules live in `model` and `engine`. Uniqueness the database can enforce (names,
+//! host names across all sites) it does enforce, and reports as [`StoreError::Conflict`].
 
+mod sqlite;
+
+use model::{
+    AbsPath, Client, Hostname, HttpService, Name, Platform, PlatformKind, Server, Site, SiteStatus,
+    Target, Task, TaskKind, TaskStatus,
+};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("state database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("state database holds a value this version cannot read: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A task to queue together with a change of state, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: TaskKind,
+    pub args: serde_json::Value,
+}
+
+impl NewTask {
+    pub fn new(kind: TaskKind) -> NewTask {
+        NewTask {
+            kind,
+            args: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSite {
+    pub name: Hostname,
+    pub platform_id: i64,
+    pub aliases: Vec<Hostname>,
+    pub redirect_aliases: bool,
+    pub client_id: Option<i64>,
+    pub status: SiteStatus,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub target: Option<Target>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub line: String,
+}
+
+/// One journaled step of a running task: how to undo it, written before the step is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub task_id: i64,
+    pub seq: i64,
+    pub step: String,
+    pub undo: String,
+    pub saved: Option<Vec<u8>>,
+}
+
+/// A processing task and the dispatcher that runs it.
+#[derive(Debug, Clone)]
+pub struct RunningTask {
+    pub task: Task,
+    pub owner: String,
+}
+
+pub trait Store: Send + Sync {
+    fn insert_server(
+        &self,
+        name: &Name,
+        http: &HttpService,
+        then: Option<NewTask>,
+    ) -> Result<(Server, Option<Task>)>;
+    fn server(&self, id: i64) -> Result<Server>;
+    fn server_by_name(&self, name: &str) -> Result<Server>;
+    fn servers(&self) -> Result<Vec<Server>>;
+
+    fn insert_platform(
+        &self,
+        name: &Name,
+        server_id: i64,
+        path: &AbsPath,
+        kind: PlatformKind,
+        then: Option<NewTask>,
+    ) -> Result<(Platform, Option<Task>)>;
+    fn platform(&self, id: i64) -> Result<Platform>;
+    fn platform_by_name(&self, name: &str) -> Result<Platform>;
+    fn platforms(&self) -> Result<Vec<Platform>>;
+    fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()>;
+    fn delete_platform(&self, id: i64) -> Result<()>;
+
+    fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)>;
+    fn site(&self, id: i64) -> Result<Site>;
+    /// Finds a site by its main name or any alias.
+    fn site_by_host(&self, host: &str) -> Result<Site>;
+    fn sites(&self, platform_id: Option<i64>) -> Result<Vec<Site>>;
+    fn update_site_names(
+        &self,
+        id: i64,
+        aliases: &[Hostname],
+        redirect_aliases: bool,
+        then: Option<NewTask>,
+    ) -> Result<(Site, Option<Task>)>;
+    fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()>;
+    fn delete_site(&self, id: i64) -> Result<()>;
+
+    fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
+    fn client(&self, id: i64) -> Result<Client>;
+
+    fn enqueue(&self, target: Target, task: NewTask) -> Result<Task>;
+    fn task(&self, id: i64) -> Result<Task>;
+    fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
+    /// The unfinished (queued or processing) tasks on a target.
+    fn active_tasks(&self, target: Target) -> Result<Vec<Task>>;
+    /// Atomically moves the oldest runnable queued task to `processing`, owned by `owner`. A
+    /// task is runnable when its locks conflict with no processing task's and no older queued
+    /// task's, so tasks on one object run in the order they were queued.
+    fn claim_next(&self, owner: &str) -> Result<Option<Task>>;
+    fn finish_task(&self, id: i64, status: TaskStatus, error: Option<&str>) -> Result<()>;
+    fn cancel_task(&self, id: i64) -> Result<Task>;
+    fn retry_task(&self, id: i64) -> Result<Task>;
+    fn running_tasks(&self) -> Result<Vec<RunningTask>>;
+
+    fn append_log(&self, task_id: i64, line: &str) -> Result<()>;
+    fn log(&self, task_id: i64, after_id: i64) -> Result<Vec<LogLine>>;
+
+    fn journal_append(&self, entry: &JournalEntry) -> Result<()>;
+    fn journal(&self, task_id: i64) -> Result<Vec<JournalEntry>>;
+    fn journal_clear(&self, task_id: i64) -> Result<()>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

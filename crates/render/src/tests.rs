@@ -1,0 +1,128 @@
+use std::path::{Path, PathBuf};
+
+use model::{
+    AbsPath, Hostname, Name, NginxService, Platform, PlatformKind, ReloadMethod, Site, SiteStatus,
+};
+
+use super::*;
+
+/// Compares `actual` with `snapshots/<name>`; `UPDATE_SNAPSHOTS=1` rewrites the file instead.
+#[track_caller]
+fn check(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing snapshot {}: run with UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs; UPDATE_SNAPSHOTS=1 rewrites it"
+    );
+}
+
+fn nginx() -> NginxService {
+    NginxService {
+        binary: AbsPath::parse("p", "/usr/sbin/nginx").unwrap(),
+        config: AbsPath::parse("p", "/etc/nginx/nginx.conf").unwrap(),
+        prefix: None,
+        include_dir: AbsPath::parse("p", "/etc/nginx/conf.d").unwrap(),
+        listen: "127.0.0.1:8080".parse().unwrap(),
+        reload: ReloadMethod::Signal,
+        files_owner: None,
+    }
+}
+
+fn platform() -> Platform {
+    Platform {
+        id: 1,
+        name: Name::parse("n", "static1").unwrap(),
+        server_id: 1,
+        path: AbsPath::parse("p", "/srv/static1").unwrap(),
+        kind: PlatformKind::Static,
+        locked: false,
+    }
+}
+
+fn site(status: SiteStatus, redirect: bool) -> Site {
+    let h = |s| Hostname::parse("h", s).unwrap();
+    Site {
+        id: 1,
+        name: h("example.com"),
+        platform_id: 1,
+        aliases: vec![h("www.example.com"), h("bücher.example")],
+        redirect_aliases: redirect,
+        status,
+        client_id: None,
+    }
+}
+
+const CONFIG_DIR: &str = "/var/lib/fjord/config/local/nginx";
+
+#[test]
+fn vhost_installed() {
+    check(
+        "vhost_installed.conf",
+        &nginx_vhost(
+            &nginx(),
+            &platform(),
+            &site(SiteStatus::Installed, false),
+            Path::new(CONFIG_DIR),
+        ),
+    );
+}
+
+#[test]
+fn vhost_redirect() {
+    check(
+        "vhost_redirect.conf",
+        &nginx_vhost(
+            &nginx(),
+            &platform(),
+            &site(SiteStatus::Installed, true),
+            Path::new(CONFIG_DIR),
+        ),
+    );
+}
+
+#[test]
+fn vhost_disabled() {
+    check(
+        "vhost_disabled.conf",
+        &nginx_vhost(
+            &nginx(),
+            &platform(),
+            &site(SiteStatus::Disabled, true),
+            Path::new(CONFIG_DIR),
+        ),
+    );
+}
+
+#[test]
+fn server_conf() {
+    check(
+        "server.conf",
+        &nginx_server_conf(&nginx(), Path::new(CONFIG_DIR)),
+    );
+    check(
+        "hook.conf",
+        &nginx_hook(&Path::new(CONFIG_DIR).join("server.conf")),
+    );
+    check("generation.conf", &nginx_generation(42));
+}
+
+#[test]
+fn pages() {
+    check("disabled.html", &disabled_page());
+    check(
+        "placeholder.html",
+        &placeholder_index(&site(SiteStatus::Installed, false)),
+    );
+}

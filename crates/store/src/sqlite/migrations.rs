@@ -1,0 +1,76 @@
+//! Append-only: a released migration is never edited, only followed by a new one. The index in
+//! this list is the schema version, kept in `PRAGMA user_version`.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the core objects, tasks, logs and journals.
+    r#"
+CREATE TABLE servers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    http TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE clients (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE platforms (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    server_id INTEGER NOT NULL REFERENCES servers(id),
+    path TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    locked INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE sites (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    platform_id INTEGER NOT NULL REFERENCES platforms(id),
+    redirect_aliases INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    client_id INTEGER REFERENCES clients(id),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX sites_platform ON sites(platform_id);
+-- Every name a site answers to, main name included: the primary key makes a host name
+-- belong to one site at most.
+CREATE TABLE host_names (
+    name TEXT PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+    is_main INTEGER NOT NULL,
+    position INTEGER NOT NULL
+);
+CREATE INDEX host_names_site ON host_names(site_id);
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id INTEGER NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    owner TEXT,
+    error TEXT
+);
+CREATE INDEX tasks_status ON tasks(status, id);
+CREATE INDEX tasks_target ON tasks(target_type, target_id, id);
+CREATE TABLE task_log (
+    id INTEGER PRIMARY KEY,
+    task_id INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE INDEX task_log_task ON task_log(task_id, id);
+CREATE TABLE journal (
+    task_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    undo TEXT NOT NULL,
+    saved BLOB,
+    PRIMARY KEY (task_id, seq)
+);
+"#,
+];

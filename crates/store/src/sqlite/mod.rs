@@ -1,0 +1,769 @@
+mod migrations;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use model::{
+    AbsPath, Client, Hostname, HttpService, Name, Platform, PlatformKind, Server, Site, SiteStatus,
+    Target, Task, TaskKind, TaskStatus, locks_conflict,
+};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::{
+    JournalEntry, LogLine, NewSite, NewTask, Result, RunningTask, Store, StoreError, TaskFilter,
+    now_ms,
+};
+
+pub use migrations::MIGRATIONS;
+
+/// The embedded default: one SQLite file in WAL mode. Several processes (the CLI, one or more
+/// dispatchers) share it; writes that must not interleave run in `BEGIN IMMEDIATE`.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+fn conflict_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(what())
+        }
+        e => StoreError::Db(e),
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    pub fn open_in_memory() -> Result<SqliteStore> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<SqliteStore> {
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        self.with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(corrupt(format!(
+            "schema version {current} is newer than this fjord knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+const TASK_COLS: &str =
+    "id, kind, target_type, target_id, args, status, created_at, started_at, finished_at, error";
+
+fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
+    let kind: String = r.get(1)?;
+    let target_type: String = r.get(2)?;
+    let status: String = r.get(5)?;
+    let args: String = r.get(4)?;
+    Ok((|| {
+        Ok(Task {
+            id: r.get(0)?,
+            kind: TaskKind::from_db(&kind).ok_or_else(|| corrupt(format!("task kind {kind}")))?,
+            target: Target::from_db(&target_type, r.get(3)?)
+                .ok_or_else(|| corrupt(format!("task target {target_type}")))?,
+            args: serde_json::from_str(&args).map_err(|e| corrupt(format!("task args: {e}")))?,
+            status: TaskStatus::from_db(&status)
+                .ok_or_else(|| corrupt(format!("task status {status}")))?,
+            created_at: r.get(6)?,
+            started_at: r.get(7)?,
+            finished_at: r.get(8)?,
+            error: r.get(9)?,
+        })
+    })())
+}
+
+fn query_tasks(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Task>> {
+    let mut stmt = c.prepare(sql)?;
+    let rows = stmt.query_map(p, task_from_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+fn get_task(c: &Connection, id: i64) -> Result<Task> {
+    query_tasks(
+        c,
+        &format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"),
+        [id],
+    )?
+    .pop()
+    .ok_or_else(|| StoreError::NotFound(format!("task {id}")))
+}
+
+fn insert_task(c: &Connection, target: Target, task: &NewTask) -> Result<Task> {
+    c.execute(
+        "INSERT INTO tasks (kind, target_type, target_id, args, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5)",
+        params![
+            task.kind.as_str(),
+            target.type_str(),
+            target.id(),
+            task.args.to_string(),
+            now_ms()
+        ],
+    )?;
+    get_task(c, c.last_insert_rowid())
+}
+
+fn maybe_enqueue(c: &Connection, target: Target, then: Option<NewTask>) -> Result<Option<Task>> {
+    then.map(|t| insert_task(c, target, &t)).transpose()
+}
+
+fn server_from_row(r: &Row) -> rusqlite::Result<Result<Server>> {
+    let name: String = r.get(1)?;
+    let http: String = r.get(2)?;
+    Ok((|| {
+        Ok(Server {
+            id: r.get(0)?,
+            name: Name::parse("server name", &name).map_err(|e| corrupt(e.to_string()))?,
+            http: serde_json::from_str(&http).map_err(|e| corrupt(format!("server http: {e}")))?,
+        })
+    })())
+}
+
+fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
+    let name: String = r.get(1)?;
+    let path: String = r.get(3)?;
+    let kind: String = r.get(4)?;
+    Ok((|| {
+        Ok(Platform {
+            id: r.get(0)?,
+            name: Name::parse("platform name", &name).map_err(|e| corrupt(e.to_string()))?,
+            server_id: r.get(2)?,
+            path: AbsPath::parse("platform path", &path).map_err(|e| corrupt(e.to_string()))?,
+            kind: PlatformKind::parse(&kind).map_err(|e| corrupt(e.to_string()))?,
+            locked: r.get(5)?,
+        })
+    })())
+}
+
+const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked";
+
+fn collect<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: fn(&Row) -> rusqlite::Result<Result<T>>,
+) -> Result<Vec<T>> {
+    let mut stmt = c.prepare(sql)?;
+    let rows = stmt.query_map(p, f)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+fn one<T>(mut v: Vec<T>, what: impl FnOnce() -> String) -> Result<T> {
+    v.pop().ok_or_else(|| StoreError::NotFound(what()))
+}
+
+fn load_sites(c: &Connection, where_sql: &str, p: impl rusqlite::Params) -> Result<Vec<Site>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT id, name, platform_id, redirect_aliases, status, client_id FROM sites {where_sql} ORDER BY name"
+    ))?;
+    let rows = stmt.query_map(p, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, bool>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+        ))
+    })?;
+    let mut sites = Vec::new();
+    for row in rows {
+        let (id, name, platform_id, redirect_aliases, status, client_id) = row?;
+        sites.push(Site {
+            id,
+            name: Hostname::parse("site name", &name).map_err(|e| corrupt(e.to_string()))?,
+            platform_id,
+            aliases: Vec::new(),
+            redirect_aliases,
+            status: SiteStatus::from_db(&status)
+                .ok_or_else(|| corrupt(format!("site status {status}")))?,
+            client_id,
+        });
+    }
+    let mut alias_stmt = c.prepare(
+        "SELECT name FROM host_names WHERE site_id = ?1 AND is_main = 0 ORDER BY position",
+    )?;
+    for site in &mut sites {
+        let names = alias_stmt.query_map([site.id], |r| r.get::<_, String>(0))?;
+        for name in names {
+            let name = name?;
+            site.aliases
+                .push(Hostname::parse("alias", &name).map_err(|e| corrupt(e.to_string()))?);
+        }
+    }
+    Ok(sites)
+}
+
+fn insert_aliases(c: &Connection, site_id: i64, aliases: &[Hostname]) -> Result<()> {
+    for (i, alias) in aliases.iter().enumerate() {
+        c.execute(
+            "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 0, ?3)",
+            params![alias.as_str(), site_id, i as i64 + 1],
+        )
+        .map_err(|e| conflict_or(e, || format!("host name {alias} already belongs to a site")))?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn insert_server(
+        &self,
+        name: &Name,
+        http: &HttpService,
+        then: Option<NewTask>,
+    ) -> Result<(Server, Option<Task>)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let json = serde_json::to_string(http).map_err(|e| corrupt(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO servers (name, http, created_at) VALUES (?1, ?2, ?3)",
+                params![name.as_str(), json, now_ms()],
+            )
+            .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
+            let id = tx.last_insert_rowid();
+            let task = maybe_enqueue(&tx, Target::Server(id), then)?;
+            tx.commit()?;
+            Ok((
+                Server {
+                    id,
+                    name: name.clone(),
+                    http: http.clone(),
+                },
+                task,
+            ))
+        })
+    }
+
+    fn server(&self, id: i64) -> Result<Server> {
+        self.with(|c| {
+            one(
+                collect(
+                    c,
+                    "SELECT id, name, http FROM servers WHERE id = ?1",
+                    [id],
+                    server_from_row,
+                )?,
+                || format!("server {id}"),
+            )
+        })
+    }
+
+    fn server_by_name(&self, name: &str) -> Result<Server> {
+        self.with(|c| {
+            one(
+                collect(
+                    c,
+                    "SELECT id, name, http FROM servers WHERE name = ?1",
+                    [name],
+                    server_from_row,
+                )?,
+                || format!("server {name:?}"),
+            )
+        })
+    }
+
+    fn servers(&self) -> Result<Vec<Server>> {
+        self.with(|c| {
+            collect(
+                c,
+                "SELECT id, name, http FROM servers ORDER BY name",
+                [],
+                server_from_row,
+            )
+        })
+    }
+
+    fn insert_platform(
+        &self,
+        name: &Name,
+        server_id: i64,
+        path: &AbsPath,
+        kind: PlatformKind,
+        then: Option<NewTask>,
+    ) -> Result<(Platform, Option<Task>)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO platforms (name, server_id, path, kind, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name.as_str(), server_id, path.as_str(), kind.as_str(), now_ms()],
+            )
+            .map_err(|e| {
+                conflict_or(e, || format!("a platform named {name} or at {path} already exists"))
+            })?;
+            let id = tx.last_insert_rowid();
+            let task = maybe_enqueue(&tx, Target::Platform(id), then)?;
+            tx.commit()?;
+            let platform = Platform { id, name: name.clone(), server_id, path: path.clone(), kind, locked: false };
+            Ok((platform, task))
+        })
+    }
+
+    fn platform(&self, id: i64) -> Result<Platform> {
+        self.with(|c| {
+            one(
+                collect(
+                    c,
+                    &format!("SELECT {PLATFORM_COLS} FROM platforms WHERE id = ?1"),
+                    [id],
+                    platform_from_row,
+                )?,
+                || format!("platform {id}"),
+            )
+        })
+    }
+
+    fn platform_by_name(&self, name: &str) -> Result<Platform> {
+        self.with(|c| {
+            one(
+                collect(
+                    c,
+                    &format!("SELECT {PLATFORM_COLS} FROM platforms WHERE name = ?1"),
+                    [name],
+                    platform_from_row,
+                )?,
+                || format!("platform {name:?}"),
+            )
+        })
+    }
+
+    fn platforms(&self) -> Result<Vec<Platform>> {
+        self.with(|c| {
+            collect(
+                c,
+                &format!("SELECT {PLATFORM_COLS} FROM platforms ORDER BY name"),
+                [],
+                platform_from_row,
+            )
+        })
+    }
+
+    fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE platforms SET locked = ?2 WHERE id = ?1",
+                params![id, locked],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("platform {id}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_platform(&self, id: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM platforms WHERE id = ?1", [id])
+                .map_err(|e| conflict_or(e, || format!("platform {id} still has sites")))?;
+            Ok(())
+        })
+    }
+
+    fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    site.name.as_str(),
+                    site.platform_id,
+                    site.redirect_aliases,
+                    site.status.as_str(),
+                    site.client_id,
+                    now_ms()
+                ],
+            )
+            .map_err(|e| conflict_or(e, || format!("a site named {} already exists", site.name)))?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 1, 0)",
+                params![site.name.as_str(), id],
+            )
+            .map_err(|e| {
+                conflict_or(e, || format!("host name {} is already an alias of another site", site.name))
+            })?;
+            insert_aliases(&tx, id, &site.aliases)?;
+            let task = maybe_enqueue(&tx, Target::Site(id), then)?;
+            let created = one(load_sites(&tx, "WHERE id = ?1", [id])?, || format!("site {id}"))?;
+            tx.commit()?;
+            Ok((created, task))
+        })
+    }
+
+    fn site(&self, id: i64) -> Result<Site> {
+        self.with(|c| {
+            one(load_sites(c, "WHERE id = ?1", [id])?, || {
+                format!("site {id}")
+            })
+        })
+    }
+
+    fn site_by_host(&self, host: &str) -> Result<Site> {
+        self.with(|c| {
+            one(
+                load_sites(
+                    c,
+                    "WHERE id = (SELECT site_id FROM host_names WHERE name = ?1)",
+                    [host],
+                )?,
+                || format!("site {host:?}"),
+            )
+        })
+    }
+
+    fn sites(&self, platform_id: Option<i64>) -> Result<Vec<Site>> {
+        self.with(|c| match platform_id {
+            Some(p) => load_sites(c, "WHERE platform_id = ?1", [p]),
+            None => load_sites(c, "", []),
+        })
+    }
+
+    fn update_site_names(
+        &self,
+        id: i64,
+        aliases: &[Hostname],
+        redirect_aliases: bool,
+        then: Option<NewTask>,
+    ) -> Result<(Site, Option<Task>)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE sites SET redirect_aliases = ?2 WHERE id = ?1",
+                params![id, redirect_aliases],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("site {id}")));
+            }
+            tx.execute(
+                "DELETE FROM host_names WHERE site_id = ?1 AND is_main = 0",
+                [id],
+            )?;
+            insert_aliases(&tx, id, aliases)?;
+            let task = maybe_enqueue(&tx, Target::Site(id), then)?;
+            let site = one(load_sites(&tx, "WHERE id = ?1", [id])?, || {
+                format!("site {id}")
+            })?;
+            tx.commit()?;
+            Ok((site, task))
+        })
+    }
+
+    fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET status = ?2 WHERE id = ?1",
+                params![id, status.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_site(&self, id: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM sites WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    fn client_by_name_or_insert(&self, name: &Name) -> Result<Client> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO clients (name) VALUES (?1)",
+                [name.as_str()],
+            )?;
+            let id = c.query_row(
+                "SELECT id FROM clients WHERE name = ?1",
+                [name.as_str()],
+                |r| r.get(0),
+            )?;
+            Ok(Client {
+                id,
+                name: name.clone(),
+            })
+        })
+    }
+
+    fn client(&self, id: i64) -> Result<Client> {
+        self.with(|c| {
+            let name: Option<String> = c
+                .query_row("SELECT name FROM clients WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            let name = name.ok_or_else(|| StoreError::NotFound(format!("client {id}")))?;
+            Ok(Client {
+                id,
+                name: Name::parse("client name", &name).map_err(|e| corrupt(e.to_string()))?,
+            })
+        })
+    }
+
+    fn enqueue(&self, target: Target, task: NewTask) -> Result<Task> {
+        self.with(|c| insert_task(c, target, &task))
+    }
+
+    fn task(&self, id: i64) -> Result<Task> {
+        self.with(|c| get_task(c, id))
+    }
+
+    fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.with(|c| {
+            let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1 = 1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(s) = filter.status {
+                args.push(s.as_str().to_string().into());
+                sql += &format!(" AND status = ?{}", args.len());
+            }
+            if let Some(t) = filter.target {
+                args.push(t.type_str().to_string().into());
+                sql += &format!(" AND target_type = ?{}", args.len());
+                args.push(t.id().into());
+                sql += &format!(" AND target_id = ?{}", args.len());
+            }
+            sql += " ORDER BY id DESC";
+            if let Some(limit) = filter.limit {
+                sql += &format!(" LIMIT {limit}");
+            }
+            query_tasks(c, &sql, rusqlite::params_from_iter(args))
+        })
+    }
+
+    fn active_tasks(&self, target: Target) -> Result<Vec<Task>> {
+        self.with(|c| {
+            query_tasks(
+                c,
+                &format!(
+                    "SELECT {TASK_COLS} FROM tasks WHERE target_type = ?1 AND target_id = ?2
+                     AND status IN ('queued', 'processing') ORDER BY id"
+                ),
+                params![target.type_str(), target.id()],
+            )
+        })
+    }
+
+    fn claim_next(&self, owner: &str) -> Result<Option<Task>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let platform_of: HashMap<i64, i64> = {
+                let mut stmt = tx.prepare(
+                    "SELECT s.id, s.platform_id FROM sites s JOIN tasks t
+                     ON t.target_type = 'site' AND t.target_id = s.id
+                     WHERE t.status IN ('queued', 'processing')",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let locks_of = |t: &Task| match t.target {
+                Target::Site(id) => t.locks(platform_of.get(&id).copied()),
+                _ => t.locks(None),
+            };
+            let mut held: Vec<_> = query_tasks(
+                &tx,
+                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing'"),
+                [],
+            )?
+            .iter()
+            .flat_map(locks_of)
+            .collect();
+            let queued = query_tasks(
+                &tx,
+                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"),
+                [],
+            )?;
+            for task in queued {
+                let locks = locks_of(&task);
+                if locks_conflict(&locks, &held) {
+                    // Reserve its locks so that a younger task on the same object cannot
+                    // overtake it.
+                    held.extend(locks);
+                    continue;
+                }
+                tx.execute(
+                    "UPDATE tasks SET status = 'processing', started_at = ?2, owner = ?3 WHERE id = ?1",
+                    params![task.id, now_ms(), owner],
+                )?;
+                let claimed = get_task(&tx, task.id)?;
+                tx.commit()?;
+                return Ok(Some(claimed));
+            }
+            Ok(None)
+        })
+    }
+
+    fn finish_task(&self, id: i64, status: TaskStatus, error: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+                params![id, status.as_str(), now_ms(), error],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn cancel_task(&self, id: i64) -> Result<Task> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE tasks SET status = 'cancelled', finished_at = ?2 WHERE id = ?1 AND status = 'queued'",
+                params![id, now_ms()],
+            )?;
+            let task = get_task(c, id)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "task {id} is {}: only a queued task can be cancelled",
+                    task.status.as_str()
+                )));
+            }
+            Ok(task)
+        })
+    }
+
+    fn retry_task(&self, id: i64) -> Result<Task> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE tasks SET status = 'queued', started_at = NULL, finished_at = NULL,
+                 owner = NULL, error = NULL WHERE id = ?1 AND status IN ('failed', 'cancelled')",
+                [id],
+            )?;
+            let task = get_task(c, id)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "task {id} is {}: only a failed or cancelled task can be retried",
+                    task.status.as_str()
+                )));
+            }
+            Ok(task)
+        })
+    }
+
+    fn running_tasks(&self) -> Result<Vec<RunningTask>> {
+        self.with(|c| {
+            let tasks = query_tasks(
+                c,
+                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing' ORDER BY id"),
+                [],
+            )?;
+            let mut out = Vec::new();
+            for task in tasks {
+                let owner: Option<String> =
+                    c.query_row("SELECT owner FROM tasks WHERE id = ?1", [task.id], |r| {
+                        r.get(0)
+                    })?;
+                out.push(RunningTask {
+                    task,
+                    owner: owner.unwrap_or_default(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn append_log(&self, task_id: i64, line: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO task_log (task_id, at, line) VALUES (?1, ?2, ?3)",
+                params![task_id, now_ms(), line],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn log(&self, task_id: i64, after_id: i64) -> Result<Vec<LogLine>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, at, line FROM task_log WHERE task_id = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![task_id, after_id], |r| {
+                Ok(LogLine {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    line: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn journal_append(&self, e: &JournalEntry) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO journal (task_id, seq, step, undo, saved) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.task_id, e.seq, e.step, e.undo, e.saved],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn journal(&self, task_id: i64) -> Result<Vec<JournalEntry>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT task_id, seq, step, undo, saved FROM journal WHERE task_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([task_id], |r| {
+                Ok(JournalEntry {
+                    task_id: r.get(0)?,
+                    seq: r.get(1)?,
+                    step: r.get(2)?,
+                    undo: r.get(3)?,
+                    saved: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn journal_clear(&self, task_id: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM journal WHERE task_id = ?1", [task_id])?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+use model::{AbsPath, HttpService, Name, NginxService, PlatformKind, ReloadMethod};
+
+use super::*;
+
+fn store() -> SqliteStore {
+    SqliteStore::open_in_memory().unwrap()
+}
+
+fn http() -> HttpService {
+    HttpService::Nginx(NginxService {
+        binary: AbsPath::parse("p", "/usr/sbin/nginx").unwrap(),
+        config: AbsPath::parse("p", "/etc/nginx/nginx.conf").unwrap(),
+        prefix: None,
+        include_dir: AbsPath::parse("p", "/etc/nginx/conf.d").unwrap(),
+        listen: "127.0.0.1:80".parse().unwrap(),
+        reload: ReloadMethod::Signal,
+        files_owner: None,
+    })
+}
+
+fn h(s: &str) -> Hostname {
+    Hostname::parse("h", s).unwrap()
+}
+
+fn setup(s: &SqliteStore) -> (i64, i64) {
+    let (server, _) = s
+        .insert_server(&Name::parse("n", "local").unwrap(), &http(), None)
+        .unwrap();
+    let (p, _) = s
+        .insert_platform(
+            &Name::parse("n", "p1").unwrap(),
+            server.id,
+            &AbsPath::parse("p", "/srv/p1").unwrap(),
+            PlatformKind::Static,
+            None,
+        )
+        .unwrap();
+    (server.id, p.id)
+}
+
+fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
+    NewSite {
+        name: h(name),
+        platform_id,
+        aliases: aliases.iter().map(|a| h(a)).collect(),
+        redirect_aliases: false,
+        client_id: None,
+        status: SiteStatus::Queued,
+    }
+}
+
+#[test]
+fn migrations_run_on_an_empty_database_and_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    drop(s);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn host_names_are_unique_across_sites() {
+    let s = store();
+    let (_, p) = setup(&s);
+    s.insert_site(&new_site("a.com", p, &["www.a.com"]), None)
+        .unwrap();
+    let e = s
+        .insert_site(&new_site("b.com", p, &["www.a.com"]), None)
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    let e = s
+        .insert_site(&new_site("www.a.com", p, &[]), None)
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    // The failed inserts left nothing behind.
+    assert_eq!(s.sites(None).unwrap().len(), 1);
+    assert_eq!(s.site_by_host("www.a.com").unwrap().name.as_str(), "a.com");
+}
+
+#[test]
+fn claim_respects_locks_and_order() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (a, t1) = s
+        .insert_site(
+            &new_site("a.com", p, &[]),
+            Some(NewTask::new(TaskKind::SiteInstall)),
+        )
+        .unwrap();
+    let (_b, t2) = s
+        .insert_site(
+            &new_site("b.com", p, &[]),
+            Some(NewTask::new(TaskKind::SiteInstall)),
+        )
+        .unwrap();
+    let t3 = s
+        .enqueue(Target::Site(a.id), NewTask::new(TaskKind::SiteVerify))
+        .unwrap();
+    let pv = s
+        .enqueue(Target::Platform(p), NewTask::new(TaskKind::PlatformVerify))
+        .unwrap();
+
+    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t1.unwrap().id);
+    // a.com is busy: its verify waits; b.com's install runs beside it.
+    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t2.unwrap().id);
+    assert!(
+        s.claim_next("d").unwrap().is_none(),
+        "platform verify waits for its sites"
+    );
+    s.finish_task(1, TaskStatus::Success, None).unwrap();
+    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t3.id);
+    s.finish_task(2, TaskStatus::Success, None).unwrap();
+    s.finish_task(t3.id, TaskStatus::Success, None).unwrap();
+    assert_eq!(s.claim_next("d").unwrap().unwrap().id, pv.id);
+}
+
+#[test]
+fn cancel_and_retry_follow_the_state_rules() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let t = s
+        .enqueue(Target::Platform(p), NewTask::new(TaskKind::PlatformVerify))
+        .unwrap();
+    assert!(
+        s.retry_task(t.id).is_err(),
+        "a queued task cannot be retried"
+    );
+    assert_eq!(s.cancel_task(t.id).unwrap().status, TaskStatus::Cancelled);
+    assert!(s.cancel_task(t.id).is_err());
+    assert_eq!(s.retry_task(t.id).unwrap().status, TaskStatus::Queued);
+}
+
+#[test]
+fn journal_round_trip() {
+    let s = store();
+    let e = JournalEntry {
+        task_id: 7,
+        seq: 1,
+        step: "write".into(),
+        undo: "{}".into(),
+        saved: Some(vec![0, 1, 2]),
+    };
+    s.journal_append(&e).unwrap();
+    assert_eq!(s.journal(7).unwrap(), vec![e]);
+    s.journal_clear(7).unwrap();
+    assert!(s.journal(7).unwrap().is_empty());
+}
