@@ -1,1 +1,88 @@
+//! The one layer that touches hosts: files, processes, nginx.
+//!
+//! **Architecture invariant:** no other crate reads or writes host files (beyond fjord's own
+//! state database), runs a process, or signals a daemon. Task scripts in `engine` describe what
+//! to change through the [`Steps`] trait; [`LiveSteps`] makes each change only after writing
+//! its undo to the task's journal, and [`DryRun`] prints the change instead.
 
+mod error;
+mod faults;
+mod fsops;
+mod journal;
+mod nginx;
+mod process;
+mod steps;
+
+pub use error::{HostError, Result};
+pub use faults::Faults;
+pub use journal::{Journal, Undo, rollback};
+pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
+pub use process::{CommandOutput, run_command};
+pub use steps::{DryRun, LiveSteps, Parking, Steps, trash_path};
+
+/// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.
+pub fn list_subdirs(dir: &std::path::Path) -> Result<Vec<String>> {
+    fsops::list_subdirs(dir)
+}
+
+pub fn ensure_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| HostError::io(dir, e))
+}
+
+/// An exclusive lock on a file, held until dropped; `try_lock` tells whether another process
+/// (alive) holds it.
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    pub fn acquire(path: &std::path::Path) -> Result<FileLock> {
+        let file = open_lock_file(path)?;
+        file.lock().map_err(|e| HostError::io(path, e))?;
+        Ok(FileLock { _file: file })
+    }
+
+    /// `Ok(Some)` if the lock was free (its holder, if any, is dead), `Ok(None)` if held.
+    pub fn try_acquire(path: &std::path::Path) -> Result<Option<FileLock>> {
+        let file = open_lock_file(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(HostError::io(path, e)),
+        }
+    }
+}
+
+fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| HostError::io(path, e))
+}
+
+pub fn remove_file_if_exists(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HostError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Random hex, for identifiers that must not collide across processes.
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    let got = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if got.is_err() {
+        // /dev/urandom is always there on Linux; this keeps ids unique-ish if it is not.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ (std::process::id() as u8);
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}

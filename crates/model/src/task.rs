@@ -138,6 +138,8 @@ pub struct Task {
     pub id: i64,
     pub kind: TaskKind,
     pub target: Target,
+    /// The target's name when the task was queued (the object may since be gone).
+    pub target_name: String,
     pub args: serde_json::Value,
     pub status: TaskStatus,
     /// Unix milliseconds.
@@ -188,6 +190,7 @@ mod tests {
             id: 1,
             kind: TaskKind::SiteVerify,
             target,
+            target_name: String::new(),
             args: serde_json::Value::Null,
             status: TaskStatus::Queued,
             created_at: 0,

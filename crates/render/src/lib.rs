@@ -56,13 +56,6 @@ include {vhosts}/*.conf;
     out
 }
 
-/// The probe location with the current config generation, rewritten before every reload.
-pub fn nginx_generation(generation: u64) -> String {
-    format!(
-        "location = {PROBE_GENERATION_PATH} {{\n    default_type text/plain;\n    return 200 \"{generation}\";\n}}\n"
-    )
-}
-
 /// A site's vhost. An installed site serves its docroot (and with `redirect_aliases`, its
 /// aliases answer 301 to the main name); a disabled site serves the disabled page with 503
 /// on every name.

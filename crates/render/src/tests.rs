@@ -115,7 +115,6 @@ fn server_conf() {
         "hook.conf",
         &nginx_hook(&Path::new(CONFIG_DIR).join("server.conf")),
     );
-    check("generation.conf", &nginx_generation(42));
 }
 
 #[test]

@@ -43,6 +43,24 @@ impl NewTask {
             args: serde_json::Value::Null,
         }
     }
+
+    pub fn with_args(kind: TaskKind, args: serde_json::Value) -> NewTask {
+        NewTask { kind, args }
+    }
+}
+
+/// The change to fjord's state that a finished task makes, committed together with its
+/// status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEffect {
+    None,
+    SetSiteStatus(i64, SiteStatus),
+    DeleteSite(i64),
+    /// Record these sites, found on the platform, and queue an import task for each.
+    ImportSites {
+        platform_id: i64,
+        names: Vec<Hostname>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +148,7 @@ pub trait Store: Send + Sync {
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;
 
-    fn enqueue(&self, target: Target, task: NewTask) -> Result<Task>;
+    fn enqueue(&self, target: Target, target_name: &str, task: NewTask) -> Result<Task>;
     fn task(&self, id: i64) -> Result<Task>;
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
     /// The unfinished (queued or processing) tasks on a target.
@@ -139,7 +157,13 @@ pub trait Store: Send + Sync {
     /// task is runnable when its locks conflict with no processing task's and no older queued
     /// task's, so tasks on one object run in the order they were queued.
     fn claim_next(&self, owner: &str) -> Result<Option<Task>>;
-    fn finish_task(&self, id: i64, status: TaskStatus, error: Option<&str>) -> Result<()>;
+    fn finish_task(
+        &self,
+        id: i64,
+        status: TaskStatus,
+        error: Option<&str>,
+        effect: &TaskEffect,
+    ) -> Result<()>;
     fn cancel_task(&self, id: i64) -> Result<Task>;
     fn retry_task(&self, id: i64) -> Result<Task>;
     fn running_tasks(&self) -> Result<Vec<RunningTask>>;

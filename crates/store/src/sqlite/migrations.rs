@@ -47,6 +47,7 @@ CREATE TABLE tasks (
     kind TEXT NOT NULL,
     target_type TEXT NOT NULL,
     target_id INTEGER NOT NULL,
+    target_name TEXT NOT NULL,
     args TEXT NOT NULL,
     status TEXT NOT NULL,
     created_at INTEGER NOT NULL,

@@ -12,8 +12,8 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    JournalEntry, LogLine, NewSite, NewTask, Result, RunningTask, Store, StoreError, TaskFilter,
-    now_ms,
+    JournalEntry, LogLine, NewSite, NewTask, Result, RunningTask, Store, StoreError, TaskEffect,
+    TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -87,8 +87,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-const TASK_COLS: &str =
-    "id, kind, target_type, target_id, args, status, created_at, started_at, finished_at, error";
+const TASK_COLS: &str = "id, kind, target_type, target_id, args, status, created_at, started_at, \
+     finished_at, error, target_name";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
     let kind: String = r.get(1)?;
@@ -108,6 +108,7 @@ fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
             started_at: r.get(7)?,
             finished_at: r.get(8)?,
             error: r.get(9)?,
+            target_name: r.get(10)?,
         })
     })())
 }
@@ -132,14 +133,15 @@ fn get_task(c: &Connection, id: i64) -> Result<Task> {
     .ok_or_else(|| StoreError::NotFound(format!("task {id}")))
 }
 
-fn insert_task(c: &Connection, target: Target, task: &NewTask) -> Result<Task> {
+fn insert_task(c: &Connection, target: Target, target_name: &str, task: &NewTask) -> Result<Task> {
     c.execute(
-        "INSERT INTO tasks (kind, target_type, target_id, args, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'queued', ?5)",
+        "INSERT INTO tasks (kind, target_type, target_id, target_name, args, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
         params![
             task.kind.as_str(),
             target.type_str(),
             target.id(),
+            target_name,
             task.args.to_string(),
             now_ms()
         ],
@@ -147,8 +149,14 @@ fn insert_task(c: &Connection, target: Target, task: &NewTask) -> Result<Task> {
     get_task(c, c.last_insert_rowid())
 }
 
-fn maybe_enqueue(c: &Connection, target: Target, then: Option<NewTask>) -> Result<Option<Task>> {
-    then.map(|t| insert_task(c, target, &t)).transpose()
+fn maybe_enqueue(
+    c: &Connection,
+    target: Target,
+    target_name: &str,
+    then: Option<NewTask>,
+) -> Result<Option<Task>> {
+    then.map(|t| insert_task(c, target, target_name, &t))
+        .transpose()
 }
 
 fn server_from_row(r: &Row) -> rusqlite::Result<Result<Server>> {
@@ -269,7 +277,7 @@ impl Store for SqliteStore {
             )
             .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
             let id = tx.last_insert_rowid();
-            let task = maybe_enqueue(&tx, Target::Server(id), then)?;
+            let task = maybe_enqueue(&tx, Target::Server(id), name.as_str(), then)?;
             tx.commit()?;
             Ok((
                 Server {
@@ -339,7 +347,7 @@ impl Store for SqliteStore {
                 conflict_or(e, || format!("a platform named {name} or at {path} already exists"))
             })?;
             let id = tx.last_insert_rowid();
-            let task = maybe_enqueue(&tx, Target::Platform(id), then)?;
+            let task = maybe_enqueue(&tx, Target::Platform(id), name.as_str(), then)?;
             tx.commit()?;
             let platform = Platform { id, name: name.clone(), server_id, path: path.clone(), kind, locked: false };
             Ok((platform, task))
@@ -431,7 +439,7 @@ impl Store for SqliteStore {
                 conflict_or(e, || format!("host name {} is already an alias of another site", site.name))
             })?;
             insert_aliases(&tx, id, &site.aliases)?;
-            let task = maybe_enqueue(&tx, Target::Site(id), then)?;
+            let task = maybe_enqueue(&tx, Target::Site(id), site.name.as_str(), then)?;
             let created = one(load_sites(&tx, "WHERE id = ?1", [id])?, || format!("site {id}"))?;
             tx.commit()?;
             Ok((created, task))
@@ -487,7 +495,9 @@ impl Store for SqliteStore {
                 [id],
             )?;
             insert_aliases(&tx, id, aliases)?;
-            let task = maybe_enqueue(&tx, Target::Site(id), then)?;
+            let name: String =
+                tx.query_row("SELECT name FROM sites WHERE id = ?1", [id], |r| r.get(0))?;
+            let task = maybe_enqueue(&tx, Target::Site(id), &name, then)?;
             let site = one(load_sites(&tx, "WHERE id = ?1", [id])?, || {
                 format!("site {id}")
             })?;
@@ -544,8 +554,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn enqueue(&self, target: Target, task: NewTask) -> Result<Task> {
-        self.with(|c| insert_task(c, target, &task))
+    fn enqueue(&self, target: Target, target_name: &str, task: NewTask) -> Result<Task> {
+        self.with(|c| insert_task(c, target, target_name, &task))
     }
 
     fn task(&self, id: i64) -> Result<Task> {
@@ -636,12 +646,47 @@ impl Store for SqliteStore {
         })
     }
 
-    fn finish_task(&self, id: i64, status: TaskStatus, error: Option<&str>) -> Result<()> {
+    fn finish_task(
+        &self,
+        id: i64,
+        status: TaskStatus,
+        error: Option<&str>,
+        effect: &TaskEffect,
+    ) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            match effect {
+                TaskEffect::None => {}
+                TaskEffect::SetSiteStatus(site, status) => {
+                    tx.execute(
+                        "UPDATE sites SET status = ?2 WHERE id = ?1",
+                        params![site, status.as_str()],
+                    )?;
+                }
+                TaskEffect::DeleteSite(site) => {
+                    tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;
+                }
+                TaskEffect::ImportSites { platform_id, names } => {
+                    for name in names {
+                        tx.execute(
+                            "INSERT INTO sites (name, platform_id, status, created_at)
+                             VALUES (?1, ?2, 'queued', ?3)",
+                            params![name.as_str(), platform_id, now_ms()],
+                        )?;
+                        let site = tx.last_insert_rowid();
+                        tx.execute(
+                            "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 1, 0)",
+                            params![name.as_str(), site],
+                        )?;
+                        insert_task(&tx, Target::Site(site), name.as_str(), &NewTask::new(TaskKind::SiteImport))?;
+                    }
+                }
+            }
+            tx.execute(
                 "UPDATE tasks SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
                 params![id, status.as_str(), now_ms(), error],
             )?;
+            tx.commit()?;
             Ok(())
         })
     }

@@ -96,10 +96,18 @@ fn claim_respects_locks_and_order() {
         )
         .unwrap();
     let t3 = s
-        .enqueue(Target::Site(a.id), NewTask::new(TaskKind::SiteVerify))
+        .enqueue(
+            Target::Site(a.id),
+            "a.com",
+            NewTask::new(TaskKind::SiteVerify),
+        )
         .unwrap();
     let pv = s
-        .enqueue(Target::Platform(p), NewTask::new(TaskKind::PlatformVerify))
+        .enqueue(
+            Target::Platform(p),
+            "p1",
+            NewTask::new(TaskKind::PlatformVerify),
+        )
         .unwrap();
 
     assert_eq!(s.claim_next("d").unwrap().unwrap().id, t1.unwrap().id);
@@ -109,10 +117,13 @@ fn claim_respects_locks_and_order() {
         s.claim_next("d").unwrap().is_none(),
         "platform verify waits for its sites"
     );
-    s.finish_task(1, TaskStatus::Success, None).unwrap();
+    s.finish_task(1, TaskStatus::Success, None, &TaskEffect::None)
+        .unwrap();
     assert_eq!(s.claim_next("d").unwrap().unwrap().id, t3.id);
-    s.finish_task(2, TaskStatus::Success, None).unwrap();
-    s.finish_task(t3.id, TaskStatus::Success, None).unwrap();
+    s.finish_task(2, TaskStatus::Success, None, &TaskEffect::None)
+        .unwrap();
+    s.finish_task(t3.id, TaskStatus::Success, None, &TaskEffect::None)
+        .unwrap();
     assert_eq!(s.claim_next("d").unwrap().unwrap().id, pv.id);
 }
 
@@ -121,7 +132,11 @@ fn cancel_and_retry_follow_the_state_rules() {
     let s = store();
     let (_, p) = setup(&s);
     let t = s
-        .enqueue(Target::Platform(p), NewTask::new(TaskKind::PlatformVerify))
+        .enqueue(
+            Target::Platform(p),
+            "p1",
+            NewTask::new(TaskKind::PlatformVerify),
+        )
         .unwrap();
     assert!(
         s.retry_task(t.id).is_err(),

@@ -1,0 +1,57 @@
+//! Failure injection for tests, read from `FJORD_FAULTS` by dispatchers.
+//!
+//! The syntax is a comma-separated list of
+//! - `fail-after:<task-kind>:<n>`: the task fails right after its n-th journaled step is made,
+//! - `pause-after:<task-kind>:<n>`: the task logs `fault: paused` and sleeps for a minute after
+//!   its n-th step (so a test can kill the dispatcher at a known point),
+//! - `corrupt-vhost:<host>`: the vhost rendered for that site gets a directive nginx rejects.
+//!
+//! It exists so that the rollback promise is tested at every step of every task, not just at
+//! the steps that happen to fail in practice.
+
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    rules: Vec<(String, String, String)>,
+}
+
+impl Faults {
+    pub fn parse(spec: &str) -> Faults {
+        let rules = spec
+            .split(',')
+            .filter(|r| !r.trim().is_empty())
+            .filter_map(|r| {
+                let mut parts = r.trim().splitn(3, ':');
+                Some((
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                ))
+            })
+            .collect();
+        Faults { rules }
+    }
+
+    pub fn from_env() -> Faults {
+        Faults::parse(&std::env::var("FJORD_FAULTS").unwrap_or_default())
+    }
+
+    fn step_rule(&self, action: &str, kind: &str, step: u32) -> bool {
+        self.rules
+            .iter()
+            .any(|(a, k, n)| a == action && k == kind && n.parse() == Ok(step))
+    }
+
+    pub fn fail_after(&self, kind: &str, step: u32) -> bool {
+        self.step_rule("fail-after", kind, step)
+    }
+
+    pub fn pause_after(&self, kind: &str, step: u32) -> bool {
+        self.step_rule("pause-after", kind, step)
+    }
+
+    pub fn corrupt_vhost(&self, host: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(a, h, _)| a == "corrupt-vhost" && h == host)
+    }
+}

@@ -1,0 +1,150 @@
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{HostError, Result};
+
+/// A file's content and mode, or `None` if it does not exist.
+pub fn read_existing(path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            let data = fs::read(path).map_err(|e| HostError::io(path, e))?;
+            Ok(Some((data, meta.permissions().mode() & 0o7777)))
+        }
+        Ok(_) => Err(HostError::Refused(format!(
+            "{} exists and is not a regular file; fjord will not replace it",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HostError::io(path, e)),
+    }
+}
+
+/// Replaces a file atomically: a reader (nginx, a web request) sees the old or the new
+/// content, never a torn one, and a crash leaves one of the two.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| HostError::Refused(format!("{} has no parent", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.fjord-tmp-{}", crate::random_hex(4)));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(HostError::io(path, e));
+    }
+    Ok(())
+}
+
+pub fn remove_file(path: &Path) -> Result<()> {
+    crate::remove_file_if_exists(path)
+}
+
+pub fn list_subdirs(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(HostError::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| HostError::io(dir, e))?;
+        let ty = entry
+            .file_type()
+            .map_err(|e| HostError::io(&entry.path(), e))?;
+        if ty.is_dir() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The mode and owner of one file, as found before a step changed them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeEntry {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Entries under `root` whose mode or owner differ from the wanted ones. Symlinks are never
+/// followed or changed: a site's owner could point one at a system file.
+pub fn mode_changes(root: &Path, owner: Option<(u32, u32)>) -> Result<Vec<(ModeEntry, u32)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = fs::symlink_metadata(&path).map_err(|e| HostError::io(&path, e))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let wanted = if meta.is_dir() {
+            0o755
+        } else {
+            // Keep the executable bit of scripts; drop group/world write and setuid bits.
+            if mode & 0o100 != 0 { 0o755 } else { 0o644 }
+        };
+        let owner_differs = owner.is_some_and(|(u, g)| meta.uid() != u || meta.gid() != g);
+        if mode != wanted || owner_differs {
+            out.push((
+                ModeEntry {
+                    path: path.clone(),
+                    mode,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                },
+                wanted,
+            ));
+        }
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path).map_err(|e| HostError::io(&path, e))? {
+                stack.push(entry.map_err(|e| HostError::io(&path, e))?.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn set_mode_owner(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(HostError::io(path, e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            .map_err(|e| HostError::io(path, e))?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| HostError::io(path, e))
+}
+
+/// Looks a user up in /etc/passwd: its uid and primary gid.
+pub fn lookup_user(name: &str) -> Result<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd")
+        .map_err(|e| HostError::io(Path::new("/etc/passwd"), e))?;
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        })
+        .next()
+        .ok_or_else(|| HostError::Refused(format!("user {name:?} does not exist on this host")))
+}

@@ -1,0 +1,141 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsops::{self, ModeEntry};
+use crate::nginx::{NginxCtl, NginxRegistry};
+use crate::{HostError, Result};
+
+/// How to undo one step. Every undo is idempotent: recovery after a crash cannot know whether
+/// the step it undoes was made, half made or not made at all, so each undo brings the host to
+/// the recorded old state from any of those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "kebab-case")]
+pub enum Undo {
+    /// Put the saved content (in the entry's `saved`) back, or remove the file if it did not
+    /// exist.
+    RestoreFile {
+        path: PathBuf,
+        existed: bool,
+        mode: u32,
+    },
+    /// Remove a directory the step created, if it is empty.
+    RemoveDir {
+        path: PathBuf,
+    },
+    /// Move a directory set aside by a removal back into place.
+    MoveBack {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    RestoreModes {
+        entries: Vec<ModeEntry>,
+    },
+    /// Test and reload nginx after every other undo of the task has been made.
+    ReloadNginx {
+        ctl: NginxCtl,
+    },
+}
+
+/// Where a task's journal and log go: the state database, in practice.
+pub trait Journal: Send + Sync {
+    fn record(&self, seq: i64, step: &str, undo: &Undo, saved: Option<&[u8]>) -> Result<()>;
+    fn log(&self, line: &str);
+}
+
+/// Undoes journal entries (given oldest first) in reverse order, then reloads each nginx whose
+/// config was touched, once. Continues past a failing undo so that as much as possible is put
+/// back, and reports every failure.
+pub fn rollback(
+    entries: &[(String, String, Option<Vec<u8>>)],
+    nginx: &NginxRegistry,
+    log: &dyn Fn(&str),
+) -> Result<()> {
+    let mut reloads: BTreeMap<PathBuf, NginxCtl> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (step, undo_json, saved) in entries.iter().rev() {
+        let undo: Undo = match serde_json::from_str(undo_json) {
+            Ok(u) => u,
+            Err(e) => {
+                failures.push(format!("unreadable undo of {step:?}: {e}"));
+                continue;
+            }
+        };
+        let result = match undo {
+            Undo::ReloadNginx { ctl } => {
+                reloads.insert(ctl.config_dir.clone(), ctl);
+                Ok(())
+            }
+            other => {
+                log(&format!("undo: {step}"));
+                apply(&other, saved.as_deref())
+            }
+        };
+        if let Err(e) = result {
+            log(&format!("undo of {step:?} failed: {e}"));
+            failures.push(format!("{step}: {e}"));
+        }
+    }
+    for ctl in reloads.into_values() {
+        log(&format!(
+            "undo: reload nginx ({})",
+            ctl.config_dir.display()
+        ));
+        if let Err(e) = nginx.committer(&ctl).submit(Vec::new()) {
+            log(&format!("reload after rollback failed: {e}"));
+            failures.push(format!("nginx reload: {e}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(HostError::Journal(format!(
+            "rollback incomplete: {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
+    match undo {
+        Undo::RestoreFile {
+            path,
+            existed: true,
+            mode,
+        } => {
+            let content =
+                saved.ok_or_else(|| HostError::Journal("saved content missing".into()))?;
+            if fsops::read_existing(path)?
+                .as_ref()
+                .map(|(c, m)| (c.as_slice(), *m))
+                != Some((content, *mode))
+            {
+                fsops::write_atomic(path, content, *mode)?;
+            }
+            Ok(())
+        }
+        Undo::RestoreFile {
+            path,
+            existed: false,
+            ..
+        } => fsops::remove_file(path),
+        Undo::RemoveDir { path } => match std::fs::remove_dir(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HostError::io(path, e)),
+            _ => Ok(()),
+        },
+        Undo::MoveBack { from, to } => {
+            if from.exists() && !to.exists() {
+                std::fs::rename(from, to).map_err(|e| HostError::io(to, e))?;
+            }
+            Ok(())
+        }
+        Undo::RestoreModes { entries } => {
+            for e in entries {
+                fsops::set_mode_owner(&e.path, e.mode, Some((e.uid, e.gid)))?;
+            }
+            Ok(())
+        }
+        Undo::ReloadNginx { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,314 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::fsops::{self, ModeEntry};
+use crate::journal::{Journal, Undo};
+use crate::nginx::{FileChange, NginxCtl, NginxRegistry};
+use crate::{Faults, HostError, Result};
+
+/// What a task script may do to a host. Each method is one step: in [`LiveSteps`] it is
+/// journaled with its undo before it is made; in [`DryRun`] it is printed and not made.
+pub trait Steps {
+    fn log(&mut self, line: &str);
+    /// Creates a directory (its parent must exist); nothing if it exists.
+    fn make_dir(&mut self, path: &Path) -> Result<()>;
+    /// Writes a file atomically; nothing if it already has this content and mode.
+    fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()>;
+    /// Sets a directory tree aside so that it can be put back; it is purged once the task
+    /// has succeeded.
+    fn remove_tree(&mut self, path: &Path) -> Result<()>;
+    /// Directories 0755, files 0644 (0755 if executable), owned by `owner` if given.
+    fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()>;
+    /// Changes files of an nginx config, then tests and reloads it (group-committed with
+    /// other tasks' changes). Fails, with the changes put back, if nginx rejects them.
+    fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
+}
+
+/// Lets a task give up its concurrency slot while it only waits (for an nginx commit), so
+/// that waiting tasks do not keep working ones from starting.
+pub trait Parking: Send + Sync {
+    fn park(&self);
+    fn unpark(&self);
+}
+
+pub struct LiveSteps<'a> {
+    journal: &'a dyn Journal,
+    nginx: &'a NginxRegistry,
+    faults: &'a Faults,
+    task_kind: &'a str,
+    parking: Option<Arc<dyn Parking>>,
+    seq: i64,
+    steps: u32,
+    /// Directories set aside by `remove_tree`, purged after success.
+    trash: Vec<PathBuf>,
+}
+
+impl<'a> LiveSteps<'a> {
+    pub fn new(
+        journal: &'a dyn Journal,
+        nginx: &'a NginxRegistry,
+        faults: &'a Faults,
+        task_kind: &'a str,
+        parking: Option<Arc<dyn Parking>>,
+    ) -> LiveSteps<'a> {
+        LiveSteps {
+            journal,
+            nginx,
+            faults,
+            task_kind,
+            parking,
+            seq: 0,
+            steps: 0,
+            trash: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, step: &str, undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
+        self.seq += 1;
+        self.journal.record(self.seq, step, undo, saved)
+    }
+
+    /// Called after each step is made: injected faults fire here.
+    fn after_step(&mut self, what: &str) -> Result<()> {
+        self.steps += 1;
+        self.journal.log(&format!("step {}: {what}", self.steps));
+        if self.faults.fail_after(self.task_kind, self.steps) {
+            return Err(HostError::Injected(format!(
+                "{} after step {}",
+                self.task_kind, self.steps
+            )));
+        }
+        if self.faults.pause_after(self.task_kind, self.steps) {
+            self.journal.log("fault: paused");
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+        Ok(())
+    }
+
+    /// Purges what the task set aside. Called once the task is recorded as a success, so a
+    /// crash here leaves only trash, never a half-removed site.
+    pub fn purge_trash(&mut self) {
+        for dir in std::mem::take(&mut self.trash) {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                self.journal
+                    .log(&format!("could not purge {}: {e}", dir.display()));
+            }
+        }
+    }
+}
+
+pub fn trash_path(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".fjord-trash.{tag}.{name}"))
+}
+
+impl Steps for LiveSteps<'_> {
+    fn log(&mut self, line: &str) {
+        self.journal.log(line);
+    }
+
+    fn make_dir(&mut self, path: &Path) -> Result<()> {
+        let what = format!("make directory {}", path.display());
+        if !path.is_dir() {
+            self.record(
+                &what,
+                &Undo::RemoveDir {
+                    path: path.to_path_buf(),
+                },
+                None,
+            )?;
+            std::fs::create_dir(path).map_err(|e| HostError::io(path, e))?;
+            fsops::set_mode_owner(path, 0o755, None)?;
+        }
+        self.after_step(&what)
+    }
+
+    fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+        let what = format!("write {}", path.display());
+        let old = fsops::read_existing(path)?;
+        if old.as_ref().map(|(c, m)| (c.as_slice(), *m)) != Some((contents, mode)) {
+            let undo = Undo::RestoreFile {
+                path: path.to_path_buf(),
+                existed: old.is_some(),
+                mode: old.as_ref().map_or(0, |(_, m)| *m),
+            };
+            self.record(&what, &undo, old.as_ref().map(|(c, _)| c.as_slice()))?;
+            fsops::write_atomic(path, contents, mode)?;
+        }
+        self.after_step(&what)
+    }
+
+    fn remove_tree(&mut self, path: &Path) -> Result<()> {
+        let what = format!("remove {}", path.display());
+        if path.exists() {
+            let aside = trash_path(path, &crate::random_hex(4));
+            let undo = Undo::MoveBack {
+                from: aside.clone(),
+                to: path.to_path_buf(),
+            };
+            self.record(&what, &undo, None)?;
+            std::fs::rename(path, &aside).map_err(|e| HostError::io(path, e))?;
+            self.trash.push(aside);
+        }
+        self.after_step(&what)
+    }
+
+    fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()> {
+        let what = format!("fix permissions under {}", root.display());
+        let ids = owner.map(fsops::lookup_user).transpose()?;
+        let changes = fsops::mode_changes(root, ids)?;
+        if !changes.is_empty() {
+            let entries: Vec<ModeEntry> = changes.iter().map(|(e, _)| e.clone()).collect();
+            self.record(&what, &Undo::RestoreModes { entries }, None)?;
+            for (entry, mode) in &changes {
+                fsops::set_mode_owner(&entry.path, *mode, ids)?;
+            }
+            self.journal
+                .log(&format!("fixed mode or owner of {} entries", changes.len()));
+        }
+        self.after_step(&what)
+    }
+
+    fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
+        let what = format!(
+            "nginx: {} and reload",
+            changes
+                .iter()
+                .map(|(p, c)| format!(
+                    "{} {}",
+                    if c.is_some() { "write" } else { "remove" },
+                    p.display()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut file_changes = Vec::new();
+        for (path, contents) in changes {
+            let old = fsops::read_existing(&path)?;
+            let undo = Undo::RestoreFile {
+                path: path.clone(),
+                existed: old.is_some(),
+                mode: old.as_ref().map_or(0, |(_, m)| *m),
+            };
+            self.record(
+                &format!("nginx config {}", path.display()),
+                &undo,
+                old.as_ref().map(|(c, _)| c.as_slice()),
+            )?;
+            file_changes.push(FileChange {
+                path,
+                contents,
+                old,
+            });
+        }
+        self.record(
+            "nginx reload",
+            &Undo::ReloadNginx { ctl: ctl.clone() },
+            None,
+        )?;
+        let committer = self.nginx.committer(ctl);
+        if let Some(p) = &self.parking {
+            p.park();
+        }
+        let result = committer.submit(file_changes);
+        if let Some(p) = &self.parking {
+            p.unpark();
+        }
+        result?;
+        self.after_step(&what)
+    }
+}
+
+/// Prints each step, with full file contents, and changes nothing.
+pub struct DryRun {
+    pub out: Vec<String>,
+    steps: u32,
+}
+
+impl Default for DryRun {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DryRun {
+    pub fn new() -> DryRun {
+        DryRun {
+            out: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    fn step(&mut self, what: String) {
+        self.steps += 1;
+        self.out.push(format!("step {}: {what}", self.steps));
+    }
+
+    fn contents(&mut self, contents: &[u8]) {
+        let text = String::from_utf8_lossy(contents);
+        for line in text.lines() {
+            self.out.push(format!("    | {line}"));
+        }
+    }
+}
+
+impl Steps for DryRun {
+    fn log(&mut self, line: &str) {
+        self.out.push(format!("# {line}"));
+    }
+
+    fn make_dir(&mut self, path: &Path) -> Result<()> {
+        let note = if path.is_dir() { " (exists)" } else { "" };
+        self.step(format!("make directory {}{note}", path.display()));
+        Ok(())
+    }
+
+    fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+        let same = fsops::read_existing(path)
+            .ok()
+            .flatten()
+            .is_some_and(|(c, m)| c == contents && m == mode);
+        let note = if same { " (unchanged)" } else { "" };
+        self.step(format!("write {} (mode {mode:o}){note}", path.display()));
+        self.contents(contents);
+        Ok(())
+    }
+
+    fn remove_tree(&mut self, path: &Path) -> Result<()> {
+        self.step(format!(
+            "remove {} (set aside, purged on success)",
+            path.display()
+        ));
+        Ok(())
+    }
+
+    fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()> {
+        let owner = owner.map(|o| format!(", owner {o}")).unwrap_or_default();
+        self.step(format!(
+            "fix permissions under {} (dirs 0755, files 0644{owner})",
+            root.display()
+        ));
+        Ok(())
+    }
+
+    fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
+        for (path, contents) in &changes {
+            match contents {
+                Some(c) => {
+                    self.step(format!("write nginx config {}", path.display()));
+                    self.contents(c);
+                }
+                None => self.step(format!("remove nginx config {}", path.display())),
+            }
+        }
+        self.step(format!(
+            "test with `{}`, then reload with `{}` and confirm",
+            ctl.test_argv().join(" "),
+            ctl.reload_argv().join(" ")
+        ));
+        Ok(())
+    }
+}
