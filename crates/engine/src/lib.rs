@@ -1,1 +1,64 @@
+//! Use cases, task scripts and the dispatcher.
+//!
+//! The CLI (and, later, the panel) calls the functions in [`ops`]: they validate, apply the
+//! business rules and change the state, and the state changes that need a host queue a task.
+//! Only the [`dispatch`] module runs tasks; each task kind is one short script in [`scripts`]
+//! that describes host changes through `host::Steps`.
 
+pub mod dispatch;
+mod error;
+pub mod ops;
+mod paths;
+pub mod scripts;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+pub use model::{self, Invalid};
+pub use paths::default_data_dir;
+pub use store::{LogLine, TaskFilter};
+
+use store::{SqliteStore, Store};
+
+/// An open fjord installation: its data directory and state.
+pub struct Fjord {
+    data_dir: PathBuf,
+    store: Arc<dyn Store>,
+}
+
+impl Fjord {
+    /// Opens (creating if needed) the state in `data_dir`, applying pending migrations.
+    pub fn open(data_dir: &Path) -> Result<Fjord> {
+        let data_dir = paths::absolute(data_dir)?;
+        for dir in [
+            data_dir.clone(),
+            data_dir.join("run"),
+            data_dir.join("config"),
+        ] {
+            host::ensure_dir(&dir)?;
+        }
+        let store = SqliteStore::open(&data_dir.join("state.db"))?;
+        Ok(Fjord {
+            data_dir,
+            store: Arc::new(store),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
+    }
+
+    /// Wakes every dispatcher on this data dir so that a new task starts at once.
+    pub fn notify_dispatchers(&self) {
+        dispatch::notify(&self.run_dir());
+    }
+}

@@ -17,6 +17,9 @@ pub enum HostError {
     NginxRejected(String),
     #[error("nginx: {0}")]
     Nginx(String),
+    /// An nginx commit failed; the message says how.
+    #[error("{0}")]
+    Commit(String),
     #[error("fault injected by FJORD_FAULTS: {0}")]
     Injected(String),
     #[error("journal: {0}")]

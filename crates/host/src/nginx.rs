@@ -154,7 +154,7 @@ impl NginxCommitter {
         state.pending.push(Request { id, changes });
         loop {
             if let Some(result) = state.results.remove(&id) {
-                return result.map_err(HostError::Nginx);
+                return result.map_err(HostError::Commit);
             }
             if !state.leader_active {
                 state.leader_active = true;
@@ -224,6 +224,11 @@ impl NginxCommitter {
     }
 
     fn reload_and_confirm(&self) -> Result<()> {
+        // The workers serving now: after the reload each must be gone or shutting down (it
+        // has then closed its listening sockets), or a request could still get the old config.
+        let old_workers = probe_generation(&self.ctl)
+            .map(|(_, pid)| live_workers_beside(pid))
+            .unwrap_or_default();
         let generation = next_generation();
         fsops::write_atomic(
             &self.ctl.generation_file(),
@@ -242,17 +247,12 @@ impl NginxCommitter {
         // nginx reloads asynchronously; a task is done only once its config is live.
         let deadline = Instant::now() + Duration::from_secs(20);
         let want = generation.to_string();
-        let mut consecutive = 0;
         while Instant::now() < deadline {
-            if probe_generation(&self.ctl).as_deref() == Some(want.as_str()) {
-                consecutive += 1;
-                if consecutive == 3 {
-                    return Ok(());
-                }
-                continue;
+            let new_served = probe_generation(&self.ctl).is_some_and(|(g, _)| g == want);
+            if new_served && old_workers.iter().all(|pid| !is_live_worker(*pid)) {
+                return Ok(());
             }
-            consecutive = 0;
-            std::thread::sleep(Duration::from_millis(3));
+            std::thread::sleep(Duration::from_millis(2));
         }
         Err(HostError::Nginx(format!(
             "reloaded, but after 20 s nginx does not serve the new config (generation {generation}) \
@@ -264,6 +264,39 @@ impl NginxCommitter {
     }
 }
 
+/// A process's parent pid and its command line (nginx sets its title there).
+fn proc_info(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces; the fields after it are plain.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let ppid = after.split(' ').nth(1)?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some((ppid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+}
+
+fn is_live_worker(pid: u32) -> bool {
+    proc_info(pid).is_some_and(|(_, cmd)| {
+        cmd.starts_with("nginx: worker process") && !cmd.contains("shutting down")
+    })
+}
+
+/// The live workers of the nginx master that `worker` belongs to.
+fn live_workers_beside(worker: u32) -> Vec<u32> {
+    let Some((master, _)) = proc_info(worker) else {
+        return vec![worker];
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![worker];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            proc_info(*pid).is_some_and(|(ppid, _)| ppid == master) && is_live_worker(*pid)
+        })
+        .collect()
+}
+
 fn revert_all(req: &Request) {
     for change in req.changes.iter().rev() {
         // A failed revert leaves the file as the task's journal undo will find it, and that
@@ -272,9 +305,10 @@ fn revert_all(req: &Request) {
     }
 }
 
+/// The probe answers with the generation and the pid of the worker that served it.
 pub fn generation_conf(path: &str, generation: u64) -> String {
     format!(
-        "location = {path} {{\n    default_type text/plain;\n    return 200 \"{generation}\";\n}}\n"
+        "location = {path} {{\n    default_type text/plain;\n    return 200 \"{generation} $pid\";\n}}\n"
     )
 }
 
@@ -294,8 +328,9 @@ fn next_generation() -> u64 {
     }
 }
 
-/// Asks nginx for the generation it serves, through fjord's probe server block.
-pub fn probe_generation(ctl: &NginxCtl) -> Option<String> {
+/// Asks nginx for the generation it serves, and which worker answered, through fjord's probe
+/// server block.
+pub fn probe_generation(ctl: &NginxCtl) -> Option<(String, u32)> {
     let mut addr = ctl.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
@@ -313,8 +348,11 @@ pub fn probe_generation(ctl: &NginxCtl) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.trim().to_string())
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let (generation, pid) = body.trim().split_once(' ')?;
+    Some((generation.to_string(), pid.parse().ok()?))
 }
 
 /// The committers of this process, one per nginx instance (keyed by fjord's config dir).

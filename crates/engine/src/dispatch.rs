@@ -1,0 +1,438 @@
+//! The dispatcher: the only code that moves a task past `queued`.
+//!
+//! It claims runnable tasks (see `Store::claim_next` for the lock rules), runs each one's
+//! script with journaled steps, and commits the task's status and effect, or rolls the
+//! task's journal back and marks it failed. A dispatcher holds an exclusive lock on
+//! `run/dispatcher-<id>.lock` for its whole life; a processing task whose owner's lock is free
+//! belonged to a dead dispatcher and is rolled back ("interrupted; rolled back") by the next
+//! dispatcher that looks, at its start and every few seconds after.
+//!
+//! New tasks start at once: whoever queues one sends a datagram to each dispatcher's socket
+//! in `run/`; a slow poll is only the fallback.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use host::{FileLock, Journal, LiveSteps, NginxRegistry, Parking, Undo};
+use model::{Task, TaskStatus};
+use store::{JournalEntry, Store};
+
+use crate::scripts::{self, ScriptEnv};
+use crate::{Fjord, Result};
+
+const POLL: Duration = Duration::from_secs(2);
+const RECOVERY_EVERY: Duration = Duration::from_secs(5);
+
+/// Sends a wake-up to every dispatcher socket in `run_dir`. Best effort: a dispatcher that
+/// misses it finds the task at its next poll.
+pub fn notify(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "sock") {
+            let _ = sock.send_to(b"wake", &path);
+        }
+    }
+}
+
+pub struct DispatcherOptions {
+    pub concurrency: usize,
+    /// Stop once no task is queued or running (for `fjord dispatch --until-idle`).
+    pub until_idle: bool,
+}
+
+/// Concurrency slots. A task waiting for an nginx commit gives its slot back, and takes one
+/// again (ahead of new tasks) when the commit is done.
+struct Slots {
+    state: Mutex<(usize, usize)>, // (free, waiting to resume)
+    changed: Condvar,
+}
+
+impl Slots {
+    fn try_take_for_new(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 > s.1 {
+            s.0 -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn release(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 += 1;
+        self.changed.notify_all();
+    }
+
+    fn take_for_resume(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 += 1;
+        while s.0 == 0 {
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        s.0 -= 1;
+        s.1 -= 1;
+    }
+}
+
+struct SlotParking {
+    slots: Arc<Slots>,
+    wake: mpsc::Sender<Event>,
+}
+
+impl Parking for SlotParking {
+    fn park(&self) {
+        self.slots.release();
+        let _ = self.wake.send(Event::SlotFree);
+    }
+
+    fn unpark(&self) {
+        self.slots.take_for_resume();
+    }
+}
+
+enum Event {
+    Wake,
+    SlotFree,
+    Done,
+}
+
+pub struct Dispatcher {
+    fjord: Arc<Fjord>,
+    owner: String,
+    _lock: FileLock,
+    lock_path: PathBuf,
+    socket_path: PathBuf,
+    nginx: Arc<NginxRegistry>,
+}
+
+impl Dispatcher {
+    pub fn new(fjord: Arc<Fjord>) -> Result<Dispatcher> {
+        let owner = format!("{}-{}", std::process::id(), host::random_hex(6));
+        let run = fjord.run_dir();
+        let lock_path = run.join(format!("dispatcher-{owner}.lock"));
+        let lock = FileLock::acquire(&lock_path)?;
+        Ok(Dispatcher {
+            socket_path: run.join(format!("dispatcher-{owner}.sock")),
+            fjord,
+            owner,
+            _lock: lock,
+            lock_path,
+            nginx: Arc::new(NginxRegistry::default()),
+        })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// nginx reloads made by this dispatcher so far.
+    pub fn nginx_reloads(&self) -> u64 {
+        self.nginx.total_reloads()
+    }
+
+    /// Runs until `stop` is set (finishing the tasks already started) or, with `until_idle`,
+    /// until there is nothing left to do.
+    pub fn run(&self, options: &DispatcherOptions, stop: &AtomicBool) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let socket = UnixDatagram::bind(&self.socket_path)
+            .map_err(|e| host::HostError::io(&self.socket_path, e))?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .ok();
+        let listener_stop = Arc::new(AtomicBool::new(false));
+        let listener = {
+            let tx = tx.clone();
+            let listener_stop = listener_stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16];
+                while !listener_stop.load(Ordering::Relaxed) {
+                    if socket.recv(&mut buf).is_ok() && tx.send(Event::Wake).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let result = self.main_loop(options, stop, &tx, &rx);
+        listener_stop.store(true, Ordering::Relaxed);
+        let _ = listener.join();
+        let _ = std::fs::remove_file(&self.socket_path);
+        result
+    }
+
+    fn main_loop(
+        &self,
+        options: &DispatcherOptions,
+        stop: &AtomicBool,
+        tx: &mpsc::Sender<Event>,
+        rx: &mpsc::Receiver<Event>,
+    ) -> Result<()> {
+        let slots = Arc::new(Slots {
+            state: Mutex::new((options.concurrency.max(1), 0)),
+            changed: Condvar::new(),
+        });
+        let mut running = 0usize;
+        let mut last_recovery = Instant::now();
+        self.recover()?;
+        loop {
+            if !stop.load(Ordering::Relaxed) {
+                while slots.try_take_for_new() {
+                    match self.fjord.store().claim_next(&self.owner)? {
+                        Some(task) => {
+                            running += 1;
+                            self.spawn(task, slots.clone(), tx.clone());
+                        }
+                        None => {
+                            slots.release();
+                            break;
+                        }
+                    }
+                }
+            }
+            if running == 0 {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if options.until_idle && self.nothing_left()? {
+                    return Ok(());
+                }
+            }
+            match rx.recv_timeout(POLL) {
+                Ok(Event::Done) => running -= 1,
+                Ok(Event::Wake | Event::SlotFree) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            // Drain what else arrived, so a burst of events costs one pass.
+            while let Ok(event) = rx.try_recv() {
+                if let Event::Done = event {
+                    running -= 1;
+                }
+            }
+            if last_recovery.elapsed() > RECOVERY_EVERY {
+                self.recover()?;
+                last_recovery = Instant::now();
+            }
+        }
+    }
+
+    fn nothing_left(&self) -> Result<bool> {
+        let store = self.fjord.store();
+        let queued = store.tasks(&store::TaskFilter {
+            status: Some(TaskStatus::Queued),
+            limit: Some(1),
+            ..Default::default()
+        })?;
+        let running = store.running_tasks()?;
+        Ok(queued.is_empty() && running.is_empty())
+    }
+
+    fn spawn(&self, task: Task, slots: Arc<Slots>, tx: mpsc::Sender<Event>) {
+        let fjord = self.fjord.clone();
+        let nginx = self.nginx.clone();
+        let owner = self.owner.clone();
+        std::thread::spawn(move || {
+            let parking: Arc<dyn Parking> = Arc::new(SlotParking {
+                slots: slots.clone(),
+                wake: tx.clone(),
+            });
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_task(&fjord, &nginx, &owner, &task, parking)
+            }));
+            if outcome.is_err() {
+                // run_task handles every error; a panic is a bug, and the task must still end.
+                let journal = StoreJournal {
+                    store: fjord.store(),
+                    task_id: task.id,
+                };
+                journal.log("internal error (panic) while running the task");
+                finish_failed(&fjord, &nginx, &task, "internal error (panic)");
+            }
+            slots.release();
+            let _ = tx.send(Event::Done);
+        });
+    }
+
+    /// Rolls back and fails every processing task whose dispatcher is dead.
+    pub fn recover(&self) -> Result<()> {
+        for running in self.fjord.store().running_tasks()? {
+            if running.owner == self.owner {
+                continue;
+            }
+            let lock_path = self
+                .fjord
+                .run_dir()
+                .join(format!("dispatcher-{}.lock", running.owner));
+            let Some(_held) = FileLock::try_acquire(&lock_path)? else {
+                continue;
+            };
+            let journal = StoreJournal {
+                store: self.fjord.store(),
+                task_id: running.task.id,
+            };
+            journal.log(&format!(
+                "dispatcher {} died while running this task; rolling back",
+                running.owner
+            ));
+            finish_failed(
+                &self.fjord,
+                &self.nginx,
+                &running.task,
+                "interrupted; rolled back",
+            );
+            let sock = lock_path.with_extension("sock");
+            let _ = std::fs::remove_file(sock);
+            let _ = std::fs::remove_file(&lock_path);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+/// A task's journal and log, in the state database.
+struct StoreJournal<'a> {
+    store: &'a dyn Store,
+    task_id: i64,
+}
+
+impl Journal for StoreJournal<'_> {
+    fn record(&self, seq: i64, step: &str, undo: &Undo, saved: Option<&[u8]>) -> host::Result<()> {
+        let undo =
+            serde_json::to_string(undo).map_err(|e| host::HostError::Journal(e.to_string()))?;
+        self.store
+            .journal_append(&JournalEntry {
+                task_id: self.task_id,
+                seq,
+                step: step.to_string(),
+                undo,
+                saved: saved.map(<[u8]>::to_vec),
+            })
+            .map_err(|e| host::HostError::Journal(e.to_string()))
+    }
+
+    fn log(&self, line: &str) {
+        // A log line that cannot be written must not fail the task it describes.
+        let _ = self.store.append_log(self.task_id, line);
+    }
+}
+
+fn run_task(
+    fjord: &Fjord,
+    nginx: &NginxRegistry,
+    owner: &str,
+    task: &Task,
+    parking: Arc<dyn Parking>,
+) {
+    let store = fjord.store();
+    let journal = StoreJournal {
+        store,
+        task_id: task.id,
+    };
+    journal.log(&format!(
+        "{} of {} {} started by dispatcher {owner}",
+        task.kind.as_str(),
+        task.target.type_str(),
+        task.target_name
+    ));
+    let env: ScriptEnv = fjord.script_env();
+    let result = fjord.objects(task.target).and_then(|objects| {
+        let mut steps = LiveSteps::new(
+            &journal,
+            nginx,
+            &env.faults,
+            task.kind.as_str(),
+            Some(parking),
+        );
+        let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
+        Ok((effect, steps))
+    });
+    match result {
+        Ok((effect, mut steps)) => {
+            if let Err(e) = store.finish_task(task.id, TaskStatus::Success, None, &effect) {
+                journal.log(&format!("could not record success: {e}"));
+                finish_failed(fjord, nginx, task, &e.to_string());
+                return;
+            }
+            steps.purge_trash();
+            let _ = store.journal_clear(task.id);
+            journal.log("success");
+        }
+        Err(e) => {
+            journal.log(&format!("failed: {e}"));
+            finish_failed(fjord, nginx, task, &e.to_string());
+        }
+    }
+}
+
+/// Rolls the task's journal back, then records the failure.
+fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str) {
+    let store = fjord.store();
+    let journal = StoreJournal {
+        store,
+        task_id: task.id,
+    };
+    let entries: Vec<_> = match store.journal(task.id) {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|e| (e.step, e.undo, e.saved))
+            .collect(),
+        Err(e) => {
+            journal.log(&format!(
+                "cannot read the journal: {e}; the task stays processing for a later recovery"
+            ));
+            return;
+        }
+    };
+    let mut message = error.to_string();
+    if entries.is_empty() {
+        journal.log("nothing to roll back");
+    } else {
+        journal.log(&format!(
+            "rolling back {} journaled change(s)",
+            entries.len()
+        ));
+        match host::rollback(&entries, nginx, &|line| journal.log(line)) {
+            Ok(()) => journal.log("rollback complete"),
+            Err(e) => {
+                journal.log(&e.to_string());
+                message = format!("{message}; {e}");
+            }
+        }
+    }
+    let effect = scripts::failure_effect(task.kind, task.target);
+    if store
+        .finish_task(task.id, TaskStatus::Failed, Some(&message), &effect)
+        .is_ok()
+    {
+        let _ = store.journal_clear(task.id);
+    }
+}
+
+impl Fjord {
+    /// Runs a dispatcher in this thread until there is nothing left to do.
+    pub fn dispatch_until_idle(self: &Arc<Self>, concurrency: usize) -> Result<()> {
+        let dispatcher = Dispatcher::new(self.clone())?;
+        let stop = AtomicBool::new(false);
+        dispatcher.run(
+            &DispatcherOptions {
+                concurrency,
+                until_idle: true,
+            },
+            &stop,
+        )
+    }
+}

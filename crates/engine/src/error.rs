@@ -1,0 +1,44 @@
+use model::Invalid;
+use store::StoreError;
+
+/// Every way a use case or task can fail, with the message a user should see.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is well-formed but the current state forbids it.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Host(#[from] host::HostError),
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::NotFound(what) => Error::NotFound(what),
+            StoreError::Conflict(what) => Error::Conflict(what),
+            e => Error::Store(e),
+        }
+    }
+}
+
+impl Error {
+    /// A stable exit code per kind of failure, for scripts that drive the CLI.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid(_) => 2,
+            Error::NotFound(_) => 3,
+            Error::Refused(_) | Error::Conflict(_) => 4,
+            Error::Host(_) | Error::Store(_) => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,510 @@
+//! The use cases. Each validates its input, applies the business rules, and either changes
+//! the state (queueing the task that brings the hosts in line) or, with `dry_run`, shows the
+//! plan of that task and changes nothing.
+
+use model::{
+    AbsPath, Hostname, HttpService, Name, NginxService, Platform, PlatformKind, ReloadMethod,
+    Server, Site, SiteStatus, Target, Task, TaskKind, TaskStatus, parse_listen, validate_aliases,
+};
+use store::{LogLine, NewSite, NewTask, TaskFilter};
+
+use crate::scripts::{self, TaskObjects};
+use crate::{Error, Fjord, Result};
+
+/// What a use case that queues a task returns: the task, or with `dry_run` the plan.
+#[derive(Debug)]
+pub struct Queued {
+    pub task: Option<Task>,
+    pub plan: Option<Vec<String>>,
+}
+
+impl Queued {
+    fn task(task: Option<Task>) -> Queued {
+        Queued { task, plan: None }
+    }
+
+    fn plan(plan: Vec<String>) -> Queued {
+        Queued {
+            task: None,
+            plan: Some(plan),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerInput {
+    pub name: String,
+    pub nginx_binary: String,
+    pub nginx_config: String,
+    pub nginx_prefix: Option<String>,
+    pub include_dir: String,
+    pub listen: String,
+    pub reload: String,
+    pub files_owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SiteInput {
+    pub name: String,
+    pub platform: String,
+    pub aliases: Vec<String>,
+    pub redirect_aliases: bool,
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SiteEdit {
+    /// Replace the alias list.
+    pub set_aliases: Option<Vec<String>>,
+    pub add_aliases: Vec<String>,
+    pub remove_aliases: Vec<String>,
+    pub redirect_aliases: Option<bool>,
+}
+
+fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> {
+    inputs
+        .iter()
+        .map(|a| Ok(Hostname::parse(field, a)?))
+        .collect()
+}
+
+impl Fjord {
+    // ---- servers ----
+
+    pub fn add_server(&self, input: &ServerInput, dry_run: bool) -> Result<Queued> {
+        let name = Name::parse("server name", &input.name)?;
+        let nginx = NginxService {
+            binary: AbsPath::parse("nginx binary", &input.nginx_binary)?,
+            config: AbsPath::parse("nginx config", &input.nginx_config)?,
+            prefix: input
+                .nginx_prefix
+                .as_deref()
+                .map(|p| AbsPath::parse("nginx prefix", p))
+                .transpose()?,
+            include_dir: AbsPath::parse("nginx include dir", &input.include_dir)?,
+            listen: parse_listen(&input.listen)?,
+            reload: ReloadMethod::parse(&input.reload)?,
+            files_owner: input
+                .files_owner
+                .as_deref()
+                .map(|o| Name::parse("files owner", o))
+                .transpose()?,
+        };
+        let http = HttpService::Nginx(nginx);
+        if self.store().server_by_name(name.as_str()).is_ok() {
+            return Err(Error::Conflict(format!(
+                "a server named {name} already exists"
+            )));
+        }
+        if dry_run {
+            let server = Server { id: 0, name, http };
+            return self.plan(
+                TaskKind::ServerVerify,
+                TaskObjects::server(server),
+                &serde_json::Value::Null,
+            );
+        }
+        let (_, task) =
+            self.store()
+                .insert_server(&name, &http, Some(NewTask::new(TaskKind::ServerVerify)))?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    pub fn server(&self, name: &str) -> Result<Server> {
+        Ok(self.store().server_by_name(name)?)
+    }
+
+    pub fn servers(&self) -> Result<Vec<Server>> {
+        Ok(self.store().servers()?)
+    }
+
+    pub fn verify_server(&self, name: &str, dry_run: bool) -> Result<Queued> {
+        let server = self.server(name)?;
+        self.queue(
+            Target::Server(server.id),
+            TaskKind::ServerVerify,
+            serde_json::Value::Null,
+            dry_run,
+        )
+    }
+
+    // ---- platforms ----
+
+    pub fn add_platform(
+        &self,
+        name: &str,
+        server: &str,
+        path: &str,
+        kind: &str,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let name = Name::parse("platform name", name)?;
+        let path = AbsPath::parse("platform path", path)?;
+        let kind = PlatformKind::parse(kind)?;
+        let server = self.server(server)?;
+        self.check_platform_path(&path)?;
+        if self.store().platform_by_name(name.as_str()).is_ok() {
+            return Err(Error::Conflict(format!(
+                "a platform named {name} already exists"
+            )));
+        }
+        if dry_run {
+            let platform = Platform {
+                id: 0,
+                name,
+                server_id: server.id,
+                path,
+                kind,
+                locked: false,
+            };
+            let objects = TaskObjects {
+                server,
+                platform: Some(platform),
+                site: None,
+                sites: Vec::new(),
+            };
+            return self.plan(TaskKind::PlatformVerify, objects, &serde_json::Value::Null);
+        }
+        let (_, task) = self.store().insert_platform(
+            &name,
+            server.id,
+            &path,
+            kind,
+            Some(NewTask::new(TaskKind::PlatformVerify)),
+        )?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    /// A platform's directory may not hold or lie inside fjord's data or another platform:
+    /// a site's files would then belong to two owners.
+    fn check_platform_path(&self, path: &AbsPath) -> Result<()> {
+        let refuse = |rule: String| {
+            Err(Error::Invalid(model::Invalid::new(
+                "platform path",
+                path.as_str(),
+                rule,
+            )))
+        };
+        let data = self.data_dir();
+        if path.as_path().starts_with(data) || data.starts_with(path.as_path()) {
+            return refuse(format!(
+                "must not be inside fjord's data dir {} or contain it",
+                data.display()
+            ));
+        }
+        for other in self.store().platforms()? {
+            if path.is_within(&other.path) || other.path.is_within(path) {
+                return refuse(format!(
+                    "overlaps platform {} at {}",
+                    other.name, other.path
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn platform(&self, name: &str) -> Result<Platform> {
+        Ok(self.store().platform_by_name(name)?)
+    }
+
+    pub fn platforms(&self) -> Result<Vec<Platform>> {
+        Ok(self.store().platforms()?)
+    }
+
+    pub fn verify_platform(&self, name: &str, dry_run: bool) -> Result<Queued> {
+        let platform = self.platform(name)?;
+        self.queue(
+            Target::Platform(platform.id),
+            TaskKind::PlatformVerify,
+            serde_json::Value::Null,
+            dry_run,
+        )
+    }
+
+    pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {
+        let platform = self.platform(name)?;
+        self.store().set_platform_locked(platform.id, locked)?;
+        self.platform(name)
+    }
+
+    /// Forgets a platform. Refused while sites live on it or a task on it is unfinished; its
+    /// code base on disk is left alone (fjord does not own a platform's code).
+    pub fn delete_platform(&self, name: &str) -> Result<()> {
+        let platform = self.platform(name)?;
+        let sites = self.store().sites(Some(platform.id))?;
+        if !sites.is_empty() {
+            let names: Vec<&str> = sites.iter().take(5).map(|s| s.name.as_str()).collect();
+            return Err(Error::Refused(format!(
+                "platform {name} still has {} site(s) ({}{}): delete or migrate them first",
+                sites.len(),
+                names.join(", "),
+                if sites.len() > 5 { ", …" } else { "" }
+            )));
+        }
+        if let Some(t) = self
+            .store()
+            .active_tasks(Target::Platform(platform.id))?
+            .first()
+        {
+            return Err(Error::Refused(format!(
+                "platform {name} has unfinished task {}",
+                t.id
+            )));
+        }
+        Ok(self.store().delete_platform(platform.id)?)
+    }
+
+    // ---- sites ----
+
+    pub fn add_site(&self, input: &SiteInput, dry_run: bool) -> Result<Queued> {
+        let name = Hostname::parse("site name", &input.name)?;
+        let aliases = parse_hosts("alias", &input.aliases)?;
+        validate_aliases(&name, &aliases)?;
+        let client = input
+            .client
+            .as_deref()
+            .map(|c| Name::parse("client name", c))
+            .transpose()?;
+        let platform = self.platform(&input.platform)?;
+        if platform.locked {
+            return Err(Error::Refused(format!(
+                "platform {} is locked: it takes no new sites",
+                platform.name
+            )));
+        }
+        for host in std::iter::once(&name).chain(&aliases) {
+            self.check_host_free(host, None)?;
+        }
+        let client_id = match (&client, dry_run) {
+            (Some(c), false) => Some(self.store().client_by_name_or_insert(c)?.id),
+            _ => None,
+        };
+        let new = NewSite {
+            name,
+            platform_id: platform.id,
+            aliases,
+            redirect_aliases: input.redirect_aliases,
+            client_id,
+            status: SiteStatus::Queued,
+        };
+        if dry_run {
+            let site = Site {
+                id: 0,
+                name: new.name,
+                platform_id: platform.id,
+                aliases: new.aliases,
+                redirect_aliases: new.redirect_aliases,
+                status: SiteStatus::Queued,
+                client_id: None,
+            };
+            let server = self.store().server(platform.server_id)?;
+            let objects = TaskObjects {
+                server,
+                platform: Some(platform),
+                site: Some(site),
+                sites: Vec::new(),
+            };
+            return self.plan(TaskKind::SiteInstall, objects, &serde_json::Value::Null);
+        }
+        let (_, task) = self
+            .store()
+            .insert_site(&new, Some(NewTask::new(TaskKind::SiteInstall)))?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    fn check_host_free(&self, host: &Hostname, except_site: Option<i64>) -> Result<()> {
+        match self.store().site_by_host(host.as_str()) {
+            Ok(owner) if Some(owner.id) != except_site => Err(Error::Conflict(format!(
+                "host name {host} already belongs to site {}",
+                owner.name
+            ))),
+            Ok(_) | Err(store::StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Finds a site by its main name or an alias, given in any form a user may type.
+    pub fn site(&self, name: &str) -> Result<Site> {
+        let host = Hostname::parse("site name", name)?;
+        Ok(self.store().site_by_host(host.as_str())?)
+    }
+
+    pub fn sites(&self, platform: Option<&str>) -> Result<Vec<Site>> {
+        let platform_id = platform
+            .map(|p| self.platform(p).map(|p| p.id))
+            .transpose()?;
+        Ok(self.store().sites(platform_id)?)
+    }
+
+    pub fn edit_site(&self, name: &str, edit: &SiteEdit, dry_run: bool) -> Result<Queued> {
+        let mut site = self.site(name)?;
+        if matches!(site.status, SiteStatus::Deleted) {
+            return Err(Error::Refused(format!("site {} is deleted", site.name)));
+        }
+        let mut aliases = match &edit.set_aliases {
+            Some(set) => parse_hosts("alias", set)?,
+            None => site.aliases.clone(),
+        };
+        for add in parse_hosts("alias", &edit.add_aliases)? {
+            if !aliases.contains(&add) {
+                aliases.push(add);
+            }
+        }
+        for remove in parse_hosts("alias", &edit.remove_aliases)? {
+            if !aliases.contains(&remove) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "alias",
+                    remove.as_str(),
+                    format!("is not an alias of {}", site.name),
+                )));
+            }
+            aliases.retain(|a| *a != remove);
+        }
+        validate_aliases(&site.name, &aliases)?;
+        for alias in &aliases {
+            self.check_host_free(alias, Some(site.id))?;
+        }
+        let redirect = edit.redirect_aliases.unwrap_or(site.redirect_aliases);
+        let verify = matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled);
+        if dry_run {
+            site.aliases = aliases;
+            site.redirect_aliases = redirect;
+            if !verify {
+                return Ok(Queued::plan(vec![
+                    "# the site is not installed: only its record changes".into(),
+                ]));
+            }
+            let objects = self.objects(Target::Site(site.id))?;
+            let objects = TaskObjects {
+                site: Some(site),
+                ..objects
+            };
+            return self.plan(TaskKind::SiteVerify, objects, &serde_json::Value::Null);
+        }
+        let then = verify.then(|| NewTask::new(TaskKind::SiteVerify));
+        let (_, task) = self
+            .store()
+            .update_site_names(site.id, &aliases, redirect, then)?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    /// Queues install, verify, disable, enable or delete of a site, if its status allows.
+    pub fn site_task(
+        &self,
+        name: &str,
+        kind: TaskKind,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let site = self.site(name)?;
+        scripts::check_site_status(kind, &site, force)?;
+        let args = if force {
+            serde_json::json!({ "force": true })
+        } else {
+            serde_json::Value::Null
+        };
+        self.queue(Target::Site(site.id), kind, args, dry_run)
+    }
+
+    // ---- tasks ----
+
+    fn queue(
+        &self,
+        target: Target,
+        kind: TaskKind,
+        args: serde_json::Value,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let objects = self.objects(target)?;
+        if dry_run {
+            return self.plan(kind, objects, &args);
+        }
+        let task = self.store().enqueue(
+            target,
+            &objects.target_name(target),
+            NewTask::with_args(kind, args),
+        )?;
+        self.notify_dispatchers();
+        Ok(Queued::task(Some(task)))
+    }
+
+    fn plan(
+        &self,
+        kind: TaskKind,
+        objects: TaskObjects,
+        args: &serde_json::Value,
+    ) -> Result<Queued> {
+        let mut dry = host::DryRun::new();
+        let env = self.script_env();
+        scripts::run(&env, kind, &objects, args, &mut dry)?;
+        Ok(Queued::plan(dry.out))
+    }
+
+    /// Loads what a task on `target` works on.
+    pub(crate) fn objects(&self, target: Target) -> Result<TaskObjects> {
+        let store = self.store();
+        Ok(match target {
+            Target::Server(id) => TaskObjects::server(store.server(id)?),
+            Target::Platform(id) => {
+                let platform = store.platform(id)?;
+                TaskObjects {
+                    server: store.server(platform.server_id)?,
+                    sites: store.sites(Some(platform.id))?,
+                    platform: Some(platform),
+                    site: None,
+                }
+            }
+            Target::Site(id) => {
+                let site = store.site(id)?;
+                let platform = store.platform(site.platform_id)?;
+                TaskObjects {
+                    server: store.server(platform.server_id)?,
+                    platform: Some(platform),
+                    site: Some(site),
+                    sites: Vec::new(),
+                }
+            }
+        })
+    }
+
+    pub fn task(&self, id: i64) -> Result<Task> {
+        Ok(self.store().task(id)?)
+    }
+
+    pub fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        Ok(self.store().tasks(filter)?)
+    }
+
+    pub fn task_log(&self, id: i64, after_id: i64) -> Result<Vec<LogLine>> {
+        self.store().task(id)?;
+        Ok(self.store().log(id, after_id)?)
+    }
+
+    pub fn retry_task(&self, id: i64) -> Result<Task> {
+        let task = self.task(id)?;
+        if !task.status.can_retry() {
+            return Err(Error::Refused(format!(
+                "task {id} is {}: only a failed or cancelled task can be retried",
+                task.status.as_str()
+            )));
+        }
+        let task = self.store().retry_task(id)?;
+        self.notify_dispatchers();
+        Ok(task)
+    }
+
+    pub fn cancel_task(&self, id: i64) -> Result<Task> {
+        let task = self.task(id)?;
+        if task.status != TaskStatus::Queued {
+            return Err(Error::Refused(format!(
+                "task {id} is {}: only a queued task can be cancelled",
+                task.status.as_str()
+            )));
+        }
+        Ok(self.store().cancel_task(id)?)
+    }
+}

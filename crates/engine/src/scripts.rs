@@ -1,0 +1,332 @@
+//! One short, linear script per task kind. A script only *describes* host changes, through
+//! `host::Steps`: the dispatcher hands it `LiveSteps` (journaled, with undo), a dry run hands
+//! it `DryRun`. Scripts never touch the state database; what a task changes in fjord's state
+//! is the [`TaskEffect`] it returns, committed with the task's status.
+
+use std::path::PathBuf;
+
+use host::{Faults, NginxCtl, Steps};
+use model::{HttpService, Platform, Server, Site, SiteStatus, Target, TaskKind};
+use store::TaskEffect;
+
+use crate::{Error, Fjord, Result};
+
+/// What a task works on, loaded when it starts.
+#[derive(Debug, Clone)]
+pub struct TaskObjects {
+    pub server: Server,
+    pub platform: Option<Platform>,
+    pub site: Option<Site>,
+    /// For platform tasks: the platform's sites.
+    pub sites: Vec<Site>,
+}
+
+impl TaskObjects {
+    pub fn server(server: Server) -> TaskObjects {
+        TaskObjects {
+            server,
+            platform: None,
+            site: None,
+            sites: Vec::new(),
+        }
+    }
+
+    pub fn target_name(&self, target: Target) -> String {
+        match target {
+            Target::Server(_) => self.server.name.to_string(),
+            Target::Platform(_) => self
+                .platform
+                .as_ref()
+                .map(|p| p.name.to_string())
+                .unwrap_or_default(),
+            Target::Site(_) => self
+                .site
+                .as_ref()
+                .map(|s| s.name.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn platform(&self) -> Result<&Platform> {
+        self.platform
+            .as_ref()
+            .ok_or_else(|| Error::NotFound("the task's platform".into()))
+    }
+
+    fn site(&self) -> Result<&Site> {
+        self.site
+            .as_ref()
+            .ok_or_else(|| Error::NotFound("the task's site".into()))
+    }
+}
+
+/// What scripts need to know about this installation.
+pub struct ScriptEnv {
+    pub data_dir: PathBuf,
+    pub faults: Faults,
+}
+
+impl Fjord {
+    pub(crate) fn script_env(&self) -> ScriptEnv {
+        ScriptEnv {
+            data_dir: self.data_dir().to_path_buf(),
+            faults: Faults::from_env(),
+        }
+    }
+}
+
+impl ScriptEnv {
+    fn nginx_dir(&self, server: &Server) -> PathBuf {
+        self.data_dir
+            .join("config")
+            .join(server.name.as_str())
+            .join("nginx")
+    }
+
+    pub fn nginx_ctl(&self, server: &Server) -> NginxCtl {
+        let HttpService::Nginx(nginx) = &server.http;
+        NginxCtl {
+            binary: nginx.binary.as_path().to_path_buf(),
+            config: nginx.config.as_path().to_path_buf(),
+            prefix: nginx.prefix.as_ref().map(|p| p.as_path().to_path_buf()),
+            reload_command: match &nginx.reload {
+                model::ReloadMethod::Signal => None,
+                model::ReloadMethod::Command(argv) => Some(argv.clone()),
+            },
+            config_dir: self.nginx_dir(server),
+            listen: nginx.listen,
+            probe_host: render::PROBE_HOST.to_string(),
+            probe_path: render::PROBE_GENERATION_PATH.to_string(),
+        }
+    }
+
+    fn vhost_path(&self, server: &Server, site: &Site) -> PathBuf {
+        self.nginx_dir(server)
+            .join("vhost.d")
+            .join(format!("{}.conf", site.name))
+    }
+
+    fn vhost(&self, server: &Server, platform: &Platform, site: &Site) -> Vec<u8> {
+        let HttpService::Nginx(nginx) = &server.http;
+        let mut conf = render::nginx_vhost(nginx, platform, site, &self.nginx_dir(server));
+        if self.faults.corrupt_vhost(site.name.as_str()) {
+            conf.push_str("fjord_injected_fault_not_a_directive;\n");
+        }
+        conf.into_bytes()
+    }
+}
+
+fn files_owner(server: &Server) -> Option<&str> {
+    let HttpService::Nginx(nginx) = &server.http;
+    nginx.files_owner.as_ref().map(|o| o.as_str())
+}
+
+/// Refuses a site task that the site's status does not allow; checked when the task is
+/// queued (for a quick answer) and again when it runs (the authoritative check).
+pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()> {
+    use SiteStatus::*;
+    let allowed = match kind {
+        TaskKind::SiteInstall => matches!(site.status, Queued | Failed),
+        TaskKind::SiteImport => matches!(site.status, Queued | Failed),
+        TaskKind::SiteVerify => matches!(site.status, Installed | Disabled),
+        TaskKind::SiteDisable => site.status == Installed,
+        TaskKind::SiteEnable => site.status == Disabled,
+        TaskKind::SiteDelete => site.status == Disabled || force,
+        _ => true,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let hint = match kind {
+        TaskKind::SiteDelete => ": disable it first, or pass --force",
+        _ => "",
+    };
+    Err(Error::Refused(format!(
+        "site {} is {}: {} is not possible{hint}",
+        site.name,
+        site.status.as_str(),
+        kind.as_str()
+    )))
+}
+
+/// Runs the script of `kind`; returns the change to fjord's state to commit on success.
+pub fn run(
+    env: &ScriptEnv,
+    kind: TaskKind,
+    objects: &TaskObjects,
+    args: &serde_json::Value,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let force = args.get("force").and_then(|f| f.as_bool()).unwrap_or(false);
+    if let Some(site) = &objects.site {
+        check_site_status(kind, site, force)?;
+    }
+    match kind {
+        TaskKind::ServerVerify => server_verify(env, &objects.server, x),
+        TaskKind::PlatformVerify => platform_verify(objects.platform()?, &objects.sites, x),
+        TaskKind::SiteInstall => site_install(env, objects, x),
+        TaskKind::SiteVerify => site_verify(env, objects, x).map(|_| TaskEffect::None),
+        TaskKind::SiteImport => site_verify(env, objects, x),
+        TaskKind::SiteDisable => site_set_served(env, objects, SiteStatus::Disabled, x),
+        TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
+        TaskKind::SiteDelete => site_delete(env, objects, x),
+    }
+}
+
+/// The change to fjord's state when a task fails (after its rollback).
+pub fn failure_effect(kind: TaskKind, target: Target) -> TaskEffect {
+    match (kind, target) {
+        (TaskKind::SiteInstall | TaskKind::SiteImport, Target::Site(id)) => {
+            TaskEffect::SetSiteStatus(id, SiteStatus::Failed)
+        }
+        _ => TaskEffect::None,
+    }
+}
+
+/// Writes fjord's server-level nginx config and hooks it into the server's nginx.
+fn server_verify(env: &ScriptEnv, server: &Server, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let HttpService::Nginx(nginx) = &server.http;
+    let dir = env.nginx_dir(server);
+    x.make_dir(dir.parent().expect("nginx dir has a parent"))?;
+    x.make_dir(&dir)?;
+    x.make_dir(&dir.join("vhost.d"))?;
+    x.make_dir(&dir.join("disabled"))?;
+    x.write_file(
+        &dir.join("disabled/fjord-disabled.html"),
+        render::disabled_page().as_bytes(),
+        0o644,
+    )?;
+    let server_conf = dir.join("server.conf");
+    let hook = nginx
+        .include_dir
+        .join(&format!("fjord-{}.conf", server.name));
+    let mut changes = vec![
+        (
+            server_conf.clone(),
+            Some(render::nginx_server_conf(nginx, &dir).into_bytes()),
+        ),
+        (hook, Some(render::nginx_hook(&server_conf).into_bytes())),
+    ];
+    // The generation file is rewritten by every reload; it only has to exist for the test.
+    let generation = dir.join("generation.conf");
+    if !generation.exists() {
+        changes.push((generation, Some(host_generation_placeholder())));
+    }
+    x.nginx(&env.nginx_ctl(server), changes)?;
+    Ok(TaskEffect::None)
+}
+
+fn host_generation_placeholder() -> Vec<u8> {
+    b"# written by fjord before each reload\n".to_vec()
+}
+
+/// Makes sure the platform's directories exist and records the sites found in `sites/` that
+/// fjord does not know, each with an import task.
+fn platform_verify(platform: &Platform, known: &[Site], x: &mut dyn Steps) -> Result<TaskEffect> {
+    x.make_dir(platform.path.as_path())?;
+    let sites_dir = platform.path.join("sites");
+    x.make_dir(&sites_dir)?;
+    let mut found = Vec::new();
+    for dir in host::list_subdirs(&sites_dir)? {
+        if dir.starts_with('.') {
+            continue;
+        }
+        match model::Hostname::parse("site directory", &dir) {
+            Ok(name) if name.as_str() == dir => {
+                if !known.iter().any(|s| s.name == name) {
+                    x.log(&format!("found site {name}: queueing its import"));
+                    found.push(name);
+                }
+            }
+            Ok(_) => x.log(&format!(
+                "skipped sites/{dir}: not in canonical (lowercase, punycode) form"
+            )),
+            Err(e) => x.log(&format!("skipped sites/{dir}: {e}")),
+        }
+    }
+    Ok(if found.is_empty() {
+        TaskEffect::None
+    } else {
+        TaskEffect::ImportSites {
+            platform_id: platform.id,
+            names: found,
+        }
+    })
+}
+
+fn site_install(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let docroot = render::site_docroot(platform, site);
+    x.make_dir(&platform.path.join("sites"))?;
+    x.make_dir(&docroot)?;
+    if !docroot.join("index.html").exists() && !docroot.join("index.htm").exists() {
+        x.write_file(
+            &docroot.join("index.html"),
+            render::placeholder_index(site).as_bytes(),
+            0o644,
+        )?;
+    }
+    x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    let served = Site {
+        status: SiteStatus::Installed,
+        ..site.clone()
+    };
+    let vhost = env.vhost(&objects.server, platform, &served);
+    x.nginx(
+        &env.nginx_ctl(&objects.server),
+        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
+    )?;
+    Ok(TaskEffect::SetSiteStatus(site.id, SiteStatus::Installed))
+}
+
+/// Verify (and import) rewrite everything a site needs and repair what drifted; running it
+/// twice changes nothing the second time.
+fn site_verify(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let docroot = render::site_docroot(platform, site);
+    x.make_dir(&platform.path.join("sites"))?;
+    x.make_dir(&docroot)?;
+    x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    let served = match site.status {
+        SiteStatus::Disabled => site.clone(),
+        _ => Site {
+            status: SiteStatus::Installed,
+            ..site.clone()
+        },
+    };
+    let vhost = env.vhost(&objects.server, platform, &served);
+    x.nginx(
+        &env.nginx_ctl(&objects.server),
+        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
+    )?;
+    Ok(TaskEffect::SetSiteStatus(site.id, served.status))
+}
+
+fn site_set_served(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    status: SiteStatus,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let served = Site {
+        status,
+        ..site.clone()
+    };
+    let vhost = env.vhost(&objects.server, platform, &served);
+    x.nginx(
+        &env.nginx_ctl(&objects.server),
+        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
+    )?;
+    Ok(TaskEffect::SetSiteStatus(site.id, status))
+}
+
+fn site_delete(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    x.nginx(
+        &env.nginx_ctl(&objects.server),
+        vec![(env.vhost_path(&objects.server, site), None)],
+    )?;
+    x.remove_tree(&render::site_docroot(platform, site))?;
+    Ok(TaskEffect::DeleteSite(site.id))
+}

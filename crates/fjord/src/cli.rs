@@ -1,0 +1,779 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use engine::dispatch::{Dispatcher, DispatcherOptions};
+use engine::model::{TaskKind, TaskStatus};
+use engine::ops::{Queued, ServerInput, SiteEdit, SiteInput};
+use engine::{Error, Fjord, TaskFilter};
+
+use crate::output::{self, print_json, table, time};
+
+/// fjord hosts fleets of sites: it keeps servers, platforms (code bases) and sites in one
+/// state, and brings hosts in line with it through tasks that either complete or are rolled
+/// back.
+///
+/// Commands that change a host only queue a task; a dispatcher (`fjord serve` or
+/// `fjord dispatch`) runs it. Add --wait to wait for the result, --dry-run to see the plan.
+#[derive(Parser, Debug)]
+#[command(name = "fjord", version, max_term_width = 100)]
+pub struct Cli {
+    /// Where fjord keeps its state, config and journals [default: /var/lib/fjord as root,
+    /// $XDG_DATA_HOME/fjord otherwise].
+    #[arg(long, env = "FJORD_DATA_DIR", global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// First-run setup: create the state, register this machine as a server, verify it.
+    Init(InitArgs),
+    /// Run fjord: the dispatcher (the web panel is not built yet) until interrupted.
+    Serve(DispatchArgs),
+    /// Run a dispatcher alone: it runs queued tasks.
+    Dispatch(DispatchArgs),
+    /// Machines and their services.
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Code bases that sites run on.
+    #[command(subcommand)]
+    Platform(PlatformCmd),
+    /// Sites: a host name on a platform.
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// The task queue and its logs.
+    #[command(subcommand)]
+    Task(TaskCmd),
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// The name to give this machine.
+    #[arg(long, default_value = "local")]
+    name: String,
+    #[command(flatten)]
+    nginx: NginxArgs,
+}
+
+#[derive(Args, Debug)]
+struct DispatchArgs {
+    /// Tasks run at once [default: number of cores]. Tasks waiting for an nginx reload do not
+    /// count.
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// Exit once no task is queued or running.
+    #[arg(long)]
+    until_idle: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TaskOpts {
+    /// Wait for the task to finish, showing its log; exit non-zero if it fails.
+    #[arg(long)]
+    wait: bool,
+    /// Print the task (or with --dry-run, the plan) as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the steps the task would make, with file contents, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct JsonOpt {
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct NginxArgs {
+    /// The nginx program.
+    #[arg(long, default_value = "/usr/sbin/nginx", value_name = "PATH")]
+    nginx_bin: String,
+    /// nginx's main config file.
+    #[arg(long, default_value = "/etc/nginx/nginx.conf", value_name = "PATH")]
+    nginx_conf: String,
+    /// nginx's prefix (-p), for an instance with its own prefix.
+    #[arg(long, value_name = "DIR")]
+    nginx_prefix: Option<String>,
+    /// A directory nginx's main config includes at http level; fjord puts its hook file there.
+    #[arg(long, default_value = "/etc/nginx/conf.d", value_name = "DIR")]
+    nginx_include_dir: String,
+    /// Where site vhosts listen.
+    #[arg(long, default_value = "0.0.0.0:80", value_name = "IP:PORT")]
+    listen: String,
+    /// How to reload nginx: `signal` (nginx -s reload) or an absolute command, run without a
+    /// shell.
+    #[arg(long, default_value = "signal", value_name = "HOW")]
+    reload: String,
+    /// The user that should own site files.
+    #[arg(long, value_name = "USER")]
+    files_owner: Option<String>,
+}
+
+impl NginxArgs {
+    fn input(&self, name: &str) -> ServerInput {
+        ServerInput {
+            name: name.to_string(),
+            nginx_binary: self.nginx_bin.clone(),
+            nginx_config: self.nginx_conf.clone(),
+            nginx_prefix: self.nginx_prefix.clone(),
+            include_dir: self.nginx_include_dir.clone(),
+            listen: self.listen.clone(),
+            reload: self.reload.clone(),
+            files_owner: self.files_owner.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum ServerCmd {
+    /// Register a server with an nginx service, and verify it.
+    Add {
+        name: String,
+        #[command(flatten)]
+        nginx: NginxArgs,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    List(JsonOpt),
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Rewrite fjord's server-level config and hook it into nginx.
+    Verify {
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PlatformCmd {
+    /// Register a platform (a directory on a server), and verify it.
+    Add {
+        name: String,
+        #[arg(long)]
+        server: String,
+        /// The platform's directory: absolute, outside fjord's data dir and other platforms.
+        #[arg(long)]
+        path: String,
+        /// static (drupal and wordpress are planned).
+        #[arg(long, default_value = "static")]
+        kind: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    List(JsonOpt),
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Check the platform's directories; queue an import for each unknown site in sites/.
+    Verify {
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Refuse new sites on this platform.
+    Lock {
+        name: String,
+    },
+    Unlock {
+        name: String,
+    },
+    /// Forget a platform without sites (its files stay on disk).
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SiteCmd {
+    /// Record a site and queue its install.
+    Add {
+        /// The site's main host name (internationalized names are stored as punycode).
+        name: String,
+        #[arg(long)]
+        platform: String,
+        /// Another host name the site answers to (repeatable).
+        #[arg(long = "alias", value_name = "HOST")]
+        aliases: Vec<String>,
+        /// Send aliases to the main name with a 301.
+        #[arg(long)]
+        redirect: bool,
+        /// The client the site belongs to (created if new).
+        #[arg(long)]
+        client: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    List {
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Change a site's aliases or redirect, and queue its verify.
+    Edit {
+        name: String,
+        /// Replace all aliases with these (repeatable; give --alias '' for none).
+        #[arg(long = "alias", value_name = "HOST")]
+        set_aliases: Vec<String>,
+        #[arg(long = "add-alias", value_name = "HOST")]
+        add_aliases: Vec<String>,
+        #[arg(long = "remove-alias", value_name = "HOST")]
+        remove_aliases: Vec<String>,
+        /// Send aliases to the main name with a 301 (true or false).
+        #[arg(long, value_name = "BOOL")]
+        redirect: Option<bool>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Rewrite the site's vhost, directories and permissions.
+    Verify {
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Serve a "site disabled" page instead of the site.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    Enable {
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Remove the site's vhost, files and record. The site must be disabled first.
+    Delete {
+        name: String,
+        /// Delete a site that is not disabled.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TaskCmd {
+    List {
+        /// queued, processing, success, failed, warning or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    Show {
+        id: i64,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Print a task's log; --follow keeps printing until the task ends.
+    Log {
+        id: i64,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Queue a failed or cancelled task again.
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Cancel a queued task.
+    Cancel { id: i64 },
+}
+
+fn is_root() -> bool {
+    // The owner of /proc/self is the process's effective user.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let data_dir = cli
+        .data_dir
+        .unwrap_or_else(|| engine::default_data_dir(is_root()));
+    let fjord = Arc::new(Fjord::open(&data_dir)?);
+    match cli.command {
+        Command::Init(args) => init(&fjord, &args),
+        Command::Serve(args) | Command::Dispatch(args) => {
+            let dispatcher = Dispatcher::new(fjord.clone())?;
+            eprintln!(
+                "fjord: dispatcher {} on {}",
+                dispatcher.owner(),
+                fjord.data_dir().display()
+            );
+            let options = DispatcherOptions {
+                concurrency: args.concurrency.unwrap_or_else(default_concurrency),
+                until_idle: args.until_idle,
+            };
+            dispatcher.run(&options, &AtomicBool::new(false))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Server(cmd) => server(&fjord, cmd),
+        Command::Platform(cmd) => platform(&fjord, cmd),
+        Command::Site(cmd) => site(&fjord, cmd),
+        Command::Task(cmd) => task(&fjord, cmd),
+    }
+}
+
+fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
+    let exists = fjord
+        .servers()?
+        .into_iter()
+        .any(|s| s.name.as_str() == args.name);
+    if exists {
+        eprintln!(
+            "fjord: server {} is already registered; verifying it again",
+            args.name
+        );
+        fjord.verify_server(&args.name, false)?;
+    } else {
+        if !std::path::Path::new(&args.nginx.nginx_bin).exists() {
+            return Err(Error::Refused(format!(
+                "nginx not found at {}: install it (apt-get install nginx, or scripts/setup-host) \
+                 or give --nginx-bin",
+                args.nginx.nginx_bin
+            )));
+        }
+        fjord.add_server(&args.nginx.input(&args.name), false)?;
+        eprintln!("fjord: registered this machine as server {}", args.name);
+    }
+    fjord.dispatch_until_idle(default_concurrency())?;
+    let verify = fjord
+        .tasks(&TaskFilter {
+            limit: Some(1),
+            ..Default::default()
+        })?
+        .into_iter()
+        .next();
+    if let Some(t) = verify.filter(|t| t.status != TaskStatus::Success) {
+        eprintln!(
+            "fjord: the server's verify (task {}) did not succeed: {}",
+            t.id,
+            t.error.unwrap_or_default()
+        );
+        eprintln!("       see `fjord task log {}`", t.id);
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "fjord is set up in {}; server {} is verified.",
+        fjord.data_dir().display(),
+        args.name
+    );
+    println!("Next:");
+    println!("  fjord serve &                                  # run the dispatcher");
+    println!(
+        "  fjord platform add web --server {} --path /srv/web",
+        args.name
+    );
+    println!("  fjord site add example.com --platform web --alias www.example.com --wait");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a task command produced, waiting for the task with `--wait`.
+fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> {
+    if let Some(plan) = q.plan {
+        if opts.json {
+            print_json(&serde_json::json!({ "plan": plan }));
+        } else {
+            println!("dry run: nothing was changed. The task would:");
+            for line in plan {
+                println!("{line}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(task) = q.task else {
+        if !opts.json {
+            println!("no task was needed");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !opts.wait {
+        if opts.json {
+            print_json(&output::task_json(&task));
+        } else {
+            println!(
+                "queued task {} ({} {})",
+                task.id,
+                task.kind.as_str(),
+                task.target_name
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "task {} ({} {}) queued; waiting",
+        task.id,
+        task.kind.as_str(),
+        task.target_name
+    );
+    let task = follow(fjord, task.id, true)?;
+    if opts.json {
+        print_json(&output::task_json(&task));
+    } else {
+        println!("task {}: {}", task.id, task.status.as_str());
+    }
+    Ok(match task.status {
+        TaskStatus::Success | TaskStatus::Warning => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// Prints a task's log lines as they come until it finishes.
+fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task, Error> {
+    let mut after = 0;
+    let mut waited = Duration::ZERO;
+    let mut hinted = false;
+    loop {
+        let task = fjord.task(id)?;
+        for line in fjord.task_log(id, after)? {
+            after = line.id;
+            let text = format!("{}  {}", time(Some(line.at)), line.line);
+            if to_stderr {
+                eprintln!("  {text}")
+            } else {
+                println!("{text}")
+            }
+        }
+        if task.status.is_finished() {
+            return Ok(task);
+        }
+        if task.status == TaskStatus::Queued && waited > Duration::from_secs(5) && !hinted {
+            eprintln!("  (still queued: is a dispatcher running? start one with `fjord serve`)");
+            hinted = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    }
+}
+
+fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
+    match cmd {
+        ServerCmd::Add { name, nginx, opts } => queued(
+            fjord,
+            fjord.add_server(&nginx.input(&name), opts.dry_run)?,
+            &opts,
+        ),
+        ServerCmd::Verify { name, opts } => {
+            queued(fjord, fjord.verify_server(&name, opts.dry_run)?, &opts)
+        }
+        ServerCmd::List(o) => {
+            let servers = fjord.servers()?;
+            if o.json {
+                print_json(&servers.iter().map(output::server_json).collect());
+            } else {
+                table(
+                    &["name", "http", "listen"],
+                    servers
+                        .iter()
+                        .map(|s| {
+                            let engine::model::HttpService::Nginx(n) = &s.http;
+                            vec![s.name.to_string(), "nginx".into(), n.listen.to_string()]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ServerCmd::Show { name, json } => {
+            let v = output::server_json(&fjord.server(&name)?);
+            show(&v, json.json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `show` without --json: the JSON's fields, one per line.
+fn show(v: &serde_json::Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    fn walk(prefix: &str, v: &serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect();
+                println!("{prefix:<20} {}", items.join(", "));
+            }
+            serde_json::Value::String(s) => println!("{prefix:<20} {s}"),
+            serde_json::Value::Null => println!("{prefix:<20} -"),
+            other => println!("{prefix:<20} {other}"),
+        }
+    }
+    walk("", v);
+}
+
+fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
+    match cmd {
+        PlatformCmd::Add {
+            name,
+            server,
+            path,
+            kind,
+            opts,
+        } => queued(
+            fjord,
+            fjord.add_platform(&name, &server, &path, &kind, opts.dry_run)?,
+            &opts,
+        ),
+        PlatformCmd::Verify { name, opts } => {
+            queued(fjord, fjord.verify_platform(&name, opts.dry_run)?, &opts)
+        }
+        PlatformCmd::List(o) => {
+            let platforms = fjord.platforms()?;
+            if o.json {
+                print_json(
+                    &platforms
+                        .iter()
+                        .map(|p| output::platform_json(fjord, p))
+                        .collect(),
+                );
+            } else {
+                table(
+                    &["name", "kind", "path", "locked"],
+                    platforms
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.name.to_string(),
+                                p.kind.as_str().into(),
+                                p.path.to_string(),
+                                if p.locked { "yes" } else { "no" }.into(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PlatformCmd::Show { name, json } => {
+            show(
+                &output::platform_json(fjord, &fjord.platform(&name)?),
+                json.json,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PlatformCmd::Lock { name } => {
+            fjord.lock_platform(&name, true)?;
+            println!("platform {name} is locked: it takes no new sites");
+            Ok(ExitCode::SUCCESS)
+        }
+        PlatformCmd::Unlock { name } => {
+            fjord.lock_platform(&name, false)?;
+            println!("platform {name} is unlocked");
+            Ok(ExitCode::SUCCESS)
+        }
+        PlatformCmd::Delete { name } => {
+            fjord.delete_platform(&name)?;
+            println!("platform {name} is deleted (its files were left in place)");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
+    let simple = |name: String, kind: TaskKind, force: bool, opts: TaskOpts| {
+        queued(
+            fjord,
+            fjord.site_task(&name, kind, force, opts.dry_run)?,
+            &opts,
+        )
+    };
+    match cmd {
+        SiteCmd::Add {
+            name,
+            platform,
+            aliases,
+            redirect,
+            client,
+            opts,
+        } => {
+            let input = SiteInput {
+                name,
+                platform,
+                aliases,
+                redirect_aliases: redirect,
+                client,
+            };
+            queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
+        }
+        SiteCmd::List { platform, json } => {
+            let sites = fjord.sites(platform.as_deref())?;
+            if json.json {
+                print_json(&sites.iter().map(|s| output::site_json(fjord, s)).collect());
+            } else {
+                let platforms = fjord.platforms()?;
+                table(
+                    &["name", "status", "platform", "aliases"],
+                    sites
+                        .iter()
+                        .map(|s| {
+                            let p = platforms
+                                .iter()
+                                .find(|p| p.id == s.platform_id)
+                                .map(|p| p.name.to_string())
+                                .unwrap_or_default();
+                            let aliases: Vec<&str> = s.aliases.iter().map(|a| a.as_str()).collect();
+                            vec![
+                                s.name.to_string(),
+                                s.status.as_str().into(),
+                                p,
+                                aliases.join(" "),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Show { name, json } => {
+            show(&output::site_json(fjord, &fjord.site(&name)?), json.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Edit {
+            name,
+            set_aliases,
+            add_aliases,
+            remove_aliases,
+            redirect,
+            opts,
+        } => {
+            let set_aliases = (!set_aliases.is_empty())
+                .then(|| set_aliases.into_iter().filter(|a| !a.is_empty()).collect());
+            let edit = SiteEdit {
+                set_aliases,
+                add_aliases,
+                remove_aliases,
+                redirect_aliases: redirect,
+            };
+            queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
+        }
+        SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
+        SiteCmd::Disable { name, opts } => simple(name, TaskKind::SiteDisable, false, opts),
+        SiteCmd::Enable { name, opts } => simple(name, TaskKind::SiteEnable, false, opts),
+        SiteCmd::Delete { name, force, opts } => simple(name, TaskKind::SiteDelete, force, opts),
+    }
+}
+
+fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
+    match cmd {
+        TaskCmd::List {
+            status,
+            limit,
+            json,
+        } => {
+            let status = status
+                .map(|s| {
+                    TaskStatus::from_db(&s).ok_or_else(|| {
+                        engine::model::Invalid::new("task status", &s, "must be one of queued, processing, success, failed, warning, cancelled")
+                    })
+                })
+                .transpose()?;
+            let tasks = fjord.tasks(&TaskFilter {
+                status,
+                target: None,
+                limit: Some(limit),
+            })?;
+            if json.json {
+                print_json(&tasks.iter().map(output::task_json).collect());
+            } else {
+                table(
+                    &["id", "task", "target", "status", "queued at"],
+                    tasks
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                t.kind.as_str().into(),
+                                t.target_name.clone(),
+                                t.status.as_str().into(),
+                                time(Some(t.created_at)),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCmd::Show { id, json } => {
+            show(&output::task_json(&fjord.task(id)?), json.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCmd::Log { id, follow: true } => {
+            follow(fjord, id, false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCmd::Log { id, follow: false } => {
+            for line in fjord.task_log(id, 0)? {
+                println!("{}  {}", time(Some(line.at)), line.line);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCmd::Retry { id, opts } => {
+            let task = fjord.retry_task(id)?;
+            queued(
+                fjord,
+                Queued {
+                    task: Some(task),
+                    plan: None,
+                },
+                &TaskOpts {
+                    dry_run: false,
+                    ..opts
+                },
+            )
+        }
+        TaskCmd::Cancel { id } => {
+            let task = fjord.cancel_task(id)?;
+            println!("task {} is cancelled", task.id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
