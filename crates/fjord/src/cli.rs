@@ -137,6 +137,7 @@ impl NginxArgs {
 enum ServerCmd {
     /// Register a server with an nginx service, and verify it.
     Add {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         nginx: NginxArgs,
@@ -145,12 +146,14 @@ enum ServerCmd {
     },
     List(JsonOpt),
     Show {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         json: JsonOpt,
     },
     /// Rewrite fjord's server-level config and hook it into nginx.
     Verify {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         opts: TaskOpts,
@@ -161,11 +164,12 @@ enum ServerCmd {
 enum PlatformCmd {
     /// Register a platform (a directory on a server), and verify it.
     Add {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[arg(long)]
         server: String,
         /// The platform's directory: absolute, outside fjord's data dir and other platforms.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         path: String,
         /// static (drupal and wordpress are planned).
         #[arg(long, default_value = "static")]
@@ -175,25 +179,30 @@ enum PlatformCmd {
     },
     List(JsonOpt),
     Show {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         json: JsonOpt,
     },
     /// Check the platform's directories; queue an import for each unknown site in sites/.
     Verify {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         opts: TaskOpts,
     },
     /// Refuse new sites on this platform.
     Lock {
+        #[arg(allow_hyphen_values = true)]
         name: String,
     },
     Unlock {
+        #[arg(allow_hyphen_values = true)]
         name: String,
     },
     /// Forget a platform without sites (its files stay on disk).
     Delete {
+        #[arg(allow_hyphen_values = true)]
         name: String,
     },
 }
@@ -203,17 +212,18 @@ enum SiteCmd {
     /// Record a site and queue its install.
     Add {
         /// The site's main host name (internationalized names are stored as punycode).
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[arg(long)]
         platform: String,
         /// Another host name the site answers to (repeatable).
-        #[arg(long = "alias", value_name = "HOST")]
+        #[arg(long = "alias", value_name = "HOST", allow_hyphen_values = true)]
         aliases: Vec<String>,
         /// Send aliases to the main name with a 301.
         #[arg(long)]
         redirect: bool,
         /// The client the site belongs to (created if new).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
@@ -225,19 +235,21 @@ enum SiteCmd {
         json: JsonOpt,
     },
     Show {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         json: JsonOpt,
     },
     /// Change a site's aliases or redirect, and queue its verify.
     Edit {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         /// Replace all aliases with these (repeatable; give --alias '' for none).
-        #[arg(long = "alias", value_name = "HOST")]
+        #[arg(long = "alias", value_name = "HOST", allow_hyphen_values = true)]
         set_aliases: Vec<String>,
-        #[arg(long = "add-alias", value_name = "HOST")]
+        #[arg(long = "add-alias", value_name = "HOST", allow_hyphen_values = true)]
         add_aliases: Vec<String>,
-        #[arg(long = "remove-alias", value_name = "HOST")]
+        #[arg(long = "remove-alias", value_name = "HOST", allow_hyphen_values = true)]
         remove_aliases: Vec<String>,
         /// Send aliases to the main name with a 301 (true or false).
         #[arg(long, value_name = "BOOL")]
@@ -247,23 +259,27 @@ enum SiteCmd {
     },
     /// Rewrite the site's vhost, directories and permissions.
     Verify {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         opts: TaskOpts,
     },
     /// Serve a "site disabled" page instead of the site.
     Disable {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         opts: TaskOpts,
     },
     Enable {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         opts: TaskOpts,
     },
     /// Remove the site's vhost, files and record. The site must be disabled first.
     Delete {
+        #[arg(allow_hyphen_values = true)]
         name: String,
         /// Delete a site that is not disabled.
         #[arg(long)]

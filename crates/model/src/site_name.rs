@@ -43,7 +43,7 @@ impl Hostname {
         let ascii = if lower.is_ascii() {
             lower.clone()
         } else {
-            check_look_alikes(input, &lower)?;
+            check_look_alikes(field, input, &lower)?;
             let ascii = idna::domain_to_ascii_strict(&lower).map_err(|_| {
                 Invalid::new(
                     field,
@@ -86,11 +86,18 @@ impl Hostname {
                     "labels must not have '--' in 3rd and 4th position unless they are xn-- (punycode)",
                 );
             }
-            if label.starts_with("xn--") && lower.is_ascii() {
-                let (_, errors) = idna::domain_to_unicode(label);
-                if errors.is_err() || idna::domain_to_ascii_strict(label).is_err() {
-                    return fail("contains an xn-- label that is not valid punycode");
-                }
+        }
+        // A name given in punycode must be exactly what its Unicode form encodes to, and that
+        // form must pass every rule above (look-alikes included).
+        if lower.is_ascii() && labels.iter().any(|l| l.starts_with("xn--")) {
+            let (unicode, errors) = idna::domain_to_unicode(&ascii);
+            let canonical = errors.is_ok()
+                && unicode != ascii
+                && Hostname::parse(field, &unicode).is_ok_and(|h| h.0 == ascii);
+            if !canonical {
+                return fail(
+                    "contains an xn-- label that is not the canonical punycode of a valid name",
+                );
             }
         }
         let tld = labels[labels.len() - 1];
@@ -135,12 +142,25 @@ fn is_latin_look_alike_script(c: char) -> bool {
     )
 }
 
-fn check_look_alikes(input: &str, lower: &str) -> Result<(), Invalid> {
+fn check_look_alikes(field: &'static str, input: &str, lower: &str) -> Result<(), Invalid> {
+    if let Some(c) = lower
+        .chars()
+        .find(|c| !c.is_ascii() && !c.is_alphanumeric())
+    {
+        return Err(Invalid::new(
+            field,
+            input,
+            format!(
+                "contains {c:?} (U+{:04X}), which is not a letter or digit",
+                c as u32
+            ),
+        ));
+    }
     for label in lower.split('.') {
         let has_latin = label.chars().any(|c| c.is_ascii_alphabetic());
         if has_latin && label.chars().any(is_latin_look_alike_script) {
             return Err(Invalid::new(
-                "host name",
+                field,
                 input,
                 format!(
                     "label {label:?} mixes Latin letters with look-alike letters of another script"
@@ -220,6 +240,7 @@ mod tests {
             "1.2.3.4",
             "ab--cd.com",
             "xn--zz.com",
+            "xn--zz-invalid.example",
             "pаypal.com",
             "ｅxample.com",
             "a\u{200b}b.com",

@@ -1,1 +1,10 @@
+//! fjord's end-to-end tests: the real binary against private nginx instances. One test
+//! binary for the crate, so it links once; add modules here rather than new test targets.
 
+mod harness;
+
+mod bad_input;
+mod concurrency;
+mod crash;
+mod lifecycle;
+mod rollback;
