@@ -10,7 +10,6 @@
 //! New tasks start at once: whoever queues one sends a datagram to each dispatcher's socket
 //! in `run/`; a slow poll is only the fallback.
 
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -27,21 +26,9 @@ use crate::{Fjord, Result};
 const POLL: Duration = Duration::from_secs(2);
 const RECOVERY_EVERY: Duration = Duration::from_secs(5);
 
-/// Sends a wake-up to every dispatcher socket in `run_dir`. Best effort: a dispatcher that
-/// misses it finds the task at its next poll.
+/// Wakes every dispatcher whose socket is in `run_dir`.
 pub fn notify(run_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(run_dir) else {
-        return;
-    };
-    let Ok(sock) = UnixDatagram::unbound() else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "sock") {
-            let _ = sock.send_to(b"wake", &path);
-        }
-    }
+    host::wake_all(run_dir);
 }
 
 pub struct DispatcherOptions {
@@ -145,19 +132,14 @@ impl Dispatcher {
     /// until there is nothing left to do.
     pub fn run(&self, options: &DispatcherOptions, stop: &AtomicBool) -> Result<()> {
         let (tx, rx) = mpsc::channel();
-        let socket = UnixDatagram::bind(&self.socket_path)
-            .map_err(|e| host::HostError::io(&self.socket_path, e))?;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .ok();
+        let socket = host::WakeSocket::bind(&self.socket_path)?;
         let listener_stop = Arc::new(AtomicBool::new(false));
         let listener = {
             let tx = tx.clone();
             let listener_stop = listener_stop.clone();
             std::thread::spawn(move || {
-                let mut buf = [0u8; 16];
                 while !listener_stop.load(Ordering::Relaxed) {
-                    if socket.recv(&mut buf).is_ok() && tx.send(Event::Wake).is_err() {
+                    if socket.wait() && tx.send(Event::Wake).is_err() {
                         break;
                     }
                 }
@@ -166,7 +148,6 @@ impl Dispatcher {
         let result = self.main_loop(options, stop, &tx, &rx);
         listener_stop.store(true, Ordering::Relaxed);
         let _ = listener.join();
-        let _ = std::fs::remove_file(&self.socket_path);
         result
     }
 
@@ -289,9 +270,8 @@ impl Dispatcher {
                 &running.task,
                 "interrupted; rolled back",
             );
-            let sock = lock_path.with_extension("sock");
-            let _ = std::fs::remove_file(sock);
-            let _ = std::fs::remove_file(&lock_path);
+            let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
+            let _ = host::remove_file_if_exists(&lock_path);
         }
         Ok(())
     }
@@ -299,7 +279,7 @@ impl Dispatcher {
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.lock_path);
+        let _ = host::remove_file_if_exists(&self.lock_path);
     }
 }
 

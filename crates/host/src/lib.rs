@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)]
 //! The one layer that touches hosts: files, processes, nginx.
 //!
 //! **Architecture invariant:** no other crate reads or writes host files (beyond fjord's own
@@ -12,6 +13,7 @@ mod journal;
 mod nginx;
 mod process;
 mod steps;
+mod wake;
 
 pub use error::{HostError, Result};
 pub use faults::Faults;
@@ -19,6 +21,7 @@ pub use journal::{Journal, Undo, rollback};
 pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
 pub use process::{CommandOutput, run_command};
 pub use steps::{DryRun, LiveSteps, Parking, Steps, trash_path};
+pub use wake::{WakeSocket, wake_all};
 
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.
 pub fn list_subdirs(dir: &std::path::Path) -> Result<Vec<String>> {

@@ -8,6 +8,7 @@ use super::*;
 
 /// Compares `actual` with `snapshots/<name>`; `UPDATE_SNAPSHOTS=1` rewrites the file instead.
 #[track_caller]
+#[allow(clippy::disallowed_methods)]
 fn check(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("snapshots")

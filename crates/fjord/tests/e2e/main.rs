@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)]
 //! fjord's end-to-end tests: the real binary against private nginx instances. One test
 //! binary for the crate, so it links once; add modules here rather than new test targets.
 
