@@ -122,6 +122,6 @@ mod tests {
     #[test]
     fn utc_times() {
         assert_eq!(super::time(Some(0)), "1970-01-01 00:00:00");
-        assert_eq!(super::time(Some(1_795_000_000_000)), "2026-11-18 07:46:40");
+        assert_eq!(super::time(Some(1_795_000_000_000)), "2026-11-18 11:06:40");
     }
 }

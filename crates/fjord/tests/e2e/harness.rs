@@ -60,6 +60,7 @@ http {{
     uwsgi_temp_path {p}/tmp/uwsgi;
     scgi_temp_path {p}/tmp/scgi;
     server_names_hash_bucket_size 128;
+    server_names_hash_max_size 8192;
     server {{
         listen 127.0.0.1:{port} default_server;
         return 404;
