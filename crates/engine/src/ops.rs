@@ -484,6 +484,14 @@ impl Fjord {
         Ok(self.store().log(id, after_id)?)
     }
 
+    /// The plan a task would run if it started now.
+    pub fn plan_task(&self, id: i64) -> Result<Vec<String>> {
+        let task = self.task(id)?;
+        let objects = self.objects(task.target)?;
+        let queued = self.plan(task.kind, objects, &task.args)?;
+        Ok(queued.plan.unwrap_or_default())
+    }
+
     pub fn retry_task(&self, id: i64) -> Result<Task> {
         let task = self.task(id)?;
         if !task.status.can_retry() {

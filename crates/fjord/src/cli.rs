@@ -772,6 +772,17 @@ fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        TaskCmd::Retry { id, opts } if opts.dry_run => {
+            let plan = fjord.plan_task(id)?;
+            queued(
+                fjord,
+                Queued {
+                    task: None,
+                    plan: Some(plan),
+                },
+                &opts,
+            )
+        }
         TaskCmd::Retry { id, opts } => {
             let task = fjord.retry_task(id)?;
             queued(

@@ -166,6 +166,13 @@ fn failed_task_can_be_retried_and_queued_one_cancelled() {
         env.json(&["site", "show", "retry.example"])["status"],
         "failed"
     );
+    let plan = env.ok(&["task", "retry", &id.to_string(), "--dry-run"]);
+    assert!(plan.contains("server_name retry.example;"), "{plan}");
+    assert_eq!(
+        env.task(id)["status"],
+        "failed",
+        "a dry run changes nothing"
+    );
     env.ok(&["task", "retry", &id.to_string()]);
     env.dispatch_until_idle(&[]);
     assert_eq!(env.task(id)["status"], "success");
@@ -176,4 +183,36 @@ fn failed_task_can_be_retried_and_queued_one_cancelled() {
     assert_eq!(env.task(id)["status"], "cancelled");
     let err = env.fails(&["task", "cancel", &id.to_string()]);
     assert!(err.contains("only a queued task"), "{err}");
+}
+
+#[test]
+fn init_registers_and_verifies_this_machine() {
+    let env = Env::bare();
+    let prefix = env.nginx.prefix().display().to_string();
+    let args = [
+        "init",
+        "--nginx-conf",
+        &format!("{prefix}/nginx.conf"),
+        "--nginx-prefix",
+        &prefix,
+        "--nginx-include-dir",
+        &format!("{prefix}/conf.d"),
+        "--listen",
+        &env.nginx.listen(),
+    ];
+    let out = env.ok(&args);
+    assert!(out.contains("server local is verified"), "{out}");
+    assert!(
+        out.contains("fjord platform add"),
+        "init says what to do next: {out}"
+    );
+    assert!(env.nginx.prefix().join("conf.d/fjord-local.conf").exists());
+    // Running it again verifies again and changes nothing else.
+    env.ok(&args);
+    assert_eq!(env.json(&["server", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(env.nginx.get(render_probe(), "/generation").0, 200);
+}
+
+fn render_probe() -> &'static str {
+    "fjord-probe.invalid"
 }
