@@ -336,6 +336,7 @@ fn run_task(
             &env.faults,
             task.kind.as_str(),
             Some(parking),
+            scratch_dir(fjord, task.id),
         );
         let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
         Ok((effect, steps))
@@ -349,6 +350,7 @@ fn run_task(
             }
             steps.purge_trash();
             let _ = store.journal_clear(task.id);
+            let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
             journal.log("success");
         }
         Err(e) => {
@@ -356,6 +358,14 @@ fn run_task(
             finish_failed(fjord, nginx, task, &e.to_string());
         }
     }
+}
+
+/// A task's own directory, for dumps its undos may need; removed when the task ends.
+fn scratch_dir(fjord: &Fjord, task_id: i64) -> PathBuf {
+    fjord
+        .data_dir()
+        .join("journal")
+        .join(format!("task-{task_id}"))
 }
 
 /// Rolls the task's journal back, then records the failure.

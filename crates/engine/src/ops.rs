@@ -3,8 +3,9 @@
 //! plan of that task and changes nothing.
 
 use model::{
-    AbsPath, Hostname, HttpService, Name, NginxService, Platform, PlatformKind, ReloadMethod,
-    Server, Site, SiteStatus, Target, Task, TaskKind, TaskStatus, parse_listen, validate_aliases,
+    AbsPath, DbEngine, DbService, Hostname, HttpService, Name, NginxService, Platform,
+    PlatformKind, ReloadMethod, Server, Site, SiteDatabase, SiteStatus, Target, Task, TaskKind,
+    TaskStatus, derive_db_name, parse_listen, validate_aliases,
 };
 use store::{LogLine, NewSite, NewTask, TaskFilter};
 
@@ -41,6 +42,8 @@ pub struct ServerInput {
     pub listen: String,
     pub reload: String,
     pub files_owner: Option<String>,
+    /// Database services: `ENGINE[:key=value,...]` (see `model::DbService::parse`).
+    pub db: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -50,6 +53,10 @@ pub struct SiteInput {
     pub aliases: Vec<String>,
     pub redirect_aliases: bool,
     pub client: Option<String>,
+    /// The engine of the site's own database, if it has one.
+    pub db: Option<String>,
+    /// The server whose database service to use [default: the platform's server].
+    pub db_server: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,22 +98,42 @@ impl Fjord {
                 .transpose()?,
         };
         let http = HttpService::Nginx(nginx);
+        let mut db: Vec<DbService> = Vec::new();
+        for spec in &input.db {
+            let service = DbService::parse(spec)?;
+            if db.iter().any(|d| d.engine == service.engine) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "database service",
+                    spec,
+                    format!("a server offers at most one {} service", service.engine),
+                )));
+            }
+            db.push(service);
+        }
         if self.store().server_by_name(name.as_str()).is_ok() {
             return Err(Error::Conflict(format!(
                 "a server named {name} already exists"
             )));
         }
         if dry_run {
-            let server = Server { id: 0, name, http };
+            let server = Server {
+                id: 0,
+                name,
+                http,
+                db,
+            };
             return self.plan(
                 TaskKind::ServerVerify,
                 TaskObjects::server(server),
                 &serde_json::Value::Null,
             );
         }
-        let (_, task) =
-            self.store()
-                .insert_server(&name, &http, Some(NewTask::new(TaskKind::ServerVerify)))?;
+        let (_, task) = self.store().insert_server(
+            &name,
+            &http,
+            &db,
+            Some(NewTask::new(TaskKind::ServerVerify)),
+        )?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }
@@ -163,6 +190,7 @@ impl Fjord {
                 platform: Some(platform),
                 site: None,
                 sites: Vec::new(),
+                db_server: None,
             };
             return self.plan(TaskKind::PlatformVerify, objects, &serde_json::Value::Null);
         }
@@ -277,6 +305,15 @@ impl Fjord {
         for host in std::iter::once(&name).chain(&aliases) {
             self.check_host_free(host, None)?;
         }
+        let database = match &input.db {
+            Some(engine) => Some(self.new_site_database(
+                &name,
+                engine,
+                input.db_server.as_deref(),
+                &platform,
+            )?),
+            None => None,
+        };
         let client_id = match (&client, dry_run) {
             (Some(c), false) => Some(self.store().client_by_name_or_insert(c)?.id),
             _ => None,
@@ -288,6 +325,7 @@ impl Fjord {
             redirect_aliases: input.redirect_aliases,
             client_id,
             status: SiteStatus::Queued,
+            database,
         };
         if dry_run {
             let site = Site {
@@ -298,13 +336,20 @@ impl Fjord {
                 redirect_aliases: new.redirect_aliases,
                 status: SiteStatus::Queued,
                 client_id: None,
+                database: new.database,
             };
             let server = self.store().server(platform.server_id)?;
+            let db_server = site
+                .database
+                .as_ref()
+                .map(|d| self.store().server(d.server_id))
+                .transpose()?;
             let objects = TaskObjects {
                 server,
                 platform: Some(platform),
                 site: Some(site),
                 sites: Vec::new(),
+                db_server,
             };
             return self.plan(TaskKind::SiteInstall, objects, &serde_json::Value::Null);
         }
@@ -313,6 +358,47 @@ impl Fjord {
             .insert_site(&new, Some(NewTask::new(TaskKind::SiteInstall)))?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
+    }
+
+    /// Chooses the site's database: the engine's service on the given server (or the
+    /// platform's), a name derived from the site's (unique on that server), and a generated
+    /// password of 32 hex characters.
+    fn new_site_database(
+        &self,
+        site: &Hostname,
+        engine: &str,
+        db_server: Option<&str>,
+        platform: &Platform,
+    ) -> Result<SiteDatabase> {
+        let engine = DbEngine::parse(engine)?;
+        let server = match db_server {
+            Some(name) => self.server(name)?,
+            None => self.store().server(platform.server_id)?,
+        };
+        if server.db_service(engine).is_none() {
+            return Err(Error::Refused(format!(
+                "server {} offers no {engine} database service (add one with --db {engine} on `fjord server add`)",
+                server.name
+            )));
+        }
+        let base = derive_db_name(site.as_str(), engine.name_max());
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.store().database_name_taken(server.id, engine, &name)? {
+            let suffix = format!("_{n}");
+            name = format!(
+                "{}{suffix}",
+                &base[..base.len().min(engine.name_max() - suffix.len())]
+            );
+            n += 1;
+        }
+        Ok(SiteDatabase {
+            server_id: server.id,
+            engine,
+            user: name.clone(),
+            name,
+            password: host::random_hex(16),
+        })
     }
 
     fn check_host_free(&self, host: &Hostname, except_site: Option<i64>) -> Result<()> {
@@ -456,6 +542,7 @@ impl Fjord {
                     sites: store.sites(Some(platform.id))?,
                     platform: Some(platform),
                     site: None,
+                    db_server: None,
                 }
             }
             Target::Site(id) => {
@@ -463,6 +550,11 @@ impl Fjord {
                 let platform = store.platform(site.platform_id)?;
                 TaskObjects {
                     server: store.server(platform.server_id)?,
+                    db_server: site
+                        .database
+                        .as_ref()
+                        .map(|d| store.server(d.server_id))
+                        .transpose()?,
                     platform: Some(platform),
                     site: Some(site),
                     sites: Vec::new(),

@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 
 use host::{Faults, NginxCtl, Steps};
-use model::{HttpService, Platform, Server, Site, SiteStatus, Target, TaskKind};
+use model::{
+    DbEngine, DbService, HttpService, Platform, Server, Site, SiteDatabase, SiteStatus, Target,
+    TaskKind,
+};
 use store::TaskEffect;
 
 use crate::{Error, Fjord, Result};
@@ -19,6 +22,8 @@ pub struct TaskObjects {
     pub site: Option<Site>,
     /// For platform tasks: the platform's sites.
     pub sites: Vec<Site>,
+    /// For a site with a database: the server offering it.
+    pub db_server: Option<Server>,
 }
 
 impl TaskObjects {
@@ -28,6 +33,7 @@ impl TaskObjects {
             platform: None,
             site: None,
             sites: Vec::new(),
+            db_server: None,
         }
     }
 
@@ -51,6 +57,19 @@ impl TaskObjects {
         self.platform
             .as_ref()
             .ok_or_else(|| Error::NotFound("the task's platform".into()))
+    }
+
+    /// The database service and its server for the site's database.
+    fn db_service(&self, db: &SiteDatabase) -> Result<&DbService> {
+        self.db_server
+            .as_ref()
+            .and_then(|s| s.db_service(db.engine))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "the {} service of the site's database server",
+                    db.engine
+                ))
+            })
     }
 
     fn site(&self) -> Result<&Site> {
@@ -114,6 +133,64 @@ impl ScriptEnv {
         }
         conf.into_bytes()
     }
+}
+
+/// How to administer a database service (none for SQLite, which is a file).
+pub fn db_ctl(service: &DbService) -> Option<host::DbCtl> {
+    let kind = match service.engine {
+        DbEngine::Mysql => host::DbKind::Mysql,
+        DbEngine::Postgresql => host::DbKind::Postgresql,
+        DbEngine::Sqlite => return None,
+    };
+    Some(host::DbCtl {
+        kind,
+        socket: service.socket.as_ref().map(|s| s.as_path().to_path_buf()),
+        host: service.host.clone(),
+        port: service.port,
+        admin_user: service.admin_user.clone().unwrap_or_default(),
+        password_file: service
+            .password_file
+            .as_ref()
+            .map(|p| p.as_path().to_path_buf()),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DbMode {
+    Install,
+    Verify,
+}
+
+/// The site's database and its credentials file, in the site's private directory.
+fn site_database(
+    objects: &TaskObjects,
+    db: &SiteDatabase,
+    mode: DbMode,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let service = objects.db_service(db)?;
+    let private = render::site_private_dir(platform, site);
+    x.make_dir(&platform.path.join("private"))?;
+    x.make_dir(&private)?;
+    let sqlite = render::site_sqlite_path(platform, site);
+    match (db_ctl(service), mode) {
+        (Some(ctl), DbMode::Install) => {
+            x.create_database(&ctl, &db.name, &db.user, &db.password)?
+        }
+        (Some(ctl), DbMode::Verify) => x.repair_database(&ctl, &db.name, &db.user, &db.password)?,
+        (None, DbMode::Install) if !sqlite.exists() => x.write_file(&sqlite, b"", 0o640)?,
+        (None, DbMode::Verify) if !sqlite.exists() => {
+            return Err(Error::Refused(format!(
+                "the SQLite database {} is missing: restore the site from a backup",
+                sqlite.display()
+            )));
+        }
+        (None, _) => {}
+    }
+    let env = render::site_db_env(db, service, &sqlite);
+    x.write_file(&private.join("db.env"), env.as_bytes(), 0o640)?;
+    Ok(())
 }
 
 fn files_owner(server: &Server) -> Option<&str> {
@@ -213,6 +290,9 @@ fn server_verify(env: &ScriptEnv, server: &Server, x: &mut dyn Steps) -> Result<
         changes.push((generation, Some(host_generation_placeholder())));
     }
     x.nginx(&env.nginx_ctl(server), changes)?;
+    for ctl in server.db.iter().filter_map(db_ctl) {
+        x.check_db_admin(&ctl)?;
+    }
     Ok(TaskEffect::None)
 }
 
@@ -267,6 +347,9 @@ fn site_install(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Re
         )?;
     }
     x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    if let Some(db) = &site.database {
+        site_database(objects, db, DbMode::Install, x)?;
+    }
     let served = Site {
         status: SiteStatus::Installed,
         ..site.clone()
@@ -287,6 +370,9 @@ fn site_verify(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Res
     x.make_dir(&platform.path.join("sites"))?;
     x.make_dir(&docroot)?;
     x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    if let Some(db) = &site.database {
+        site_database(objects, db, DbMode::Verify, x)?;
+    }
     let served = match site.status {
         SiteStatus::Disabled => site.clone(),
         _ => Site {
@@ -328,5 +414,11 @@ fn site_delete(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Res
         vec![(env.vhost_path(&objects.server, site), None)],
     )?;
     x.remove_tree(&render::site_docroot(platform, site))?;
+    if let Some(db) = &site.database
+        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+    {
+        x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
+    }
+    x.remove_tree(&render::site_private_dir(platform, site))?;
     Ok(TaskEffect::DeleteSite(site.id))
 }

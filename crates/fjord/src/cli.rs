@@ -116,6 +116,11 @@ struct NginxArgs {
     /// The user that should own site files.
     #[arg(long, value_name = "USER")]
     files_owner: Option<String>,
+    /// A database service on this server (repeatable): mysql, postgresql or sqlite, with
+    /// options as ENGINE:key=value,... (socket, host, port, user, password-file). Defaults:
+    /// mysql through /run/mysqld/mysqld.sock as root; postgresql on 127.0.0.1:5432 as postgres.
+    #[arg(long = "db", value_name = "SERVICE")]
+    db: Vec<String>,
 }
 
 impl NginxArgs {
@@ -129,6 +134,7 @@ impl NginxArgs {
             listen: self.listen.clone(),
             reload: self.reload.clone(),
             files_owner: self.files_owner.clone(),
+            db: self.db.clone(),
         }
     }
 }
@@ -225,6 +231,12 @@ enum SiteCmd {
         /// The client the site belongs to (created if new).
         #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
+        /// Give the site its own database: mysql, postgresql or sqlite.
+        #[arg(long, value_name = "ENGINE")]
+        db: Option<String>,
+        /// The server whose database service to use [default: the platform's server].
+        #[arg(long, value_name = "SERVER")]
+        db_server: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -649,6 +661,8 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             aliases,
             redirect,
             client,
+            db,
+            db_server,
             opts,
         } => {
             let input = SiteInput {
@@ -657,6 +671,8 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 aliases,
                 redirect_aliases: redirect,
                 client,
+                db,
+                db_server,
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
         }

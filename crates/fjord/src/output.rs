@@ -19,6 +19,7 @@ pub fn server_json(s: &Server) -> Value {
             "reload": n.reload,
             "files_owner": n.files_owner,
         },
+        "db": s.db,
     })
 }
 
@@ -41,6 +42,11 @@ pub fn site_json(fjord: &Fjord, s: &Site) -> Value {
         .platforms()
         .ok()
         .and_then(|all| all.into_iter().find(|p| p.id == s.platform_id));
+    // The password stays in the state and the site's private db.env; it is never printed.
+    let database = s.database.as_ref().map(|d| {
+        let server = fjord.servers().ok().and_then(|all| all.into_iter().find(|v| v.id == d.server_id));
+        json!({ "engine": d.engine.as_str(), "name": d.name, "user": d.user, "server": server.map(|v| v.name.to_string()) })
+    });
     json!({
         "name": s.name,
         "name_unicode": s.name.to_unicode(),
@@ -48,6 +54,7 @@ pub fn site_json(fjord: &Fjord, s: &Site) -> Value {
         "aliases": s.aliases,
         "redirect_aliases": s.redirect_aliases,
         "status": s.status.as_str(),
+        "database": database,
     })
 }
 

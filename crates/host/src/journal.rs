@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry};
 use crate::nginx::{NginxCtl, NginxRegistry};
 use crate::{HostError, Result};
@@ -36,6 +37,22 @@ pub enum Undo {
     ReloadNginx {
         ctl: NginxCtl,
     },
+    /// Drop a database and user the step created.
+    DropDatabase {
+        db: DbCtl,
+        name: String,
+        user: String,
+    },
+    /// Recreate a dropped database from the dump taken just before the drop.
+    RestoreDatabase {
+        db: DbCtl,
+        name: String,
+        user: String,
+        password: String,
+        dump: PathBuf,
+    },
+    /// The step needs no undo (it only repairs towards the recorded state).
+    Nothing,
 }
 
 /// Where a task's journal and log go: the state database, in practice.
@@ -136,6 +153,21 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             }
             Ok(())
         }
-        Undo::ReloadNginx { .. } => Ok(()),
+        Undo::DropDatabase { db, name, user } => db.drop(name, user),
+        Undo::RestoreDatabase {
+            db,
+            name,
+            user,
+            password,
+            dump,
+        } => {
+            if db.database_exists(name)? {
+                return Ok(());
+            }
+            // A user left without its database (a crash between the two drops) goes first.
+            db.drop(name, user)?;
+            db.restore(name, user, password, dump)
+        }
+        Undo::ReloadNginx { .. } | Undo::Nothing => Ok(()),
     }
 }

@@ -6,6 +6,7 @@
 //! to change through the [`Steps`] trait; [`LiveSteps`] makes each change only after writing
 //! its undo to the task's journal, and [`DryRun`] prints the change instead.
 
+mod db;
 mod error;
 mod faults;
 mod fsops;
@@ -15,6 +16,7 @@ mod process;
 mod steps;
 mod wake;
 
+pub use db::{DbCtl, DbKind};
 pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use journal::{Journal, Undo, rollback};
@@ -63,6 +65,14 @@ fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
         .write(true)
         .open(path)
         .map_err(|e| HostError::io(path, e))
+}
+
+/// Removes a directory tree fjord made for itself (a task's scratch dir); nothing if absent.
+pub fn remove_dir_if_exists(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HostError::io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 pub fn remove_file_if_exists(path: &std::path::Path) -> Result<()> {

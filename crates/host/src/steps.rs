@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry};
 use crate::journal::{Journal, Undo};
 use crate::nginx::{FileChange, NginxCtl, NginxRegistry};
@@ -22,6 +23,17 @@ pub trait Steps {
     /// Changes files of an nginx config, then tests and reloads it (group-committed with
     /// other tasks' changes). Fails, with the changes put back, if nginx rejects them.
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
+    /// Creates a database and a user granted only on it. Refuses a name that already exists
+    /// on the server: fjord never adopts a database it did not make.
+    fn create_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str)
+    -> Result<()>;
+    /// Checks the site's credentials open its database, and repairs user and grants if not.
+    fn repair_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str)
+    -> Result<()>;
+    /// Dumps the database (the undo reloads that dump), then drops it and its user.
+    fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str) -> Result<()>;
+    /// Checks that the administrator can create and drop a database; changes nothing.
+    fn check_db_admin(&mut self, db: &DbCtl) -> Result<()>;
 }
 
 /// Lets a task give up its concurrency slot while it only waits (for an nginx commit), so
@@ -41,6 +53,8 @@ pub struct LiveSteps<'a> {
     steps: u32,
     /// Directories set aside by `remove_tree`, purged after success.
     trash: Vec<PathBuf>,
+    /// The task's own directory for dumps its undos may need.
+    scratch: PathBuf,
 }
 
 impl<'a> LiveSteps<'a> {
@@ -50,6 +64,7 @@ impl<'a> LiveSteps<'a> {
         faults: &'a Faults,
         task_kind: &'a str,
         parking: Option<Arc<dyn Parking>>,
+        scratch: PathBuf,
     ) -> LiveSteps<'a> {
         LiveSteps {
             journal,
@@ -60,6 +75,7 @@ impl<'a> LiveSteps<'a> {
             seq: 0,
             steps: 0,
             trash: Vec::new(),
+            scratch,
         }
     }
 
@@ -106,6 +122,80 @@ pub fn trash_path(path: &Path, tag: &str) -> PathBuf {
 }
 
 impl Steps for LiveSteps<'_> {
+    fn create_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let what = format!("create database {name} and user {user}");
+        if db.database_exists(name)? || db.user_exists(user)? {
+            return Err(HostError::Refused(format!(
+                "database or user {name} already exists on the server and is not this site's: fjord will not touch it"
+            )));
+        }
+        let undo = Undo::DropDatabase {
+            db: db.clone(),
+            name: name.into(),
+            user: user.into(),
+        };
+        self.record(&what, &undo, None)?;
+        db.create(name, user, password)?;
+        self.after_step(&what)
+    }
+
+    fn repair_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let what = format!("check database {name}");
+        if !db.database_exists(name)? {
+            return Err(HostError::Refused(format!(
+                "database {name} is missing on the server: restore the site from a backup"
+            )));
+        }
+        if !db.can_login(name, user, password) {
+            self.journal.log(&format!(
+                "user {user} cannot open {name}: repairing its password and grants"
+            ));
+            self.record(&format!("repair user {user}"), &Undo::Nothing, None)?;
+            db.repair(name, user, password)?;
+        }
+        self.after_step(&what)
+    }
+
+    fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str) -> Result<()> {
+        let what = format!("drop database {name} and user {user}");
+        if db.database_exists(name)? {
+            crate::ensure_dir(&self.scratch)?;
+            let dump = self.scratch.join(format!("{name}.dump"));
+            db.dump(name, &dump)?;
+            let undo = Undo::RestoreDatabase {
+                db: db.clone(),
+                name: name.into(),
+                user: user.into(),
+                password: password.into(),
+                dump,
+            };
+            self.record(&what, &undo, None)?;
+        }
+        db.drop(name, user)?;
+        self.after_step(&what)
+    }
+
+    fn check_db_admin(&mut self, db: &DbCtl) -> Result<()> {
+        db.check_admin()?;
+        self.journal.log(&format!(
+            "{:?} administrator can create and drop databases",
+            db.kind
+        ));
+        Ok(())
+    }
+
     fn log(&mut self, line: &str) {
         self.journal.log(line);
     }
@@ -256,6 +346,50 @@ impl DryRun {
 }
 
 impl Steps for DryRun {
+    fn create_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "create {:?} database {name} and user {user}, granted only on it",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn repair_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "check that user {user} opens {:?} database {name}; repair if not",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, _password: &str) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {name}, then drop it and user {user}",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn check_db_admin(&mut self, db: &DbCtl) -> Result<()> {
+        self.out.push(format!(
+            "# check that the {:?} administrator can create and drop a database",
+            db.kind
+        ));
+        Ok(())
+    }
+
     fn log(&mut self, line: &str) {
         self.out.push(format!("# {line}"));
     }

@@ -4,6 +4,7 @@
 //! input validates it and refuses with an [`Invalid`] error that names the field, the value and
 //! the rule, so that the CLI and (later) the panel can show the same message.
 
+mod db;
 mod invalid;
 mod name;
 mod objects;
@@ -11,6 +12,7 @@ mod path;
 mod site_name;
 mod task;
 
+pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
 pub use invalid::Invalid;
 pub use name::Name;
 pub use objects::{

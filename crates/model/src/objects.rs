@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AbsPath, Hostname, Invalid, Name};
+use crate::{AbsPath, DbEngine, DbService, Hostname, Invalid, Name, SiteDatabase};
 
 /// A machine fjord manages, and the services it offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -10,6 +10,14 @@ pub struct Server {
     pub id: i64,
     pub name: Name,
     pub http: HttpService,
+    /// Database services, at most one per engine.
+    pub db: Vec<DbService>,
+}
+
+impl Server {
+    pub fn db_service(&self, engine: DbEngine) -> Option<&DbService> {
+        self.db.iter().find(|d| d.engine == engine)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +150,7 @@ pub struct Site {
     pub redirect_aliases: bool,
     pub status: SiteStatus,
     pub client_id: Option<i64>,
+    pub database: Option<SiteDatabase>,
 }
 
 impl Site {

@@ -10,7 +10,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use model::{NginxService, Platform, Site, SiteStatus};
+use model::{DbEngine, DbService, NginxService, Platform, Site, SiteDatabase, SiteStatus};
 
 /// The host name of fjord's own probe server block. `.invalid` can never be a site's name
 /// (the model refuses it), so this can never shadow a site.
@@ -132,6 +132,45 @@ server {{
 ",
             aliases = aliases.join(" "),
         );
+    }
+    out
+}
+
+/// A site's private directory, outside its docroot: credentials and SQLite files live here.
+pub fn site_private_dir(platform: &Platform, site: &Site) -> std::path::PathBuf {
+    platform.path.join("private").join(site.name.as_str())
+}
+
+/// The SQLite database file of a site.
+pub fn site_sqlite_path(platform: &Platform, site: &Site) -> std::path::PathBuf {
+    site_private_dir(platform, site).join("database.sqlite")
+}
+
+/// The site's database credentials, as `KEY=value` lines an application's settings can read
+/// (written with mode 0640, outside the docroot).
+pub fn site_db_env(db: &SiteDatabase, service: &DbService, sqlite_path: &Path) -> String {
+    let mut out = String::from(HEADER);
+    let _ = writeln!(out, "DB_ENGINE={}", db.engine);
+    if db.engine == DbEngine::Sqlite {
+        let _ = writeln!(out, "DB_PATH={}", sqlite_path.display());
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "DB_NAME={}\nDB_USER={}\nDB_PASSWORD={}",
+        db.name, db.user, db.password
+    );
+    match (&service.socket, &service.host) {
+        (Some(socket), _) => {
+            let _ = writeln!(out, "DB_HOST=localhost\nDB_SOCKET={socket}");
+        }
+        (None, Some(host)) => {
+            let _ = writeln!(out, "DB_HOST={host}");
+        }
+        (None, None) => {}
+    }
+    if let Some(port) = service.port {
+        let _ = writeln!(out, "DB_PORT={port}");
     }
     out
 }

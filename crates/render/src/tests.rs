@@ -62,6 +62,7 @@ fn site(status: SiteStatus, redirect: bool) -> Site {
         redirect_aliases: redirect,
         status,
         client_id: None,
+        database: None,
     }
 }
 
@@ -125,4 +126,24 @@ fn pages() {
         "placeholder.html",
         &placeholder_index(&site(SiteStatus::Installed, false)),
     );
+}
+
+#[test]
+fn db_env() {
+    let db = |engine| model::SiteDatabase {
+        server_id: 1,
+        engine,
+        name: "example_com".into(),
+        user: "example_com".into(),
+        password: "0123456789abcdef0123456789abcdef".into(),
+    };
+    let sqlite = Path::new("/srv/static1/private/example.com/database.sqlite");
+    for (engine, file) in [
+        (model::DbEngine::Mysql, "db_mysql.env"),
+        (model::DbEngine::Postgresql, "db_postgresql.env"),
+        (model::DbEngine::Sqlite, "db_sqlite.env"),
+    ] {
+        let service = model::DbService::parse(engine.as_str()).unwrap();
+        check(file, &site_db_env(&db(engine), &service, sqlite));
+    }
 }

@@ -9,8 +9,8 @@
 mod sqlite;
 
 use model::{
-    AbsPath, Client, Hostname, HttpService, Name, Platform, PlatformKind, Server, Site, SiteStatus,
-    Target, Task, TaskKind, TaskStatus,
+    AbsPath, Client, DbEngine, DbService, Hostname, HttpService, Name, Platform, PlatformKind,
+    Server, Site, SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus,
 };
 
 pub use sqlite::SqliteStore;
@@ -71,6 +71,7 @@ pub struct NewSite {
     pub redirect_aliases: bool,
     pub client_id: Option<i64>,
     pub status: SiteStatus,
+    pub database: Option<SiteDatabase>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -110,6 +111,7 @@ pub trait Store: Send + Sync {
         &self,
         name: &Name,
         http: &HttpService,
+        db: &[DbService],
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)>;
     fn server(&self, id: i64) -> Result<Server>;
@@ -144,6 +146,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(Site, Option<Task>)>;
     fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()>;
     fn delete_site(&self, id: i64) -> Result<()>;
+
+    /// Whether a site database of this name exists on that server and engine.
+    fn database_name_taken(&self, server_id: i64, engine: DbEngine, name: &str) -> Result<bool>;
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;

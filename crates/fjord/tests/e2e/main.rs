@@ -7,5 +7,6 @@ mod harness;
 mod bad_input;
 mod concurrency;
 mod crash;
+mod databases;
 mod lifecycle;
 mod rollback;

@@ -74,4 +74,17 @@ CREATE TABLE journal (
     PRIMARY KEY (task_id, seq)
 );
 "#,
+    // 2: database services on servers, and each site's own database.
+    r#"
+ALTER TABLE servers ADD COLUMN db TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE site_databases (
+    site_id INTEGER PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+    server_id INTEGER NOT NULL REFERENCES servers(id),
+    engine TEXT NOT NULL,
+    name TEXT NOT NULL,
+    user TEXT NOT NULL,
+    password TEXT NOT NULL,
+    UNIQUE (server_id, engine, name)
+);
+"#,
 ];

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use model::{
-    AbsPath, Client, Hostname, HttpService, Name, Platform, PlatformKind, Server, Site, SiteStatus,
-    Target, Task, TaskKind, TaskStatus, locks_conflict,
+    AbsPath, Client, DbEngine, DbService, Hostname, HttpService, Name, Platform, PlatformKind,
+    Server, Site, SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, locks_conflict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -162,11 +162,13 @@ fn maybe_enqueue(
 fn server_from_row(r: &Row) -> rusqlite::Result<Result<Server>> {
     let name: String = r.get(1)?;
     let http: String = r.get(2)?;
+    let db: String = r.get(3)?;
     Ok((|| {
         Ok(Server {
             id: r.get(0)?,
             name: Name::parse("server name", &name).map_err(|e| corrupt(e.to_string()))?,
             http: serde_json::from_str(&http).map_err(|e| corrupt(format!("server http: {e}")))?,
+            db: serde_json::from_str(&db).map_err(|e| corrupt(format!("server db: {e}")))?,
         })
     })())
 }
@@ -234,12 +236,37 @@ fn load_sites(c: &Connection, where_sql: &str, p: impl rusqlite::Params) -> Resu
             status: SiteStatus::from_db(&status)
                 .ok_or_else(|| corrupt(format!("site status {status}")))?,
             client_id,
+            database: None,
         });
     }
     let mut alias_stmt = c.prepare(
         "SELECT name FROM host_names WHERE site_id = ?1 AND is_main = 0 ORDER BY position",
     )?;
+    let mut db_stmt = c.prepare(
+        "SELECT server_id, engine, name, user, password FROM site_databases WHERE site_id = ?1",
+    )?;
     for site in &mut sites {
+        site.database = db_stmt
+            .query_row([site.id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .optional()?
+            .map(|(server_id, engine, name, user, password)| {
+                Ok::<_, StoreError>(SiteDatabase {
+                    server_id,
+                    engine: DbEngine::parse(&engine).map_err(|e| corrupt(e.to_string()))?,
+                    name,
+                    user,
+                    password,
+                })
+            })
+            .transpose()?;
         let names = alias_stmt.query_map([site.id], |r| r.get::<_, String>(0))?;
         for name in names {
             let name = name?;
@@ -266,14 +293,16 @@ impl Store for SqliteStore {
         &self,
         name: &Name,
         http: &HttpService,
+        db: &[DbService],
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let json = serde_json::to_string(http).map_err(|e| corrupt(e.to_string()))?;
+            let db_json = serde_json::to_string(db).map_err(|e| corrupt(e.to_string()))?;
             tx.execute(
-                "INSERT INTO servers (name, http, created_at) VALUES (?1, ?2, ?3)",
-                params![name.as_str(), json, now_ms()],
+                "INSERT INTO servers (name, http, db, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name.as_str(), json, db_json, now_ms()],
             )
             .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
             let id = tx.last_insert_rowid();
@@ -284,6 +313,7 @@ impl Store for SqliteStore {
                     id,
                     name: name.clone(),
                     http: http.clone(),
+                    db: db.to_vec(),
                 },
                 task,
             ))
@@ -295,7 +325,7 @@ impl Store for SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http FROM servers WHERE id = ?1",
+                    "SELECT id, name, http, db FROM servers WHERE id = ?1",
                     [id],
                     server_from_row,
                 )?,
@@ -309,7 +339,7 @@ impl Store for SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http FROM servers WHERE name = ?1",
+                    "SELECT id, name, http, db FROM servers WHERE name = ?1",
                     [name],
                     server_from_row,
                 )?,
@@ -322,7 +352,7 @@ impl Store for SqliteStore {
         self.with(|c| {
             collect(
                 c,
-                "SELECT id, name, http FROM servers ORDER BY name",
+                "SELECT id, name, http, db FROM servers ORDER BY name",
                 [],
                 server_from_row,
             )
@@ -439,6 +469,14 @@ impl Store for SqliteStore {
                 conflict_or(e, || format!("host name {} is already an alias of another site", site.name))
             })?;
             insert_aliases(&tx, id, &site.aliases)?;
+            if let Some(db) = &site.database {
+                tx.execute(
+                    "INSERT INTO site_databases (site_id, server_id, engine, name, user, password)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, db.server_id, db.engine.as_str(), db.name, db.user, db.password],
+                )
+                .map_err(|e| conflict_or(e, || format!("database {} is already a site's", db.name)))?;
+            }
             let task = maybe_enqueue(&tx, Target::Site(id), site.name.as_str(), then)?;
             let created = one(load_sites(&tx, "WHERE id = ?1", [id])?, || format!("site {id}"))?;
             tx.commit()?;
@@ -518,8 +556,20 @@ impl Store for SqliteStore {
 
     fn delete_site(&self, id: i64) -> Result<()> {
         self.with(|c| {
+            c.execute("DELETE FROM site_databases WHERE site_id = ?1", [id])?;
             c.execute("DELETE FROM sites WHERE id = ?1", [id])?;
             Ok(())
+        })
+    }
+
+    fn database_name_taken(&self, server_id: i64, engine: DbEngine, name: &str) -> Result<bool> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM site_databases WHERE server_id = ?1 AND engine = ?2 AND (name = ?3 OR user = ?3)",
+                params![server_id, engine.as_str(), name],
+                |r| r.get(0),
+            )?;
+            Ok(n > 0)
         })
     }
 
@@ -664,6 +714,7 @@ impl Store for SqliteStore {
                     )?;
                 }
                 TaskEffect::DeleteSite(site) => {
+                    tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
                     tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;
                 }
                 TaskEffect::ImportSites { platform_id, names } => {

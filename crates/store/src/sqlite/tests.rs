@@ -24,7 +24,7 @@ fn h(s: &str) -> Hostname {
 
 fn setup(s: &SqliteStore) -> (i64, i64) {
     let (server, _) = s
-        .insert_server(&Name::parse("n", "local").unwrap(), &http(), None)
+        .insert_server(&Name::parse("n", "local").unwrap(), &http(), &[], None)
         .unwrap();
     let (p, _) = s
         .insert_platform(
@@ -46,6 +46,7 @@ fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
         redirect_aliases: false,
         client_id: None,
         status: SiteStatus::Queued,
+        database: None,
     }
 }
 

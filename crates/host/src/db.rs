@@ -1,0 +1,416 @@
+//! Database administration through the engines' own clients (`mariadb`, `psql`,
+//! `mariadb-dump`, `pg_dump`, `pg_restore`), as Aegir does: no driver to build, and the same
+//! tools an operator would use by hand. Passwords go through the environment, never argv.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{HostError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbKind {
+    Mysql,
+    Postgresql,
+}
+
+/// How to reach one database server as its administrator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbCtl {
+    pub kind: DbKind,
+    pub socket: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub admin_user: String,
+    pub password_file: Option<PathBuf>,
+}
+
+/// Names fjord puts into SQL: `[a-z][a-z0-9_]*`, so that they need no escaping on any engine.
+fn check_identifier(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(HostError::Refused(format!(
+            "unsafe database identifier {name:?}"
+        )))
+    }
+}
+
+/// Generated passwords are hex; anything else is refused rather than escaped.
+fn check_password(password: &str) -> Result<()> {
+    if !password.is_empty() && password.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(HostError::Refused(
+            "unsafe database password (fjord generates alphanumeric ones)".into(),
+        ))
+    }
+}
+
+impl DbCtl {
+    fn admin_password(&self) -> Result<Option<String>> {
+        self.password_file
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| HostError::io(p, e))
+            })
+            .transpose()
+    }
+
+    fn mysql_client() -> &'static str {
+        if Path::new("/usr/bin/mariadb").exists() {
+            "mariadb"
+        } else {
+            "mysql"
+        }
+    }
+
+    fn mysql_dump() -> &'static str {
+        if Path::new("/usr/bin/mariadb-dump").exists() {
+            "mariadb-dump"
+        } else {
+            "mysqldump"
+        }
+    }
+
+    /// A command connecting as `user` (with `password`), to `database` if given.
+    fn command(
+        &self,
+        program: &str,
+        user: &str,
+        password: Option<&str>,
+        database: Option<&str>,
+    ) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.stdin(Stdio::null());
+        match self.kind {
+            DbKind::Mysql => {
+                match (&self.socket, &self.host) {
+                    (Some(socket), _) => cmd
+                        .arg("--protocol=SOCKET")
+                        .arg(format!("--socket={}", socket.display())),
+                    (None, Some(host)) => cmd.arg("--protocol=TCP").arg(format!("--host={host}")),
+                    (None, None) => &mut cmd,
+                };
+                if let Some(port) = self.port {
+                    cmd.arg(format!("--port={port}"));
+                }
+                cmd.arg(format!("--user={user}"));
+                if let Some(pw) = password {
+                    cmd.env("MYSQL_PWD", pw);
+                }
+                if let Some(db) = database {
+                    cmd.arg(format!("--database={db}"));
+                }
+            }
+            DbKind::Postgresql => {
+                let host = self
+                    .socket
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .or_else(|| self.host.clone());
+                if let Some(host) = host {
+                    cmd.arg("-h").arg(host);
+                }
+                if let Some(port) = self.port {
+                    cmd.arg("-p").arg(port.to_string());
+                }
+                cmd.arg("-U").arg(user);
+                if let Some(pw) = password {
+                    cmd.env("PGPASSWORD", pw);
+                }
+                cmd.env("PGCONNECT_TIMEOUT", "10");
+                if program == "psql" {
+                    cmd.arg("-d").arg(database.unwrap_or("postgres"));
+                }
+            }
+        }
+        cmd
+    }
+
+    fn sql_as(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        database: Option<&str>,
+        statements: &[String],
+    ) -> Result<String> {
+        let mut cmd = match self.kind {
+            DbKind::Mysql => {
+                let mut c = self.command(Self::mysql_client(), user, password, database);
+                c.args([
+                    "--batch",
+                    "--skip-column-names",
+                    "-e",
+                    &statements.join(";\n"),
+                ]);
+                c
+            }
+            DbKind::Postgresql => {
+                let mut c = self.command("psql", user, password, database);
+                c.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"]);
+                // Each -c runs on its own, outside a transaction block (CREATE DATABASE needs that).
+                for s in statements {
+                    c.arg("-c").arg(s);
+                }
+                c
+            }
+        };
+        let out = cmd
+            .output()
+            .map_err(|e| HostError::io(Path::new(self.program()), e))?;
+        if !out.status.success() {
+            return Err(HostError::Command {
+                program: self.program().to_string(),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn program(&self) -> &'static str {
+        match self.kind {
+            DbKind::Mysql => Self::mysql_client(),
+            DbKind::Postgresql => "psql",
+        }
+    }
+
+    fn admin(&self, statements: &[String]) -> Result<String> {
+        let password = self.admin_password()?;
+        self.sql_as(&self.admin_user, password.as_deref(), None, statements)
+    }
+
+    /// Where a site's user may connect from: the web server is this machine.
+    fn client_host(&self) -> &'static str {
+        if self.socket.is_some() || self.host.is_none() {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        }
+    }
+
+    pub fn database_exists(&self, name: &str) -> Result<bool> {
+        check_identifier(name)?;
+        let sql = match self.kind {
+            DbKind::Mysql => {
+                format!("SELECT 1 FROM information_schema.schemata WHERE schema_name = '{name}'")
+            }
+            DbKind::Postgresql => format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        };
+        Ok(self.admin(&[sql])?.trim() == "1")
+    }
+
+    pub fn user_exists(&self, user: &str) -> Result<bool> {
+        check_identifier(user)?;
+        let sql = match self.kind {
+            DbKind::Mysql => format!("SELECT 1 FROM mysql.user WHERE user = '{user}' LIMIT 1"),
+            DbKind::Postgresql => format!("SELECT 1 FROM pg_roles WHERE rolname = '{user}'"),
+        };
+        Ok(self.admin(&[sql])?.trim() == "1")
+    }
+
+    /// Every database and user on the server (for orphan checks).
+    pub fn list(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let (dbs, users) = match self.kind {
+            DbKind::Mysql => (
+                "SELECT schema_name FROM information_schema.schemata",
+                "SELECT DISTINCT user FROM mysql.user",
+            ),
+            DbKind::Postgresql => (
+                "SELECT datname FROM pg_database",
+                "SELECT rolname FROM pg_roles",
+            ),
+        };
+        let lines = |s: String| s.lines().map(str::to_string).collect();
+        Ok((
+            lines(self.admin(&[dbs.to_string()])?),
+            lines(self.admin(&[users.to_string()])?),
+        ))
+    }
+
+    pub fn create(&self, name: &str, user: &str, password: &str) -> Result<()> {
+        check_identifier(name)?;
+        check_identifier(user)?;
+        check_password(password)?;
+        let host = self.client_host();
+        let statements = match self.kind {
+            DbKind::Mysql => vec![
+                format!(
+                    "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                ),
+                format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"),
+                format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'{host}'"),
+            ],
+            DbKind::Postgresql => vec![
+                format!("CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'"),
+                format!("CREATE DATABASE \"{name}\" OWNER \"{user}\""),
+                format!("REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"),
+            ],
+        };
+        self.admin(&statements).map(|_| ())
+    }
+
+    /// Drops the database and the user; nothing if they are already gone.
+    pub fn drop(&self, name: &str, user: &str) -> Result<()> {
+        check_identifier(name)?;
+        check_identifier(user)?;
+        let statements = match self.kind {
+            DbKind::Mysql => vec![
+                format!("DROP DATABASE IF EXISTS `{name}`"),
+                format!("DROP USER IF EXISTS '{user}'@'{}'", self.client_host()),
+            ],
+            DbKind::Postgresql => vec![
+                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                format!("DROP ROLE IF EXISTS \"{user}\""),
+            ],
+        };
+        self.admin(&statements).map(|_| ())
+    }
+
+    /// Whether the site's own credentials open its database.
+    pub fn can_login(&self, name: &str, user: &str, password: &str) -> bool {
+        self.sql_as(user, Some(password), Some(name), &["SELECT 1".to_string()])
+            .is_ok_and(|o| o.trim() == "1")
+    }
+
+    /// Sets the user's password and grants to what fjord's state says.
+    pub fn repair(&self, name: &str, user: &str, password: &str) -> Result<()> {
+        check_identifier(name)?;
+        check_identifier(user)?;
+        check_password(password)?;
+        let host = self.client_host();
+        let statements = match self.kind {
+            DbKind::Mysql => vec![
+                format!("CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'"),
+                format!("ALTER USER '{user}'@'{host}' IDENTIFIED BY '{password}'"),
+                format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'{host}'"),
+            ],
+            DbKind::Postgresql => vec![
+                format!("ALTER ROLE \"{user}\" LOGIN PASSWORD '{password}'"),
+                format!("ALTER DATABASE \"{name}\" OWNER TO \"{user}\""),
+            ],
+        };
+        self.admin(&statements).map(|_| ())
+    }
+
+    /// Streams a dump of the database to `out` (never held in memory). Fails on an empty dump.
+    pub fn dump(&self, name: &str, out: &Path) -> Result<()> {
+        check_identifier(name)?;
+        let password = self.admin_password()?;
+        let file = File::create(out).map_err(|e| HostError::io(out, e))?;
+        let mut cmd = match self.kind {
+            DbKind::Mysql => {
+                let mut c = self.command(
+                    Self::mysql_dump(),
+                    &self.admin_user,
+                    password.as_deref(),
+                    None,
+                );
+                c.args([
+                    "--single-transaction",
+                    "--quick",
+                    "--routines",
+                    "--events",
+                    "--triggers",
+                    name,
+                ]);
+                c
+            }
+            DbKind::Postgresql => {
+                let mut c = self.command("pg_dump", &self.admin_user, password.as_deref(), None);
+                c.args(["--format=custom", "--no-owner", name]);
+                c
+            }
+        };
+        let output = cmd
+            .stdout(file)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| HostError::io(out, e))?;
+        if !output.status.success() {
+            return Err(HostError::Command {
+                program: "dump".into(),
+                status: output.status.to_string(),
+                output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        let size = std::fs::metadata(out)
+            .map_err(|e| HostError::io(out, e))?
+            .len();
+        if size == 0 {
+            return Err(HostError::Refused(format!("the dump of {name} is empty")));
+        }
+        Ok(())
+    }
+
+    /// Recreates the database and user and loads `dump` into it, as the site's user.
+    pub fn restore(&self, name: &str, user: &str, password: &str, dump: &Path) -> Result<()> {
+        self.create(name, user, password)?;
+        let admin_password = self.admin_password()?;
+        let input = File::open(dump).map_err(|e| HostError::io(dump, e))?;
+        let mut cmd = match self.kind {
+            DbKind::Mysql => self.command(
+                Self::mysql_client(),
+                &self.admin_user,
+                admin_password.as_deref(),
+                Some(name),
+            ),
+            DbKind::Postgresql => {
+                let mut c = self.command(
+                    "pg_restore",
+                    &self.admin_user,
+                    admin_password.as_deref(),
+                    None,
+                );
+                c.args([
+                    "--no-owner",
+                    &format!("--role={user}"),
+                    "--exit-on-error",
+                    "-d",
+                    name,
+                ]);
+                c
+            }
+        };
+        let output = cmd
+            .stdin(input)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| HostError::io(dump, e))?;
+        if !output.status.success() {
+            return Err(HostError::Command {
+                program: "restore".into(),
+                status: output.status.to_string(),
+                output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that the administrator can create and drop a database.
+    pub fn check_admin(&self) -> Result<()> {
+        let probe = format!("fjord_probe_{}", crate::random_hex(4));
+        let created = self.admin(&[match self.kind {
+            DbKind::Mysql => format!("CREATE DATABASE `{probe}`"),
+            DbKind::Postgresql => format!("CREATE DATABASE \"{probe}\""),
+        }]);
+        let dropped = self.admin(&[match self.kind {
+            DbKind::Mysql => format!("DROP DATABASE IF EXISTS `{probe}`"),
+            DbKind::Postgresql => format!("DROP DATABASE IF EXISTS \"{probe}\""),
+        }]);
+        created.and(dropped).map(|_| ())
+    }
+}
