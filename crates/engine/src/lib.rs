@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub use error::{Error, Result};
 pub use model::{self, Invalid};
 pub use paths::default_data_dir;
-pub use store::{LogLine, TaskFilter};
+pub use store::{Backup, LogLine, TaskFilter};
 
 use store::{SqliteStore, Store};
 

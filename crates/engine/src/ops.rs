@@ -496,6 +496,56 @@ impl Fjord {
         self.queue(Target::Site(site.id), kind, args, dry_run)
     }
 
+    // ---- backups ----
+
+    /// A site's backups, newest first; a deleted site's stay listed under its name.
+    pub fn backups(&self, name: &str) -> Result<Vec<store::Backup>> {
+        let host = Hostname::parse("site name", name)?;
+        Ok(self.store().backups(host.as_str())?)
+    }
+
+    /// Queues a restore from one of the site's backups (the newest if none is named), or from
+    /// an archive file. The archive is checked whole before anything changes.
+    pub fn restore_site(
+        &self,
+        name: &str,
+        backup_id: Option<i64>,
+        file: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let site = self.site(name)?;
+        scripts::check_site_status(TaskKind::SiteRestore, &site, false)?;
+        let path = match (backup_id, file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Refused("give --backup or --file, not both".into()));
+            }
+            (_, Some(file)) => AbsPath::parse("backup file", file)?.to_string(),
+            (Some(id), None) => {
+                let backup = self.store().backup(id)?;
+                if backup.site_name != site.name.as_str() {
+                    return Err(Error::Refused(format!(
+                        "backup {id} is of site {}, not of {}",
+                        backup.site_name, site.name
+                    )));
+                }
+                backup.path
+            }
+            (None, None) => {
+                self.store()
+                    .backups(site.name.as_str())?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::Refused(format!("site {} has no backups", site.name)))?
+                    .path
+            }
+        };
+        if !std::path::Path::new(&path).is_file() {
+            return Err(Error::Refused(format!("backup file {path} does not exist")));
+        }
+        let args = serde_json::json!({ "backup": path });
+        self.queue(Target::Site(site.id), TaskKind::SiteRestore, args, dry_run)
+    }
+
     // ---- tasks ----
 
     fn queue(

@@ -209,6 +209,7 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         TaskKind::SiteDisable => site.status == Installed,
         TaskKind::SiteEnable => site.status == Disabled,
         TaskKind::SiteDelete => site.status == Disabled || force,
+        TaskKind::SiteBackup | TaskKind::SiteRestore => matches!(site.status, Installed | Disabled),
         _ => true,
     };
     if allowed {
@@ -244,9 +245,20 @@ pub fn run(
         TaskKind::SiteInstall => site_install(env, objects, x),
         TaskKind::SiteVerify => site_verify(env, objects, x).map(|_| TaskEffect::None),
         TaskKind::SiteImport => site_verify(env, objects, x),
-        TaskKind::SiteDisable => site_set_served(env, objects, SiteStatus::Disabled, x),
+        TaskKind::SiteDisable => {
+            let backup = site_backup(env, objects, x)?;
+            let effect = site_set_served(env, objects, SiteStatus::Disabled, x)?;
+            Ok(TaskEffect::Many(vec![backup, effect]))
+        }
+        TaskKind::SiteBackup => site_backup(env, objects, x),
+        TaskKind::SiteRestore => site_restore(env, objects, args, x),
         TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
-        TaskKind::SiteDelete => site_delete(env, objects, x),
+        TaskKind::SiteDelete => {
+            // A delete that cannot back the site up first does not go on.
+            let backup = site_backup(env, objects, x)?;
+            let effect = site_delete(env, objects, x)?;
+            Ok(TaskEffect::Many(vec![backup, effect]))
+        }
     }
 }
 
@@ -421,4 +433,122 @@ fn site_delete(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Res
     }
     x.remove_tree(&render::site_private_dir(platform, site))?;
     Ok(TaskEffect::DeleteSite(site.id))
+}
+
+impl ScriptEnv {
+    fn backup_dir(&self, site: &Site) -> PathBuf {
+        self.data_dir.join("backups").join(site.name.as_str())
+    }
+}
+
+/// Backs the site up: docroot, private files and a consistent dump of its database.
+fn site_backup(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let dir = env.backup_dir(site);
+    let stamp = model::time::utc_stamp(store::now_ms());
+    let mut out = dir.join(format!("{}-{stamp}.tar.zst", site.name));
+    let mut n = 2;
+    while out.exists() {
+        out = dir.join(format!("{}-{stamp}_{n}.tar.zst", site.name));
+        n += 1;
+    }
+    let db = match &site.database {
+        Some(db) => match db_ctl(objects.db_service(db)?) {
+            Some(ctl) => Some(host::BackupDb::Server {
+                ctl,
+                name: db.name.clone(),
+            }),
+            None => Some(host::BackupDb::Sqlite {
+                path: render::site_sqlite_path(platform, site),
+            }),
+        },
+        None => None,
+    };
+    let private = render::site_private_dir(platform, site);
+    let request = host::BackupRequest {
+        out: out.clone(),
+        manifest: host::Manifest {
+            format: 1,
+            fjord_version: env!("CARGO_PKG_VERSION").to_string(),
+            site: site.name.to_string(),
+            platform: platform.name.to_string(),
+            platform_kind: platform.kind.as_str().to_string(),
+            db_engine: site
+                .database
+                .as_ref()
+                .map(|d| d.engine.as_str().to_string()),
+            db_member: None,
+            created_at: model::time::utc_display(store::now_ms()),
+            members: Vec::new(),
+        },
+        docroot: render::site_docroot(platform, site),
+        private: private.exists().then_some(private),
+        db,
+    };
+    let Some(_manifest) = x.create_backup(&request)? else {
+        return Ok(TaskEffect::None);
+    };
+    let size = std::fs::metadata(&out).map(|m| m.len() as i64).unwrap_or(0);
+    Ok(TaskEffect::AddBackup(store::NewBackup {
+        site_id: site.id,
+        site_name: site.name.to_string(),
+        path: out.display().to_string(),
+        size,
+    }))
+}
+
+/// Restores a site from one of its backups. The archive is checked whole before anything
+/// changes; the current state is backed up first; files, private files and database are
+/// then swapped in, each step undoable.
+fn site_restore(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    args: &serde_json::Value,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let archive = PathBuf::from(
+        args.get("backup")
+            .and_then(|b| b.as_str())
+            .unwrap_or_default(),
+    );
+    let manifest = host::verify_backup(&archive)?;
+    if manifest.site != site.name.as_str() {
+        return Err(Error::Refused(format!(
+            "{} is a backup of site {}, not of {}",
+            archive.display(),
+            manifest.site,
+            site.name
+        )));
+    }
+    let wanted_engine = site
+        .database
+        .as_ref()
+        .map(|d| d.engine.as_str().to_string());
+    if manifest.db_engine != wanted_engine {
+        return Err(Error::Refused(format!(
+            "{} holds a {} database; the site has {}",
+            archive.display(),
+            manifest.db_engine.as_deref().unwrap_or("no"),
+            wanted_engine.as_deref().unwrap_or("none")
+        )));
+    }
+    let before = site_backup(env, objects, x)?;
+    let docroot = render::site_docroot(platform, site);
+    let private = render::site_private_dir(platform, site);
+    x.make_dir(&platform.path.join("private"))?;
+    let tag = format!("restore-{}", host::random_hex(4));
+    let files_stage = host::trash_path(&docroot, &tag);
+    let private_stage = host::trash_path(&private, &tag);
+    let dump = x.extract_backup(&archive, &files_stage, &private_stage)?;
+    x.swap_tree(&docroot, &files_stage)?;
+    x.swap_tree(&private, &private_stage)?;
+    if let Some(db) = &site.database {
+        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+            x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
+        }
+        // Credentials are the site's own, whatever the backup held.
+        site_database(objects, db, DbMode::Verify, x)?;
+    }
+    Ok(before)
 }

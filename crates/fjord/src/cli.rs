@@ -289,6 +289,34 @@ enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Back the site up: its files, private files and database, in one .tar.zst.
+    Backup {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// List a site's backups (also those of a deleted site), newest first.
+    Backups {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Restore a site from a backup (the newest unless --backup or --file says otherwise).
+    /// The current state is backed up first.
+    Restore {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// The id of one of the site's backups (see `fjord site backups`).
+        #[arg(long, value_name = "ID")]
+        backup: Option<i64>,
+        /// A backup archive file, for example one copied back from off-site storage.
+        #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+        file: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
     /// Remove the site's vhost, files and record. The site must be disabled first.
     Delete {
         #[arg(allow_hyphen_values = true)]
@@ -728,6 +756,41 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
         }
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
+        SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::Backups { name, json } => {
+            let backups = fjord.backups(&name)?;
+            if json.json {
+                print_json(&backups.iter().map(|b| serde_json::json!({
+                    "id": b.id, "site": b.site_name, "path": b.path, "size": b.size, "created_at_ms": b.created_at,
+                })).collect());
+            } else {
+                table(
+                    &["id", "created", "size", "path"],
+                    backups
+                        .iter()
+                        .map(|b| {
+                            vec![
+                                b.id.to_string(),
+                                time(Some(b.created_at)),
+                                b.size.to_string(),
+                                b.path.clone(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Restore {
+            name,
+            backup,
+            file,
+            opts,
+        } => queued(
+            fjord,
+            fjord.restore_site(&name, backup, file.as_deref(), opts.dry_run)?,
+            &opts,
+        ),
         SiteCmd::Disable { name, opts } => simple(name, TaskKind::SiteDisable, false, opts),
         SiteCmd::Enable { name, opts } => simple(name, TaskKind::SiteEnable, false, opts),
         SiteCmd::Delete { name, force, opts } => simple(name, TaskKind::SiteDelete, force, opts),

@@ -98,37 +98,5 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
 }
 
 pub fn time(ms: Option<i64>) -> String {
-    let Some(ms) = ms else { return "-".into() };
-    let secs = ms / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm), so that
-/// times print in UTC without a date crate.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_times() {
-        assert_eq!(super::time(Some(0)), "1970-01-01 00:00:00");
-        assert_eq!(super::time(Some(1_795_000_000_000)), "2026-11-18 11:06:40");
-    }
+    ms.map_or_else(|| "-".into(), engine::model::time::utc_display)
 }

@@ -56,6 +56,19 @@ fn check_password(password: &str) -> Result<()> {
     }
 }
 
+/// mariadb-dump ends every complete dump with a `-- Dump completed` comment.
+fn dump_is_complete(path: &Path) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| HostError::io(path, e))?;
+    let len = file.metadata().map_err(|e| HostError::io(path, e))?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(256)))
+        .map_err(|e| HostError::io(path, e))?;
+    let mut tail = String::new();
+    file.read_to_string(&mut tail)
+        .map_err(|e| HostError::io(path, e))?;
+    Ok(tail.contains("-- Dump completed"))
+}
+
 impl DbCtl {
     fn admin_password(&self) -> Result<Option<String>> {
         self.password_file
@@ -351,6 +364,11 @@ impl DbCtl {
             .len();
         if size == 0 {
             return Err(HostError::Refused(format!("the dump of {name} is empty")));
+        }
+        if self.kind == DbKind::Mysql && !dump_is_complete(out)? {
+            return Err(HostError::Refused(format!(
+                "the dump of {name} is truncated (no \"Dump completed\" line)"
+            )));
         }
         Ok(())
     }

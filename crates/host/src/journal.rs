@@ -51,6 +51,24 @@ pub enum Undo {
         password: String,
         dump: PathBuf,
     },
+    /// Remove a directory tree the step created whole (a staging directory).
+    RemoveTree {
+        path: PathBuf,
+    },
+    /// Put back the directory that a swap set aside, moving the replacement out of the way.
+    SwapBack {
+        target: PathBuf,
+        replacement: PathBuf,
+        aside: PathBuf,
+    },
+    /// Put a replaced database back from the dump taken before it was replaced.
+    ReplaceDatabaseBack {
+        db: DbCtl,
+        name: String,
+        user: String,
+        password: String,
+        dump: PathBuf,
+    },
     /// The step needs no undo (it only repairs towards the recorded state).
     Nothing,
 }
@@ -165,6 +183,35 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
                 return Ok(());
             }
             // A user left without its database (a crash between the two drops) goes first.
+            db.drop(name, user)?;
+            db.restore(name, user, password, dump)
+        }
+        Undo::RemoveTree { path } => crate::remove_dir_if_exists(path),
+        Undo::SwapBack {
+            target,
+            replacement,
+            aside,
+        } => {
+            if !aside.exists() {
+                // The swap never began: the target is still the original.
+                return Ok(());
+            }
+            if target.exists() {
+                if replacement.exists() {
+                    crate::remove_dir_if_exists(target)?;
+                } else {
+                    std::fs::rename(target, replacement).map_err(|e| HostError::io(target, e))?;
+                }
+            }
+            std::fs::rename(aside, target).map_err(|e| HostError::io(target, e))
+        }
+        Undo::ReplaceDatabaseBack {
+            db,
+            name,
+            user,
+            password,
+            dump,
+        } => {
             db.drop(name, user)?;
             db.restore(name, user, password, dump)
         }

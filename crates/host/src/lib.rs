@@ -6,6 +6,7 @@
 //! to change through the [`Steps`] trait; [`LiveSteps`] makes each change only after writing
 //! its undo to the task's journal, and [`DryRun`] prints the change instead.
 
+mod archive;
 mod db;
 mod error;
 mod faults;
@@ -16,13 +17,14 @@ mod process;
 mod steps;
 mod wake;
 
+pub use archive::{Manifest, Member, verify_backup};
 pub use db::{DbCtl, DbKind};
 pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use journal::{Journal, Undo, rollback};
 pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
 pub use process::{CommandOutput, run_command};
-pub use steps::{DryRun, LiveSteps, Parking, Steps, trash_path};
+pub use steps::{BackupDb, BackupRequest, DryRun, LiveSteps, Parking, Steps, trash_path};
 pub use wake::{WakeSocket, wake_all};
 
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.

@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::archive::Manifest;
 use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry};
 use crate::journal::{Journal, Undo};
@@ -34,6 +35,55 @@ pub trait Steps {
     fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str) -> Result<()>;
     /// Checks that the administrator can create and drop a database; changes nothing.
     fn check_db_admin(&mut self, db: &DbCtl) -> Result<()>;
+    /// Writes a backup archive (files, private files, a consistent database dump).
+    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>>;
+    /// Checks a backup and extracts it into two new staging directories (a SQLite database
+    /// into the private one); returns where the database dump, if any, was put.
+    fn extract_backup(&mut self, archive: &Path, files: &Path, private: &Path) -> Result<PathBuf>;
+    /// Puts `replacement` in the place of `target` (which is set aside, and purged once the
+    /// task succeeds).
+    fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()>;
+    /// Replaces a database's content with a dump (the old content is dumped first, for undo).
+    fn replace_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+        dump: &Path,
+    ) -> Result<()>;
+}
+
+/// What a backup holds and where it goes.
+pub struct BackupRequest {
+    pub out: PathBuf,
+    pub manifest: Manifest,
+    pub docroot: PathBuf,
+    pub private: Option<PathBuf>,
+    pub db: Option<BackupDb>,
+}
+
+pub enum BackupDb {
+    Server {
+        ctl: DbCtl,
+        name: String,
+    },
+    /// A SQLite file, copied with SQLite's online backup.
+    Sqlite {
+        path: PathBuf,
+    },
+}
+
+impl BackupDb {
+    pub fn member(&self) -> &'static str {
+        match self {
+            BackupDb::Server { ctl, .. } if ctl.kind == crate::DbKind::Postgresql => {
+                "database.pgdump"
+            }
+            BackupDb::Server { .. } => "database.sql",
+            BackupDb::Sqlite { .. } => "database.sqlite",
+        }
+    }
 }
 
 /// Lets a task give up its concurrency slot while it only waits (for an nginx commit), so
@@ -122,6 +172,133 @@ pub fn trash_path(path: &Path, tag: &str) -> PathBuf {
 }
 
 impl Steps for LiveSteps<'_> {
+    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
+        let what = format!("write backup {}", request.out.display());
+        crate::ensure_dir(&self.scratch)?;
+        let dump = self
+            .scratch
+            .join(format!("backup-{}", crate::random_hex(4)));
+        match &request.db {
+            Some(BackupDb::Server { ctl, name }) => ctl.dump(name, &dump)?,
+            Some(BackupDb::Sqlite { path }) => {
+                let quoted = dump.display().to_string().replace('\'', "''");
+                let out = crate::run_command(&[
+                    "sqlite3".into(),
+                    path.display().to_string(),
+                    format!(".backup '{quoted}'"),
+                ])?;
+                if !out.success {
+                    return Err(HostError::Command {
+                        program: "sqlite3".into(),
+                        status: out.status,
+                        output: out.output,
+                    });
+                }
+            }
+            None => {}
+        }
+        if let Some(parent) = request.out.parent() {
+            crate::ensure_dir(parent)?;
+        }
+        let undo = Undo::RestoreFile {
+            path: request.out.clone(),
+            existed: false,
+            mode: 0,
+        };
+        self.record(&what, &undo, None)?;
+        let mut manifest = request.manifest.clone();
+        manifest.db_member = request.db.as_ref().map(|d| d.member().to_string());
+        let skip = match &request.db {
+            Some(BackupDb::Sqlite { path }) => Some(path.as_path()),
+            _ => None,
+        };
+        let source = crate::archive::BackupSource {
+            docroot: &request.docroot,
+            private: request.private.as_deref(),
+            skip_in_private: skip,
+            db: request.db.as_ref().map(|d| (dump.as_path(), d.member())),
+        };
+        let written = crate::archive::write_backup(&request.out, manifest, &source);
+        let _ = crate::remove_file_if_exists(&dump);
+        let written = written?;
+        let size = std::fs::metadata(&request.out)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        self.journal.log(&format!(
+            "backup of {} files, {size} bytes compressed",
+            written.members.len()
+        ));
+        self.after_step(&what)?;
+        Ok(Some(written))
+    }
+
+    fn extract_backup(&mut self, archive: &Path, files: &Path, private: &Path) -> Result<PathBuf> {
+        let what = format!("extract {}", archive.display());
+        crate::ensure_dir(&self.scratch)?;
+        let db_dump = self
+            .scratch
+            .join(format!("restore-{}", crate::random_hex(4)));
+        self.record(
+            &format!("stage {}", files.display()),
+            &Undo::RemoveTree {
+                path: files.to_path_buf(),
+            },
+            None,
+        )?;
+        self.record(
+            &format!("stage {}", private.display()),
+            &Undo::RemoveTree {
+                path: private.to_path_buf(),
+            },
+            None,
+        )?;
+        crate::archive::extract_backup(archive, files, private, &db_dump)?;
+        self.after_step(&what)?;
+        Ok(db_dump)
+    }
+
+    fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
+        let what = format!("replace {}", target.display());
+        let aside = trash_path(target, &crate::random_hex(4));
+        let undo = Undo::SwapBack {
+            target: target.to_path_buf(),
+            replacement: replacement.to_path_buf(),
+            aside: aside.clone(),
+        };
+        self.record(&what, &undo, None)?;
+        if target.exists() {
+            std::fs::rename(target, &aside).map_err(|e| HostError::io(target, e))?;
+            self.trash.push(aside);
+        }
+        std::fs::rename(replacement, target).map_err(|e| HostError::io(target, e))?;
+        self.after_step(&what)
+    }
+
+    fn replace_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        let what = format!("replace the content of database {name}");
+        crate::ensure_dir(&self.scratch)?;
+        let old = self.scratch.join(format!("{name}.before-restore"));
+        db.dump(name, &old)?;
+        let undo = Undo::ReplaceDatabaseBack {
+            db: db.clone(),
+            name: name.into(),
+            user: user.into(),
+            password: password.into(),
+            dump: old,
+        };
+        self.record(&what, &undo, None)?;
+        db.drop(name, user)?;
+        db.restore(name, user, password, dump)?;
+        self.after_step(&what)
+    }
+
     fn create_database(
         &mut self,
         db: &DbCtl,
@@ -346,6 +523,55 @@ impl DryRun {
 }
 
 impl Steps for DryRun {
+    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
+        let db = request
+            .db
+            .as_ref()
+            .map(|d| format!(" and {}", d.member()))
+            .unwrap_or_default();
+        self.step(format!(
+            "write backup {} of {}{db}",
+            request.out.display(),
+            request.docroot.display()
+        ));
+        Ok(None)
+    }
+
+    fn extract_backup(&mut self, archive: &Path, files: &Path, private: &Path) -> Result<PathBuf> {
+        self.step(format!(
+            "check {} and extract it to {} and {}",
+            archive.display(),
+            files.display(),
+            private.display()
+        ));
+        Ok(PathBuf::from("(the database dump of the backup)"))
+    }
+
+    fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
+        self.step(format!(
+            "replace {} with {}",
+            target.display(),
+            replacement.display()
+        ));
+        Ok(())
+    }
+
+    fn replace_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        _user: &str,
+        _password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {name}, then replace its content with {}",
+            db.kind,
+            dump.display()
+        ));
+        Ok(())
+    }
+
     fn create_database(
         &mut self,
         db: &DbCtl,

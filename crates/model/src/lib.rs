@@ -11,6 +11,7 @@ mod objects;
 mod path;
 mod site_name;
 mod task;
+pub mod time;
 
 pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
 pub use invalid::Invalid;

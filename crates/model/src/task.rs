@@ -12,10 +12,12 @@ pub enum TaskKind {
     SiteEnable,
     SiteDelete,
     SiteImport,
+    SiteBackup,
+    SiteRestore,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 8] = [
+    pub const ALL: [TaskKind; 10] = [
         TaskKind::ServerVerify,
         TaskKind::PlatformVerify,
         TaskKind::SiteInstall,
@@ -24,6 +26,8 @@ impl TaskKind {
         TaskKind::SiteEnable,
         TaskKind::SiteDelete,
         TaskKind::SiteImport,
+        TaskKind::SiteBackup,
+        TaskKind::SiteRestore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +40,8 @@ impl TaskKind {
             TaskKind::SiteEnable => "site-enable",
             TaskKind::SiteDelete => "site-delete",
             TaskKind::SiteImport => "site-import",
+            TaskKind::SiteBackup => "site-backup",
+            TaskKind::SiteRestore => "site-restore",
         }
     }
 

@@ -56,6 +56,10 @@ pub enum TaskEffect {
     None,
     SetSiteStatus(i64, SiteStatus),
     DeleteSite(i64),
+    /// Record a backup the task wrote.
+    AddBackup(NewBackup),
+    /// Several changes, in order.
+    Many(Vec<TaskEffect>),
     /// Record these sites, found on the platform, and queue an import task for each.
     ImportSites {
         platform_id: i64,
@@ -72,6 +76,25 @@ pub struct NewSite {
     pub client_id: Option<i64>,
     pub status: SiteStatus,
     pub database: Option<SiteDatabase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBackup {
+    pub site_id: i64,
+    pub site_name: String,
+    pub path: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub id: i64,
+    pub site_id: i64,
+    pub site_name: String,
+    pub path: String,
+    pub size: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -149,6 +172,10 @@ pub trait Store: Send + Sync {
 
     /// Whether a site database of this name exists on that server and engine.
     fn database_name_taken(&self, server_id: i64, engine: DbEngine, name: &str) -> Result<bool>;
+
+    /// A site's backups (by its name, so those of a deleted site stay listed), newest first.
+    fn backups(&self, site_name: &str) -> Result<Vec<Backup>>;
+    fn backup(&self, id: i64) -> Result<Backup>;
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;

@@ -68,7 +68,7 @@ fn killed_dispatcher_tasks_roll_back_and_the_queue_runs_on() {
     let before = env.host_state(&hosts);
     let delete = kill_when_paused(
         &mut env,
-        "pause-after:site-delete:2",
+        "pause-after:site-delete:3",
         &["site", "delete", "keep.example"],
     );
     assert!(
@@ -81,7 +81,7 @@ fn killed_dispatcher_tasks_roll_back_and_the_queue_runs_on() {
     assert_same_state(
         &before,
         &env.host_state(&hosts),
-        "delete killed after step 2",
+        "delete killed after step 3",
     );
     assert_eq!(
         std::fs::read_to_string(env.docroot("p1", "keep.example").join("index.html")).unwrap(),

@@ -87,4 +87,17 @@ CREATE TABLE site_databases (
     UNIQUE (server_id, engine, name)
 );
 "#,
+    // 3: backups. They outlive their site (a deleted site's last backup stays listed).
+    r#"
+CREATE TABLE backups (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL,
+    site_name TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    task_id INTEGER
+);
+CREATE INDEX backups_site ON backups(site_name, id);
+"#,
 ];

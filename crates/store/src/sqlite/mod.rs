@@ -12,8 +12,8 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    JournalEntry, LogLine, NewSite, NewTask, Result, RunningTask, Store, StoreError, TaskEffect,
-    TaskFilter, now_ms,
+    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, Store,
+    StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -288,7 +288,90 @@ fn insert_aliases(c: &Connection, site_id: i64, aliases: &[Hostname]) -> Result<
     Ok(())
 }
 
+fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
+    match effect {
+        TaskEffect::None => {}
+        TaskEffect::SetSiteStatus(site, status) => {
+            tx.execute(
+                "UPDATE sites SET status = ?2 WHERE id = ?1",
+                params![site, status.as_str()],
+            )?;
+        }
+        TaskEffect::DeleteSite(site) => {
+            tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
+            tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;
+        }
+        TaskEffect::AddBackup(NewBackup {
+            site_id,
+            site_name,
+            path,
+            size,
+        }) => {
+            tx.execute(
+                "INSERT INTO backups (site_id, site_name, path, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![site_id, site_name, path, size, now_ms()],
+            )?;
+        }
+        TaskEffect::Many(effects) => {
+            for e in effects {
+                apply_effect(tx, e)?;
+            }
+        }
+        TaskEffect::ImportSites { platform_id, names } => {
+            for name in names {
+                tx.execute(
+                    "INSERT INTO sites (name, platform_id, status, created_at) VALUES (?1, ?2, 'queued', ?3)",
+                    params![name.as_str(), platform_id, now_ms()],
+                )?;
+                let site = tx.last_insert_rowid();
+                tx.execute(
+                    "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 1, 0)",
+                    params![name.as_str(), site],
+                )?;
+                insert_task(
+                    tx,
+                    Target::Site(site),
+                    name.as_str(),
+                    &NewTask::new(TaskKind::SiteImport),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn backup_from_row(r: &Row) -> rusqlite::Result<Result<Backup>> {
+    Ok(Ok(Backup {
+        id: r.get(0)?,
+        site_id: r.get(1)?,
+        site_name: r.get(2)?,
+        path: r.get(3)?,
+        size: r.get(4)?,
+        created_at: r.get(5)?,
+    }))
+}
+
 impl Store for SqliteStore {
+    fn backups(&self, site_name: &str) -> Result<Vec<Backup>> {
+        self.with(|c| {
+            collect(
+                c,
+                "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE site_name = ?1 ORDER BY id DESC",
+                [site_name],
+                backup_from_row,
+            )
+        })
+    }
+
+    fn backup(&self, id: i64) -> Result<Backup> {
+        self.with(|c| {
+            one(
+                collect(c, "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE id = ?1", [id], backup_from_row)?,
+                || format!("backup {id}"),
+            )
+        })
+    }
+
     fn insert_server(
         &self,
         name: &Name,
@@ -705,34 +788,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            match effect {
-                TaskEffect::None => {}
-                TaskEffect::SetSiteStatus(site, status) => {
-                    tx.execute(
-                        "UPDATE sites SET status = ?2 WHERE id = ?1",
-                        params![site, status.as_str()],
-                    )?;
-                }
-                TaskEffect::DeleteSite(site) => {
-                    tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
-                    tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;
-                }
-                TaskEffect::ImportSites { platform_id, names } => {
-                    for name in names {
-                        tx.execute(
-                            "INSERT INTO sites (name, platform_id, status, created_at)
-                             VALUES (?1, ?2, 'queued', ?3)",
-                            params![name.as_str(), platform_id, now_ms()],
-                        )?;
-                        let site = tx.last_insert_rowid();
-                        tx.execute(
-                            "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 1, 0)",
-                            params![name.as_str(), site],
-                        )?;
-                        insert_task(&tx, Target::Site(site), name.as_str(), &NewTask::new(TaskKind::SiteImport))?;
-                    }
-                }
-            }
+            apply_effect(&tx, effect)?;
             tx.execute(
                 "UPDATE tasks SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
                 params![id, status.as_str(), now_ms(), error],

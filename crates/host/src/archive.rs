@@ -1,0 +1,310 @@
+//! Site backups: one `.tar.zst` per backup holding `files/` (the docroot), `private/` (the
+//! site's private dir), the database dump, and `manifest.json` last, with the size and sha256
+//! of every member. Everything streams: no member is held whole in memory.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{HostError, Result};
+
+pub const MANIFEST: &str = "manifest.json";
+const ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub fjord_version: String,
+    pub site: String,
+    pub platform: String,
+    pub platform_kind: String,
+    pub db_engine: Option<String>,
+    /// The member holding the database, if any.
+    pub db_member: Option<String>,
+    pub created_at: String,
+    pub members: Vec<Member>,
+}
+
+/// What goes into a backup.
+pub struct BackupSource<'a> {
+    pub docroot: &'a Path,
+    pub private: Option<&'a Path>,
+    /// A file inside `private` left out (the live SQLite file: its consistent copy is `db`).
+    pub skip_in_private: Option<&'a Path>,
+    /// The database dump (or SQLite copy) and its member name.
+    pub db: Option<(&'a Path, &'a str)>,
+}
+
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> HostError + '_ {
+    move |e| HostError::io(path, e)
+}
+
+/// Writes the archive to `out` (which must not exist); returns its manifest.
+pub fn write_backup(out: &Path, mut manifest: Manifest, source: &BackupSource) -> Result<Manifest> {
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(io_err(out))?;
+    let encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_err(out))?;
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    let mut members = Vec::new();
+    add_tree(&mut builder, source.docroot, "files", None, &mut members)?;
+    if let Some(private) = source.private.filter(|p| p.exists()) {
+        add_tree(
+            &mut builder,
+            private,
+            "private",
+            source.skip_in_private,
+            &mut members,
+        )?;
+    }
+    if let Some((path, name)) = source.db {
+        add_file(&mut builder, path, name, &mut members)?;
+    }
+    manifest.members = members;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| HostError::Refused(e.to_string()))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(json.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    builder
+        .append_data(&mut header, MANIFEST, json.as_slice())
+        .map_err(io_err(out))?;
+    let encoder = builder.into_inner().map_err(io_err(out))?;
+    let file = encoder.finish().map_err(io_err(out))?;
+    file.sync_all().map_err(io_err(out))?;
+    Ok(manifest)
+}
+
+fn add_file<W: io::Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    name: &str,
+    members: &mut Vec<Member>,
+) -> Result<()> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata(&meta);
+    let mut reader = Hashing {
+        inner: file,
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    builder
+        .append_data(&mut header, name, &mut reader)
+        .map_err(io_err(path))?;
+    if reader.size != meta.len() {
+        return Err(HostError::Refused(format!(
+            "{} changed size while it was archived",
+            path.display()
+        )));
+    }
+    members.push(Member {
+        name: name.to_string(),
+        size: reader.size,
+        sha256: hex(&reader.hasher.finalize()),
+    });
+    Ok(())
+}
+
+fn add_tree<W: io::Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    prefix: &str,
+    skip: Option<&Path>,
+    members: &mut Vec<Member>,
+) -> Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+        let name = Path::new(prefix).join(rel);
+        builder.append_dir(&name, &dir).map_err(io_err(&dir))?;
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            if Some(path.as_path()) == skip {
+                continue;
+            }
+            let ty = entry.file_type().map_err(io_err(&path))?;
+            let member = Path::new(prefix).join(path.strip_prefix(root).unwrap_or(&path));
+            if ty.is_dir() {
+                stack.push(path);
+            } else if ty.is_file() {
+                add_file(builder, &path, &member.to_string_lossy(), members)?;
+            } else if ty.is_symlink() {
+                let target = std::fs::read_link(&path).map_err(io_err(&path))?;
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                builder
+                    .append_link(&mut header, &member, &target)
+                    .map_err(io_err(&path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn corrupt(path: &Path, why: impl std::fmt::Display) -> HostError {
+    HostError::Refused(format!(
+        "backup {} is unreadable or corrupt: {why}",
+        path.display()
+    ))
+}
+
+/// Reads the whole archive, checks every member against the manifest, and returns the
+/// manifest. Nothing is written.
+pub fn verify_backup(path: &Path) -> Result<Manifest> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut seen: Vec<Member> = Vec::new();
+    let mut manifest: Option<Manifest> = None;
+    for entry in archive.entries().map_err(|e| corrupt(path, e))? {
+        let mut entry = entry.map_err(|e| corrupt(path, e))?;
+        let name = entry
+            .path()
+            .map_err(|e| corrupt(path, e))?
+            .to_string_lossy()
+            .into_owned();
+        if name == MANIFEST {
+            let mut json = Vec::new();
+            entry.read_to_end(&mut json).map_err(|e| corrupt(path, e))?;
+            manifest = Some(
+                serde_json::from_slice(&json)
+                    .map_err(|e| corrupt(path, format!("manifest: {e}")))?,
+            );
+            continue;
+        }
+        if entry.header().entry_type().is_file() {
+            let mut reader = Hashing {
+                inner: &mut entry,
+                hasher: Sha256::new(),
+                size: 0,
+            };
+            io::copy(&mut reader, &mut io::sink()).map_err(|e| corrupt(path, e))?;
+            seen.push(Member {
+                name,
+                size: reader.size,
+                sha256: hex(&reader.hasher.finalize()),
+            });
+        }
+    }
+    let manifest = manifest.ok_or_else(|| {
+        corrupt(
+            path,
+            "it has no manifest (truncated, or not a fjord backup)",
+        )
+    })?;
+    if manifest.members.len() != seen.len() {
+        return Err(corrupt(
+            path,
+            format!(
+                "the manifest lists {} files, the archive holds {}",
+                manifest.members.len(),
+                seen.len()
+            ),
+        ));
+    }
+    for (want, got) in manifest.members.iter().zip(&seen) {
+        if want != got {
+            return Err(corrupt(
+                path,
+                format!("{} does not match its checksum in the manifest", want.name),
+            ));
+        }
+    }
+    Ok(manifest)
+}
+
+/// A member's path below its prefix, refusing anything that could leave the destination.
+fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
+    let rel = name.strip_prefix(prefix).ok()?;
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| rel.to_path_buf())
+}
+
+/// Extracts `files/` into `files_dest`, `private/` into `private_dest` and the database
+/// member into `db_dest`. The destinations must not exist; they are created.
+pub fn extract_backup(
+    path: &Path,
+    files_dest: &Path,
+    private_dest: &Path,
+    db_dest: &Path,
+) -> Result<()> {
+    let manifest = verify_backup(path)?;
+    let file = File::open(path).map_err(io_err(path))?;
+    let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
+    let mut archive = tar::Archive::new(decoder);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(false);
+    std::fs::create_dir(files_dest).map_err(io_err(files_dest))?;
+    std::fs::create_dir(private_dest).map_err(io_err(private_dest))?;
+    for entry in archive.entries().map_err(|e| corrupt(path, e))? {
+        let mut entry = entry.map_err(|e| corrupt(path, e))?;
+        let name = entry.path().map_err(|e| corrupt(path, e))?.into_owned();
+        let dest = if let Some(rel) = safe_relative(&name, "files") {
+            files_dest.join(rel)
+        } else if let Some(rel) = safe_relative(&name, "private") {
+            private_dest.join(rel)
+        } else if manifest.db_member.as_deref() == name.to_str()
+            && name == Path::new("database.sqlite")
+        {
+            // fjord keeps a site's SQLite database in its private directory.
+            private_dest.join("database.sqlite")
+        } else if manifest.db_member.as_deref() == name.to_str() {
+            db_dest.to_path_buf()
+        } else if name == Path::new(MANIFEST) {
+            continue;
+        } else {
+            return Err(corrupt(
+                path,
+                format!("unexpected member {}", name.display()),
+            ));
+        };
+        if dest == files_dest || dest == private_dest {
+            continue;
+        }
+        entry.unpack(&dest).map_err(io_err(&dest))?;
+    }
+    Ok(())
+}
