@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::harness::{Env, assert_same_state};
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -13,7 +13,7 @@ fn token() -> String {
     format!("t{:x}", (t ^ u128::from(std::process::id())) & 0xff_ffff)
 }
 
-fn mysql(sql: &str) -> String {
+pub(crate) fn mysql(sql: &str) -> String {
     let out = Command::new("mariadb")
         .args([
             "--protocol=SOCKET",
@@ -34,7 +34,7 @@ fn mysql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn psql(sql: &str) -> String {
+pub(crate) fn psql(sql: &str) -> String {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -58,7 +58,7 @@ fn psql(sql: &str) -> String {
 }
 
 /// Databases and users (on both servers) whose names start with `prefix`.
-fn leftovers(prefix: &str) -> Vec<String> {
+pub(crate) fn leftovers(prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
     for line in mysql(&format!(
         "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '{prefix}%'"
@@ -92,7 +92,7 @@ fn leftovers(prefix: &str) -> Vec<String> {
 }
 
 /// Drops everything of this test's token, whatever happened.
-struct Cleanup(String);
+pub(crate) struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -134,7 +134,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn env_with_databases() -> Env {
+pub(crate) fn env_with_databases() -> Env {
     let env = Env::bare();
     let prefix = env.nginx.prefix().display().to_string();
     env.ok(&[
@@ -178,7 +178,7 @@ fn env_with_databases() -> Env {
     env
 }
 
-fn db_env(env: &Env, site: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn db_env(env: &Env, site: &str) -> std::collections::HashMap<String, String> {
     let path = env
         .platforms
         .path()
@@ -198,7 +198,7 @@ fn db_env(env: &Env, site: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// Runs SQL as the site's own user, with the credentials fjord wrote.
-fn site_sql(env: &Env, site: &str, sql: &str) -> Result<String, String> {
+pub(crate) fn site_sql(env: &Env, site: &str, sql: &str) -> Result<String, String> {
     let creds = db_env(env, site);
     let out = match creds["DB_ENGINE"].as_str() {
         "mysql" => Command::new("mariadb")

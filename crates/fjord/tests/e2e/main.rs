@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod backups;
 mod bad_input;
 mod concurrency;
 mod crash;
