@@ -329,7 +329,7 @@ fn run_task(
         task.target_name
     ));
     let env: ScriptEnv = fjord.script_env();
-    let result = fjord.objects(task.target).and_then(|objects| {
+    let result = fjord.objects(task.target, &task.args).and_then(|objects| {
         let mut steps = LiveSteps::new(
             &journal,
             nginx,

@@ -191,6 +191,7 @@ impl Fjord {
                 site: None,
                 sites: Vec::new(),
                 db_server: None,
+                extra: Default::default(),
             };
             return self.plan(TaskKind::PlatformVerify, objects, &serde_json::Value::Null);
         }
@@ -350,6 +351,7 @@ impl Fjord {
                 site: Some(site),
                 sites: Vec::new(),
                 db_server,
+                extra: Default::default(),
             };
             return self.plan(TaskKind::SiteInstall, objects, &serde_json::Value::Null);
         }
@@ -463,7 +465,7 @@ impl Fjord {
                     "# the site is not installed: only its record changes".into(),
                 ]));
             }
-            let objects = self.objects(Target::Site(site.id))?;
+            let objects = self.objects(Target::Site(site.id), &serde_json::Value::Null)?;
             let objects = TaskObjects {
                 site: Some(site),
                 ..objects
@@ -494,6 +496,195 @@ impl Fjord {
             serde_json::Value::Null
         };
         self.queue(Target::Site(site.id), kind, args, dry_run)
+    }
+
+    // ---- clone and migrate ----
+
+    /// Records a new site `new_name` on `platform` and queues its clone from `source`: a
+    /// backup of the source, deployed as the new site with a database of its own. The source
+    /// is never changed.
+    pub fn clone_site(
+        &self,
+        source: &str,
+        new_name: &str,
+        platform: &str,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let source = self.site(source)?;
+        scripts::check_site_status(TaskKind::SiteBackup, &source, false)?;
+        let name = Hostname::parse("site name", new_name)?;
+        let platform = self.platform(platform)?;
+        if platform.locked {
+            return Err(Error::Refused(format!(
+                "platform {} is locked: it takes no new sites",
+                platform.name
+            )));
+        }
+        self.check_host_free(&name, None)?;
+        let database = match &source.database {
+            Some(db) => {
+                let server = self.store().server(db.server_id)?;
+                Some(self.new_site_database(
+                    &name,
+                    db.engine.as_str(),
+                    Some(server.name.as_str()),
+                    &platform,
+                )?)
+            }
+            None => None,
+        };
+        let new = NewSite {
+            name,
+            platform_id: platform.id,
+            aliases: Vec::new(),
+            redirect_aliases: false,
+            client_id: source.client_id,
+            status: SiteStatus::Queued,
+            database,
+        };
+        let args = serde_json::json!({ "source": source.id });
+        if dry_run {
+            let site = Site {
+                id: 0,
+                name: new.name,
+                platform_id: platform.id,
+                aliases: Vec::new(),
+                redirect_aliases: false,
+                status: SiteStatus::Queued,
+                client_id: None,
+                database: new.database,
+            };
+            let mut objects = self.objects(Target::Site(source.id), &args)?;
+            objects.db_server = site
+                .database
+                .as_ref()
+                .map(|d| self.store().server(d.server_id))
+                .transpose()?;
+            objects.server = self.store().server(platform.server_id)?;
+            objects.platform = Some(platform);
+            objects.site = Some(site);
+            return self.plan(TaskKind::SiteClone, objects, &args);
+        }
+        let (_, task) = self
+            .store()
+            .insert_site(&new, Some(NewTask::with_args(TaskKind::SiteClone, args)))?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    /// Queues the move of a site to another platform, and/or a new name, and/or another
+    /// database server.
+    pub fn migrate_site(
+        &self,
+        name: &str,
+        to_platform: Option<&str>,
+        new_name: Option<&str>,
+        db_server: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let site = self.site(name)?;
+        scripts::check_site_status(TaskKind::SiteMigrate, &site, false)?;
+        let platform = match to_platform {
+            Some(p) => self.platform(p)?,
+            None => self.store().platform(site.platform_id)?,
+        };
+        if platform.id != site.platform_id && platform.locked {
+            return Err(Error::Refused(format!(
+                "platform {} is locked: it takes no new sites",
+                platform.name
+            )));
+        }
+        let new_name = new_name
+            .map(|n| Hostname::parse("new site name", n))
+            .transpose()?
+            .unwrap_or_else(|| site.name.clone());
+        if new_name != site.name {
+            self.check_host_free(&new_name, Some(site.id))?;
+        }
+        let mut args = serde_json::json!({ "platform": platform.id, "name": new_name.as_str() });
+        // A database on a server is redeployed from the backup's dump under a new name (on
+        // the same server unless --db-server says otherwise), and the old one dropped once the
+        // site is switched: the old database stays intact until the very end.
+        let mut db_moves = false;
+        if let Some(db) = site
+            .database
+            .as_ref()
+            .filter(|d| d.engine != DbEngine::Sqlite)
+        {
+            let server = match db_server {
+                Some(name) => self.server(name)?,
+                None => self.store().server(db.server_id)?,
+            };
+            let new_db = self.new_site_database(
+                &new_name,
+                db.engine.as_str(),
+                Some(server.name.as_str()),
+                &platform,
+            )?;
+            args["db_server"] = serde_json::json!(server.id);
+            args["db_name"] = serde_json::json!(new_db.name);
+            db_moves = server.id != db.server_id;
+        } else if db_server.is_some() {
+            return Err(Error::Refused(format!(
+                "site {} has no database on a server to move",
+                site.name
+            )));
+        }
+        if platform.id == site.platform_id && new_name == site.name && !db_moves {
+            return Err(Error::Refused(format!(
+                "site {} is already on platform {} with that name and database server: nothing to migrate",
+                site.name, platform.name
+            )));
+        }
+        self.queue(Target::Site(site.id), TaskKind::SiteMigrate, args, dry_run)
+    }
+
+    /// Migrates every site of platform `from` to `to`, as one task per site (run side by side
+    /// within the concurrency limit) and a summary task that runs after them all.
+    pub fn migrate_platform(&self, from: &str, to: &str, dry_run: bool) -> Result<Vec<Task>> {
+        let source = self.platform(from)?;
+        let target = self.platform(to)?;
+        if source.id == target.id {
+            return Err(Error::Refused(
+                "a platform cannot be migrated to itself".into(),
+            ));
+        }
+        if target.locked {
+            return Err(Error::Refused(format!(
+                "platform {} is locked: it takes no new sites",
+                target.name
+            )));
+        }
+        let sites: Vec<Site> = self
+            .store()
+            .sites(Some(source.id))?
+            .into_iter()
+            .filter(|s| matches!(s.status, SiteStatus::Installed | SiteStatus::Disabled))
+            .collect();
+        if dry_run {
+            return Ok(Vec::new());
+        }
+        let mut children = Vec::new();
+        for site in &sites {
+            let args = serde_json::json!({ "platform": target.id, "name": site.name.as_str() });
+            children.push(self.store().enqueue(
+                Target::Site(site.id),
+                site.name.as_str(),
+                NewTask::with_args(TaskKind::SiteMigrate, args),
+            )?);
+        }
+        let ids: Vec<i64> = children.iter().map(|t| t.id).collect();
+        let summary = self.store().enqueue(
+            Target::Platform(source.id),
+            source.name.as_str(),
+            NewTask::with_args(
+                TaskKind::PlatformMigrateAll,
+                serde_json::json!({ "children": ids, "to": target.name.as_str() }),
+            ),
+        )?;
+        self.notify_dispatchers();
+        children.push(summary);
+        Ok(children)
     }
 
     // ---- backups ----
@@ -555,7 +746,7 @@ impl Fjord {
         args: serde_json::Value,
         dry_run: bool,
     ) -> Result<Queued> {
-        let objects = self.objects(target)?;
+        let objects = self.objects(target, &args)?;
         if dry_run {
             return self.plan(kind, objects, &args);
         }
@@ -581,7 +772,29 @@ impl Fjord {
     }
 
     /// Loads what a task on `target` works on.
-    pub(crate) fn objects(&self, target: Target) -> Result<TaskObjects> {
+    pub(crate) fn objects(&self, target: Target, args: &serde_json::Value) -> Result<TaskObjects> {
+        let mut objects = self.target_objects(target)?;
+        let id = |key: &str| args.get(key).and_then(|v| v.as_i64());
+        if let Some(source) = id("source") {
+            objects.extra.source = Some(Box::new(self.target_objects(Target::Site(source))?));
+        }
+        if let Some(platform) = id("platform") {
+            let platform = self.store().platform(platform)?;
+            objects.extra.to_server = Some(self.store().server(platform.server_id)?);
+            objects.extra.to_platform = Some(platform);
+        }
+        if let Some(server) = id("db_server") {
+            objects.extra.to_db_server = Some(self.store().server(server)?);
+        }
+        if let Some(children) = args.get("children").and_then(|c| c.as_array()) {
+            for child in children.iter().filter_map(|c| c.as_i64()) {
+                objects.extra.children.push(self.store().task(child)?);
+            }
+        }
+        Ok(objects)
+    }
+
+    fn target_objects(&self, target: Target) -> Result<TaskObjects> {
         let store = self.store();
         Ok(match target {
             Target::Server(id) => TaskObjects::server(store.server(id)?),
@@ -593,6 +806,7 @@ impl Fjord {
                     platform: Some(platform),
                     site: None,
                     db_server: None,
+                    extra: Default::default(),
                 }
             }
             Target::Site(id) => {
@@ -608,6 +822,7 @@ impl Fjord {
                     platform: Some(platform),
                     site: Some(site),
                     sites: Vec::new(),
+                    extra: Default::default(),
                 }
             }
         })
@@ -629,7 +844,7 @@ impl Fjord {
     /// The plan a task would run if it started now.
     pub fn plan_task(&self, id: i64) -> Result<Vec<String>> {
         let task = self.task(id)?;
-        let objects = self.objects(task.target)?;
+        let objects = self.objects(task.target, &task.args)?;
         let queued = self.plan(task.kind, objects, &task.args)?;
         Ok(queued.plan.unwrap_or_default())
     }

@@ -3,7 +3,7 @@
 //! it `DryRun`. Scripts never touch the state database; what a task changes in fjord's state
 //! is the [`TaskEffect`] it returns, committed with the task's status.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use host::{Faults, NginxCtl, Steps};
 use model::{
@@ -24,6 +24,20 @@ pub struct TaskObjects {
     pub sites: Vec<Site>,
     /// For a site with a database: the server offering it.
     pub db_server: Option<Server>,
+    pub extra: Extra,
+}
+
+/// What some task kinds need beyond their target.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// Clone: the site cloned from.
+    pub source: Option<Box<TaskObjects>>,
+    /// Migrate: where the site goes.
+    pub to_platform: Option<Platform>,
+    pub to_server: Option<Server>,
+    pub to_db_server: Option<Server>,
+    /// Batch migrate summary: the child tasks.
+    pub children: Vec<model::Task>,
 }
 
 impl TaskObjects {
@@ -34,6 +48,7 @@ impl TaskObjects {
             site: None,
             sites: Vec::new(),
             db_server: None,
+            extra: Default::default(),
         }
     }
 
@@ -209,7 +224,10 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         TaskKind::SiteDisable => site.status == Installed,
         TaskKind::SiteEnable => site.status == Disabled,
         TaskKind::SiteDelete => site.status == Disabled || force,
-        TaskKind::SiteBackup | TaskKind::SiteRestore => matches!(site.status, Installed | Disabled),
+        TaskKind::SiteBackup | TaskKind::SiteRestore | TaskKind::SiteMigrate => {
+            matches!(site.status, Installed | Disabled)
+        }
+        TaskKind::SiteClone => matches!(site.status, Queued | Failed),
         _ => true,
     };
     if allowed {
@@ -251,6 +269,9 @@ pub fn run(
             Ok(TaskEffect::Many(vec![backup, effect]))
         }
         TaskKind::SiteBackup => site_backup(env, objects, x),
+        TaskKind::SiteClone => site_clone(env, objects, x),
+        TaskKind::SiteMigrate => site_migrate(env, objects, args, x),
+        TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
         TaskKind::SiteRestore => site_restore(env, objects, args, x),
         TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
         TaskKind::SiteDelete => {
@@ -265,7 +286,7 @@ pub fn run(
 /// The change to fjord's state when a task fails (after its rollback).
 pub fn failure_effect(kind: TaskKind, target: Target) -> TaskEffect {
     match (kind, target) {
-        (TaskKind::SiteInstall | TaskKind::SiteImport, Target::Site(id)) => {
+        (TaskKind::SiteInstall | TaskKind::SiteImport | TaskKind::SiteClone, Target::Site(id)) => {
             TaskEffect::SetSiteStatus(id, SiteStatus::Failed)
         }
         _ => TaskEffect::None,
@@ -318,6 +339,7 @@ fn platform_verify(platform: &Platform, known: &[Site], x: &mut dyn Steps) -> Re
     x.make_dir(platform.path.as_path())?;
     let sites_dir = platform.path.join("sites");
     x.make_dir(&sites_dir)?;
+    x.make_dir(&platform.path.join("private"))?;
     let mut found = Vec::new();
     for dir in host::list_subdirs(&sites_dir)? {
         if dir.starts_with('.') {
@@ -551,4 +573,231 @@ fn site_restore(
         site_database(objects, db, DbMode::Verify, x)?;
     }
     Ok(before)
+}
+
+/// The archive a backup step wrote (or, in a dry run, a stand-in name).
+fn backup_path(effect: &TaskEffect) -> PathBuf {
+    match effect {
+        TaskEffect::AddBackup(b) => PathBuf::from(&b.path),
+        _ => PathBuf::from("(the new backup)"),
+    }
+}
+
+/// Puts a backup's files, private files and database in place as `site` on `platform`, whose
+/// docroot and private dir must not exist yet: the deploy half of clone and migrate.
+fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -> Result<()> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let docroot = render::site_docroot(platform, site);
+    let private = render::site_private_dir(platform, site);
+    if docroot.exists() {
+        return Err(Error::Refused(format!(
+            "{} already exists: fjord will not overwrite it",
+            docroot.display()
+        )));
+    }
+    x.make_dir(&platform.path.join("sites"))?;
+    x.make_dir(&platform.path.join("private"))?;
+    let tag = format!("deploy-{}", host::random_hex(4));
+    let files_stage = host::trash_path(&docroot, &tag);
+    let private_stage = host::trash_path(&private, &tag);
+    let dump = x.extract_backup(archive, &files_stage, &private_stage)?;
+    x.swap_tree(&docroot, &files_stage)?;
+    x.swap_tree(&private, &private_stage)?;
+    if let Some(db) = &site.database {
+        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+            x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
+        }
+        site_database(objects, db, DbMode::Verify, x)?;
+    }
+    x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    Ok(())
+}
+
+/// Clone: back the source up, deploy that backup as the new site, serve it. The source site
+/// is only read.
+fn site_clone(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let source = objects
+        .extra
+        .source
+        .as_deref()
+        .ok_or_else(|| Error::NotFound("the site to clone from".into()))?;
+    let backup = site_backup(env, source, x)?;
+    deploy(objects, &backup_path(&backup), x)?;
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let served = Site {
+        status: SiteStatus::Installed,
+        ..site.clone()
+    };
+    let vhost = env.vhost(&objects.server, platform, &served);
+    x.nginx(
+        &env.nginx_ctl(&objects.server),
+        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
+    )?;
+    Ok(TaskEffect::Many(vec![
+        backup,
+        TaskEffect::SetSiteStatus(site.id, SiteStatus::Installed),
+    ]))
+}
+
+/// Migrate: back up, deploy on the target (files, and a new database if it moves), switch
+/// the vhost, then remove the site from its old place. Until the vhost switch the old site
+/// serves; any failure puts everything back.
+fn site_migrate(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    args: &serde_json::Value,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let (old_platform, old_site) = (objects.platform()?, objects.site()?);
+    let new_platform = objects
+        .extra
+        .to_platform
+        .clone()
+        .ok_or_else(|| Error::NotFound("the target platform".into()))?;
+    let new_server = objects
+        .extra
+        .to_server
+        .clone()
+        .ok_or_else(|| Error::NotFound("the target server".into()))?;
+    let new_name = match args.get("name").and_then(|n| n.as_str()) {
+        Some(n) => model::Hostname::parse("new site name", n)?,
+        None => old_site.name.clone(),
+    };
+    let new_db = match (
+        &old_site.database,
+        &objects.extra.to_db_server,
+        args.get("db_name").and_then(|n| n.as_str()),
+    ) {
+        (Some(db), Some(server), Some(name)) => Some(SiteDatabase {
+            server_id: server.id,
+            engine: db.engine,
+            name: name.to_string(),
+            user: name.to_string(),
+            password: host::random_hex(16),
+        }),
+        (db, _, _) => db.clone(),
+    };
+    let new_site = Site {
+        name: new_name,
+        platform_id: new_platform.id,
+        database: new_db.clone(),
+        ..old_site.clone()
+    };
+    let new_objects = TaskObjects {
+        server: new_server.clone(),
+        platform: Some(new_platform.clone()),
+        site: Some(new_site.clone()),
+        sites: Vec::new(),
+        db_server: objects
+            .extra
+            .to_db_server
+            .clone()
+            .or_else(|| objects.db_server.clone()),
+        extra: Extra::default(),
+    };
+    let moves_files = new_platform.id != old_platform.id || new_site.name != old_site.name;
+    let db_moves = new_db != old_site.database;
+
+    let backup = site_backup(env, objects, x)?;
+    let archive = backup_path(&backup);
+    if moves_files {
+        if db_moves {
+            deploy(&new_objects, &archive, x)?;
+        } else {
+            // The database stays where it is: deploy only files, then point the credentials
+            // file at the same database.
+            let without_db = TaskObjects {
+                site: Some(Site {
+                    database: None,
+                    ..new_site.clone()
+                }),
+                ..new_objects.clone()
+            };
+            deploy(&without_db, &archive, x)?;
+            if let Some(db) = &new_site.database {
+                site_database(&new_objects, db, DbMode::Verify, x)?;
+            }
+        }
+    } else if let (true, Some(db)) = (db_moves, &new_site.database) {
+        let files_stage = host::trash_path(&render::site_docroot(old_platform, old_site), "dbmove");
+        let private_stage =
+            host::trash_path(&render::site_private_dir(old_platform, old_site), "dbmove");
+        let dump = x.extract_backup(&archive, &files_stage, &private_stage)?;
+        if let Some(ctl) = db_ctl(new_objects.db_service(db)?) {
+            x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
+        }
+        site_database(&new_objects, db, DbMode::Verify, x)?;
+        x.remove_tree(&files_stage)?;
+        x.remove_tree(&private_stage)?;
+    }
+
+    // Switch: the new vhost and the removal of the old one are tested and reloaded together
+    // when both are on one nginx.
+    let old_vhost = env.vhost_path(&objects.server, old_site);
+    let new_vhost = env.vhost_path(&new_server, &new_site);
+    let vhost = env.vhost(&new_server, &new_platform, &new_site);
+    if new_server.id == objects.server.id {
+        let mut changes = vec![(new_vhost.clone(), Some(vhost))];
+        if old_vhost != new_vhost {
+            changes.push((old_vhost, None));
+        }
+        x.nginx(&env.nginx_ctl(&new_server), changes)?;
+    } else {
+        x.nginx(&env.nginx_ctl(&new_server), vec![(new_vhost, Some(vhost))])?;
+        x.nginx(&env.nginx_ctl(&objects.server), vec![(old_vhost, None)])?;
+    }
+
+    if moves_files {
+        x.remove_tree(&render::site_docroot(old_platform, old_site))?;
+        x.remove_tree(&render::site_private_dir(old_platform, old_site))?;
+    }
+    if db_moves
+        && let Some(db) = &old_site.database
+        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+    {
+        x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
+    }
+    Ok(TaskEffect::Many(vec![
+        backup,
+        TaskEffect::MoveSite {
+            site_id: old_site.id,
+            platform_id: new_platform.id,
+            name: new_site.name.clone(),
+            database: new_db,
+        },
+    ]))
+}
+
+/// The summary of a batch migrate: each child's result; fails if any child failed.
+fn migrate_summary(objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let children = &objects.extra.children;
+    let mut failed = Vec::new();
+    for child in children {
+        x.log(&format!(
+            "task {} {} {}: {}{}",
+            child.id,
+            child.kind.as_str(),
+            child.target_name,
+            child.status.as_str(),
+            child
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+        if child.status != model::TaskStatus::Success {
+            failed.push(child.target_name.clone());
+        }
+    }
+    if failed.is_empty() {
+        x.log(&format!("all {} sites migrated", children.len()));
+        Ok(TaskEffect::None)
+    } else {
+        Err(Error::Refused(format!(
+            "{} of {} migrations failed: {}",
+            failed.len(),
+            children.len(),
+            failed.join(", ")
+        )))
+    }
 }

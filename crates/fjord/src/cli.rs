@@ -206,6 +206,19 @@ enum PlatformCmd {
         #[arg(allow_hyphen_values = true)]
         name: String,
     },
+    /// Migrate every site of this platform to another: one task per site, side by side, and
+    /// a summary task with each one's result.
+    MigrateAll {
+        name: String,
+        /// The platform the sites go to.
+        #[arg(long)]
+        to: String,
+        /// Wait for all of them; exit non-zero if any failed.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Forget a platform without sites (its files stay on disk).
     Delete {
         #[arg(allow_hyphen_values = true)]
@@ -314,6 +327,36 @@ enum SiteCmd {
         /// A backup archive file, for example one copied back from off-site storage.
         #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
         file: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Copy a site to a new host name on any platform: files and a database of its own.
+    /// The source site is only read.
+    Clone {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// The new site's host name.
+        #[arg(allow_hyphen_values = true)]
+        new_name: String,
+        /// The platform for the copy [default: the source's].
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Move a site to another platform, and/or rename it, and/or move its database to
+    /// another server. On any failure it is back where it was, serving, database intact.
+    Migrate {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[arg(long)]
+        platform: Option<String>,
+        /// A new main host name.
+        #[arg(long, value_name = "HOST", allow_hyphen_values = true)]
+        rename: Option<String>,
+        /// Move the database to this server's service of the same engine.
+        #[arg(long, value_name = "SERVER")]
+        db_server: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -656,6 +699,38 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        PlatformCmd::MigrateAll {
+            name,
+            to,
+            wait,
+            json,
+        } => {
+            let tasks = fjord.migrate_platform(&name, &to, false)?;
+            let summary = tasks.last().cloned();
+            let Some(summary) = summary else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            if !json {
+                println!(
+                    "queued {} site migration(s) and summary task {}",
+                    tasks.len() - 1,
+                    summary.id
+                );
+            }
+            let opts = TaskOpts {
+                wait,
+                json,
+                dry_run: false,
+            };
+            queued(
+                fjord,
+                Queued {
+                    task: Some(summary),
+                    plan: None,
+                },
+                &opts,
+            )
+        }
         PlatformCmd::Lock { name } => {
             fjord.lock_platform(&name, true)?;
             println!("platform {name} is locked: it takes no new sites");
@@ -757,6 +832,47 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         }
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
         SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::Clone {
+            name,
+            new_name,
+            platform,
+            opts,
+        } => {
+            let platform = match platform {
+                Some(p) => p,
+                None => {
+                    let site = fjord.site(&name)?;
+                    fjord
+                        .platforms()?
+                        .into_iter()
+                        .find(|p| p.id == site.platform_id)
+                        .map(|p| p.name.to_string())
+                        .unwrap_or_default()
+                }
+            };
+            queued(
+                fjord,
+                fjord.clone_site(&name, &new_name, &platform, opts.dry_run)?,
+                &opts,
+            )
+        }
+        SiteCmd::Migrate {
+            name,
+            platform,
+            rename,
+            db_server,
+            opts,
+        } => queued(
+            fjord,
+            fjord.migrate_site(
+                &name,
+                platform.as_deref(),
+                rename.as_deref(),
+                db_server.as_deref(),
+                opts.dry_run,
+            )?,
+            &opts,
+        ),
         SiteCmd::Backups { name, json } => {
             let backups = fjord.backups(&name)?;
             if json.json {

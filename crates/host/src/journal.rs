@@ -55,11 +55,13 @@ pub enum Undo {
     RemoveTree {
         path: PathBuf,
     },
-    /// Put back the directory that a swap set aside, moving the replacement out of the way.
+    /// Put back the directory that a swap set aside (or, if there was none, take the
+    /// replacement away again).
     SwapBack {
         target: PathBuf,
         replacement: PathBuf,
         aside: PathBuf,
+        target_existed: bool,
     },
     /// Put a replaced database back from the dump taken before it was replaced.
     ReplaceDatabaseBack {
@@ -191,8 +193,9 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             target,
             replacement,
             aside,
+            target_existed,
         } => {
-            if !aside.exists() {
+            if *target_existed && !aside.exists() {
                 // The swap never began: the target is still the original.
                 return Ok(());
             }
@@ -203,7 +206,10 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
                     std::fs::rename(target, replacement).map_err(|e| HostError::io(target, e))?;
                 }
             }
-            std::fs::rename(aside, target).map_err(|e| HostError::io(target, e))
+            if *target_existed {
+                std::fs::rename(aside, target).map_err(|e| HostError::io(target, e))?;
+            }
+            Ok(())
         }
         Undo::ReplaceDatabaseBack {
             db,

@@ -43,6 +43,15 @@ pub trait Steps {
     /// Puts `replacement` in the place of `target` (which is set aside, and purged once the
     /// task succeeds).
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()>;
+    /// Creates a new database and user and loads a dump into it.
+    fn create_database_from(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+        dump: &Path,
+    ) -> Result<()>;
     /// Replaces a database's content with a dump (the old content is dumped first, for undo).
     fn replace_database(
         &mut self,
@@ -264,6 +273,7 @@ impl Steps for LiveSteps<'_> {
             target: target.to_path_buf(),
             replacement: replacement.to_path_buf(),
             aside: aside.clone(),
+            target_existed: target.exists(),
         };
         self.record(&what, &undo, None)?;
         if target.exists() {
@@ -271,6 +281,30 @@ impl Steps for LiveSteps<'_> {
             self.trash.push(aside);
         }
         std::fs::rename(replacement, target).map_err(|e| HostError::io(target, e))?;
+        self.after_step(&what)
+    }
+
+    fn create_database_from(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        let what = format!("create database {name} from {}", dump.display());
+        if db.database_exists(name)? || db.user_exists(user)? {
+            return Err(HostError::Refused(format!(
+                "database or user {name} already exists on the server and is not this site's: fjord will not touch it"
+            )));
+        }
+        let undo = Undo::DropDatabase {
+            db: db.clone(),
+            name: name.into(),
+            user: user.into(),
+        };
+        self.record(&what, &undo, None)?;
+        db.restore(name, user, password, dump)?;
         self.after_step(&what)
     }
 
@@ -387,7 +421,12 @@ impl Steps for LiveSteps<'_> {
                 },
                 None,
             )?;
-            std::fs::create_dir(path).map_err(|e| HostError::io(path, e))?;
+            match std::fs::create_dir(path) {
+                // Another task made it meanwhile (sites of one platform run side by side);
+                // the undo only removes it while it is empty.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => other.map_err(|e| HostError::io(path, e))?,
+            }
             fsops::set_mode_owner(path, 0o755, None)?;
         }
         self.after_step(&what)
@@ -552,6 +591,22 @@ impl Steps for DryRun {
             "replace {} with {}",
             target.display(),
             replacement.display()
+        ));
+        Ok(())
+    }
+
+    fn create_database_from(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        self.step(format!(
+            "create {:?} database {name} and user {user} from {}",
+            db.kind,
+            dump.display()
         ));
         Ok(())
     }

@@ -14,10 +14,14 @@ pub enum TaskKind {
     SiteImport,
     SiteBackup,
     SiteRestore,
+    SiteClone,
+    SiteMigrate,
+    /// The summary of a batch migrate: runs after its children, reports each one's result.
+    PlatformMigrateAll,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 10] = [
+    pub const ALL: [TaskKind; 13] = [
         TaskKind::ServerVerify,
         TaskKind::PlatformVerify,
         TaskKind::SiteInstall,
@@ -28,6 +32,9 @@ impl TaskKind {
         TaskKind::SiteImport,
         TaskKind::SiteBackup,
         TaskKind::SiteRestore,
+        TaskKind::SiteClone,
+        TaskKind::SiteMigrate,
+        TaskKind::PlatformMigrateAll,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +49,9 @@ impl TaskKind {
             TaskKind::SiteImport => "site-import",
             TaskKind::SiteBackup => "site-backup",
             TaskKind::SiteRestore => "site-restore",
+            TaskKind::SiteClone => "site-clone",
+            TaskKind::SiteMigrate => "site-migrate",
+            TaskKind::PlatformMigrateAll => "platform-migrate-all",
         }
     }
 

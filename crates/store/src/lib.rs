@@ -56,6 +56,13 @@ pub enum TaskEffect {
     None,
     SetSiteStatus(i64, SiteStatus),
     DeleteSite(i64),
+    /// A site moved to another platform, name or database.
+    MoveSite {
+        site_id: i64,
+        platform_id: i64,
+        name: Hostname,
+        database: Option<SiteDatabase>,
+    },
     /// Record a backup the task wrote.
     AddBackup(NewBackup),
     /// Several changes, in order.

@@ -179,12 +179,13 @@ pub(crate) fn env_with_databases() -> Env {
 }
 
 pub(crate) fn db_env(env: &Env, site: &str) -> std::collections::HashMap<String, String> {
-    let path = env
-        .platforms
-        .path()
-        .join("p1/private")
-        .join(site)
-        .join("db.env");
+    // The site may be on any platform: find its private dir.
+    let path = std::fs::read_dir(env.platforms.path())
+        .unwrap()
+        .flatten()
+        .map(|p| p.path().join("private").join(site).join("db.env"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no db.env for {site}"));
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions())
             & 0o777;

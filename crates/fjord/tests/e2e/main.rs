@@ -10,4 +10,5 @@ mod concurrency;
 mod crash;
 mod databases;
 mod lifecycle;
+mod migrate;
 mod rollback;

@@ -312,6 +312,42 @@ fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
                 params![site_id, site_name, path, size, now_ms()],
             )?;
         }
+        TaskEffect::MoveSite {
+            site_id,
+            platform_id,
+            name,
+            database,
+        } => {
+            // The new main name may have been one of the site's aliases.
+            tx.execute(
+                "DELETE FROM host_names WHERE site_id = ?1 AND name = ?2 AND is_main = 0",
+                params![site_id, name.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE host_names SET name = ?2 WHERE site_id = ?1 AND is_main = 1",
+                params![site_id, name.as_str()],
+            )
+            .map_err(|e| conflict_or(e, || format!("host name {name} was taken meanwhile")))?;
+            tx.execute(
+                "UPDATE sites SET platform_id = ?2, name = ?3 WHERE id = ?1",
+                params![site_id, platform_id, name.as_str()],
+            )?;
+            tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site_id])?;
+            if let Some(db) = database {
+                tx.execute(
+                    "INSERT INTO site_databases (site_id, server_id, engine, name, user, password)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        site_id,
+                        db.server_id,
+                        db.engine.as_str(),
+                        db.name,
+                        db.user,
+                        db.password
+                    ],
+                )?;
+            }
+        }
         TaskEffect::Many(effects) => {
             for e in effects {
                 apply_effect(tx, e)?;
