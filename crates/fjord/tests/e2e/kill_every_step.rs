@@ -50,6 +50,7 @@ fn kill_at_every_step(
                 .unwrap()
                 .success()
         );
+        *pauses_seen.get_mut(&id).unwrap() += 1;
         env.start_dispatcher(&[]);
         let task = env.wait_task(id, Duration::from_secs(60));
         assert_eq!(
@@ -73,7 +74,7 @@ fn kill_at_every_step(
             "{kind} killed after step {step}"
         );
         step += 1;
-        assert!(step < 40);
+        assert!(step < 40, "{kind} never ran out of steps");
     }
 }
 
