@@ -201,6 +201,9 @@ impl Dispatcher {
             }
             if last_recovery.elapsed() > RECOVERY_EVERY {
                 self.recover()?;
+                if let Err(e) = self.fjord.queue_due_backups(store::now_ms()) {
+                    eprintln!("fjord: scheduling backups failed: {e}");
+                }
                 last_recovery = Instant::now();
             }
         }

@@ -62,3 +62,6 @@ impl Fjord {
         dispatch::notify(&self.run_dir());
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,14 +3,17 @@
 //! plan of that task and changes nothing.
 
 use model::{
-    AbsPath, DbEngine, DbService, Hostname, HttpService, Name, NginxService, Platform,
-    PlatformKind, ReloadMethod, Server, Site, SiteDatabase, SiteStatus, Target, Task, TaskKind,
-    TaskStatus, derive_db_name, parse_listen, validate_aliases,
+    AbsPath, CronSchedule, DbEngine, DbService, Hostname, HttpService, Name, NginxService,
+    Platform, PlatformKind, ReloadMethod, Retention, Server, Site, SiteDatabase, SiteStatus,
+    Target, Task, TaskKind, TaskStatus, derive_db_name, parse_listen, validate_aliases,
 };
 use store::{LogLine, NewSite, NewTask, TaskFilter};
 
 use crate::scripts::{self, TaskObjects};
 use crate::{Error, Fjord, Result};
+
+const SCHEDULE_KEY: &str = "backup.schedule";
+const RETENTION_KEY: &str = "backup.retention";
 
 /// What a use case that queues a task returns: the task, or with `dry_run` the plan.
 #[derive(Debug)]
@@ -687,6 +690,141 @@ impl Fjord {
         Ok(children)
     }
 
+    // ---- backup schedules and retention ----
+
+    /// The effective (schedule, retention) of a site: its own, or the installation's.
+    fn backup_policy_of(&self, site_id: i64) -> Result<(Option<CronSchedule>, Option<Retention>)> {
+        let (own_schedule, own_retention) = self.store().site_backup_policy(site_id)?;
+        let schedule = match own_schedule.or(self.store().setting(SCHEDULE_KEY)?) {
+            Some(s) => Some(CronSchedule::parse(&s)?),
+            None => None,
+        };
+        let retention = match own_retention.or(self.store().setting(RETENTION_KEY)?) {
+            Some(r) => Some(Retention::parse(&r)?),
+            None => None,
+        };
+        Ok((schedule, retention))
+    }
+
+    /// Sets the backup schedule and retention of one site, or (with `site: None`) the
+    /// installation's defaults, which every site without its own follows. `""` clears one.
+    pub fn set_backup_policy(
+        &self,
+        site: Option<&str>,
+        schedule: Option<&str>,
+        retention: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let normalize = |value: Option<&str>,
+                         parse: &dyn Fn(&str) -> Result<String>|
+         -> Result<Option<Option<String>>> {
+            match value {
+                None => Ok(None),
+                Some("") => Ok(Some(None)),
+                Some(v) => Ok(Some(Some(parse(v)?))),
+            }
+        };
+        let schedule = normalize(schedule, &|v| {
+            Ok(CronSchedule::parse(v)?.as_str().to_string())
+        })?;
+        let retention = normalize(retention, &|v| {
+            Retention::parse(v)?;
+            Ok(v.to_string())
+        })?;
+        match site {
+            Some(name) => {
+                let site = self.site(name)?;
+                let (old_schedule, old_retention) = self.store().site_backup_policy(site.id)?;
+                let schedule = schedule.unwrap_or(old_schedule);
+                let retention = retention.unwrap_or(old_retention);
+                self.store().set_site_backup_policy(
+                    site.id,
+                    schedule.as_deref(),
+                    retention.as_deref(),
+                )?;
+                Ok((schedule, retention))
+            }
+            None => {
+                if let Some(s) = &schedule {
+                    self.store().set_setting(SCHEDULE_KEY, s.as_deref())?;
+                }
+                if let Some(r) = &retention {
+                    self.store().set_setting(RETENTION_KEY, r.as_deref())?;
+                }
+                Ok((
+                    self.store().setting(SCHEDULE_KEY)?,
+                    self.store().setting(RETENTION_KEY)?,
+                ))
+            }
+        }
+    }
+
+    /// Queues a backup of every site whose schedule has come due at `now_ms` (one backup
+    /// however many fire times were missed), and sets each site's next time. Called by the
+    /// dispatcher; returns the queued tasks.
+    pub fn queue_due_backups(&self, now_ms: i64) -> Result<Vec<Task>> {
+        let default = self.store().setting(SCHEDULE_KEY)?;
+        let mut queued = Vec::new();
+        for store::SiteSchedule {
+            site_id: id,
+            site_name: name,
+            own_schedule: own,
+            next_at: next,
+        } in self.store().backup_schedules()?
+        {
+            let Some(text) = own.or_else(|| default.clone()) else {
+                continue;
+            };
+            let schedule = CronSchedule::parse(&text)?;
+            match next {
+                None => self
+                    .store()
+                    .set_next_backup(id, schedule.next_after(now_ms))?,
+                Some(at) if at <= now_ms => {
+                    let busy = self
+                        .store()
+                        .active_tasks(Target::Site(id))?
+                        .iter()
+                        .any(|t| t.kind == TaskKind::SiteBackup);
+                    if !busy {
+                        let args = serde_json::json!({ "scheduled": true });
+                        queued.push(self.store().enqueue(
+                            Target::Site(id),
+                            &name,
+                            NewTask::with_args(TaskKind::SiteBackup, args),
+                        )?);
+                    }
+                    self.store()
+                        .set_next_backup(id, schedule.next_after(now_ms))?;
+                }
+                Some(_) => {}
+            }
+        }
+        if !queued.is_empty() {
+            self.notify_dispatchers();
+        }
+        Ok(queued)
+    }
+
+    /// Queues the removal of some of a site's backups.
+    pub fn delete_backups(&self, site: &str, ids: &[i64], dry_run: bool) -> Result<Queued> {
+        let site = self.site(site)?;
+        for id in ids {
+            let backup = self.store().backup(*id)?;
+            if backup.site_id != site.id {
+                return Err(Error::Refused(format!(
+                    "backup {id} is of site {}, not of {}",
+                    backup.site_name, site.name
+                )));
+            }
+        }
+        self.queue(
+            Target::Site(site.id),
+            TaskKind::SiteBackupDelete,
+            serde_json::json!({ "delete": ids }),
+            dry_run,
+        )
+    }
+
     // ---- backups ----
 
     /// A site's backups, newest first; a deleted site's stay listed under its name.
@@ -785,6 +923,15 @@ impl Fjord {
         }
         if let Some(server) = id("db_server") {
             objects.extra.to_db_server = Some(self.store().server(server)?);
+        }
+        if let (Target::Site(id), Some(site)) = (target, objects.site.as_ref()) {
+            objects.extra.backups = self
+                .store()
+                .backups(site.name.as_str())?
+                .into_iter()
+                .filter(|b| b.site_id == id)
+                .collect();
+            objects.extra.retention = self.backup_policy_of(id)?.1;
         }
         if let Some(children) = args.get("children").and_then(|c| c.as_array()) {
             for child in children.iter().filter_map(|c| c.as_i64()) {

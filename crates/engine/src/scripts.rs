@@ -38,6 +38,9 @@ pub struct Extra {
     pub to_db_server: Option<Server>,
     /// Batch migrate summary: the child tasks.
     pub children: Vec<model::Task>,
+    /// Backup tasks: the site's backups and its effective retention.
+    pub backups: Vec<store::Backup>,
+    pub retention: Option<model::Retention>,
 }
 
 impl TaskObjects {
@@ -224,6 +227,7 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         TaskKind::SiteDisable => site.status == Installed,
         TaskKind::SiteEnable => site.status == Disabled,
         TaskKind::SiteDelete => site.status == Disabled || force,
+        TaskKind::SiteBackupDelete => true,
         TaskKind::SiteBackup | TaskKind::SiteRestore | TaskKind::SiteMigrate => {
             matches!(site.status, Installed | Disabled)
         }
@@ -268,7 +272,19 @@ pub fn run(
             let effect = site_set_served(env, objects, SiteStatus::Disabled, x)?;
             Ok(TaskEffect::Many(vec![backup, effect]))
         }
-        TaskKind::SiteBackup => site_backup(env, objects, x),
+        TaskKind::SiteBackup => {
+            let backup = site_backup(env, objects, x)?;
+            let pruned = prune_backups(objects, x)?;
+            Ok(TaskEffect::Many(vec![backup, pruned]))
+        }
+        TaskKind::SiteBackupDelete => {
+            let ids: Vec<i64> = args
+                .get("delete")
+                .and_then(|d| d.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
+                .unwrap_or_default();
+            remove_backups(objects, &ids, x)
+        }
         TaskKind::SiteClone => site_clone(env, objects, x),
         TaskKind::SiteMigrate => site_migrate(env, objects, args, x),
         TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
@@ -800,4 +816,45 @@ fn migrate_summary(objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffec
             failed.join(", ")
         )))
     }
+}
+
+/// Removes the backups the retention policy no longer keeps (never the one just written,
+/// which is not in the list yet).
+fn prune_backups(objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let Some(retention) = objects.extra.retention else {
+        return Ok(TaskEffect::None);
+    };
+    // The new backup counts as the newest.
+    let mut list: Vec<(i64, i64)> = objects
+        .extra
+        .backups
+        .iter()
+        .map(|b| (b.id, b.created_at))
+        .collect();
+    list.push((i64::MAX, store::now_ms()));
+    let prunable: Vec<i64> = retention
+        .prunable(&list, store::now_ms())
+        .into_iter()
+        .filter(|id| *id != i64::MAX)
+        .collect();
+    if !prunable.is_empty() {
+        x.log(&format!(
+            "retention {retention:?}: removing {} old backup(s)",
+            prunable.len()
+        ));
+    }
+    remove_backups(objects, &prunable, x)
+}
+
+fn remove_backups(objects: &TaskObjects, ids: &[i64], x: &mut dyn Steps) -> Result<TaskEffect> {
+    for id in ids {
+        let backup = objects
+            .extra
+            .backups
+            .iter()
+            .find(|b| b.id == *id)
+            .ok_or_else(|| Error::NotFound(format!("backup {id} of this site")))?;
+        x.remove_tree(Path::new(&backup.path))?;
+    }
+    Ok(TaskEffect::RemoveBackups(ids.to_vec()))
 }

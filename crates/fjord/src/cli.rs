@@ -50,6 +50,18 @@ enum Command {
     /// The task queue and its logs.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Show or set the default backup schedule and retention of every site without its own.
+    BackupPolicy(PolicyArgs),
+}
+
+#[derive(Args, Debug)]
+struct PolicyArgs {
+    /// When to back up: a 5-field cron schedule in UTC, for example "0 3 * * *"; "" clears it.
+    #[arg(long, value_name = "CRON")]
+    schedule: Option<String>,
+    /// Which backups to keep: last=N,daily=D,weekly=W (each optional); "" clears it.
+    #[arg(long, value_name = "POLICY")]
+    retention: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -330,6 +342,22 @@ enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Show or set the site's own backup schedule and retention.
+    BackupPolicy {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Delete some of a site's backups (ids from `fjord site backups`).
+    BackupDelete {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
     /// Copy a site to a new host name on any platform: files and a database of its own.
     /// The source site is only read.
     Clone {
@@ -442,6 +470,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Platform(cmd) => platform(&fjord, cmd),
         Command::Site(cmd) => site(&fjord, cmd),
         Command::Task(cmd) => task(&fjord, cmd),
+        Command::BackupPolicy(p) => policy(&fjord, None, &p),
     }
 }
 
@@ -649,6 +678,30 @@ fn show(v: &serde_json::Value, json: bool) {
     walk("", v);
 }
 
+fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode, Error> {
+    let (schedule, retention) =
+        fjord.set_backup_policy(site, p.schedule.as_deref(), p.retention.as_deref())?;
+    let whose = site
+        .map(|s| format!("site {s}"))
+        .unwrap_or_else(|| "default".into());
+    let none = |what: &str| {
+        if site.is_some() {
+            format!("the default {what}")
+        } else {
+            "none".into()
+        }
+    };
+    println!(
+        "{whose} backup schedule: {}",
+        schedule.unwrap_or_else(|| none("schedule"))
+    );
+    println!(
+        "{whose} backup retention: {}",
+        retention.unwrap_or_else(|| none("retention"))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
     match cmd {
         PlatformCmd::Add {
@@ -832,6 +885,12 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         }
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
         SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::BackupPolicy { name, policy: p } => policy(fjord, Some(&name), &p),
+        SiteCmd::BackupDelete { name, ids, opts } => queued(
+            fjord,
+            fjord.delete_backups(&name, &ids, opts.dry_run)?,
+            &opts,
+        ),
         SiteCmd::Clone {
             name,
             new_name,

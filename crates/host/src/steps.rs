@@ -164,7 +164,12 @@ impl<'a> LiveSteps<'a> {
     /// crash here leaves only trash, never a half-removed site.
     pub fn purge_trash(&mut self) {
         for dir in std::mem::take(&mut self.trash) {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
+            let removed = if dir.is_dir() {
+                std::fs::remove_dir_all(&dir)
+            } else {
+                std::fs::remove_file(&dir)
+            };
+            if let Err(e) = removed {
                 self.journal
                     .log(&format!("could not purge {}: {e}", dir.display()));
             }

@@ -9,6 +9,7 @@ mod invalid;
 mod name;
 mod objects;
 mod path;
+mod schedule;
 mod site_name;
 mod task;
 pub mod time;
@@ -21,5 +22,6 @@ pub use objects::{
     SiteStatus, parse_listen,
 };
 pub use path::AbsPath;
+pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict};

@@ -16,12 +16,13 @@ pub enum TaskKind {
     SiteRestore,
     SiteClone,
     SiteMigrate,
+    SiteBackupDelete,
     /// The summary of a batch migrate: runs after its children, reports each one's result.
     PlatformMigrateAll,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 13] = [
+    pub const ALL: [TaskKind; 14] = [
         TaskKind::ServerVerify,
         TaskKind::PlatformVerify,
         TaskKind::SiteInstall,
@@ -34,6 +35,7 @@ impl TaskKind {
         TaskKind::SiteRestore,
         TaskKind::SiteClone,
         TaskKind::SiteMigrate,
+        TaskKind::SiteBackupDelete,
         TaskKind::PlatformMigrateAll,
     ];
 
@@ -51,6 +53,7 @@ impl TaskKind {
             TaskKind::SiteRestore => "site-restore",
             TaskKind::SiteClone => "site-clone",
             TaskKind::SiteMigrate => "site-migrate",
+            TaskKind::SiteBackupDelete => "site-backup-delete",
             TaskKind::PlatformMigrateAll => "platform-migrate-all",
         }
     }

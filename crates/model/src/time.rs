@@ -2,7 +2,7 @@
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
 /// `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -17,7 +17,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 fn parts(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = civil(days);
     (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 

@@ -63,6 +63,8 @@ pub enum TaskEffect {
         name: Hostname,
         database: Option<SiteDatabase>,
     },
+    /// Forget backups whose files the task removed.
+    RemoveBackups(Vec<i64>),
     /// Record a backup the task wrote.
     AddBackup(NewBackup),
     /// Several changes, in order.
@@ -102,6 +104,17 @@ pub struct Backup {
     pub size: i64,
     /// Unix milliseconds.
     pub created_at: i64,
+}
+
+/// Where a site stands in the backup schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSchedule {
+    pub site_id: i64,
+    pub site_name: String,
+    /// The site's own schedule; None follows the installation's default.
+    pub own_schedule: Option<String>,
+    /// Unix milliseconds; None until first computed.
+    pub next_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -183,6 +196,21 @@ pub trait Store: Send + Sync {
     /// A site's backups (by its name, so those of a deleted site stay listed), newest first.
     fn backups(&self, site_name: &str) -> Result<Vec<Backup>>;
     fn backup(&self, id: i64) -> Result<Backup>;
+
+    /// A site's own backup schedule and retention (None: the installation's defaults).
+    fn site_backup_policy(&self, site_id: i64) -> Result<(Option<String>, Option<String>)>;
+    /// Sets a site's policy; clears its next backup time so that it is computed anew.
+    fn set_site_backup_policy(
+        &self,
+        site_id: i64,
+        schedule: Option<&str>,
+        retention: Option<&str>,
+    ) -> Result<()>;
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    fn set_setting(&self, key: &str, value: Option<&str>) -> Result<()>;
+    /// The backup schedule state of every installed or disabled site.
+    fn backup_schedules(&self) -> Result<Vec<SiteSchedule>>;
+    fn set_next_backup(&self, site_id: i64, at: Option<i64>) -> Result<()>;
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;

@@ -262,3 +262,73 @@ fn backup_and_restore_roll_back_at_every_step_and_after_a_kill() {
     );
     assert_eq!(site_sql(&env, &site, "SELECT x FROM kept").unwrap(), "44");
 }
+
+#[test]
+fn retention_deletion_and_a_scheduled_backup() {
+    let mut env = Env::new();
+    let site = "kept.example";
+    env.ok(&["site", "add", site, "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let out = env.ok(&["site", "backup-policy", site, "--retention", "last=2"]);
+    assert!(out.contains("retention: last=2"), "{out}");
+    for _ in 0..4 {
+        env.ok(&["site", "backup", site]);
+        env.dispatch_until_idle(&[]);
+    }
+    let backups = env.json(&["site", "backups", site]);
+    assert_eq!(
+        backups.as_array().unwrap().len(),
+        2,
+        "retention keeps the last 2: {backups}"
+    );
+    let dir = env.data.path().join("backups").join(site);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        2,
+        "pruned files are gone from disk"
+    );
+
+    let oldest = backups[1]["id"].as_i64().unwrap();
+    let oldest_path = backups[1]["path"].as_str().unwrap().to_string();
+    env.ok(&["site", "backup-delete", site, &oldest.to_string()]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "backups", site])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!std::path::Path::new(&oldest_path).exists());
+    let err = env.fails(&["site", "backup-policy", site, "--schedule", "every day"]);
+    assert!(err.contains("5 fields"), "{err}");
+
+    // A schedule that fires every minute: a running dispatcher queues the backup itself.
+    env.ok(&["site", "backup-policy", site, "--schedule", "* * * * *"]);
+    env.start_dispatcher(&[]);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let tasks = env.json(&["task", "list", "--limit", "20"]);
+        let scheduled = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "site-backup" && t["args"]["scheduled"] == true);
+        if let Some(t) = scheduled {
+            assert_eq!(
+                env.wait_task(t["id"].as_i64().unwrap(), Duration::from_secs(60))["status"],
+                "success"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled backup was queued");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        env.json(&["site", "backups", site])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

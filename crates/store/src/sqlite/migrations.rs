@@ -100,4 +100,14 @@ CREATE TABLE backups (
 );
 CREATE INDEX backups_site ON backups(site_name, id);
 "#,
+    // 4: backup schedules and retention, per site and as installation-wide defaults.
+    r#"
+ALTER TABLE sites ADD COLUMN backup_schedule TEXT;
+ALTER TABLE sites ADD COLUMN backup_retention TEXT;
+ALTER TABLE sites ADD COLUMN next_backup_at INTEGER;
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];

@@ -12,8 +12,8 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, Store,
-    StoreError, TaskEffect, TaskFilter, now_ms,
+    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, SiteSchedule,
+    Store, StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -348,6 +348,11 @@ fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
                 )?;
             }
         }
+        TaskEffect::RemoveBackups(ids) => {
+            for id in ids {
+                tx.execute("DELETE FROM backups WHERE id = ?1", [id])?;
+            }
+        }
         TaskEffect::Many(effects) => {
             for e in effects {
                 apply_effect(tx, e)?;
@@ -388,6 +393,87 @@ fn backup_from_row(r: &Row) -> rusqlite::Result<Result<Backup>> {
 }
 
 impl Store for SqliteStore {
+    fn site_backup_policy(&self, site_id: i64) -> Result<(Option<String>, Option<String>)> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT backup_schedule, backup_retention FROM sites WHERE id = ?1",
+                [site_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))
+        })
+    }
+
+    fn set_site_backup_policy(
+        &self,
+        site_id: i64,
+        schedule: Option<&str>,
+        retention: Option<&str>,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET backup_schedule = ?2, backup_retention = ?3, next_backup_at = NULL WHERE id = ?1",
+                params![site_id, schedule, retention],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            match value {
+                Some(v) => c.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+                    params![key, v],
+                )?,
+                None => c.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+            };
+            // Every site following the defaults gets its next time computed anew.
+            c.execute("UPDATE sites SET next_backup_at = NULL WHERE backup_schedule IS NULL", [])?;
+            Ok(())
+        })
+    }
+
+    fn backup_schedules(&self) -> Result<Vec<SiteSchedule>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, name, backup_schedule, next_backup_at FROM sites
+                 WHERE status IN ('installed', 'disabled') ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(SiteSchedule {
+                    site_id: r.get(0)?,
+                    site_name: r.get(1)?,
+                    own_schedule: r.get(2)?,
+                    next_at: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn set_next_backup(&self, site_id: i64, at: Option<i64>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET next_backup_at = ?2 WHERE id = ?1",
+                params![site_id, at],
+            )?;
+            Ok(())
+        })
+    }
+
     fn backups(&self, site_name: &str) -> Result<Vec<Backup>> {
         self.with(|c| {
             collect(

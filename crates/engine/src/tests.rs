@@ -1,0 +1,114 @@
+//! Use-case tests that need no host: the state only.
+
+use std::sync::Arc;
+
+use model::{SiteStatus, Target, TaskKind};
+
+use crate::Fjord;
+use crate::ops::{ServerInput, SiteInput};
+
+fn fjord_with_site() -> (tempfile::TempDir, Arc<Fjord>, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let fjord = Arc::new(Fjord::open(dir.path()).unwrap());
+    let server = ServerInput {
+        name: "t".into(),
+        nginx_binary: "/usr/sbin/nginx".into(),
+        nginx_config: "/etc/nginx/nginx.conf".into(),
+        nginx_prefix: None,
+        include_dir: "/etc/nginx/conf.d".into(),
+        listen: "127.0.0.1:8080".into(),
+        reload: "signal".into(),
+        files_owner: None,
+        db: Vec::new(),
+    };
+    fjord.add_server(&server, false).unwrap();
+    fjord
+        .add_platform("p", "t", "/srv/fjord-unit-test-platform", "static", false)
+        .unwrap();
+    let input = SiteInput {
+        name: "a.example".into(),
+        platform: "p".into(),
+        ..Default::default()
+    };
+    fjord.add_site(&input, false).unwrap();
+    let site = fjord.site("a.example").unwrap();
+    fjord
+        .store()
+        .set_site_status(site.id, SiteStatus::Installed)
+        .unwrap();
+    (dir, fjord, site.id)
+}
+
+// 2026-11-18 11:06:40 UTC.
+const NOW: i64 = 1_795_000_000_000;
+const DAY: i64 = 86_400_000;
+
+fn backups_queued(fjord: &Fjord, site: i64) -> usize {
+    let filter = store::TaskFilter {
+        target: Some(Target::Site(site)),
+        ..Default::default()
+    };
+    fjord
+        .tasks(&filter)
+        .unwrap()
+        .iter()
+        .filter(|t| t.kind == TaskKind::SiteBackup)
+        .count()
+}
+
+#[test]
+fn scheduled_backups_come_due_once_per_fire_time() {
+    let (_dir, fjord, site) = fjord_with_site();
+    assert!(
+        fjord.queue_due_backups(NOW).unwrap().is_empty(),
+        "no schedule, no backups"
+    );
+    fjord
+        .set_backup_policy(None, Some("0 3 * * *"), Some("last=3"))
+        .unwrap();
+    assert!(
+        fjord.queue_due_backups(NOW).unwrap().is_empty(),
+        "the first call sets the next time"
+    );
+    assert!(
+        fjord.queue_due_backups(NOW + DAY / 2).unwrap().is_empty(),
+        "not yet 03:00"
+    );
+    assert_eq!(
+        fjord.queue_due_backups(NOW + DAY).unwrap().len(),
+        1,
+        "due at 03:00 the next day"
+    );
+    assert!(
+        fjord.queue_due_backups(NOW + DAY).unwrap().is_empty(),
+        "queued once"
+    );
+    // A dispatcher that was down for ten days queues one backup, not ten.
+    let queued = fjord.queue_due_backups(NOW + 11 * DAY).unwrap();
+    assert!(queued.len() <= 1);
+    assert_eq!(
+        backups_queued(&fjord, site),
+        1,
+        "the first is still queued, so no second one"
+    );
+
+    // A site's own schedule wins over the default; clearing it falls back.
+    let (schedule, _) = fjord
+        .set_backup_policy(Some("a.example"), Some("*/5 * * * *"), None)
+        .unwrap();
+    assert_eq!(schedule.as_deref(), Some("*/5 * * * *"));
+    assert!(
+        fjord
+            .set_backup_policy(Some("a.example"), Some("61 * * * *"), None)
+            .is_err()
+    );
+    assert!(
+        fjord
+            .set_backup_policy(None, None, Some("forever"))
+            .is_err()
+    );
+    let (schedule, _) = fjord
+        .set_backup_policy(Some("a.example"), Some(""), None)
+        .unwrap();
+    assert_eq!(schedule, None);
+}
