@@ -170,6 +170,7 @@ pub fn db_ctl(service: &DbService) -> Option<host::DbCtl> {
             .password_file
             .as_ref()
             .map(|p| p.as_path().to_path_buf()),
+        password_env: service.password_env.clone(),
     })
 }
 
@@ -613,6 +614,11 @@ fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -> Result<()
     }
     x.make_dir(&platform.path.join("sites"))?;
     x.make_dir(&platform.path.join("private"))?;
+    // The archive was just written by this task; it is checked whole all the same before
+    // anything is deployed from it (a dry run has no archive to check).
+    if archive.exists() {
+        host::verify_backup(archive)?;
+    }
     let tag = format!("deploy-{}", host::random_hex(4));
     let files_stage = host::trash_path(&docroot, &tag);
     let private_stage = host::trash_path(&private, &tag);

@@ -230,6 +230,9 @@ enum PlatformCmd {
         wait: bool,
         #[arg(long)]
         json: bool,
+        /// List the sites that would be migrated, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Forget a platform without sites (its files stay on disk).
     Delete {
@@ -757,6 +760,39 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             to,
             wait,
             json,
+            dry_run: true,
+        } => {
+            fjord.migrate_platform(&name, &to, true)?;
+            let plan = fjord
+                .sites(Some(&name))?
+                .into_iter()
+                .filter(|s| {
+                    matches!(
+                        s.status,
+                        engine::model::SiteStatus::Installed | engine::model::SiteStatus::Disabled
+                    )
+                })
+                .map(|s| format!("migrate site {} to platform {to}", s.name))
+                .collect();
+            queued(
+                fjord,
+                Queued {
+                    task: None,
+                    plan: Some(plan),
+                },
+                &TaskOpts {
+                    wait,
+                    json,
+                    dry_run: true,
+                },
+            )
+        }
+        PlatformCmd::MigrateAll {
+            name,
+            to,
+            wait,
+            json,
+            dry_run: false,
         } => {
             let tasks = fjord.migrate_platform(&name, &to, false)?;
             let summary = tasks.last().cloned();

@@ -69,13 +69,24 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> HostError + '_ {
 }
 
 /// Writes the archive to `out` (which must not exist); returns its manifest.
-pub fn write_backup(out: &Path, mut manifest: Manifest, source: &BackupSource) -> Result<Manifest> {
+///
+/// `db_ready` is called before the database member is added: the dump runs while the files
+/// are archived.
+pub fn write_backup(
+    out: &Path,
+    mut manifest: Manifest,
+    source: &BackupSource,
+    db_ready: &mut dyn FnMut() -> Result<()>,
+) -> Result<Manifest> {
     let file = File::options()
         .write(true)
         .create_new(true)
         .open(out)
         .map_err(io_err(out))?;
-    let encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_err(out))?;
+    let mut encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_err(out))?;
+    // Compression runs on worker threads while this one reads the files.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u32;
+    encoder.multithread(workers).map_err(io_err(out))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
     let mut members = Vec::new();
@@ -90,6 +101,7 @@ pub fn write_backup(out: &Path, mut manifest: Manifest, source: &BackupSource) -
         )?;
     }
     if let Some((path, name)) = source.db {
+        db_ready()?;
         add_file(&mut builder, path, name, &mut members)?;
     }
     manifest.members = members;
@@ -263,15 +275,16 @@ fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
         .then(|| rel.to_path_buf())
 }
 
-/// Extracts `files/` into `files_dest`, `private/` into `private_dest` and the database
-/// member into `db_dest`. The destinations must not exist; they are created.
+/// Extracts `files/` into `files_dest`, `private/` into `private_dest` (and a SQLite
+/// database with it) and a database dump into `db_dest`. The destinations must not exist;
+/// they are created. Callers check the archive with [`verify_backup`] first: extraction does
+/// not hash again.
 pub fn extract_backup(
     path: &Path,
     files_dest: &Path,
     private_dest: &Path,
     db_dest: &Path,
 ) -> Result<()> {
-    let manifest = verify_backup(path)?;
     let file = File::open(path).map_err(io_err(path))?;
     let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
     let mut archive = tar::Archive::new(decoder);
@@ -286,12 +299,10 @@ pub fn extract_backup(
             files_dest.join(rel)
         } else if let Some(rel) = safe_relative(&name, "private") {
             private_dest.join(rel)
-        } else if manifest.db_member.as_deref() == name.to_str()
-            && name == Path::new("database.sqlite")
-        {
+        } else if name == Path::new("database.sqlite") {
             // fjord keeps a site's SQLite database in its private directory.
             private_dest.join("database.sqlite")
-        } else if manifest.db_member.as_deref() == name.to_str() {
+        } else if name == Path::new("database.sql") || name == Path::new("database.pgdump") {
             db_dest.to_path_buf()
         } else if name == Path::new(MANIFEST) {
             continue;

@@ -26,6 +26,9 @@ pub struct DbCtl {
     pub port: Option<u16>,
     pub admin_user: String,
     pub password_file: Option<PathBuf>,
+    /// An environment variable holding the admin password (read when needed, never stored).
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 /// Names fjord puts into SQL: `[a-z][a-z0-9_]*`, so that they need no escaping on any engine.
@@ -71,6 +74,13 @@ fn dump_is_complete(path: &Path) -> Result<bool> {
 
 impl DbCtl {
     fn admin_password(&self) -> Result<Option<String>> {
+        if let Some(var) = &self.password_env {
+            return std::env::var(var).map(Some).map_err(|_| {
+                HostError::Refused(format!(
+                    "the environment variable {var} (the database admin password) is not set"
+                ))
+            });
+        }
         self.password_file
             .as_ref()
             .map(|p| {

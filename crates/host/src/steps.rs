@@ -63,6 +63,32 @@ pub trait Steps {
     ) -> Result<()>;
 }
 
+/// Writes a consistent copy of the database to `out`.
+fn dump_database(db: Option<&BackupDb>, out: &Path) -> Result<()> {
+    match db {
+        Some(BackupDb::Server { ctl, name }) => ctl.dump(name, out),
+        Some(BackupDb::Sqlite { path }) => {
+            let quoted = out.display().to_string().replace('\'', "''");
+            let argv = [
+                "sqlite3".into(),
+                path.display().to_string(),
+                format!(".backup '{quoted}'"),
+            ];
+            let result = crate::run_command(&argv)?;
+            if result.success {
+                Ok(())
+            } else {
+                Err(HostError::Command {
+                    program: "sqlite3".into(),
+                    status: result.status,
+                    output: result.output,
+                })
+            }
+        }
+        None => Ok(()),
+    }
+}
+
 /// What a backup holds and where it goes.
 pub struct BackupRequest {
     pub out: PathBuf,
@@ -192,25 +218,6 @@ impl Steps for LiveSteps<'_> {
         let dump = self
             .scratch
             .join(format!("backup-{}", crate::random_hex(4)));
-        match &request.db {
-            Some(BackupDb::Server { ctl, name }) => ctl.dump(name, &dump)?,
-            Some(BackupDb::Sqlite { path }) => {
-                let quoted = dump.display().to_string().replace('\'', "''");
-                let out = crate::run_command(&[
-                    "sqlite3".into(),
-                    path.display().to_string(),
-                    format!(".backup '{quoted}'"),
-                ])?;
-                if !out.success {
-                    return Err(HostError::Command {
-                        program: "sqlite3".into(),
-                        status: out.status,
-                        output: out.output,
-                    });
-                }
-            }
-            None => {}
-        }
         if let Some(parent) = request.out.parent() {
             crate::ensure_dir(parent)?;
         }
@@ -232,7 +239,22 @@ impl Steps for LiveSteps<'_> {
             skip_in_private: skip,
             db: request.db.as_ref().map(|d| (dump.as_path(), d.member())),
         };
-        let written = crate::archive::write_backup(&request.out, manifest, &source);
+        // The database is dumped on its own thread while the files are archived.
+        let written = std::thread::scope(|scope| {
+            let dumping = scope.spawn(|| dump_database(request.db.as_ref(), &dump));
+            let mut dumping = Some(dumping);
+            let mut db_ready = || match dumping.take() {
+                Some(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(HostError::Refused("the dump thread panicked".into()))),
+                None => Ok(()),
+            };
+            let written =
+                crate::archive::write_backup(&request.out, manifest, &source, &mut db_ready);
+            // Whatever became of the archive, the dump is finished before the scope ends.
+            let dumped = db_ready();
+            written.and_then(|w| dumped.map(|_| w))
+        });
         let _ = crate::remove_file_if_exists(&dump);
         let written = written?;
         let size = std::fs::metadata(&request.out)

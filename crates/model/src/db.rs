@@ -62,10 +62,14 @@ pub struct DbService {
     pub admin_user: Option<String>,
     /// A file holding the admin password; never copied into logs or the state.
     pub password_file: Option<AbsPath>,
+    /// Or an environment variable of the dispatcher holding it.
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 impl DbService {
-    /// Parses `ENGINE[:key=value,...]` with keys socket, host, port, user, password-file.
+    /// Parses `ENGINE[:key=value,...]` with keys socket, host, port, user, password-file,
+    /// password-env.
     /// Defaults: mysql through /run/mysqld/mysqld.sock as root; postgresql on
     /// 127.0.0.1:5432 as postgres.
     pub fn parse(input: &str) -> Result<DbService, Invalid> {
@@ -79,6 +83,7 @@ impl DbService {
                 port: None,
                 admin_user: Some("root".into()),
                 password_file: None,
+                password_env: None,
             },
             DbEngine::Postgresql => DbService {
                 engine,
@@ -87,6 +92,7 @@ impl DbService {
                 port: Some(5432),
                 admin_user: Some("postgres".into()),
                 password_file: None,
+                password_env: None,
             },
             DbEngine::Sqlite => DbService {
                 engine,
@@ -95,6 +101,7 @@ impl DbService {
                 port: None,
                 admin_user: None,
                 password_file: None,
+                password_env: None,
             },
         };
         for pair in rest.split(',').filter(|p| !p.is_empty()) {
@@ -146,7 +153,7 @@ impl DbService {
                 "password-file" => {
                     service.password_file = Some(AbsPath::parse("password file", value)?)
                 }
-                _ => return fail("keys are socket, host, port, user, password-file"),
+                _ => return fail("keys are socket, host, port, user, password-file, password-env"),
             }
         }
         Ok(service)

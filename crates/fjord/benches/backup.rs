@@ -1,0 +1,299 @@
+//! `cargo bench -p fjord --bench backup-bench`: backup and restore of a site with about 1 GB
+//! of files and a 200 MB MariaDB database, fjord against (a) `tar | zstd` plus
+//! `mariadb-dump | zstd` by hand and (b) Aegir's way, `tar czf` plus `mariadb-dump | gzip`,
+//! measured side by side in this run; and fjord's peak memory while it backs up. Figures go
+//! to `target/bench/backup.json`.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SMALL_FILES: usize = 24_000;
+const LARGE_FILES: usize = 6;
+const LARGE_SIZE: usize = 100 << 20;
+const DB_ROWS: usize = 600_000;
+
+fn sh(script: &str) {
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn timed(f: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_secs_f64()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so runs are comparable.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn make_files(root: &Path) -> u64 {
+    let mut total = 0u64;
+    let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. "
+        .repeat(64);
+    for i in 0..SMALL_FILES {
+        let dir = root.join(format!("d{:03}", i % 300));
+        std::fs::create_dir_all(&dir).unwrap();
+        let len = 4_096 + (i * 7_919) % 28_000;
+        // Two in three small files are text (compressible), one in three is binary.
+        let data = if i % 3 == 0 {
+            noise(i as u64, len)
+        } else {
+            text.as_bytes().iter().cycle().take(len).copied().collect()
+        };
+        std::fs::write(dir.join(format!("f{i}.dat")), &data).unwrap();
+        total += len as u64;
+    }
+    for i in 0..LARGE_FILES {
+        let mut f = std::fs::File::create(root.join(format!("large{i}.bin"))).unwrap();
+        for chunk in 0..(LARGE_SIZE >> 20) {
+            // Large files alternate between incompressible (media) and compressible (logs).
+            let data = if i % 2 == 0 {
+                noise((i * 1000 + chunk) as u64, 1 << 20)
+            } else {
+                text.as_bytes()
+                    .iter()
+                    .cycle()
+                    .take(1 << 20)
+                    .copied()
+                    .collect()
+            };
+            f.write_all(&data).unwrap();
+        }
+        total += LARGE_SIZE as u64;
+    }
+    total
+}
+
+fn mysql(sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args(["-uroot", "-N", "-B", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Peak resident memory (VmHWM) of a process, read until it exits.
+fn watch_peak(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+fn run_task(env: &harness::Env, args: &[&str]) -> (f64, u64) {
+    let id = env.queue(args);
+    let start = Instant::now();
+    let child = env
+        .command(&["dispatch", "--until-idle"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let peak = watch_peak(child.id());
+    let status = child.wait_with_output().unwrap().status;
+    let secs = start.elapsed().as_secs_f64();
+    assert!(status.success());
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    (secs, peak.join().unwrap())
+}
+
+fn main() {
+    let token = format!("bench{}", std::process::id());
+    let env = harness::Env::bare();
+    let prefix = env.nginx.prefix().display().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "t",
+        "--nginx-conf",
+        &format!("{prefix}/nginx.conf"),
+        "--nginx-prefix",
+        &prefix,
+        "--nginx-include-dir",
+        &format!("{prefix}/conf.d"),
+        "--listen",
+        &env.nginx.listen(),
+        "--db",
+        "mysql",
+    ]);
+    env.ok(&[
+        "platform",
+        "add",
+        "p1",
+        "--server",
+        "t",
+        "--path",
+        &env.platform_path("p1"),
+    ]);
+    let site = format!("{token}.example");
+    env.ok(&["site", "add", &site, "--platform", "p1", "--db", "mysql"]);
+    env.dispatch_until_idle(&[]);
+    let db = env.json(&["site", "show", &site])["database"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    eprintln!("bench: writing about 1 GB of files and a 200 MB database");
+    let docroot = env.docroot("p1", &site);
+    let file_bytes = make_files(&docroot);
+    mysql(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a CHAR(32), b VARCHAR(300)) ENGINE=InnoDB; \
+         INSERT INTO t SELECT seq, MD5(seq), REPEAT(MD5(seq * 7), 8) FROM seq_1_to_{DB_ROWS};"
+    ));
+    // ANALYZE first: InnoDB's size statistics lag behind a bulk insert.
+    let db_bytes: u64 = mysql(&format!(
+        "ANALYZE TABLE `{db}`.t; SELECT data_length + index_length FROM information_schema.tables \
+         WHERE table_schema = '{db}' AND table_name = 't'"
+    ))
+    .lines()
+    .last()
+    .and_then(|l| l.trim().parse().ok())
+    .unwrap_or(0);
+    sh("sync");
+
+    let work = harness::world_readable_tempdir();
+    let w = work.path().display().to_string();
+    let d = docroot.display().to_string();
+
+    eprintln!("bench: backups");
+    let (fjord_backup, fjord_peak_kb) = run_task(&env, &["site", "backup", &site]);
+    let by_hand_backup = timed(|| {
+        sh(&format!(
+            "tar cf - -C {d} . | zstd -q -o {w}/files.tar.zst && mariadb-dump -uroot --single-transaction --quick {db} | zstd -q -o {w}/db.sql.zst"
+        ))
+    });
+    let aegir_backup = timed(|| {
+        sh(&format!(
+            "tar czf {w}/files.tar.gz -C {d} . && mariadb-dump -uroot --single-transaction --quick {db} | gzip > {w}/db.sql.gz"
+        ))
+    });
+    let archive = env.json(&["site", "backups", &site])[0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sizes = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum::<u64>()
+    };
+    let fjord_size = sizes(&[PathBuf::from(&archive)]);
+    let by_hand_size = sizes(&[
+        work.path().join("files.tar.zst"),
+        work.path().join("db.sql.zst"),
+    ]);
+    let aegir_size = sizes(&[
+        work.path().join("files.tar.gz"),
+        work.path().join("db.sql.gz"),
+    ]);
+
+    eprintln!("bench: restores");
+    // fjord's restore backs the current state up first (its promise); that part is timed too.
+    let (fjord_restore, _) = run_task(&env, &["site", "restore", &site, "--file", &archive]);
+    let restore_into = |ext: &str, decompress: &str| {
+        sh(&format!(
+            "rm -rf {w}/out && mkdir {w}/out && {decompress} < {w}/files.tar.{ext} | tar xf - -C {w}/out && \
+             mariadb -uroot -e 'DROP DATABASE IF EXISTS `{token}_r`; CREATE DATABASE `{token}_r`' && \
+             {decompress} < {w}/db.sql.{ext} | mariadb -uroot {token}_r"
+        ))
+    };
+    let by_hand_restore = timed(|| restore_into("zst", "zstd -dc"));
+    let aegir_restore = timed(|| restore_into("gz", "gzip -dc"));
+    mysql(&format!("DROP DATABASE IF EXISTS `{token}_r`"));
+    env.ok(&["site", "delete", &site, "--force"]);
+    env.dispatch_until_idle(&[]);
+
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    let (vs_hand, vs_aegir) = (by_hand_backup / fjord_backup, aegir_backup / fjord_backup);
+    let (r_vs_hand, r_vs_aegir) = (
+        by_hand_restore / fjord_restore,
+        aegir_restore / fjord_restore,
+    );
+    let peak_mb = fjord_peak_kb as f64 / 1024.0;
+    println!(
+        "fjord backup benchmark: {:.0} MB of files ({} files), {:.0} MB MariaDB table",
+        mb(file_bytes),
+        SMALL_FILES + LARGE_FILES,
+        mb(db_bytes)
+    );
+    println!(
+        "backup:  fjord {fjord_backup:.1} s ({:.0} MB) | tar|zstd + dump|zstd {by_hand_backup:.1} s ({:.0} MB) | Aegir tar czf + dump|gzip {aegir_backup:.1} s ({:.0} MB)",
+        mb(fjord_size),
+        mb(by_hand_size),
+        mb(aegir_size)
+    );
+    println!(
+        "         speed vs by hand {vs_hand:.2}x (target >= 0.9x: {}), vs Aegir's way {vs_aegir:.2}x (target >= 3x: {})",
+        verdict(vs_hand >= 0.9),
+        verdict(vs_aegir >= 3.0)
+    );
+    println!(
+        "restore: fjord {fjord_restore:.1} s (includes its backup of the state before) | by hand {by_hand_restore:.1} s | Aegir's way {aegir_restore:.1} s"
+    );
+    println!(
+        "         speed vs by hand {r_vs_hand:.2}x (target >= 0.9x: {}), vs Aegir's way {r_vs_aegir:.2}x (target >= 3x: {})",
+        verdict(r_vs_hand >= 0.9),
+        verdict(r_vs_aegir >= 3.0)
+    );
+    println!(
+        "peak memory of fjord's dispatcher during the backup: {peak_mb:.1} MB (target < 100 MB: {})",
+        verdict(peak_mb < 100.0)
+    );
+
+    let json = serde_json::json!({
+        "files_bytes": file_bytes, "files": SMALL_FILES + LARGE_FILES, "db_bytes": db_bytes,
+        "backup_seconds": { "fjord": fjord_backup, "tar_zstd_by_hand": by_hand_backup, "aegir_tar_gzip": aegir_backup },
+        "backup_bytes": { "fjord": fjord_size, "tar_zstd_by_hand": by_hand_size, "aegir_tar_gzip": aegir_size },
+        "restore_seconds": { "fjord_including_pre_restore_backup": fjord_restore, "tar_zstd_by_hand": by_hand_restore, "aegir_tar_gzip": aegir_restore },
+        "ratios": { "backup_vs_by_hand": vs_hand, "backup_vs_aegir": vs_aegir, "restore_vs_by_hand": r_vs_hand, "restore_vs_aegir": r_vs_aegir },
+        "targets": { "vs_by_hand_ge": 0.9, "vs_aegir_ge": 3.0, "peak_mb_lt": 100 },
+        "fjord_backup_peak_mb": peak_mb,
+    });
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("backup.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+    println!("written to target/bench/backup.json");
+}
