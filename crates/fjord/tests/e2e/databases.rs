@@ -10,7 +10,7 @@ pub(crate) fn token() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("t{:x}", (t ^ u128::from(std::process::id())) & 0xff_ffff)
+    format!("t{:06x}", (t ^ u128::from(std::process::id())) & 0xff_ffff)
 }
 
 pub(crate) fn mysql(sql: &str) -> String {
