@@ -401,16 +401,7 @@ fn site_install(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Re
     if let Some(db) = &site.database {
         site_database(objects, db, DbMode::Install, x)?;
     }
-    let served = Site {
-        status: SiteStatus::Installed,
-        ..site.clone()
-    };
-    let vhost = env.vhost(&objects.server, platform, &served);
-    x.nginx(
-        &env.nginx_ctl(&objects.server),
-        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
-    )?;
-    Ok(TaskEffect::SetSiteStatus(site.id, SiteStatus::Installed))
+    site_set_served(env, objects, SiteStatus::Installed, x)
 }
 
 /// Verify (and import) rewrite everything a site needs and repair what drifted; running it
@@ -551,7 +542,34 @@ fn site_restore(
             .and_then(|b| b.as_str())
             .unwrap_or_default(),
     );
-    let manifest = host::verify_backup(&archive)?;
+    // Extracting into staging checks every member on the way: a corrupt, truncated or
+    // foreign archive fails here, and the journal removes the staging directories, before
+    // anything the site serves has changed.
+    let docroot = render::site_docroot(platform, site);
+    let private = render::site_private_dir(platform, site);
+    x.make_dir(&platform.path.join("private"))?;
+    let tag = format!("restore-{}", host::random_hex(4));
+    let files_stage = host::trash_path(&docroot, &tag);
+    let private_stage = host::trash_path(&private, &tag);
+    let (dump, manifest) = x.extract_backup(&archive, &files_stage, &private_stage)?;
+    if let Some(manifest) = &manifest {
+        check_backup_fits(&archive, manifest, site)?;
+    }
+    let before = site_backup(env, objects, x)?;
+    x.swap_tree(&docroot, &files_stage)?;
+    x.swap_tree(&private, &private_stage)?;
+    if let Some(db) = &site.database {
+        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+            x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
+        }
+        // Credentials are the site's own, whatever the backup held.
+        site_database(objects, db, DbMode::Verify, x)?;
+    }
+    Ok(before)
+}
+
+/// Refuses a backup of another site, or one whose database engine is not the site's.
+fn check_backup_fits(archive: &Path, manifest: &host::Manifest, site: &Site) -> Result<()> {
     if manifest.site != site.name.as_str() {
         return Err(Error::Refused(format!(
             "{} is a backup of site {}, not of {}",
@@ -572,24 +590,7 @@ fn site_restore(
             wanted_engine.as_deref().unwrap_or("none")
         )));
     }
-    let before = site_backup(env, objects, x)?;
-    let docroot = render::site_docroot(platform, site);
-    let private = render::site_private_dir(platform, site);
-    x.make_dir(&platform.path.join("private"))?;
-    let tag = format!("restore-{}", host::random_hex(4));
-    let files_stage = host::trash_path(&docroot, &tag);
-    let private_stage = host::trash_path(&private, &tag);
-    let dump = x.extract_backup(&archive, &files_stage, &private_stage)?;
-    x.swap_tree(&docroot, &files_stage)?;
-    x.swap_tree(&private, &private_stage)?;
-    if let Some(db) = &site.database {
-        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
-            x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
-        }
-        // Credentials are the site's own, whatever the backup held.
-        site_database(objects, db, DbMode::Verify, x)?;
-    }
-    Ok(before)
+    Ok(())
 }
 
 /// The archive a backup step wrote (or, in a dry run, a stand-in name).
@@ -614,15 +615,10 @@ fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -> Result<()
     }
     x.make_dir(&platform.path.join("sites"))?;
     x.make_dir(&platform.path.join("private"))?;
-    // The archive was just written by this task; it is checked whole all the same before
-    // anything is deployed from it (a dry run has no archive to check).
-    if archive.exists() {
-        host::verify_backup(archive)?;
-    }
     let tag = format!("deploy-{}", host::random_hex(4));
     let files_stage = host::trash_path(&docroot, &tag);
     let private_stage = host::trash_path(&private, &tag);
-    let dump = x.extract_backup(archive, &files_stage, &private_stage)?;
+    let (dump, _) = x.extract_backup(archive, &files_stage, &private_stage)?;
     x.swap_tree(&docroot, &files_stage)?;
     x.swap_tree(&private, &private_stage)?;
     if let Some(db) = &site.database {
@@ -645,20 +641,8 @@ fn site_clone(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Resu
         .ok_or_else(|| Error::NotFound("the site to clone from".into()))?;
     let backup = site_backup(env, source, x)?;
     deploy(objects, &backup_path(&backup), x)?;
-    let (platform, site) = (objects.platform()?, objects.site()?);
-    let served = Site {
-        status: SiteStatus::Installed,
-        ..site.clone()
-    };
-    let vhost = env.vhost(&objects.server, platform, &served);
-    x.nginx(
-        &env.nginx_ctl(&objects.server),
-        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
-    )?;
-    Ok(TaskEffect::Many(vec![
-        backup,
-        TaskEffect::SetSiteStatus(site.id, SiteStatus::Installed),
-    ]))
+    let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
+    Ok(TaskEffect::Many(vec![backup, served]))
 }
 
 /// Migrate: back up, deploy on the target (files, and a new database if it moves), switch
@@ -744,7 +728,7 @@ fn site_migrate(
         let files_stage = host::trash_path(&render::site_docroot(old_platform, old_site), "dbmove");
         let private_stage =
             host::trash_path(&render::site_private_dir(old_platform, old_site), "dbmove");
-        let dump = x.extract_backup(&archive, &files_stage, &private_stage)?;
+        let (dump, _) = x.extract_backup(&archive, &files_stage, &private_stage)?;
         if let Some(ctl) = db_ctl(new_objects.db_service(db)?) {
             x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
         }

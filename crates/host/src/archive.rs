@@ -202,22 +202,36 @@ fn corrupt(path: &Path, why: impl std::fmt::Display) -> HostError {
     ))
 }
 
-/// Reads the whole archive, checks every member against the manifest, and returns the
-/// manifest. Nothing is written.
-pub fn verify_backup(path: &Path) -> Result<Manifest> {
+/// A member's path below its prefix, refusing anything that could leave the destination.
+fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
+    let rel = name.strip_prefix(prefix).ok()?;
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| rel.to_path_buf())
+}
+
+/// Extracts `files/` into `files_dest`, `private/` into `private_dest` (and a SQLite
+/// database with it) and a database dump into `db_dest`, hashing every member as it is
+/// written, and checks the lot against the manifest at the end: one pass over the archive.
+/// The destinations must not exist; they are created. On any error they may hold a partial
+/// extraction, which the caller's journal removes.
+pub fn extract_backup(
+    path: &Path,
+    files_dest: &Path,
+    private_dest: &Path,
+    db_dest: &Path,
+) -> Result<Manifest> {
     let file = File::open(path).map_err(io_err(path))?;
     let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
     let mut archive = tar::Archive::new(decoder);
+    std::fs::create_dir(files_dest).map_err(io_err(files_dest))?;
+    std::fs::create_dir(private_dest).map_err(io_err(private_dest))?;
     let mut seen: Vec<Member> = Vec::new();
     let mut manifest: Option<Manifest> = None;
     for entry in archive.entries().map_err(|e| corrupt(path, e))? {
         let mut entry = entry.map_err(|e| corrupt(path, e))?;
-        let name = entry
-            .path()
-            .map_err(|e| corrupt(path, e))?
-            .to_string_lossy()
-            .into_owned();
-        if name == MANIFEST {
+        let name = entry.path().map_err(|e| corrupt(path, e))?.into_owned();
+        if name == Path::new(MANIFEST) {
             let mut json = Vec::new();
             entry.read_to_end(&mut json).map_err(|e| corrupt(path, e))?;
             manifest = Some(
@@ -226,18 +240,66 @@ pub fn verify_backup(path: &Path) -> Result<Manifest> {
             );
             continue;
         }
-        if entry.header().entry_type().is_file() {
-            let mut reader = Hashing {
-                inner: &mut entry,
-                hasher: Sha256::new(),
-                size: 0,
-            };
-            io::copy(&mut reader, &mut io::sink()).map_err(|e| corrupt(path, e))?;
-            seen.push(Member {
-                name,
-                size: reader.size,
-                sha256: hex(&reader.hasher.finalize()),
-            });
+        let dest = if let Some(rel) = safe_relative(&name, "files") {
+            files_dest.join(rel)
+        } else if let Some(rel) = safe_relative(&name, "private") {
+            private_dest.join(rel)
+        } else if name == Path::new("database.sqlite") {
+            // fjord keeps a site's SQLite database in its private directory.
+            private_dest.join("database.sqlite")
+        } else if name == Path::new("database.sql") || name == Path::new("database.pgdump") {
+            db_dest.to_path_buf()
+        } else {
+            return Err(corrupt(
+                path,
+                format!("unexpected member {}", name.display()),
+            ));
+        };
+        let header = entry.header().clone();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        match header.entry_type() {
+            tar::EntryType::Directory => {
+                if dest != files_dest && dest != private_dest {
+                    std::fs::create_dir(&dest).map_err(io_err(&dest))?;
+                }
+                set_mode(&dest, mode)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = header
+                    .link_name()
+                    .map_err(|e| corrupt(path, e))?
+                    .ok_or_else(|| corrupt(path, "symlink without target"))?;
+                std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?;
+            }
+            t if t.is_file() => {
+                let mut out = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(io_err(&dest))?;
+                let mut reader = Hashing {
+                    inner: &mut entry,
+                    hasher: Sha256::new(),
+                    size: 0,
+                };
+                io::copy(&mut reader, &mut out).map_err(|e| corrupt(path, e))?;
+                seen.push(Member {
+                    name: name.to_string_lossy().into_owned(),
+                    size: reader.size,
+                    sha256: hex(&reader.hasher.finalize()),
+                });
+                set_mode(&dest, mode)?;
+                if let Ok(mtime) = header.mtime() {
+                    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                    let _ = out.set_modified(time);
+                }
+            }
+            _ => {
+                return Err(corrupt(
+                    path,
+                    format!("unexpected entry type of {}", name.display()),
+                ));
+            }
         }
     }
     let manifest = manifest.ok_or_else(|| {
@@ -246,6 +308,16 @@ pub fn verify_backup(path: &Path) -> Result<Manifest> {
             "it has no manifest (truncated, or not a fjord backup)",
         )
     })?;
+    check_members(path, &manifest, &seen)?;
+    Ok(manifest)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+fn check_members(path: &Path, manifest: &Manifest, seen: &[Member]) -> Result<()> {
     if manifest.members.len() != seen.len() {
         return Err(corrupt(
             path,
@@ -256,66 +328,13 @@ pub fn verify_backup(path: &Path) -> Result<Manifest> {
             ),
         ));
     }
-    for (want, got) in manifest.members.iter().zip(&seen) {
+    for (want, got) in manifest.members.iter().zip(seen) {
         if want != got {
             return Err(corrupt(
                 path,
                 format!("{} does not match its checksum in the manifest", want.name),
             ));
         }
-    }
-    Ok(manifest)
-}
-
-/// A member's path below its prefix, refusing anything that could leave the destination.
-fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
-    let rel = name.strip_prefix(prefix).ok()?;
-    rel.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| rel.to_path_buf())
-}
-
-/// Extracts `files/` into `files_dest`, `private/` into `private_dest` (and a SQLite
-/// database with it) and a database dump into `db_dest`. The destinations must not exist;
-/// they are created. Callers check the archive with [`verify_backup`] first: extraction does
-/// not hash again.
-pub fn extract_backup(
-    path: &Path,
-    files_dest: &Path,
-    private_dest: &Path,
-    db_dest: &Path,
-) -> Result<()> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
-    let mut archive = tar::Archive::new(decoder);
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(false);
-    std::fs::create_dir(files_dest).map_err(io_err(files_dest))?;
-    std::fs::create_dir(private_dest).map_err(io_err(private_dest))?;
-    for entry in archive.entries().map_err(|e| corrupt(path, e))? {
-        let mut entry = entry.map_err(|e| corrupt(path, e))?;
-        let name = entry.path().map_err(|e| corrupt(path, e))?.into_owned();
-        let dest = if let Some(rel) = safe_relative(&name, "files") {
-            files_dest.join(rel)
-        } else if let Some(rel) = safe_relative(&name, "private") {
-            private_dest.join(rel)
-        } else if name == Path::new("database.sqlite") {
-            // fjord keeps a site's SQLite database in its private directory.
-            private_dest.join("database.sqlite")
-        } else if name == Path::new("database.sql") || name == Path::new("database.pgdump") {
-            db_dest.to_path_buf()
-        } else if name == Path::new(MANIFEST) {
-            continue;
-        } else {
-            return Err(corrupt(
-                path,
-                format!("unexpected member {}", name.display()),
-            ));
-        };
-        if dest == files_dest || dest == private_dest {
-            continue;
-        }
-        entry.unpack(&dest).map_err(io_err(&dest))?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ mod process;
 mod steps;
 mod wake;
 
-pub use archive::{Manifest, Member, verify_backup};
+pub use archive::{Manifest, Member};
 pub use db::{DbCtl, DbKind};
 pub use error::{HostError, Result};
 pub use faults::Faults;

@@ -37,9 +37,15 @@ pub trait Steps {
     fn check_db_admin(&mut self, db: &DbCtl) -> Result<()>;
     /// Writes a backup archive (files, private files, a consistent database dump).
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>>;
-    /// Checks a backup and extracts it into two new staging directories (a SQLite database
-    /// into the private one); returns where the database dump, if any, was put.
-    fn extract_backup(&mut self, archive: &Path, files: &Path, private: &Path) -> Result<PathBuf>;
+    /// Extracts a backup into two new staging directories (a SQLite database into the private
+    /// one), checking every member against the manifest on the way; returns where the
+    /// database dump, if any, was put, and the manifest (none in a dry run).
+    fn extract_backup(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+    ) -> Result<(PathBuf, Option<Manifest>)>;
     /// Puts `replacement` in the place of `target` (which is set aside, and purged once the
     /// task succeeds).
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()>;
@@ -186,6 +192,30 @@ impl<'a> LiveSteps<'a> {
         Ok(())
     }
 
+    /// Makes a database that must not exist yet: fjord never adopts one it did not create.
+    fn new_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        what: &str,
+        make: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if db.database_exists(name)? || db.user_exists(user)? {
+            return Err(HostError::Refused(format!(
+                "database or user {name} already exists on the server and is not this site's: fjord will not touch it"
+            )));
+        }
+        let undo = Undo::DropDatabase {
+            db: db.clone(),
+            name: name.into(),
+            user: user.into(),
+        };
+        self.record(what, &undo, None)?;
+        make()?;
+        self.after_step(what)
+    }
+
     /// Purges what the task set aside. Called once the task is recorded as a success, so a
     /// crash here leaves only trash, never a half-removed site.
     pub fn purge_trash(&mut self) {
@@ -268,7 +298,12 @@ impl Steps for LiveSteps<'_> {
         Ok(Some(written))
     }
 
-    fn extract_backup(&mut self, archive: &Path, files: &Path, private: &Path) -> Result<PathBuf> {
+    fn extract_backup(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+    ) -> Result<(PathBuf, Option<Manifest>)> {
         let what = format!("extract {}", archive.display());
         crate::ensure_dir(&self.scratch)?;
         let db_dump = self
@@ -288,9 +323,9 @@ impl Steps for LiveSteps<'_> {
             },
             None,
         )?;
-        crate::archive::extract_backup(archive, files, private, &db_dump)?;
+        let manifest = crate::archive::extract_backup(archive, files, private, &db_dump)?;
         self.after_step(&what)?;
-        Ok(db_dump)
+        Ok((db_dump, Some(manifest)))
     }
 
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
@@ -320,19 +355,9 @@ impl Steps for LiveSteps<'_> {
         dump: &Path,
     ) -> Result<()> {
         let what = format!("create database {name} from {}", dump.display());
-        if db.database_exists(name)? || db.user_exists(user)? {
-            return Err(HostError::Refused(format!(
-                "database or user {name} already exists on the server and is not this site's: fjord will not touch it"
-            )));
-        }
-        let undo = Undo::DropDatabase {
-            db: db.clone(),
-            name: name.into(),
-            user: user.into(),
-        };
-        self.record(&what, &undo, None)?;
-        db.restore(name, user, password, dump)?;
-        self.after_step(&what)
+        self.new_database(db, name, user, &what, || {
+            db.restore(name, user, password, dump)
+        })
     }
 
     fn replace_database(
@@ -368,19 +393,7 @@ impl Steps for LiveSteps<'_> {
         password: &str,
     ) -> Result<()> {
         let what = format!("create database {name} and user {user}");
-        if db.database_exists(name)? || db.user_exists(user)? {
-            return Err(HostError::Refused(format!(
-                "database or user {name} already exists on the server and is not this site's: fjord will not touch it"
-            )));
-        }
-        let undo = Undo::DropDatabase {
-            db: db.clone(),
-            name: name.into(),
-            user: user.into(),
-        };
-        self.record(&what, &undo, None)?;
-        db.create(name, user, password)?;
-        self.after_step(&what)
+        self.new_database(db, name, user, &what, || db.create(name, user, password))
     }
 
     fn repair_database(
@@ -603,14 +616,19 @@ impl Steps for DryRun {
         Ok(None)
     }
 
-    fn extract_backup(&mut self, archive: &Path, files: &Path, private: &Path) -> Result<PathBuf> {
+    fn extract_backup(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+    ) -> Result<(PathBuf, Option<Manifest>)> {
         self.step(format!(
             "check {} and extract it to {} and {}",
             archive.display(),
             files.display(),
             private.display()
         ));
-        Ok(PathBuf::from("(the database dump of the backup)"))
+        Ok((PathBuf::from("(the database dump of the backup)"), None))
     }
 
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
