@@ -38,7 +38,16 @@ impl Fjord {
         ] {
             host::ensure_dir(&dir)?;
         }
-        let store = SqliteStore::open(&data_dir.join("state.db"))?;
+        // Backups and task scratch dirs hold whole databases; the state holds site database
+        // passwords: only fjord's own user may read them.
+        for dir in [data_dir.join("backups"), data_dir.join("journal")] {
+            host::ensure_private_dir(&dir)?;
+        }
+        let state = data_dir.join("state.db");
+        let store = SqliteStore::open(&state)?;
+        for file in ["state.db", "state.db-wal", "state.db-shm"] {
+            host::restrict_to_owner(&data_dir.join(file))?;
+        }
         Ok(Fjord {
             data_dir,
             store: Arc::new(store),

@@ -112,3 +112,19 @@ fn scheduled_backups_come_due_once_per_fire_time() {
         .unwrap();
     assert_eq!(schedule, None);
 }
+
+#[test]
+fn secrets_are_readable_by_fjord_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _fjord, _) = fjord_with_site();
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("state.db"), 0o600);
+    assert_eq!(mode("backups"), 0o700);
+    assert_eq!(mode("journal"), 0o700);
+}

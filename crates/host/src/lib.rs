@@ -32,6 +32,24 @@ pub fn list_subdirs(dir: &std::path::Path) -> Result<Vec<String>> {
     fsops::list_subdirs(dir)
 }
 
+/// Makes `dir` (and its parents) if needed and gives it mode 0700: for directories that
+/// hold secrets (database dumps, backups).
+pub fn ensure_private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    ensure_dir(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| HostError::io(dir, e))
+}
+
+/// Gives an existing file mode 0600 (nothing if it does not exist).
+pub fn restrict_to_owner(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HostError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 pub fn ensure_dir(dir: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| HostError::io(dir, e))
 }
