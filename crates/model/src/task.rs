@@ -189,6 +189,15 @@ impl Task {
                 if let Some(p) = platform_of_site {
                     locks.push((LockKey::Platform(p), false));
                 }
+                // A clone reads its source site: no task may change that site meanwhile.
+                if let Some(source) = self.args.get("source").and_then(|v| v.as_i64()) {
+                    locks.push((LockKey::Site(source), false));
+                }
+                // Clone and migrate write into their target platform: no platform-wide task
+                // (a verify that would import a half-moved site) runs there meanwhile.
+                if let Some(target) = self.args.get("platform").and_then(|v| v.as_i64()) {
+                    locks.push((LockKey::Platform(target), false));
+                }
                 locks
             }
         }
@@ -235,6 +244,13 @@ mod tests {
             "a platform task excludes its sites' tasks"
         );
         assert!(!locks_conflict(&s1, &p8));
+
+        let mut clone = task(Target::Site(3));
+        clone.args = serde_json::json!({ "source": 1, "platform": 8 });
+        let clone = clone.locks(Some(8));
+        assert!(locks_conflict(&clone, &s1), "a clone waits for tasks on its source");
+        assert!(!locks_conflict(&clone, &task(Target::Site(2)).locks(Some(9))));
+        assert!(locks_conflict(&clone, &p8), "and excludes platform-wide tasks on its target");
     }
 
     #[test]
