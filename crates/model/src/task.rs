@@ -248,9 +248,18 @@ mod tests {
         let mut clone = task(Target::Site(3));
         clone.args = serde_json::json!({ "source": 1, "platform": 8 });
         let clone = clone.locks(Some(8));
-        assert!(locks_conflict(&clone, &s1), "a clone waits for tasks on its source");
-        assert!(!locks_conflict(&clone, &task(Target::Site(2)).locks(Some(9))));
-        assert!(locks_conflict(&clone, &p8), "and excludes platform-wide tasks on its target");
+        assert!(
+            locks_conflict(&clone, &s1),
+            "a clone waits for tasks on its source"
+        );
+        assert!(!locks_conflict(
+            &clone,
+            &task(Target::Site(2)).locks(Some(9))
+        ));
+        assert!(
+            locks_conflict(&clone, &p8),
+            "and excludes platform-wide tasks on its target"
+        );
     }
 
     #[test]
