@@ -338,6 +338,110 @@ fn hostile_input_is_refused_clearly_and_changes_nothing() {
             ],
             "not.taken.example".into(),
         ),
+        (
+            vec![
+                "site",
+                "add",
+                "db.example",
+                "--platform",
+                "p1",
+                "--db",
+                "oracle",
+            ],
+            "oracle".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--db", "mysql:port=abc"],
+            "abc".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--db", "mysql:host=a;b"],
+            "mysql:host=a;b".into(),
+        ),
+        (
+            vec![
+                "server",
+                "add",
+                "z",
+                "--db",
+                "postgresql:password-env=lower",
+            ],
+            "postgresql:password-env=lower".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--db", "mysql", "--db", "mysql"],
+            "mysql".into(),
+        ),
+        (
+            vec!["site", "clone", "taken.example", "bad host.example"],
+            "bad host.example".into(),
+        ),
+        (
+            vec!["site", "clone", "taken.example", "www.taken.example"],
+            "www.taken.example".into(),
+        ),
+        (
+            vec![
+                "site",
+                "migrate",
+                "taken.example",
+                "--rename",
+                "a;b.example",
+            ],
+            "a;b.example".into(),
+        ),
+        (
+            vec!["site", "migrate", "taken.example", "--platform", "nowhere"],
+            "nowhere".into(),
+        ),
+        (
+            vec![
+                "site",
+                "backup-policy",
+                "taken.example",
+                "--schedule",
+                "61 * * * *",
+            ],
+            "61 * * * *".into(),
+        ),
+        (
+            vec![
+                "site",
+                "backup-policy",
+                "taken.example",
+                "--schedule",
+                "@daily",
+            ],
+            "@daily".into(),
+        ),
+        (
+            vec!["backup-policy", "--retention", "forever"],
+            "forever".into(),
+        ),
+        (
+            vec!["backup-policy", "--retention", "last=0"],
+            "last=0".into(),
+        ),
+        (
+            vec![
+                "site",
+                "restore",
+                "taken.example",
+                "--file",
+                "relative/backup.tar.zst",
+            ],
+            "relative/backup.tar.zst".into(),
+        ),
+        (
+            vec![
+                "site",
+                "restore",
+                "taken.example",
+                "--file",
+                "/nonexistent/backup.tar.zst",
+            ],
+            "/nonexistent/backup.tar.zst".into(),
+        ),
     ] {
         cases.push((a.iter().map(|s| s.to_string()).collect(), value));
     }
