@@ -724,10 +724,11 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
         PlatformCmd::List(o) => {
             let platforms = fjord.platforms()?;
             if o.json {
+                let names = output::Names::load(fjord)?;
                 print_json(
                     &platforms
                         .iter()
-                        .map(|p| output::platform_json(fjord, p))
+                        .map(|p| output::platform_json(&names, p))
                         .collect(),
                 );
             } else {
@@ -750,7 +751,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
         }
         PlatformCmd::Show { name, json } => {
             show(
-                &output::platform_json(fjord, &fjord.platform(&name)?),
+                &output::platform_json(&output::Names::load(fjord)?, &fjord.platform(&name)?),
                 json.json,
             );
             Ok(ExitCode::SUCCESS)
@@ -871,7 +872,8 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         SiteCmd::List { platform, json } => {
             let sites = fjord.sites(platform.as_deref())?;
             if json.json {
-                print_json(&sites.iter().map(|s| output::site_json(fjord, s)).collect());
+                let names = output::Names::load(fjord)?;
+                print_json(&sites.iter().map(|s| output::site_json(&names, s)).collect());
             } else {
                 let platforms = fjord.platforms()?;
                 table(
@@ -898,7 +900,10 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::Show { name, json } => {
-            show(&output::site_json(fjord, &fjord.site(&name)?), json.json);
+            show(
+                &output::site_json(&output::Names::load(fjord)?, &fjord.site(&name)?),
+                json.json,
+            );
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::Edit {

@@ -1,6 +1,8 @@
 //! How objects are shown: aligned tables for people, `--json` for scripts. JSON goes to
 //! stdout only; messages and progress go to stderr.
 
+use std::collections::HashMap;
+
 use engine::Fjord;
 use engine::model::{HttpService, Platform, Server, Site, Task};
 use serde_json::{Value, json};
@@ -23,34 +25,49 @@ pub fn server_json(s: &Server) -> Value {
     })
 }
 
-pub fn platform_json(fjord: &Fjord, p: &Platform) -> Value {
-    let server = fjord
-        .servers()
-        .ok()
-        .and_then(|all| all.into_iter().find(|s| s.id == p.server_id));
+/// Platform and server names by id, loaded once per command so that listing a thousand
+/// sites costs two queries, not two thousand.
+pub struct Names {
+    platforms: HashMap<i64, String>,
+    servers: HashMap<i64, String>,
+}
+
+impl Names {
+    pub fn load(fjord: &Fjord) -> Result<Names, engine::Error> {
+        Ok(Names {
+            platforms: fjord
+                .platforms()?
+                .into_iter()
+                .map(|p| (p.id, p.name.to_string()))
+                .collect(),
+            servers: fjord
+                .servers()?
+                .into_iter()
+                .map(|s| (s.id, s.name.to_string()))
+                .collect(),
+        })
+    }
+}
+
+pub fn platform_json(names: &Names, p: &Platform) -> Value {
     json!({
         "name": p.name,
-        "server": server.map(|s| s.name.to_string()),
+        "server": names.servers.get(&p.server_id),
         "path": p.path,
         "kind": p.kind.as_str(),
         "locked": p.locked,
     })
 }
 
-pub fn site_json(fjord: &Fjord, s: &Site) -> Value {
-    let platform = fjord
-        .platforms()
-        .ok()
-        .and_then(|all| all.into_iter().find(|p| p.id == s.platform_id));
+pub fn site_json(names: &Names, s: &Site) -> Value {
     // The password stays in the state and the site's private db.env; it is never printed.
     let database = s.database.as_ref().map(|d| {
-        let server = fjord.servers().ok().and_then(|all| all.into_iter().find(|v| v.id == d.server_id));
-        json!({ "engine": d.engine.as_str(), "name": d.name, "user": d.user, "server": server.map(|v| v.name.to_string()) })
+        json!({ "engine": d.engine.as_str(), "name": d.name, "user": d.user, "server": names.servers.get(&d.server_id) })
     });
     json!({
         "name": s.name,
         "name_unicode": s.name.to_unicode(),
-        "platform": platform.map(|p| p.name.to_string()),
+        "platform": names.platforms.get(&s.platform_id),
         "aliases": s.aliases,
         "redirect_aliases": s.redirect_aliases,
         "status": s.status.as_str(),
