@@ -332,18 +332,20 @@ fn run_task(
         task.target_name
     ));
     let env: ScriptEnv = fjord.script_env();
-    let result = fjord.objects(task.target, &task.args).and_then(|objects| {
-        let mut steps = LiveSteps::new(
-            &journal,
-            nginx,
-            &env.faults,
-            task.kind.as_str(),
-            Some(parking),
-            scratch_dir(fjord, task.id),
-        );
-        let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
-        Ok((effect, steps))
-    });
+    let result = fjord
+        .objects(task.kind, task.target, &task.args)
+        .and_then(|objects| {
+            let mut steps = LiveSteps::new(
+                &journal,
+                nginx,
+                &env.faults,
+                task.kind.as_str(),
+                Some(parking),
+                scratch_dir(fjord, task.id),
+            );
+            let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
+            Ok((effect, steps))
+        });
     match result {
         Ok((effect, mut steps)) => {
             if let Err(e) = store.finish_task(task.id, TaskStatus::Success, None, &effect) {

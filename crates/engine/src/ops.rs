@@ -468,7 +468,11 @@ impl Fjord {
                     "# the site is not installed: only its record changes".into(),
                 ]));
             }
-            let objects = self.objects(Target::Site(site.id), &serde_json::Value::Null)?;
+            let objects = self.objects(
+                TaskKind::SiteVerify,
+                Target::Site(site.id),
+                &serde_json::Value::Null,
+            )?;
             let objects = TaskObjects {
                 site: Some(site),
                 ..objects
@@ -557,7 +561,7 @@ impl Fjord {
                 client_id: None,
                 database: new.database,
             };
-            let mut objects = self.objects(Target::Site(source.id), &args)?;
+            let mut objects = self.objects(TaskKind::SiteClone, Target::Site(source.id), &args)?;
             objects.db_server = site
                 .database
                 .as_ref()
@@ -643,8 +647,9 @@ impl Fjord {
     }
 
     /// Migrates every site of platform `from` to `to`, as one task per site (run side by side
-    /// within the concurrency limit) and a summary task that runs after them all.
-    pub fn migrate_platform(&self, from: &str, to: &str, dry_run: bool) -> Result<Vec<Task>> {
+    /// within the concurrency limit) and a summary task that runs after them all. Returns the
+    /// summary task (or, with `dry_run`, the sites that would move) and the number of sites.
+    pub fn migrate_platform(&self, from: &str, to: &str, dry_run: bool) -> Result<(Queued, usize)> {
         let source = self.platform(from)?;
         let target = self.platform(to)?;
         if source.id == target.id {
@@ -665,7 +670,11 @@ impl Fjord {
             .filter(|s| matches!(s.status, SiteStatus::Installed | SiteStatus::Disabled))
             .collect();
         if dry_run {
-            return Ok(Vec::new());
+            let plan = sites
+                .iter()
+                .map(|s| format!("migrate site {} to platform {}", s.name, target.name))
+                .collect();
+            return Ok((Queued::plan(plan), sites.len()));
         }
         let mut children = Vec::new();
         for site in &sites {
@@ -686,8 +695,7 @@ impl Fjord {
             ),
         )?;
         self.notify_dispatchers();
-        children.push(summary);
-        Ok(children)
+        Ok((Queued::task(Some(summary)), children.len()))
     }
 
     // ---- backup schedules and retention ----
@@ -884,7 +892,7 @@ impl Fjord {
         args: serde_json::Value,
         dry_run: bool,
     ) -> Result<Queued> {
-        let objects = self.objects(target, &args)?;
+        let objects = self.objects(kind, target, &args)?;
         if dry_run {
             return self.plan(kind, objects, &args);
         }
@@ -910,7 +918,12 @@ impl Fjord {
     }
 
     /// Loads what a task on `target` works on.
-    pub(crate) fn objects(&self, target: Target, args: &serde_json::Value) -> Result<TaskObjects> {
+    pub(crate) fn objects(
+        &self,
+        kind: TaskKind,
+        target: Target,
+        args: &serde_json::Value,
+    ) -> Result<TaskObjects> {
         let mut objects = self.target_objects(target)?;
         let id = |key: &str| args.get(key).and_then(|v| v.as_i64());
         if let Some(source) = id("source") {
@@ -924,7 +937,9 @@ impl Fjord {
         if let Some(server) = id("db_server") {
             objects.extra.to_db_server = Some(self.store().server(server)?);
         }
-        if let (Target::Site(id), Some(site)) = (target, objects.site.as_ref()) {
+        // Only the backup tasks read a site's backups and its retention.
+        let backup_task = matches!(kind, TaskKind::SiteBackup | TaskKind::SiteBackupDelete);
+        if let (true, Target::Site(id), Some(site)) = (backup_task, target, objects.site.as_ref()) {
             objects.extra.backups = self
                 .store()
                 .backups(site.name.as_str())?
@@ -991,7 +1006,7 @@ impl Fjord {
     /// The plan a task would run if it started now.
     pub fn plan_task(&self, id: i64) -> Result<Vec<String>> {
         let task = self.task(id)?;
-        let objects = self.objects(task.target, &task.args)?;
+        let objects = self.objects(task.kind, task.target, &task.args)?;
         let queued = self.plan(task.kind, objects, &task.args)?;
         Ok(queued.plan.unwrap_or_default())
     }

@@ -87,19 +87,6 @@ fn make_files(root: &Path) -> u64 {
     total
 }
 
-fn mysql(sql: &str) -> String {
-    let out = Command::new("mariadb")
-        .args(["-uroot", "-N", "-B", "-e", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Peak resident memory (VmHWM) of a process, read until it exits.
 fn watch_peak(pid: u32) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -174,12 +161,12 @@ fn main() {
     eprintln!("bench: writing about 1 GB of files and a 200 MB database");
     let docroot = env.docroot("p1", &site);
     let file_bytes = make_files(&docroot);
-    mysql(&format!(
+    harness::mysql(&format!(
         "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a CHAR(32), b VARCHAR(300)) ENGINE=InnoDB; \
          INSERT INTO t SELECT seq, MD5(seq), REPEAT(MD5(seq * 7), 8) FROM seq_1_to_{DB_ROWS};"
     ));
     // ANALYZE first: InnoDB's size statistics lag behind a bulk insert.
-    let db_bytes: u64 = mysql(&format!(
+    let db_bytes: u64 = harness::mysql(&format!(
         "ANALYZE TABLE `{db}`.t; SELECT data_length + index_length FROM information_schema.tables \
          WHERE table_schema = '{db}' AND table_name = 't'"
     ))
@@ -256,7 +243,7 @@ fn main() {
     }
     let (fjord_restore, by_hand_restore, aegir_restore) =
         (best(&fjord_r), best(&hand_r), best(&aegir_r));
-    mysql(&format!("DROP DATABASE IF EXISTS `{token}_r`"));
+    harness::mysql(&format!("DROP DATABASE IF EXISTS `{token}_r`"));
     env.ok(&["site", "delete", &site, "--force"]);
     env.dispatch_until_idle(&[]);
 

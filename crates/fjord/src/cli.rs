@@ -761,64 +761,23 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             to,
             wait,
             json,
-            dry_run: true,
+            dry_run,
         } => {
-            fjord.migrate_platform(&name, &to, true)?;
-            let plan = fjord
-                .sites(Some(&name))?
-                .into_iter()
-                .filter(|s| {
-                    matches!(
-                        s.status,
-                        engine::model::SiteStatus::Installed | engine::model::SiteStatus::Disabled
-                    )
-                })
-                .map(|s| format!("migrate site {} to platform {to}", s.name))
-                .collect();
-            queued(
-                fjord,
-                Queued {
-                    task: None,
-                    plan: Some(plan),
-                },
-                &TaskOpts {
-                    wait,
-                    json,
-                    dry_run: true,
-                },
-            )
-        }
-        PlatformCmd::MigrateAll {
-            name,
-            to,
-            wait,
-            json,
-            dry_run: false,
-        } => {
-            let tasks = fjord.migrate_platform(&name, &to, false)?;
-            let summary = tasks.last().cloned();
-            let Some(summary) = summary else {
-                return Ok(ExitCode::SUCCESS);
-            };
-            if !json {
+            let (queued_summary, sites) = fjord.migrate_platform(&name, &to, dry_run)?;
+            if let (Some(summary), false) = (&queued_summary.task, json) {
                 println!(
-                    "queued {} site migration(s) and summary task {}",
-                    tasks.len() - 1,
+                    "queued {sites} site migration(s) and summary task {}",
                     summary.id
                 );
             }
-            let opts = TaskOpts {
-                wait,
-                json,
-                dry_run: false,
-            };
             queued(
                 fjord,
-                Queued {
-                    task: Some(summary),
-                    plan: None,
+                queued_summary,
+                &TaskOpts {
+                    wait,
+                    json,
+                    dry_run,
                 },
-                &opts,
             )
         }
         PlatformCmd::Lock { name } => {

@@ -192,6 +192,14 @@ impl<'a> LiveSteps<'a> {
         Ok(())
     }
 
+    /// Dumps a database into the task's scratch dir, for an undo that may need it.
+    fn dump_to_scratch(&self, db: &DbCtl, name: &str, suffix: &str) -> Result<PathBuf> {
+        crate::ensure_dir(&self.scratch)?;
+        let dump = self.scratch.join(format!("{name}.{suffix}"));
+        db.dump(name, &dump)?;
+        Ok(dump)
+    }
+
     /// Makes a database that must not exist yet: fjord never adopts one it did not create.
     fn new_database(
         &mut self,
@@ -369,9 +377,7 @@ impl Steps for LiveSteps<'_> {
         dump: &Path,
     ) -> Result<()> {
         let what = format!("replace the content of database {name}");
-        crate::ensure_dir(&self.scratch)?;
-        let old = self.scratch.join(format!("{name}.before-restore"));
-        db.dump(name, &old)?;
+        let old = self.dump_to_scratch(db, name, "before-restore")?;
         let undo = Undo::ReplaceDatabaseBack {
             db: db.clone(),
             name: name.into(),
@@ -422,9 +428,7 @@ impl Steps for LiveSteps<'_> {
     fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str) -> Result<()> {
         let what = format!("drop database {name} and user {user}");
         if db.database_exists(name)? {
-            crate::ensure_dir(&self.scratch)?;
-            let dump = self.scratch.join(format!("{name}.dump"));
-            db.dump(name, &dump)?;
+            let dump = self.dump_to_scratch(db, name, "dump")?;
             let undo = Undo::RestoreDatabase {
                 db: db.clone(),
                 name: name.into(),

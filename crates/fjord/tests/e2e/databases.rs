@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Env, assert_same_state};
+use crate::harness::{Env, assert_same_state, mysql};
 
 pub(crate) fn token() -> String {
     let t = std::time::SystemTime::now()
@@ -11,27 +11,6 @@ pub(crate) fn token() -> String {
         .unwrap()
         .as_nanos();
     format!("t{:06x}", (t ^ u128::from(std::process::id())) & 0xff_ffff)
-}
-
-pub(crate) fn mysql(sql: &str) -> String {
-    let out = Command::new("mariadb")
-        .args([
-            "--protocol=SOCKET",
-            "--socket=/run/mysqld/mysqld.sock",
-            "-uroot",
-            "-N",
-            "-B",
-            "-e",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mariadb: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub(crate) fn psql(sql: &str) -> String {

@@ -148,6 +148,28 @@ pub fn http_get(port: u16, host: &str, path: &str) -> (u16, Option<String>, Stri
     (status, location, body.to_string())
 }
 
+/// Runs SQL as MariaDB's root on its socket; returns the output without headers, trimmed.
+pub fn mysql(sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args([
+            "--protocol=SOCKET",
+            "--socket=/run/mysqld/mysqld.sock",
+            "-uroot",
+            "-N",
+            "-B",
+            "-e",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A fjord installation in a temporary data dir, with one server on a private nginx and one
 /// static platform.
 pub struct Env {
