@@ -59,6 +59,32 @@ fn check_password(password: &str) -> Result<()> {
     }
 }
 
+/// Table names come from the server; fjord quotes them with backticks and refuses the few
+/// it would rather not quote (control characters, backslashes: the batch output escapes
+/// them).
+fn quotable_table(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// One RENAME TABLE statement moving each listed table from one database to another
+/// (a no-op statement when there is none to move).
+fn rename_tables(moves: &[(&str, &str, &[String])]) -> String {
+    let quoted = |t: &str| t.replace('`', "``");
+    let pairs: Vec<String> = moves
+        .iter()
+        .flat_map(|(from, to, tables)| {
+            tables.iter().map(move |t| {
+                let t = quoted(t);
+                format!("`{from}`.`{t}` TO `{to}`.`{t}`")
+            })
+        })
+        .collect();
+    if pairs.is_empty() {
+        return "DO 0".to_string();
+    }
+    format!("RENAME TABLE {}", pairs.join(", "))
+}
+
 /// mariadb-dump ends every complete dump with a `-- Dump completed` comment.
 fn dump_is_complete(path: &Path) -> Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
@@ -386,6 +412,12 @@ impl DbCtl {
     /// Recreates the database and user and loads `dump` into it, as the site's user.
     pub fn restore(&self, name: &str, user: &str, password: &str, dump: &Path) -> Result<()> {
         self.create(name, user, password)?;
+        self.load(name, user, dump)
+    }
+
+    /// Loads `dump` into the existing database `name` (on PostgreSQL, as role `user`).
+    pub fn load(&self, name: &str, user: &str, dump: &Path) -> Result<()> {
+        check_identifier(name)?;
         let admin_password = self.admin_password()?;
         let input = File::open(dump).map_err(|e| HostError::io(dump, e))?;
         let mut cmd = match self.kind {
@@ -426,6 +458,110 @@ impl DbCtl {
             });
         }
         Ok(())
+    }
+
+    /// Creates an empty database with no user (a staging or holding place).
+    pub fn create_database_only(&self, name: &str) -> Result<()> {
+        check_identifier(name)?;
+        self.admin(&[match self.kind {
+            DbKind::Mysql => {
+                format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            }
+            DbKind::Postgresql => format!("CREATE DATABASE \"{name}\""),
+        }])
+        .map(|_| ())
+    }
+
+    /// Drops a database, leaving users alone; nothing if it is gone.
+    pub fn drop_database_only(&self, name: &str) -> Result<()> {
+        check_identifier(name)?;
+        self.admin(&[match self.kind {
+            DbKind::Mysql => format!("DROP DATABASE IF EXISTS `{name}`"),
+            DbKind::Postgresql => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        }])
+        .map(|_| ())
+    }
+
+    /// The tables of a MariaDB database when a table swap can move all of its content: only
+    /// base tables, each with a name fjord can quote, and no views, triggers, routines or
+    /// events (which RENAME TABLE would leave behind or refuse to move). `None` otherwise,
+    /// and on PostgreSQL.
+    pub fn swappable_tables(&self, name: &str) -> Result<Option<Vec<String>>> {
+        check_identifier(name)?;
+        if self.kind != DbKind::Mysql {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT CONCAT('T', table_name) FROM information_schema.tables \
+               WHERE table_schema = '{name}' AND table_type = 'BASE TABLE' \
+             UNION ALL SELECT 'X' FROM information_schema.tables \
+               WHERE table_schema = '{name}' AND table_type <> 'BASE TABLE' \
+             UNION ALL SELECT 'X' FROM information_schema.triggers WHERE trigger_schema = '{name}' \
+             UNION ALL SELECT 'X' FROM information_schema.routines WHERE routine_schema = '{name}' \
+             UNION ALL SELECT 'X' FROM information_schema.events WHERE event_schema = '{name}'"
+        );
+        let mut tables = Vec::new();
+        for line in self.admin(&[sql])?.lines() {
+            match line.strip_prefix('T') {
+                Some(table) if quotable_table(table) => tables.push(table.to_string()),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(tables))
+    }
+
+    /// Moves every table of `live` into a new database `hold` and every table of `stage`
+    /// into `live`, in one atomic RENAME TABLE: the site sees either all old or all new
+    /// tables.
+    pub fn swap_tables(&self, live: &str, hold: &str, stage: &str) -> Result<()> {
+        let unswappable = |db: &str| {
+            HostError::Refused(format!(
+                "database {db} holds views, triggers, routines or events: its tables cannot be swapped"
+            ))
+        };
+        let old = self
+            .swappable_tables(live)?
+            .ok_or_else(|| unswappable(live))?;
+        let new = self
+            .swappable_tables(stage)?
+            .ok_or_else(|| unswappable(stage))?;
+        self.create_database_only(hold)?;
+        self.admin(&[
+            // A long query on the live tables must not stall the site behind the rename.
+            "SET SESSION lock_wait_timeout = 30".to_string(),
+            rename_tables(&[(live, hold, &old), (stage, live, &new)]),
+        ])
+        .map(|_| ())
+    }
+
+    /// Undoes [`DbCtl::swap_tables`] if it happened: the restored tables go back to `stage`
+    /// and the old ones from `hold` to `live`, again in one statement; then the empty `hold`
+    /// is dropped. `stage` was loaded with at least one table, so an empty `stage` beside an
+    /// existing `hold` means the swap was made.
+    pub fn swap_tables_back(&self, live: &str, hold: &str, stage: &str) -> Result<()> {
+        if !self.database_exists(hold)? {
+            return Ok(());
+        }
+        let tables = |db: &str| {
+            self.swappable_tables(db)?.ok_or_else(|| {
+                HostError::Refused(format!(
+                    "database {db} holds views, triggers, routines or events; {hold} holds the site's old tables"
+                ))
+            })
+        };
+        if self.database_exists(stage)? && tables(stage)?.is_empty() {
+            let (restored, old) = (tables(live)?, tables(hold)?);
+            self.admin(&[
+                "SET SESSION lock_wait_timeout = 30".to_string(),
+                rename_tables(&[(live, stage, &restored), (hold, live, &old)]),
+            ])?;
+        }
+        if !tables(hold)?.is_empty() {
+            return Err(HostError::Refused(format!(
+                "database {hold} still holds the site's old tables; left for inspection"
+            )));
+        }
+        self.drop_database_only(hold)
     }
 
     /// Checks that the administrator can create and drop a database.

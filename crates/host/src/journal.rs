@@ -71,6 +71,18 @@ pub enum Undo {
         password: String,
         dump: PathBuf,
     },
+    /// Drop a staging database the step created (it never held anything the site served).
+    DropStagingDatabase {
+        db: DbCtl,
+        name: String,
+    },
+    /// Put the site's old tables back from the holding database, if the swap was made.
+    SwapTablesBack {
+        db: DbCtl,
+        live: String,
+        hold: String,
+        stage: String,
+    },
     /// The step needs no undo (it only repairs towards the recorded state).
     Nothing,
 }
@@ -221,6 +233,13 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             db.drop(name, user)?;
             db.restore(name, user, password, dump)
         }
+        Undo::DropStagingDatabase { db, name } => db.drop_database_only(name),
+        Undo::SwapTablesBack {
+            db,
+            live,
+            hold,
+            stage,
+        } => db.swap_tables_back(live, hold, stage),
         Undo::ReloadNginx { .. } | Undo::Nothing => Ok(()),
     }
 }

@@ -58,7 +58,11 @@ pub trait Steps {
         password: &str,
         dump: &Path,
     ) -> Result<()>;
-    /// Replaces a database's content with a dump (the old content is dumped first, for undo).
+    /// Replaces a database's content with a dump. On MariaDB the dump is loaded into a
+    /// staging database while the site keeps its tables, then the tables are swapped in one
+    /// atomic rename (the old ones are kept until the task succeeds); where a swap cannot move
+    /// everything (views, triggers, routines, events) and on PostgreSQL, the old content is
+    /// dumped for undo and the database dropped and reloaded.
     fn replace_database(
         &mut self,
         db: &DbCtl,
@@ -144,6 +148,8 @@ pub struct LiveSteps<'a> {
     steps: u32,
     /// Directories set aside by `remove_tree`, purged after success.
     trash: Vec<PathBuf>,
+    /// Staging and holding databases, dropped after success.
+    trash_databases: Vec<(DbCtl, String)>,
     /// The task's own directory for dumps its undos may need.
     scratch: PathBuf,
 }
@@ -166,6 +172,7 @@ impl<'a> LiveSteps<'a> {
             seq: 0,
             steps: 0,
             trash: Vec::new(),
+            trash_databases: Vec::new(),
             scratch,
         }
     }
@@ -227,6 +234,13 @@ impl<'a> LiveSteps<'a> {
     /// Purges what the task set aside. Called once the task is recorded as a success, so a
     /// crash here leaves only trash, never a half-removed site.
     pub fn purge_trash(&mut self) {
+        for (db, name) in std::mem::take(&mut self.trash_databases) {
+            if let Err(e) = db.drop_database_only(&name) {
+                self.journal.log(&format!(
+                    "could not drop the set-aside database {name}: {e}"
+                ));
+            }
+        }
         for dir in std::mem::take(&mut self.trash) {
             let removed = if dir.is_dir() {
                 std::fs::remove_dir_all(&dir)
@@ -376,6 +390,38 @@ impl Steps for LiveSteps<'_> {
         password: &str,
         dump: &Path,
     ) -> Result<()> {
+        if db.swappable_tables(name)?.is_some() {
+            let tag = crate::random_hex(4);
+            let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
+            let what = format!("load {} into staging database {stage}", dump.display());
+            self.record(
+                &what,
+                &Undo::DropStagingDatabase {
+                    db: db.clone(),
+                    name: stage.clone(),
+                },
+                None,
+            )?;
+            self.trash_databases.push((db.clone(), stage.clone()));
+            db.create_database_only(&stage)?;
+            db.load(&stage, user, dump)?;
+            self.after_step(&what)?;
+            // An empty or unswappable restore goes the slow way; the staging database is
+            // dropped with the task's trash.
+            if db.swappable_tables(&stage)?.is_some_and(|t| !t.is_empty()) {
+                let what = format!("swap the tables of {name} for those of {stage}");
+                let undo = Undo::SwapTablesBack {
+                    db: db.clone(),
+                    live: name.into(),
+                    hold: hold.clone(),
+                    stage: stage.clone(),
+                };
+                self.record(&what, &undo, None)?;
+                self.trash_databases.push((db.clone(), hold.clone()));
+                db.swap_tables(name, &hold, &stage)?;
+                return self.after_step(&what);
+            }
+        }
         let what = format!("replace the content of database {name}");
         let old = self.dump_to_scratch(db, name, "before-restore")?;
         let undo = Undo::ReplaceDatabaseBack {

@@ -24,13 +24,28 @@ fn backup_then_restore_brings_back_files_and_rows_on_every_engine() {
     let t = token();
     let _cleanup = Cleanup(t.clone());
     let env = env_with_databases();
-    for engine in ["mysql", "postgresql", "sqlite"] {
-        let site = format!("{t}-{engine}.example");
+    // MariaDB restores swap tables in one rename; a database with a view cannot be swapped
+    // and takes the dump-drop-reload way.
+    let cases = [
+        ("mysql", "mysql", "swap the tables of"),
+        ("mysql-view", "mysql", "replace the content of database"),
+        (
+            "postgresql",
+            "postgresql",
+            "replace the content of database",
+        ),
+        ("sqlite", "sqlite", ""),
+    ];
+    for (label, engine, way) in cases {
+        let site = format!("{t}-{label}.example");
         env.ok(&["site", "add", &site, "--platform", "p1", "--db", engine]);
         env.dispatch_until_idle(&[]);
         write_page(&env, &site, "as backed up\n");
         site_sql(&env, &site, "CREATE TABLE kept (x INTEGER)").unwrap();
         site_sql(&env, &site, "INSERT INTO kept VALUES (42)").unwrap();
+        if label == "mysql-view" {
+            site_sql(&env, &site, "CREATE VIEW kept_view AS SELECT x FROM kept").unwrap();
+        }
         env.ok(&["site", "backup", &site]);
         env.dispatch_until_idle(&[]);
         let backups = env.json(&["site", "backups", &site]);
@@ -45,24 +60,39 @@ fn backup_then_restore_brings_back_files_and_rows_on_every_engine() {
         write_page(&env, &site, "changed since\n");
         site_sql(&env, &site, "UPDATE kept SET x = 43").unwrap();
         site_sql(&env, &site, "CREATE TABLE added_since (y INTEGER)").unwrap();
-        env.ok(&["site", "restore", &site]);
+        let id = env.queue(&["site", "restore", &site]);
         env.dispatch_until_idle(&[]);
-        assert_eq!(env.nginx.get(&site, "/").2, "as backed up\n", "{engine}");
+        assert!(env.log(id).contains(way), "{label}: {}", env.log(id));
+        assert_eq!(env.nginx.get(&site, "/").2, "as backed up\n", "{label}");
+        if label == "mysql-view" {
+            assert_eq!(
+                site_sql(&env, &site, "SELECT x FROM kept_view").unwrap(),
+                "42"
+            );
+        }
         assert_eq!(
             site_sql(&env, &site, "SELECT x FROM kept").unwrap(),
             "42",
-            "{engine}"
+            "{label}"
         );
         assert!(
             site_sql(&env, &site, "SELECT y FROM added_since").is_err(),
-            "{engine}: the restore replaced the database"
+            "{label}: the restore replaced the database"
         );
         assert_eq!(
             backup_ids(&env, &site).len(),
             2,
-            "{engine}: the state before the restore was backed up"
+            "{label}: the state before the restore was backed up"
         );
     }
+    let set_aside: Vec<String> = leftovers(&t)
+        .into_iter()
+        .filter(|d| d.contains("_fjs") || d.contains("_fjh"))
+        .collect();
+    assert!(
+        set_aside.is_empty(),
+        "staging and holding databases are dropped: {set_aside:?}"
+    );
 }
 
 #[test]
@@ -226,6 +256,25 @@ fn backup_and_restore_roll_back_at_every_step_and_after_a_kill() {
     assert!(steps >= 6, "restore has {steps} steps");
     assert_eq!(env.nginx.get(&site, "/").2, "v1\n");
     assert_eq!(site_sql(&env, &site, "SELECT x FROM kept").unwrap(), "42");
+
+    // The same on MariaDB, whose restore stages the dump and swaps the tables.
+    let my = format!("{t}-my.example");
+    env.ok(&["site", "add", &my, "--platform", "p1", "--db", "mysql"]);
+    env.dispatch_until_idle(&[]);
+    write_page(&env, &my, "v1\n");
+    site_sql(&env, &my, "CREATE TABLE kept (x INTEGER)").unwrap();
+    site_sql(&env, &my, "INSERT INTO kept VALUES (42)").unwrap();
+    env.ok(&["site", "backup", &my]);
+    env.dispatch_until_idle(&[]);
+    write_page(&env, &my, "v2\n");
+    site_sql(&env, &my, "UPDATE kept SET x = 43").unwrap();
+    let my_first = backup_ids(&env, &my)[0];
+    let my_steps = fail_at_every_step(&env, &t, &my, "site-restore", &|| {
+        env.queue(&["site", "restore", &my, "--backup", &my_first.to_string()])
+    });
+    assert!(my_steps >= 7, "MariaDB restore has {my_steps} steps");
+    assert_eq!(env.nginx.get(&my, "/").2, "v1\n");
+    assert_eq!(site_sql(&env, &my, "SELECT x FROM kept").unwrap(), "42");
 
     // Killed in the middle of a restore, after the files were swapped and before the database
     // was: the next dispatcher puts both back.
