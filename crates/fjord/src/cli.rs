@@ -590,7 +590,7 @@ fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task
         let task = fjord.task(id)?;
         for line in fjord.task_log(id, after)? {
             after = line.id;
-            let text = format!("{}  {}", time(Some(line.at)), line.line);
+            let text = format!("{}  {}", output::log_time(line.at), line.line);
             if to_stderr {
                 eprintln!("  {text}")
             } else {
@@ -1022,7 +1022,7 @@ fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
         }
         TaskCmd::Log { id, follow: false } => {
             for line in fjord.task_log(id, 0)? {
-                println!("{}  {}", time(Some(line.at)), line.line);
+                println!("{}  {}", output::log_time(line.at), line.line);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -117,3 +117,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
 pub fn time(ms: Option<i64>) -> String {
     ms.map_or_else(|| "-".into(), engine::model::time::utc_display)
 }
+
+pub fn log_time(ms: i64) -> String {
+    engine::model::time::utc_display_ms(ms)
+}

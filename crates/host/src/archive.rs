@@ -43,7 +43,13 @@ pub struct BackupSource<'a> {
     pub skip_in_private: Option<&'a Path>,
     /// The database dump (or SQLite copy) and its member name.
     pub db: Option<(&'a Path, &'a str)>,
+    /// InnoDB tablespaces of the database, archived under [`TABLESPACES`] if the directory
+    /// exists once the dump is ready.
+    pub db_tablespaces: PathBuf,
 }
+
+/// The member directory of a backup's InnoDB tablespaces.
+pub const TABLESPACES: &str = "database.innodb";
 
 struct Hashing<R> {
     inner: R,
@@ -102,6 +108,15 @@ pub fn write_backup(
     }
     if let Some((path, name)) = source.db {
         db_ready()?;
+        if source.db_tablespaces.is_dir() {
+            add_tree(
+                &mut builder,
+                &source.db_tablespaces,
+                TABLESPACES,
+                None,
+                &mut members,
+            )?;
+        }
         add_file(&mut builder, path, name, &mut members)?;
     }
     manifest.members = members;
@@ -247,6 +262,8 @@ pub fn extract_backup(
         } else if name == Path::new("database.sqlite") {
             // fjord keeps a site's SQLite database in its private directory.
             private_dest.join("database.sqlite")
+        } else if let Some(rel) = safe_relative(&name, TABLESPACES) {
+            crate::tablespace_dir(db_dest).join(rel)
         } else if name == Path::new("database.sql") || name == Path::new("database.pgdump") {
             db_dest.to_path_buf()
         } else {
@@ -259,6 +276,12 @@ pub fn extract_backup(
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         match header.entry_type() {
             tar::EntryType::Directory => {
+                if dest != files_dest && dest != private_dest && dest.exists() {
+                    return Err(corrupt(
+                        path,
+                        format!("directory {} appears twice", name.display()),
+                    ));
+                }
                 if dest != files_dest && dest != private_dest {
                     std::fs::create_dir(&dest).map_err(io_err(&dest))?;
                 }

@@ -62,7 +62,7 @@ fn check_password(password: &str) -> Result<()> {
 /// Table names come from the server; fjord quotes them with backticks and refuses the few
 /// it would rather not quote (control characters, backslashes: the batch output escapes
 /// them).
-fn quotable_table(name: &str) -> bool {
+pub(crate) fn quotable_table(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_control() || c == '\\')
 }
 
@@ -99,7 +99,7 @@ fn dump_is_complete(path: &Path) -> Result<bool> {
 }
 
 impl DbCtl {
-    fn admin_password(&self) -> Result<Option<String>> {
+    pub(crate) fn admin_password(&self) -> Result<Option<String>> {
         if let Some(var) = &self.password_env {
             return std::env::var(var).map(Some).map_err(|_| {
                 HostError::Refused(format!(
@@ -117,7 +117,7 @@ impl DbCtl {
             .transpose()
     }
 
-    fn mysql_client() -> &'static str {
+    pub(crate) fn mysql_client() -> &'static str {
         if Path::new("/usr/bin/mariadb").exists() {
             "mariadb"
         } else {
@@ -125,7 +125,7 @@ impl DbCtl {
         }
     }
 
-    fn mysql_dump() -> &'static str {
+    pub(crate) fn mysql_dump() -> &'static str {
         if Path::new("/usr/bin/mariadb-dump").exists() {
             "mariadb-dump"
         } else {
@@ -134,7 +134,7 @@ impl DbCtl {
     }
 
     /// A command connecting as `user` (with `password`), to `database` if given.
-    fn command(
+    pub(crate) fn command(
         &self,
         program: &str,
         user: &str,
@@ -236,7 +236,7 @@ impl DbCtl {
         }
     }
 
-    fn admin(&self, statements: &[String]) -> Result<String> {
+    pub(crate) fn admin(&self, statements: &[String]) -> Result<String> {
         let password = self.admin_password()?;
         self.sql_as(&self.admin_user, password.as_deref(), None, statements)
     }
@@ -409,10 +409,11 @@ impl DbCtl {
         Ok(())
     }
 
-    /// Recreates the database and user and loads `dump` into it, as the site's user.
-    pub fn restore(&self, name: &str, user: &str, password: &str, dump: &Path) -> Result<()> {
+    /// Creates the database and user and loads a dump or backup into it; returns a line for
+    /// the task's log.
+    pub fn restore(&self, name: &str, user: &str, password: &str, dump: &Path) -> Result<String> {
         self.create(name, user, password)?;
-        self.load(name, user, dump)
+        self.load_backup(name, user, dump)
     }
 
     /// Loads `dump` into the existing database `name` (on PostgreSQL, as role `user`).

@@ -198,7 +198,7 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             }
             // A user left without its database (a crash between the two drops) goes first.
             db.drop(name, user)?;
-            db.restore(name, user, password, dump)
+            db.restore(name, user, password, dump).map(|_| ())
         }
         Undo::RemoveTree { path } => crate::remove_dir_if_exists(path),
         Undo::SwapBack {
@@ -231,7 +231,7 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             dump,
         } => {
             db.drop(name, user)?;
-            db.restore(name, user, password, dump)
+            db.restore(name, user, password, dump).map(|_| ())
         }
         Undo::DropStagingDatabase { db, name } => db.drop_database_only(name),
         Undo::SwapTablesBack {

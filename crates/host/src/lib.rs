@@ -15,6 +15,7 @@ mod journal;
 mod nginx;
 mod process;
 mod steps;
+mod tablespaces;
 mod wake;
 
 pub use archive::{Manifest, Member};
@@ -25,6 +26,7 @@ pub use journal::{Journal, Undo, rollback};
 pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
 pub use process::{CommandOutput, run_command};
 pub use steps::{BackupDb, BackupRequest, DryRun, LiveSteps, Parking, Steps, trash_path};
+pub use tablespaces::{Snapshot, tablespace_dir};
 pub use wake::{WakeSocket, wake_all};
 
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.

@@ -73,10 +73,26 @@ pub trait Steps {
     ) -> Result<()>;
 }
 
-/// Writes a consistent copy of the database to `out`.
-fn dump_database(db: Option<&BackupDb>, out: &Path) -> Result<()> {
+/// Writes a consistent copy of the database to `out` and, for a MariaDB database on this
+/// machine, a copy of its InnoDB tablespaces beside it (a restore imports those many times
+/// faster than it replays a dump).
+fn dump_database(db: Option<&BackupDb>, out: &Path, journal: &dyn Journal) -> Result<()> {
     match db {
-        Some(BackupDb::Server { ctl, name }) => ctl.dump(name, out),
+        Some(BackupDb::Server { ctl, name }) => {
+            match ctl.snapshot_tablespaces(name, &crate::tablespace_dir(out))? {
+                crate::Snapshot::Taken {
+                    tables,
+                    writes_held,
+                } => journal.log(&format!(
+                    "copied the InnoDB tablespaces of {tables} tables of {name}; writes waited {} ms",
+                    writes_held.as_millis()
+                )),
+                crate::Snapshot::Skipped(why) => journal.log(&format!(
+                    "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
+                )),
+            }
+            ctl.dump(name, out)
+        }
         Some(BackupDb::Sqlite { path }) => {
             let quoted = out.display().to_string().replace('\'', "''");
             let argv = [
@@ -290,10 +306,12 @@ impl Steps for LiveSteps<'_> {
             private: request.private.as_deref(),
             skip_in_private: skip,
             db: request.db.as_ref().map(|d| (dump.as_path(), d.member())),
+            db_tablespaces: crate::tablespace_dir(&dump),
         };
         // The database is dumped on its own thread while the files are archived.
         let written = std::thread::scope(|scope| {
-            let dumping = scope.spawn(|| dump_database(request.db.as_ref(), &dump));
+            let journal = self.journal;
+            let dumping = scope.spawn(|| dump_database(request.db.as_ref(), &dump, journal));
             let mut dumping = Some(dumping);
             let mut db_ready = || match dumping.take() {
                 Some(handle) => handle
@@ -308,6 +326,7 @@ impl Steps for LiveSteps<'_> {
             written.and_then(|w| dumped.map(|_| w))
         });
         let _ = crate::remove_file_if_exists(&dump);
+        let _ = crate::remove_dir_if_exists(&crate::tablespace_dir(&dump));
         let written = written?;
         let size = std::fs::metadata(&request.out)
             .map(|m| m.len())
@@ -377,8 +396,10 @@ impl Steps for LiveSteps<'_> {
         dump: &Path,
     ) -> Result<()> {
         let what = format!("create database {name} from {}", dump.display());
+        let journal = self.journal;
         self.new_database(db, name, user, &what, || {
-            db.restore(name, user, password, dump)
+            journal.log(&db.restore(name, user, password, dump)?);
+            Ok(())
         })
     }
 
@@ -404,7 +425,8 @@ impl Steps for LiveSteps<'_> {
             )?;
             self.trash_databases.push((db.clone(), stage.clone()));
             db.create_database_only(&stage)?;
-            db.load(&stage, user, dump)?;
+            let note = db.load_backup(&stage, user, dump)?;
+            self.journal.log(&note);
             self.after_step(&what)?;
             // An empty or unswappable restore goes the slow way; the staging database is
             // dropped with the task's trash.

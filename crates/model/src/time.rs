@@ -27,6 +27,12 @@ pub fn utc_display(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}:{s:02}")
 }
 
+/// `2026-11-18 11:06:40.123`: task log lines, where steps are often apart by less than a
+/// second.
+pub fn utc_display_ms(ms: i64) -> String {
+    format!("{}.{:03}", utc_display(ms), ms.rem_euclid(1000))
+}
+
 /// `20261118T110640Z`, for file names that sort by time.
 pub fn utc_stamp(ms: i64) -> String {
     let (y, m, d, h, min, s) = parts(ms);
