@@ -30,7 +30,10 @@ fn sh(script: &str) {
     );
 }
 
+/// Times `f`, starting from a flushed page cache: otherwise each method would pay for the
+/// writeback of the one before it (this machine's disk turns that into seconds).
 fn timed(f: impl FnOnce()) -> f64 {
+    sh("sync");
     let start = Instant::now();
     f();
     start.elapsed().as_secs_f64()
@@ -109,6 +112,7 @@ fn watch_peak(pid: u32) -> std::thread::JoinHandle<u64> {
 /// memory and the task's log (kept beside the figures: it times each step).
 fn run_task(env: &harness::Env, args: &[&str]) -> (f64, u64, String) {
     let id = env.queue(args);
+    sh("sync");
     let start = Instant::now();
     let child = env
         .command(&["dispatch", "--until-idle"])

@@ -225,9 +225,63 @@ fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
         .then(|| rel.to_path_buf())
 }
 
+/// Files up to this size are read whole and handed to the writer threads; larger ones are
+/// streamed by the reading thread. Bounds the memory in flight to about
+/// `WRITE_QUEUE * SMALL_FILE`.
+const SMALL_FILE: u64 = 256 << 10;
+const WRITE_QUEUE: usize = 64;
+
+/// One small file for a writer thread: its place in the archive, where it goes, its bytes.
+struct WriteJob {
+    index: usize,
+    name: String,
+    dest: PathBuf,
+    data: Vec<u8>,
+    mode: u32,
+    mtime: Option<u64>,
+}
+
+/// Creates a file that must not exist yet with `mode`.
+fn create_member_file(dest: &Path, mode: u32) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(dest)
+        .map_err(io_err(dest))?;
+    // The umask may have narrowed the mode on creation.
+    set_mode(dest, mode)?;
+    Ok(out)
+}
+
+/// Gives a written file its time from the archive (best effort: it is only information).
+fn set_mtime(file: &File, mtime: Option<u64>) {
+    if let Some(mtime) = mtime {
+        let _ = file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+    }
+}
+
+fn write_small_file(job: WriteJob) -> Result<(usize, Member)> {
+    use std::io::Write;
+    let mut out = create_member_file(&job.dest, job.mode)?;
+    out.write_all(&job.data).map_err(io_err(&job.dest))?;
+    set_mtime(&out, job.mtime);
+    Ok((
+        job.index,
+        Member {
+            name: job.name,
+            size: job.data.len() as u64,
+            sha256: hex(&Sha256::digest(&job.data)),
+        },
+    ))
+}
+
 /// Extracts `files/` into `files_dest`, `private/` into `private_dest` (and a SQLite
-/// database with it) and a database dump into `db_dest`, hashing every member as it is
-/// written, and checks the lot against the manifest at the end: one pass over the archive.
+/// database with it), a database dump into `db_dest` (and its tablespaces beside it),
+/// hashing every member as it is written, and checks the lot against the manifest at the
+/// end: one pass over the archive. Creating many small files is what takes the time, so
+/// writer threads create them while this thread decompresses and reads on.
 /// The destinations must not exist; they are created. On any error they may hold a partial
 /// extraction, which the caller's journal removes.
 pub fn extract_backup(
@@ -236,14 +290,98 @@ pub fn extract_backup(
     private_dest: &Path,
     db_dest: &Path,
 ) -> Result<Manifest> {
+    std::fs::create_dir(files_dest).map_err(io_err(files_dest))?;
+    std::fs::create_dir(private_dest).map_err(io_err(private_dest))?;
+    let writers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<WriteJob>(WRITE_QUEUE);
+    let queue = std::sync::Mutex::new(queue);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut written = Vec::new();
+                    loop {
+                        let job = queue
+                            .lock()
+                            .map_err(|_| ())
+                            .and_then(|q| q.recv().map_err(|_| ()));
+                        let Ok(job) = job else {
+                            return Ok(written);
+                        };
+                        match write_small_file(job) {
+                            Ok(member) => written.push(member),
+                            Err(e) => {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let read = read_members(path, files_dest, private_dest, db_dest, &jobs, &failed);
+        drop(jobs);
+        let mut seen: Vec<Option<Member>> = Vec::new();
+        let mut first_error = None;
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(written)) => {
+                    for (index, member) in written {
+                        if seen.len() <= index {
+                            seen.resize(index + 1, None);
+                        }
+                        seen[index] = Some(member);
+                    }
+                }
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error
+                        .get_or_insert(HostError::Refused("a writer thread panicked".into()));
+                }
+            }
+        }
+        // A writer's failure stops the reading early: its error is the one that tells.
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let (manifest, streamed) = read?;
+        for (index, member) in streamed {
+            if seen.len() <= index {
+                seen.resize(index + 1, None);
+            }
+            seen[index] = Some(member);
+        }
+        let seen: Vec<Member> = seen.into_iter().flatten().collect();
+        check_members(path, &manifest, &seen)?;
+        Ok(manifest)
+    })
+}
+
+/// Reads the archive: makes directories and symlinks, streams large files itself and queues
+/// small ones for the writers. Returns the manifest and the members it wrote itself, each
+/// with its place in the archive.
+fn read_members(
+    path: &Path,
+    files_dest: &Path,
+    private_dest: &Path,
+    db_dest: &Path,
+    jobs: &std::sync::mpsc::SyncSender<WriteJob>,
+    failed: &std::sync::atomic::AtomicBool,
+) -> Result<(Manifest, Vec<(usize, Member)>)> {
     let file = File::open(path).map_err(io_err(path))?;
     let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
     let mut archive = tar::Archive::new(decoder);
-    std::fs::create_dir(files_dest).map_err(io_err(files_dest))?;
-    std::fs::create_dir(private_dest).map_err(io_err(private_dest))?;
-    let mut seen: Vec<Member> = Vec::new();
+    let mut streamed = Vec::new();
+    let mut index = 0;
     let mut manifest: Option<Manifest> = None;
     for entry in archive.entries().map_err(|e| corrupt(path, e))? {
+        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+            // A writer's error is the one to report; it is collected by the caller.
+            break;
+        }
         let mut entry = entry.map_err(|e| corrupt(path, e))?;
         let name = entry.path().map_err(|e| corrupt(path, e))?.into_owned();
         if name == Path::new(MANIFEST) {
@@ -276,12 +414,6 @@ pub fn extract_backup(
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         match header.entry_type() {
             tar::EntryType::Directory => {
-                if dest != files_dest && dest != private_dest && dest.exists() {
-                    return Err(corrupt(
-                        path,
-                        format!("directory {} appears twice", name.display()),
-                    ));
-                }
                 if dest != files_dest && dest != private_dest {
                     std::fs::create_dir(&dest).map_err(io_err(&dest))?;
                 }
@@ -295,27 +427,42 @@ pub fn extract_backup(
                 std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?;
             }
             t if t.is_file() => {
-                let mut out = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&dest)
-                    .map_err(io_err(&dest))?;
-                let mut reader = Hashing {
-                    inner: &mut entry,
-                    hasher: Sha256::new(),
-                    size: 0,
-                };
-                io::copy(&mut reader, &mut out).map_err(|e| corrupt(path, e))?;
-                seen.push(Member {
-                    name: name.to_string_lossy().into_owned(),
-                    size: reader.size,
-                    sha256: hex(&reader.hasher.finalize()),
-                });
-                set_mode(&dest, mode)?;
-                if let Ok(mtime) = header.mtime() {
-                    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-                    let _ = out.set_modified(time);
+                let name = name.to_string_lossy().into_owned();
+                let mtime = header.mtime().ok();
+                let size = header.size().map_err(|e| corrupt(path, e))?;
+                if size <= SMALL_FILE {
+                    let mut data = Vec::with_capacity(size as usize);
+                    entry.read_to_end(&mut data).map_err(|e| corrupt(path, e))?;
+                    let job = WriteJob {
+                        index,
+                        name,
+                        dest,
+                        data,
+                        mode,
+                        mtime,
+                    };
+                    if jobs.send(job).is_err() {
+                        break;
+                    }
+                } else {
+                    let mut out = create_member_file(&dest, mode)?;
+                    let mut reader = Hashing {
+                        inner: &mut entry,
+                        hasher: Sha256::new(),
+                        size: 0,
+                    };
+                    io::copy(&mut reader, &mut out).map_err(|e| corrupt(path, e))?;
+                    set_mtime(&out, mtime);
+                    streamed.push((
+                        index,
+                        Member {
+                            name,
+                            size: reader.size,
+                            sha256: hex(&reader.hasher.finalize()),
+                        },
+                    ));
                 }
+                index += 1;
             }
             _ => {
                 return Err(corrupt(
@@ -331,8 +478,7 @@ pub fn extract_backup(
             "it has no manifest (truncated, or not a fjord backup)",
         )
     })?;
-    check_members(path, &manifest, &seen)?;
-    Ok(manifest)
+    Ok((manifest, streamed))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
