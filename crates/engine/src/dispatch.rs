@@ -232,6 +232,21 @@ impl Dispatcher {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run_task(&fjord, &nginx, &owner, &task, parking)
             }));
+            if let Ok(Some(trash)) = outcome {
+                // The task is done: its slot goes to the next one while its old state is
+                // purged (the dispatcher still waits for this before it exits).
+                slots.release();
+                let _ = tx.send(Event::SlotFree);
+                let journal = StoreJournal {
+                    store: fjord.store(),
+                    task_id: task.id,
+                };
+                trash.purge(&journal);
+                let _ = fjord.store().journal_clear(task.id);
+                let _ = host::remove_dir_if_exists(&scratch_dir(&fjord, task.id));
+                let _ = tx.send(Event::Done);
+                return;
+            }
             if outcome.is_err() {
                 // run_task handles every error; a panic is a bug, and the task must still end.
                 let journal = StoreJournal {
@@ -273,6 +288,38 @@ impl Dispatcher {
                 &running.task,
                 "interrupted; rolled back",
             );
+            let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
+            let _ = host::remove_file_if_exists(&lock_path);
+        }
+        self.purge_left_behind()
+    }
+
+    /// Purges what succeeded tasks of dead dispatchers set aside and never purged.
+    fn purge_left_behind(&self) -> Result<()> {
+        let store = self.fjord.store();
+        for (task_id, owner) in store.unpurged_tasks()? {
+            if owner == self.owner {
+                continue;
+            }
+            let lock_path = self
+                .fjord
+                .run_dir()
+                .join(format!("dispatcher-{owner}.lock"));
+            let Some(_held) = FileLock::try_acquire(&lock_path)? else {
+                continue;
+            };
+            let entries: Vec<_> = store
+                .journal(task_id)?
+                .into_iter()
+                .map(|e| (e.step, e.undo, e.saved))
+                .collect();
+            let journal = StoreJournal { store, task_id };
+            journal.log(&format!(
+                "dispatcher {owner} stopped before purging what this task set aside; purging it"
+            ));
+            host::Trash::from_journal(&entries).purge(&journal);
+            store.journal_clear(task_id)?;
+            let _ = host::remove_dir_if_exists(&scratch_dir(&self.fjord, task_id));
             let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
             let _ = host::remove_file_if_exists(&lock_path);
         }
@@ -319,7 +366,7 @@ fn run_task(
     owner: &str,
     task: &Task,
     parking: Arc<dyn Parking>,
-) {
+) -> Option<host::Trash> {
     let store = fjord.store();
     let journal = StoreJournal {
         store,
@@ -351,16 +398,15 @@ fn run_task(
             if let Err(e) = store.finish_task(task.id, TaskStatus::Success, None, &effect) {
                 journal.log(&format!("could not record success: {e}"));
                 finish_failed(fjord, nginx, task, &e.to_string());
-                return;
+                return None;
             }
-            steps.purge_trash();
-            let _ = store.journal_clear(task.id);
-            let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
             journal.log("success");
+            Some(steps.take_trash())
         }
         Err(e) => {
             journal.log(&format!("failed: {e}"));
             finish_failed(fjord, nginx, task, &e.to_string());
+            None
         }
     }
 }

@@ -76,19 +76,29 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> HostError + '_ {
 
 /// Writes the archive to `out` (which must not exist); returns its manifest.
 ///
-/// `db_ready` is called before the database member is added: the dump runs while the files
-/// are archived.
+/// The database is dumped while the files are archived: `tablespaces_ready` is called
+/// before its tablespaces are added (if their directory exists then), `db_ready` before
+/// the dump is.
 pub fn write_backup(
     out: &Path,
     mut manifest: Manifest,
     source: &BackupSource,
+    tablespaces_ready: &mut dyn FnMut(),
     db_ready: &mut dyn FnMut() -> Result<()>,
+    log: &dyn Fn(&str),
 ) -> Result<Manifest> {
+    let started = std::time::Instant::now();
+    let mut phase = started;
+    let mut lap = |what: &str| {
+        log(&format!("{what} in {:.1} s", phase.elapsed().as_secs_f64()));
+        phase = std::time::Instant::now();
+    };
     let file = File::options()
         .write(true)
         .create_new(true)
         .open(out)
         .map_err(io_err(out))?;
+    let file = EarlySync::new(file).map_err(io_err(out))?;
     let mut encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_err(out))?;
     // Compression runs on worker threads while this one reads the files.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u32;
@@ -106,8 +116,9 @@ pub fn write_backup(
             &mut members,
         )?;
     }
+    lap("archived the files");
     if let Some((path, name)) = source.db {
-        db_ready()?;
+        tablespaces_ready();
         if source.db_tablespaces.is_dir() {
             add_tree(
                 &mut builder,
@@ -116,8 +127,12 @@ pub fn write_backup(
                 None,
                 &mut members,
             )?;
+            lap("archived the database's tablespaces");
         }
+        db_ready()?;
+        lap("waited for the database dump");
         add_file(&mut builder, path, name, &mut members)?;
+        lap("archived the database");
     }
     manifest.members = members;
     let json =
@@ -131,8 +146,77 @@ pub fn write_backup(
         .map_err(io_err(out))?;
     let encoder = builder.into_inner().map_err(io_err(out))?;
     let file = encoder.finish().map_err(io_err(out))?;
-    file.sync_all().map_err(io_err(out))?;
+    file.finish().map_err(io_err(out))?;
+    lap("finished compressing and synced the archive to disk");
     Ok(manifest)
+}
+
+/// The archive file, flushed to disk as it grows: every [`EarlySync::EVERY`] bytes a helper
+/// thread syncs what is written so far, so that the final fsync (a backup not on disk is
+/// no backup) waits for the tail only, not for the whole archive.
+struct EarlySync {
+    file: File,
+    unsynced: u64,
+    tick: Option<std::sync::mpsc::Sender<()>>,
+    syncer: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl EarlySync {
+    const EVERY: u64 = 32 << 20;
+
+    fn new(file: File) -> io::Result<EarlySync> {
+        let clone = file.try_clone()?;
+        let (tick, ticks) = std::sync::mpsc::channel::<()>();
+        let syncer = std::thread::spawn(move || {
+            while ticks.recv().is_ok() {
+                // Ticks that came in while the last sync ran are covered by this one.
+                while ticks.try_recv().is_ok() {}
+                clone.sync_data()?;
+            }
+            Ok(())
+        });
+        Ok(EarlySync {
+            file,
+            unsynced: 0,
+            tick: Some(tick),
+            syncer: Some(syncer),
+        })
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        drop(self.tick.take());
+        if let Some(syncer) = self.syncer.take() {
+            syncer
+                .join()
+                .map_err(|_| io::Error::other("the sync thread panicked"))??;
+        }
+        self.file.sync_all()
+    }
+}
+
+impl io::Write for EarlySync {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= Self::EVERY {
+            self.unsynced = 0;
+            if let Some(tick) = &self.tick {
+                let _ = tick.send(());
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for EarlySync {
+    fn drop(&mut self) {
+        // Ends the sync thread when the archive is abandoned half-written.
+        drop(self.tick.take());
+    }
 }
 
 fn add_file<W: io::Write>(

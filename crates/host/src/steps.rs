@@ -76,10 +76,18 @@ pub trait Steps {
 /// Writes a consistent copy of the database to `out` and, for a MariaDB database on this
 /// machine, a copy of its InnoDB tablespaces beside it (a restore imports those many times
 /// faster than it replays a dump).
-fn dump_database(db: Option<&BackupDb>, out: &Path, journal: &dyn Journal) -> Result<()> {
+/// `snapshot_done` is signalled (or dropped) once the tablespaces are copied or skipped.
+fn dump_database(
+    db: Option<&BackupDb>,
+    out: &Path,
+    journal: &dyn Journal,
+    snapshot_done: std::sync::mpsc::Sender<()>,
+) -> Result<()> {
     match db {
         Some(BackupDb::Server { ctl, name }) => {
-            match ctl.snapshot_tablespaces(name, &crate::tablespace_dir(out))? {
+            let snapshot = ctl.snapshot_tablespaces(name, &crate::tablespace_dir(out));
+            let _ = snapshot_done.send(());
+            match snapshot? {
                 crate::Snapshot::Taken {
                     tables,
                     writes_held,
@@ -91,7 +99,13 @@ fn dump_database(db: Option<&BackupDb>, out: &Path, journal: &dyn Journal) -> Re
                     "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
                 )),
             }
-            ctl.dump(name, out)
+            let started = std::time::Instant::now();
+            ctl.dump(name, out)?;
+            journal.log(&format!(
+                "dumped {name} as SQL in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
         }
         Some(BackupDb::Sqlite { path }) => {
             let quoted = out.display().to_string().replace('\'', "''");
@@ -247,27 +261,74 @@ impl<'a> LiveSteps<'a> {
         self.after_step(what)
     }
 
-    /// Purges what the task set aside. Called once the task is recorded as a success, so a
-    /// crash here leaves only trash, never a half-removed site.
-    pub fn purge_trash(&mut self) {
-        for (db, name) in std::mem::take(&mut self.trash_databases) {
-            if let Err(e) = db.drop_database_only(&name) {
-                self.journal.log(&format!(
+    /// Hands over what the task set aside, to be purged once the task is recorded as a
+    /// success (see [`Trash::purge`]).
+    pub fn take_trash(&mut self) -> Trash {
+        Trash {
+            dirs: std::mem::take(&mut self.trash),
+            databases: std::mem::take(&mut self.trash_databases),
+        }
+    }
+}
+
+/// Directories and databases a task set aside: the old state it replaced. Kept until the
+/// task has succeeded, so a crash before then leaves a full state to roll back to, and a
+/// crash in the purge leaves only trash, never a half-removed site.
+#[derive(Default)]
+pub struct Trash {
+    dirs: Vec<PathBuf>,
+    databases: Vec<(DbCtl, String)>,
+}
+
+impl Trash {
+    /// What a task that succeeded had set aside, read back from its journal (its
+    /// dispatcher stopped before the purge): the old state its undos would have put back.
+    pub fn from_journal(entries: &[(String, String, Option<Vec<u8>>)]) -> Trash {
+        let mut trash = Trash::default();
+        for (_, undo, _) in entries {
+            match serde_json::from_str(undo) {
+                Ok(Undo::SwapBack {
+                    aside,
+                    target_existed: true,
+                    ..
+                }) => trash.dirs.push(aside),
+                Ok(Undo::MoveBack { from, .. }) => trash.dirs.push(from),
+                Ok(Undo::DropStagingDatabase { db, name }) => trash.databases.push((db, name)),
+                Ok(Undo::SwapTablesBack { db, hold, .. }) => trash.databases.push((db, hold)),
+                _ => {}
+            }
+        }
+        trash
+    }
+
+    pub fn purge(self, journal: &dyn Journal) {
+        if self.dirs.is_empty() && self.databases.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        for (db, name) in &self.databases {
+            if let Err(e) = db.drop_database_only(name) {
+                journal.log(&format!(
                     "could not drop the set-aside database {name}: {e}"
                 ));
             }
         }
-        for dir in std::mem::take(&mut self.trash) {
+        for dir in self.dirs.iter().filter(|d| d.exists()) {
             let removed = if dir.is_dir() {
-                std::fs::remove_dir_all(&dir)
+                std::fs::remove_dir_all(dir)
             } else {
-                std::fs::remove_file(&dir)
+                std::fs::remove_file(dir)
             };
             if let Err(e) = removed {
-                self.journal
-                    .log(&format!("could not purge {}: {e}", dir.display()));
+                journal.log(&format!("could not purge {}: {e}", dir.display()));
             }
         }
+        journal.log(&format!(
+            "purged {} set-aside directories and {} set-aside databases in {:.1} s",
+            self.dirs.len(),
+            self.databases.len(),
+            started.elapsed().as_secs_f64()
+        ));
     }
 }
 
@@ -311,7 +372,14 @@ impl Steps for LiveSteps<'_> {
         // The database is dumped on its own thread while the files are archived.
         let written = std::thread::scope(|scope| {
             let journal = self.journal;
-            let dumping = scope.spawn(|| dump_database(request.db.as_ref(), &dump, journal));
+            let (snapshot_done, snapshot_waited) = std::sync::mpsc::channel::<()>();
+            let dumping =
+                scope.spawn(|| dump_database(request.db.as_ref(), &dump, journal, snapshot_done));
+            // The tablespaces go in as soon as the files are in; the SQL dump, taken after
+            // them, has that long again to finish.
+            let mut tablespaces_ready = || {
+                let _ = snapshot_waited.recv();
+            };
             let mut dumping = Some(dumping);
             let mut db_ready = || match dumping.take() {
                 Some(handle) => handle
@@ -319,8 +387,14 @@ impl Steps for LiveSteps<'_> {
                     .unwrap_or_else(|_| Err(HostError::Refused("the dump thread panicked".into()))),
                 None => Ok(()),
             };
-            let written =
-                crate::archive::write_backup(&request.out, manifest, &source, &mut db_ready);
+            let written = crate::archive::write_backup(
+                &request.out,
+                manifest,
+                &source,
+                &mut tablespaces_ready,
+                &mut db_ready,
+                &|line| journal.log(line),
+            );
             // Whatever became of the archive, the dump is finished before the scope ends.
             let dumped = db_ready();
             written.and_then(|w| dumped.map(|_| w))

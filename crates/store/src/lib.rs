@@ -241,6 +241,9 @@ pub trait Store: Send + Sync {
     fn journal_append(&self, entry: &JournalEntry) -> Result<()>;
     fn journal(&self, task_id: i64) -> Result<Vec<JournalEntry>>;
     fn journal_clear(&self, task_id: i64) -> Result<()>;
+    /// Tasks that succeeded but still have journal entries: their dispatcher stopped before
+    /// it purged what they set aside. With each one's dispatcher.
+    fn unpurged_tasks(&self) -> Result<Vec<(i64, String)>>;
 }
 
 pub fn now_ms() -> i64 {

@@ -33,7 +33,10 @@ fn kill_at_every_step(
                 break;
             }
             if env.task(id)["status"] == "success" {
+                // Killed before it purged what the task set aside, maybe: the next
+                // dispatcher purges it.
                 env.kill_dispatchers();
+                env.dispatch_until_idle(&[]);
                 return step - 1;
             }
             assert!(

@@ -1037,6 +1037,17 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    fn unpurged_tasks(&self) -> Result<Vec<(i64, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT t.id, COALESCE(t.owner, '') FROM tasks t \
+                 JOIN journal j ON j.task_id = t.id WHERE t.status = 'success' ORDER BY t.id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
 }
 
 #[cfg(test)]
