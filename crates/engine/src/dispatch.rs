@@ -241,6 +241,14 @@ impl Dispatcher {
                     store: fjord.store(),
                     task_id: task.id,
                 };
+                if fjord
+                    .script_env()
+                    .faults
+                    .pause_before_purge(task.kind.as_str())
+                {
+                    journal.log("fault: paused before the purge");
+                    std::thread::sleep(Duration::from_secs(60));
+                }
                 trash.purge(&journal);
                 let _ = fjord.store().journal_clear(task.id);
                 let _ = host::remove_dir_if_exists(&scratch_dir(&fjord, task.id));

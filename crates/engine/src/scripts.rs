@@ -473,6 +473,13 @@ impl ScriptEnv {
 
 /// Backs the site up: docroot, private files and a consistent dump of its database.
 fn site_backup(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let request = backup_request(env, objects)?;
+    let written = x.create_backup(&request)?;
+    backup_effect(objects, &request, written)
+}
+
+/// What a backup of the site holds and where it goes.
+fn backup_request(env: &ScriptEnv, objects: &TaskObjects) -> Result<host::BackupRequest> {
     let (platform, site) = (objects.platform()?, objects.site()?);
     let dir = env.backup_dir(site);
     let stamp = model::time::utc_stamp(store::now_ms());
@@ -495,8 +502,8 @@ fn site_backup(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Res
         None => None,
     };
     let private = render::site_private_dir(platform, site);
-    let request = host::BackupRequest {
-        out: out.clone(),
+    Ok(host::BackupRequest {
+        out,
         manifest: host::Manifest {
             format: 1,
             fjord_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -514,15 +521,26 @@ fn site_backup(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Res
         docroot: render::site_docroot(platform, site),
         private: private.exists().then_some(private),
         db,
-    };
-    let Some(_manifest) = x.create_backup(&request)? else {
+    })
+}
+
+/// The new backup's row, once it is written (none in a dry run).
+fn backup_effect(
+    objects: &TaskObjects,
+    request: &host::BackupRequest,
+    written: Option<host::Manifest>,
+) -> Result<TaskEffect> {
+    let site = objects.site()?;
+    if written.is_none() {
         return Ok(TaskEffect::None);
-    };
-    let size = std::fs::metadata(&out).map(|m| m.len() as i64).unwrap_or(0);
+    }
+    let size = std::fs::metadata(&request.out)
+        .map(|m| m.len() as i64)
+        .unwrap_or(0);
     Ok(TaskEffect::AddBackup(store::NewBackup {
         site_id: site.id,
         site_name: site.name.to_string(),
-        path: out.display().to_string(),
+        path: request.out.display().to_string(),
         size,
     }))
 }
@@ -551,11 +569,15 @@ fn site_restore(
     let tag = format!("restore-{}", host::random_hex(4));
     let files_stage = host::trash_path(&docroot, &tag);
     let private_stage = host::trash_path(&private, &tag);
-    let (dump, manifest) = x.extract_backup(&archive, &files_stage, &private_stage)?;
-    if let Some(manifest) = &manifest {
+    // The current state is backed up while the archive is extracted: both must be done
+    // before anything changes, and neither touches what the other does.
+    let request = backup_request(env, objects)?;
+    let done = x.extract_and_back_up(&archive, &files_stage, &private_stage, &request)?;
+    let dump = done.dump;
+    if let Some(manifest) = &done.manifest {
         check_backup_fits(&archive, manifest, site)?;
     }
-    let before = site_backup(env, objects, x)?;
+    let before = backup_effect(objects, &request, done.backup)?;
     x.swap_tree(&docroot, &files_stage)?;
     x.swap_tree(&private, &private_stage)?;
     if let Some(db) = &site.database {

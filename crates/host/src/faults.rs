@@ -4,6 +4,8 @@
 //! - `fail-after:<task-kind>:<n>`: the task fails right after its n-th journaled step is made,
 //! - `pause-after:<task-kind>:<n>`: the task logs `fault: paused` and sleeps for a minute after
 //!   its n-th step (so a test can kill the dispatcher at a known point),
+//! - `pause-before-purge:<task-kind>`: a task that succeeded logs `fault: paused before the
+//!   purge` and sleeps for a minute before it purges what it set aside,
 //! - `corrupt-vhost:<host>`: the vhost rendered for that site gets a directive nginx rejects.
 //!
 //! It exists so that the rollback promise is tested at every step of every task, not just at
@@ -47,6 +49,12 @@ impl Faults {
 
     pub fn pause_after(&self, kind: &str, step: u32) -> bool {
         self.step_rule("pause-after", kind, step)
+    }
+
+    pub fn pause_before_purge(&self, kind: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(a, k, _)| a == "pause-before-purge" && k == kind)
     }
 
     pub fn corrupt_vhost(&self, host: &str) -> bool {

@@ -25,7 +25,10 @@ pub use faults::Faults;
 pub use journal::{Journal, Undo, rollback};
 pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
 pub use process::{CommandOutput, run_command};
-pub use steps::{BackupDb, BackupRequest, DryRun, LiveSteps, Parking, Steps, Trash, trash_path};
+pub use steps::{
+    BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,
+    trash_path,
+};
 pub use tablespaces::{Snapshot, tablespace_dir};
 pub use wake::{WakeSocket, wake_all};
 

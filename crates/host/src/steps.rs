@@ -46,6 +46,15 @@ pub trait Steps {
         files: &Path,
         private: &Path,
     ) -> Result<(PathBuf, Option<Manifest>)>;
+    /// `extract_backup` and `create_backup` at once, on two threads: a restore needs both
+    /// before it changes anything, and they touch different places.
+    fn extract_and_back_up(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+        backup: &BackupRequest,
+    ) -> Result<ExtractedAndBackedUp>;
     /// Puts `replacement` in the place of `target` (which is set aside, and purged once the
     /// task succeeds).
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()>;
@@ -71,6 +80,14 @@ pub trait Steps {
         password: &str,
         dump: &Path,
     ) -> Result<()>;
+}
+
+/// What [`Steps::extract_and_back_up`] made: where the backup's database dump was put, its
+/// manifest, and the manifest of the backup of the current state (none in a dry run).
+pub struct ExtractedAndBackedUp {
+    pub dump: PathBuf,
+    pub manifest: Option<Manifest>,
+    pub backup: Option<Manifest>,
 }
 
 /// Writes a consistent copy of the database to `out` and, for a MariaDB database on this
@@ -340,13 +357,10 @@ pub fn trash_path(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(format!(".fjord-trash.{tag}.{name}"))
 }
 
-impl Steps for LiveSteps<'_> {
-    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
-        let what = format!("write backup {}", request.out.display());
+impl LiveSteps<'_> {
+    /// Journals a backup about to be written; returns where its dump goes.
+    fn begin_backup(&mut self, request: &BackupRequest) -> Result<PathBuf> {
         crate::ensure_dir(&self.scratch)?;
-        let dump = self
-            .scratch
-            .join(format!("backup-{}", crate::random_hex(4)));
         if let Some(parent) = request.out.parent() {
             crate::ensure_dir(parent)?;
         }
@@ -355,61 +369,96 @@ impl Steps for LiveSteps<'_> {
             existed: false,
             mode: 0,
         };
-        self.record(&what, &undo, None)?;
-        let mut manifest = request.manifest.clone();
-        manifest.db_member = request.db.as_ref().map(|d| d.member().to_string());
-        let skip = match &request.db {
-            Some(BackupDb::Sqlite { path }) => Some(path.as_path()),
-            _ => None,
+        self.record(
+            &format!("write backup {}", request.out.display()),
+            &undo,
+            None,
+        )?;
+        Ok(self
+            .scratch
+            .join(format!("backup-{}", crate::random_hex(4))))
+    }
+
+    /// Journals the staging directories of an extraction; returns where its dump goes.
+    fn begin_extract(&mut self, files: &Path, private: &Path) -> Result<PathBuf> {
+        crate::ensure_dir(&self.scratch)?;
+        for dir in [files, private] {
+            self.record(
+                &format!("stage {}", dir.display()),
+                &Undo::RemoveTree {
+                    path: dir.to_path_buf(),
+                },
+                None,
+            )?;
+        }
+        Ok(self
+            .scratch
+            .join(format!("restore-{}", crate::random_hex(4))))
+    }
+}
+
+/// Writes the archive a [`BackupRequest`] asks for; the database is dumped on its own thread
+/// while the files are archived.
+fn write_backup(journal: &dyn Journal, request: &BackupRequest, dump: &Path) -> Result<Manifest> {
+    let mut manifest = request.manifest.clone();
+    manifest.db_member = request.db.as_ref().map(|d| d.member().to_string());
+    let skip = match &request.db {
+        Some(BackupDb::Sqlite { path }) => Some(path.as_path()),
+        _ => None,
+    };
+    let source = crate::archive::BackupSource {
+        docroot: &request.docroot,
+        private: request.private.as_deref(),
+        skip_in_private: skip,
+        db: request.db.as_ref().map(|d| (dump, d.member())),
+        db_tablespaces: crate::tablespace_dir(dump),
+    };
+    let written = std::thread::scope(|scope| {
+        let (snapshot_done, snapshot_waited) = std::sync::mpsc::channel::<()>();
+        let dumping =
+            scope.spawn(|| dump_database(request.db.as_ref(), dump, journal, snapshot_done));
+        // The tablespaces go in as soon as the files are in; the SQL dump, taken after
+        // them, has that long again to finish.
+        let mut tablespaces_ready = || {
+            let _ = snapshot_waited.recv();
         };
-        let source = crate::archive::BackupSource {
-            docroot: &request.docroot,
-            private: request.private.as_deref(),
-            skip_in_private: skip,
-            db: request.db.as_ref().map(|d| (dump.as_path(), d.member())),
-            db_tablespaces: crate::tablespace_dir(&dump),
+        let mut dumping = Some(dumping);
+        let mut db_ready = || match dumping.take() {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(HostError::Refused("the dump thread panicked".into()))),
+            None => Ok(()),
         };
-        // The database is dumped on its own thread while the files are archived.
-        let written = std::thread::scope(|scope| {
-            let journal = self.journal;
-            let (snapshot_done, snapshot_waited) = std::sync::mpsc::channel::<()>();
-            let dumping =
-                scope.spawn(|| dump_database(request.db.as_ref(), &dump, journal, snapshot_done));
-            // The tablespaces go in as soon as the files are in; the SQL dump, taken after
-            // them, has that long again to finish.
-            let mut tablespaces_ready = || {
-                let _ = snapshot_waited.recv();
-            };
-            let mut dumping = Some(dumping);
-            let mut db_ready = || match dumping.take() {
-                Some(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(HostError::Refused("the dump thread panicked".into()))),
-                None => Ok(()),
-            };
-            let written = crate::archive::write_backup(
-                &request.out,
-                manifest,
-                &source,
-                &mut tablespaces_ready,
-                &mut db_ready,
-                &|line| journal.log(line),
-            );
-            // Whatever became of the archive, the dump is finished before the scope ends.
-            let dumped = db_ready();
-            written.and_then(|w| dumped.map(|_| w))
-        });
-        let _ = crate::remove_file_if_exists(&dump);
-        let _ = crate::remove_dir_if_exists(&crate::tablespace_dir(&dump));
-        let written = written?;
-        let size = std::fs::metadata(&request.out)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        self.journal.log(&format!(
-            "backup of {} files, {size} bytes compressed",
-            written.members.len()
-        ));
-        self.after_step(&what)?;
+        let written = crate::archive::write_backup(
+            &request.out,
+            manifest,
+            &source,
+            &mut tablespaces_ready,
+            &mut db_ready,
+            &|line| journal.log(line),
+        );
+        // Whatever became of the archive, the dump is finished before the scope ends.
+        let dumped = db_ready();
+        written.and_then(|w| dumped.map(|_| w))
+    });
+    let _ = crate::remove_file_if_exists(dump);
+    let _ = crate::remove_dir_if_exists(&crate::tablespace_dir(dump));
+    let written = written?;
+    let size = std::fs::metadata(&request.out)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    journal.log(&format!(
+        "backup of {} files, {size} bytes compressed",
+        written.members.len()
+    ));
+    Ok(written)
+}
+
+impl Steps for LiveSteps<'_> {
+    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
+        let dump = self.begin_backup(request)?;
+        let written = write_backup(self.journal, request, &dump)?;
+        self.after_step(&format!("write backup {}", request.out.display()))?;
         Ok(Some(written))
     }
 
@@ -419,28 +468,40 @@ impl Steps for LiveSteps<'_> {
         files: &Path,
         private: &Path,
     ) -> Result<(PathBuf, Option<Manifest>)> {
-        let what = format!("extract {}", archive.display());
-        crate::ensure_dir(&self.scratch)?;
-        let db_dump = self
-            .scratch
-            .join(format!("restore-{}", crate::random_hex(4)));
-        self.record(
-            &format!("stage {}", files.display()),
-            &Undo::RemoveTree {
-                path: files.to_path_buf(),
-            },
-            None,
-        )?;
-        self.record(
-            &format!("stage {}", private.display()),
-            &Undo::RemoveTree {
-                path: private.to_path_buf(),
-            },
-            None,
-        )?;
+        let db_dump = self.begin_extract(files, private)?;
         let manifest = crate::archive::extract_backup(archive, files, private, &db_dump)?;
-        self.after_step(&what)?;
+        self.after_step(&format!("extract {}", archive.display()))?;
         Ok((db_dump, Some(manifest)))
+    }
+
+    fn extract_and_back_up(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+        backup: &BackupRequest,
+    ) -> Result<ExtractedAndBackedUp> {
+        let db_dump = self.begin_extract(files, private)?;
+        let dump = self.begin_backup(backup)?;
+        let journal = self.journal;
+        let (extracted, written) = std::thread::scope(|scope| {
+            let extracting =
+                scope.spawn(|| crate::archive::extract_backup(archive, files, private, &db_dump));
+            let written = write_backup(journal, backup, &dump);
+            let extracted = extracting.join().unwrap_or_else(|_| {
+                Err(HostError::Refused("the extracting thread panicked".into()))
+            });
+            (extracted, written)
+        });
+        let manifest = extracted?;
+        self.after_step(&format!("extract {}", archive.display()))?;
+        let written = written?;
+        self.after_step(&format!("write backup {}", backup.out.display()))?;
+        Ok(ExtractedAndBackedUp {
+            dump: db_dump,
+            manifest: Some(manifest),
+            backup: Some(written),
+        })
     }
 
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
@@ -775,6 +836,22 @@ impl Steps for DryRun {
             private.display()
         ));
         Ok((PathBuf::from("(the database dump of the backup)"), None))
+    }
+
+    fn extract_and_back_up(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+        backup: &BackupRequest,
+    ) -> Result<ExtractedAndBackedUp> {
+        let (dump, manifest) = self.extract_backup(archive, files, private)?;
+        let backup = self.create_backup(backup)?;
+        Ok(ExtractedAndBackedUp {
+            dump,
+            manifest,
+            backup,
+        })
     }
 
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {

@@ -395,3 +395,65 @@ fn retention_deletion_and_a_scheduled_backup() {
         2
     );
 }
+
+#[test]
+fn what_a_killed_dispatcher_did_not_purge_the_next_one_purges() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let mut env = env_with_databases();
+    let site = format!("{t}-purge.example");
+    env.ok(&["site", "add", &site, "--platform", "p1", "--db", "mysql"]);
+    env.dispatch_until_idle(&[]);
+    site_sql(&env, &site, "CREATE TABLE kept (x INTEGER)").unwrap();
+    site_sql(&env, &site, "INSERT INTO kept VALUES (42)").unwrap();
+    env.ok(&["site", "backup", &site]);
+    env.dispatch_until_idle(&[]);
+
+    let pid = env.start_dispatcher(&["pause-before-purge:site-restore"]);
+    let id = env.queue(&["site", "restore", &site]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env.log(id).contains("fault: paused before the purge") {
+        assert!(Instant::now() < deadline, "{}", env.log(id));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    env.kill_dispatchers();
+    let platform = env
+        .docroot("p1", &site)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let set_aside = || {
+        let databases = leftovers(&t)
+            .into_iter()
+            .filter(|d| d.contains("_fjh") || d.contains("_fjs"))
+            .count();
+        let dirs: usize = ["sites", "private"]
+            .iter()
+            .map(|d| {
+                std::fs::read_dir(platform.join(d))
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".fjord-trash"))
+                    .count()
+            })
+            .sum();
+        (databases, dirs)
+    };
+    assert_eq!(env.task(id)["status"], "success");
+    let (databases, dirs) = set_aside();
+    assert!(databases >= 1 && dirs >= 1, "{databases} {dirs}");
+
+    env.dispatch_until_idle(&[]);
+    assert_eq!(set_aside(), (0, 0), "{}", env.log(id));
+    assert!(env.log(id).contains("purging it"), "{}", env.log(id));
+    assert_eq!(site_sql(&env, &site, "SELECT x FROM kept").unwrap(), "42");
+}
