@@ -315,6 +315,11 @@ impl Trash {
                 _ => {}
             }
         }
+        // Only what fjord named as set aside is ever purged from a journal's say-so.
+        trash.dirs.retain(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".fjord-trash."))
+        });
         trash
     }
 
