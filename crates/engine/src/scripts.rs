@@ -505,7 +505,7 @@ fn backup_request(env: &ScriptEnv, objects: &TaskObjects) -> Result<host::Backup
     Ok(host::BackupRequest {
         out,
         manifest: host::Manifest {
-            format: 1,
+            format: host::BACKUP_FORMAT,
             fjord_version: env!("CARGO_PKG_VERSION").to_string(),
             site: site.name.to_string(),
             platform: platform.name.to_string(),

@@ -12,7 +12,10 @@ use sha2::{Digest, Sha256};
 use crate::{HostError, Result};
 
 pub const MANIFEST: &str = "manifest.json";
-const ZSTD_LEVEL: i32 = 3;
+/// The archive layout this fjord writes. 2: the MariaDB dump and tablespaces are members
+/// compressed on their own (`database.sql.zst`, `*.ibd.zst`). Older layouts are read too.
+pub const FORMAT: u32 = 2;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -439,6 +442,15 @@ pub fn extract_backup(
             seen[index] = Some(member);
         }
         let seen: Vec<Member> = seen.into_iter().flatten().collect();
+        if manifest.format > FORMAT {
+            return Err(corrupt(
+                path,
+                format!(
+                    "its format {} is newer than this fjord reads ({FORMAT})",
+                    manifest.format
+                ),
+            ));
+        }
         check_members(path, &manifest, &seen)?;
         Ok(manifest)
     })
@@ -486,7 +498,12 @@ fn read_members(
             private_dest.join("database.sqlite")
         } else if let Some(rel) = safe_relative(&name, TABLESPACES) {
             crate::tablespace_dir(db_dest).join(rel)
-        } else if name == Path::new("database.sql") || name == Path::new("database.pgdump") {
+        } else if ["database.sql", "database.sql.zst", "database.pgdump"]
+            .iter()
+            .any(|db| name == Path::new(db))
+        {
+            // A compressed dump stays compressed: the tablespaces usually make it unneeded,
+            // and `DbCtl::load` decompresses it when it is.
             db_dest.to_path_buf()
         } else {
             return Err(corrupt(
@@ -514,7 +531,30 @@ fn read_members(
                 let name = name.to_string_lossy().into_owned();
                 let mtime = header.mtime().ok();
                 let size = header.size().map_err(|e| corrupt(path, e))?;
-                if size <= SMALL_FILE {
+                // Tablespaces are archived compressed (see `pack_tablespaces`) and
+                // imported as plain files.
+                let packed = name.starts_with(TABLESPACES) && name.ends_with(".zst");
+                if packed {
+                    let dest = dest.with_extension("");
+                    let mut out = create_member_file(&dest, mode)?;
+                    let mut reader = Hashing {
+                        inner: &mut entry,
+                        hasher: Sha256::new(),
+                        size: 0,
+                    };
+                    zstd::stream::copy_decode(&mut reader, &mut out)
+                        .map_err(|e| corrupt(path, format!("{name}: {e}")))?;
+                    // The whole member is hashed, even past the end of its zstd frame.
+                    io::copy(&mut reader, &mut io::sink()).map_err(|e| corrupt(path, e))?;
+                    streamed.push((
+                        index,
+                        Member {
+                            name,
+                            size: reader.size,
+                            sha256: hex(&reader.hasher.finalize()),
+                        },
+                    ));
+                } else if size <= SMALL_FILE {
                     let mut data = Vec::with_capacity(size as usize);
                     entry.read_to_end(&mut data).map_err(|e| corrupt(path, e))?;
                     let job = WriteJob {

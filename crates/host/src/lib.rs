@@ -18,7 +18,7 @@ mod steps;
 mod tablespaces;
 mod wake;
 
-pub use archive::{Manifest, Member};
+pub use archive::{FORMAT as BACKUP_FORMAT, Manifest, Member};
 pub use db::{DbCtl, DbKind};
 pub use error::{HostError, Result};
 pub use faults::Faults;

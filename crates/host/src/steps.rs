@@ -102,27 +102,73 @@ fn dump_database(
 ) -> Result<()> {
     match db {
         Some(BackupDb::Server { ctl, name }) => {
-            let snapshot = ctl.snapshot_tablespaces(name, &crate::tablespace_dir(out));
-            let _ = snapshot_done.send(());
-            match snapshot? {
-                crate::Snapshot::Taken {
-                    tables,
-                    writes_held,
-                } => journal.log(&format!(
-                    "copied the InnoDB tablespaces of {tables} tables of {name}; writes waited {} ms",
-                    writes_held.as_millis()
-                )),
-                crate::Snapshot::Skipped(why) => journal.log(&format!(
-                    "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
-                )),
-            }
-            let started = std::time::Instant::now();
-            ctl.dump(name, out)?;
-            journal.log(&format!(
-                "dumped {name} as SQL in {:.1} s",
-                started.elapsed().as_secs_f64()
-            ));
-            Ok(())
+            let finished = std::sync::atomic::AtomicBool::new(false);
+            let finished = &finished;
+            std::thread::scope(|scope| {
+                let dump = move || {
+                    let started = std::time::Instant::now();
+                    let dumped = match ctl.kind {
+                        crate::DbKind::Mysql => ctl.dump_compressed(name, out),
+                        crate::DbKind::Postgresql => ctl.dump(name, out),
+                    };
+                    finished.store(true, std::sync::atomic::Ordering::Release);
+                    dumped.map(|_| started.elapsed())
+                };
+                // The dump starts while the tables are locked for the tablespace copy, and runs
+                // beside it: both hold the same state, and neither waits for the other.
+                let mut dump = Some(dump);
+                let mut dumping = None;
+                let tablespaces = crate::tablespace_dir(out);
+                let snapshot = ctl.snapshot_tablespaces(
+                    name,
+                    &tablespaces,
+                    Some(crate::tablespaces::DumpUnderLock {
+                        start: &mut || dumping = dump.take().map(|d| scope.spawn(d)),
+                        finished: &|| finished.load(std::sync::atomic::Ordering::Acquire),
+                    }),
+                );
+                let dumping = dumping.or_else(|| dump.take().map(|d| scope.spawn(d)));
+                let packed = match snapshot {
+                    Ok(crate::Snapshot::Taken {
+                        tables,
+                        writes_held,
+                        dump_in_snapshot,
+                    }) => {
+                        journal.log(&format!(
+                        "copied the InnoDB tablespaces of {tables} tables of {name}; writes waited {} ms{}",
+                        writes_held.as_millis(),
+                        if dump_in_snapshot {
+                            ""
+                        } else {
+                            " (the SQL dump began after them, and may hold later writes)"
+                        }
+                    ));
+                        crate::tablespaces::pack_tablespaces(&tablespaces)
+                    }
+                    Ok(crate::Snapshot::Skipped(why)) => {
+                        journal.log(&format!(
+                        "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
+                    ));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = snapshot_done.send(());
+                let dumped = dumping
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|_| {
+                            Err(HostError::Refused("the dump thread panicked".into()))
+                        })
+                    })
+                    .unwrap_or(Ok(std::time::Duration::ZERO));
+                packed?;
+                let took = dumped?;
+                journal.log(&format!(
+                    "dumped {name} as SQL in {:.1} s",
+                    took.as_secs_f64()
+                ));
+                Ok(())
+            })
         }
         Some(BackupDb::Sqlite { path }) => {
             let quoted = out.display().to_string().replace('\'', "''");
@@ -172,7 +218,7 @@ impl BackupDb {
             BackupDb::Server { ctl, .. } if ctl.kind == crate::DbKind::Postgresql => {
                 "database.pgdump"
             }
-            BackupDb::Server { .. } => "database.sql",
+            BackupDb::Server { .. } => "database.sql.zst",
             BackupDb::Sqlite { .. } => "database.sqlite",
         }
     }

@@ -21,6 +21,38 @@ const SCHEMA: &str = "schema.sql";
 /// backup goes on with the SQL dump alone).
 const LOCK_WAIT_SECONDS: u32 = 10;
 
+/// How long a snapshot keeps the tables locked, at most, for the SQL dump to begin.
+const DUMP_START_WAIT: Duration = Duration::from_secs(2);
+
+/// A SQL dump to run beside a tablespace copy (see [`DbCtl::snapshot_tablespaces`]).
+pub struct DumpUnderLock<'a> {
+    /// Starts the dump on another thread.
+    pub start: &'a mut dyn FnMut(),
+    /// Whether the dump has finished (a small database is dumped in a moment).
+    pub finished: &'a dyn Fn() -> bool,
+}
+
+/// Compresses the copied tablespace files of `dir` (`t.ibd` becomes `t.ibd.zst`): they are
+/// archived as they are, so this is the backup's compression of them, done off the archiving
+/// thread. [`crate::archive::extract_backup`] decompresses them on the way out.
+pub fn pack_tablespaces(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| HostError::io(dir, e))? {
+        let path = entry.map_err(|e| HostError::io(dir, e))?.path();
+        if path.extension().is_none_or(|e| e != "ibd") {
+            continue;
+        }
+        let mut packed = path.clone().into_os_string();
+        packed.push(".zst");
+        let packed = PathBuf::from(packed);
+        let input = File::open(&path).map_err(|e| HostError::io(&path, e))?;
+        let output = File::create(&packed).map_err(|e| HostError::io(&packed, e))?;
+        zstd::stream::copy_encode(input, output, crate::archive::ZSTD_LEVEL)
+            .map_err(|e| HostError::io(&packed, e))?;
+        std::fs::remove_file(&path).map_err(|e| HostError::io(&path, e))?;
+    }
+    Ok(())
+}
+
 /// Where the tablespaces of a dump are kept: beside it.
 pub fn tablespace_dir(dump: &Path) -> PathBuf {
     let mut path = dump.as_os_str().to_owned();
@@ -31,10 +63,11 @@ pub fn tablespace_dir(dump: &Path) -> PathBuf {
 /// What became of an attempt to copy a database's tablespaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Snapshot {
-    /// Copied; writes to the tables waited this long.
+    /// Copied; writes to the tables waited this long; the SQL dump started while they did.
     Taken {
         tables: usize,
         writes_held: Duration,
+        dump_in_snapshot: bool,
     },
     /// Not copied, for this reason; the SQL dump stands alone.
     Skipped(String),
@@ -91,7 +124,18 @@ impl DbCtl {
     /// Copies the tables of `name` into the new directory `out` as tablespaces, with their
     /// schema. Writes to the tables wait while the files are copied (reads go on): at disk
     /// speed, a fraction of a second for a few hundred MB.
-    pub fn snapshot_tablespaces(&self, name: &str, out: &Path) -> Result<Snapshot> {
+    ///
+    /// A backup passes `dump` to start its SQL dump once the tables are locked, before the
+    /// copy: the dump runs beside the copy and, since no write gets in until the tables are
+    /// unlocked, its transaction sees the state the files hold. The tables stay locked until
+    /// another transaction of the admin user on `name` is open or the dump has finished (at
+    /// most [`DUMP_START_WAIT`]); [`Snapshot::Taken`] says whether it was so.
+    pub fn snapshot_tablespaces(
+        &self,
+        name: &str,
+        out: &Path,
+        mut dump: Option<DumpUnderLock<'_>>,
+    ) -> Result<Snapshot> {
         if self.kind != DbKind::Mysql {
             return Ok(Snapshot::Skipped("not a MariaDB database".into()));
         }
@@ -128,15 +172,47 @@ impl DbCtl {
              FLUSH TABLES {} FOR EXPORT;\nSELECT 'fjord-locked';\n",
             list.join(", ")
         );
-        let mut answer = String::new();
-        let locked = stdin
-            .write_all(lock.as_bytes())
-            .and_then(|_| stdin.flush())
-            .and_then(|_| BufReader::new(stdout).read_line(&mut answer))
-            .is_ok_and(|_| answer.trim() == "fjord-locked");
+        let mut answers = BufReader::new(stdout);
+        let mut ask = |sql: &str| -> Option<String> {
+            let mut answer = String::new();
+            stdin
+                .write_all(sql.as_bytes())
+                .and_then(|_| stdin.flush())
+                .and_then(|_| answers.read_line(&mut answer))
+                .ok()
+                .map(|_| answer.trim().to_string())
+        };
+        let locked = ask(&lock).is_some_and(|a| a == "fjord-locked");
         let started = Instant::now();
+        let mut dump_in_snapshot = false;
         let copied = if locked {
-            self.copy_locked_tables(name, &dir, &tables, out)
+            if let Some(dump) = dump.as_mut() {
+                (dump.start)();
+            }
+            let copied = self.copy_locked_tables(name, &dir, &tables, out);
+            if let Some(dump) = &dump {
+                // Another transaction of this user on this database: the dump's (a task
+                // holds its site alone, and the site's own user is another).
+                let probe = "SELECT COUNT(*) FROM information_schema.innodb_trx t \
+                     JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
+                     WHERE p.id <> CONNECTION_ID() AND p.db = DATABASE() \
+                     AND p.user = SUBSTRING_INDEX(USER(), '@', 1);\n";
+                while started.elapsed() < DUMP_START_WAIT {
+                    if (dump.finished)() {
+                        dump_in_snapshot = true;
+                        break;
+                    }
+                    match ask(probe) {
+                        Some(n) if n != "0" => {
+                            dump_in_snapshot = true;
+                            break;
+                        }
+                        Some(_) => std::thread::sleep(Duration::from_millis(5)),
+                        None => break,
+                    }
+                }
+            }
+            copied
         } else {
             Ok(())
         };
@@ -159,6 +235,7 @@ impl DbCtl {
             Ok(()) => Ok(Snapshot::Taken {
                 tables: tables.len(),
                 writes_held,
+                dump_in_snapshot,
             }),
             Err(HostError::Refused(why)) => skipped(why),
             Err(e) => {
@@ -371,7 +448,7 @@ mod tests {
         let scratch = tempfile::tempdir().unwrap();
         let dump = scratch.path().join("database.sql");
         let snapshot = db
-            .snapshot_tablespaces(&source, &tablespace_dir(&dump))
+            .snapshot_tablespaces(&source, &tablespace_dir(&dump), None)
             .unwrap();
         assert!(
             matches!(snapshot, Snapshot::Taken { tables: 1, .. }),
@@ -416,6 +493,97 @@ mod tests {
     }
 
     #[test]
+    fn a_dump_started_under_the_snapshot_lock_holds_what_the_tablespaces_hold() {
+        let db = local_mariadb();
+        let tag = format!("fjt{}_{}", std::process::id(), crate::random_hex(3));
+        let [source, from_files, from_dump] = ["src", "ibd", "sql"].map(|n| format!("{tag}_{n}"));
+        let _dropped = Dropped(
+            &db,
+            vec![source.clone(), from_files.clone(), from_dump.clone()],
+        );
+        db.create_database_only(&source).unwrap();
+        db.admin(&[
+            format!("CREATE TABLE `{source}`.notes (id INT PRIMARY KEY, note VARCHAR(40))"),
+            format!(
+                "INSERT INTO `{source}`.notes SELECT seq, 'note' FROM `{source}`.seq_1_to_20000"
+            ),
+        ])
+        .unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dump = scratch.path().join("database.sql.zst");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let (snapshot, writes) = std::thread::scope(|scope| {
+            // A site writing all along: any write between the copy and the dump's start
+            // would make the two differ.
+            let writer = scope.spawn(|| {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    db.admin(&[format!(
+                        "INSERT INTO `{source}`.notes VALUES ({}, 'write')",
+                        100_000 + n
+                    )])
+                    .unwrap();
+                }
+                n
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            let mut dumping = None;
+            let snapshot = db
+                .snapshot_tablespaces(
+                    &source,
+                    &tablespace_dir(&dump),
+                    Some(DumpUnderLock {
+                        start: &mut || {
+                            dumping = Some(scope.spawn(|| {
+                                let dumped = db.dump_compressed(&source, &dump);
+                                finished.store(true, std::sync::atomic::Ordering::Release);
+                                dumped
+                            }))
+                        },
+                        finished: &|| finished.load(std::sync::atomic::Ordering::Acquire),
+                    }),
+                )
+                .unwrap();
+            dumping
+                .expect("the dump was started")
+                .join()
+                .unwrap()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (snapshot, writer.join().unwrap())
+        });
+        assert!(
+            matches!(
+                snapshot,
+                Snapshot::Taken {
+                    dump_in_snapshot: true,
+                    ..
+                }
+            ),
+            "{snapshot:?}"
+        );
+        assert!(crate::db::is_zstd(&dump).unwrap());
+        db.create_database_only(&from_dump).unwrap();
+        db.load(&from_dump, "root", &dump).unwrap();
+        db.create_database_only(&from_files).unwrap();
+        db.import_tablespaces(&from_files, &tablespace_dir(&dump))
+            .unwrap();
+        let (files, sql, live) = (
+            rows(&db, &from_files),
+            rows(&db, &from_dump),
+            rows(&db, &source),
+        );
+        assert_eq!(files, sql, "the dump and the tablespaces differ");
+        assert_ne!(
+            files, live,
+            "the site wrote after the snapshot ({writes} writes)"
+        );
+    }
+
+    #[test]
     fn databases_that_cannot_travel_as_tablespaces_are_skipped_with_the_reason() {
         let db = local_mariadb();
         let name = format!("fjt{}_{}_odd", std::process::id(), crate::random_hex(3));
@@ -424,7 +592,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let snapshot = |why: &str| {
             let dir = out.path().join(crate::random_hex(4));
-            let got = db.snapshot_tablespaces(&name, &dir).unwrap();
+            let got = db.snapshot_tablespaces(&name, &dir, None).unwrap();
             assert!(
                 matches!(&got, Snapshot::Skipped(w) if w.contains(why)),
                 "{why}: {got:?}"
