@@ -147,6 +147,7 @@ impl Dispatcher {
         };
         let result = self.main_loop(options, stop, &tx, &rx);
         listener_stop.store(true, Ordering::Relaxed);
+        host::wake(&self.socket_path);
         let _ = listener.join();
         result
     }

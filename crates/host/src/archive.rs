@@ -16,6 +16,7 @@ pub const MANIFEST: &str = "manifest.json";
 /// compressed on their own (`database.sql.zst`, `*.ibd.zst`). Older layouts are read too.
 pub const FORMAT: u32 = 2;
 pub(crate) const ZSTD_LEVEL: i32 = 3;
+const JOB_SIZE: u32 = 2 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -106,6 +107,12 @@ pub fn write_backup(
     // Compression runs on worker threads while this one reads the files.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u32;
     encoder.multithread(workers).map_err(io_err(out))?;
+    // Each worker's job holds its input and output whole: zstd's default for this level
+    // (8 MB jobs) kept 115 MB in flight on 1 GB of site files, 2 MB jobs keep 42 MB, at
+    // the same speed and size.
+    encoder
+        .set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))
+        .map_err(io_err(out))?;
     // tar copies each file in 8 KB chunks; the buffer hands the encoder 1 MB at a time
     // (a third less time than feeding it 8 KB writes, measured on 1 GB of site files).
     let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, encoder));

@@ -30,7 +30,7 @@ pub use steps::{
     trash_path,
 };
 pub use tablespaces::{Snapshot, tablespace_dir};
-pub use wake::{WakeSocket, wake_all};
+pub use wake::{WakeSocket, wake, wake_all};
 
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.
 pub fn list_subdirs(dir: &std::path::Path) -> Result<Vec<String>> {

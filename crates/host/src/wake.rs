@@ -37,6 +37,14 @@ impl Drop for WakeSocket {
     }
 }
 
+/// Sends a wake-up to the socket at `path` (its own, to a dispatcher that stops: the waiting
+/// listener returns at once instead of at its next timeout).
+pub fn wake(path: &Path) {
+    if let Ok(sock) = UnixDatagram::unbound() {
+        let _ = sock.send_to(b"wake", path);
+    }
+}
+
 /// Sends a wake-up to every `*.sock` in `dir`. Best effort: a dispatcher that misses it finds
 /// the task at its next poll.
 pub fn wake_all(dir: &Path) {
