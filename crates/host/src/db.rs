@@ -441,7 +441,7 @@ impl DbCtl {
             text
         });
         let file = File::create(out).map_err(|e| HostError::io(out, e))?;
-        let mut encoder = zstd::Encoder::new(file, crate::archive::ZSTD_LEVEL)
+        let mut encoder = zstd::Encoder::new(file, crate::archive::DB_ZSTD_LEVEL)
             .map_err(|e| HostError::io(out, e))?;
         let mut tail = DumpTail::default();
         let mut buf = vec![0u8; 256 << 10];

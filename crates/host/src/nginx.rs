@@ -235,6 +235,7 @@ impl NginxCommitter {
             generation_conf(&self.ctl.probe_path, generation).as_bytes(),
             0o644,
         )?;
+        let reload_began = boot_ticks();
         let out = run_command(&self.ctl.reload_argv())?;
         self.reloads.fetch_add(1, Ordering::Relaxed);
         if !out.success {
@@ -248,8 +249,21 @@ impl NginxCommitter {
         let deadline = Instant::now() + Duration::from_secs(20);
         let want = generation.to_string();
         while Instant::now() < deadline {
-            let new_served = probe_generation(&self.ctl).is_some_and(|(g, _)| g == want);
-            if new_served && old_workers.iter().all(|pid| !is_live_worker(*pid)) {
+            if let Some((served, worker)) = probe_generation(&self.ctl)
+                && served == want
+                // Workers that started before the reload serve an older config. The probe
+                // found them before it, unless no config of ours was live yet (the first
+                // commit): then only their start times tell them from the new ones.
+                && old_workers
+                    .iter()
+                    .copied()
+                    .chain(
+                        live_workers_beside(worker)
+                            .into_iter()
+                            .filter(|pid| started_before(*pid, reload_began)),
+                    )
+                    .all(|pid| !is_live_worker(pid))
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -272,6 +286,27 @@ fn proc_info(pid: u32) -> Option<(u32, String)> {
     let ppid = after.split(' ').nth(1)?.parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some((ppid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+}
+
+/// Clock ticks since boot (Linux counts process start times in these, 100 a second).
+fn boot_ticks() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0, |seconds| (seconds * 100.0) as u64)
+}
+
+/// Whether a process started in a clock tick before `tick` (one started in the same tick
+/// counts as later).
+fn started_before(pid: u32, tick: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = &stat[stat.rfind(')')? + 2..];
+            // Field 22 of stat, the start time, is the 20th after the command name.
+            after.split(' ').nth(19)?.parse::<u64>().ok()
+        })
+        .is_some_and(|started| started < tick)
 }
 
 fn is_live_worker(pid: u32) -> bool {

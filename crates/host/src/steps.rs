@@ -143,7 +143,7 @@ fn dump_database(
                             " (the SQL dump began after them, and may hold later writes)"
                         }
                     ));
-                        crate::tablespaces::pack_tablespaces(&tablespaces)
+                        Ok(())
                     }
                     Ok(crate::Snapshot::Skipped(why)) => {
                         journal.log(&format!(
