@@ -793,16 +793,20 @@ impl Fjord {
                         .active_tasks(Target::Site(id))?
                         .iter()
                         .any(|t| t.kind == TaskKind::SiteBackup);
-                    if !busy {
-                        let args = serde_json::json!({ "scheduled": true });
-                        queued.push(self.store().enqueue(
-                            Target::Site(id),
-                            &name,
-                            NewTask::with_args(TaskKind::SiteBackup, args),
-                        )?);
-                    }
-                    self.store()
-                        .set_next_backup(id, schedule.next_after(now_ms))?;
+                    let backup = (!busy).then(|| {
+                        NewTask::with_args(
+                            TaskKind::SiteBackup,
+                            serde_json::json!({ "scheduled": true }),
+                        )
+                    });
+                    // Every dispatcher runs this: only the one that moves the time on queues.
+                    queued.extend(self.store().take_due_backup(
+                        id,
+                        &name,
+                        at,
+                        schedule.next_after(now_ms),
+                        backup,
+                    )?);
                 }
                 Some(_) => {}
             }

@@ -211,6 +211,17 @@ pub trait Store: Send + Sync {
     /// The backup schedule state of every installed or disabled site.
     fn backup_schedules(&self) -> Result<Vec<SiteSchedule>>;
     fn set_next_backup(&self, site_id: i64, at: Option<i64>) -> Result<()>;
+    /// Moves a site's next scheduled backup on from `due` to `next` and queues `backup`
+    /// (if given) with it, in one transaction, unless another dispatcher has moved it on
+    /// first: then nothing changes. Returns the task queued.
+    fn take_due_backup(
+        &self,
+        site_id: i64,
+        site_name: &str,
+        due: i64,
+        next: Option<i64>,
+        backup: Option<NewTask>,
+    ) -> Result<Option<Task>>;
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;

@@ -474,6 +474,31 @@ impl Store for SqliteStore {
         })
     }
 
+    fn take_due_backup(
+        &self,
+        site_id: i64,
+        site_name: &str,
+        due: i64,
+        next: Option<i64>,
+        backup: Option<NewTask>,
+    ) -> Result<Option<Task>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let moved = tx.execute(
+                "UPDATE sites SET next_backup_at = ?3 WHERE id = ?1 AND next_backup_at = ?2",
+                params![site_id, due, next],
+            )?;
+            let queued = match backup {
+                Some(task) if moved == 1 => {
+                    Some(insert_task(&tx, Target::Site(site_id), site_name, &task)?)
+                }
+                _ => None,
+            };
+            tx.commit()?;
+            Ok(queued)
+        })
+    }
+
     fn backups(&self, site_name: &str) -> Result<Vec<Backup>> {
         self.with(|c| {
             collect(

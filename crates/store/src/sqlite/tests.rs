@@ -163,3 +163,38 @@ fn journal_round_trip() {
     s.journal_clear(7).unwrap();
     assert!(s.journal(7).unwrap().is_empty());
 }
+
+#[test]
+fn a_due_backup_is_taken_by_one_dispatcher_only() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (site, _) = s.insert_site(&new_site("a.com", p, &[]), None).unwrap();
+    s.set_next_backup(site.id, Some(1_000)).unwrap();
+    let backup = || Some(NewTask::new(TaskKind::SiteBackup));
+    let first = s
+        .take_due_backup(site.id, "a.com", 1_000, Some(2_000), backup())
+        .unwrap();
+    assert!(first.is_some(), "the first dispatcher queues it");
+    // A second dispatcher that read the same due time before the first moved it on.
+    let second = s
+        .take_due_backup(site.id, "a.com", 1_000, Some(2_000), backup())
+        .unwrap();
+    assert!(second.is_none(), "no second backup for one due time");
+    let tasks = s
+        .tasks(&TaskFilter {
+            target: Some(Target::Site(site.id)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        tasks
+            .iter()
+            .filter(|t| t.kind == TaskKind::SiteBackup)
+            .count(),
+        1
+    );
+    s.set_site_status(site.id, SiteStatus::Installed).unwrap();
+    let schedules = s.backup_schedules().unwrap();
+    let own = schedules.iter().find(|x| x.site_id == site.id).unwrap();
+    assert_eq!(own.next_at, Some(2_000), "moved on once");
+}
