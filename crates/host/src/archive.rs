@@ -549,33 +549,10 @@ fn read_members(
                 let name = name.to_string_lossy().into_owned();
                 let mtime = header.mtime().ok();
                 let size = header.size().map_err(|e| corrupt(path, e))?;
-                // Tablespaces are archived compressed (see `pack_tablespaces`) and
-                // imported as plain files.
-                let packed = name.starts_with(TABLESPACES) && name.ends_with(".zst");
-                if packed {
-                    let dest = dest.with_extension("");
-                    let mut out = create_member_file(&dest, mode)?;
-                    let mut reader = Hashing {
-                        inner: &mut entry,
-                        hasher: Sha256::new(),
-                        size: 0,
-                    };
-                    let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut out);
-                    zstd::stream::copy_decode(&mut reader, &mut buffered)
-                        .and_then(|_| io::Write::flush(&mut buffered))
-                        .map_err(|e| corrupt(path, format!("{name}: {e}")))?;
-                    drop(buffered);
-                    // The whole member is hashed, even past the end of its zstd frame.
-                    io::copy(&mut reader, &mut io::sink()).map_err(|e| corrupt(path, e))?;
-                    streamed.push((
-                        index,
-                        Member {
-                            name,
-                            size: reader.size,
-                            sha256: hex(&reader.hasher.finalize()),
-                        },
-                    ));
-                } else if size <= SMALL_FILE {
+                // Table files are archived compressed (as `DbCtl::snapshot_tablespaces`
+                // copies them) and imported as plain files.
+                let unpack = name.starts_with(TABLESPACES) && name.ends_with(".zst");
+                if !unpack && size <= SMALL_FILE {
                     let mut data = Vec::with_capacity(size as usize);
                     entry.read_to_end(&mut data).map_err(|e| corrupt(path, e))?;
                     let job = WriteJob {
@@ -590,27 +567,15 @@ fn read_members(
                         break;
                     }
                 } else {
-                    let mut out = create_member_file(&dest, mode)?;
-                    let mut reader = Hashing {
-                        inner: &mut entry,
-                        hasher: Sha256::new(),
-                        size: 0,
+                    let dest = if unpack {
+                        dest.with_extension("")
+                    } else {
+                        dest
                     };
-                    // Through a large buffer: io::copy then reads and writes in 1 MB
-                    // chunks, not 8 KB ones.
-                    let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut out);
-                    io::copy(&mut reader, &mut buffered).map_err(|e| corrupt(path, e))?;
-                    io::Write::flush(&mut buffered).map_err(io_err(&dest))?;
-                    drop(buffered);
-                    set_mtime(&out, mtime);
-                    streamed.push((
-                        index,
-                        Member {
-                            name,
-                            size: reader.size,
-                            sha256: hex(&reader.hasher.finalize()),
-                        },
-                    ));
+                    let out = create_member_file(&dest, mode)?;
+                    let (size, sha256) = stream_member(&mut entry, out, mtime, unpack)
+                        .map_err(|e| corrupt(path, format!("{name}: {e}")))?;
+                    streamed.push((index, Member { name, size, sha256 }));
                 }
                 index += 1;
             }
@@ -629,6 +594,34 @@ fn read_members(
         )
     })?;
     Ok((manifest, streamed))
+}
+
+/// Streams a member into `out` through a 1 MB buffer (io::copy then moves 1 MB at a time,
+/// not 8 KB), decompressing it if `unpack`; returns the size and sha256 of the member as
+/// the archive holds it.
+fn stream_member(
+    entry: &mut dyn Read,
+    mut out: File,
+    mtime: Option<u64>,
+    unpack: bool,
+) -> io::Result<(u64, String)> {
+    let mut reader = Hashing {
+        inner: entry,
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut out);
+    if unpack {
+        zstd::stream::copy_decode(&mut reader, &mut buffered)?;
+        // The whole member is hashed, even past the end of its zstd frame.
+        io::copy(&mut reader, &mut io::sink())?;
+    } else {
+        io::copy(&mut reader, &mut buffered)?;
+    }
+    io::Write::flush(&mut buffered)?;
+    drop(buffered);
+    set_mtime(&out, mtime);
+    Ok((reader.size, hex(&reader.hasher.finalize())))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

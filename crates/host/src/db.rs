@@ -463,11 +463,11 @@ impl DbCtl {
             .wait()
             .map_err(|e| HostError::io(Path::new(Self::mysql_dump()), e))?;
         let stderr = errors.join().unwrap_or_default();
-        dump_succeeded(&status, &stderr)?;
+        // A write error (a full disk) is the cause; the dump's broken pipe only follows it.
         copied
             .and_then(|_| encoder.finish())
-            .and_then(|f| f.sync_data())
             .map_err(|e| HostError::io(out, e))?;
+        dump_succeeded(&status, &stderr)?;
         if tail.len == 0 {
             return Err(HostError::Refused(format!("the dump of {name} is empty")));
         }

@@ -48,6 +48,16 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Flushes a file and the directory entry that names it to disk.
+pub fn sync_file_and_dir(path: &Path) -> Result<()> {
+    let sync = |p: &Path| fs::File::open(p).and_then(|f| f.sync_all());
+    sync(path).map_err(|e| HostError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        sync(dir).map_err(|e| HostError::io(dir, e))?;
+    }
+    Ok(())
+}
+
 pub fn remove_file(path: &Path) -> Result<()> {
     crate::remove_file_if_exists(path)
 }

@@ -90,6 +90,28 @@ pub struct ExtractedAndBackedUp {
     pub backup: Option<Manifest>,
 }
 
+/// The task log's line on a tablespace snapshot.
+fn snapshot_line(name: &str, snapshot: &crate::Snapshot) -> String {
+    match snapshot {
+        crate::Snapshot::Taken {
+            tables,
+            writes_held,
+            dump_in_snapshot,
+        } => format!(
+            "copied the InnoDB tablespaces of {tables} tables of {name}; writes waited {} ms{}",
+            writes_held.as_millis(),
+            if *dump_in_snapshot {
+                ""
+            } else {
+                " (the SQL dump began after them, and may hold later writes)"
+            }
+        ),
+        crate::Snapshot::Skipped(why) => format!(
+            "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
+        ),
+    }
+}
+
 /// Writes a consistent copy of the database to `out` and, for a MariaDB database on this
 /// machine, a copy of its InnoDB tablespaces beside it (a restore imports those many times
 /// faster than it replays a dump).
@@ -102,66 +124,39 @@ fn dump_database(
 ) -> Result<()> {
     match db {
         Some(BackupDb::Server { ctl, name }) => {
-            let finished = std::sync::atomic::AtomicBool::new(false);
-            let finished = &finished;
+            use std::sync::atomic::{AtomicBool, Ordering};
+            let finished = AtomicBool::new(false);
             std::thread::scope(|scope| {
-                let dump = move || {
+                let mut dump = Some(|| {
                     let started = std::time::Instant::now();
                     let dumped = match ctl.kind {
                         crate::DbKind::Mysql => ctl.dump_compressed(name, out),
                         crate::DbKind::Postgresql => ctl.dump(name, out),
                     };
-                    finished.store(true, std::sync::atomic::Ordering::Release);
+                    finished.store(true, Ordering::Release);
                     dumped.map(|_| started.elapsed())
-                };
-                // The dump starts while the tables are locked for the tablespace copy, and runs
-                // beside it: both hold the same state, and neither waits for the other.
-                let mut dump = Some(dump);
+                });
+                // The dump starts while the tables are locked for the tablespace copy, and
+                // runs beside it: both hold the same state, and neither waits for the other.
                 let mut dumping = None;
-                let tablespaces = crate::tablespace_dir(out);
                 let snapshot = ctl.snapshot_tablespaces(
                     name,
-                    &tablespaces,
+                    &crate::tablespace_dir(out),
                     Some(crate::tablespaces::DumpUnderLock {
                         start: &mut || dumping = dump.take().map(|d| scope.spawn(d)),
-                        finished: &|| finished.load(std::sync::atomic::Ordering::Acquire),
+                        finished: &|| finished.load(Ordering::Acquire),
                     }),
                 );
+                // No lock was taken (no tablespaces to copy): the dump starts now.
                 let dumping = dumping.or_else(|| dump.take().map(|d| scope.spawn(d)));
-                let packed = match snapshot {
-                    Ok(crate::Snapshot::Taken {
-                        tables,
-                        writes_held,
-                        dump_in_snapshot,
-                    }) => {
-                        journal.log(&format!(
-                        "copied the InnoDB tablespaces of {tables} tables of {name}; writes waited {} ms{}",
-                        writes_held.as_millis(),
-                        if dump_in_snapshot {
-                            ""
-                        } else {
-                            " (the SQL dump began after them, and may hold later writes)"
-                        }
-                    ));
-                        Ok(())
-                    }
-                    Ok(crate::Snapshot::Skipped(why)) => {
-                        journal.log(&format!(
-                        "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
-                    ));
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                };
+                let snapshot = snapshot.map(|s| journal.log(&snapshot_line(name, &s)));
                 let _ = snapshot_done.send(());
-                let dumped = dumping
-                    .map(|handle| {
-                        handle.join().unwrap_or_else(|_| {
-                            Err(HostError::Refused("the dump thread panicked".into()))
-                        })
+                let dumped = dumping.map_or(Ok(std::time::Duration::ZERO), |handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(HostError::Refused("the dump thread panicked".into()))
                     })
-                    .unwrap_or(Ok(std::time::Duration::ZERO));
-                packed?;
+                });
+                snapshot?;
                 let took = dumped?;
                 journal.log(&format!(
                     "dumped {name} as SQL in {:.1} s",
@@ -297,6 +292,8 @@ impl<'a> LiveSteps<'a> {
         crate::ensure_dir(&self.scratch)?;
         let dump = self.scratch.join(format!("{name}.{suffix}"));
         db.dump(name, &dump)?;
+        // The undo of a drop: it must outlive a power cut right after the drop.
+        crate::fsops::sync_file_and_dir(&dump)?;
         Ok(dump)
     }
 
