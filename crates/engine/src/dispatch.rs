@@ -128,6 +128,15 @@ impl Dispatcher {
         self.nginx.total_reloads()
     }
 
+    /// [`Dispatcher::run`] until SIGTERM or SIGINT: the first stops it claiming tasks and it
+    /// exits once the running ones are done; a second exits at once (see
+    /// [`host::stop_on_signals`]).
+    pub fn run_until_signalled(&self, options: &DispatcherOptions) -> Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        host::stop_on_signals(stop.clone(), self.socket_path.clone())?;
+        self.run(options, &stop)
+    }
+
     /// Runs until `stop` is set (finishing the tasks already started) or, with `until_idle`,
     /// until there is nothing left to do.
     pub fn run(&self, options: &DispatcherOptions, stop: &AtomicBool) -> Result<()> {

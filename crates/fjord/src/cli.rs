@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -34,9 +33,12 @@ pub struct Cli {
 enum Command {
     /// First-run setup: create the state, register this machine as a server, verify it.
     Init(InitArgs),
-    /// Run fjord: the dispatcher (the web panel is not built yet) until interrupted.
+    /// Run fjord: the dispatcher (the web panel is not built yet) until stopped.
+    ///
+    /// SIGTERM or Ctrl-C stops it claiming tasks; it exits once the running ones are done. A
+    /// second signal exits at once: the next dispatcher rolls back what was running.
     Serve(DispatchArgs),
-    /// Run a dispatcher alone: it runs queued tasks.
+    /// Run a dispatcher alone: it runs queued tasks (stopped as `serve` is).
     Dispatch(DispatchArgs),
     /// Machines and their services.
     #[command(subcommand)]
@@ -466,7 +468,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 concurrency: args.concurrency.unwrap_or_else(default_concurrency),
                 until_idle: args.until_idle,
             };
-            dispatcher.run(&options, &AtomicBool::new(false))?;
+            dispatcher.run_until_signalled(&options)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Server(cmd) => server(&fjord, cmd),

@@ -2,8 +2,9 @@
 //!
 //! The syntax is a comma-separated list of
 //! - `fail-after:<task-kind>:<n>`: the task fails right after its n-th journaled step is made,
-//! - `pause-after:<task-kind>:<n>`: the task logs `fault: paused` and sleeps for a minute after
-//!   its n-th step (so a test can kill the dispatcher at a known point),
+//! - `pause-after:<task-kind>:<n>[:<ms>]`: the task logs `fault: paused` and sleeps for a
+//!   minute (or `ms` milliseconds) after its n-th step (so a test can kill or stop the
+//!   dispatcher at a known point),
 //! - `pause-before-purge:<task-kind>`: a task that succeeded logs `fault: paused before the
 //!   purge` and sleeps for a minute before it purges what it set aside,
 //! - `corrupt-vhost:<host>`: the vhost rendered for that site gets a directive nginx rejects.
@@ -37,18 +38,22 @@ impl Faults {
         Faults::parse(&std::env::var("FJORD_FAULTS").unwrap_or_default())
     }
 
-    fn step_rule(&self, action: &str, kind: &str, step: u32) -> bool {
-        self.rules
-            .iter()
-            .any(|(a, k, n)| a == action && k == kind && n.parse() == Ok(step))
+    /// The argument after the step number of the first rule for this step, if any rule.
+    fn step_rule(&self, action: &str, kind: &str, step: u32) -> Option<&str> {
+        self.rules.iter().find_map(|(a, k, rest)| {
+            let (n, arg) = rest.split_once(':').unwrap_or((rest, ""));
+            (a == action && k == kind && n.parse() == Ok(step)).then_some(arg)
+        })
     }
 
     pub fn fail_after(&self, kind: &str, step: u32) -> bool {
-        self.step_rule("fail-after", kind, step)
+        self.step_rule("fail-after", kind, step).is_some()
     }
 
-    pub fn pause_after(&self, kind: &str, step: u32) -> bool {
+    /// How long to pause after this step, if at all.
+    pub fn pause_after(&self, kind: &str, step: u32) -> Option<std::time::Duration> {
         self.step_rule("pause-after", kind, step)
+            .map(|ms| std::time::Duration::from_millis(ms.parse().unwrap_or(60_000)))
     }
 
     pub fn pause_before_purge(&self, kind: &str) -> bool {

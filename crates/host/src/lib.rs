@@ -14,6 +14,7 @@ mod fsops;
 mod journal;
 mod nginx;
 mod process;
+mod signals;
 mod steps;
 mod tablespaces;
 mod wake;
@@ -25,6 +26,7 @@ pub use faults::Faults;
 pub use journal::{Journal, Undo, rollback};
 pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
 pub use process::{CommandOutput, run_command};
+pub use signals::stop_on_signals;
 pub use steps::{
     BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,
     trash_path,

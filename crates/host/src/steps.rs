@@ -280,9 +280,9 @@ impl<'a> LiveSteps<'a> {
                 self.task_kind, self.steps
             )));
         }
-        if self.faults.pause_after(self.task_kind, self.steps) {
+        if let Some(pause) = self.faults.pause_after(self.task_kind, self.steps) {
             self.journal.log("fault: paused");
-            std::thread::sleep(std::time::Duration::from_secs(60));
+            std::thread::sleep(pause);
         }
         Ok(())
     }

@@ -101,3 +101,45 @@ fn killed_dispatcher_tasks_roll_back_and_the_queue_runs_on() {
     );
     assert_eq!(env.nginx.get("keep.example", "/").2, "precious data\n");
 }
+
+#[test]
+fn a_stopped_dispatcher_finishes_its_running_task_and_claims_no_more() {
+    let mut env = Env::new();
+    let pid = env.start_dispatcher(&["pause-after:site-install:3:1500"]);
+    let running = env.queue(&["site", "add", "running.example", "--platform", "p1"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env.log(running).contains("fault: paused") {
+        assert!(
+            Instant::now() < deadline,
+            "never paused: {}",
+            env.log(running)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Asked to stop in the middle of the install; a task queued after that waits.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let waiting = env.queue(&["site", "add", "waiting.example", "--platform", "p1"]);
+    let status = env.wait_dispatcher(pid);
+    assert!(status.success(), "a stop is not a failure: {status}");
+    let task = env.task(running);
+    assert_eq!(
+        task["status"], "success",
+        "finished, not rolled back: {task}"
+    );
+    assert_eq!(env.nginx.get("running.example", "/").0, 200);
+    assert_eq!(
+        env.task(waiting)["status"],
+        "queued",
+        "claimed after the stop"
+    );
+
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(waiting)["status"], "success");
+}

@@ -303,6 +303,16 @@ impl Env {
         pid
     }
 
+    /// Waits for the dispatcher started as `pid` to exit.
+    pub fn wait_dispatcher(&mut self, pid: u32) -> std::process::ExitStatus {
+        let at = self
+            .dispatchers
+            .iter()
+            .position(|c| c.id() == pid)
+            .expect("a dispatcher of this test");
+        self.dispatchers.remove(at).wait().unwrap()
+    }
+
     pub fn kill_dispatchers(&mut self) {
         for mut child in self.dispatchers.drain(..) {
             let _ = child.kill();

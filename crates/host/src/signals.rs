@@ -1,0 +1,32 @@
+//! How a dispatcher is asked to stop: SIGTERM (what service managers send) or SIGINT
+//! (Ctrl-C).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::{HostError, Result};
+
+/// On the first SIGTERM or SIGINT, sets `stop` and wakes the dispatcher's socket at `wake`
+/// (it then claims no more tasks and exits once its running ones are done); on the second,
+/// exits at once (the next dispatcher rolls back what was running, as after a crash).
+pub fn stop_on_signals(stop: Arc<AtomicBool>, wake: PathBuf) -> Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| HostError::Refused(format!("cannot handle SIGTERM and SIGINT: {e}")))?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!(
+                    "fjord: stopping now; the next dispatcher rolls back the tasks that were running"
+                );
+                std::process::exit(1);
+            }
+            eprintln!("fjord: stopping once the running tasks are done (signal again to stop now)");
+            crate::wake(&wake);
+        }
+    });
+    Ok(())
+}
