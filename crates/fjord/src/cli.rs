@@ -949,7 +949,7 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                             vec![
                                 b.id.to_string(),
                                 time(Some(b.created_at)),
-                                b.size.to_string(),
+                                output::size(b.size),
                                 b.path.clone(),
                             ]
                         })

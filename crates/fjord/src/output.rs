@@ -121,3 +121,35 @@ pub fn time(ms: Option<i64>) -> String {
 pub fn log_time(ms: i64) -> String {
     engine::model::time::utc_display_ms(ms)
 }
+
+/// A size for people: bytes up to 1 KiB, then KiB, MiB, GiB with one decimal.
+pub fn size(bytes: i64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        let cases = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (354_832_721, "338.4 MiB"),
+            (3 << 30, "3.0 GiB"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(super::size(bytes), want);
+        }
+    }
+}
