@@ -110,6 +110,19 @@ fn dump_succeeded(status: &std::process::ExitStatus, stderr: &[u8]) -> Result<()
     })
 }
 
+/// Refuses an empty dump, and one without mariadb-dump's closing line (cut short).
+fn check_dump(name: &str, len: u64, complete: bool) -> Result<()> {
+    if len == 0 {
+        return Err(HostError::Refused(format!("the dump of {name} is empty")));
+    }
+    if !complete {
+        return Err(HostError::Refused(format!(
+            "the dump of {name} is truncated (no \"Dump completed\" line)"
+        )));
+    }
+    Ok(())
+}
+
 /// The last bytes of a dump streamed past, and how many there were.
 #[derive(Default)]
 struct DumpTail {
@@ -409,15 +422,8 @@ impl DbCtl {
         let size = std::fs::metadata(out)
             .map_err(|e| HostError::io(out, e))?
             .len();
-        if size == 0 {
-            return Err(HostError::Refused(format!("the dump of {name} is empty")));
-        }
-        if self.kind == DbKind::Mysql && !dump_is_complete(out)? {
-            return Err(HostError::Refused(format!(
-                "the dump of {name} is truncated (no \"Dump completed\" line)"
-            )));
-        }
-        Ok(())
+        let complete = size == 0 || self.kind != DbKind::Mysql || dump_is_complete(out)?;
+        check_dump(name, size, complete)
     }
 
     /// [`DbCtl::dump`] of a MariaDB database, zstd-compressed as it streams from
@@ -468,15 +474,7 @@ impl DbCtl {
             .and_then(|_| encoder.finish())
             .map_err(|e| HostError::io(out, e))?;
         dump_succeeded(&status, &stderr)?;
-        if tail.len == 0 {
-            return Err(HostError::Refused(format!("the dump of {name} is empty")));
-        }
-        if !tail.complete() {
-            return Err(HostError::Refused(format!(
-                "the dump of {name} is truncated (no \"Dump completed\" line)"
-            )));
-        }
-        Ok(())
+        check_dump(name, tail.len, tail.complete())
     }
 
     fn dump_command(&self, name: &str) -> Result<Command> {
@@ -700,5 +698,42 @@ impl DbCtl {
             DbKind::Postgresql => format!("DROP DATABASE IF EXISTS \"{probe}\""),
         }]);
         created.and(dropped).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod dump_check_tests {
+    use super::*;
+
+    fn streamed(chunks: &[&[u8]]) -> DumpTail {
+        let mut tail = DumpTail::default();
+        for chunk in chunks {
+            tail.saw(chunk);
+        }
+        tail
+    }
+
+    #[test]
+    fn a_dump_is_complete_only_with_its_closing_line_wherever_the_reads_split_it() {
+        let body = vec![b'x'; 10_000];
+        let whole = streamed(&[&body, b"\n-- Dump completed on 2026-11-26\n"]);
+        assert!(check_dump("db", whole.len, whole.complete()).is_ok());
+        let split = streamed(&[&body, b"\n-- Dump comp", b"leted on 2026-11-26\n"]);
+        assert!(check_dump("db", split.len, split.complete()).is_ok());
+
+        let cut = streamed(&[&body, b"\nINSERT INTO t VALUES (1"]);
+        let error = check_dump("db", cut.len, cut.complete())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("the dump of db is truncated"), "{error}");
+        // The closing line long before the end is not the end.
+        let early = streamed(&[b"-- Dump completed\n", &body]);
+        assert!(!early.complete());
+
+        let empty = streamed(&[]);
+        let error = check_dump("db", empty.len, empty.complete())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("the dump of db is empty"), "{error}");
     }
 }
