@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::databases::{Cleanup, env_with_databases, leftovers, site_sql, token};
-use crate::harness::{Env, assert_same_state};
+use crate::harness::{Env, assert_same_state, signal};
 
 fn write_page(env: &Env, site: &str, text: &str) {
     std::fs::write(env.docroot("p1", site).join("index.html"), text).unwrap();
@@ -411,18 +411,8 @@ fn what_a_killed_dispatcher_did_not_purge_the_next_one_purges() {
 
     let pid = env.start_dispatcher(&["pause-before-purge:site-restore"]);
     let id = env.queue(&["site", "restore", &site]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !env.log(id).contains("fault: paused before the purge") {
-        assert!(Instant::now() < deadline, "{}", env.log(id));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.wait_for_log(id, "fault: paused before the purge");
+    signal(pid, "KILL");
     env.kill_dispatchers();
     let platform = env
         .docroot("p1", &site)

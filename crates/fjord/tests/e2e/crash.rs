@@ -1,30 +1,15 @@
 //! A dispatcher killed with SIGKILL in the middle of a task: the next dispatcher rolls the
 //! task back, marks it failed, and the queue runs on.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{Env, assert_same_state};
+use crate::harness::{Env, assert_same_state, signal};
 
 fn kill_when_paused(env: &mut Env, faults: &str, queue: &[&str]) -> i64 {
     let pid = env.start_dispatcher(&[faults]);
     let id = env.queue(queue);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !env.log(id).contains("fault: paused") {
-        assert!(
-            Instant::now() < deadline,
-            "task {id} never paused: {}",
-            env.log(id)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.wait_for_log(id, "fault: paused");
+    signal(pid, "KILL");
     // The task is mid-change and still marked processing: a dead process cannot say more.
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(env.task(id)["status"], "processing");
@@ -107,23 +92,9 @@ fn a_stopped_dispatcher_finishes_its_running_task_and_claims_no_more() {
     let mut env = Env::new();
     let pid = env.start_dispatcher(&["pause-after:site-install:3:1500"]);
     let running = env.queue(&["site", "add", "running.example", "--platform", "p1"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !env.log(running).contains("fault: paused") {
-        assert!(
-            Instant::now() < deadline,
-            "never paused: {}",
-            env.log(running)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    env.wait_for_log(running, "fault: paused");
     // Asked to stop in the middle of the install; a task queued after that waits.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(pid, "TERM");
     std::thread::sleep(Duration::from_millis(100));
     let waiting = env.queue(&["site", "add", "waiting.example", "--platform", "p1"]);
     let status = env.wait_dispatcher(pid);

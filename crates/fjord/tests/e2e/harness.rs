@@ -303,6 +303,20 @@ impl Env {
         pid
     }
 
+    /// Waits (up to a minute) until task `id`'s log contains `text`.
+    #[track_caller]
+    pub fn wait_for_log(&self, id: i64, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log(id).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never logged {text:?}: {}",
+                self.log(id)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the dispatcher started as `pid` to exit.
     pub fn wait_dispatcher(&mut self, pid: u32) -> std::process::ExitStatus {
         let at = self
@@ -444,5 +458,17 @@ pub fn assert_same_state(
         diffs.is_empty(),
         "{context}: the host changed:\n{}",
         diffs.join("\n")
+    );
+}
+
+/// Sends `signal` (`TERM`, `KILL`, …) to process `pid`.
+#[track_caller]
+pub fn signal(pid: u32, signal: &str) {
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
     );
 }

@@ -2,11 +2,10 @@
 //! the next dispatcher rolls the task back, and each site serves its old state with its
 //! database intact, with no orphan database, user, directory or vhost.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::databases::{Cleanup, env_with_databases, leftovers, site_sql, token};
-use crate::harness::{Env, assert_same_state};
+use crate::harness::{Env, assert_same_state, signal};
 
 /// Kills the dispatcher while `kind` is paused after step 1, 2, … until a run finishes
 /// without pausing; returns the number of steps.
@@ -46,13 +45,7 @@ fn kill_at_every_step(
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(
-            Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
+        signal(pid, "KILL");
         *pauses_seen.get_mut(&id).unwrap() += 1;
         env.start_dispatcher(&[]);
         let task = env.wait_task(id, Duration::from_secs(60));

@@ -1,10 +1,9 @@
 //! Clone, migrate and batch migrate, on real databases, with failure at every step.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::databases::{Cleanup, env_with_databases, leftovers, site_sql, token};
-use crate::harness::{Env, assert_same_state};
+use crate::harness::{Env, assert_same_state, signal};
 
 fn add_platform(env: &Env, name: &str) {
     env.ok(&[
@@ -244,18 +243,8 @@ fn clone_and_migrate_roll_back_at_every_step_and_after_a_kill() {
     let dbs_before = leftovers(&t);
     let pid = env.start_dispatcher(&["pause-after:site-migrate:9"]);
     let id = env.queue(&["site", "migrate", &site, "--platform", "p1"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !env.log(id).contains("fault: paused") {
-        assert!(Instant::now() < deadline, "{}", env.log(id));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.wait_for_log(id, "fault: paused");
+    signal(pid, "KILL");
     env.start_dispatcher(&[]);
     assert_eq!(
         env.wait_task(id, Duration::from_secs(60))["error"],
