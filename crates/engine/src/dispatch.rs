@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use host::{FileLock, Journal, LiveSteps, NginxRegistry, Parking, Undo};
 use model::{Task, TaskStatus};
-use store::{JournalEntry, Store};
+use store::{JournalEntry, Store, TaskEffect};
 
 use crate::scripts::{self, ScriptEnv};
 use crate::{Fjord, Result};
@@ -91,7 +91,8 @@ impl Parking for SlotParking {
 enum Event {
     Wake,
     SlotFree,
-    Done,
+    /// A task's worker thread has ended (its outcome recorded, or not: see `reap`).
+    Done(i64),
 }
 
 pub struct Dispatcher {
@@ -174,17 +175,27 @@ impl Dispatcher {
         });
         let mut running = 0usize;
         let mut last_recovery = Instant::now();
-        self.recover()?;
+        // No store error ends a dispatcher: a full disk or a locked database is waited out,
+        // and what could not be done is done on a later pass.
+        let warn = |what: &str, e: &dyn std::fmt::Display| eprintln!("fjord: {what}: {e}");
+        if let Err(e) = self.recover() {
+            warn("recovering interrupted tasks failed (tried again later)", &e);
+        }
         loop {
             if !stop.load(Ordering::Relaxed) {
                 while slots.try_take_for_new() {
-                    match self.fjord.store().claim_next(&self.owner)? {
-                        Some(task) => {
+                    match self.fjord.store().claim_next(&self.owner) {
+                        Ok(Some(task)) => {
                             running += 1;
                             self.spawn(task, slots.clone(), tx.clone());
                         }
-                        None => {
+                        Ok(None) => {
                             slots.release();
+                            break;
+                        }
+                        Err(e) => {
+                            slots.release();
+                            warn("claiming a task failed (tried again later)", &e);
                             break;
                         }
                     }
@@ -194,28 +205,58 @@ impl Dispatcher {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                if options.until_idle && self.nothing_left()? {
+                if options.until_idle && self.nothing_left().unwrap_or(false) {
                     return Ok(());
                 }
             }
+            let mut ended = Vec::new();
             match rx.recv_timeout(POLL) {
-                Ok(Event::Done) => running -= 1,
+                Ok(Event::Done(id)) => ended.push(id),
                 Ok(Event::Wake | Event::SlotFree) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             }
             // Drain what else arrived, so a burst of events costs one pass.
             while let Ok(event) = rx.try_recv() {
-                if let Event::Done = event {
-                    running -= 1;
+                if let Event::Done(id) = event {
+                    ended.push(id);
                 }
             }
+            for id in ended {
+                running -= 1;
+                self.reap(id);
+            }
             if last_recovery.elapsed() > RECOVERY_EVERY {
-                self.recover()?;
+                if let Err(e) = self.recover() {
+                    warn("recovering interrupted tasks failed (tried again later)", &e);
+                }
                 if let Err(e) = self.fjord.queue_due_backups(store::now_ms()) {
-                    eprintln!("fjord: scheduling backups failed: {e}");
+                    warn("scheduling backups failed", &e);
                 }
                 last_recovery = Instant::now();
             }
+        }
+    }
+
+    /// A task's worker has ended: if the task is still `processing` under this dispatcher,
+    /// its outcome was never recorded (the worker died), so it is rolled back and failed as
+    /// a crashed dispatcher's task would be.
+    fn reap(&self, task_id: i64) {
+        let still_running = retry_transient(|| self.fjord.store().running_tasks())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.task.id == task_id && r.owner == self.owner);
+        if let Some(running) = still_running {
+            let journal = StoreJournal {
+                store: self.fjord.store(),
+                task_id,
+            };
+            journal.log("the task's worker ended without recording its outcome; rolling back");
+            finish_failed(
+                &self.fjord,
+                &self.nginx,
+                &running.task,
+                "interrupted; rolled back",
+            );
         }
     }
 
@@ -262,7 +303,7 @@ impl Dispatcher {
                 trash.purge(&journal);
                 let _ = fjord.store().journal_clear(task.id);
                 let _ = host::remove_dir_if_exists(&scratch_dir(&fjord, task.id));
-                let _ = tx.send(Event::Done);
+                let _ = tx.send(Event::Done(task.id));
                 return;
             }
             if outcome.is_err() {
@@ -275,7 +316,7 @@ impl Dispatcher {
                 finish_failed(&fjord, &nginx, &task, "internal error (panic)");
             }
             slots.release();
-            let _ = tx.send(Event::Done);
+            let _ = tx.send(Event::Done(task.id));
         });
     }
 
@@ -413,13 +454,20 @@ fn run_task(
         });
     match result {
         Ok((effect, mut steps)) => {
-            if let Err(e) = store.finish_task(task.id, TaskStatus::Success, None, &effect) {
-                journal.log(&format!("could not record success: {e}"));
-                finish_failed(fjord, nginx, task, &e.to_string());
-                return None;
+            // The work is done and its undo still journaled: the success is recorded, however
+            // long the store takes to accept it (a full disk), never rolled back for that.
+            match retry_transient(|| store.finish_task(task.id, TaskStatus::Success, None, &effect))
+            {
+                Ok(()) => {
+                    journal.log("success");
+                    Some(steps.take_trash())
+                }
+                Err(e) => {
+                    journal.log(&format!("could not record success: {e}"));
+                    finish_failed(fjord, nginx, task, &e.to_string());
+                    None
+                }
             }
-            journal.log("success");
-            Some(steps.take_trash())
         }
         Err(e) => {
             journal.log(&format!("failed: {e}"));
@@ -444,7 +492,7 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
         store,
         task_id: task.id,
     };
-    let entries: Vec<_> = match store.journal(task.id) {
+    let entries: Vec<_> = match retry_transient(|| store.journal(task.id)) {
         Ok(entries) => entries
             .into_iter()
             .map(|e| (e.step, e.undo, e.saved))
@@ -473,11 +521,42 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
         }
     }
     let effect = scripts::failure_effect(task.kind, task.target);
-    if store
-        .finish_task(task.id, TaskStatus::Failed, Some(&message), &effect)
-        .is_ok()
-    {
-        let _ = store.journal_clear(task.id);
+    let recorded =
+        retry_transient(|| store.finish_task(task.id, TaskStatus::Failed, Some(&message), &effect))
+            .or_else(|e| {
+                // The failure's effect itself is refused: the failure is recorded without it.
+                journal.log(&format!("could not record the failure's effect: {e}"));
+                retry_transient(|| {
+                    store.finish_task(task.id, TaskStatus::Failed, Some(&message), &TaskEffect::None)
+                })
+            });
+    if let Err(e) = recorded {
+        journal.log(&format!("could not record the failure: {e}"));
+        return;
+    }
+    let _ = store.journal_clear(task.id);
+    let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
+}
+
+/// Runs a store operation until it succeeds or fails for a reason that trying again cannot
+/// change, waiting longer between tries (up to 5 s): an outcome that is not recorded would
+/// leave its task `processing` for good.
+fn retry_transient<T>(mut op: impl FnMut() -> store::Result<T>) -> store::Result<T> {
+    let mut wait = Duration::from_millis(50);
+    let mut warned = false;
+    loop {
+        match op() {
+            Ok(value) => return Ok(value),
+            Err(e) if !e.is_transient() => return Err(e),
+            Err(e) => {
+                if !warned {
+                    eprintln!("fjord: the state database refused a write ({e}); retrying");
+                    warned = true;
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

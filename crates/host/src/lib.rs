@@ -7,6 +7,7 @@
 //! its undo to the task's journal, and [`DryRun`] prints the change instead.
 
 mod archive;
+mod beneath;
 mod db;
 mod error;
 mod faults;

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,11 +23,36 @@ const JOB_SIZE: u32 = 2 << 20;
 /// smaller.
 pub(crate) const DB_ZSTD_LEVEL: i32 = 1;
 
+#[cfg(test)]
+mod attack_tests;
+mod extract;
+pub use extract::extract_backup;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// The member's name as text, for people (lossy if it is not UTF-8).
     pub name: String,
+    /// File names are bytes: the exact name, hex-encoded, when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_hex: Option<String>,
     pub size: u64,
     pub sha256: String,
+}
+
+impl Member {
+    pub fn new(name: &Path, size: u64, sha256: String) -> Member {
+        use std::os::unix::ffi::OsStrExt;
+        let name_hex = name
+            .to_str()
+            .is_none()
+            .then(|| hex(name.as_os_str().as_bytes()));
+        Member {
+            name: name.to_string_lossy().into_owned(),
+            name_hex,
+            size,
+            sha256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +173,7 @@ pub fn write_backup(
         }
         db_ready()?;
         lap("waited for the database dump");
-        add_file(&mut builder, path, name, &mut members)?;
+        add_file(&mut builder, path, Path::new(name), &mut members)?;
         lap("archived the database");
     }
     manifest.members = members;
@@ -243,10 +268,16 @@ impl Drop for EarlySync {
 fn add_file<W: io::Write>(
     builder: &mut tar::Builder<W>,
     path: &Path,
-    name: &str,
+    name: &Path,
     members: &mut Vec<Member>,
 ) -> Result<()> {
-    let file = File::open(path).map_err(io_err(path))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A file swapped for a link after it was listed is not followed.
+    let file = File::options()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(io_err(path))?;
     let meta = file.metadata().map_err(io_err(path))?;
     let mut header = tar::Header::new_gnu();
     header.set_metadata(&meta);
@@ -264,11 +295,11 @@ fn add_file<W: io::Write>(
             path.display()
         )));
     }
-    members.push(Member {
-        name: name.to_string(),
-        size: reader.size,
-        sha256: hex(&reader.hasher.finalize()),
-    });
+    members.push(Member::new(
+        name,
+        reader.size,
+        hex(&reader.hasher.finalize()),
+    ));
     Ok(())
 }
 
@@ -279,6 +310,15 @@ fn add_tree<W: io::Write>(
     skip: Option<&Path>,
     members: &mut Vec<Member>,
 ) -> Result<()> {
+    // Links are archived as links, never followed: not the root itself either, or a link
+    // planted as a docroot would carry what it points to into the backup.
+    let meta = std::fs::symlink_metadata(root).map_err(io_err(root))?;
+    if !meta.is_dir() {
+        return Err(HostError::Refused(format!(
+            "{} is not a directory (a link is never followed into a backup)",
+            root.display()
+        )));
+    }
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
@@ -299,7 +339,7 @@ fn add_tree<W: io::Write>(
             if ty.is_dir() {
                 stack.push(path);
             } else if ty.is_file() {
-                add_file(builder, &path, &member.to_string_lossy(), members)?;
+                add_file(builder, &path, &member, members)?;
             } else if ty.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(io_err(&path))?;
                 let mut header = tar::Header::new_gnu();
@@ -310,342 +350,6 @@ fn add_tree<W: io::Write>(
                     .append_link(&mut header, &member, &target)
                     .map_err(io_err(&path))?;
             }
-        }
-    }
-    Ok(())
-}
-
-fn corrupt(path: &Path, why: impl std::fmt::Display) -> HostError {
-    HostError::Refused(format!(
-        "backup {} is unreadable or corrupt: {why}",
-        path.display()
-    ))
-}
-
-/// A member's path below its prefix, refusing anything that could leave the destination.
-fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
-    let rel = name.strip_prefix(prefix).ok()?;
-    rel.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| rel.to_path_buf())
-}
-
-/// Files up to this size are read whole and handed to the writer threads; larger ones are
-/// streamed by the reading thread. Bounds the memory in flight to about
-/// `WRITE_QUEUE * SMALL_FILE`.
-const SMALL_FILE: u64 = 256 << 10;
-const WRITE_QUEUE: usize = 64;
-
-/// One small file for a writer thread: its place in the archive, where it goes, its bytes.
-struct WriteJob {
-    index: usize,
-    name: String,
-    dest: PathBuf,
-    data: Vec<u8>,
-    mode: u32,
-    mtime: Option<u64>,
-}
-
-/// Creates a file that must not exist yet with `mode`.
-fn create_member_file(dest: &Path, mode: u32) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let out = File::options()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(dest)
-        .map_err(io_err(dest))?;
-    // The umask may have narrowed the mode on creation.
-    set_mode(dest, mode)?;
-    Ok(out)
-}
-
-/// Gives a written file its time from the archive (best effort: it is only information).
-fn set_mtime(file: &File, mtime: Option<u64>) {
-    if let Some(mtime) = mtime {
-        let _ = file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
-    }
-}
-
-fn write_small_file(job: WriteJob) -> Result<(usize, Member)> {
-    use std::io::Write;
-    let mut out = create_member_file(&job.dest, job.mode)?;
-    out.write_all(&job.data).map_err(io_err(&job.dest))?;
-    set_mtime(&out, job.mtime);
-    Ok((
-        job.index,
-        Member {
-            name: job.name,
-            size: job.data.len() as u64,
-            sha256: hex(&Sha256::digest(&job.data)),
-        },
-    ))
-}
-
-/// Extracts `files/` into `files_dest`, `private/` into `private_dest` (and a SQLite
-/// database with it), a database dump into `db_dest` (and its tablespaces beside it),
-/// hashing every member as it is written, and checks the lot against the manifest at the
-/// end: one pass over the archive. Creating many small files is what takes the time, so
-/// writer threads create them while this thread decompresses and reads on.
-/// The destinations must not exist; they are created. On any error they may hold a partial
-/// extraction, which the caller's journal removes.
-pub fn extract_backup(
-    path: &Path,
-    files_dest: &Path,
-    private_dest: &Path,
-    db_dest: &Path,
-) -> Result<Manifest> {
-    std::fs::create_dir(files_dest).map_err(io_err(files_dest))?;
-    std::fs::create_dir(private_dest).map_err(io_err(private_dest))?;
-    let writers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
-    let (jobs, queue) = std::sync::mpsc::sync_channel::<WriteJob>(WRITE_QUEUE);
-    let queue = std::sync::Mutex::new(queue);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..writers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut written = Vec::new();
-                    loop {
-                        let job = queue
-                            .lock()
-                            .map_err(|_| ())
-                            .and_then(|q| q.recv().map_err(|_| ()));
-                        let Ok(job) = job else {
-                            return Ok(written);
-                        };
-                        match write_small_file(job) {
-                            Ok(member) => written.push(member),
-                            Err(e) => {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                return Err(e);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        let read = read_members(path, files_dest, private_dest, db_dest, &jobs, &failed);
-        drop(jobs);
-        let mut seen: Vec<Option<Member>> = Vec::new();
-        let mut first_error = None;
-        for handle in handles {
-            match handle.join() {
-                Ok(Ok(written)) => {
-                    for (index, member) in written {
-                        if seen.len() <= index {
-                            seen.resize(index + 1, None);
-                        }
-                        seen[index] = Some(member);
-                    }
-                }
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_error
-                        .get_or_insert(HostError::Refused("a writer thread panicked".into()));
-                }
-            }
-        }
-        // A writer's failure stops the reading early: its error is the one that tells.
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        let (manifest, streamed) = read?;
-        for (index, member) in streamed {
-            if seen.len() <= index {
-                seen.resize(index + 1, None);
-            }
-            seen[index] = Some(member);
-        }
-        let seen: Vec<Member> = seen.into_iter().flatten().collect();
-        if manifest.format > FORMAT {
-            return Err(corrupt(
-                path,
-                format!(
-                    "its format {} is newer than this fjord reads ({FORMAT})",
-                    manifest.format
-                ),
-            ));
-        }
-        check_members(path, &manifest, &seen)?;
-        Ok(manifest)
-    })
-}
-
-/// Reads the archive: makes directories and symlinks, streams large files itself and queues
-/// small ones for the writers. Returns the manifest and the members it wrote itself, each
-/// with its place in the archive.
-fn read_members(
-    path: &Path,
-    files_dest: &Path,
-    private_dest: &Path,
-    db_dest: &Path,
-    jobs: &std::sync::mpsc::SyncSender<WriteJob>,
-    failed: &std::sync::atomic::AtomicBool,
-) -> Result<(Manifest, Vec<(usize, Member)>)> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let decoder = zstd::Decoder::new(file).map_err(|e| corrupt(path, e))?;
-    let mut archive = tar::Archive::new(decoder);
-    let mut streamed = Vec::new();
-    let mut index = 0;
-    let mut manifest: Option<Manifest> = None;
-    for entry in archive.entries().map_err(|e| corrupt(path, e))? {
-        if failed.load(std::sync::atomic::Ordering::Relaxed) {
-            // A writer's error is the one to report; it is collected by the caller.
-            break;
-        }
-        let mut entry = entry.map_err(|e| corrupt(path, e))?;
-        let name = entry.path().map_err(|e| corrupt(path, e))?.into_owned();
-        if name == Path::new(MANIFEST) {
-            let mut json = Vec::new();
-            entry.read_to_end(&mut json).map_err(|e| corrupt(path, e))?;
-            manifest = Some(
-                serde_json::from_slice(&json)
-                    .map_err(|e| corrupt(path, format!("manifest: {e}")))?,
-            );
-            continue;
-        }
-        let dest = if let Some(rel) = safe_relative(&name, "files") {
-            files_dest.join(rel)
-        } else if let Some(rel) = safe_relative(&name, "private") {
-            private_dest.join(rel)
-        } else if name == Path::new("database.sqlite") {
-            // fjord keeps a site's SQLite database in its private directory.
-            private_dest.join("database.sqlite")
-        } else if let Some(rel) = safe_relative(&name, TABLESPACES) {
-            crate::tablespace_dir(db_dest).join(rel)
-        } else if ["database.sql", "database.sql.zst", "database.pgdump"]
-            .iter()
-            .any(|db| name == Path::new(db))
-        {
-            // A compressed dump stays compressed: the tablespaces usually make it unneeded,
-            // and `DbCtl::load` decompresses it when it is.
-            db_dest.to_path_buf()
-        } else {
-            return Err(corrupt(
-                path,
-                format!("unexpected member {}", name.display()),
-            ));
-        };
-        let header = entry.header().clone();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        match header.entry_type() {
-            tar::EntryType::Directory => {
-                if dest != files_dest && dest != private_dest {
-                    std::fs::create_dir(&dest).map_err(io_err(&dest))?;
-                }
-                set_mode(&dest, mode)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = header
-                    .link_name()
-                    .map_err(|e| corrupt(path, e))?
-                    .ok_or_else(|| corrupt(path, "symlink without target"))?;
-                std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?;
-            }
-            t if t.is_file() => {
-                let name = name.to_string_lossy().into_owned();
-                let mtime = header.mtime().ok();
-                let size = header.size().map_err(|e| corrupt(path, e))?;
-                // Table files are archived compressed (as `DbCtl::snapshot_tablespaces`
-                // copies them) and imported as plain files.
-                let unpack = name.starts_with(TABLESPACES) && name.ends_with(".zst");
-                if !unpack && size <= SMALL_FILE {
-                    let mut data = Vec::with_capacity(size as usize);
-                    entry.read_to_end(&mut data).map_err(|e| corrupt(path, e))?;
-                    let job = WriteJob {
-                        index,
-                        name,
-                        dest,
-                        data,
-                        mode,
-                        mtime,
-                    };
-                    if jobs.send(job).is_err() {
-                        break;
-                    }
-                } else {
-                    let dest = if unpack {
-                        dest.with_extension("")
-                    } else {
-                        dest
-                    };
-                    let out = create_member_file(&dest, mode)?;
-                    let (size, sha256) = stream_member(&mut entry, out, mtime, unpack)
-                        .map_err(|e| corrupt(path, format!("{name}: {e}")))?;
-                    streamed.push((index, Member { name, size, sha256 }));
-                }
-                index += 1;
-            }
-            _ => {
-                return Err(corrupt(
-                    path,
-                    format!("unexpected entry type of {}", name.display()),
-                ));
-            }
-        }
-    }
-    let manifest = manifest.ok_or_else(|| {
-        corrupt(
-            path,
-            "it has no manifest (truncated, or not a fjord backup)",
-        )
-    })?;
-    Ok((manifest, streamed))
-}
-
-/// Streams a member into `out` through a 1 MB buffer (io::copy then moves 1 MB at a time,
-/// not 8 KB), decompressing it if `unpack`; returns the size and sha256 of the member as
-/// the archive holds it.
-fn stream_member(
-    entry: &mut dyn Read,
-    mut out: File,
-    mtime: Option<u64>,
-    unpack: bool,
-) -> io::Result<(u64, String)> {
-    let mut reader = Hashing {
-        inner: entry,
-        hasher: Sha256::new(),
-        size: 0,
-    };
-    let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut out);
-    if unpack {
-        zstd::stream::copy_decode(&mut reader, &mut buffered)?;
-        // The whole member is hashed, even past the end of its zstd frame.
-        io::copy(&mut reader, &mut io::sink())?;
-    } else {
-        io::copy(&mut reader, &mut buffered)?;
-    }
-    io::Write::flush(&mut buffered)?;
-    drop(buffered);
-    set_mtime(&out, mtime);
-    Ok((reader.size, hex(&reader.hasher.finalize())))
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
-}
-
-fn check_members(path: &Path, manifest: &Manifest, seen: &[Member]) -> Result<()> {
-    if manifest.members.len() != seen.len() {
-        return Err(corrupt(
-            path,
-            format!(
-                "the manifest lists {} files, the archive holds {}",
-                manifest.members.len(),
-                seen.len()
-            ),
-        ));
-    }
-    for (want, got) in manifest.members.iter().zip(seen) {
-        if want != got {
-            return Err(corrupt(
-                path,
-                format!("{} does not match its checksum in the manifest", want.name),
-            ));
         }
     }
     Ok(())
@@ -757,5 +461,68 @@ mod tests {
             error.contains(&format!("format {} is newer", FORMAT + 1)),
             "{error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// File names are bytes: a name that is not UTF-8 comes back exactly, and so does a
+    /// long one.
+    #[test]
+    fn names_that_are_not_utf8_come_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let docroot = dir.path().join("docroot");
+        let odd = std::ffi::OsStr::from_bytes(b"caf\xe9-latin1.html");
+        let long = "d".repeat(150);
+        std::fs::create_dir_all(docroot.join(&long)).unwrap();
+        std::fs::write(docroot.join(odd), "odd").unwrap();
+        std::fs::write(docroot.join(&long).join(odd), "deep").unwrap();
+        std::os::unix::fs::symlink(odd, docroot.join("to-odd")).unwrap();
+        let out = dir.path().join("b.tar.zst");
+        let source = BackupSource {
+            docroot: &docroot,
+            private: None,
+            skip_in_private: None,
+            db: None,
+            db_tablespaces: dir.path().join("none"),
+        };
+        let mut manifest = tests_manifest();
+        manifest.db_engine = None;
+        let written =
+            write_backup(&out, manifest, &source, &mut || {}, &mut || Ok(()), &|_| {}).unwrap();
+        assert!(written.members.iter().all(|m| m.name_hex.is_some()));
+        let files = dir.path().join("x-files");
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        extract_backup(
+            &out,
+            &files,
+            &dir.path().join("x-private"),
+            &scratch.join("db"),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(files.join(odd)).unwrap(), b"odd");
+        assert_eq!(std::fs::read(files.join(&long).join(odd)).unwrap(), b"deep");
+        assert_eq!(
+            std::fs::read_link(files.join("to-odd")).unwrap(),
+            Path::new(odd)
+        );
+    }
+
+    fn tests_manifest() -> Manifest {
+        Manifest {
+            format: FORMAT,
+            fjord_version: "test".into(),
+            site: "example.com".into(),
+            platform: "web".into(),
+            platform_kind: "static".into(),
+            db_engine: None,
+            db_member: None,
+            created_at: "now".into(),
+            members: Vec::new(),
+        }
     }
 }
