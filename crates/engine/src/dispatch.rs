@@ -179,7 +179,10 @@ impl Dispatcher {
         // and what could not be done is done on a later pass.
         let warn = |what: &str, e: &dyn std::fmt::Display| eprintln!("fjord: {what}: {e}");
         if let Err(e) = self.recover() {
-            warn("recovering interrupted tasks failed (tried again later)", &e);
+            warn(
+                "recovering interrupted tasks failed (tried again later)",
+                &e,
+            );
         }
         loop {
             if !stop.load(Ordering::Relaxed) {
@@ -227,7 +230,10 @@ impl Dispatcher {
             }
             if last_recovery.elapsed() > RECOVERY_EVERY {
                 if let Err(e) = self.recover() {
-                    warn("recovering interrupted tasks failed (tried again later)", &e);
+                    warn(
+                        "recovering interrupted tasks failed (tried again later)",
+                        &e,
+                    );
                 }
                 if let Err(e) = self.fjord.queue_due_backups(store::now_ms()) {
                     warn("scheduling backups failed", &e);
@@ -527,7 +533,12 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
                 // The failure's effect itself is refused: the failure is recorded without it.
                 journal.log(&format!("could not record the failure's effect: {e}"));
                 retry_transient(|| {
-                    store.finish_task(task.id, TaskStatus::Failed, Some(&message), &TaskEffect::None)
+                    store.finish_task(
+                        task.id,
+                        TaskStatus::Failed,
+                        Some(&message),
+                        &TaskEffect::None,
+                    )
                 })
             });
     if let Err(e) = recorded {

@@ -880,8 +880,14 @@ impl Fjord {
                     .path
             }
         };
-        if !std::path::Path::new(&path).is_file() {
-            return Err(Error::Refused(format!("backup file {path} does not exist")));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                return Err(Error::Refused(format!(
+                    "backup file {path} is not a regular file; a backup is read only from one"
+                )));
+            }
+            Err(_) => return Err(Error::Refused(format!("backup file {path} does not exist"))),
         }
         let args = serde_json::json!({ "backup": path });
         self.queue(Target::Site(site.id), TaskKind::SiteRestore, args, dry_run)

@@ -9,6 +9,7 @@ use engine::model::{TaskKind, TaskStatus};
 use engine::ops::{Queued, ServerInput, SiteEdit, SiteInput};
 use engine::{Error, Fjord, TaskFilter};
 
+use crate::outln;
 use crate::output::{self, print_json, table, time};
 
 /// fjord hosts fleets of sites: it keeps servers, platforms (code bases) and sites in one
@@ -518,18 +519,18 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
         eprintln!("       see `fjord task log {}`", t.id);
         return Ok(ExitCode::FAILURE);
     }
-    println!(
+    outln!(
         "fjord is set up in {}; server {} is verified.",
         fjord.data_dir().display(),
         args.name
     );
-    println!("Next:");
-    println!("  fjord serve &                                  # run the dispatcher");
-    println!(
+    outln!("Next:");
+    outln!("  fjord serve &                                  # run the dispatcher");
+    outln!(
         "  fjord platform add web --server {} --path /srv/web",
         args.name
     );
-    println!("  fjord site add example.com --platform web --alias www.example.com --wait");
+    outln!("  fjord site add example.com --platform web --alias www.example.com --wait");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -539,16 +540,16 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
         if opts.json {
             print_json(&serde_json::json!({ "plan": plan }));
         } else {
-            println!("dry run: nothing was changed. The task would:");
+            outln!("dry run: nothing was changed. The task would:");
             for line in plan {
-                println!("{line}");
+                outln!("{line}");
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
     let Some(task) = q.task else {
         if !opts.json {
-            println!("no task was needed");
+            outln!("no task was needed");
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -556,7 +557,7 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
         if opts.json {
             print_json(&output::task_json(&task));
         } else {
-            println!(
+            outln!(
                 "queued task {} ({} {})",
                 task.id,
                 task.kind.as_str(),
@@ -575,7 +576,7 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
     if opts.json {
         print_json(&output::task_json(&task));
     } else {
-        println!("task {}: {}", task.id, task.status.as_str());
+        outln!("task {}: {}", task.id, task.status.as_str());
     }
     Ok(match task.status {
         TaskStatus::Success | TaskStatus::Warning => ExitCode::SUCCESS,
@@ -596,7 +597,7 @@ fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task
             if to_stderr {
                 eprintln!("  {text}")
             } else {
-                println!("{text}")
+                outln!("{text}")
             }
         }
         if task.status.is_finished() {
@@ -673,11 +674,11 @@ fn show(v: &serde_json::Value, json: bool) {
                             .unwrap_or_else(|| i.to_string())
                     })
                     .collect();
-                println!("{prefix:<20} {}", items.join(", "));
+                outln!("{prefix:<20} {}", items.join(", "));
             }
-            serde_json::Value::String(s) => println!("{prefix:<20} {s}"),
-            serde_json::Value::Null => println!("{prefix:<20} -"),
-            other => println!("{prefix:<20} {other}"),
+            serde_json::Value::String(s) => outln!("{prefix:<20} {s}"),
+            serde_json::Value::Null => outln!("{prefix:<20} -"),
+            other => outln!("{prefix:<20} {other}"),
         }
     }
     walk("", v);
@@ -696,11 +697,11 @@ fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode,
             "none".into()
         }
     };
-    println!(
+    outln!(
         "{whose} backup schedule: {}",
         schedule.unwrap_or_else(|| none("schedule"))
     );
-    println!(
+    outln!(
         "{whose} backup retention: {}",
         retention.unwrap_or_else(|| none("retention"))
     );
@@ -767,7 +768,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
         } => {
             let (queued_summary, sites) = fjord.migrate_platform(&name, &to, dry_run)?;
             if let (Some(summary), false) = (&queued_summary.task, json) {
-                println!(
+                outln!(
                     "queued {sites} site migration(s) and summary task {}",
                     summary.id
                 );
@@ -784,17 +785,17 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
         }
         PlatformCmd::Lock { name } => {
             fjord.lock_platform(&name, true)?;
-            println!("platform {name} is locked: it takes no new sites");
+            outln!("platform {name} is locked: it takes no new sites");
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::Unlock { name } => {
             fjord.lock_platform(&name, false)?;
-            println!("platform {name} is unlocked");
+            outln!("platform {name} is unlocked");
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::Delete { name } => {
             fjord.delete_platform(&name)?;
-            println!("platform {name} is deleted (its files were left in place)");
+            outln!("platform {name} is deleted (its files were left in place)");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -1024,7 +1025,7 @@ fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
         }
         TaskCmd::Log { id, follow: false } => {
             for line in fjord.task_log(id, 0)? {
-                println!("{}  {}", output::log_time(line.at), line.line);
+                outln!("{}  {}", output::log_time(line.at), line.line);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1055,7 +1056,7 @@ fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
         }
         TaskCmd::Cancel { id } => {
             let task = fjord.cancel_task(id)?;
-            println!("task {} is cancelled", task.id);
+            outln!("task {} is cancelled", task.id);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -2,10 +2,35 @@
 //! stdout only; messages and progress go to stderr.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use engine::Fjord;
 use engine::model::{HttpService, Platform, Server, Site, Task};
 use serde_json::{Value, json};
+
+/// Prints a line to stdout. A reader that went away (`fjord task list | head -1`) ends the
+/// command quietly and successfully, as it would end `cat`; any other write error is
+/// reported once.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::print_line(format_args!($($arg)*))
+    };
+}
+
+pub fn print_line(line: std::fmt::Arguments) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("fjord: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 pub fn server_json(s: &Server) -> Value {
     let HttpService::Nginx(n) = &s.http;
@@ -90,7 +115,7 @@ pub fn task_json(t: &Task) -> Value {
 }
 
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
@@ -106,7 +131,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_uppercase()).collect());
     for row in rows {
