@@ -972,13 +972,21 @@ impl Fjord {
             Target::Server(id) => TaskObjects::server(store.server(id)?),
             Target::Platform(id) => {
                 let platform = store.platform(id)?;
+                let all_sites = store.sites(None)?;
                 TaskObjects {
                     server: store.server(platform.server_id)?,
-                    sites: store.sites(Some(platform.id))?,
+                    sites: all_sites
+                        .iter()
+                        .filter(|s| s.platform_id == platform.id)
+                        .cloned()
+                        .collect(),
                     platform: Some(platform),
                     site: None,
                     db_server: None,
-                    extra: Default::default(),
+                    extra: scripts::Extra {
+                        all_sites,
+                        ..Default::default()
+                    },
                 }
             }
             Target::Site(id) => {

@@ -41,6 +41,8 @@ pub struct Extra {
     /// Backup tasks: the site's backups and its effective retention.
     pub backups: Vec<store::Backup>,
     pub retention: Option<model::Retention>,
+    /// Platform verify: every site of the state (their names and aliases are taken).
+    pub all_sites: Vec<Site>,
 }
 
 impl TaskObjects {
@@ -264,7 +266,9 @@ pub fn run(
     }
     match kind {
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
-        TaskKind::PlatformVerify => platform_verify(objects.platform()?, &objects.sites, x),
+        TaskKind::PlatformVerify => {
+            platform_verify(objects.platform()?, &objects.extra.all_sites, x)
+        }
         TaskKind::SiteInstall => site_install(env, objects, x),
         TaskKind::SiteVerify => site_verify(env, objects, x).map(|_| TaskEffect::None),
         TaskKind::SiteImport => site_verify(env, objects, x),
@@ -292,8 +296,17 @@ pub fn run(
         TaskKind::SiteRestore => site_restore(env, objects, args, x),
         TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
         TaskKind::SiteDelete => {
-            // A delete that cannot back the site up first does not go on.
-            let backup = site_backup(env, objects, x)?;
+            // A delete that cannot back the site up first does not go on, unless there is
+            // nothing to back up: an install or clone that failed and was rolled back.
+            let (platform, site) = (objects.platform()?, objects.site()?);
+            let never_made =
+                site.status == SiteStatus::Failed && !render::site_docroot(platform, site).exists();
+            let backup = if never_made {
+                x.log("the site was never installed (its install or clone failed and was rolled back): nothing to back up");
+                TaskEffect::None
+            } else {
+                site_backup(env, objects, x)?
+            };
             let effect = site_delete(env, objects, x)?;
             Ok(TaskEffect::Many(vec![backup, effect]))
         }
@@ -352,7 +365,15 @@ fn host_generation_placeholder() -> Vec<u8> {
 
 /// Makes sure the platform's directories exist and records the sites found in `sites/` that
 /// fjord does not know, each with an import task.
-fn platform_verify(platform: &Platform, known: &[Site], x: &mut dyn Steps) -> Result<TaskEffect> {
+fn platform_verify(platform: &Platform, all: &[Site], x: &mut dyn Steps) -> Result<TaskEffect> {
+    let own = all.iter().filter(|s| s.platform_id == platform.id).count();
+    if own > 0 && !platform.path.as_path().is_dir() {
+        return Err(Error::Refused(format!(
+            "the code base of platform {} at {} is gone, and {own} site(s) live on it; \
+             restore it (or each site from its backups), then verify again",
+            platform.name, platform.path
+        )));
+    }
     x.make_dir(platform.path.as_path())?;
     let sites_dir = platform.path.join("sites");
     x.make_dir(&sites_dir)?;
@@ -364,9 +385,22 @@ fn platform_verify(platform: &Platform, known: &[Site], x: &mut dyn Steps) -> Re
         }
         match model::Hostname::parse("site directory", &dir) {
             Ok(name) if name.as_str() == dir => {
-                if !known.iter().any(|s| s.name == name) {
-                    x.log(&format!("found site {name}: queueing its import"));
-                    found.push(name);
+                match all.iter().find(|s| s.all_names().any(|n| *n == name)) {
+                    None => {
+                        x.log(&format!("found site {name}: queueing its import"));
+                        found.push(name);
+                    }
+                    Some(site) if site.platform_id == platform.id && site.name == name => {}
+                    Some(site) => x.log(&format!(
+                        "skipped sites/{dir}: {name} is already taken by site {} (as its {}); \
+                         rename the directory, or remove it if it is left over",
+                        site.name,
+                        if site.name == name {
+                            "name, on another platform"
+                        } else {
+                            "alias"
+                        }
+                    )),
                 }
             }
             Ok(_) => x.log(&format!(
@@ -409,6 +443,23 @@ fn site_install(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Re
 fn site_verify(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
     let (platform, site) = (objects.platform()?, objects.site()?);
     let docroot = render::site_docroot(platform, site);
+    // Verify repairs; it never makes up a site whose files are gone (an empty docroot
+    // would then be served as if it were the site).
+    if !platform.path.as_path().is_dir() {
+        return Err(Error::Refused(format!(
+            "the code base of platform {} at {} is gone; restore it, then verify again",
+            platform.name, platform.path
+        )));
+    }
+    if !docroot.exists() {
+        return Err(Error::Refused(format!(
+            "the files of site {} at {} are gone; restore them from a backup \
+             (fjord site restore {})",
+            site.name,
+            docroot.display(),
+            site.name
+        )));
+    }
     x.make_dir(&platform.path.join("sites"))?;
     x.make_dir(&docroot)?;
     x.fix_permissions(&docroot, files_owner(&objects.server))?;

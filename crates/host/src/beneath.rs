@@ -87,6 +87,39 @@ impl Root {
         rustix::fs::symlinkat(target, &parent, name).map_err(|e| error(&self.path.join(rel), e))
     }
 
+    /// Gives `rel` (the root itself if empty) `mode` and, if given, an owner. A link, at `rel`
+    /// or on the way to it, is never followed or changed: `Ok(false)` then, as when `rel` is
+    /// gone.
+    pub fn set_mode_owner(&self, rel: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<bool> {
+        let full = self.path.join(rel);
+        let fd = if rel.as_os_str().is_empty() {
+            rustix::io::dup(&self.fd)
+        } else {
+            rustix::fs::openat2(
+                &self.fd,
+                rel,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(error(&full, e)),
+        };
+        if let Some((uid, gid)) = owner {
+            rustix::fs::fchown(
+                &fd,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| error(&full, e))?;
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| error(&full, e))?;
+        Ok(true)
+    }
+
     /// The directory that holds `rel`, opened beneath the root, and `rel`'s last component.
     fn parent<'a>(&self, rel: &'a Path) -> Result<(OwnedFd, &'a OsStr)> {
         let full = self.path.join(rel);

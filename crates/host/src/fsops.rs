@@ -58,6 +58,19 @@ pub fn sync_file_and_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a directory fjord manages (a docroot, a private dir) that is a symbolic link: it
+/// would publish, archive or copy whatever it points to.
+pub fn refuse_link(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(HostError::Refused(format!(
+            "{} is a symbolic link; fjord manages only real directories (a link could publish \
+             files from outside the site). Replace it with a directory, or restore the site",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub fn remove_file(path: &Path) -> Result<()> {
     crate::remove_file_if_exists(path)
 }
@@ -129,20 +142,28 @@ pub fn mode_changes(root: &Path, owner: Option<(u32, u32)>) -> Result<Vec<(ModeE
     Ok(out)
 }
 
+/// Gives `path` a mode and owner through a handle opened without following a link at its
+/// end (a link is left alone, as is a path that is gone).
 pub fn set_mode_owner(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(HostError::io(path, e)),
+    use rustix::fs::{Mode, OFlags};
+    let fd = match rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(HostError::io(path, e.into())),
     };
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
     if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-            .map_err(|e| HostError::io(path, e))?;
+        rustix::fs::fchown(
+            &fd,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| HostError::io(path, e.into()))?;
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| HostError::io(path, e))
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| HostError::io(path, e.into()))
 }
 
 /// Looks a user up in /etc/passwd: its uid and primary gid.

@@ -708,6 +708,7 @@ impl Steps for LiveSteps<'_> {
 
     fn make_dir(&mut self, path: &Path) -> Result<()> {
         let what = format!("make directory {}", path.display());
+        fsops::refuse_link(path)?;
         if !path.is_dir() {
             self.record(
                 &what,
@@ -764,8 +765,12 @@ impl Steps for LiveSteps<'_> {
         if !changes.is_empty() {
             let entries: Vec<ModeEntry> = changes.iter().map(|(e, _)| e.clone()).collect();
             self.record(&what, &Undo::RestoreModes { entries }, None)?;
+            // Each entry is reached beneath the root without following a link: the site's
+            // owner may swap a directory for a link while this runs.
+            let beneath = crate::beneath::Root::open(root)?;
             for (entry, mode) in &changes {
-                fsops::set_mode_owner(&entry.path, *mode, ids)?;
+                let rel = entry.path.strip_prefix(root).unwrap_or(Path::new(""));
+                beneath.set_mode_owner(rel, *mode, ids)?;
             }
             self.journal
                 .log(&format!("fixed mode or owner of {} entries", changes.len()));

@@ -106,6 +106,9 @@ server {{
     listen {listen};
     server_name {served};
     root {docroot};
+    # A link below the docroot is followed only if its owner owns what it points to: a
+    # site's owner cannot publish another user's files through one.
+    disable_symlinks if_not_owner from=$document_root;
     index index.html index.htm;
     location / {{
         try_files $uri $uri/ =404;

@@ -250,3 +250,146 @@ fn a_closed_stdout_ends_a_command_quietly() {
         "installed"
     );
 }
+
+/// Links planted in or as a docroot publish nothing: nginx refuses a link whose owner does
+/// not own what it points to, permissions are never fixed through a link, and a docroot
+/// that is a link is refused by verify, backup and clone.
+#[test]
+fn a_link_planted_as_or_in_a_docroot_publishes_nothing() {
+    let env = Env::new();
+    add_platform(&env, "p2");
+    site(&env, "planted.example");
+    let outside = world_readable_tempdir();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "root only").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let docroot = env.docroot("p1", "planted.example");
+    let leak = docroot.join("leak.txt");
+    std::os::unix::fs::symlink(&secret, &leak).unwrap();
+    // Made by the site's owner (here: nobody), pointing at root's file.
+    std::os::unix::fs::lchown(&leak, Some(65534), Some(65534)).unwrap();
+    done(&env, &["site", "verify", "planted.example"]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        mode(&secret),
+        0o640,
+        "verify fixed permissions through a link"
+    );
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, _, body) = env.nginx.get("planted.example", "/leak.txt");
+    assert!(
+        status != 200 && !body.contains("root only"),
+        "{status} {body}"
+    );
+
+    std::fs::remove_file(&leak).unwrap();
+    std::fs::rename(&docroot, docroot.with_extension("real")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &docroot).unwrap();
+    for args in [
+        &["site", "verify", "planted.example"][..],
+        &["site", "backup", "planted.example"],
+        &[
+            "site",
+            "clone",
+            "planted.example",
+            "copy.example",
+            "--platform",
+            "p2",
+        ],
+    ] {
+        let id = env.queue(args);
+        env.dispatch_until_idle(&[]);
+        let task = env.task(id);
+        assert_eq!(task["status"], "failed", "{args:?}");
+        let error = task["error"].as_str().unwrap();
+        assert!(
+            error.contains("symbolic link") || error.contains("link is never followed"),
+            "{args:?}: {error}"
+        );
+    }
+    assert!(!env.docroot("p2", "copy.example").exists());
+    assert_eq!(mode(&secret), 0o644);
+}
+
+/// Verify never makes up a site or a platform whose files are gone: it fails, saying to
+/// restore, and the site's vhost is left alone.
+#[test]
+fn verify_of_vanished_files_fails_and_says_to_restore() {
+    let env = Env::new();
+    site(&env, "vanished.example");
+    std::fs::remove_dir_all(env.docroot("p1", "vanished.example")).unwrap();
+    let id = env.queue(&["site", "verify", "vanished.example"]);
+    env.dispatch_until_idle(&[]);
+    let task = env.task(id);
+    assert_eq!(task["status"], "failed");
+    assert!(
+        task["error"].as_str().unwrap().contains("restore"),
+        "{task}"
+    );
+    assert!(!env.docroot("p1", "vanished.example").exists());
+
+    std::fs::remove_dir_all(env.platform_path("p1")).unwrap();
+    let id = env.queue(&["platform", "verify", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let task = env.task(id);
+    assert_eq!(task["status"], "failed");
+    assert!(
+        task["error"].as_str().unwrap().contains("is gone"),
+        "{task}"
+    );
+    assert!(!Path::new(&env.platform_path("p1")).exists());
+}
+
+/// A site whose install failed can be deleted, and its name used again.
+#[test]
+fn a_site_whose_install_failed_can_be_deleted() {
+    let env = Env::new();
+    env.ok(&["site", "add", "failed.example", "--platform", "p1"]);
+    env.dispatch_until_idle(&["fail-after:site-install:2"]);
+    assert_eq!(
+        env.json(&["site", "show", "failed.example"])["status"],
+        "failed"
+    );
+    done(&env, &["site", "delete", "failed.example", "--force"]);
+    assert!(env.run(&["site", "show", "failed.example"]).status.code() != Some(0));
+    site(&env, "failed.example");
+    assert_eq!(
+        env.json(&["site", "show", "failed.example"])["status"],
+        "installed"
+    );
+}
+
+/// A directory in `sites/` named like another platform's site or an alias is skipped with a
+/// log line, not imported (the verify used to fail on a UNIQUE constraint).
+#[test]
+fn platform_verify_skips_directories_named_like_other_sites() {
+    let env = Env::new();
+    add_platform(&env, "p2");
+    env.ok(&[
+        "site",
+        "add",
+        "taken.example",
+        "--platform",
+        "p1",
+        "--alias",
+        "www.taken.example",
+    ]);
+    env.dispatch_until_idle(&[]);
+    for dir in ["taken.example", "www.taken.example", "new.example"] {
+        std::fs::create_dir_all(env.docroot("p2", dir)).unwrap();
+    }
+    let id = env.queue(&["platform", "verify", "p2"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let log = env.log(id);
+    assert!(log.contains("skipped sites/taken.example"), "{log}");
+    assert!(log.contains("skipped sites/www.taken.example"), "{log}");
+    assert_eq!(
+        env.json(&["site", "show", "new.example"])["status"],
+        "installed"
+    );
+    assert_eq!(
+        env.json(&["site", "show", "taken.example"])["platform"],
+        "p1"
+    );
+}
