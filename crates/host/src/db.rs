@@ -196,7 +196,7 @@ impl DbCtl {
         password: Option<&str>,
         database: Option<&str>,
     ) -> Command {
-        let mut cmd = Command::new(program);
+        let mut cmd = crate::process::child_command(program);
         cmd.stdin(Stdio::null());
         match self.kind {
             DbKind::Mysql => {

@@ -1,3 +1,4 @@
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::{HostError, Result};
@@ -10,12 +11,33 @@ pub struct CommandOutput {
     pub output: String,
 }
 
+/// Where util-linux's `setpriv` is: it sets the parent-death signal and then runs the
+/// program in its place (same process), so the workspace needs no `unsafe` `pre_exec`.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// A command for a child process that cannot outlive fjord: it runs in its own process group
+/// (a signal meant for the dispatcher's terminal does not reach it half-way) and receives
+/// SIGKILL when the thread that started it ends — so a dispatcher killed mid-task takes
+/// every `mariadb`, `psql` and `pg_dump` with it, and nothing races the next dispatcher's
+/// rollback. Every process fjord runs is made here.
+pub fn child_command(program: &str) -> Command {
+    let mut cmd = if std::path::Path::new(SETPRIV).exists() {
+        let mut cmd = Command::new(SETPRIV);
+        cmd.args(["--pdeathsig", "KILL", "--", program]);
+        cmd
+    } else {
+        Command::new(program)
+    };
+    cmd.process_group(0);
+    cmd
+}
+
 /// Runs a program without a shell and captures its output.
 pub fn run_command(argv: &[String]) -> Result<CommandOutput> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| HostError::Refused("empty command".into()))?;
-    let out = Command::new(program)
+    let out = child_command(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -135,11 +135,10 @@ impl DbService {
                     service.socket = None;
                 }
                 "port" => {
-                    service.port = Some(
-                        value
-                            .parse()
-                            .map_err(|_| Invalid::new("database port", value, "must be 1-65535"))?,
-                    )
+                    service.port =
+                        Some(value.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                            Invalid::new("database port", value, "must be 1-65535")
+                        })?)
                 }
                 "user" => {
                     if value.is_empty()
@@ -153,8 +152,30 @@ impl DbService {
                 "password-file" => {
                     service.password_file = Some(AbsPath::parse("password file", value)?)
                 }
+                "password-env" => {
+                    let valid = !value.is_empty()
+                        && value.len() <= 64
+                        && value.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                    if !valid {
+                        return fail(
+                            "password-env names an environment variable: A-Z, 0-9 and _, \
+                             not starting with a digit, at most 64 characters",
+                        );
+                    }
+                    service.password_env = Some(value.to_string());
+                }
                 _ => return fail("keys are socket, host, port, user, password-file, password-env"),
             }
+        }
+        if service.password_file.is_some() && service.password_env.is_some() {
+            return Err(Invalid::new(
+                "database service",
+                input,
+                "give the admin password by password-file or by password-env, not both",
+            ));
         }
         Ok(service)
     }
@@ -235,8 +256,19 @@ mod tests {
             "mysql:bogus=1",
             "mysql:host=a b",
             "sqlite:x=1",
+            "mysql:port=0",
+            "postgresql:password-env=lower",
+            "postgresql:password-env=1ABC",
+            "postgresql:password-env=",
+            "postgresql:password-env=PG_PW,password-file=/etc/pw",
         ] {
             assert!(DbService::parse(bad).is_err(), "{bad}");
         }
+        let e = DbService::parse("postgresql:password-env=FJORD_PG_PASSWORD").unwrap();
+        assert_eq!(e.password_env.as_deref(), Some("FJORD_PG_PASSWORD"));
+        let error = DbService::parse("postgresql:password-env=lower")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("A-Z, 0-9 and _"), "{error}");
     }
 }

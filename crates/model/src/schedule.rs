@@ -69,9 +69,31 @@ impl CronSchedule {
         if fields[4][7] {
             fields[4][0] = true;
         }
-        Ok(CronSchedule {
+        let schedule = CronSchedule {
             text: parts.join(" "),
             fields,
+        };
+        if !schedule.ever_fires() {
+            return fail(
+                "never fires: none of its days of the month exists in its months \
+                 (February has at most 29 days; April, June, September and November 30)"
+                    .into(),
+            );
+        }
+        Ok(schedule)
+    }
+
+    /// Whether some day matches: with the day of the week restricted, some day always does
+    /// (either field may match); else a day of the month must exist in one of the months.
+    fn ever_fires(&self) -> bool {
+        const LONGEST: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let dow_any = self.fields[4].iter().all(|b| *b);
+        if !dow_any {
+            return true;
+        }
+        (1..=12).any(|m| {
+            self.fields[3][m as usize]
+                && (1..=LONGEST[m as usize]).any(|d| self.fields[2][d as usize])
         })
     }
 
@@ -98,17 +120,39 @@ impl CronSchedule {
         self.fields[0][minute] && self.fields[1][hour] && self.fields[3][month as usize] && day_ok
     }
 
-    /// The first time the schedule fires strictly after `after_ms`, within about four years.
+    /// The first time the schedule fires strictly after `after_ms`, within about four years
+    /// (a February 29th comes in four). Days and hours that cannot match are skipped whole.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        let mut t = (after_ms.div_euclid(60_000) + 1) * 60_000;
-        let limit = t + 4 * 366 * 86_400_000;
+        const MINUTE: i64 = 60_000;
+        const HOUR: i64 = 60 * MINUTE;
+        const DAY: i64 = 24 * HOUR;
+        let mut t = (after_ms.div_euclid(MINUTE) + 1) * MINUTE;
+        let limit = t + 4 * 366 * DAY;
         while t < limit {
-            if self.matches(t) {
+            if !self.day_matches(t) {
+                t = (t.div_euclid(DAY) + 1) * DAY;
+            } else if !self.fields[1][t.div_euclid(HOUR).rem_euclid(24) as usize] {
+                t = (t.div_euclid(HOUR) + 1) * HOUR;
+            } else if self.matches(t) {
                 return Some(t);
+            } else {
+                t += MINUTE;
             }
-            t += 60_000;
         }
         None
+    }
+
+    fn day_matches(&self, ms: i64) -> bool {
+        let days = ms.div_euclid(86_400_000);
+        let (_, month, day) = crate::time::civil(days);
+        let weekday = (days + 4).rem_euclid(7) as usize;
+        let dom_any = self.fields[2].iter().skip(1).all(|b| *b);
+        let dow_any = self.fields[4].iter().all(|b| *b);
+        let day_ok = match (dom_any, dow_any) {
+            (false, false) => self.fields[2][day as usize] || self.fields[4][weekday],
+            _ => self.fields[2][day as usize] && self.fields[4][weekday],
+        };
+        day_ok && self.fields[3][month as usize]
     }
 }
 
@@ -158,7 +202,15 @@ impl Retention {
                 _ => return Err(fail()),
             }
         }
-        if r.last + r.daily + r.weekly == 0 {
+        const MOST: u32 = 100_000;
+        if [r.last, r.daily, r.weekly].iter().any(|n| *n > MOST) {
+            return Err(Invalid::new(
+                "retention",
+                input,
+                format!("each count is at most {MOST}"),
+            ));
+        }
+        if r.last == 0 && r.daily == 0 && r.weekly == 0 {
             return Err(Invalid::new(
                 "retention",
                 input,
@@ -227,11 +279,35 @@ mod tests {
             crate::time::utc_display(first_of_month.next_after(NOW).unwrap()),
             "2026-12-01 00:00:00"
         );
+        let leap_day = CronSchedule::parse("0 12 29 2 *").unwrap();
         assert_eq!(
-            CronSchedule::parse("0 0 30 2 *").unwrap().next_after(NOW),
-            None,
-            "February 30th never comes"
+            crate::time::utc_display(leap_day.next_after(NOW).unwrap()),
+            "2028-02-29 12:00:00"
         );
+        let friday_13th_or_mondays = CronSchedule::parse("0 0 13 * 1").unwrap();
+        assert_eq!(
+            crate::time::utc_display(friday_13th_or_mondays.next_after(NOW).unwrap()),
+            "2026-11-23 00:00:00"
+        );
+    }
+
+    #[test]
+    fn schedules_that_never_fire_are_refused() {
+        for never in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "* * 30-31 2 *"] {
+            let error = CronSchedule::parse(never).unwrap_err().to_string();
+            assert!(error.contains("never fires"), "{never}: {error}");
+        }
+        // Restricted weekdays fire on those days whatever the day of the month.
+        assert!(CronSchedule::parse("0 0 30 2 1").is_ok());
+    }
+
+    #[test]
+    fn retention_counts_are_bounded_not_overflowed() {
+        let max = u32::MAX.to_string();
+        let error = Retention::parse(&format!("last={max},daily={max},weekly=2"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("at most"), "{error}");
     }
 
     #[test]

@@ -393,3 +393,103 @@ fn platform_verify_skips_directories_named_like_other_sites() {
         "p1"
     );
 }
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A child that a dispatcher runs dies with it when the dispatcher is killed.
+#[test]
+fn children_die_with_a_killed_dispatcher() {
+    let mut env = Env::bare();
+    let prefix = env.nginx.prefix().display().to_string();
+    // A reload command that takes long: the dispatcher is killed while it runs.
+    let seconds = format!(
+        "{}.{:03}",
+        500 + std::process::id() % 400,
+        std::process::id() % 1000
+    );
+    env.ok(&[
+        "server",
+        "add",
+        "t",
+        "--nginx-bin",
+        crate::harness::nginx_binary(),
+        "--nginx-conf",
+        &format!("{prefix}/nginx.conf"),
+        "--nginx-prefix",
+        &prefix,
+        "--nginx-include-dir",
+        &format!("{prefix}/conf.d"),
+        "--listen",
+        &env.nginx.listen(),
+        "--reload",
+        &format!("/usr/bin/sleep {seconds}"),
+    ]);
+    let needle = format!("sleep {seconds}");
+    let pid = env.start_dispatcher(&[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while processes_with(&needle).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the reload never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    crate::harness::signal(pid, "KILL");
+    env.wait_dispatcher(pid);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_with(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle} outlived its dispatcher: {:?}",
+            processes_with(&needle)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `password-env=NAME` is parsed and read by the dispatcher: a verify without the variable
+/// fails naming it, and with it set, succeeds.
+#[test]
+fn a_database_admin_password_from_the_environment() {
+    let env = Env::new();
+    let var = format!("FJORD_TEST_PG_{}", std::process::id());
+    let prefix = env.nginx.prefix().display().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "pg",
+        "--nginx-conf",
+        &format!("{prefix}/nginx.conf"),
+        "--nginx-prefix",
+        &prefix,
+        "--nginx-include-dir",
+        &format!("{prefix}/conf.d"),
+        "--listen",
+        &env.nginx.listen(),
+        "--db",
+        &format!("postgresql:password-env={var}"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let failed = env.json(&["task", "list", "--limit", "1"])[0].clone();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains(&var), "{failed}");
+    let id = env.queue(&["server", "verify", "pg"]);
+    let out = env
+        .command(&["dispatch", "--until-idle"])
+        .env(&var, "trusted-anyway")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+}
