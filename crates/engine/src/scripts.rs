@@ -366,7 +366,12 @@ fn host_generation_placeholder() -> Vec<u8> {
 /// Makes sure the platform's directories exist and records the sites found in `sites/` that
 /// fjord does not know, each with an import task.
 fn platform_verify(platform: &Platform, all: &[Site], x: &mut dyn Steps) -> Result<TaskEffect> {
-    let own = all.iter().filter(|s| s.platform_id == platform.id).count();
+    // Sites recorded but not installed yet (queued with the platform) have nothing there.
+    let own = all
+        .iter()
+        .filter(|s| s.platform_id == platform.id)
+        .filter(|s| matches!(s.status, SiteStatus::Installed | SiteStatus::Disabled))
+        .count();
     if own > 0 && !platform.path.as_path().is_dir() {
         return Err(Error::Refused(format!(
             "the code base of platform {} at {} is gone, and {own} site(s) live on it; \

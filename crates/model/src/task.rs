@@ -179,15 +179,29 @@ pub enum LockKey {
 
 impl Task {
     /// The locks this task needs: a site task holds its site and shares its platform, so that a
-    /// platform-wide task never runs beside a task on one of the platform's sites.
-    pub fn locks(&self, platform_of_site: Option<i64>) -> Vec<(LockKey, bool)> {
+    /// platform-wide task never runs beside a task on one of the platform's sites; site and
+    /// platform tasks share their server, so that none runs while the server is verified (a
+    /// site must not be served by an nginx whose fjord config is not committed yet).
+    /// `server_of` gives a platform's server.
+    pub fn locks(
+        &self,
+        platform_of_site: Option<i64>,
+        server_of: &dyn Fn(i64) -> Option<i64>,
+    ) -> Vec<(LockKey, bool)> {
+        let mut locks = Vec::new();
+        let mut platform = |locks: &mut Vec<(LockKey, bool)>, id: i64, exclusive: bool| {
+            locks.push((LockKey::Platform(id), exclusive));
+            if let Some(server) = server_of(id) {
+                locks.push((LockKey::Server(server), false));
+            }
+        };
         match self.target {
-            Target::Server(id) => vec![(LockKey::Server(id), true)],
-            Target::Platform(id) => vec![(LockKey::Platform(id), true)],
+            Target::Server(id) => locks.push((LockKey::Server(id), true)),
+            Target::Platform(id) => platform(&mut locks, id, true),
             Target::Site(id) => {
-                let mut locks = vec![(LockKey::Site(id), true)];
+                locks.push((LockKey::Site(id), true));
                 if let Some(p) = platform_of_site {
-                    locks.push((LockKey::Platform(p), false));
+                    platform(&mut locks, p, false);
                 }
                 // A clone reads its source site: no task may change that site meanwhile.
                 if let Some(source) = self.args.get("source").and_then(|v| v.as_i64()) {
@@ -196,11 +210,11 @@ impl Task {
                 // Clone and migrate write into their target platform: no platform-wide task
                 // (a verify that would import a half-moved site) runs there meanwhile.
                 if let Some(target) = self.args.get("platform").and_then(|v| v.as_i64()) {
-                    locks.push((LockKey::Platform(target), false));
+                    platform(&mut locks, target, false);
                 }
-                locks
             }
         }
+        locks
     }
 }
 
@@ -230,10 +244,12 @@ mod tests {
 
     #[test]
     fn lock_rules() {
-        let s1 = task(Target::Site(1)).locks(Some(9));
-        let s2 = task(Target::Site(2)).locks(Some(9));
-        let p9 = task(Target::Platform(9)).locks(None);
-        let p8 = task(Target::Platform(8)).locks(None);
+        // Platforms 8 and 9 on server 1.
+        let server_of = |_: i64| Some(1);
+        let s1 = task(Target::Site(1)).locks(Some(9), &server_of);
+        let s2 = task(Target::Site(2)).locks(Some(9), &server_of);
+        let p9 = task(Target::Platform(9)).locks(None, &server_of);
+        let p8 = task(Target::Platform(8)).locks(None, &server_of);
         assert!(
             !locks_conflict(&s1, &s2),
             "sites of one platform run side by side"
@@ -247,18 +263,29 @@ mod tests {
 
         let mut clone = task(Target::Site(3));
         clone.args = serde_json::json!({ "source": 1, "platform": 8 });
-        let clone = clone.locks(Some(8));
+        let clone = clone.locks(Some(8), &server_of);
         assert!(
             locks_conflict(&clone, &s1),
             "a clone waits for tasks on its source"
         );
         assert!(!locks_conflict(
             &clone,
-            &task(Target::Site(2)).locks(Some(9))
+            &task(Target::Site(2)).locks(Some(9), &server_of)
         ));
         assert!(
             locks_conflict(&clone, &p8),
             "and excludes platform-wide tasks on its target"
+        );
+        let server = task(Target::Server(1)).locks(None, &server_of);
+        for other in [&s1, &p9, &clone] {
+            assert!(
+                locks_conflict(&server, other),
+                "no site or platform task runs while its server is verified"
+            );
+        }
+        assert!(
+            !locks_conflict(&s1, &p8),
+            "sharing a server excludes nothing else"
         );
     }
 

@@ -493,3 +493,67 @@ fn a_database_admin_password_from_the_environment() {
     assert!(out.status.success());
     assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
 }
+
+/// A server, a platform and several sites queued at once on a fresh nginx, as a script
+/// does: site tasks wait for the server's first verify (the lock rules), so no commit waits
+/// for a probe that is not there yet. Twenty rounds, each on a new nginx.
+#[test]
+fn a_fresh_server_with_everything_queued_at_once_never_trips() {
+    for round in 0..20 {
+        let env = Env::bare();
+        let prefix = env.nginx.prefix().display().to_string();
+        env.ok(&[
+            "server",
+            "add",
+            "t",
+            "--nginx-conf",
+            &format!("{prefix}/nginx.conf"),
+            "--nginx-prefix",
+            &prefix,
+            "--nginx-include-dir",
+            &format!("{prefix}/conf.d"),
+            "--listen",
+            &env.nginx.listen(),
+        ]);
+        env.ok(&[
+            "platform",
+            "add",
+            "p1",
+            "--server",
+            "t",
+            "--path",
+            &env.platform_path("p1"),
+        ]);
+        let sites: Vec<String> = (0..4).map(|i| format!("s{i}.fresh.example")).collect();
+        for site in &sites {
+            env.ok(&["site", "add", site, "--platform", "p1"]);
+        }
+        let started = std::time::Instant::now();
+        let out = env
+            .command(&["dispatch", "--until-idle", "--concurrency", "4"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "round {round}");
+        let tasks = env.json(&["task", "list"]);
+        let logs = || {
+            tasks
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| env.log(t["id"].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for task in tasks.as_array().unwrap() {
+            assert_eq!(task["status"], "success", "round {round}: {}", logs());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "round {round} took {:?}: a commit waited out a timeout",
+            started.elapsed()
+        );
+        for site in &sites {
+            assert_eq!(env.nginx.get(site, "/").0, 200, "round {round}: {site}");
+        }
+    }
+}

@@ -889,9 +889,15 @@ impl Store for SqliteStore {
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
+            let server_of: HashMap<i64, i64> = {
+                let mut stmt = tx.prepare("SELECT id, server_id FROM platforms")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let server_of = |platform: i64| server_of.get(&platform).copied();
             let locks_of = |t: &Task| match t.target {
-                Target::Site(id) => t.locks(platform_of.get(&id).copied()),
-                _ => t.locks(None),
+                Target::Site(id) => t.locks(platform_of.get(&id).copied(), &server_of),
+                _ => t.locks(None, &server_of),
             };
             let mut held: Vec<_> = query_tasks(
                 &tx,
