@@ -189,7 +189,7 @@ impl Task {
         server_of: &dyn Fn(i64) -> Option<i64>,
     ) -> Vec<(LockKey, bool)> {
         let mut locks = Vec::new();
-        let mut platform = |locks: &mut Vec<(LockKey, bool)>, id: i64, exclusive: bool| {
+        let platform = |locks: &mut Vec<(LockKey, bool)>, id: i64, exclusive: bool| {
             locks.push((LockKey::Platform(id), exclusive));
             if let Some(server) = server_of(id) {
                 locks.push((LockKey::Server(server), false));
