@@ -356,7 +356,44 @@ impl Dispatcher {
             let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
             let _ = host::remove_file_if_exists(&lock_path);
         }
-        self.purge_left_behind()
+        self.purge_left_behind()?;
+        self.sweep_scratch_dirs()
+    }
+
+    /// Removes the scratch dirs (`journal/task-N`, dumps for undos) of tasks that have ended
+    /// and whose set-aside state is purged: a dispatcher that died between recording a task
+    /// and removing its dir left it. A rollback that lost data keeps its dir for an operator.
+    fn sweep_scratch_dirs(&self) -> Result<()> {
+        let store = self.fjord.store();
+        let journal_dir = self.fjord.data_dir().join("journal");
+        let unpurged: Vec<i64> = store
+            .unpurged_tasks()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        for dir in host::list_subdirs(&journal_dir)? {
+            let Some(id) = dir
+                .strip_prefix("task-")
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let ended = match store.task(id) {
+                Ok(task) => {
+                    !matches!(task.status, TaskStatus::Queued | TaskStatus::Processing)
+                        && !task
+                            .error
+                            .as_deref()
+                            .is_some_and(|e| e.contains("needs attention:"))
+                }
+                Err(store::StoreError::NotFound(_)) => true,
+                Err(e) => return Err(e.into()),
+            };
+            if ended && !unpurged.contains(&id) {
+                host::remove_dir_if_exists(&journal_dir.join(&dir))?;
+            }
+        }
+        Ok(())
     }
 
     /// Purges what succeeded tasks of dead dispatchers set aside and never purged.
@@ -511,6 +548,7 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
         }
     };
     let mut message = error.to_string();
+    let mut data_lost = false;
     if entries.is_empty() {
         journal.log("nothing to roll back");
     } else {
@@ -521,12 +559,13 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
         match host::rollback(&entries, nginx, &|line| journal.log(line)) {
             Ok(()) => journal.log("rollback complete"),
             Err(e) => {
+                data_lost = matches!(e, host::HostError::UndoDataLost(_));
                 journal.log(&e.to_string());
                 message = format!("{message}; {e}");
             }
         }
     }
-    let effect = scripts::failure_effect(task.kind, task.target);
+    let effect = scripts::failure_effect(task.kind, task.target, data_lost);
     let recorded =
         retry_transient(|| store.finish_task(task.id, TaskStatus::Failed, Some(&message), &effect))
             .or_else(|e| {
@@ -546,7 +585,10 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
         return;
     }
     let _ = store.journal_clear(task.id);
-    let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
+    if !data_lost {
+        // What an operator must look at after a lost undo stays.
+        let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
+    }
 }
 
 /// Runs a store operation until it succeeds or fails for a reason that trying again cannot

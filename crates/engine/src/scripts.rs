@@ -226,14 +226,15 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
     let allowed = match kind {
         TaskKind::SiteInstall => matches!(site.status, Queued | Failed),
         TaskKind::SiteImport => matches!(site.status, Queued | Failed),
-        TaskKind::SiteVerify => matches!(site.status, Installed | Disabled),
+        TaskKind::SiteVerify => matches!(site.status, Installed | Disabled | NeedsAttention),
         TaskKind::SiteDisable => site.status == Installed,
         TaskKind::SiteEnable => site.status == Disabled,
         TaskKind::SiteDelete => site.status == Disabled || force,
         TaskKind::SiteBackupDelete => true,
-        TaskKind::SiteBackup | TaskKind::SiteRestore | TaskKind::SiteMigrate => {
-            matches!(site.status, Installed | Disabled)
+        TaskKind::SiteBackup | TaskKind::SiteRestore => {
+            matches!(site.status, Installed | Disabled | NeedsAttention)
         }
+        TaskKind::SiteMigrate => matches!(site.status, Installed | Disabled),
         TaskKind::SiteClone => matches!(site.status, Queued | Failed),
         _ => true,
     };
@@ -313,9 +314,13 @@ pub fn run(
     }
 }
 
-/// The change to fjord's state when a task fails (after its rollback).
-pub fn failure_effect(kind: TaskKind, target: Target) -> TaskEffect {
+/// The change to fjord's state when a task fails (after its rollback). A rollback that
+/// lost data leaves its site needing attention, whatever the task.
+pub fn failure_effect(kind: TaskKind, target: Target, data_lost: bool) -> TaskEffect {
     match (kind, target) {
+        (_, Target::Site(id)) if data_lost => {
+            TaskEffect::SetSiteStatus(id, SiteStatus::NeedsAttention)
+        }
         (TaskKind::SiteInstall | TaskKind::SiteImport | TaskKind::SiteClone, Target::Site(id)) => {
             TaskEffect::SetSiteStatus(id, SiteStatus::Failed)
         }
@@ -547,6 +552,14 @@ fn backup_request(env: &ScriptEnv, objects: &TaskObjects) -> Result<host::Backup
     }
     let db = match &site.database {
         Some(db) => match db_ctl(objects.db_service(db)?) {
+            // A database that is gone (a site needing attention) is not in the backup; the
+            // files are.
+            Some(ctl)
+                if site.status == SiteStatus::NeedsAttention
+                    && !ctl.database_exists(&db.name)? =>
+            {
+                None
+            }
             Some(ctl) => Some(host::BackupDb::Server {
                 ctl,
                 name: db.name.clone(),
@@ -566,10 +579,11 @@ fn backup_request(env: &ScriptEnv, objects: &TaskObjects) -> Result<host::Backup
             site: site.name.to_string(),
             platform: platform.name.to_string(),
             platform_kind: platform.kind.as_str().to_string(),
-            db_engine: site
-                .database
-                .as_ref()
-                .map(|d| d.engine.as_str().to_string()),
+            db_engine: db.as_ref().and(
+                site.database
+                    .as_ref()
+                    .map(|d| d.engine.as_str().to_string()),
+            ),
             db_member: None,
             created_at: model::time::utc_display(store::now_ms()),
             members: Vec::new(),
@@ -642,6 +656,11 @@ fn site_restore(
         }
         // Credentials are the site's own, whatever the backup held.
         site_database(objects, db, DbMode::Verify, x)?;
+    }
+    if site.status == SiteStatus::NeedsAttention {
+        // Restored whole from a backup: the site is served again.
+        let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
+        return Ok(TaskEffect::Many(vec![before, served]));
     }
     Ok(before)
 }

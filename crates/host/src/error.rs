@@ -26,6 +26,9 @@ pub enum HostError {
     Journal(String),
     #[error("{0}")]
     Refused(String),
+    /// A rollback found the data an undo needs gone, and stopped destroying anything.
+    #[error("{0}")]
+    UndoDataLost(String),
 }
 
 impl HostError {

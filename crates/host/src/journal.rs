@@ -103,6 +103,10 @@ pub fn rollback(
 ) -> Result<()> {
     let mut reloads: BTreeMap<PathBuf, NginxCtl> = BTreeMap::new();
     let mut failures = Vec::new();
+    // Once an undo finds its data gone, nothing more is destroyed: the undos that only put
+    // things back still run, those that remove something are skipped and listed.
+    let mut lost: Option<String> = None;
+    let mut kept = Vec::new();
     for (step, undo_json, saved) in entries.iter().rev() {
         let undo: Undo = match serde_json::from_str(undo_json) {
             Ok(u) => u,
@@ -111,6 +115,11 @@ pub fn rollback(
                 continue;
             }
         };
+        if lost.is_some() && undo.removes_anything() {
+            log(&format!("kept as it is (not undone): {step}"));
+            kept.push(step.clone());
+            continue;
+        }
         let result = match undo {
             Undo::ReloadNginx { ctl } => {
                 reloads.insert(ctl.config_dir.clone(), ctl);
@@ -121,9 +130,18 @@ pub fn rollback(
                 apply(&other, saved.as_deref())
             }
         };
-        if let Err(e) = result {
-            log(&format!("undo of {step:?} failed: {e}"));
-            failures.push(format!("{step}: {e}"));
+        match result {
+            Err(HostError::UndoDataLost(why)) => {
+                log(&format!(
+                    "undo of {step:?} impossible: {why}; nothing more is removed"
+                ));
+                lost.get_or_insert(format!("{step}: {why}"));
+            }
+            Err(e) => {
+                log(&format!("undo of {step:?} failed: {e}"));
+                failures.push(format!("{step}: {e}"));
+            }
+            Ok(()) => {}
         }
     }
     for ctl in reloads.into_values() {
@@ -136,12 +154,57 @@ pub fn rollback(
             failures.push(format!("nginx reload: {e}"));
         }
     }
+    if let Some(lost) = lost {
+        let mut message = format!(
+            "needs attention: the rollback could not undo {lost}; it stopped removing anything"
+        );
+        if !kept.is_empty() {
+            message.push_str(&format!(" and kept: {}", kept.join("; ")));
+        }
+        if !failures.is_empty() {
+            message.push_str(&format!("; other undos failed: {}", failures.join("; ")));
+        }
+        return Err(HostError::UndoDataLost(message));
+    }
     if failures.is_empty() {
         Ok(())
     } else {
         Err(HostError::Journal(format!(
             "rollback incomplete: {}",
             failures.join("; ")
+        )))
+    }
+}
+
+impl Undo {
+    /// Whether undoing removes something (a file, a tree, a database) rather than only
+    /// putting something back.
+    fn removes_anything(&self) -> bool {
+        match self {
+            Undo::RestoreFile { existed, .. } => !existed,
+            Undo::RemoveDir { .. }
+            | Undo::RemoveTree { .. }
+            | Undo::DropDatabase { .. }
+            | Undo::DropStagingDatabase { .. }
+            | Undo::ReplaceDatabaseBack { .. }
+            | Undo::SwapBack { .. } => true,
+            Undo::MoveBack { .. }
+            | Undo::RestoreModes { .. }
+            | Undo::ReloadNginx { .. }
+            | Undo::RestoreDatabase { .. }
+            | Undo::SwapTablesBack { .. }
+            | Undo::Nothing => false,
+        }
+    }
+}
+
+fn saved_data(path: &std::path::Path, what: &str) -> Result<()> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(HostError::UndoDataLost(format!(
+            "{} ({what}) is gone",
+            path.display()
         )))
     }
 }
@@ -174,7 +237,8 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             _ => Ok(()),
         },
         Undo::MoveBack { from, to } => {
-            if from.exists() && !to.exists() {
+            if !to.exists() {
+                saved_data(from, "what the step set aside")?;
                 std::fs::rename(from, to).map_err(|e| HostError::io(to, e))?;
             }
             Ok(())
@@ -196,6 +260,8 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             if db.database_exists(name)? {
                 return Ok(());
             }
+            // Without its dump, a database would come back empty: nothing is made up.
+            saved_data(dump, "the dump taken before the database was dropped")?;
             // A user left without its database (a crash between the two drops) goes first.
             db.drop(name, user)?;
             db.restore(name, user, password, dump).map(|_| ())
@@ -230,6 +296,7 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             password,
             dump,
         } => {
+            saved_data(dump, "the dump taken before the database was replaced")?;
             db.drop(name, user)?;
             db.restore(name, user, password, dump).map(|_| ())
         }

@@ -594,6 +594,20 @@ impl Steps for LiveSteps<'_> {
         password: &str,
         dump: &Path,
     ) -> Result<()> {
+        if !db.database_exists(name)? {
+            // Lost (a rollback that could not bring it back): the backup brings it back.
+            let what = format!("recreate the missing database {name} from the backup");
+            let undo = Undo::DropDatabase {
+                db: db.clone(),
+                name: name.into(),
+                user: user.into(),
+            };
+            self.record(&what, &undo, None)?;
+            // A user left without its database goes first.
+            db.drop(name, user)?;
+            db.restore(name, user, password, dump)?;
+            return self.after_step(&what);
+        }
         if db.swappable_tables(name)?.is_some() {
             let tag = crate::random_hex(4);
             let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));

@@ -170,6 +170,9 @@ pub enum SiteStatus {
     Deleted,
     /// Its install failed and was rolled back; it can be installed again or deleted.
     Failed,
+    /// A task's rollback found data it needed gone and stopped removing anything: an operator
+    /// must look (the task's log says what was kept), then restore, verify or delete it.
+    NeedsAttention,
 }
 
 impl SiteStatus {
@@ -180,6 +183,7 @@ impl SiteStatus {
             SiteStatus::Disabled => "disabled",
             SiteStatus::Deleted => "deleted",
             SiteStatus::Failed => "failed",
+            SiteStatus::NeedsAttention => "needs-attention",
         }
     }
 
@@ -190,6 +194,7 @@ impl SiteStatus {
             "disabled" => SiteStatus::Disabled,
             "deleted" => SiteStatus::Deleted,
             "failed" => SiteStatus::Failed,
+            "needs-attention" => SiteStatus::NeedsAttention,
             _ => return None,
         })
     }

@@ -557,3 +557,93 @@ fn a_fresh_server_with_everything_queued_at_once_never_trips() {
         }
     }
 }
+
+/// A rollback whose saved data is gone (the task's scratch dir, with the dump it would
+/// reload) stops removing anything: no database made up empty, the backup the task took
+/// kept, the site marked as needing attention, and a restore from that backup brings it
+/// all back.
+#[test]
+fn a_rollback_that_lost_its_data_keeps_what_exists_and_says_so() {
+    use crate::databases::{Cleanup, env_with_databases, leftovers, site_sql, token};
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let mut env = env_with_databases();
+    let site = format!("{t}-lost.example");
+    env.ok(&["site", "add", &site, "--platform", "p1", "--db", "mysql"]);
+    env.dispatch_until_idle(&[]);
+    site_sql(&env, &site, "CREATE TABLE kept (x INTEGER)").unwrap();
+    site_sql(&env, &site, "INSERT INTO kept VALUES (42)").unwrap();
+    let id = env.queue(&["site", "delete", &site, "--force"]);
+    // Find the step that drops the database, and pause there.
+    let mut step = 1;
+    let pid = loop {
+        let pid = env.start_dispatcher(&[&format!("pause-after:site-delete:{step}")]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while env.log(id).matches("fault: paused").count() < step {
+            assert!(std::time::Instant::now() < deadline, "{}", env.log(id));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = env.log(id);
+        let last = log
+            .lines()
+            .filter(|l| l.contains("step "))
+            .last()
+            .unwrap()
+            .to_string();
+        if last.contains("drop database") {
+            break pid;
+        }
+        crate::harness::signal(pid, "KILL");
+        env.wait_dispatcher(pid);
+        // The next dispatcher rolls it back; run it again.
+        env.dispatch_until_idle(&[]);
+        assert_eq!(env.task(id)["status"], "failed", "{log}");
+        env.ok(&["task", "retry", &id.to_string()]);
+        step += 1;
+        assert!(step < 10, "no step dropped the database: {log}");
+    };
+    let scratch = env.data.path().join("journal").join(format!("task-{id}"));
+    assert!(
+        scratch.is_dir(),
+        "the drop's undo dump is in {}",
+        scratch.display()
+    );
+    let dump_backup: Vec<_> = std::fs::read_dir(env.data.path().join("backups").join(&site))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    crate::harness::signal(pid, "KILL");
+    env.wait_dispatcher(pid);
+    std::fs::remove_dir_all(&scratch).unwrap();
+    env.dispatch_until_idle(&[]);
+    let task = env.task(id);
+    assert_eq!(task["status"], "failed");
+    let error = task["error"].as_str().unwrap();
+    assert!(error.contains("needs attention"), "{error}");
+    assert_eq!(
+        env.json(&["site", "show", &site])["status"],
+        "needs-attention"
+    );
+    assert!(
+        leftovers(&t).iter().all(|l| !l.contains("database")),
+        "no empty database made up"
+    );
+    let newest = dump_backup.iter().max().unwrap();
+    assert!(newest.is_file(), "the backup the delete took is kept");
+    let restore = env.queue(&["site", "restore", &site, "--file", newest.to_str().unwrap()]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.task(restore)["status"],
+        "success",
+        "{}",
+        env.log(restore)
+    );
+    assert_eq!(site_sql(&env, &site, "SELECT x FROM kept").unwrap(), "42");
+    assert_eq!(env.json(&["site", "show", &site])["status"], "installed");
+    // Every interrupted and failed task's scratch dir is gone.
+    let left: Vec<_> = std::fs::read_dir(env.data.path().join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "scratch dirs left: {left:?}");
+}
