@@ -587,7 +587,7 @@ fn a_rollback_that_lost_its_data_keeps_what_exists_and_says_so() {
         let last = log
             .lines()
             .filter(|l| l.contains("step "))
-            .last()
+            .next_back()
             .unwrap()
             .to_string();
         if last.contains("drop database") {
