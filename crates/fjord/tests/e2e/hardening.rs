@@ -586,8 +586,7 @@ fn a_rollback_that_lost_its_data_keeps_what_exists_and_says_so() {
         let log = env.log(id);
         let last = log
             .lines()
-            .filter(|l| l.contains("step "))
-            .next_back()
+            .rfind(|l| l.contains("step "))
             .unwrap()
             .to_string();
         if last.contains("drop database") {
