@@ -565,7 +565,7 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
             }
         }
     }
-    let effect = scripts::failure_effect(task.kind, task.target, data_lost);
+    let effect = scripts::failure_effect(task, data_lost);
     let recorded =
         retry_transient(|| store.finish_task(task.id, TaskStatus::Failed, Some(&message), &effect))
             .or_else(|e| {

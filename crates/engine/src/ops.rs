@@ -402,7 +402,7 @@ impl Fjord {
             engine,
             user: name.clone(),
             name,
-            password: host::random_hex(16),
+            password: host::random_secret(16)?,
         })
     }
 
@@ -479,7 +479,14 @@ impl Fjord {
             };
             return self.plan(TaskKind::SiteVerify, objects, &serde_json::Value::Null);
         }
-        let then = verify.then(|| NewTask::new(TaskKind::SiteVerify));
+        // A verify that fails puts the names back, so that the state says what nginx serves.
+        let before = serde_json::json!({
+            "names_before": {
+                "aliases": site.aliases.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                "redirect_aliases": site.redirect_aliases,
+            }
+        });
+        let then = verify.then(|| NewTask::with_args(TaskKind::SiteVerify, before));
         let (_, task) = self
             .store()
             .update_site_names(site.id, &aliases, redirect, then)?;
@@ -839,10 +846,15 @@ impl Fjord {
 
     // ---- backups ----
 
-    /// A site's backups, newest first; a deleted site's stay listed under its name.
+    /// A site's backups, newest first, whatever name it had when each was taken; a deleted
+    /// site's stay listed under its name.
     pub fn backups(&self, name: &str) -> Result<Vec<store::Backup>> {
         let host = Hostname::parse("site name", name)?;
-        Ok(self.store().backups(host.as_str())?)
+        match self.site(host.as_str()) {
+            Ok(site) => Ok(self.store().site_backups(site.id)?),
+            Err(Error::NotFound(_)) => Ok(self.store().backups(host.as_str())?),
+            Err(e) => Err(e),
+        }
     }
 
     /// Queues a restore from one of the site's backups (the newest if none is named), or from
@@ -863,7 +875,7 @@ impl Fjord {
             (_, Some(file)) => AbsPath::parse("backup file", file)?.to_string(),
             (Some(id), None) => {
                 let backup = self.store().backup(id)?;
-                if backup.site_name != site.name.as_str() {
+                if backup.site_id != site.id {
                     return Err(Error::Refused(format!(
                         "backup {id} is of site {}, not of {}",
                         backup.site_name, site.name
@@ -873,7 +885,7 @@ impl Fjord {
             }
             (None, None) => {
                 self.store()
-                    .backups(site.name.as_str())?
+                    .site_backups(site.id)?
                     .into_iter()
                     .next()
                     .ok_or_else(|| Error::Refused(format!("site {} has no backups", site.name)))?
@@ -889,7 +901,8 @@ impl Fjord {
             }
             Err(_) => return Err(Error::Refused(format!("backup file {path} does not exist"))),
         }
-        let args = serde_json::json!({ "backup": path });
+        // One of the site's own backups may carry a name the site had before a rename.
+        let args = serde_json::json!({ "backup": path, "own": file.is_none() });
         self.queue(Target::Site(site.id), TaskKind::SiteRestore, args, dry_run)
     }
 
@@ -949,13 +962,8 @@ impl Fjord {
         }
         // Only the backup tasks read a site's backups and its retention.
         let backup_task = matches!(kind, TaskKind::SiteBackup | TaskKind::SiteBackupDelete);
-        if let (true, Target::Site(id), Some(site)) = (backup_task, target, objects.site.as_ref()) {
-            objects.extra.backups = self
-                .store()
-                .backups(site.name.as_str())?
-                .into_iter()
-                .filter(|b| b.site_id == id)
-                .collect();
+        if let (true, Target::Site(id)) = (backup_task, target) {
+            objects.extra.backups = self.store().site_backups(id)?;
             objects.extra.retention = self.backup_policy_of(id)?.1;
         }
         if let Some(children) = args.get("children").and_then(|c| c.as_array()) {

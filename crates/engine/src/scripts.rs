@@ -316,10 +316,29 @@ pub fn run(
 
 /// The change to fjord's state when a task fails (after its rollback). A rollback that
 /// lost data leaves its site needing attention, whatever the task.
-pub fn failure_effect(kind: TaskKind, target: Target, data_lost: bool) -> TaskEffect {
+pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
+    let (kind, target) = (task.kind, task.target);
     match (kind, target) {
         (_, Target::Site(id)) if data_lost => {
             TaskEffect::SetSiteStatus(id, SiteStatus::NeedsAttention)
+        }
+        (TaskKind::SiteVerify, Target::Site(site_id)) => {
+            // The verify of a `site edit`: its names go back to what nginx still serves.
+            let before = &task.args["names_before"];
+            let aliases: Option<Vec<model::Hostname>> = before["aliases"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str())
+                    .filter_map(|h| model::Hostname::parse("alias", h).ok())
+                    .collect()
+            });
+            match (aliases, before["redirect_aliases"].as_bool()) {
+                (Some(aliases), Some(redirect_aliases)) => TaskEffect::SetSiteNames {
+                    site_id,
+                    aliases,
+                    redirect_aliases,
+                },
+                _ => TaskEffect::None,
+            }
         }
         (TaskKind::SiteInstall | TaskKind::SiteImport | TaskKind::SiteClone, Target::Site(id)) => {
             TaskEffect::SetSiteStatus(id, SiteStatus::Failed)
@@ -645,7 +664,8 @@ fn site_restore(
     let done = x.extract_and_back_up(&archive, &files_stage, &private_stage, &request)?;
     let dump = done.dump;
     if let Some(manifest) = &done.manifest {
-        check_backup_fits(&archive, manifest, site)?;
+        let own = args.get("own").and_then(|o| o.as_bool()).unwrap_or(false);
+        check_backup_fits(&archive, manifest, site, own)?;
     }
     let before = backup_effect(objects, &request, done.backup)?;
     x.swap_tree(&docroot, &files_stage)?;
@@ -665,9 +685,15 @@ fn site_restore(
     Ok(before)
 }
 
-/// Refuses a backup of another site, or one whose database engine is not the site's.
-fn check_backup_fits(archive: &Path, manifest: &host::Manifest, site: &Site) -> Result<()> {
-    if manifest.site != site.name.as_str() {
+/// Refuses a backup of another site, or one whose database engine is not the site's. One of
+/// the site's `own` backups may name the site as it was called when it was taken.
+fn check_backup_fits(
+    archive: &Path,
+    manifest: &host::Manifest,
+    site: &Site,
+    own: bool,
+) -> Result<()> {
+    if !own && manifest.site != site.name.as_str() {
         return Err(Error::Refused(format!(
             "{} is a backup of site {}, not of {}",
             archive.display(),
@@ -776,7 +802,7 @@ fn site_migrate(
             engine: db.engine,
             name: name.to_string(),
             user: name.to_string(),
-            password: host::random_hex(16),
+            password: host::random_secret(16)?,
         }),
         (db, _, _) => db.clone(),
     };

@@ -166,16 +166,10 @@ pub fn set_mode_owner(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Resu
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| HostError::io(path, e.into()))
 }
 
-/// Looks a user up in /etc/passwd: its uid and primary gid.
+/// Looks a user up through the system's user database (NSS: /etc/passwd, LDAP, …): its uid
+/// and primary gid.
 pub fn lookup_user(name: &str) -> Result<(u32, u32)> {
-    let passwd = fs::read_to_string("/etc/passwd")
-        .map_err(|e| HostError::io(Path::new("/etc/passwd"), e))?;
-    passwd
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-        })
-        .next()
+    uzers::get_user_by_name(name)
+        .map(|u| (u.uid(), u.primary_group_id()))
         .ok_or_else(|| HostError::Refused(format!("user {name:?} does not exist on this host")))
 }

@@ -110,20 +110,17 @@ pub fn remove_file_if_exists(path: &std::path::Path) -> Result<()> {
     }
 }
 
-/// Random hex, for identifiers that must not collide across processes.
+/// Random hex from the OS random source, for identifiers that must not collide across
+/// processes. Without that source fjord stops rather than make up weaker ids.
 pub fn random_hex(bytes: usize) -> String {
-    use std::io::Read;
+    random_secret(bytes).expect("the OS random source (getrandom) is unavailable")
+}
+
+/// A secret (a database password) of `bytes` random bytes as hex, from the OS random source;
+/// an error, never a weaker fallback, without it.
+pub fn random_secret(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    let got = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    if got.is_err() {
-        // /dev/urandom is always there on Linux; this keeps ids unique-ish if it is not.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (t >> ((i % 16) * 8)) as u8 ^ (std::process::id() as u8);
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut buf)
+        .map_err(|e| HostError::Refused(format!("the OS random source is unavailable: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

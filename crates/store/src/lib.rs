@@ -84,6 +84,12 @@ pub enum TaskEffect {
         name: Hostname,
         database: Option<SiteDatabase>,
     },
+    /// Put a site's aliases and redirect back (an edit whose verify failed).
+    SetSiteNames {
+        site_id: i64,
+        aliases: Vec<Hostname>,
+        redirect_aliases: bool,
+    },
     /// Forget backups whose files the task removed.
     RemoveBackups(Vec<i64>),
     /// Record a backup the task wrote.
@@ -214,8 +220,11 @@ pub trait Store: Send + Sync {
     /// Whether a site database of this name exists on that server and engine.
     fn database_name_taken(&self, server_id: i64, engine: DbEngine, name: &str) -> Result<bool>;
 
-    /// A site's backups (by its name, so those of a deleted site stay listed), newest first.
+    /// The backups taken under a site name (those of a deleted site stay listed), newest
+    /// first.
     fn backups(&self, site_name: &str) -> Result<Vec<Backup>>;
+    /// A site's backups, whatever name it had when each was taken, newest first.
+    fn site_backups(&self, site_id: i64) -> Result<Vec<Backup>>;
     fn backup(&self, id: i64) -> Result<Backup>;
 
     /// A site's own backup schedule and retention (None: the installation's defaults).

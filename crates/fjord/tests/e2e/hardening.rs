@@ -646,3 +646,152 @@ fn a_rollback_that_lost_its_data_keeps_what_exists_and_says_so() {
         .collect();
     assert!(left.is_empty(), "scratch dirs left: {left:?}");
 }
+
+/// Backups belong to their site, whatever it was called: after a rename the earlier ones
+/// are listed, restored and deleted under the new name.
+#[test]
+fn backups_follow_their_site_through_a_rename() {
+    let env = Env::new();
+    site(&env, "old.example");
+    std::fs::write(env.docroot("p1", "old.example").join("index.html"), "v1").unwrap();
+    done(&env, &["site", "backup", "old.example"]);
+    let first = env.json(&["site", "backups", "old.example"])[0]["id"]
+        .as_i64()
+        .unwrap();
+    done(
+        &env,
+        &["site", "migrate", "old.example", "--rename", "new.example"],
+    );
+    let listed: Vec<i64> = env
+        .json(&["site", "backups", "new.example"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(listed.contains(&first), "{listed:?}");
+    std::fs::write(env.docroot("p1", "new.example").join("index.html"), "v2").unwrap();
+    done(
+        &env,
+        &[
+            "site",
+            "restore",
+            "new.example",
+            "--backup",
+            &first.to_string(),
+        ],
+    );
+    assert_eq!(env.nginx.get("new.example", "/").2, "v1");
+    done(
+        &env,
+        &["site", "backup-delete", "new.example", &first.to_string()],
+    );
+    let listed = env.json(&["site", "backups", "new.example"]);
+    assert!(
+        listed.as_array().unwrap().iter().all(|b| b["id"] != first),
+        "{listed}"
+    );
+}
+
+/// A `site edit` whose verify fails puts the names back: the state says what nginx serves.
+#[test]
+fn a_failed_site_edit_puts_the_names_back() {
+    let env = Env::new();
+    env.ok(&[
+        "site",
+        "add",
+        "edit.example",
+        "--platform",
+        "p1",
+        "--alias",
+        "a.edit.example",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let id = env.queue(&[
+        "site",
+        "edit",
+        "edit.example",
+        "--add-alias",
+        "b.edit.example",
+        "--redirect",
+        "true",
+    ]);
+    env.dispatch_until_idle(&["fail-after:site-verify:1"]);
+    assert_eq!(env.task(id)["status"], "failed");
+    let shown = env.json(&["site", "show", "edit.example"]);
+    assert_eq!(
+        shown["aliases"],
+        serde_json::json!(["a.edit.example"]),
+        "{shown}"
+    );
+    assert_eq!(shown["redirect_aliases"], false, "{shown}");
+    assert_eq!(env.nginx.get("a.edit.example", "/").0, 200);
+    assert_eq!(env.nginx.get("b.edit.example", "/").0, 404);
+    // The name it did not get is free for another site.
+    site(&env, "b.edit.example");
+}
+
+/// A SQLite database comes back from restore and clone as private as install made it.
+#[test]
+fn sqlite_databases_stay_private_after_restore_and_clone() {
+    let env = Env::new();
+    add_platform(&env, "p2");
+    // The server of `Env::new` offers no database: add one that offers SQLite.
+    let prefix = env.nginx.prefix().display().to_string();
+    env.ok(&[
+        "server",
+        "add",
+        "sq",
+        "--nginx-conf",
+        &format!("{prefix}/nginx.conf"),
+        "--nginx-prefix",
+        &prefix,
+        "--nginx-include-dir",
+        &format!("{prefix}/conf.d"),
+        "--listen",
+        &env.nginx.listen(),
+        "--db",
+        "sqlite",
+    ]);
+    env.ok(&[
+        "platform",
+        "add",
+        "p3",
+        "--server",
+        "sq",
+        "--path",
+        &env.platform_path("p3"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    done(
+        &env,
+        &[
+            "site",
+            "add",
+            "lite.example",
+            "--platform",
+            "p3",
+            "--db",
+            "sqlite",
+        ],
+    );
+    let db = Path::new(&env.platform_path("p3")).join("private/lite.example/database.sqlite");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&db), 0o640);
+    done(&env, &["site", "backup", "lite.example"]);
+    done(&env, &["site", "restore", "lite.example"]);
+    assert_eq!(mode(&db), 0o640, "after restore");
+    done(
+        &env,
+        &[
+            "site",
+            "clone",
+            "lite.example",
+            "lite2.example",
+            "--platform",
+            "p3",
+        ],
+    );
+    let copy = Path::new(&env.platform_path("p3")).join("private/lite2.example/database.sqlite");
+    assert_eq!(mode(&copy), 0o640, "after clone");
+}

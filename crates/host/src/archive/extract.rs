@@ -79,33 +79,56 @@ struct Roots {
     dump: PathBuf,
 }
 
-/// Which root a member goes under, its path there, and whether links may be made there.
-fn place<'r>(roots: &'r Roots, name: &Path) -> Option<(&'r Root, PathBuf, bool)> {
+/// Where a member goes: under which root, at which path, whether links may be made there,
+/// and the widest mode it may have (private files and databases are never world-readable).
+struct Place<'r> {
+    root: &'r Root,
+    rel: PathBuf,
+    links_allowed: bool,
+    mode_cap: u32,
+}
+
+fn place<'r>(roots: &'r Roots, name: &Path) -> Option<Place<'r>> {
+    let at = |root, rel, links_allowed, mode_cap| {
+        Some(Place {
+            root,
+            rel,
+            links_allowed,
+            mode_cap,
+        })
+    };
     if let Some(rel) = safe_relative(name, "files") {
-        Some((&roots.files, rel, true))
+        at(&roots.files, rel, true, 0o755)
     } else if let Some(rel) = safe_relative(name, "private") {
-        Some((&roots.private, rel, true))
+        at(&roots.private, rel, true, 0o750)
     } else if name == Path::new("database.sqlite") {
         // fjord keeps a site's SQLite database in its private directory.
-        Some((&roots.private, PathBuf::from("database.sqlite"), false))
+        at(
+            &roots.private,
+            PathBuf::from("database.sqlite"),
+            false,
+            0o640,
+        )
     } else if let Some(rel) = safe_relative(name, TABLESPACES) {
         let dir = crate::tablespace_dir(&roots.dump);
-        Some((
+        at(
             &roots.scratch,
             PathBuf::from(dir.file_name()?).join(rel),
             false,
-        ))
+            0o750,
+        )
     } else if ["database.sql", "database.sql.zst", "database.pgdump"]
         .iter()
         .any(|db| name == Path::new(db))
     {
         // A compressed dump stays compressed: the tablespaces usually make it unneeded,
         // and `DbCtl::load` decompresses it when it is.
-        Some((
+        at(
             &roots.scratch,
             PathBuf::from(roots.dump.file_name()?),
             false,
-        ))
+            0o640,
+        )
     } else {
         None
     }
@@ -339,7 +362,13 @@ fn read_members<'r>(
             );
             continue;
         }
-        let Some((root, rel, links_allowed)) = place(roots, &name) else {
+        let Some(Place {
+            root,
+            rel,
+            links_allowed,
+            mode_cap,
+        }) = place(roots, &name)
+        else {
             return Err(corrupt(
                 path,
                 format!("unexpected member {}", name.display()),
@@ -348,7 +377,7 @@ fn read_members<'r>(
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         match kind {
             tar::EntryType::Directory => {
-                let mode = normal_mode(mode, true);
+                let mode = normal_mode(mode, true) & mode_cap;
                 if rel.as_os_str().is_empty() {
                     root.set_dir_mode(&rel, mode)?;
                 } else {
@@ -374,7 +403,7 @@ fn read_members<'r>(
                 if rel.as_os_str().is_empty() {
                     return Err(corrupt(path, format!("{} is not a file", name.display())));
                 }
-                let mode = normal_mode(mode, false);
+                let mode = normal_mode(mode, false) & mode_cap;
                 let mtime = header.mtime().ok();
                 let size = header.size().map_err(|e| corrupt(path, e))?;
                 // Table files are archived compressed (as `DbCtl::snapshot_tablespaces`

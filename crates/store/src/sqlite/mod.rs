@@ -40,7 +40,17 @@ fn conflict_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError 
 }
 
 impl SqliteStore {
+    /// Opens the state database at `path`, creating it if there is none. An existing file of
+    /// 0 bytes is refused: it is a state that was truncated (or never written), and taking it
+    /// for a new installation would forget every site.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Corrupt(format!(
+                "{} is empty (0 bytes): the state was truncated or never written. Restore it \
+                 from a copy; remove it only to start a new installation",
+                path.display()
+            )));
+        }
         let conn = Connection::open(path)?;
         Self::setup(conn)
     }
@@ -297,6 +307,21 @@ fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
                 params![site, status.as_str()],
             )?;
         }
+        TaskEffect::SetSiteNames {
+            site_id,
+            aliases,
+            redirect_aliases,
+        } => {
+            tx.execute(
+                "UPDATE sites SET redirect_aliases = ?2 WHERE id = ?1",
+                params![site_id, redirect_aliases],
+            )?;
+            tx.execute(
+                "DELETE FROM host_names WHERE site_id = ?1 AND is_main = 0",
+                [site_id],
+            )?;
+            insert_aliases(tx, *site_id, aliases)?;
+        }
         TaskEffect::DeleteSite(site) => {
             tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
             tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;
@@ -505,6 +530,17 @@ impl Store for SqliteStore {
                 c,
                 "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE site_name = ?1 ORDER BY id DESC",
                 [site_name],
+                backup_from_row,
+            )
+        })
+    }
+
+    fn site_backups(&self, site_id: i64) -> Result<Vec<Backup>> {
+        self.with(|c| {
+            collect(
+                c,
+                "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE site_id = ?1 ORDER BY id DESC",
+                [site_id],
                 backup_from_row,
             )
         })

@@ -198,3 +198,17 @@ fn a_due_backup_is_taken_by_one_dispatcher_only() {
     let own = schedules.iter().find(|x| x.site_id == site.id).unwrap();
     assert_eq!(own.next_at, Some(2_000), "moved on once");
 }
+
+#[test]
+fn a_state_file_truncated_to_nothing_is_refused_not_taken_for_a_new_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    #[allow(clippy::disallowed_methods)]
+    std::fs::write(&path, b"").unwrap();
+    let error = SqliteStore::open(&path).err().unwrap().to_string();
+    assert!(error.contains("0 bytes"), "{error}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+    // A path with no file is a new installation.
+    let fresh = dir.path().join("new.sqlite");
+    SqliteStore::open(&fresh).unwrap();
+}
