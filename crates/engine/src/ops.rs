@@ -616,9 +616,10 @@ impl Fjord {
             self.check_host_free(&new_name, Some(site.id))?;
         }
         let mut args = serde_json::json!({ "platform": platform.id, "name": new_name.as_str() });
-        // A database on a server is redeployed from the backup's dump under a new name (on
-        // the same server unless --db-server says otherwise), and the old one dropped once the
-        // site is switched: the old database stays intact until the very end.
+        // A database that stays on its server stays as it is: the site goes on writing to it
+        // through the move. One that moves to another server is copied there under a new
+        // name while the site's writes are frozen, and the old one dropped once the site is
+        // switched: the old database stays intact until the very end.
         let mut db_moves = false;
         if let Some(db) = site
             .database
@@ -629,15 +630,17 @@ impl Fjord {
                 Some(name) => self.server(name)?,
                 None => self.store().server(db.server_id)?,
             };
-            let new_db = self.new_site_database(
-                &new_name,
-                db.engine.as_str(),
-                Some(server.name.as_str()),
-                &platform,
-            )?;
-            args["db_server"] = serde_json::json!(server.id);
-            args["db_name"] = serde_json::json!(new_db.name);
-            db_moves = server.id != db.server_id;
+            if server.id != db.server_id {
+                let new_db = self.new_site_database(
+                    &new_name,
+                    db.engine.as_str(),
+                    Some(server.name.as_str()),
+                    &platform,
+                )?;
+                args["db_server"] = serde_json::json!(server.id);
+                args["db_name"] = serde_json::json!(new_db.name);
+                db_moves = true;
+            }
         } else if db_server.is_some() {
             return Err(Error::Refused(format!(
                 "site {} has no database on a server to move",

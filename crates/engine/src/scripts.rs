@@ -145,6 +145,12 @@ impl ScriptEnv {
             .join(format!("{}.conf", site.name))
     }
 
+    /// The vhost of an installed site whose writes are frozen while it moves.
+    fn vhost_read_only(&self, server: &Server, platform: &Platform, site: &Site) -> Vec<u8> {
+        let HttpService::Nginx(nginx) = &server.http;
+        render::nginx_vhost_read_only(nginx, platform, site, &self.nginx_dir(server)).into_bytes()
+    }
+
     fn vhost(&self, server: &Server, platform: &Platform, site: &Site) -> Vec<u8> {
         let HttpService::Nginx(nginx) = &server.http;
         let mut conf = render::nginx_vhost(nginx, platform, site, &self.nginx_dir(server));
@@ -768,9 +774,19 @@ fn site_clone(env: &ScriptEnv, objects: &TaskObjects, x: &mut dyn Steps) -> Resu
     Ok(TaskEffect::Many(vec![backup, served]))
 }
 
-/// Migrate: back up, deploy on the target (files, and a new database if it moves), switch
-/// the vhost, then remove the site from its old place. Until the vhost switch the old site
-/// serves; any failure puts everything back.
+/// Migrate: copy the site to its new place while it serves, freeze its writes for the last
+/// pass, switch, and remove it from its old place, so that nothing the site acknowledged is
+/// lost and it answers reads throughout:
+/// 1. back up, deploy the files at the new place (the database stays where it is, or is
+///    copied below);
+/// 2. if the database moves to another server: freeze writes (HTTP writes answered 503, the
+///    database user held to reads) and copy it;
+/// 3. copy what changed in the files since the backup began;
+/// 4. switch the vhost to the new place, still read-only; set the old files aside (writes
+///    to them fail from here) and copy what changed in them since step 3;
+/// 5. serve the site read-write at its new place; drop the old database if it moved.
+///
+/// Until the switch the old site serves; any failure puts everything back.
 fn site_migrate(
     env: &ScriptEnv,
     objects: &TaskObjects,
@@ -826,59 +842,107 @@ fn site_migrate(
     };
     let moves_files = new_platform.id != old_platform.id || new_site.name != old_site.name;
     let db_moves = new_db != old_site.database;
-
-    let backup = site_backup(env, objects, x)?;
-    let archive = backup_path(&backup);
-    if moves_files {
-        if db_moves {
-            deploy(&new_objects, &archive, x)?;
-        } else {
-            // The database stays where it is: deploy only files, then point the credentials
-            // file at the same database.
-            let without_db = TaskObjects {
-                site: Some(Site {
-                    database: None,
-                    ..new_site.clone()
-                }),
-                ..new_objects.clone()
-            };
-            deploy(&without_db, &archive, x)?;
-            if let Some(db) = &new_site.database {
-                site_database(&new_objects, db, DbMode::Verify, x)?;
-            }
-        }
-    } else if let (true, Some(db)) = (db_moves, &new_site.database) {
-        let files_stage = host::trash_path(&render::site_docroot(old_platform, old_site), "dbmove");
-        let private_stage =
-            host::trash_path(&render::site_private_dir(old_platform, old_site), "dbmove");
-        let (dump, _) = x.extract_backup(&archive, &files_stage, &private_stage)?;
-        if let Some(ctl) = db_ctl(new_objects.db_service(db)?) {
-            x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
-        }
-        site_database(&new_objects, db, DbMode::Verify, x)?;
-        x.remove_tree(&files_stage)?;
-        x.remove_tree(&private_stage)?;
-    }
-
-    // Switch: the new vhost and the removal of the old one are tested and reloaded together
-    // when both are on one nginx.
+    let serving = old_site.status == SiteStatus::Installed;
+    let (old_docroot, new_docroot) = (
+        render::site_docroot(old_platform, old_site),
+        render::site_docroot(&new_platform, &new_site),
+    );
+    let (old_private, new_private) = (
+        render::site_private_dir(old_platform, old_site),
+        render::site_private_dir(&new_platform, &new_site),
+    );
     let old_vhost = env.vhost_path(&objects.server, old_site);
     let new_vhost = env.vhost_path(&new_server, &new_site);
-    let vhost = env.vhost(&new_server, &new_platform, &new_site);
+    // A file changed from a second before the backup on is copied again by the last passes
+    // (file times have a granularity; copying too much is only slower).
+    let since_backup = store::now_ms() / 1000 - 1;
+
+    // 1. Copy while the site serves.
+    let backup = site_backup(env, objects, x)?;
+    if moves_files {
+        let files_only = TaskObjects {
+            site: Some(Site {
+                database: None,
+                ..new_site.clone()
+            }),
+            ..new_objects.clone()
+        };
+        deploy(&files_only, &backup_path(&backup), x)?;
+    }
+
+    // 2. A database that moves is copied with the site's writes frozen.
+    if db_moves
+        && let (Some(old_db), Some(db)) = (&old_site.database, &new_site.database)
+        && let (Some(from), Some(to)) = (
+            db_ctl(objects.db_service(old_db)?),
+            db_ctl(new_objects.db_service(db)?),
+        )
+    {
+        if serving {
+            let read_only = env.vhost_read_only(&objects.server, old_platform, old_site);
+            x.nginx(
+                &env.nginx_ctl(&objects.server),
+                vec![(old_vhost.clone(), Some(read_only))],
+            )?;
+        }
+        x.freeze_database_writes(&from, &old_db.name, &old_db.user)?;
+        x.copy_database(&from, &old_db.name, &to, &db.name, &db.user, &db.password)?;
+    }
+
+    // 3. What changed in the files since the backup began.
+    let since_first_pass = store::now_ms() / 1000 - 1;
+    if moves_files {
+        x.sync_tree(&old_docroot, &new_docroot, since_backup, true)?;
+        if old_private.exists() {
+            x.sync_tree(&old_private, &new_private, since_backup, true)?;
+        }
+    }
+    if let Some(db) = &new_site.database {
+        // The credentials file at the new place names the database the site now uses.
+        site_database(&new_objects, db, DbMode::Verify, x)?;
+    }
+
+    // 4. Switch, still read-only; the new vhost and the removal of the old one are tested and
+    // reloaded together when both are on one nginx.
+    let switched = |read_only: bool| {
+        if read_only && serving {
+            env.vhost_read_only(&new_server, &new_platform, &new_site)
+        } else {
+            env.vhost(&new_server, &new_platform, &new_site)
+        }
+    };
+    let last_pass = moves_files && serving;
     if new_server.id == objects.server.id {
-        let mut changes = vec![(new_vhost.clone(), Some(vhost))];
+        let mut changes = vec![(new_vhost.clone(), Some(switched(last_pass)))];
         if old_vhost != new_vhost {
             changes.push((old_vhost, None));
         }
         x.nginx(&env.nginx_ctl(&new_server), changes)?;
     } else {
-        x.nginx(&env.nginx_ctl(&new_server), vec![(new_vhost, Some(vhost))])?;
+        x.nginx(
+            &env.nginx_ctl(&new_server),
+            vec![(new_vhost.clone(), Some(switched(last_pass)))],
+        )?;
         x.nginx(&env.nginx_ctl(&objects.server), vec![(old_vhost, None)])?;
     }
-
     if moves_files {
-        x.remove_tree(&render::site_docroot(old_platform, old_site))?;
-        x.remove_tree(&render::site_private_dir(old_platform, old_site))?;
+        // Set aside, the old files take no more writes; what they took since step 3 is
+        // copied (nothing is removed: the new place may already hold newer files).
+        if let Some(aside) = x.remove_tree(&old_docroot)? {
+            x.sync_tree(&aside, &new_docroot, since_first_pass, false)?;
+        }
+        if let Some(aside) = x.remove_tree(&old_private)? {
+            x.sync_tree(&aside, &new_private, since_first_pass, false)?;
+        }
+        x.fix_permissions(&new_docroot, files_owner(&new_server))?;
+    }
+
+    // 5. Read-write at the new place.
+    if last_pass {
+        x.nginx(
+            &env.nginx_ctl(&new_server),
+            vec![(new_vhost, Some(switched(false)))],
+        )?;
     }
     if db_moves
         && let Some(db) = &old_site.database

@@ -120,6 +120,59 @@ impl Root {
         Ok(true)
     }
 
+    /// Writes `rel` whole from `content` with `mode`, replacing what is there (a file or a
+    /// link) in one rename: a reader sees the old file or the new one.
+    pub fn replace_file(
+        &self,
+        rel: &Path,
+        mode: u32,
+        content: &mut dyn std::io::Read,
+    ) -> Result<u64> {
+        let full = self.path.join(rel);
+        let (parent, name) = self.parent(rel)?;
+        let mut tmp_name = std::ffi::OsString::from(".fjord-sync-");
+        tmp_name.push(crate::random_hex(4));
+        let fd = rustix::fs::openat(
+            &parent,
+            &tmp_name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(|e| error(&full, e))?;
+        let written = (|| {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+            let mut out = File::from(fd);
+            let n = std::io::copy(content, &mut out).map_err(|e| {
+                rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
+            })?;
+            rustix::fs::renameat(&parent, &tmp_name, &parent, name)?;
+            Ok(n)
+        })();
+        written.map_err(|e| {
+            let _ = rustix::fs::unlinkat(&parent, &tmp_name, rustix::fs::AtFlags::empty());
+            error(&full, e)
+        })
+    }
+
+    /// Removes `rel` (a file, a link, or a directory with everything in it); nothing if it is
+    /// gone. Links are removed, never followed.
+    pub fn remove(&self, rel: &Path) -> Result<()> {
+        let full = self.path.join(rel);
+        let (parent, name) = self.parent(rel)?;
+        match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(rustix::io::Errno::ISDIR) => {
+                for entry in std::fs::read_dir(&full).map_err(|e| HostError::io(&full, e))? {
+                    let entry = entry.map_err(|e| HostError::io(&full, e))?;
+                    self.remove(&rel.join(entry.file_name()))?;
+                }
+                rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR)
+                    .map_err(|e| error(&full, e))
+            }
+            Err(e) => Err(error(&full, e)),
+        }
+    }
+
     /// The directory that holds `rel`, opened beneath the root, and `rel`'s last component.
     fn parent<'a>(&self, rel: &'a Path) -> Result<(OwnedFd, &'a OsStr)> {
         let full = self.path.join(rel);

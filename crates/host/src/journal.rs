@@ -83,6 +83,12 @@ pub enum Undo {
         hold: String,
         stage: String,
     },
+    /// Give the site's database user its writes back.
+    ThawDatabaseWrites {
+        db: DbCtl,
+        name: String,
+        user: String,
+    },
     /// The step needs no undo (it only repairs towards the recorded state).
     Nothing,
 }
@@ -193,6 +199,7 @@ impl Undo {
             | Undo::ReloadNginx { .. }
             | Undo::RestoreDatabase { .. }
             | Undo::SwapTablesBack { .. }
+            | Undo::ThawDatabaseWrites { .. }
             | Undo::Nothing => false,
         }
     }
@@ -307,6 +314,7 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             hold,
             stage,
         } => db.swap_tables_back(live, hold, stage),
+        Undo::ThawDatabaseWrites { db, name, user } => db.thaw_writes(name, user),
         Undo::ReloadNginx { .. } | Undo::Nothing => Ok(()),
     }
 }

@@ -17,6 +17,7 @@ mod nginx;
 mod process;
 mod signals;
 mod steps;
+mod sync;
 mod tablespaces;
 mod wake;
 
@@ -32,6 +33,7 @@ pub use steps::{
     BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,
     trash_path,
 };
+pub use sync::Synced;
 pub use tablespaces::{Snapshot, tablespace_dir};
 pub use wake::{WakeSocket, wake, wake_all};
 

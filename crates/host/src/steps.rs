@@ -17,8 +17,9 @@ pub trait Steps {
     /// Writes a file atomically; nothing if it already has this content and mode.
     fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()>;
     /// Sets a directory tree aside so that it can be put back; it is purged once the task
-    /// has succeeded.
-    fn remove_tree(&mut self, path: &Path) -> Result<()>;
+    /// has succeeded. Returns where it was set aside (none if it was not there, or in a dry
+    /// run).
+    fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>>;
     /// Directories 0755, files 0644 (0755 if executable), owned by `owner` if given.
     fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()>;
     /// Changes files of an nginx config, then tests and reloads it (group-committed with
@@ -67,6 +68,24 @@ pub trait Steps {
         password: &str,
         dump: &Path,
     ) -> Result<()>;
+    /// Holds a site's database user to reads and ends its sessions: from here until the
+    /// undo, nothing it writes is acknowledged (the write freeze of a move).
+    fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()>;
+    /// Makes database `name` for `user` on `to` from a dump of `from_name` on `from` taken now.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_database(
+        &mut self,
+        from: &DbCtl,
+        from_name: &str,
+        to: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<()>;
+    /// Brings `to`, a tree this task made (its undo removes it whole), in line with `from`:
+    /// what changed at or after `since_s` (Unix seconds) or is missing is copied and, with
+    /// `remove_gone`, what `from` no longer has is removed; links are never followed.
+    fn sync_tree(&mut self, from: &Path, to: &Path, since_s: i64, remove_gone: bool) -> Result<()>;
     /// Replaces a database's content with a dump. On MariaDB the dump is loaded into a
     /// staging database while the site keeps its tables, then the tables are swapped in one
     /// atomic rename (the old ones are kept until the task succeeds); where a swap cannot move
@@ -570,6 +589,51 @@ impl Steps for LiveSteps<'_> {
         self.after_step(&what)
     }
 
+    fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
+        let what = format!("hold database user {user} to reads of {name}");
+        let undo = Undo::ThawDatabaseWrites {
+            db: db.clone(),
+            name: name.into(),
+            user: user.into(),
+        };
+        self.record(&what, &undo, None)?;
+        let started = std::time::Instant::now();
+        db.freeze_writes(name, user)?;
+        self.journal.log(&format!(
+            "database writes of {user} frozen and its sessions ended in {} ms",
+            started.elapsed().as_millis()
+        ));
+        self.after_step(&what)
+    }
+
+    fn copy_database(
+        &mut self,
+        from: &DbCtl,
+        from_name: &str,
+        to: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let dump = self.dump_to_scratch(from, from_name, "move")?;
+        self.create_database_from(to, name, user, password, &dump)
+    }
+
+    fn sync_tree(&mut self, from: &Path, to: &Path, since_s: i64, remove_gone: bool) -> Result<()> {
+        // `to` is this task's own new tree: the undo that made it takes it away whole.
+        let what = format!("bring {} in line with {}", to.display(), from.display());
+        self.record(&what, &Undo::Nothing, None)?;
+        let done = crate::sync::sync_tree(from, to, since_s, remove_gone)?;
+        self.journal.log(&format!(
+            "synced {}: {} entries copied ({} bytes), {} removed",
+            to.display(),
+            done.copied,
+            done.bytes,
+            done.removed
+        ));
+        self.after_step(&what)
+    }
+
     fn create_database_from(
         &mut self,
         db: &DbCtl,
@@ -757,8 +821,9 @@ impl Steps for LiveSteps<'_> {
         self.after_step(&what)
     }
 
-    fn remove_tree(&mut self, path: &Path) -> Result<()> {
+    fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>> {
         let what = format!("remove {}", path.display());
+        let mut set_aside = None;
         if path.exists() {
             let aside = trash_path(path, &crate::random_hex(4));
             let undo = Undo::MoveBack {
@@ -767,9 +832,11 @@ impl Steps for LiveSteps<'_> {
             };
             self.record(&what, &undo, None)?;
             std::fs::rename(path, &aside).map_err(|e| HostError::io(path, e))?;
-            self.trash.push(aside);
+            self.trash.push(aside.clone());
+            set_aside = Some(aside);
         }
-        self.after_step(&what)
+        self.after_step(&what)?;
+        Ok(set_aside)
     }
 
     fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()> {
@@ -930,6 +997,50 @@ impl Steps for DryRun {
         Ok(())
     }
 
+    fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
+        self.step(format!(
+            "hold {:?} database user {user} to reads of {name} and end its sessions",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn copy_database(
+        &mut self,
+        from: &DbCtl,
+        from_name: &str,
+        to: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {from_name}, create {:?} database {name} and user {user} from it",
+            from.kind, to.kind
+        ));
+        Ok(())
+    }
+
+    fn sync_tree(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        _since_s: i64,
+        remove_gone: bool,
+    ) -> Result<()> {
+        self.step(format!(
+            "copy what changed in {} into {}{}",
+            from.display(),
+            to.display(),
+            if remove_gone {
+                ", remove what is gone"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
+    }
+
     fn create_database_from(
         &mut self,
         db: &DbCtl,
@@ -1027,12 +1138,12 @@ impl Steps for DryRun {
         Ok(())
     }
 
-    fn remove_tree(&mut self, path: &Path) -> Result<()> {
+    fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>> {
         self.step(format!(
             "remove {} (set aside, purged on success)",
             path.display()
         ));
-        Ok(())
+        Ok(None)
     }
 
     fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()> {

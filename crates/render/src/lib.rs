@@ -65,6 +65,40 @@ pub fn nginx_vhost(
     site: &Site,
     config_dir: &Path,
 ) -> String {
+    vhost(nginx, platform, site, config_dir, false)
+}
+
+/// The vhost of an installed site whose writes are frozen while fjord moves it: reads are
+/// served as usual, any other method is answered 503 with `Retry-After`, to be retried once
+/// the site has moved.
+pub fn nginx_vhost_read_only(
+    nginx: &NginxService,
+    platform: &Platform,
+    site: &Site,
+    config_dir: &Path,
+) -> String {
+    vhost(nginx, platform, site, config_dir, true)
+}
+
+const READ_ONLY: &str =
+    "    # Read-only while fjord moves this site: writes are refused, to be retried.
+    if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {
+        return 503;
+    }
+    error_page 503 @fjord_read_only;
+    location @fjord_read_only {
+        add_header Retry-After 10 always;
+        return 503 \"This site is moving; please try again in a moment.\\n\";
+    }
+";
+
+fn vhost(
+    nginx: &NginxService,
+    platform: &Platform,
+    site: &Site,
+    config_dir: &Path,
+    read_only: bool,
+) -> String {
     let listen = nginx.listen;
     let main = site.name.as_str();
     let names: Vec<&str> = site.all_names().map(|h| h.as_str()).collect();
@@ -110,7 +144,7 @@ server {{
     # site's owner cannot publish another user's files through one.
     disable_symlinks if_not_owner from=$document_root;
     index index.html index.htm;
-    location / {{
+{read_only}    location / {{
         try_files $uri $uri/ =404;
     }}
     # Dot files (.git, .env, .htaccess) are never served.
@@ -121,6 +155,7 @@ server {{
 ",
         served = served_names.join(" "),
         docroot = site_docroot(platform, site).display(),
+        read_only = if read_only { READ_ONLY } else { "" },
     );
     if site.redirect_aliases && !site.aliases.is_empty() {
         let aliases: Vec<&str> = site.aliases.iter().map(|h| h.as_str()).collect();

@@ -82,6 +82,19 @@ fn vhost_installed() {
 }
 
 #[test]
+fn vhost_read_only_while_moving() {
+    check(
+        "vhost_read_only.conf",
+        &nginx_vhost_read_only(
+            &nginx(),
+            &platform(),
+            &site(SiteStatus::Installed, false),
+            Path::new(CONFIG_DIR),
+        ),
+    );
+}
+
+#[test]
 fn vhost_redirect() {
     check(
         "vhost_redirect.conf",

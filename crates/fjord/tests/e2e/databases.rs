@@ -85,7 +85,7 @@ impl Drop for Cleanup {
                     .args([
                         "-uroot",
                         "-e",
-                        &format!("DROP USER IF EXISTS '{name}'@'localhost'"),
+                        &format!("DROP USER IF EXISTS '{name}'@'localhost', '{name}'@'127.0.0.1'"),
                     ])
                     .status(),
                 _ if item.contains("database") => Command::new("psql")

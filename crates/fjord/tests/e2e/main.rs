@@ -13,4 +13,5 @@ mod hardening;
 mod kill_every_step;
 mod lifecycle;
 mod migrate;
+mod moves;
 mod rollback;

@@ -99,14 +99,9 @@ fn clone_and_migrate_on_every_engine() {
             "{engine}: the data came along"
         );
         if let Some(old) = old_db {
-            assert_ne!(db_name(&env, &site), old);
-            assert!(
-                !leftovers(&old)
-                    .iter()
-                    .any(|l| l.ends_with(&format!(" {old}"))),
-                "{engine}: the old database is gone: {:?}",
-                leftovers(&old)
-            );
+            // A database that stays on its server is not copied: the site goes on writing
+            // to it through the move.
+            assert_eq!(db_name(&env, &site), old, "{engine}");
         }
     }
     // Rename: the new name serves, the old one no longer does.

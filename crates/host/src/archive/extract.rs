@@ -45,7 +45,7 @@ fn safe_relative(name: &Path, prefix: &str) -> Option<PathBuf> {
 /// target is relative, its `..` come first and climb no higher than the root. A `..` after
 /// a name is refused, since that name may itself be a link (`s -> .` and `a -> s/..` would
 /// leave the tree) — so each link, resolved from the directory it really sits in, stays in.
-fn link_stays_inside(rel: &Path, target: &Path) -> bool {
+pub(crate) fn link_stays_inside(rel: &Path, target: &Path) -> bool {
     let mut depth = rel.components().count() as i64 - 1;
     let mut descended = false;
     for component in target.components() {

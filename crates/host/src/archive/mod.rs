@@ -27,6 +27,7 @@ pub(crate) const DB_ZSTD_LEVEL: i32 = 1;
 mod attack_tests;
 mod extract;
 pub use extract::extract_backup;
+pub(crate) use extract::link_stays_inside;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
