@@ -441,6 +441,14 @@ struct StoreJournal<'a> {
     task_id: i64,
 }
 
+impl StoreJournal<'_> {
+    /// A log line that must not be lost (a task's outcome): retried while the store's error
+    /// is transient (a full disk), as the outcome itself is.
+    fn log_durably(&self, line: &str) {
+        let _ = retry_transient(|| self.store.append_log(self.task_id, line));
+    }
+}
+
 impl Journal for StoreJournal<'_> {
     fn record(&self, seq: i64, step: &str, undo: &Undo, saved: Option<&[u8]>) -> host::Result<()> {
         let undo =
@@ -502,7 +510,7 @@ fn run_task(
             match retry_transient(|| store.finish_task(task.id, TaskStatus::Success, None, &effect))
             {
                 Ok(()) => {
-                    journal.log("success");
+                    journal.log_durably("success");
                     Some(steps.take_trash())
                 }
                 Err(e) => {
@@ -513,7 +521,7 @@ fn run_task(
             }
         }
         Err(e) => {
-            journal.log(&format!("failed: {e}"));
+            journal.log_durably(&format!("failed: {e}"));
             finish_failed(fjord, nginx, task, &e.to_string());
             None
         }

@@ -219,19 +219,38 @@ impl Fjord {
                 rule,
             )))
         };
+        // Links are resolved as far as the path exists: a link to /etc, to the data dir or
+        // into another platform is what it points to.
+        let resolved = resolve_existing(path.as_path());
         let data = self.data_dir();
-        if path.as_path().starts_with(data) || data.starts_with(path.as_path()) {
-            return refuse(format!(
-                "must not be inside fjord's data dir {} or contain it",
-                data.display()
-            ));
-        }
-        for other in self.store().platforms()? {
-            if path.is_within(&other.path) || other.path.is_within(path) {
-                return refuse(format!(
-                    "overlaps platform {} at {}",
-                    other.name, other.path
-                ));
+        let data_resolved = resolve_existing(data);
+        let platforms = self.store().platforms()?;
+        for candidate in [path.as_path(), resolved.as_path()] {
+            if let Some(rule) = AbsPath::system_dir(candidate) {
+                return refuse(if candidate == path.as_path() {
+                    rule
+                } else {
+                    format!("resolves to {}, which {rule}", candidate.display())
+                });
+            }
+            for data in [data, data_resolved.as_path()] {
+                if candidate.starts_with(data) || data.starts_with(candidate) {
+                    return refuse(format!(
+                        "must not be inside fjord's data dir {} or contain it",
+                        data.display()
+                    ));
+                }
+            }
+            for other in &platforms {
+                let other_resolved = resolve_existing(other.path.as_path());
+                for other_path in [other.path.as_path(), other_resolved.as_path()] {
+                    if candidate.starts_with(other_path) || other_path.starts_with(candidate) {
+                        return refuse(format!(
+                            "overlaps platform {} at {}",
+                            other.name, other.path
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -1062,5 +1081,23 @@ impl Fjord {
             )));
         }
         Ok(self.store().cancel_task(id)?)
+    }
+}
+
+/// `path` with links resolved as far as it exists (the rest appended as it is).
+fn resolve_existing(path: &std::path::Path) -> std::path::PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return missing.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
     }
 }

@@ -54,6 +54,29 @@ impl AbsPath {
         &self.0
     }
 
+    /// Why this path cannot hold sites, if it is a system directory: one of the machine's
+    /// own trees (or inside one), or a top-level directory that holds more than a platform.
+    pub fn system_dir(path: &Path) -> Option<String> {
+        const SYSTEM_TREES: [&str; 12] = [
+            "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+            "/dev", "/proc", "/sys",
+        ];
+        const NOT_THEMSELVES: [&str; 13] = [
+            "/", "/var", "/var/lib", "/var/www", "/home", "/srv", "/opt", "/tmp", "/root", "/mnt",
+            "/media", "/run", "/var/tmp",
+        ];
+        if let Some(tree) = SYSTEM_TREES.iter().find(|t| path.starts_with(t)) {
+            return Some(format!("must not be in the system directory {tree}"));
+        }
+        if path.starts_with("/run") {
+            return Some("must not be in /run (emptied at boot)".into());
+        }
+        NOT_THEMSELVES
+            .iter()
+            .find(|t| path == Path::new(t))
+            .map(|t| format!("must be a directory of its own, not {t} itself"))
+    }
+
     pub fn as_path(&self) -> &Path {
         Path::new(&self.0)
     }

@@ -795,3 +795,45 @@ fn sqlite_databases_stay_private_after_restore_and_clone() {
     let copy = Path::new(&env.platform_path("p3")).join("private/lite2.example/database.sqlite");
     assert_eq!(mode(&copy), 0o640, "after clone");
 }
+
+/// Platform paths in system directories, fjord's data dir, or reaching another platform
+/// through a link are refused, naming the value and the rule, and change nothing.
+#[test]
+fn platform_paths_in_system_dirs_or_through_links_are_refused() {
+    let env = Env::new();
+    let scratch = world_readable_tempdir();
+    let to_etc = scratch.path().join("to-etc");
+    std::os::unix::fs::symlink("/etc", &to_etc).unwrap();
+    let to_p1 = scratch.path().join("to-p1");
+    std::os::unix::fs::symlink(env.platform_path("p1"), &to_p1).unwrap();
+    let to_data = scratch.path().join("to-data");
+    std::os::unix::fs::symlink(env.data.path(), &to_data).unwrap();
+    let cases = [
+        ("/etc/web".to_string(), "system directory /etc"),
+        ("/usr/share/wordpress".to_string(), "system directory /usr"),
+        ("/proc/1".to_string(), "system directory /proc"),
+        ("/srv".to_string(), "not /srv itself"),
+        (
+            to_etc.join("web").display().to_string(),
+            "resolves to /etc/web",
+        ),
+        (
+            to_p1.join("inner").display().to_string(),
+            "overlaps platform p1",
+        ),
+        (to_data.join("web").display().to_string(), "data dir"),
+        (
+            env.data.path().join("web").display().to_string(),
+            "data dir",
+        ),
+    ];
+    let before = env.json(&["platform", "list"]);
+    for (path, rule) in cases {
+        let error = env.fails(&["platform", "add", "bad", "--server", "t", "--path", &path]);
+        assert!(
+            error.contains(&path) && error.contains(rule),
+            "{path}: {error}"
+        );
+    }
+    assert_eq!(env.json(&["platform", "list"]), before);
+}

@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod databases;
+mod disk_full;
 mod hardening;
 mod kill_every_step;
 mod lifecycle;

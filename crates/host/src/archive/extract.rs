@@ -428,8 +428,15 @@ fn read_members<'r>(
                 } else {
                     let rel = if unpack { rel.with_extension("") } else { rel };
                     let out = root.create_file(&rel, mode)?;
-                    let (size, sha256) = stream_member(&mut entry, out, mtime, unpack)
-                        .map_err(|e| corrupt(path, format!("{}: {e}", name.display())))?;
+                    let dest = root.path().join(&rel);
+                    let (size, sha256) =
+                        stream_member(&mut entry, out, mtime, unpack).map_err(|e| {
+                            if crate::error::is_no_space(&e) {
+                                HostError::io(&dest, e)
+                            } else {
+                                corrupt(path, format!("{}: {e}", name.display()))
+                            }
+                        })?;
                     streamed.push((index, Member::new(&name, size, sha256)));
                 }
                 index += 1;

@@ -109,6 +109,17 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> HostError + '_ {
     move |e| HostError::io(path, e)
 }
 
+/// An error of appending `source` to the archive `out`: a full disk is the archive's.
+fn append_err<'a>(source: &'a Path, out: &'a Path) -> impl Fn(io::Error) -> HostError + 'a {
+    move |e| {
+        if crate::error::is_no_space(&e) {
+            HostError::io(out, e)
+        } else {
+            HostError::io(source, e)
+        }
+    }
+}
+
 /// Writes the archive to `out` (which must not exist); returns its manifest.
 ///
 /// The database is dumped while the files are archived: `tablespaces_ready` is called
@@ -149,10 +160,18 @@ pub fn write_backup(
     let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, encoder));
     builder.follow_symlinks(false);
     let mut members = Vec::new();
-    add_tree(&mut builder, source.docroot, "files", None, &mut members)?;
+    add_tree(
+        &mut builder,
+        out,
+        source.docroot,
+        "files",
+        None,
+        &mut members,
+    )?;
     if let Some(private) = source.private.filter(|p| p.exists()) {
         add_tree(
             &mut builder,
+            out,
             private,
             "private",
             source.skip_in_private,
@@ -165,6 +184,7 @@ pub fn write_backup(
         if source.db_tablespaces.is_dir() {
             add_tree(
                 &mut builder,
+                out,
                 &source.db_tablespaces,
                 TABLESPACES,
                 None,
@@ -174,7 +194,7 @@ pub fn write_backup(
         }
         db_ready()?;
         lap("waited for the database dump");
-        add_file(&mut builder, path, Path::new(name), &mut members)?;
+        add_file(&mut builder, out, path, Path::new(name), &mut members)?;
         lap("archived the database");
     }
     manifest.members = members;
@@ -268,6 +288,7 @@ impl Drop for EarlySync {
 
 fn add_file<W: io::Write>(
     builder: &mut tar::Builder<W>,
+    out: &Path,
     path: &Path,
     name: &Path,
     members: &mut Vec<Member>,
@@ -289,7 +310,7 @@ fn add_file<W: io::Write>(
     };
     builder
         .append_data(&mut header, name, &mut reader)
-        .map_err(io_err(path))?;
+        .map_err(append_err(path, out))?;
     if reader.size != meta.len() {
         return Err(HostError::Refused(format!(
             "{} changed size while it was archived",
@@ -306,6 +327,7 @@ fn add_file<W: io::Write>(
 
 fn add_tree<W: io::Write>(
     builder: &mut tar::Builder<W>,
+    out: &Path,
     root: &Path,
     prefix: &str,
     skip: Option<&Path>,
@@ -324,7 +346,9 @@ fn add_tree<W: io::Write>(
     while let Some(dir) = stack.pop() {
         let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
         let name = Path::new(prefix).join(rel);
-        builder.append_dir(&name, &dir).map_err(io_err(&dir))?;
+        builder
+            .append_dir(&name, &dir)
+            .map_err(append_err(&dir, out))?;
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
             .map_err(io_err(&dir))?
             .flatten()
@@ -340,7 +364,7 @@ fn add_tree<W: io::Write>(
             if ty.is_dir() {
                 stack.push(path);
             } else if ty.is_file() {
-                add_file(builder, &path, &member, members)?;
+                add_file(builder, out, &path, &member, members)?;
             } else if ty.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(io_err(&path))?;
                 let mut header = tar::Header::new_gnu();
@@ -349,7 +373,7 @@ fn add_tree<W: io::Write>(
                 header.set_mode(0o777);
                 builder
                     .append_link(&mut header, &member, &target)
-                    .map_err(io_err(&path))?;
+                    .map_err(append_err(&path, out))?;
             }
         }
     }
