@@ -12,6 +12,7 @@ mod databases;
 mod disk_full;
 mod hardening;
 mod kill_every_step;
+mod kill_random;
 mod lifecycle;
 mod migrate;
 mod moves;
