@@ -70,6 +70,20 @@ pub fn run(root: &Path) -> Result<(), Vec<String>> {
             }
         }
     }
+    // Invariant 10: every child process is started by `child_command`, which ties its life
+    // to the dispatcher's.
+    for (file, text) in sources(&root.join("crates/host/src")) {
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let test_file = name.ends_with("tests.rs");
+        if !test_file && name != "process.rs" && code.contains("Command::new(") {
+            problems.push(format!(
+                "{} starts a process with Command::new: use process::child_command, so that \
+                 it dies with its dispatcher",
+                file.display()
+            ));
+        }
+    }
     let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap_or_default();
     for name in &found_crates {
         if !architecture.contains(&format!("crates/{name}")) {

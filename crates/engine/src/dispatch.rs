@@ -110,6 +110,7 @@ impl Dispatcher {
         let run = fjord.run_dir();
         let lock_path = run.join(format!("dispatcher-{owner}.lock"));
         let lock = FileLock::acquire(&lock_path)?;
+        host::set_session_tag(&session_tag(&owner));
         Ok(Dispatcher {
             socket_path: run.join(format!("dispatcher-{owner}.sock")),
             fjord,
@@ -347,6 +348,7 @@ impl Dispatcher {
                 "dispatcher {} died while running this task; rolling back",
                 running.owner
             ));
+            self.end_sessions_of(&running.owner, &journal);
             finish_failed(
                 &self.fjord,
                 &self.nginx,
@@ -394,6 +396,23 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// Ends what a dead dispatcher's database sessions are still doing on every database
+    /// server, so that its task's rollback does not race them.
+    fn end_sessions_of(&self, owner: &str, journal: &StoreJournal) {
+        let Ok(servers) = self.fjord.store().servers() else {
+            return;
+        };
+        for service in servers.iter().flat_map(|s| s.db.iter()) {
+            if let Some(ctl) = scripts::db_ctl(service)
+                && let Err(e) = ctl.end_sessions_tagged(&session_tag(owner))
+            {
+                journal.log(&format!(
+                    "could not end the dead dispatcher's sessions: {e}"
+                ));
+            }
+        }
     }
 
     /// Purges what succeeded tasks of dead dispatchers set aside and never purged.
@@ -526,6 +545,11 @@ fn run_task(
             None
         }
     }
+}
+
+/// The name of a dispatcher's database sessions.
+fn session_tag(owner: &str) -> String {
+    format!("fjord-{owner}")
 }
 
 /// A task's own directory, for dumps its undos may need; removed when the task ends.

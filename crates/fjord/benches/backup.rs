@@ -2,7 +2,8 @@
 //! of files and a 200 MB MariaDB database, fjord against (a) `tar | zstd` plus
 //! `mariadb-dump | zstd` by hand and (b) Aegir's way, `tar czf` plus `mariadb-dump | gzip`,
 //! measured side by side in this run; and fjord's peak memory while it backs up. Figures go
-//! to `target/bench/backup.json`.
+//! to `target/bench/backup.json`; and how long a migrate of that site refuses writes, of its
+//! whole time.
 #![allow(clippy::disallowed_methods)]
 
 #[path = "../tests/e2e/harness.rs"]
@@ -120,6 +121,26 @@ struct Run {
 
 /// Runs one task with a dispatcher of its own; returns its times, the dispatcher's peak
 /// memory and the task's log (kept beside the figures: it times each step).
+/// The status of a `POST /` to `host` (0 if there is no answer).
+fn post_status(port: u16, host: &str) -> u16 {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "POST / HTTP/1.0\r\nHost: {host}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nwrite"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut head = [0u8; 12];
+    if stream.read_exact(&mut head).is_err() {
+        return 0;
+    }
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0)
+}
+
 fn run_task(env: &harness::Env, args: &[&str]) -> Run {
     let id = env.queue(args);
     sh("sync");
@@ -301,6 +322,48 @@ fn main() {
         best(&aegir_task),
     );
     harness::mysql(&format!("DROP DATABASE IF EXISTS `{token}_r`"));
+
+    // A migrate of the same site to another platform, with a client writing all along (an
+    // HTTP POST every few ms): how long were writes refused (503), of the whole migrate?
+    eprintln!("bench: migrate while a client writes");
+    env.ok(&[
+        "platform",
+        "add",
+        "p2",
+        "--server",
+        "t",
+        "--path",
+        &env.platform_path("p2"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (stop, port, host) = (stop.clone(), env.nginx.port, site.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut refused: Vec<f64> = Vec::new();
+            let mut probes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if post_status(port, &host) == 503 {
+                    refused.push(started.elapsed().as_secs_f64());
+                }
+                probes += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (refused, probes)
+        })
+    };
+    let migrate = run_task(&env, &["site", "migrate", &site, "--platform", "p2"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (refused, probes) = prober.join().unwrap();
+    let refused_window = match (refused.first(), refused.last()) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
+    logs.push_str(&format!(
+        "--- fjord migrate, {:.1} s\n{}\n",
+        migrate.done, migrate.log
+    ));
     env.ok(&["site", "delete", &site, "--force"]);
     env.dispatch_until_idle(&[]);
 
@@ -345,7 +408,15 @@ fn main() {
         verdict(peak_mb < 100.0)
     );
 
+    println!(
+        "migrate to another platform while a client writes: {:.1} s in all; writes refused (503) for {refused_window:.2} s ({} of {probes} writes), {:.1}% of the migrate; the database stayed on its server and was not copied",
+        migrate.done,
+        refused.len(),
+        100.0 * refused_window / migrate.done.max(0.001)
+    );
+
     let json = serde_json::json!({
+        "migrate": { "seconds": migrate.done, "writes_refused_seconds": refused_window, "writes_refused": refused.len(), "writes_tried": probes },
         "files_bytes": file_bytes, "files": SMALL_FILES + LARGE_FILES, "db_bytes": db_bytes,
         "backup_seconds": { "fjord": fjord_backup, "tar_zstd_by_hand": by_hand_backup, "aegir_tar_gzip": aegir_backup },
         "backup_bytes": { "fjord": fjord_size, "tar_zstd_by_hand": by_hand_size, "aegir_tar_gzip": aegir_size },

@@ -153,7 +153,42 @@ pub(crate) fn is_zstd(path: &Path) -> Result<bool> {
     Ok(file.read_exact(&mut magic).is_ok() && magic == [0x28, 0xb5, 0x2f, 0xfd])
 }
 
+static SESSION_TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the database sessions of this process (PostgreSQL's `application_name`), so that
+/// [`DbCtl::end_sessions_tagged`] can find them once the process is gone.
+pub fn set_session_tag(tag: &str) {
+    let _ = SESSION_TAG.set(tag.to_string());
+}
+
 impl DbCtl {
+    /// Ends the server-side sessions a dead dispatcher tagged `tag` left behind (a statement
+    /// goes on after its client is killed) and waits until they are gone, so that a rollback
+    /// does not race them. MariaDB sessions carry no such name; its statements here are short.
+    pub fn end_sessions_tagged(&self, tag: &str) -> Result<()> {
+        if self.kind != DbKind::Postgresql
+            || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = self.admin(&[format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = '{tag}'"
+            )])?;
+            if left.trim() == "0" {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(HostError::Refused(format!(
+                    "sessions of the dead dispatcher {tag} did not end within a minute"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub(crate) fn admin_password(&self) -> Result<Option<String>> {
         if let Some(var) = &self.password_env {
             return std::env::var(var).map(Some).map_err(|_| {
@@ -235,6 +270,11 @@ impl DbCtl {
                     cmd.env("PGPASSWORD", pw);
                 }
                 cmd.env("PGCONNECT_TIMEOUT", "10");
+                // Sessions are named after their dispatcher: the next one ends what a dead
+                // one left running on the server before it rolls back.
+                if let Some(tag) = SESSION_TAG.get() {
+                    cmd.env("PGAPPNAME", tag);
+                }
                 if program == "psql" {
                     cmd.arg("-d").arg(database.unwrap_or("postgres"));
                 }

@@ -22,7 +22,7 @@ mod tablespaces;
 mod wake;
 
 pub use archive::{FORMAT as BACKUP_FORMAT, Manifest, Member};
-pub use db::{DbCtl, DbKind};
+pub use db::{DbCtl, DbKind, set_session_tag};
 pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use journal::{Journal, Undo, rollback};
