@@ -11,6 +11,7 @@ mod crash;
 mod databases;
 mod disk_full;
 mod hardening;
+mod hostile;
 mod kill_every_step;
 mod kill_random;
 mod lifecycle;
