@@ -212,3 +212,25 @@ fn a_state_file_truncated_to_nothing_is_refused_not_taken_for_a_new_install() {
     let fresh = dir.path().join("new.sqlite");
     SqliteStore::open(&fresh).unwrap();
 }
+
+/// A full disk, a busy or unreadable database: tried again by the dispatcher. A broken
+/// constraint fails the same way each time: not tried again.
+#[test]
+fn full_disk_and_busy_are_transient_constraints_are_not() {
+    let failure = |code| {
+        StoreError::Db(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    };
+    for code in [
+        rusqlite::ffi::SQLITE_FULL,
+        rusqlite::ffi::SQLITE_BUSY,
+        rusqlite::ffi::SQLITE_IOERR,
+        rusqlite::ffi::SQLITE_CANTOPEN,
+    ] {
+        assert!(failure(code).is_transient(), "{code}");
+    }
+    assert!(!failure(rusqlite::ffi::SQLITE_CONSTRAINT).is_transient());
+    assert!(!StoreError::Conflict("x".into()).is_transient());
+}
