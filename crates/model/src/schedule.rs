@@ -6,21 +6,15 @@ use serde::{Deserialize, Serialize};
 use crate::Invalid;
 
 /// A cron schedule: minute, hour, day of month, month, day of week (0 or 7 = Sunday), each
-/// `*`, a number, a range `a-b`, a list `a,b`, or a step `*/n` / `a-b/n`. Read in UTC.
+/// `*`, a number, a range `a-b`, a list `a,b`, or a step `*/n` / `a-b/n` (and croner's
+/// extensions: names, `L`, `#`, `W`). Read in UTC; as in Vixie cron, when both day fields are
+/// restricted either may match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CronSchedule {
     text: String,
-    fields: [Vec<bool>; 5],
+    cron: croner::Cron,
 }
-
-const RANGES: [(u32, u32, &str); 5] = [
-    (0, 59, "minute"),
-    (0, 23, "hour"),
-    (1, 31, "day of month"),
-    (1, 12, "month"),
-    (0, 7, "day of week"),
-];
 
 impl CronSchedule {
     pub fn parse(input: &str) -> Result<CronSchedule, Invalid> {
@@ -31,49 +25,18 @@ impl CronSchedule {
                 "must have 5 fields: minute hour day-of-month month day-of-week (UTC)".into(),
             );
         }
-        let mut fields: [Vec<bool>; 5] = Default::default();
-        for (i, part) in parts.iter().enumerate() {
-            let (lo, hi, name) = RANGES[i];
-            let mut set = vec![false; hi as usize + 1];
-            for item in part.split(',') {
-                let (range, step) = match item.split_once('/') {
-                    Some((r, s)) => match s.parse::<u32>() {
-                        Ok(s) if s > 0 => (r, s),
-                        _ => return fail(format!("{name}: step {s:?} must be a positive number")),
-                    },
-                    None => (item, 1),
-                };
-                let (a, b) = if range == "*" {
-                    (lo, hi)
-                } else if let Some((a, b)) = range.split_once('-') {
-                    match (a.parse::<u32>(), b.parse::<u32>()) {
-                        (Ok(a), Ok(b)) if a <= b => (a, b),
-                        _ => return fail(format!("{name}: {range:?} is not a range a-b")),
-                    }
-                } else {
-                    match range.parse::<u32>() {
-                        Ok(n) => (n, if step > 1 { hi } else { n }),
-                        Err(_) => return fail(format!("{name}: {range:?} is not a number")),
-                    }
-                };
-                if a < lo || b > hi {
-                    return fail(format!("{name} must be within {lo}-{hi}"));
-                }
-                for v in (a..=b).step_by(step as usize) {
-                    set[v as usize] = true;
-                }
-            }
-            fields[i] = set;
-        }
-        // Sunday is both 0 and 7.
-        if fields[4][7] {
-            fields[4][0] = true;
-        }
-        let schedule = CronSchedule {
-            text: parts.join(" "),
-            fields,
+        let text = parts.join(" ");
+        let cron = match croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .build()
+            .parse(&text)
+        {
+            Ok(cron) => cron,
+            Err(e) => return fail(e.to_string()),
         };
-        if !schedule.ever_fires() {
+        let schedule = CronSchedule { text, cron };
+        // From any time on it fires again, or never: a search from a fixed date tells.
+        if schedule.next_after(946_684_800_000).is_none() {
             return fail(
                 "never fires: none of its days of the month exists in its months \
                  (February has at most 29 days; April, June, September and November 30)"
@@ -83,76 +46,17 @@ impl CronSchedule {
         Ok(schedule)
     }
 
-    /// Whether some day matches: with the day of the week restricted, some day always does
-    /// (either field may match); else a day of the month must exist in one of the months.
-    fn ever_fires(&self) -> bool {
-        const LONGEST: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-        let dow_any = self.fields[4].iter().all(|b| *b);
-        if !dow_any {
-            return true;
-        }
-        (1..=12).any(|m| {
-            self.fields[3][m as usize]
-                && (1..=LONGEST[m as usize]).any(|d| self.fields[2][d as usize])
-        })
-    }
-
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
-    fn matches(&self, minute_ms: i64) -> bool {
-        let mins = minute_ms.div_euclid(60_000);
-        let (minute, hour) = (
-            mins.rem_euclid(60) as usize,
-            mins.div_euclid(60).rem_euclid(24) as usize,
-        );
-        let days = mins.div_euclid(1440);
-        let (_, month, day) = crate::time::civil(days);
-        let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday.
-        let dom_any = self.fields[2].iter().skip(1).all(|b| *b);
-        let dow_any = self.fields[4].iter().all(|b| *b);
-        // As in cron: when both day fields are restricted, either may match.
-        let day_ok = match (dom_any, dow_any) {
-            (false, false) => self.fields[2][day as usize] || self.fields[4][weekday],
-            _ => self.fields[2][day as usize] && self.fields[4][weekday],
-        };
-        self.fields[0][minute] && self.fields[1][hour] && self.fields[3][month as usize] && day_ok
-    }
-
-    /// The first time the schedule fires strictly after `after_ms`, within about four years
-    /// (a February 29th comes in four). Days and hours that cannot match are skipped whole.
+    /// The first time the schedule fires strictly after `after_ms` (UTC).
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        const MINUTE: i64 = 60_000;
-        const HOUR: i64 = 60 * MINUTE;
-        const DAY: i64 = 24 * HOUR;
-        let mut t = (after_ms.div_euclid(MINUTE) + 1) * MINUTE;
-        let limit = t + 4 * 366 * DAY;
-        while t < limit {
-            if !self.day_matches(t) {
-                t = (t.div_euclid(DAY) + 1) * DAY;
-            } else if !self.fields[1][t.div_euclid(HOUR).rem_euclid(24) as usize] {
-                t = (t.div_euclid(HOUR) + 1) * HOUR;
-            } else if self.matches(t) {
-                return Some(t);
-            } else {
-                t += MINUTE;
-            }
-        }
-        None
-    }
-
-    fn day_matches(&self, ms: i64) -> bool {
-        let days = ms.div_euclid(86_400_000);
-        let (_, month, day) = crate::time::civil(days);
-        let weekday = (days + 4).rem_euclid(7) as usize;
-        let dom_any = self.fields[2].iter().skip(1).all(|b| *b);
-        let dow_any = self.fields[4].iter().all(|b| *b);
-        let day_ok = match (dom_any, dow_any) {
-            (false, false) => self.fields[2][day as usize] || self.fields[4][weekday],
-            _ => self.fields[2][day as usize] && self.fields[4][weekday],
-        };
-        day_ok && self.fields[3][month as usize]
+        let utc = jiff::tz::TimeZone::UTC;
+        let after = jiff::Timestamp::from_millisecond(after_ms).ok()?;
+        let civil = after.to_zoned(utc.clone()).datetime();
+        let next = self.cron.find_next_occurrence(&civil, false).ok()?;
+        Some(next.to_zoned(utc).ok()?.timestamp().as_millisecond())
     }
 }
 
