@@ -288,3 +288,29 @@ fn platform_paths_in_system_dirs_or_through_links_are_refused() {
     }
     assert_eq!(env.json(&["platform", "list"]), before);
 }
+
+/// A link to a place outside the site is left out of a backup (a restore would refuse to
+/// make it), and the backup says so; links inside the site travel.
+#[test]
+fn links_out_of_a_site_are_left_out_of_its_backups() {
+    let env = Env::new();
+    site(&env, "linked.example");
+    let docroot = env.docroot("p1", "linked.example");
+    std::os::unix::fs::symlink("/etc/hostname", docroot.join("out")).unwrap();
+    std::os::unix::fs::symlink("index.html", docroot.join("home.html")).unwrap();
+    let id = env.queue(&["site", "backup", "linked.example"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(id)["status"], "success");
+    let log = env.log(id);
+    assert!(
+        log.contains("left out 1 link(s)") && log.contains("/etc/hostname"),
+        "{log}"
+    );
+    std::fs::remove_file(docroot.join("home.html")).unwrap();
+    done(&env, &["site", "restore", "linked.example"]);
+    assert_eq!(
+        std::fs::read_link(docroot.join("home.html")).unwrap(),
+        Path::new("index.html")
+    );
+    assert!(std::fs::symlink_metadata(docroot.join("out")).is_err());
+}

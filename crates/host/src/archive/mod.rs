@@ -160,6 +160,7 @@ pub fn write_backup(
     let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, encoder));
     builder.follow_symlinks(false);
     let mut members = Vec::new();
+    let mut outside_links = Vec::new();
     add_tree(
         &mut builder,
         out,
@@ -167,6 +168,7 @@ pub fn write_backup(
         "files",
         None,
         &mut members,
+        &mut outside_links,
     )?;
     if let Some(private) = source.private.filter(|p| p.exists()) {
         add_tree(
@@ -176,9 +178,19 @@ pub fn write_backup(
             "private",
             source.skip_in_private,
             &mut members,
+            &mut outside_links,
         )?;
     }
     lap("archived the files");
+    if let Some((member, target)) = outside_links.first() {
+        log(&format!(
+            "left out {} link(s) to places outside the site, which a restore never makes (for \
+             example {} -> {})",
+            outside_links.len(),
+            member.display(),
+            target.display()
+        ));
+    }
     if let Some((path, name)) = source.db {
         tablespaces_ready();
         if source.db_tablespaces.is_dir() {
@@ -189,6 +201,7 @@ pub fn write_backup(
                 TABLESPACES,
                 None,
                 &mut members,
+                &mut outside_links,
             )?;
             lap("archived the database's tablespaces");
         }
@@ -325,6 +338,7 @@ fn add_file<W: io::Write>(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_tree<W: io::Write>(
     builder: &mut tar::Builder<W>,
     out: &Path,
@@ -332,6 +346,7 @@ fn add_tree<W: io::Write>(
     prefix: &str,
     skip: Option<&Path>,
     members: &mut Vec<Member>,
+    outside_links: &mut Vec<(PathBuf, PathBuf)>,
 ) -> Result<()> {
     // Links are archived as links, never followed: not the root itself either, or a link
     // planted as a docroot would carry what it points to into the backup.
@@ -367,6 +382,12 @@ fn add_tree<W: io::Write>(
                 add_file(builder, out, &path, &member, members)?;
             } else if ty.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(io_err(&path))?;
+                let rel = path.strip_prefix(root).unwrap_or(&path);
+                if !extract::link_stays_inside(rel, &target) {
+                    // A restore never makes such a link: it is left out, and said so.
+                    outside_links.push((member, target));
+                    continue;
+                }
                 let mut header = tar::Header::new_gnu();
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_size(0);
