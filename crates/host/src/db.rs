@@ -162,21 +162,36 @@ pub fn set_session_tag(tag: &str) {
 }
 
 impl DbCtl {
-    /// Ends the server-side sessions a dead dispatcher tagged `tag` left behind (a statement
-    /// goes on after its client is killed) and waits until they are gone, so that a rollback
-    /// does not race them. MariaDB sessions carry no such name; its statements here are short.
+    /// Ends the server-side work a dead dispatcher tagged `tag` left behind (a statement goes
+    /// on after its client is killed) and waits until it is gone, so that a rollback does not
+    /// race it. PostgreSQL: its sessions, by `application_name`; MariaDB: its statements
+    /// still running, by the comment each carries.
     pub fn end_sessions_tagged(&self, tag: &str) -> Result<()> {
-        if self.kind != DbKind::Postgresql
-            || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
+        if !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Ok(());
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let left = self.admin(&[format!(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = '{tag}'"
-            )])?;
+            let left = match self.kind {
+                DbKind::Postgresql => self.admin(&[format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = '{tag}'"
+                )])?,
+                DbKind::Mysql => {
+                    let ids = self.admin(&[format!(
+                        "SELECT id FROM information_schema.processlist \
+                         WHERE info LIKE '/* {tag} */%' AND id <> CONNECTION_ID()"
+                    )])?;
+                    let ids: Vec<&str> = ids.lines().map(str::trim).collect();
+                    for id in &ids {
+                        if id.chars().all(|c| c.is_ascii_digit()) {
+                            // Ended meanwhile: fine.
+                            let _ = self.admin(&[format!("KILL {id}")]);
+                        }
+                    }
+                    ids.len().to_string()
+                }
+            };
             if left.trim() == "0" {
                 return Ok(());
             }
@@ -293,11 +308,22 @@ impl DbCtl {
         let mut cmd = match self.kind {
             DbKind::Mysql => {
                 let mut c = self.command(Self::mysql_client(), user, password, database);
+                // Each statement carries its dispatcher's name in a comment (kept by
+                // --comments), which the server shows while it runs: see
+                // `end_sessions_tagged`.
+                let tagged: Vec<String> = match SESSION_TAG.get() {
+                    Some(tag) => statements
+                        .iter()
+                        .map(|s| format!("/* {tag} */ {s}"))
+                        .collect(),
+                    None => statements.to_vec(),
+                };
                 c.args([
                     "--batch",
                     "--skip-column-names",
+                    "--comments",
                     "-e",
-                    &statements.join(";\n"),
+                    &tagged.join(";\n"),
                 ]);
                 c
             }
@@ -862,5 +888,72 @@ mod dump_check_tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("the dump of db is empty"), "{error}");
+    }
+}
+
+/// Against the machine's own MariaDB and PostgreSQL, as the project's tests are.
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    fn server(kind: DbKind) -> DbCtl {
+        let (socket, host, port, admin_user) = match kind {
+            DbKind::Mysql => (
+                Some(PathBuf::from("/run/mysqld/mysqld.sock")),
+                None,
+                None,
+                "root",
+            ),
+            DbKind::Postgresql => (None, Some("127.0.0.1".to_string()), Some(5432), "postgres"),
+        };
+        DbCtl {
+            kind,
+            socket,
+            host,
+            port,
+            admin_user: admin_user.into(),
+            password_file: None,
+            password_env: None,
+        }
+    }
+
+    /// A statement a killed dispatcher left running on the server is ended, and waited for,
+    /// before its task is rolled back.
+    #[test]
+    fn a_dead_dispatchers_statements_are_ended_on_both_servers() {
+        for kind in [DbKind::Mysql, DbKind::Postgresql] {
+            let ctl = server(kind);
+            let tag = format!("fjord-unit-{}-{kind:?}", std::process::id()).to_lowercase();
+            let mut client = match kind {
+                DbKind::Mysql => {
+                    let mut c = ctl.command("mariadb", "root", None, None);
+                    c.args(["--comments", "-e", &format!("/* {tag} */ SELECT SLEEP(60)")]);
+                    c
+                }
+                DbKind::Postgresql => {
+                    let mut c = ctl.command("psql", "postgres", None, None);
+                    c.env("PGAPPNAME", &tag).args(["-c", "SELECT pg_sleep(60)"]);
+                    c
+                }
+            };
+            let mut client = client
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let started = std::time::Instant::now();
+            ctl.end_sessions_tagged(&tag).unwrap();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{kind:?}"
+            );
+            // The client sees its statement end long before its 60 s.
+            let status = client.wait().unwrap();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{kind:?} {status}"
+            );
+        }
     }
 }
