@@ -522,6 +522,10 @@ fn run_task(
             let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
             Ok((effect, steps))
         });
+    if env.faults.abandon(task.kind.as_str()) {
+        journal.log("fault: the worker ends without recording the outcome");
+        return None;
+    }
     match result {
         Ok((effect, mut steps)) => {
             // The work is done and its undo still journaled: the success is recorded, however

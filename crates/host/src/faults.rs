@@ -7,7 +7,9 @@
 //!   dispatcher at a known point),
 //! - `pause-before-purge:<task-kind>`: a task that succeeded logs `fault: paused before the
 //!   purge` and sleeps for a minute before it purges what it set aside,
-//! - `corrupt-vhost:<host>`: the vhost rendered for that site gets a directive nginx rejects.
+//! - `corrupt-vhost:<host>`: the vhost rendered for that site gets a directive nginx rejects,
+//! - `abandon:<task-kind>`: the task's worker ends after its script without recording the
+//!   outcome (as a worker lost to a bug would), for the dispatcher to notice.
 //!
 //! It exists so that the rollback promise is tested at every step of every task, not just at
 //! the steps that happen to fail in practice.
@@ -60,6 +62,12 @@ impl Faults {
         self.rules
             .iter()
             .any(|(a, k, _)| a == "pause-before-purge" && k == kind)
+    }
+
+    pub fn abandon(&self, kind: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(a, k, _)| a == "abandon" && k == kind)
     }
 
     pub fn corrupt_vhost(&self, host: &str) -> bool {

@@ -556,3 +556,38 @@ fn sqlite_databases_stay_private_after_restore_and_clone() {
     let copy = Path::new(&env.platform_path("p3")).join("private/lite2.example/database.sqlite");
     assert_eq!(mode(&copy), 0o640, "after clone");
 }
+
+/// A worker that ends without recording its task's outcome: the dispatcher notices, rolls
+/// the task back and fails it as it would a crashed dispatcher's, and the queue behind it
+/// runs on.
+#[test]
+fn a_task_whose_worker_is_gone_is_rolled_back_not_left_processing() {
+    let env = Env::new();
+    let id = env.queue(&["site", "add", "lost.example", "--platform", "p1"]);
+    // Without the dispatcher noticing, the task would stay processing and this would wait
+    // for ever: a minute is the limit.
+    let mut dispatcher = env
+        .command(&["dispatch", "--until-idle"])
+        .env("FJORD_FAULTS", "abandon:site-install")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while dispatcher.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = dispatcher.kill();
+            panic!("the abandoned task was left processing: {}", env.log(id));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let task = env.task(id);
+    assert_eq!(task["error"], "interrupted; rolled back", "{}", env.log(id));
+    assert!(!env.docroot("p1", "lost.example").exists());
+    assert_eq!(env.nginx.get("lost.example", "/").0, 404);
+    env.ok(&["task", "retry", &id.to_string()]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "show", "lost.example"])["status"],
+        "installed"
+    );
+    assert_eq!(env.nginx.get("lost.example", "/").0, 200);
+}
