@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{FJORD, PrivateNginx, nginx_binary, world_readable_tempdir};
+use crate::harness::{FJORD, PrivateNginx, world_readable_tempdir};
 
 struct Tmpfs(PathBuf);
 
@@ -93,24 +93,8 @@ fn a_disk_that_fills_and_empties_loses_no_task_and_no_site() {
         data: mount.0.join("data"),
     };
     let platform = mount.0.join("web");
-    let prefix = nginx.prefix().display().to_string();
-    fjord.ok(&[
-        "server",
-        "add",
-        "t",
-        "--nginx-bin",
-        nginx_binary(),
-        "--nginx-conf",
-        &format!("{prefix}/nginx.conf"),
-        "--nginx-prefix",
-        &prefix,
-        "--nginx-include-dir",
-        &format!("{prefix}/conf.d"),
-        "--listen",
-        &nginx.listen(),
-        "--db",
-        "sqlite",
-    ]);
+    let args = nginx.server_add_args("t", &["--db", "sqlite"]);
+    fjord.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     fjord.ok(&[
         "platform",
         "add",

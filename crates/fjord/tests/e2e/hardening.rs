@@ -175,30 +175,17 @@ fn processes_with(needle: &str) -> Vec<u32> {
 #[test]
 fn children_die_with_a_killed_dispatcher() {
     let mut env = Env::bare();
-    let prefix = env.nginx.prefix().display().to_string();
     // A reload command that takes long: the dispatcher is killed while it runs.
     let seconds = format!(
         "{}.{:03}",
         500 + std::process::id() % 400,
         std::process::id() % 1000
     );
-    env.ok(&[
-        "server",
-        "add",
+    env.add_server_on(
+        &env.nginx,
         "t",
-        "--nginx-bin",
-        crate::harness::nginx_binary(),
-        "--nginx-conf",
-        &format!("{prefix}/nginx.conf"),
-        "--nginx-prefix",
-        &prefix,
-        "--nginx-include-dir",
-        &format!("{prefix}/conf.d"),
-        "--listen",
-        &env.nginx.listen(),
-        "--reload",
-        &format!("/usr/bin/sleep {seconds}"),
-    ]);
+        &["--reload", &format!("/usr/bin/sleep {seconds}")],
+    );
     let needle = format!("sleep {seconds}");
     let pid = env.start_dispatcher(&[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -225,22 +212,11 @@ fn children_die_with_a_killed_dispatcher() {
 fn a_database_admin_password_from_the_environment() {
     let env = Env::new();
     let var = format!("FJORD_TEST_PG_{}", std::process::id());
-    let prefix = env.nginx.prefix().display().to_string();
-    env.ok(&[
-        "server",
-        "add",
+    env.add_server_on(
+        &env.nginx,
         "pg",
-        "--nginx-conf",
-        &format!("{prefix}/nginx.conf"),
-        "--nginx-prefix",
-        &prefix,
-        "--nginx-include-dir",
-        &format!("{prefix}/conf.d"),
-        "--listen",
-        &env.nginx.listen(),
-        "--db",
-        &format!("postgresql:password-env={var}"),
-    ]);
+        &["--db", &format!("postgresql:password-env={var}")],
+    );
     env.dispatch_until_idle(&[]);
     let failed = env.json(&["task", "list", "--limit", "1"])[0].clone();
     assert_eq!(failed["status"], "failed", "{failed}");
@@ -262,20 +238,7 @@ fn a_database_admin_password_from_the_environment() {
 fn a_fresh_server_with_everything_queued_at_once_never_trips() {
     for round in 0..20 {
         let env = Env::bare();
-        let prefix = env.nginx.prefix().display().to_string();
-        env.ok(&[
-            "server",
-            "add",
-            "t",
-            "--nginx-conf",
-            &format!("{prefix}/nginx.conf"),
-            "--nginx-prefix",
-            &prefix,
-            "--nginx-include-dir",
-            &format!("{prefix}/conf.d"),
-            "--listen",
-            &env.nginx.listen(),
-        ]);
+        env.add_server_on(&env.nginx, "t", &[]);
         env.ok(&[
             "platform",
             "add",
@@ -498,22 +461,7 @@ fn sqlite_databases_stay_private_after_restore_and_clone() {
     let env = Env::new();
     add_platform(&env, "p2");
     // The server of `Env::new` offers no database: add one that offers SQLite.
-    let prefix = env.nginx.prefix().display().to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "sq",
-        "--nginx-conf",
-        &format!("{prefix}/nginx.conf"),
-        "--nginx-prefix",
-        &prefix,
-        "--nginx-include-dir",
-        &format!("{prefix}/conf.d"),
-        "--listen",
-        &env.nginx.listen(),
-        "--db",
-        "sqlite",
-    ]);
+    env.add_server_on(&env.nginx, "sq", &["--db", "sqlite"]);
     env.ok(&[
         "platform",
         "add",

@@ -95,6 +95,28 @@ http {{
         self.dir.path()
     }
 
+    /// The arguments of `fjord server add NAME` for a server on this nginx, then `extra` (a
+    /// reload method, database services).
+    pub fn server_add_args(&self, name: &str, extra: &[&str]) -> Vec<String> {
+        let prefix = self.prefix().display().to_string();
+        let mut args: Vec<String> = ["server", "add", name, "--nginx-bin", nginx_binary()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend([
+            "--nginx-conf".to_string(),
+            format!("{prefix}/nginx.conf"),
+            "--nginx-prefix".to_string(),
+            prefix.clone(),
+            "--nginx-include-dir".to_string(),
+            format!("{prefix}/conf.d"),
+            "--listen".to_string(),
+            self.listen(),
+        ]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
     pub fn listen(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -242,6 +264,13 @@ impl Env {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
+    }
+
+    /// Adds server `name` on `nginx` (with `extra` arguments), asserting success.
+    #[track_caller]
+    pub fn add_server_on(&self, nginx: &PrivateNginx, name: &str, extra: &[&str]) {
+        let args = nginx.server_add_args(name, extra);
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
     /// Runs fjord and asserts success; returns stdout.

@@ -238,22 +238,7 @@ fn nothing_written_during_a_migrate_is_lost() {
 
     // Another database server: the same MariaDB reached over TCP, with its own nginx.
     let other = PrivateNginx::start();
-    let prefix = other.prefix().display().to_string();
-    env.ok(&[
-        "server",
-        "add",
-        "t2",
-        "--nginx-conf",
-        &format!("{prefix}/nginx.conf"),
-        "--nginx-prefix",
-        &prefix,
-        "--nginx-include-dir",
-        &format!("{prefix}/conf.d"),
-        "--listen",
-        &other.listen(),
-        "--db",
-        "mysql:host=127.0.0.1,port=3306",
-    ]);
+    env.add_server_on(&other, "t2", &["--db", "mysql:host=127.0.0.1,port=3306"]);
     env.dispatch_until_idle(&[]);
     migrate_with_writer(
         &env,
