@@ -1,0 +1,234 @@
+//! Backups of a site: take, prune, remove, and restore one.
+
+use super::*;
+
+impl ScriptEnv {
+    pub(super) fn backup_dir(&self, site: &Site) -> PathBuf {
+        self.data_dir.join("backups").join(site.name.as_str())
+    }
+}
+
+/// Backs the site up: docroot, private files and a consistent dump of its database.
+pub(super) fn site_backup(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let request = backup_request(env, objects)?;
+    let written = x.create_backup(&request)?;
+    backup_effect(objects, &request, written)
+}
+
+/// What a backup of the site holds and where it goes.
+pub(super) fn backup_request(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+) -> Result<host::BackupRequest> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let dir = env.backup_dir(site);
+    let stamp = model::time::utc_stamp(store::now_ms());
+    let mut out = dir.join(format!("{}-{stamp}.tar.zst", site.name));
+    let mut n = 2;
+    while out.exists() {
+        out = dir.join(format!("{}-{stamp}_{n}.tar.zst", site.name));
+        n += 1;
+    }
+    let db = match &site.database {
+        Some(db) => match db_ctl(objects.db_service(db)?) {
+            // A database that is gone (a site needing attention) is not in the backup; the
+            // files are.
+            Some(ctl)
+                if site.status == SiteStatus::NeedsAttention
+                    && !ctl.database_exists(&db.name)? =>
+            {
+                None
+            }
+            Some(ctl) => Some(host::BackupDb::Server {
+                ctl,
+                name: db.name.clone(),
+            }),
+            None => Some(host::BackupDb::Sqlite {
+                path: render::site_sqlite_path(platform, site),
+            }),
+        },
+        None => None,
+    };
+    let private = render::site_private_dir(platform, site);
+    Ok(host::BackupRequest {
+        out,
+        manifest: host::Manifest {
+            format: host::BACKUP_FORMAT,
+            fjord_version: env!("CARGO_PKG_VERSION").to_string(),
+            site: site.name.to_string(),
+            platform: platform.name.to_string(),
+            platform_kind: platform.kind.as_str().to_string(),
+            db_engine: db.as_ref().and(
+                site.database
+                    .as_ref()
+                    .map(|d| d.engine.as_str().to_string()),
+            ),
+            db_member: None,
+            created_at: model::time::utc_display(store::now_ms()),
+            members: Vec::new(),
+        },
+        docroot: render::site_docroot(platform, site),
+        private: private.exists().then_some(private),
+        db,
+    })
+}
+
+/// The new backup's row, once it is written (none in a dry run).
+pub(super) fn backup_effect(
+    objects: &TaskObjects,
+    request: &host::BackupRequest,
+    written: Option<host::Manifest>,
+) -> Result<TaskEffect> {
+    let site = objects.site()?;
+    if written.is_none() {
+        return Ok(TaskEffect::None);
+    }
+    let size = std::fs::metadata(&request.out)
+        .map(|m| m.len() as i64)
+        .unwrap_or(0);
+    Ok(TaskEffect::AddBackup(store::NewBackup {
+        site_id: site.id,
+        site_name: site.name.to_string(),
+        path: request.out.display().to_string(),
+        size,
+    }))
+}
+
+/// Restores a site from one of its backups. The archive is checked whole before anything
+/// changes; the current state is backed up first; files, private files and database are
+/// then swapped in, each step undoable.
+pub(super) fn site_restore(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    args: &serde_json::Value,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let archive = PathBuf::from(
+        args.get("backup")
+            .and_then(|b| b.as_str())
+            .unwrap_or_default(),
+    );
+    // Extracting into staging checks every member on the way: a corrupt, truncated or
+    // foreign archive fails here, and the journal removes the staging directories, before
+    // anything the site serves has changed.
+    let docroot = render::site_docroot(platform, site);
+    let private = render::site_private_dir(platform, site);
+    x.make_dir(&platform.path.join("private"))?;
+    let tag = format!("restore-{}", host::random_hex(4));
+    let files_stage = host::trash_path(&docroot, &tag);
+    let private_stage = host::trash_path(&private, &tag);
+    // The current state is backed up while the archive is extracted: both must be done
+    // before anything changes, and neither touches what the other does.
+    let request = backup_request(env, objects)?;
+    let done = x.extract_and_back_up(&archive, &files_stage, &private_stage, &request)?;
+    let dump = done.dump;
+    if let Some(manifest) = &done.manifest {
+        let own = args.get("own").and_then(|o| o.as_bool()).unwrap_or(false);
+        check_backup_fits(&archive, manifest, site, own)?;
+    }
+    let before = backup_effect(objects, &request, done.backup)?;
+    x.swap_tree(&docroot, &files_stage)?;
+    x.swap_tree(&private, &private_stage)?;
+    if let Some(db) = &site.database {
+        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+            x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
+        }
+        // Credentials are the site's own, whatever the backup held.
+        site_database(objects, db, DbMode::Verify, x)?;
+    }
+    if site.status == SiteStatus::NeedsAttention {
+        // Restored whole from a backup: the site is served again.
+        let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
+        return Ok(TaskEffect::Many(vec![before, served]));
+    }
+    Ok(before)
+}
+
+/// Refuses a backup of another site, or one whose database engine is not the site's. One of
+/// the site's `own` backups may name the site as it was called when it was taken.
+pub(super) fn check_backup_fits(
+    archive: &Path,
+    manifest: &host::Manifest,
+    site: &Site,
+    own: bool,
+) -> Result<()> {
+    if !own && manifest.site != site.name.as_str() {
+        return Err(Error::Refused(format!(
+            "{} is a backup of site {}, not of {}",
+            archive.display(),
+            manifest.site,
+            site.name
+        )));
+    }
+    let wanted_engine = site
+        .database
+        .as_ref()
+        .map(|d| d.engine.as_str().to_string());
+    if manifest.db_engine != wanted_engine {
+        return Err(Error::Refused(format!(
+            "{} holds a {} database; the site has {}",
+            archive.display(),
+            manifest.db_engine.as_deref().unwrap_or("no"),
+            wanted_engine.as_deref().unwrap_or("none")
+        )));
+    }
+    Ok(())
+}
+
+/// The archive a backup step wrote (or, in a dry run, a stand-in name).
+pub(super) fn backup_path(effect: &TaskEffect) -> PathBuf {
+    match effect {
+        TaskEffect::AddBackup(b) => PathBuf::from(&b.path),
+        _ => PathBuf::from("(the new backup)"),
+    }
+}
+
+/// Removes the backups the retention policy no longer keeps (never the one just written,
+/// which is not in the list yet).
+pub(super) fn prune_backups(objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let Some(retention) = objects.extra.retention else {
+        return Ok(TaskEffect::None);
+    };
+    // The new backup counts as the newest.
+    let mut list: Vec<(i64, i64)> = objects
+        .extra
+        .backups
+        .iter()
+        .map(|b| (b.id, b.created_at))
+        .collect();
+    list.push((i64::MAX, store::now_ms()));
+    let prunable: Vec<i64> = retention
+        .prunable(&list, store::now_ms())
+        .into_iter()
+        .filter(|id| *id != i64::MAX)
+        .collect();
+    if !prunable.is_empty() {
+        x.log(&format!(
+            "retention {retention:?}: removing {} old backup(s)",
+            prunable.len()
+        ));
+    }
+    remove_backups(objects, &prunable, x)
+}
+
+pub(super) fn remove_backups(
+    objects: &TaskObjects,
+    ids: &[i64],
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    for id in ids {
+        let backup = objects
+            .extra
+            .backups
+            .iter()
+            .find(|b| b.id == *id)
+            .ok_or_else(|| Error::NotFound(format!("backup {id} of this site")))?;
+        x.remove_tree(Path::new(&backup.path))?;
+    }
+    Ok(TaskEffect::RemoveBackups(ids.to_vec()))
+}

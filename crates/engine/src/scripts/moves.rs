@@ -1,0 +1,238 @@
+//! A site put in a new place: deploy from a backup, clone, migrate.
+
+use super::*;
+
+/// Puts a backup's files, private files and database in place as `site` on `platform`, whose
+/// docroot and private dir must not exist yet: the deploy half of clone and migrate.
+pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -> Result<()> {
+    let (platform, site) = (objects.platform()?, objects.site()?);
+    let docroot = render::site_docroot(platform, site);
+    let private = render::site_private_dir(platform, site);
+    if docroot.exists() {
+        return Err(Error::Refused(format!(
+            "{} already exists: fjord will not overwrite it",
+            docroot.display()
+        )));
+    }
+    x.make_dir(&platform.path.join("sites"))?;
+    x.make_dir(&platform.path.join("private"))?;
+    let tag = format!("deploy-{}", host::random_hex(4));
+    let files_stage = host::trash_path(&docroot, &tag);
+    let private_stage = host::trash_path(&private, &tag);
+    let (dump, _) = x.extract_backup(archive, &files_stage, &private_stage)?;
+    x.swap_tree(&docroot, &files_stage)?;
+    x.swap_tree(&private, &private_stage)?;
+    if let Some(db) = &site.database {
+        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+            x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
+        }
+        site_database(objects, db, DbMode::Verify, x)?;
+    }
+    x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    Ok(())
+}
+
+/// Clone: back the source up, deploy that backup as the new site, serve it. The source site
+/// is only read.
+pub(super) fn site_clone(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let source = objects
+        .extra
+        .source
+        .as_deref()
+        .ok_or_else(|| Error::NotFound("the site to clone from".into()))?;
+    let backup = site_backup(env, source, x)?;
+    deploy(objects, &backup_path(&backup), x)?;
+    let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
+    Ok(TaskEffect::Many(vec![backup, served]))
+}
+
+/// Migrate: copy the site to its new place while it serves, freeze its writes for the last
+/// pass, switch, and remove it from its old place, so that nothing the site acknowledged is
+/// lost and it answers reads throughout:
+/// 1. back up, deploy the files at the new place (the database stays where it is, or is
+///    copied below);
+/// 2. if the database moves to another server: freeze writes (HTTP writes answered 503, the
+///    database user held to reads) and copy it;
+/// 3. copy what changed in the files since the backup began;
+/// 4. switch the vhost to the new place, still read-only; set the old files aside (writes
+///    to them fail from here) and copy what changed in them since step 3;
+/// 5. serve the site read-write at its new place; drop the old database if it moved.
+///
+/// Until the switch the old site serves; any failure puts everything back.
+pub(super) fn site_migrate(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    args: &serde_json::Value,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let (old_platform, old_site) = (objects.platform()?, objects.site()?);
+    let new_platform = objects
+        .extra
+        .to_platform
+        .clone()
+        .ok_or_else(|| Error::NotFound("the target platform".into()))?;
+    let new_server = objects
+        .extra
+        .to_server
+        .clone()
+        .ok_or_else(|| Error::NotFound("the target server".into()))?;
+    let new_name = match args.get("name").and_then(|n| n.as_str()) {
+        Some(n) => model::Hostname::parse("new site name", n)?,
+        None => old_site.name.clone(),
+    };
+    let new_db = match (
+        &old_site.database,
+        &objects.extra.to_db_server,
+        args.get("db_name").and_then(|n| n.as_str()),
+    ) {
+        (Some(db), Some(server), Some(name)) => Some(SiteDatabase {
+            server_id: server.id,
+            engine: db.engine,
+            name: name.to_string(),
+            user: name.to_string(),
+            password: host::random_secret(16)?,
+        }),
+        (db, _, _) => db.clone(),
+    };
+    let new_site = Site {
+        name: new_name,
+        platform_id: new_platform.id,
+        database: new_db.clone(),
+        ..old_site.clone()
+    };
+    let new_objects = TaskObjects {
+        server: new_server.clone(),
+        platform: Some(new_platform.clone()),
+        site: Some(new_site.clone()),
+        sites: Vec::new(),
+        db_server: objects
+            .extra
+            .to_db_server
+            .clone()
+            .or_else(|| objects.db_server.clone()),
+        extra: Extra::default(),
+    };
+    let moves_files = new_platform.id != old_platform.id || new_site.name != old_site.name;
+    let db_moves = new_db != old_site.database;
+    let serving = old_site.status == SiteStatus::Installed;
+    let (old_docroot, new_docroot) = (
+        render::site_docroot(old_platform, old_site),
+        render::site_docroot(&new_platform, &new_site),
+    );
+    let (old_private, new_private) = (
+        render::site_private_dir(old_platform, old_site),
+        render::site_private_dir(&new_platform, &new_site),
+    );
+    let old_vhost = env.vhost_path(&objects.server, old_site);
+    let new_vhost = env.vhost_path(&new_server, &new_site);
+    // A file changed from a second before the backup on is copied again by the last passes
+    // (file times have a granularity; copying too much is only slower).
+    let since_backup = store::now_ms() / 1000 - 1;
+
+    // 1. Copy while the site serves.
+    let backup = site_backup(env, objects, x)?;
+    if moves_files {
+        let files_only = TaskObjects {
+            site: Some(Site {
+                database: None,
+                ..new_site.clone()
+            }),
+            ..new_objects.clone()
+        };
+        deploy(&files_only, &backup_path(&backup), x)?;
+    }
+
+    // 2. A database that moves is copied with the site's writes frozen.
+    if db_moves
+        && let (Some(old_db), Some(db)) = (&old_site.database, &new_site.database)
+        && let (Some(from), Some(to)) = (
+            db_ctl(objects.db_service(old_db)?),
+            db_ctl(new_objects.db_service(db)?),
+        )
+    {
+        if serving {
+            let read_only = env.vhost_read_only(&objects.server, old_platform, old_site);
+            x.nginx(
+                &env.nginx_ctl(&objects.server),
+                vec![(old_vhost.clone(), Some(read_only))],
+            )?;
+        }
+        x.freeze_database_writes(&from, &old_db.name, &old_db.user)?;
+        x.copy_database(&from, &old_db.name, &to, &db.name, &db.user, &db.password)?;
+    }
+
+    // 3. What changed in the files since the backup began.
+    let since_first_pass = store::now_ms() / 1000 - 1;
+    if moves_files {
+        x.sync_tree(&old_docroot, &new_docroot, since_backup, true)?;
+        if old_private.exists() {
+            x.sync_tree(&old_private, &new_private, since_backup, true)?;
+        }
+    }
+    if let Some(db) = &new_site.database {
+        // The credentials file at the new place names the database the site now uses.
+        site_database(&new_objects, db, DbMode::Verify, x)?;
+    }
+
+    // 4. Switch, still read-only; the new vhost and the removal of the old one are tested and
+    // reloaded together when both are on one nginx.
+    let switched = |read_only: bool| {
+        if read_only && serving {
+            env.vhost_read_only(&new_server, &new_platform, &new_site)
+        } else {
+            env.vhost(&new_server, &new_platform, &new_site)
+        }
+    };
+    let last_pass = moves_files && serving;
+    if new_server.id == objects.server.id {
+        let mut changes = vec![(new_vhost.clone(), Some(switched(last_pass)))];
+        if old_vhost != new_vhost {
+            changes.push((old_vhost, None));
+        }
+        x.nginx(&env.nginx_ctl(&new_server), changes)?;
+    } else {
+        x.nginx(
+            &env.nginx_ctl(&new_server),
+            vec![(new_vhost.clone(), Some(switched(last_pass)))],
+        )?;
+        x.nginx(&env.nginx_ctl(&objects.server), vec![(old_vhost, None)])?;
+    }
+    if moves_files {
+        // Set aside, the old files take no more writes; what they took since step 3 is
+        // copied (nothing is removed: the new place may already hold newer files).
+        if let Some(aside) = x.remove_tree(&old_docroot)? {
+            x.sync_tree(&aside, &new_docroot, since_first_pass, false)?;
+        }
+        if let Some(aside) = x.remove_tree(&old_private)? {
+            x.sync_tree(&aside, &new_private, since_first_pass, false)?;
+        }
+        x.fix_permissions(&new_docroot, files_owner(&new_server))?;
+    }
+
+    // 5. Read-write at the new place.
+    if last_pass {
+        x.nginx(
+            &env.nginx_ctl(&new_server),
+            vec![(new_vhost, Some(switched(false)))],
+        )?;
+    }
+    if db_moves
+        && let Some(db) = &old_site.database
+        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+    {
+        x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
+    }
+    Ok(TaskEffect::Many(vec![
+        backup,
+        TaskEffect::MoveSite {
+            site_id: old_site.id,
+            platform_id: new_platform.id,
+            name: new_site.name.clone(),
+            database: new_db,
+        },
+    ]))
+}

@@ -1,0 +1,103 @@
+//! Platform tasks: verify (and the import of the sites found), the summary of a batch
+//! migrate.
+
+use super::*;
+
+/// Makes sure the platform's directories exist and records the sites found in `sites/` that
+/// fjord does not know, each with an import task.
+pub(super) fn platform_verify(
+    platform: &Platform,
+    all: &[Site],
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    // Sites recorded but not installed yet (queued with the platform) have nothing there.
+    let own = all
+        .iter()
+        .filter(|s| s.platform_id == platform.id)
+        .filter(|s| matches!(s.status, SiteStatus::Installed | SiteStatus::Disabled))
+        .count();
+    if own > 0 && !platform.path.as_path().is_dir() {
+        return Err(Error::Refused(format!(
+            "the code base of platform {} at {} is gone, and {own} site(s) live on it; \
+             restore it (or each site from its backups), then verify again",
+            platform.name, platform.path
+        )));
+    }
+    x.make_dir(platform.path.as_path())?;
+    let sites_dir = platform.path.join("sites");
+    x.make_dir(&sites_dir)?;
+    x.make_dir(&platform.path.join("private"))?;
+    let mut found = Vec::new();
+    for dir in host::list_subdirs(&sites_dir)? {
+        if dir.starts_with('.') {
+            continue;
+        }
+        match model::Hostname::parse("site directory", &dir) {
+            Ok(name) if name.as_str() == dir => {
+                match all.iter().find(|s| s.all_names().any(|n| *n == name)) {
+                    None => {
+                        x.log(&format!("found site {name}: queueing its import"));
+                        found.push(name);
+                    }
+                    Some(site) if site.platform_id == platform.id && site.name == name => {}
+                    Some(site) => x.log(&format!(
+                        "skipped sites/{dir}: {name} is already taken by site {} (as its {}); \
+                         rename the directory, or remove it if it is left over",
+                        site.name,
+                        if site.name == name {
+                            "name, on another platform"
+                        } else {
+                            "alias"
+                        }
+                    )),
+                }
+            }
+            Ok(_) => x.log(&format!(
+                "skipped sites/{dir}: not in canonical (lowercase, punycode) form"
+            )),
+            Err(e) => x.log(&format!("skipped sites/{dir}: {e}")),
+        }
+    }
+    Ok(if found.is_empty() {
+        TaskEffect::None
+    } else {
+        TaskEffect::ImportSites {
+            platform_id: platform.id,
+            names: found,
+        }
+    })
+}
+
+/// The summary of a batch migrate: each child's result; fails if any child failed.
+pub(super) fn migrate_summary(objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let children = &objects.extra.children;
+    let mut failed = Vec::new();
+    for child in children {
+        x.log(&format!(
+            "task {} {} {}: {}{}",
+            child.id,
+            child.kind.as_str(),
+            child.target_name,
+            child.status.as_str(),
+            child
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+        if child.status != model::TaskStatus::Success {
+            failed.push(child.target_name.clone());
+        }
+    }
+    if failed.is_empty() {
+        x.log(&format!("all {} sites migrated", children.len()));
+        Ok(TaskEffect::None)
+    } else {
+        Err(Error::Refused(format!(
+            "{} of {} migrations failed: {}",
+            failed.len(),
+            children.len(),
+            failed.join(", ")
+        )))
+    }
+}

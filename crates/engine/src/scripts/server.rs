@@ -1,0 +1,47 @@
+//! The server task: fjord's server-level nginx config, hooked into the server's nginx.
+
+use super::*;
+
+/// Writes fjord's server-level nginx config and hooks it into the server's nginx.
+pub(super) fn server_verify(
+    env: &ScriptEnv,
+    server: &Server,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let HttpService::Nginx(nginx) = &server.http;
+    let dir = env.nginx_dir(server);
+    x.make_dir(dir.parent().expect("nginx dir has a parent"))?;
+    x.make_dir(&dir)?;
+    x.make_dir(&dir.join("vhost.d"))?;
+    x.make_dir(&dir.join("disabled"))?;
+    x.write_file(
+        &dir.join("disabled/fjord-disabled.html"),
+        render::disabled_page().as_bytes(),
+        0o644,
+    )?;
+    let server_conf = dir.join("server.conf");
+    let hook = nginx
+        .include_dir
+        .join(&format!("fjord-{}.conf", server.name));
+    let mut changes = vec![
+        (
+            server_conf.clone(),
+            Some(render::nginx_server_conf(nginx, &dir).into_bytes()),
+        ),
+        (hook, Some(render::nginx_hook(&server_conf).into_bytes())),
+    ];
+    // The generation file is rewritten by every reload; it only has to exist for the test.
+    let generation = dir.join("generation.conf");
+    if !generation.exists() {
+        changes.push((generation, Some(host_generation_placeholder())));
+    }
+    x.nginx(&env.nginx_ctl(server), changes)?;
+    for ctl in server.db.iter().filter_map(db_ctl) {
+        x.check_db_admin(&ctl)?;
+    }
+    Ok(TaskEffect::None)
+}
+
+pub(super) fn host_generation_placeholder() -> Vec<u8> {
+    b"# written by fjord before each reload\n".to_vec()
+}
