@@ -57,19 +57,11 @@ pub(super) fn site_verify(
     if let Some(db) = &site.database {
         site_database(objects, db, DbMode::Verify, x)?;
     }
-    let served = match site.status {
-        SiteStatus::Disabled => site.clone(),
-        _ => Site {
-            status: SiteStatus::Installed,
-            ..site.clone()
-        },
+    let status = match site.status {
+        SiteStatus::Disabled => SiteStatus::Disabled,
+        _ => SiteStatus::Installed,
     };
-    let vhost = env.vhost(&objects.server, platform, &served);
-    x.nginx(
-        &env.nginx_ctl(&objects.server),
-        vec![(env.vhost_path(&objects.server, site), Some(vhost))],
-    )?;
-    Ok(TaskEffect::SetSiteStatus(site.id, served.status))
+    site_set_served(env, objects, status, x)
 }
 
 pub(super) fn site_set_served(

@@ -8,19 +8,6 @@ use std::process::Stdio;
 
 use crate::harness::Env;
 
-pub(crate) fn add_platform(env: &Env, name: &str) {
-    env.ok(&[
-        "platform",
-        "add",
-        name,
-        "--server",
-        "t",
-        "--path",
-        &env.platform_path(name),
-    ]);
-    env.dispatch_until_idle(&[]);
-}
-
 /// Queues a task and runs it to success.
 #[track_caller]
 pub(crate) fn done(env: &Env, args: &[&str]) {
@@ -125,7 +112,7 @@ fn a_site_whose_install_failed_can_be_deleted() {
 #[test]
 fn platform_verify_skips_directories_named_like_other_sites() {
     let env = Env::new();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     env.ok(&[
         "site",
         "add",
@@ -459,7 +446,7 @@ fn a_failed_site_edit_puts_the_names_back() {
 #[test]
 fn sqlite_databases_stay_private_after_restore_and_clone() {
     let env = Env::new();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     // The server of `Env::new` offers no database: add one that offers SQLite.
     env.add_server_on(&env.nginx, "sq", &["--db", "sqlite"]);
     env.ok(&[

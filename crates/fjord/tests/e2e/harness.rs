@@ -266,6 +266,14 @@ impl Env {
         self.command(args).output().unwrap()
     }
 
+    /// Adds static platform `name` on server `t` (under `platforms`) and runs its verify.
+    #[track_caller]
+    pub fn add_platform(&self, name: &str) {
+        let path = self.platform_path(name);
+        self.ok(&["platform", "add", name, "--server", "t", "--path", &path]);
+        self.dispatch_until_idle(&[]);
+    }
+
     /// Adds server `name` on `nginx` (with `extra` arguments), asserting success.
     #[track_caller]
     pub fn add_server_on(&self, nginx: &PrivateNginx, name: &str, extra: &[&str]) {

@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::hardening::{add_platform, done, site};
+use crate::hardening::{done, site};
 use crate::harness::{Env, assert_same_state, world_readable_tempdir};
 
 /// The attack seen: a link member to a directory outside, then members written "inside"
@@ -74,7 +74,7 @@ fn an_archive_writing_through_its_own_link_writes_nothing_outside_the_site() {
 #[test]
 fn names_that_are_not_utf8_survive_restore_clone_and_migrate() {
     let env = Env::new();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     site(&env, "bytes.example");
     let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.html");
     let docroot = env.docroot("p1", "bytes.example");
@@ -193,7 +193,7 @@ fn a_fifo_given_to_restore_fails_at_once_and_the_dispatcher_goes_on() {
 #[test]
 fn a_link_planted_as_or_in_a_docroot_publishes_nothing() {
     let env = Env::new();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     site(&env, "planted.example");
     let outside = world_readable_tempdir();
     let secret = outside.path().join("secret.txt");

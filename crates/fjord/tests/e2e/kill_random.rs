@@ -47,16 +47,7 @@ fn kill_9_at_random_moments_leaves_nothing_orphaned() {
     let t = token();
     let _cleanup = Cleanup(t.clone());
     let mut env = env_with_databases();
-    env.ok(&[
-        "platform",
-        "add",
-        "p2",
-        "--server",
-        "t",
-        "--path",
-        &env.platform_path("p2"),
-    ]);
-    env.dispatch_until_idle(&[]);
+    env.add_platform("p2");
     let engines = ["mysql", "postgresql", "sqlite"];
     let sites: Vec<String> = engines.iter().map(|e| format!("{t}-{e}.example")).collect();
     for (site, engine) in sites.iter().zip(engines) {

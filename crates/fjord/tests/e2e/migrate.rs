@@ -5,19 +5,6 @@ use std::time::Duration;
 use crate::databases::{Cleanup, env_with_databases, leftovers, site_sql, token};
 use crate::harness::{Env, assert_same_state, signal};
 
-fn add_platform(env: &Env, name: &str) {
-    env.ok(&[
-        "platform",
-        "add",
-        name,
-        "--server",
-        "t",
-        "--path",
-        &env.platform_path(name),
-    ]);
-    env.dispatch_until_idle(&[]);
-}
-
 fn seeded_site(env: &Env, site: &str, engine: &str) {
     env.ok(&["site", "add", site, "--platform", "p1", "--db", engine]);
     env.dispatch_until_idle(&[]);
@@ -42,7 +29,7 @@ fn clone_and_migrate_on_every_engine() {
     let t = token();
     let _cleanup = Cleanup(t.clone());
     let env = env_with_databases();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     for engine in ["mysql", "postgresql", "sqlite"] {
         let site = format!("{t}-{engine}.example");
         let copy = format!("{t}-copy-{engine}.example");
@@ -122,7 +109,7 @@ fn batch_migrate_twenty_sites() {
     let t = token();
     let _cleanup = Cleanup(t.clone());
     let mut env = env_with_databases();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     let sites: Vec<String> = (0..20).map(|i| format!("{t}-b{i}.example")).collect();
     for (i, site) in sites.iter().enumerate() {
         let mut args = vec!["site", "add", site.as_str(), "--platform", "p1"];
@@ -196,7 +183,7 @@ fn clone_and_migrate_roll_back_at_every_step_and_after_a_kill() {
     let t = token();
     let _cleanup = Cleanup(t.clone());
     let mut env = env_with_databases();
-    add_platform(&env, "p2");
+    env.add_platform("p2");
     let site = format!("{t}-src.example");
     let copy = format!("{t}-copy.example");
     seeded_site(&env, &site, "mysql");

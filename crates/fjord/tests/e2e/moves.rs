@@ -205,17 +205,8 @@ fn nothing_written_during_a_migrate_is_lost() {
     let _cleanup = Cleanup(t.clone());
     let env = env_with_databases();
     for p in ["p2", "p3"] {
-        env.ok(&[
-            "platform",
-            "add",
-            p,
-            "--server",
-            "t",
-            "--path",
-            &env.platform_path(p),
-        ]);
+        env.add_platform(p);
     }
-    env.dispatch_until_idle(&[]);
     let site = format!("{t}-moving.example");
     seeded(&env, &site, "p1");
 
