@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use host::{FileLock, Journal, LiveSteps, NginxRegistry, Parking, Undo};
+use host::{Committers, FileLock, Journal, LiveSteps, Parking, Undo};
 use model::{Task, TaskStatus};
 use store::{JournalEntry, Store, TaskEffect};
 
@@ -101,7 +101,7 @@ pub struct Dispatcher {
     _lock: FileLock,
     lock_path: PathBuf,
     socket_path: PathBuf,
-    nginx: Arc<NginxRegistry>,
+    committers: Arc<Committers>,
 }
 
 impl Dispatcher {
@@ -117,7 +117,7 @@ impl Dispatcher {
             owner,
             _lock: lock,
             lock_path,
-            nginx: Arc::new(NginxRegistry::default()),
+            committers: Arc::new(Committers::default()),
         })
     }
 
@@ -127,7 +127,7 @@ impl Dispatcher {
 
     /// nginx reloads made by this dispatcher so far.
     pub fn nginx_reloads(&self) -> u64 {
-        self.nginx.total_reloads()
+        self.committers.nginx.total_reloads()
     }
 
     /// [`Dispatcher::run`] until SIGTERM or SIGINT: the first stops it claiming tasks and it
@@ -260,7 +260,7 @@ impl Dispatcher {
             journal.log("the task's worker ended without recording its outcome; rolling back");
             finish_failed(
                 &self.fjord,
-                &self.nginx,
+                &self.committers,
                 &running.task,
                 "interrupted; rolled back",
             );
@@ -280,7 +280,7 @@ impl Dispatcher {
 
     fn spawn(&self, task: Task, slots: Arc<Slots>, tx: mpsc::Sender<Event>) {
         let fjord = self.fjord.clone();
-        let nginx = self.nginx.clone();
+        let committers = self.committers.clone();
         let owner = self.owner.clone();
         std::thread::spawn(move || {
             let parking: Arc<dyn Parking> = Arc::new(SlotParking {
@@ -288,7 +288,7 @@ impl Dispatcher {
                 wake: tx.clone(),
             });
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_task(&fjord, &nginx, &owner, &task, parking)
+                run_task(&fjord, &committers, &owner, &task, parking)
             }));
             if let Ok(Some(trash)) = outcome {
                 // The task is done: its slot goes to the next one while its old state is
@@ -320,7 +320,7 @@ impl Dispatcher {
                     task_id: task.id,
                 };
                 journal.log("internal error (panic) while running the task");
-                finish_failed(&fjord, &nginx, &task, "internal error (panic)");
+                finish_failed(&fjord, &committers, &task, "internal error (panic)");
             }
             slots.release();
             let _ = tx.send(Event::Done(task.id));
@@ -351,7 +351,7 @@ impl Dispatcher {
             self.end_sessions_of(&running.owner, &journal);
             finish_failed(
                 &self.fjord,
-                &self.nginx,
+                &self.committers,
                 &running.task,
                 "interrupted; rolled back",
             );
@@ -491,7 +491,7 @@ impl Journal for StoreJournal<'_> {
 
 fn run_task(
     fjord: &Fjord,
-    nginx: &NginxRegistry,
+    committers: &Committers,
     owner: &str,
     task: &Task,
     parking: Arc<dyn Parking>,
@@ -513,7 +513,7 @@ fn run_task(
         .and_then(|objects| {
             let mut steps = LiveSteps::new(
                 &journal,
-                nginx,
+                committers,
                 &env.faults,
                 task.kind.as_str(),
                 Some(parking),
@@ -538,14 +538,14 @@ fn run_task(
                 }
                 Err(e) => {
                     journal.log(&format!("could not record success: {e}"));
-                    finish_failed(fjord, nginx, task, &e.to_string());
+                    finish_failed(fjord, committers, task, &e.to_string());
                     None
                 }
             }
         }
         Err(e) => {
             journal.log_durably(&format!("failed: {e}"));
-            finish_failed(fjord, nginx, task, &e.to_string());
+            finish_failed(fjord, committers, task, &e.to_string());
             None
         }
     }
@@ -565,7 +565,7 @@ fn scratch_dir(fjord: &Fjord, task_id: i64) -> PathBuf {
 }
 
 /// Rolls the task's journal back, then records the failure.
-fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str) {
+fn finish_failed(fjord: &Fjord, committers: &Committers, task: &Task, error: &str) {
     let store = fjord.store();
     let journal = StoreJournal {
         store,
@@ -592,7 +592,7 @@ fn finish_failed(fjord: &Fjord, nginx: &NginxRegistry, task: &Task, error: &str)
             "rolling back {} journaled change(s)",
             entries.len()
         ));
-        match host::rollback(&entries, nginx, &|line| journal.log(line)) {
+        match host::rollback(&entries, committers, &|line| journal.log(line)) {
             Ok(()) => journal.log("rollback complete"),
             Err(e) => {
                 data_lost = matches!(e, host::HostError::UndoDataLost(_));

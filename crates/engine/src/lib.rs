@@ -7,6 +7,7 @@
 
 pub mod dispatch;
 mod error;
+pub mod kinds;
 pub mod ops;
 mod paths;
 pub mod scripts;
@@ -25,6 +26,9 @@ use store::{SqliteStore, Store};
 pub struct Fjord {
     data_dir: PathBuf,
     store: Arc<dyn Store>,
+    /// A random id of this installation, in the names fjord gives host-wide things (the
+    /// Unix users of sites), so that two installations on one host never clash.
+    installation: String,
 }
 
 impl Fjord {
@@ -48,9 +52,18 @@ impl Fjord {
         for file in ["state.db", "state.db-wal", "state.db-shm"] {
             host::restrict_to_owner(&data_dir.join(file))?;
         }
+        let installation = match store.setting("installation_id")? {
+            Some(id) => id,
+            None => {
+                let id = host::random_hex(3);
+                store.set_setting("installation_id", Some(&id))?;
+                id
+            }
+        };
         Ok(Fjord {
             data_dir,
             store: Arc::new(store),
+            installation,
         })
     }
 

@@ -4,8 +4,9 @@
 
 use model::{
     AbsPath, CronSchedule, DbEngine, DbService, Hostname, HttpService, Name, NginxService,
-    Platform, PlatformKind, ReloadMethod, Retention, Server, Site, SiteDatabase, SiteStatus,
-    Target, Task, TaskKind, TaskStatus, derive_db_name, parse_listen, validate_aliases,
+    PhpFpmService, PhpVersion, Platform, PlatformKind, ReloadMethod, Retention, Server, Site,
+    SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, derive_db_name, parse_listen,
+    validate_aliases,
 };
 use store::{LogLine, NewSite, NewTask, TaskFilter};
 
@@ -47,6 +48,22 @@ pub struct ServerInput {
     pub files_owner: Option<String>,
     /// Database services: `ENGINE[:key=value,...]` (see `model::DbService::parse`).
     pub db: Vec<String>,
+    /// php-fpm services: `VERSION[:key=value,...]` (see `model::PhpFpmService::parse`).
+    pub php: Vec<String>,
+    /// The group nginx's workers run as.
+    pub web_group: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlatformInput {
+    pub name: String,
+    pub server: String,
+    pub path: String,
+    pub kind: String,
+    /// The PHP version its sites run on [default: the server's newest].
+    pub php: Option<String>,
+    /// A directory to copy the code base in from.
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +77,8 @@ pub struct SiteInput {
     pub db: Option<String>,
     /// The server whose database service to use [default: the platform's server].
     pub db_server: Option<String>,
+    /// What the application's installer is told (title, admin user and email).
+    pub install: crate::kinds::InstallInput,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -69,6 +88,65 @@ pub struct SiteEdit {
     pub add_aliases: Vec<String>,
     pub remove_aliases: Vec<String>,
     pub redirect_aliases: Option<bool>,
+}
+
+/// Title, admin user and email for an application's installer: refused with the rule when
+/// they could not be what the person meant (control characters, an address without a
+/// domain).
+fn validate_install_input(
+    input: &crate::kinds::InstallInput,
+) -> Result<crate::kinds::InstallInput> {
+    let invalid = |field: &'static str, value: &str, rule: &str| {
+        Err(Error::Invalid(model::Invalid::new(field, value, rule)))
+    };
+    if let Some(title) = &input.title {
+        if title.trim().is_empty() || title.chars().count() > 200 {
+            return invalid(
+                "site title",
+                title,
+                "must be 1 to 200 characters, not only spaces",
+            );
+        }
+        if title.chars().any(char::is_control) {
+            return invalid(
+                "site title",
+                title,
+                "must not contain control characters (newlines, tabs)",
+            );
+        }
+    }
+    if let Some(user) = &input.admin_user
+        && (user.is_empty()
+            || user.len() > 60
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+    {
+        return invalid(
+            "admin user",
+            user,
+            "must be 1 to 60 characters: ASCII letters, digits, '.', '_' and '-'",
+        );
+    }
+    if let Some(email) = &input.admin_email {
+        let ok = email.len() <= 254
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && local
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
+                    && Hostname::parse("email domain", domain).is_ok()
+            });
+        if !ok {
+            return invalid(
+                "admin email",
+                email,
+                "must be an address like name@example.com (ASCII, a domain with a dot)",
+            );
+        }
+    }
+    Ok(input.clone())
 }
 
 fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> {
@@ -99,7 +177,24 @@ impl Fjord {
                 .as_deref()
                 .map(|o| Name::parse("files owner", o))
                 .transpose()?,
+            web_group: input
+                .web_group
+                .as_deref()
+                .map(|g| Name::parse("web group", g))
+                .transpose()?,
         };
+        let mut php: Vec<PhpFpmService> = Vec::new();
+        for spec in &input.php {
+            let service = PhpFpmService::parse(spec)?;
+            if php.iter().any(|p| p.version == service.version) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "php-fpm service",
+                    spec,
+                    format!("a server offers at most one php-fpm {}", service.version),
+                )));
+            }
+            php.push(service);
+        }
         let http = HttpService::Nginx(nginx);
         let mut db: Vec<DbService> = Vec::new();
         for spec in &input.db {
@@ -124,6 +219,7 @@ impl Fjord {
                 name,
                 http,
                 db,
+                php,
             };
             return self.plan(
                 TaskKind::ServerVerify,
@@ -131,12 +227,16 @@ impl Fjord {
                 &serde_json::Value::Null,
             );
         }
-        let (_, task) = self.store().insert_server(
-            &name,
-            &http,
-            &db,
-            Some(NewTask::new(TaskKind::ServerVerify)),
-        )?;
+        let server = Server {
+            id: 0,
+            name,
+            http,
+            db,
+            php,
+        };
+        let (_, task) = self
+            .store()
+            .insert_server(&server, Some(NewTask::new(TaskKind::ServerVerify)))?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }
@@ -161,33 +261,80 @@ impl Fjord {
 
     // ---- platforms ----
 
-    pub fn add_platform(
-        &self,
-        name: &str,
-        server: &str,
-        path: &str,
-        kind: &str,
-        dry_run: bool,
-    ) -> Result<Queued> {
-        let name = Name::parse("platform name", name)?;
-        let path = AbsPath::parse("platform path", path)?;
-        let kind = PlatformKind::parse(kind)?;
-        let server = self.server(server)?;
+    pub fn add_platform(&self, input: &PlatformInput, dry_run: bool) -> Result<Queued> {
+        let name = Name::parse("platform name", &input.name)?;
+        let path = AbsPath::parse("platform path", &input.path)?;
+        let kind = PlatformKind::parse(&input.kind)?;
+        let server = self.server(&input.server)?;
         self.check_platform_path(&path)?;
+        let from = input
+            .from
+            .as_deref()
+            .map(|f| AbsPath::parse("--from", f))
+            .transpose()?;
+        if let Some(from) = &from {
+            self.check_code_source(from, &path)?;
+        }
+        let php_version = match (kind.runs_php(), &input.php) {
+            (false, None) => None,
+            (false, Some(v)) => {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "PHP version",
+                    v,
+                    format!("a {kind} platform runs no PHP"),
+                )));
+            }
+            (true, Some(v)) => {
+                let version = PhpVersion::parse(v)?;
+                if server.php_service(&version).is_none() {
+                    return Err(Error::Refused(format!(
+                        "server {} offers no php-fpm {version} (it offers: {})",
+                        server.name,
+                        php_versions(&server)
+                    )));
+                }
+                Some(version)
+            }
+            (true, None) => Some(
+                server
+                    .php
+                    .iter()
+                    .map(|p| p.version.clone())
+                    .max_by_key(|v| {
+                        let (major, minor) = v.as_str().split_once('.').unwrap_or(("0", "0"));
+                        (
+                            major.parse::<u32>().unwrap_or(0),
+                            minor.parse::<u32>().unwrap_or(0),
+                        )
+                    })
+                    .ok_or_else(|| {
+                        Error::Refused(format!(
+                            "a {kind} platform needs PHP, and server {} offers no php-fpm (add \
+                             one with --php on `fjord server add`)",
+                            server.name
+                        ))
+                    })?,
+            ),
+        };
         if self.store().platform_by_name(name.as_str()).is_ok() {
             return Err(Error::Conflict(format!(
                 "a platform named {name} already exists"
             )));
         }
+        let platform = Platform {
+            id: 0,
+            name,
+            server_id: server.id,
+            path,
+            kind,
+            locked: false,
+            php_version,
+        };
+        let args = match &from {
+            Some(from) => serde_json::json!({ "from": from.as_str() }),
+            None => serde_json::Value::Null,
+        };
         if dry_run {
-            let platform = Platform {
-                id: 0,
-                name,
-                server_id: server.id,
-                path,
-                kind,
-                locked: false,
-            };
             let objects = TaskObjects {
                 server,
                 platform: Some(platform),
@@ -196,17 +343,50 @@ impl Fjord {
                 db_server: None,
                 extra: Default::default(),
             };
-            return self.plan(TaskKind::PlatformVerify, objects, &serde_json::Value::Null);
+            return self.plan(TaskKind::PlatformVerify, objects, &args);
         }
-        let (_, task) = self.store().insert_platform(
-            &name,
-            server.id,
-            &path,
-            kind,
-            Some(NewTask::new(TaskKind::PlatformVerify)),
-        )?;
+        let mut task = NewTask::new(TaskKind::PlatformVerify);
+        task.args = args;
+        let (_, task) = self.store().insert_platform(&platform, Some(task))?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
+    }
+
+    /// `--from` must be a directory holding a code base, not the platform's own path.
+    fn check_code_source(&self, from: &AbsPath, path: &AbsPath) -> Result<()> {
+        let refuse = |rule: String| {
+            Err(Error::Invalid(model::Invalid::new(
+                "--from",
+                from.as_str(),
+                rule,
+            )))
+        };
+        if !from.as_path().is_dir() {
+            return refuse(
+                "must be a directory holding a code base (release archives are not supported yet)"
+                    .into(),
+            );
+        }
+        if path.as_path().exists() {
+            return Err(Error::Invalid(model::Invalid::new(
+                "platform path",
+                path.as_str(),
+                "must not exist yet when --from is given: the code base is copied there",
+            )));
+        }
+        let (from_resolved, path_resolved) = (
+            resolve_existing(from.as_path()),
+            resolve_existing(path.as_path()),
+        );
+        if path_resolved.starts_with(&from_resolved) || from_resolved.starts_with(&path_resolved) {
+            return refuse(format!(
+                "must not contain or lie inside the platform path {path}"
+            ));
+        }
+        if from_resolved.starts_with(resolve_existing(self.data_dir())) {
+            return refuse("must not be inside fjord's data dir".into());
+        }
+        Ok(())
     }
 
     /// A platform's directory may not hold or lie inside fjord's data or another platform:
@@ -328,7 +508,28 @@ impl Fjord {
         for host in std::iter::once(&name).chain(&aliases) {
             self.check_host_free(host, None)?;
         }
-        let database = match &input.db {
+        let kind = crate::kinds::of(platform.kind);
+        let db_engine = input.db.as_deref().or(kind.default_db_engine());
+        if let (Some(engine), Some(allowed)) = (db_engine, kind.db_engines()) {
+            let parsed = DbEngine::parse(engine)?;
+            if !allowed.contains(&parsed) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "database engine",
+                    engine,
+                    format!(
+                        "a {} site needs one of: {}",
+                        platform.kind,
+                        allowed
+                            .iter()
+                            .map(|e| e.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )));
+            }
+        }
+        let install = validate_install_input(&input.install)?;
+        let database = match db_engine {
             Some(engine) => Some(self.new_site_database(
                 &name,
                 engine,
@@ -337,6 +538,7 @@ impl Fjord {
             )?),
             None => None,
         };
+        let app_secret = host::random_secret(256)?;
         let client_id = match (&client, dry_run) {
             (Some(c), false) => Some(self.store().client_by_name_or_insert(c)?.id),
             _ => None,
@@ -349,7 +551,9 @@ impl Fjord {
             client_id,
             status: SiteStatus::Queued,
             database,
+            app_secret,
         };
+        let args = serde_json::json!({ "install": install });
         if dry_run {
             let site = Site {
                 id: 0,
@@ -360,6 +564,7 @@ impl Fjord {
                 status: SiteStatus::Queued,
                 client_id: None,
                 database: new.database,
+                app_secret: new.app_secret,
             };
             let server = self.store().server(platform.server_id)?;
             let db_server = site
@@ -375,11 +580,11 @@ impl Fjord {
                 db_server,
                 extra: Default::default(),
             };
-            return self.plan(TaskKind::SiteInstall, objects, &serde_json::Value::Null);
+            return self.plan(TaskKind::SiteInstall, objects, &args);
         }
-        let (_, task) = self
-            .store()
-            .insert_site(&new, Some(NewTask::new(TaskKind::SiteInstall)))?;
+        let mut task = NewTask::new(TaskKind::SiteInstall);
+        task.args = args;
+        let (_, task) = self.store().insert_site(&new, Some(task))?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }
@@ -574,6 +779,7 @@ impl Fjord {
             client_id: source.client_id,
             status: SiteStatus::Queued,
             database,
+            app_secret: host::random_secret(256)?,
         };
         let args = serde_json::json!({ "source": source.id });
         if dry_run {
@@ -586,6 +792,7 @@ impl Fjord {
                 status: SiteStatus::Queued,
                 client_id: None,
                 database: new.database,
+                app_secret: new.app_secret,
             };
             let mut objects = self.objects(TaskKind::SiteClone, Target::Site(source.id), &args)?;
             objects.db_server = site
@@ -1085,6 +1292,27 @@ impl Fjord {
 }
 
 /// `path` with links resolved as far as it exists (the rest appended as it is).
+/// The PHP versions whose php-fpm is installed on this machine (Debian's `php-fpmX.Y`).
+pub fn installed_php_fpm() -> Vec<String> {
+    host::list_files(std::path::Path::new("/usr/sbin"))
+        .into_iter()
+        .filter_map(|f| f.strip_prefix("php-fpm").map(str::to_string))
+        .filter(|v| PhpVersion::parse(v).is_ok())
+        .collect()
+}
+
+fn php_versions(server: &Server) -> String {
+    if server.php.is_empty() {
+        return "none".into();
+    }
+    server
+        .php
+        .iter()
+        .map(|p| p.version.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn resolve_existing(path: &std::path::Path) -> std::path::PathBuf {
     let mut missing = Vec::new();
     let mut at = path;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use model::{SiteStatus, Target, TaskKind};
 
 use crate::Fjord;
-use crate::ops::{ServerInput, SiteInput};
+use crate::ops::{PlatformInput, ServerInput, SiteInput};
 
 fn fjord_with_site() -> (tempfile::TempDir, Arc<Fjord>, i64) {
     let dir = tempfile::tempdir().unwrap();
@@ -20,11 +20,18 @@ fn fjord_with_site() -> (tempfile::TempDir, Arc<Fjord>, i64) {
         reload: "signal".into(),
         files_owner: None,
         db: Vec::new(),
+        php: Vec::new(),
+        web_group: None,
     };
     fjord.add_server(&server, false).unwrap();
-    fjord
-        .add_platform("p", "t", "/srv/fjord-unit-test-platform", "static", false)
-        .unwrap();
+    let platform = PlatformInput {
+        name: "p".into(),
+        server: "t".into(),
+        path: "/srv/fjord-unit-test-platform".into(),
+        kind: "static".into(),
+        ..Default::default()
+    };
+    fjord.add_platform(&platform, false).unwrap();
     let input = SiteInput {
         name: "a.example".into(),
         platform: "p".into(),

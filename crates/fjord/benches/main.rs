@@ -111,7 +111,14 @@ fn main() {
     let started = Instant::now();
     for name in &names {
         let site = fjord.site(name).unwrap();
-        let vhost = render::nginx_vhost(nginx, &platform, &site, &config_dir);
+        let web = render::WebApp {
+            docroot: render::site_files_dir(&platform, &site),
+            php_socket: None,
+            front_controller: false,
+            hidden: Vec::new(),
+            files: Vec::new(),
+        };
+        let vhost = render::nginx_vhost(nginx, &platform, &site, &web, &config_dir);
         std::fs::write(
             config_dir.join("vhost.d").join(format!("{name}.conf")),
             vhost,

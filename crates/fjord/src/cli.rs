@@ -136,6 +136,16 @@ struct NginxArgs {
     /// mysql through /run/mysqld/mysqld.sock as root; postgresql on 127.0.0.1:5432 as postgres.
     #[arg(long = "db", value_name = "SERVICE")]
     db: Vec<String>,
+    /// A php-fpm service on this server (repeatable), one per PHP version: VERSION with
+    /// options as VERSION:key=value,... (binary, config, pool-dir, pid). Defaults are Debian's
+    /// paths for that version (/usr/sbin/php-fpm8.2, /etc/php/8.2/fpm/...). `fjord init`
+    /// registers every php-fpm installed when none is given.
+    #[arg(long = "php", value_name = "SERVICE")]
+    php: Vec<String>,
+    /// The group nginx's workers run as; PHP sites' files and sockets are given to it
+    /// [default: www-data].
+    #[arg(long, value_name = "GROUP")]
+    web_group: Option<String>,
 }
 
 impl NginxArgs {
@@ -150,6 +160,8 @@ impl NginxArgs {
             reload: self.reload.clone(),
             files_owner: self.files_owner.clone(),
             db: self.db.clone(),
+            php: self.php.clone(),
+            web_group: self.web_group.clone(),
         }
     }
 }
@@ -161,7 +173,7 @@ enum ServerCmd {
         #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
-        nginx: NginxArgs,
+        nginx: Box<NginxArgs>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -192,9 +204,17 @@ enum PlatformCmd {
         /// The platform's directory: absolute, outside fjord's data dir and other platforms.
         #[arg(long, allow_hyphen_values = true)]
         path: String,
-        /// static (drupal and wordpress are planned).
+        /// What the code base is: static (files served as they are), php (any PHP
+        /// application with an index.php: MediaWiki, DokuWiki, custom code) or wordpress.
         #[arg(long, default_value = "static")]
         kind: String,
+        /// The PHP version its sites run on [default: the server's newest php-fpm].
+        #[arg(long, value_name = "VERSION")]
+        php: Option<String>,
+        /// Copy the code base in from this directory (for example /usr/share/wordpress);
+        /// --path must not exist yet. Without it, --path must already hold the code base.
+        #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+        from: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -268,6 +288,15 @@ enum SiteCmd {
         /// The server whose database service to use [default: the platform's server].
         #[arg(long, value_name = "SERVER")]
         db_server: Option<String>,
+        /// The site's title, for applications with an installer [default: its name].
+        #[arg(long, allow_hyphen_values = true)]
+        title: Option<String>,
+        /// The application's first administrator [default: admin].
+        #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+        admin_user: Option<String>,
+        /// The administrator's email address [default: admin@<site>].
+        #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
+        admin_email: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -499,7 +528,11 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
                 args.nginx.nginx_bin
             )));
         }
-        fjord.add_server(&args.nginx.input(&args.name), false)?;
+        let mut input = args.nginx.input(&args.name);
+        if input.php.is_empty() {
+            input.php = engine::ops::installed_php_fpm();
+        }
+        fjord.add_server(&input, false)?;
         eprintln!("fjord: registered this machine as server {}", args.name);
     }
     fjord.dispatch_until_idle(default_concurrency())?;
@@ -715,12 +748,20 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             server,
             path,
             kind,
+            php,
+            from,
             opts,
-        } => queued(
-            fjord,
-            fjord.add_platform(&name, &server, &path, &kind, opts.dry_run)?,
-            &opts,
-        ),
+        } => {
+            let input = engine::ops::PlatformInput {
+                name,
+                server,
+                path,
+                kind,
+                php,
+                from,
+            };
+            queued(fjord, fjord.add_platform(&input, opts.dry_run)?, &opts)
+        }
         PlatformCmd::Verify { name, opts } => {
             queued(fjord, fjord.verify_platform(&name, opts.dry_run)?, &opts)
         }
@@ -818,6 +859,9 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             client,
             db,
             db_server,
+            title,
+            admin_user,
+            admin_email,
             opts,
         } => {
             let input = SiteInput {
@@ -828,6 +872,11 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 client,
                 db,
                 db_server,
+                install: engine::kinds::InstallInput {
+                    title,
+                    admin_user,
+                    admin_email,
+                },
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
         }

@@ -45,8 +45,10 @@ pub fn server_json(s: &Server) -> Value {
             "listen": n.listen.to_string(),
             "reload": n.reload,
             "files_owner": n.files_owner,
+            "web_group": n.web_group,
         },
         "db": s.db,
+        "php": s.php,
     })
 }
 
@@ -80,6 +82,7 @@ pub fn platform_json(names: &Names, p: &Platform) -> Value {
         "server": names.servers.get(&p.server_id),
         "path": p.path,
         "kind": p.kind.as_str(),
+        "php": p.php_version,
         "locked": p.locked,
     })
 }

@@ -17,6 +17,10 @@ pub enum HostError {
     NginxRejected(String),
     #[error("nginx: {0}")]
     Nginx(String),
+    #[error("php-fpm rejected the configuration: {0}")]
+    PhpFpmRejected(String),
+    #[error("php-fpm: {0}")]
+    PhpFpm(String),
     /// An nginx commit failed; the message says how.
     #[error("{0}")]
     Commit(String),

@@ -104,9 +104,62 @@ pub struct ModeEntry {
     pub gid: u32,
 }
 
+/// Who owns a tree of site files, and who else may read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owner (default: leave owners as they are).
+    pub user: Option<String>,
+    /// The group (default: the owner's primary group).
+    pub group: Option<String>,
+    /// Private: no access for others (dirs 0750, files 0640); else dirs 0755, files 0644.
+    pub private: bool,
+}
+
+impl Ownership {
+    pub fn describe(&self) -> String {
+        let (dirs, files) = if self.private {
+            ("0750", "0640")
+        } else {
+            ("0755", "0644")
+        };
+        let mut out = format!("dirs {dirs}, files {files}");
+        if let Some(user) = &self.user {
+            out.push_str(&format!(", owner {user}"));
+        }
+        if let Some(group) = &self.group {
+            out.push_str(&format!(", group {group}"));
+        }
+        out
+    }
+
+    /// The uid and gid to give, looked up through NSS.
+    pub fn ids(&self) -> Result<Option<(u32, u32)>> {
+        let Some(user) = &self.user else {
+            return Ok(None);
+        };
+        let (uid, primary) = lookup_user(user)?;
+        let gid = match &self.group {
+            Some(group) => crate::users::lookup_group(group).ok_or_else(|| {
+                HostError::Refused(format!("group {group:?} does not exist on this host"))
+            })?,
+            None => primary,
+        };
+        Ok(Some((uid, gid)))
+    }
+}
+
 /// Entries under `root` whose mode or owner differ from the wanted ones. Symlinks are never
 /// followed or changed: a site's owner could point one at a system file.
-pub fn mode_changes(root: &Path, owner: Option<(u32, u32)>) -> Result<Vec<(ModeEntry, u32)>> {
+pub fn mode_changes(
+    root: &Path,
+    owner: Option<(u32, u32)>,
+    private: bool,
+) -> Result<Vec<(ModeEntry, u32)>> {
+    let (dir_mode, file_mode, exec_mode) = if private {
+        (0o750, 0o640, 0o750)
+    } else {
+        (0o755, 0o644, 0o755)
+    };
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(path) = stack.pop() {
@@ -116,10 +169,12 @@ pub fn mode_changes(root: &Path, owner: Option<(u32, u32)>) -> Result<Vec<(ModeE
         }
         let mode = meta.permissions().mode() & 0o7777;
         let wanted = if meta.is_dir() {
-            0o755
-        } else {
+            dir_mode
+        } else if mode & 0o100 != 0 {
             // Keep the executable bit of scripts; drop group/world write and setuid bits.
-            if mode & 0o100 != 0 { 0o755 } else { 0o644 }
+            exec_mode
+        } else {
+            file_mode
         };
         let owner_differs = owner.is_some_and(|(u, g)| meta.uid() != u || meta.gid() != g);
         if mode != wanted || owner_differs {

@@ -3,9 +3,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::commit::{Committers, Reloadable};
 use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry};
-use crate::nginx::{NginxCtl, NginxRegistry};
+use crate::nginx::NginxCtl;
+use crate::php_fpm::PhpFpmCtl;
 use crate::{HostError, Result};
 
 /// How to undo one step. Every undo is idempotent: recovery after a crash cannot know whether
@@ -36,6 +38,19 @@ pub enum Undo {
     /// Test and reload nginx after every other undo of the task has been made.
     ReloadNginx {
         ctl: NginxCtl,
+    },
+    /// Remove a user (and its group) the step created.
+    RemoveUser {
+        name: String,
+    },
+    /// Make a removed user again, with the ids it had.
+    RecreateUser {
+        user: crate::users::SystemUser,
+        home: PathBuf,
+    },
+    /// Test and reload php-fpm after every other undo of the task has been made.
+    ReloadPhpFpm {
+        ctl: PhpFpmCtl,
     },
     /// Drop a database and user the step created.
     DropDatabase {
@@ -104,10 +119,11 @@ pub trait Journal: Send + Sync {
 /// back, and reports every failure.
 pub fn rollback(
     entries: &[(String, String, Option<Vec<u8>>)],
-    nginx: &NginxRegistry,
+    committers: &Committers,
     log: &dyn Fn(&str),
 ) -> Result<()> {
     let mut reloads: BTreeMap<PathBuf, NginxCtl> = BTreeMap::new();
+    let mut php_reloads: BTreeMap<PathBuf, PhpFpmCtl> = BTreeMap::new();
     let mut failures = Vec::new();
     // Once an undo finds its data gone, nothing more is destroyed: the undos that only put
     // things back still run, those that remove something are skipped and listed.
@@ -129,6 +145,10 @@ pub fn rollback(
         let result = match undo {
             Undo::ReloadNginx { ctl } => {
                 reloads.insert(ctl.config_dir.clone(), ctl);
+                Ok(())
+            }
+            Undo::ReloadPhpFpm { ctl } => {
+                php_reloads.insert(ctl.config_dir.clone(), ctl);
                 Ok(())
             }
             other => {
@@ -155,9 +175,16 @@ pub fn rollback(
             "undo: reload nginx ({})",
             ctl.config_dir.display()
         ));
-        if let Err(e) = nginx.committer(&ctl).submit(Vec::new()) {
+        if let Err(e) = committers.nginx.committer(&ctl).submit(Vec::new()) {
             log(&format!("reload after rollback failed: {e}"));
             failures.push(format!("nginx reload: {e}"));
+        }
+    }
+    for ctl in php_reloads.into_values() {
+        log(&format!("undo: reload php-fpm ({})", ctl.key().display()));
+        if let Err(e) = committers.php_fpm.committer(&ctl).submit(Vec::new()) {
+            log(&format!("php-fpm reload after rollback failed: {e}"));
+            failures.push(format!("php-fpm reload: {e}"));
         }
     }
     if let Some(lost) = lost {
@@ -192,11 +219,14 @@ impl Undo {
             | Undo::RemoveTree { .. }
             | Undo::DropDatabase { .. }
             | Undo::DropStagingDatabase { .. }
+            | Undo::RemoveUser { .. }
             | Undo::ReplaceDatabaseBack { .. }
             | Undo::SwapBack { .. } => true,
             Undo::MoveBack { .. }
             | Undo::RestoreModes { .. }
             | Undo::ReloadNginx { .. }
+            | Undo::ReloadPhpFpm { .. }
+            | Undo::RecreateUser { .. }
             | Undo::RestoreDatabase { .. }
             | Undo::SwapTablesBack { .. }
             | Undo::ThawDatabaseWrites { .. }
@@ -315,6 +345,13 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             stage,
         } => db.swap_tables_back(live, hold, stage),
         Undo::ThawDatabaseWrites { db, name, user } => db.thaw_writes(name, user),
-        Undo::ReloadNginx { .. } | Undo::Nothing => Ok(()),
+        Undo::RemoveUser { name } => crate::users::remove(name),
+        Undo::RecreateUser { user, home } => {
+            if crate::users::lookup(&user.name).is_some() {
+                return Ok(());
+            }
+            crate::users::create(&user.name, home, Some((user.uid, user.gid))).map(|_| ())
+        }
+        Undo::ReloadNginx { .. } | Undo::ReloadPhpFpm { .. } | Undo::Nothing => Ok(()),
     }
 }

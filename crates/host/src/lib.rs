@@ -8,25 +8,34 @@
 
 mod archive;
 mod beneath;
+mod commit;
+mod copy_in;
 mod db;
 mod error;
 mod faults;
 mod fsops;
 mod journal;
 mod nginx;
+mod php_fpm;
+mod php_run;
 mod process;
 mod signals;
 mod steps;
 mod sync;
 mod tablespaces;
+mod users;
 mod wake;
 
 pub use archive::{FORMAT as BACKUP_FORMAT, Manifest, Member};
+pub use commit::{Committer, Committers, FileChange, Reloadable};
 pub use db::{DbCtl, DbKind, set_session_tag};
 pub use error::{HostError, Result};
 pub use faults::Faults;
+pub use fsops::Ownership;
 pub use journal::{Journal, Undo, rollback};
-pub use nginx::{FileChange, NginxCommitter, NginxCtl, NginxRegistry, probe_generation};
+pub use nginx::{NginxCtl, probe_generation};
+pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};
+pub use php_run::PhpRun;
 pub use process::{CommandOutput, run_command};
 pub use signals::stop_on_signals;
 pub use steps::{
@@ -35,6 +44,7 @@ pub use steps::{
 };
 pub use sync::Synced;
 pub use tablespaces::{Snapshot, tablespace_dir};
+pub use users::SystemUser;
 pub use wake::{WakeSocket, wake, wake_all};
 
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.
@@ -125,4 +135,32 @@ pub fn random_secret(bytes: usize) -> Result<String> {
     getrandom::fill(&mut buf)
         .map_err(|e| HostError::Refused(format!("the OS random source is unavailable: {e}")))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The first `max` bytes of a file, as text (lossy), or `None` if it cannot be read. For
+/// headers an application keeps at the top of its files (WordPress reads 8 KiB of each).
+pub fn read_head(path: &std::path::Path, max: u64) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let mut buf = Vec::new();
+    file.take(max).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The regular files directly in `dir` (not following links), sorted; none if it is gone.
+pub fn list_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether a user of that name exists (through NSS).
+pub fn user_exists(name: &str) -> bool {
+    users::lookup(name).is_some()
 }

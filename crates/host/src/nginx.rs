@@ -2,22 +2,19 @@
 //! reload, a change nginx rejects is put back before anything reloads, and the reload is
 //! confirmed by asking nginx itself which config generation it serves.
 //!
-//! Changes from many tasks are *group-committed*: while one batch is being tested and
-//! reloaded, new changes queue up, and the next batch takes them all. A thousand tasks
-//! finishing together cost a handful of reloads, not a thousand.
+//! Changes from many tasks are group-committed (see [`crate::commit`]).
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::commit::Reloadable;
 use crate::fsops;
-use crate::{FileLock, HostError, Result, run_command};
+use crate::{HostError, Result, run_command};
 
 /// How to test and reload one nginx instance, and where fjord keeps its config for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,162 +79,33 @@ impl NginxCtl {
     }
 }
 
-/// One change to a file of nginx's config: `contents: None` removes it. `old` is the content
-/// found before, so a rejected change can be put back.
-#[derive(Debug, Clone)]
-pub struct FileChange {
-    pub path: PathBuf,
-    pub contents: Option<Vec<u8>>,
-    pub old: Option<(Vec<u8>, u32)>,
-}
-
-impl FileChange {
-    fn apply(&self) -> Result<()> {
-        match &self.contents {
-            Some(c) => fsops::write_atomic(&self.path, c, 0o644),
-            None => fsops::remove_file(&self.path),
-        }
+impl Reloadable for NginxCtl {
+    fn test(&self) -> Result<()> {
+        NginxCtl::test(self)
     }
 
-    fn revert(&self) -> Result<()> {
-        match &self.old {
-            Some((c, mode)) => fsops::write_atomic(&self.path, c, *mode),
-            None => fsops::remove_file(&self.path),
-        }
-    }
-}
-
-struct Request {
-    id: u64,
-    changes: Vec<FileChange>,
-}
-
-#[derive(Default)]
-struct State {
-    pending: Vec<Request>,
-    leader_active: bool,
-    results: HashMap<u64, std::result::Result<(), String>>,
-    next_id: u64,
-}
-
-/// The group-commit point of one nginx instance, shared by every task in this process.
-/// Dispatchers in other processes serialize with it through a lock file.
-pub struct NginxCommitter {
-    ctl: NginxCtl,
-    state: Mutex<State>,
-    done: Condvar,
-    reloads: AtomicU64,
-}
-
-impl NginxCommitter {
-    pub fn new(ctl: NginxCtl) -> NginxCommitter {
-        NginxCommitter {
-            ctl,
-            state: Mutex::default(),
-            done: Condvar::new(),
-            reloads: AtomicU64::new(0),
-        }
+    fn lock_file(&self) -> PathBuf {
+        NginxCtl::lock_file(self)
     }
 
-    /// How many reloads this committer has made.
-    pub fn reloads(&self) -> u64 {
-        self.reloads.load(Ordering::Relaxed)
-    }
-
-    /// Applies `changes`, tests, reloads and confirms; returns once the changes are live, or
-    /// with the reason they were refused (in which case they have been put back). An empty
-    /// list asks for a tested reload only.
-    pub fn submit(&self, changes: Vec<FileChange>) -> Result<()> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let id = state.next_id;
-        state.next_id += 1;
-        state.pending.push(Request { id, changes });
-        loop {
-            if let Some(result) = state.results.remove(&id) {
-                return result.map_err(HostError::Commit);
-            }
-            if !state.leader_active {
-                state.leader_active = true;
-                let batch = std::mem::take(&mut state.pending);
-                drop(state);
-                let results = self.commit_batch(batch);
-                state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                state.results.extend(results);
-                state.leader_active = false;
-                self.done.notify_all();
-                continue;
-            }
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn commit_batch(&self, batch: Vec<Request>) -> Vec<(u64, std::result::Result<(), String>)> {
-        let mut results = Vec::new();
-        let _lock = match FileLock::acquire(&self.ctl.lock_file()) {
-            Ok(l) => l,
-            Err(e) => return batch.iter().map(|r| (r.id, Err(e.to_string()))).collect(),
-        };
-        let mut live = Vec::new();
-        for req in batch {
-            match req.changes.iter().try_for_each(FileChange::apply) {
-                Ok(()) => live.push(req),
-                Err(e) => {
-                    revert_all(&req);
-                    results.push((req.id, Err(e.to_string())));
-                }
-            }
-        }
-        // Test the whole config; put back every change nginx names in its error, and test
-        // again, until the config passes or nothing of this batch is left.
-        loop {
-            if live.is_empty() {
-                return results;
-            }
-            let message = match self.ctl.test() {
-                Ok(()) => break,
-                Err(e) => e.to_string(),
-            };
-            let (culprits, innocent): (Vec<_>, Vec<_>) = live.into_iter().partition(|req| {
-                req.changes
-                    .iter()
-                    .any(|c| message.contains(&*c.path.to_string_lossy()))
-            });
-            if culprits.is_empty() {
-                // The error is in a file none of these changes touched: the config was broken
-                // before this batch. Nothing is reloaded until an operator fixes it.
-                for req in &innocent {
-                    revert_all(req);
-                }
-                let msg = format!("{message} (the error is outside the files this task changed)");
-                results.extend(innocent.iter().map(|r| (r.id, Err(msg.clone()))));
-                return results;
-            }
-            for req in &culprits {
-                revert_all(req);
-            }
-            results.extend(culprits.iter().map(|r| (r.id, Err(message.clone()))));
-            live = innocent;
-        }
-        let outcome = self.reload_and_confirm().map_err(|e| e.to_string());
-        results.extend(live.iter().map(|r| (r.id, outcome.clone())));
-        results
+    fn key(&self) -> PathBuf {
+        self.config_dir.clone()
     }
 
     fn reload_and_confirm(&self) -> Result<()> {
         // The workers serving now: after the reload each must be gone or shutting down (it
         // has then closed its listening sockets), or a request could still get the old config.
-        let old_workers = probe_generation(&self.ctl)
+        let old_workers = probe_generation(self)
             .map(|(_, pid)| live_workers_beside(pid))
             .unwrap_or_default();
         let generation = next_generation();
         fsops::write_atomic(
-            &self.ctl.generation_file(),
-            generation_conf(&self.ctl.probe_path, generation).as_bytes(),
+            &self.generation_file(),
+            generation_conf(&self.probe_path, generation).as_bytes(),
             0o644,
         )?;
         let reload_began = boot_ticks();
-        let out = run_command(&self.ctl.reload_argv())?;
-        self.reloads.fetch_add(1, Ordering::Relaxed);
+        let out = run_command(&self.reload_argv())?;
         if !out.success {
             return Err(HostError::Nginx(format!(
                 "reload failed ({}): {}",
@@ -249,7 +117,7 @@ impl NginxCommitter {
         let deadline = Instant::now() + Duration::from_secs(20);
         let want = generation.to_string();
         while Instant::now() < deadline {
-            if let Some((served, worker)) = probe_generation(&self.ctl)
+            if let Some((served, worker)) = probe_generation(self)
                 && served == want
                 // Workers that started before the reload serve an older config. The probe
                 // found them before it, unless no config of ours was live yet (the first
@@ -271,9 +139,9 @@ impl NginxCommitter {
         Err(HostError::Nginx(format!(
             "reloaded, but after 20 s nginx does not serve the new config (generation {generation}) \
              on {}: is {} included by {}?",
-            self.ctl.listen,
-            self.ctl.config_dir.display(),
-            self.ctl.config.display()
+            self.listen,
+            self.config_dir.display(),
+            self.config.display()
         )))
     }
 }
@@ -332,14 +200,6 @@ fn live_workers_beside(worker: u32) -> Vec<u32> {
         .collect()
 }
 
-fn revert_all(req: &Request) {
-    for change in req.changes.iter().rev() {
-        // A failed revert leaves the file as the task's journal undo will find it, and that
-        // undo runs again when the task fails.
-        let _ = change.revert();
-    }
-}
-
 /// The probe answers with the generation and the pid of the worker that served it.
 pub fn generation_conf(path: &str, generation: u64) -> String {
     format!(
@@ -388,28 +248,4 @@ pub fn probe_generation(ctl: &NginxCtl) -> Option<(String, u32)> {
     }
     let (generation, pid) = body.trim().split_once(' ')?;
     Some((generation.to_string(), pid.parse().ok()?))
-}
-
-/// The committers of this process, one per nginx instance (keyed by fjord's config dir).
-#[derive(Default)]
-pub struct NginxRegistry {
-    map: Mutex<HashMap<PathBuf, Arc<NginxCommitter>>>,
-}
-
-impl NginxRegistry {
-    pub fn committer(&self, ctl: &NginxCtl) -> Arc<NginxCommitter> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(ctl.config_dir.clone())
-            .or_insert_with(|| Arc::new(NginxCommitter::new(ctl.clone())))
-            .clone()
-    }
-
-    pub fn total_reloads(&self) -> u64 {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|c| c.reloads())
-            .sum()
-    }
 }

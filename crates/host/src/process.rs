@@ -50,3 +50,20 @@ pub fn run_command(argv: &[String]) -> Result<CommandOutput> {
         output,
     })
 }
+
+/// A command run as another user (uid and gid, no supplementary groups) that cannot outlive
+/// fjord either. Needs root; used to run a site's PHP as the site's own user.
+pub fn child_command_as(program: &str, uid: u32, gid: u32) -> Command {
+    let mut cmd = Command::new(SETPRIV);
+    cmd.args([
+        "--pdeathsig",
+        "KILL",
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "--",
+        program,
+    ]);
+    cmd.process_group(0);
+    cmd
+}

@@ -18,8 +18,8 @@ pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_ident
 pub use invalid::Invalid;
 pub use name::Name;
 pub use objects::{
-    Client, HttpService, NginxService, Platform, PlatformKind, ReloadMethod, Server, Site,
-    SiteStatus, parse_listen,
+    Client, HttpService, NginxService, PhpFpmService, PhpVersion, Platform, PlatformKind,
+    ReloadMethod, Server, Site, SiteStatus, parse_listen,
 };
 pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};

@@ -1,3 +1,4 @@
+use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -12,11 +13,18 @@ pub struct Server {
     pub http: HttpService,
     /// Database services, at most one per engine.
     pub db: Vec<DbService>,
+    /// php-fpm masters, one per PHP version the server offers.
+    #[serde(default)]
+    pub php: Vec<PhpFpmService>,
 }
 
 impl Server {
     pub fn db_service(&self, engine: DbEngine) -> Option<&DbService> {
         self.db.iter().find(|d| d.engine == engine)
+    }
+
+    pub fn php_service(&self, version: &PhpVersion) -> Option<&PhpFpmService> {
+        self.php.iter().find(|p| &p.version == version)
     }
 }
 
@@ -43,6 +51,10 @@ pub struct NginxService {
     pub reload: ReloadMethod,
     /// The user that should own site files, if any (needs root).
     pub files_owner: Option<Name>,
+    /// The group nginx's workers run as: the files of PHP sites and their php-fpm sockets are
+    /// given to it, so that nginx reads them and other sites' PHP does not.
+    #[serde(default)]
+    pub web_group: Option<Name>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,35 +120,176 @@ pub struct Platform {
     pub kind: PlatformKind,
     /// A locked platform takes no new sites (Aegir's "lock platform").
     pub locked: bool,
+    /// The PHP version its sites run on (kinds that run PHP): one of its server's php-fpm
+    /// services.
+    pub php_version: Option<PhpVersion>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a platform's code base is. The engine gives each kind one module (`engine::kinds`);
+/// this is only its validated name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformKind {
+    /// Files served as they are.
     Static,
+    /// Any PHP application with a front controller (`index.php`): MediaWiki, DokuWiki,
+    /// custom code. No installer.
+    Php,
+    Wordpress,
 }
 
 impl PlatformKind {
+    pub const ALL: [PlatformKind; 3] = [
+        PlatformKind::Static,
+        PlatformKind::Php,
+        PlatformKind::Wordpress,
+    ];
+
     pub fn parse(input: &str) -> Result<PlatformKind, Invalid> {
-        match input {
-            "static" => Ok(PlatformKind::Static),
-            "drupal" | "wordpress" => Err(Invalid::new(
-                "platform kind",
-                input,
-                "is planned but not supported yet; supported kinds: static",
-            )),
-            _ => Err(Invalid::new(
-                "platform kind",
-                input,
-                "supported kinds: static",
-            )),
+        if let Some(kind) = PlatformKind::ALL.into_iter().find(|k| k.as_str() == input) {
+            return Ok(kind);
         }
+        let supported = PlatformKind::ALL.map(PlatformKind::as_str).join(", ");
+        Err(Invalid::new(
+            "platform kind",
+            input,
+            if input == "drupal" {
+                format!("is planned but not supported yet; supported kinds: {supported}")
+            } else {
+                format!("supported kinds: {supported}")
+            },
+        ))
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             PlatformKind::Static => "static",
+            PlatformKind::Php => "php",
+            PlatformKind::Wordpress => "wordpress",
         }
+    }
+
+    /// Whether its sites run PHP, each with a php-fpm pool and a Unix user of its own.
+    pub fn runs_php(self) -> bool {
+        !matches!(self, PlatformKind::Static)
+    }
+}
+
+impl fmt::Display for PlatformKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A PHP version as php-fpm services and platforms name it: `MAJOR.MINOR`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhpVersion(String);
+
+impl PhpVersion {
+    pub fn parse(input: &str) -> Result<PhpVersion, Invalid> {
+        let ok = input.split_once('.').is_some_and(|(major, minor)| {
+            (1..=2).contains(&major.len())
+                && (1..=2).contains(&minor.len())
+                && major
+                    .chars()
+                    .chain(minor.chars())
+                    .all(|c| c.is_ascii_digit())
+                && major.parse::<u8>().is_ok_and(|m| m >= 7)
+        });
+        if ok {
+            Ok(PhpVersion(input.to_string()))
+        } else {
+            Err(Invalid::new(
+                "PHP version",
+                input,
+                "must be MAJOR.MINOR, 7.0 or newer, for example 8.2",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PhpVersion {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        PhpVersion::parse(&s)
+    }
+}
+
+impl From<PhpVersion> for String {
+    fn from(v: PhpVersion) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for PhpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One php-fpm master fjord drives. fjord writes one pool file per PHP site into `pool_dir`
+/// (a directory the main config includes), tests the whole config with `php-fpm -t` and
+/// reloads with SIGUSR2 to the pid in `pid_file`. Tests run a private master by giving their
+/// own config, pool dir and pid file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhpFpmService {
+    pub version: PhpVersion,
+    pub binary: AbsPath,
+    /// The main config file (`php-fpm -y`).
+    pub config: AbsPath,
+    pub pool_dir: AbsPath,
+    pub pid_file: AbsPath,
+}
+
+impl PhpFpmService {
+    /// Parses `VERSION[:key=value,...]` with keys binary, config, pool-dir, pid. Defaults are
+    /// Debian's paths for that version (`/usr/sbin/php-fpmV`, `/etc/php/V/fpm/...`,
+    /// `/run/php/phpV-fpm.pid`).
+    pub fn parse(input: &str) -> Result<PhpFpmService, Invalid> {
+        let (version, rest) = input.split_once(':').unwrap_or((input, ""));
+        let version = PhpVersion::parse(version)?;
+        let v = version.as_str();
+        let path = |field: &'static str, s: String| AbsPath::parse(field, &s);
+        let mut service = PhpFpmService {
+            binary: path("php-fpm binary", format!("/usr/sbin/php-fpm{v}"))?,
+            config: path("php-fpm config", format!("/etc/php/{v}/fpm/php-fpm.conf"))?,
+            pool_dir: path("php-fpm pool dir", format!("/etc/php/{v}/fpm/pool.d"))?,
+            pid_file: path("php-fpm pid file", format!("/run/php/php{v}-fpm.pid"))?,
+            version,
+        };
+        for pair in rest.split(',').filter(|p| !p.is_empty()) {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(Invalid::new(
+                    "php-fpm service",
+                    input,
+                    "options are key=value pairs separated by commas",
+                ));
+            };
+            match key {
+                "binary" => service.binary = AbsPath::parse("php-fpm binary", value)?,
+                "config" => service.config = AbsPath::parse("php-fpm config", value)?,
+                "pool-dir" => service.pool_dir = AbsPath::parse("php-fpm pool dir", value)?,
+                "pid" => service.pid_file = AbsPath::parse("php-fpm pid file", value)?,
+                _ => {
+                    return Err(Invalid::new(
+                        "php-fpm service",
+                        input,
+                        format!("unknown option {key:?}; options: binary, config, pool-dir, pid"),
+                    ));
+                }
+            }
+        }
+        Ok(service)
+    }
+
+    /// The PHP command-line interpreter of the same version (Debian: `/usr/bin/phpV`).
+    pub fn cli(&self) -> String {
+        format!("/usr/bin/php{}", self.version)
     }
 }
 
@@ -151,6 +304,10 @@ pub struct Site {
     pub status: SiteStatus,
     pub client_id: Option<i64>,
     pub database: Option<SiteDatabase>,
+    /// A random secret of the site's own, from which its application's keys and salts are
+    /// derived (kept in fjord's state, so that a verify rewrites the same config).
+    #[serde(default)]
+    pub app_secret: String,
 }
 
 impl Site {

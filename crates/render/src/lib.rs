@@ -8,7 +8,16 @@
 //! change, and review the diff.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+mod php;
+mod wordpress;
+
+pub use php::{PhpPool, php_fpm_pool, php_settings};
+pub use wordpress::{
+    CONTENT_URL_PATH as WORDPRESS_CONTENT_URL_PATH, WordpressSite, wordpress_dispatcher,
+    wordpress_mu_plugin, wordpress_site_config,
+};
 
 use model::{DbEngine, DbService, NginxService, Platform, Site, SiteDatabase, SiteStatus};
 
@@ -19,8 +28,9 @@ pub const PROBE_GENERATION_PATH: &str = "/generation";
 
 const HEADER: &str = "# Managed by fjord: edits here are overwritten by the next verify.\n";
 
-/// Where a site's files live on a static platform.
-pub fn site_docroot(platform: &Platform, site: &Site) -> std::path::PathBuf {
+/// Where a site's own files live, in its platform's `sites/` directory: a static site's
+/// docroot, a PHP site's uploads and other files it writes.
+pub fn site_files_dir(platform: &Platform, site: &Site) -> std::path::PathBuf {
     platform.path.join("sites").join(site.name.as_str())
 }
 
@@ -63,9 +73,10 @@ pub fn nginx_vhost(
     nginx: &NginxService,
     platform: &Platform,
     site: &Site,
+    web: &WebApp,
     config_dir: &Path,
 ) -> String {
-    vhost(nginx, platform, site, config_dir, false)
+    vhost(nginx, platform, site, web, config_dir, false)
 }
 
 /// The vhost of an installed site whose writes are frozen while fjord moves it: reads are
@@ -75,9 +86,10 @@ pub fn nginx_vhost_read_only(
     nginx: &NginxService,
     platform: &Platform,
     site: &Site,
+    web: &WebApp,
     config_dir: &Path,
 ) -> String {
-    vhost(nginx, platform, site, config_dir, true)
+    vhost(nginx, platform, site, web, config_dir, true)
 }
 
 const READ_ONLY: &str =
@@ -96,6 +108,7 @@ fn vhost(
     nginx: &NginxService,
     platform: &Platform,
     site: &Site,
+    web: &WebApp,
     config_dir: &Path,
     read_only: bool,
 ) -> String {
@@ -143,20 +156,19 @@ server {{
     # A link below the docroot is followed only if its owner owns what it points to: a
     # site's owner cannot publish another user's files through one.
     disable_symlinks if_not_owner from=$document_root;
-    index index.html index.htm;
-{read_only}    location / {{
-        try_files $uri $uri/ =404;
-    }}
-    # Dot files (.git, .env, .htaccess) are never served.
-    location ~ /\\. {{
-        return 404;
-    }}
-}}
-",
+    index {index};
+{read_only}",
         served = served_names.join(" "),
-        docroot = site_docroot(platform, site).display(),
+        docroot = web.docroot.display(),
+        index = if web.php_socket.is_some() {
+            "index.php index.html"
+        } else {
+            "index.html index.htm"
+        },
         read_only = if read_only { READ_ONLY } else { "" },
     );
+    web_locations(&mut out, web);
+    out.push_str("}\n");
     if site.redirect_aliases && !site.aliases.is_empty() {
         let aliases: Vec<&str> = site.aliases.iter().map(|h| h.as_str()).collect();
         let _ = write!(
@@ -173,6 +185,87 @@ server {{
     }
     out
 }
+
+/// How nginx serves a site's application: what the app kind decides, given to the vhost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebApp {
+    pub docroot: PathBuf,
+    /// PHP is run by php-fpm on this socket; without one only files are served.
+    pub php_socket: Option<PathBuf>,
+    /// Requests for what is not a file go to the front controller (`/index.php`).
+    pub front_controller: bool,
+    /// URL prefixes under the docroot that are never served (fjord's own directories).
+    pub hidden: Vec<String>,
+    /// URL prefixes served as plain files from a directory of the site (never run as PHP).
+    pub files: Vec<(String, PathBuf)>,
+}
+
+fn web_locations(out: &mut String, web: &WebApp) {
+    for prefix in &web.hidden {
+        let _ = write!(
+            out,
+            "    location ^~ {prefix} {{\n        return 404;\n    }}\n"
+        );
+    }
+    for (prefix, dir) in &web.files {
+        // ^~ keeps the PHP location off these: an uploaded .php file is only ever a file.
+        let _ = write!(
+            out,
+            "    location ^~ {prefix} {{\n        alias {}/;\n        try_files $uri =404;\n        \
+             location ~ \\.php$ {{\n            return 404;\n        }}\n    }}\n",
+            dir.display()
+        );
+    }
+    let fallback = if web.front_controller && web.php_socket.is_some() {
+        "/index.php?$args"
+    } else {
+        "=404"
+    };
+    let _ = write!(
+        out,
+        "    location / {{\n        try_files $uri $uri/ {fallback};\n    }}\n"
+    );
+    // Before the PHP location: regex locations match in order, and a dot file is never run.
+    out.push_str(
+        "    # Dot files (.git, .env, .htaccess) are never served.\n    location ~ /\\. {\n        \
+         return 404;\n    }\n",
+    );
+    if let Some(socket) = &web.php_socket {
+        let _ = write!(
+            out,
+            "    location ~ \\.php$ {{\n        try_files $uri =404;\n        \
+             fastcgi_pass unix:{socket};\n{params}    }}\n",
+            socket = socket.display(),
+            params = FASTCGI_PARAMS,
+        );
+    }
+}
+
+/// nginx's `fastcgi_params`, inline: a private nginx has no `/etc/nginx/fastcgi_params`.
+const FASTCGI_PARAMS: &str =
+    "        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param SCRIPT_NAME $fastcgi_script_name;
+        fastcgi_param QUERY_STRING $query_string;
+        fastcgi_param REQUEST_METHOD $request_method;
+        fastcgi_param CONTENT_TYPE $content_type;
+        fastcgi_param CONTENT_LENGTH $content_length;
+        fastcgi_param REQUEST_URI $request_uri;
+        fastcgi_param DOCUMENT_URI $document_uri;
+        fastcgi_param DOCUMENT_ROOT $document_root;
+        fastcgi_param SERVER_PROTOCOL $server_protocol;
+        fastcgi_param REQUEST_SCHEME $scheme;
+        fastcgi_param HTTPS $https if_not_empty;
+        fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+        fastcgi_param SERVER_SOFTWARE nginx;
+        fastcgi_param REMOTE_ADDR $remote_addr;
+        fastcgi_param REMOTE_PORT $remote_port;
+        fastcgi_param SERVER_ADDR $server_addr;
+        fastcgi_param SERVER_PORT $server_port;
+        fastcgi_param SERVER_NAME $host;
+        fastcgi_param REDIRECT_STATUS 200;
+        # httpoxy: a request's Proxy header never becomes the app's HTTP_PROXY.
+        fastcgi_param HTTP_PROXY \"\";
+";
 
 /// A site's private directory, outside its docroot: credentials and SQLite files live here.
 pub fn site_private_dir(platform: &Platform, site: &Site) -> std::path::PathBuf {

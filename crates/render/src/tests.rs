@@ -38,6 +38,7 @@ fn nginx() -> NginxService {
         listen: "127.0.0.1:8080".parse().unwrap(),
         reload: ReloadMethod::Signal,
         files_owner: None,
+        web_group: None,
     }
 }
 
@@ -49,6 +50,7 @@ fn platform() -> Platform {
         path: AbsPath::parse("p", "/srv/static1").unwrap(),
         kind: PlatformKind::Static,
         locked: false,
+        php_version: None,
     }
 }
 
@@ -63,10 +65,110 @@ fn site(status: SiteStatus, redirect: bool) -> Site {
         status,
         client_id: None,
         database: None,
+        app_secret: String::new(),
     }
 }
 
 const CONFIG_DIR: &str = "/var/lib/fjord/config/local/nginx";
+
+fn static_web() -> WebApp {
+    WebApp {
+        docroot: site_files_dir(&platform(), &site(SiteStatus::Installed, false)),
+        php_socket: None,
+        front_controller: false,
+        hidden: Vec::new(),
+        files: Vec::new(),
+    }
+}
+
+const SOCKET: &str = "/var/lib/fjord/config/local/php-8.2/fj1a2b3c-1.sock";
+
+#[test]
+fn vhost_php_and_wordpress() {
+    let mut web = WebApp {
+        docroot: PathBuf::from("/srv/wp"),
+        php_socket: Some(PathBuf::from(SOCKET)),
+        front_controller: true,
+        hidden: vec!["/sites/".into(), "/private/".into()],
+        files: Vec::new(),
+    };
+    let site = site(SiteStatus::Installed, false);
+    check(
+        "vhost_php.conf",
+        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
+    );
+    web.files = vec![(
+        format!("{WORDPRESS_CONTENT_URL_PATH}/"),
+        PathBuf::from("/srv/wp/sites/example.com"),
+    )];
+    check(
+        "vhost_wordpress.conf",
+        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
+    );
+}
+
+#[test]
+fn php_pool_and_settings() {
+    let pool = PhpPool {
+        user: "fj1a2b3c-1".into(),
+        site: "example.com".into(),
+        socket: PathBuf::from(SOCKET),
+        web_group: "www-data".into(),
+        open_basedir: vec![
+            PathBuf::from("/srv/app"),
+            PathBuf::from("/srv/app/sites/example.com"),
+            PathBuf::from("/srv/app/private/example.com"),
+        ],
+        tmp_dir: PathBuf::from("/srv/app/private/example.com/tmp"),
+        site_config: PathBuf::from("/srv/app/private/example.com/settings.php"),
+        max_children: 5,
+    };
+    check("php_pool.conf", &php_fpm_pool(&pool));
+    let db = mysql_db();
+    let service = model::DbService::parse("mysql").unwrap();
+    check(
+        "php_settings.php",
+        &php_settings(
+            "http://example.com",
+            Path::new("/srv/app/sites/example.com"),
+            Some((
+                &db,
+                &service,
+                Path::new("/srv/app/private/example.com/database.sqlite"),
+            )),
+        ),
+    );
+}
+
+fn mysql_db() -> model::SiteDatabase {
+    model::SiteDatabase {
+        server_id: 1,
+        engine: model::DbEngine::Mysql,
+        name: "example_com".into(),
+        user: "example_com".into(),
+        // A quote and a backslash: the renderer must keep them inside the PHP string.
+        password: "0123456789abcdef'\\x".into(),
+    }
+}
+
+#[test]
+fn wordpress_files() {
+    let db = mysql_db();
+    let service = model::DbService::parse("mysql").unwrap();
+    let salts = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let site = WordpressSite {
+        url: "http://example.com".into(),
+        code: PathBuf::from("/srv/wp"),
+        content_dir: PathBuf::from("/srv/wp/sites/example.com"),
+        db: &db,
+        db_service: &service,
+        table_prefix: "wp_",
+        salts,
+    };
+    check("wordpress_site_config.php", &wordpress_site_config(&site));
+    check("wordpress_dispatcher.php", &wordpress_dispatcher());
+    check("wordpress_mu_plugin.php", &wordpress_mu_plugin());
+}
 
 #[test]
 fn vhost_installed() {
@@ -76,6 +178,7 @@ fn vhost_installed() {
             &nginx(),
             &platform(),
             &site(SiteStatus::Installed, false),
+            &static_web(),
             Path::new(CONFIG_DIR),
         ),
     );
@@ -89,6 +192,7 @@ fn vhost_read_only_while_moving() {
             &nginx(),
             &platform(),
             &site(SiteStatus::Installed, false),
+            &static_web(),
             Path::new(CONFIG_DIR),
         ),
     );
@@ -102,6 +206,7 @@ fn vhost_redirect() {
             &nginx(),
             &platform(),
             &site(SiteStatus::Installed, true),
+            &static_web(),
             Path::new(CONFIG_DIR),
         ),
     );
@@ -115,6 +220,7 @@ fn vhost_disabled() {
             &nginx(),
             &platform(),
             &site(SiteStatus::Disabled, true),
+            &static_web(),
             Path::new(CONFIG_DIR),
         ),
     );

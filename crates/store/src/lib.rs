@@ -9,8 +9,8 @@
 mod sqlite;
 
 use model::{
-    AbsPath, Client, DbEngine, DbService, Hostname, HttpService, Name, Platform, PlatformKind,
-    Server, Site, SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus,
+    Client, DbEngine, Hostname, Name, Platform, Server, Site, SiteDatabase, SiteStatus, Target,
+    Task, TaskKind, TaskStatus,
 };
 
 pub use sqlite::SqliteStore;
@@ -112,6 +112,7 @@ pub struct NewSite {
     pub client_id: Option<i64>,
     pub status: SiteStatus,
     pub database: Option<SiteDatabase>,
+    pub app_secret: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,23 +178,20 @@ pub struct RunningTask {
 }
 
 pub trait Store: Send + Sync {
+    /// Records a server (its `id` is ignored) and queues `then` on it.
     fn insert_server(
         &self,
-        name: &Name,
-        http: &HttpService,
-        db: &[DbService],
+        server: &Server,
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)>;
     fn server(&self, id: i64) -> Result<Server>;
     fn server_by_name(&self, name: &str) -> Result<Server>;
     fn servers(&self) -> Result<Vec<Server>>;
 
+    /// Records a platform (its `id` and `locked` are ignored) and queues `then` on it.
     fn insert_platform(
         &self,
-        name: &Name,
-        server_id: i64,
-        path: &AbsPath,
-        kind: PlatformKind,
+        platform: &Platform,
         then: Option<NewTask>,
     ) -> Result<(Platform, Option<Task>)>;
     fn platform(&self, id: i64) -> Result<Platform>;

@@ -71,7 +71,7 @@ pub(super) fn backup_request(
             created_at: model::time::utc_display(store::now_ms()),
             members: Vec::new(),
         },
-        docroot: render::site_docroot(platform, site),
+        docroot: render::site_files_dir(platform, site),
         private: private.exists().then_some(private),
         db,
     })
@@ -116,7 +116,7 @@ pub(super) fn site_restore(
     // Extracting into staging checks every member on the way: a corrupt, truncated or
     // foreign archive fails here, and the journal removes the staging directories, before
     // anything the site serves has changed.
-    let docroot = render::site_docroot(platform, site);
+    let docroot = render::site_files_dir(platform, site);
     let private = render::site_private_dir(platform, site);
     x.make_dir(&platform.path.join("private"))?;
     let tag = format!("restore-{}", host::random_hex(4));
@@ -134,13 +134,13 @@ pub(super) fn site_restore(
     let before = backup_effect(objects, &request, done.backup)?;
     x.swap_tree(&docroot, &files_stage)?;
     x.swap_tree(&private, &private_stage)?;
-    if let Some(db) = &site.database {
-        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
-            x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
-        }
-        // Credentials are the site's own, whatever the backup held.
-        site_database(objects, db, DbMode::Verify, x)?;
+    if let Some(db) = &site.database
+        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+    {
+        x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
     }
+    // Credentials, config and owners are the site's own, whatever the backup held.
+    site_runtime(env, objects, DbMode::Verify, x)?;
     if site.status == SiteStatus::NeedsAttention {
         // Restored whole from a backup: the site is served again.
         let served = site_set_served(env, objects, SiteStatus::Installed, x)?;

@@ -5,14 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use host::{Faults, NginxCtl, Steps};
+use host::{Faults, NginxCtl, Ownership, PhpFpmCtl, Steps};
 use model::{
-    DbEngine, DbService, HttpService, Platform, Server, Site, SiteDatabase, SiteStatus, Target,
-    TaskKind,
+    DbEngine, DbService, HttpService, PhpFpmService, Platform, Server, Site, SiteDatabase,
+    SiteStatus, Target, TaskKind,
 };
 use store::TaskEffect;
 
-use crate::{Error, Fjord, Result};
+use crate::{Error, Fjord, Result, kinds};
 
 mod backup;
 mod moves;
@@ -115,6 +115,7 @@ impl TaskObjects {
 pub struct ScriptEnv {
     pub data_dir: PathBuf,
     pub faults: Faults,
+    pub installation: String,
 }
 
 impl Fjord {
@@ -122,6 +123,7 @@ impl Fjord {
         ScriptEnv {
             data_dir: self.data_dir().to_path_buf(),
             faults: Faults::from_env(),
+            installation: self.installation.clone(),
         }
     }
 }
@@ -151,6 +153,77 @@ impl ScriptEnv {
         }
     }
 
+    /// The Unix user (and group, and php-fpm pool) a PHP site runs as: named after this
+    /// installation and the site's id, so that it never clashes with the machine's own
+    /// users or another installation's, and keeps its name when the site is renamed.
+    pub fn site_user(&self, site: &Site) -> String {
+        format!("fj{}-{}", self.installation, site.id)
+    }
+
+    fn php_dir(&self, server: &Server, service: &PhpFpmService) -> PathBuf {
+        self.data_dir
+            .join("config")
+            .join(server.name.as_str())
+            .join(format!("php-{}", service.version))
+    }
+
+    pub fn php_ctl(&self, server: &Server, service: &PhpFpmService) -> PhpFpmCtl {
+        let dir = self.php_dir(server, service);
+        PhpFpmCtl {
+            binary: service.binary.as_path().to_path_buf(),
+            config: service.config.as_path().to_path_buf(),
+            pid_file: service.pid_file.as_path().to_path_buf(),
+            pool_dir: service.pool_dir.as_path().to_path_buf(),
+            probe_socket: dir.join("probe.sock"),
+            probe_user: "nobody".into(),
+            config_dir: dir,
+        }
+    }
+
+    fn pool_path(&self, service: &PhpFpmService, user: &str) -> PathBuf {
+        service.pool_dir.join(format!("fjord-{user}.conf").as_str())
+    }
+
+    /// The site as its application sees it.
+    fn site_app<'a>(&self, objects: &'a TaskObjects) -> Result<kinds::SiteApp<'a>> {
+        let (platform, site) = (objects.platform()?, objects.site()?);
+        let private_dir = render::site_private_dir(platform, site);
+        let files_dir = render::site_files_dir(platform, site);
+        let php = if platform.kind.runs_php() {
+            let service = php_service(&objects.server, platform)?;
+            let tmp_dir = private_dir.join("tmp");
+            Some(kinds::SitePhp {
+                user: self.site_user(site),
+                cli: PathBuf::from(service.cli()),
+                socket: self
+                    .php_dir(&objects.server, service)
+                    .join(format!("{}.sock", self.site_user(site))),
+                site_config: private_dir.join("settings.php"),
+                open_basedir: vec![
+                    platform.path.as_path().to_path_buf(),
+                    files_dir.clone(),
+                    private_dir.clone(),
+                ],
+                tmp_dir,
+            })
+        } else {
+            None
+        };
+        let db = match &site.database {
+            Some(db) => Some((db, objects.db_service(db)?)),
+            None => None,
+        };
+        Ok(kinds::SiteApp {
+            platform,
+            site,
+            sqlite: render::site_sqlite_path(platform, site),
+            files_dir,
+            private_dir,
+            php,
+            db,
+        })
+    }
+
     fn vhost_path(&self, server: &Server, site: &Site) -> PathBuf {
         self.nginx_dir(server)
             .join("vhost.d")
@@ -158,18 +231,25 @@ impl ScriptEnv {
     }
 
     /// The vhost of an installed site whose writes are frozen while it moves.
-    fn vhost_read_only(&self, server: &Server, platform: &Platform, site: &Site) -> Vec<u8> {
-        let HttpService::Nginx(nginx) = &server.http;
-        render::nginx_vhost_read_only(nginx, platform, site, &self.nginx_dir(server)).into_bytes()
+    fn vhost_read_only(&self, objects: &TaskObjects) -> Result<Vec<u8>> {
+        let app = self.site_app(objects)?;
+        let web = kinds::of(app.platform.kind).web(&app);
+        let HttpService::Nginx(nginx) = &objects.server.http;
+        let dir = self.nginx_dir(&objects.server);
+        Ok(render::nginx_vhost_read_only(nginx, app.platform, app.site, &web, &dir).into_bytes())
     }
 
-    fn vhost(&self, server: &Server, platform: &Platform, site: &Site) -> Vec<u8> {
+    fn vhost(&self, objects: &TaskObjects) -> Result<Vec<u8>> {
+        let app = self.site_app(objects)?;
+        let web = kinds::of(app.platform.kind).web(&app);
+        let (server, site) = (&objects.server, app.site);
         let HttpService::Nginx(nginx) = &server.http;
-        let mut conf = render::nginx_vhost(nginx, platform, site, &self.nginx_dir(server));
+        let mut conf =
+            render::nginx_vhost(nginx, app.platform, site, &web, &self.nginx_dir(server));
         if self.faults.corrupt_vhost(site.name.as_str()) {
             conf.push_str("fjord_injected_fault_not_a_directive;\n");
         }
-        conf.into_bytes()
+        Ok(conf.into_bytes())
     }
 }
 
@@ -195,7 +275,7 @@ pub fn db_ctl(service: &DbService) -> Option<host::DbCtl> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum DbMode {
+pub(super) enum DbMode {
     Install,
     Verify,
 }
@@ -232,9 +312,53 @@ fn site_database(
     Ok(())
 }
 
-fn files_owner(server: &Server) -> Option<&str> {
+/// The php-fpm service a platform's sites run on.
+fn php_service<'a>(server: &'a Server, platform: &Platform) -> Result<&'a PhpFpmService> {
+    let version = platform.php_version.as_ref();
+    version.and_then(|v| server.php_service(v)).ok_or_else(|| {
+        Error::Refused(format!(
+            "server {} offers no php-fpm {} for platform {} (add one with --php on `fjord \
+                 server add`)",
+            server.name,
+            version.map(|v| v.as_str()).unwrap_or("(none chosen)"),
+            platform.name
+        ))
+    })
+}
+
+/// Who owns a site's own files: a PHP site's user, with nginx's group to read them; for a
+/// static site, the server's files owner if it has one.
+fn files_ownership(server: &Server, app: &kinds::SiteApp) -> Ownership {
     let HttpService::Nginx(nginx) = &server.http;
-    nginx.files_owner.as_ref().map(|o| o.as_str())
+    match &app.php {
+        Some(php) => Ownership {
+            user: Some(php.user.clone()),
+            group: Some(web_group(server)),
+            private: true,
+        },
+        None => Ownership {
+            user: nginx.files_owner.as_ref().map(|o| o.to_string()),
+            group: None,
+            private: false,
+        },
+    }
+}
+
+/// A site's private dir: readable by its own user only (for a static site, by fjord).
+fn private_ownership(app: &kinds::SiteApp) -> Ownership {
+    Ownership {
+        user: app.php.as_ref().map(|p| p.user.clone()),
+        group: None,
+        private: true,
+    }
+}
+
+fn web_group(server: &Server) -> String {
+    let HttpService::Nginx(nginx) = &server.http;
+    nginx
+        .web_group
+        .as_ref()
+        .map_or_else(|| "www-data".to_string(), |g| g.to_string())
 }
 
 /// Refuses a site task that the site's status does not allow; checked when the task is
@@ -271,6 +395,19 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
     )))
 }
 
+/// Clone and migrate move a PHP site's pool, user and config as well as its files; until they
+/// do, they refuse such a site rather than leave it half-moved.
+fn refuse_moving_php(platform: Option<&Platform>) -> Result<()> {
+    match platform {
+        Some(p) if p.kind.runs_php() => Err(Error::Refused(format!(
+            "clone and migrate of {} sites are not supported yet (platform {}); back the site \
+             up instead",
+            p.kind, p.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the script of `kind`; returns the change to fjord's state to commit on success.
 pub fn run(
     env: &ScriptEnv,
@@ -286,9 +423,9 @@ pub fn run(
     match kind {
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
         TaskKind::PlatformVerify => {
-            platform_verify(objects.platform()?, &objects.extra.all_sites, x)
+            platform_verify(objects.platform()?, &objects.extra.all_sites, args, x)
         }
-        TaskKind::SiteInstall => site_install(env, objects, x),
+        TaskKind::SiteInstall => site_install(env, objects, args, x),
         TaskKind::SiteVerify => site_verify(env, objects, x).map(|_| TaskEffect::None),
         TaskKind::SiteImport => site_verify(env, objects, x),
         TaskKind::SiteDisable => {
@@ -309,8 +446,20 @@ pub fn run(
                 .unwrap_or_default();
             remove_backups(objects, &ids, x)
         }
-        TaskKind::SiteClone => site_clone(env, objects, x),
-        TaskKind::SiteMigrate => site_migrate(env, objects, args, x),
+        TaskKind::SiteClone => {
+            refuse_moving_php(
+                objects
+                    .extra
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.platform.as_ref()),
+            )?;
+            site_clone(env, objects, x)
+        }
+        TaskKind::SiteMigrate => {
+            refuse_moving_php(objects.platform.as_ref())?;
+            site_migrate(env, objects, args, x)
+        }
         TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
         TaskKind::SiteRestore => site_restore(env, objects, args, x),
         TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
@@ -318,8 +467,8 @@ pub fn run(
             // A delete that cannot back the site up first does not go on, unless there is
             // nothing to back up: an install or clone that failed and was rolled back.
             let (platform, site) = (objects.platform()?, objects.site()?);
-            let never_made =
-                site.status == SiteStatus::Failed && !render::site_docroot(platform, site).exists();
+            let never_made = site.status == SiteStatus::Failed
+                && !render::site_files_dir(platform, site).exists();
             let backup = if never_made {
                 x.log("the site was never installed (its install or clone failed and was rolled back): nothing to back up");
                 TaskEffect::None

@@ -4,9 +4,14 @@ use super::*;
 
 /// Puts a backup's files, private files and database in place as `site` on `platform`, whose
 /// docroot and private dir must not exist yet: the deploy half of clone and migrate.
-pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -> Result<()> {
+pub(super) fn deploy(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    archive: &Path,
+    x: &mut dyn Steps,
+) -> Result<()> {
     let (platform, site) = (objects.platform()?, objects.site()?);
-    let docroot = render::site_docroot(platform, site);
+    let docroot = render::site_files_dir(platform, site);
     let private = render::site_private_dir(platform, site);
     if docroot.exists() {
         return Err(Error::Refused(format!(
@@ -28,7 +33,8 @@ pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -
         }
         site_database(objects, db, DbMode::Verify, x)?;
     }
-    x.fix_permissions(&docroot, files_owner(&objects.server))?;
+    let app = env.site_app(objects)?;
+    x.fix_permissions(&docroot, &files_ownership(&objects.server, &app))?;
     Ok(())
 }
 
@@ -45,7 +51,7 @@ pub(super) fn site_clone(
         .as_deref()
         .ok_or_else(|| Error::NotFound("the site to clone from".into()))?;
     let backup = site_backup(env, source, x)?;
-    deploy(objects, &backup_path(&backup), x)?;
+    deploy(env, objects, &backup_path(&backup), x)?;
     let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
     Ok(TaskEffect::Many(vec![backup, served]))
 }
@@ -120,8 +126,8 @@ pub(super) fn site_migrate(
     let db_moves = new_db != old_site.database;
     let serving = old_site.status == SiteStatus::Installed;
     let (old_docroot, new_docroot) = (
-        render::site_docroot(old_platform, old_site),
-        render::site_docroot(&new_platform, &new_site),
+        render::site_files_dir(old_platform, old_site),
+        render::site_files_dir(&new_platform, &new_site),
     );
     let (old_private, new_private) = (
         render::site_private_dir(old_platform, old_site),
@@ -143,7 +149,7 @@ pub(super) fn site_migrate(
             }),
             ..new_objects.clone()
         };
-        deploy(&files_only, &backup_path(&backup), x)?;
+        deploy(env, &files_only, &backup_path(&backup), x)?;
     }
 
     // 2. A database that moves is copied with the site's writes frozen.
@@ -155,7 +161,7 @@ pub(super) fn site_migrate(
         )
     {
         if serving {
-            let read_only = env.vhost_read_only(&objects.server, old_platform, old_site);
+            let read_only = env.vhost_read_only(objects)?;
             x.nginx(
                 &env.nginx_ctl(&objects.server),
                 vec![(old_vhost.clone(), Some(read_only))],
@@ -182,14 +188,14 @@ pub(super) fn site_migrate(
     // reloaded together when both are on one nginx.
     let switched = |read_only: bool| {
         if read_only && serving {
-            env.vhost_read_only(&new_server, &new_platform, &new_site)
+            env.vhost_read_only(&new_objects)
         } else {
-            env.vhost(&new_server, &new_platform, &new_site)
+            env.vhost(&new_objects)
         }
     };
     let last_pass = moves_files && serving;
     if new_server.id == objects.server.id {
-        let mut changes = vec![(new_vhost.clone(), Some(switched(last_pass)))];
+        let mut changes = vec![(new_vhost.clone(), Some(switched(last_pass)?))];
         if old_vhost != new_vhost {
             changes.push((old_vhost, None));
         }
@@ -197,7 +203,7 @@ pub(super) fn site_migrate(
     } else {
         x.nginx(
             &env.nginx_ctl(&new_server),
-            vec![(new_vhost.clone(), Some(switched(last_pass)))],
+            vec![(new_vhost.clone(), Some(switched(last_pass)?))],
         )?;
         x.nginx(&env.nginx_ctl(&objects.server), vec![(old_vhost, None)])?;
     }
@@ -210,14 +216,15 @@ pub(super) fn site_migrate(
         if let Some(aside) = x.remove_tree(&old_private)? {
             x.sync_tree(&aside, &new_private, since_first_pass, false)?;
         }
-        x.fix_permissions(&new_docroot, files_owner(&new_server))?;
+        let app = env.site_app(&new_objects)?;
+        x.fix_permissions(&new_docroot, &files_ownership(&new_server, &app))?;
     }
 
     // 5. Read-write at the new place.
     if last_pass {
         x.nginx(
             &env.nginx_ctl(&new_server),
-            vec![(new_vhost, Some(switched(false)))],
+            vec![(new_vhost, Some(switched(false)?))],
         )?;
     }
     if db_moves

@@ -8,6 +8,7 @@ use super::*;
 pub(super) fn platform_verify(
     platform: &Platform,
     all: &[Site],
+    args: &serde_json::Value,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     // Sites recorded but not installed yet (queued with the platform) have nothing there.
@@ -23,7 +24,32 @@ pub(super) fn platform_verify(
             platform.name, platform.path
         )));
     }
+    let kind = kinds::of(platform.kind);
+    let from = args.get("from").and_then(|f| f.as_str()).map(Path::new);
+    let code = match from {
+        Some(from) if !platform.path.as_path().exists() => {
+            let code = kind.describe(from)?;
+            x.copy_in(from, platform.path.as_path())?;
+            code
+        }
+        _ if platform.path.as_path().exists() => kind.describe(platform.path.as_path())?,
+        _ => kind.describe(platform.path.as_path()).unwrap_or_default(),
+    };
+    if let Some(version) = &code.version {
+        x.log(&format!("{} {version}", platform.kind));
+    }
+    for package in &code.packages {
+        x.log(&format!(
+            "{} {} {}",
+            package.kind,
+            package.name,
+            package.version.as_deref().unwrap_or("(no version)")
+        ));
+    }
     x.make_dir(platform.path.as_path())?;
+    for file in kind.platform_files(platform) {
+        x.write_file(&file.path, file.contents.as_bytes(), 0o644)?;
+    }
     let sites_dir = platform.path.join("sites");
     x.make_dir(&sites_dir)?;
     x.make_dir(&platform.path.join("private"))?;
@@ -35,6 +61,10 @@ pub(super) fn platform_verify(
         match model::Hostname::parse("site directory", &dir) {
             Ok(name) if name.as_str() == dir => {
                 match all.iter().find(|s| s.all_names().any(|n| *n == name)) {
+                    None if platform.kind.runs_php() => x.log(&format!(
+                        "found sites/{dir}: the import of {} sites is not supported yet",
+                        platform.kind
+                    )),
                     None => {
                         x.log(&format!("found site {name}: queueing its import"));
                         found.push(name);

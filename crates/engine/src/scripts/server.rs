@@ -39,6 +39,16 @@ pub(super) fn server_verify(
     for ctl in server.db.iter().filter_map(db_ctl) {
         x.check_db_admin(&ctl)?;
     }
+    // Each php-fpm gets fjord's probe pool, through which a reload is seen to be live; the
+    // sockets of the sites' pools live beside the probe's.
+    for service in &server.php {
+        let ctl = env.php_ctl(server, service);
+        x.make_dir(&ctl.config_dir)?;
+        x.php_fpm(
+            &ctl,
+            vec![(ctl.probe_pool_file(), Some(ctl.probe_pool(0).into_bytes()))],
+        )?;
+    }
     Ok(TaskEffect::None)
 }
 

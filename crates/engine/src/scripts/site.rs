@@ -5,24 +5,91 @@ use super::*;
 pub(super) fn site_install(
     env: &ScriptEnv,
     objects: &TaskObjects,
+    args: &serde_json::Value,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
-    let (platform, site) = (objects.platform()?, objects.site()?);
-    let docroot = render::site_docroot(platform, site);
-    x.make_dir(&platform.path.join("sites"))?;
-    x.make_dir(&docroot)?;
-    if !docroot.join("index.html").exists() && !docroot.join("index.htm").exists() {
-        x.write_file(
-            &docroot.join("index.html"),
-            render::placeholder_index(site).as_bytes(),
-            0o644,
+    let app = env.site_app(objects)?;
+    let kind = kinds::of(app.platform.kind);
+    x.make_dir(&app.platform.path.join("sites"))?;
+    x.make_dir(&app.files_dir)?;
+    for seed in kind.seed_files(&app) {
+        if !seed.path.exists() {
+            make_parents(&app.files_dir, &seed.path, x)?;
+            x.write_file(&seed.path, seed.contents.as_bytes(), 0o644)?;
+        }
+    }
+    site_runtime(env, objects, DbMode::Install, x)?;
+    let input: kinds::InstallInput =
+        serde_json::from_value(args.get("install").cloned().unwrap_or_default())
+            .unwrap_or_default();
+    kind.install(&app, &input, x)?;
+    site_set_served(env, objects, SiteStatus::Installed, x)
+}
+
+/// Makes the directories between `root` (which exists) and `path`'s parent.
+fn make_parents(root: &Path, path: &Path, x: &mut dyn Steps) -> Result<()> {
+    let mut dirs = Vec::new();
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+        dirs.push(d.to_path_buf());
+        dir = d.parent();
+    }
+    for d in dirs.iter().rev() {
+        x.make_dir(d)?;
+    }
+    Ok(())
+}
+
+/// Everything a site runs with beside its own files: its user, its database and
+/// credentials, its application's config, its files' owners and its php-fpm pool. Install,
+/// verify and restore call it; running it twice changes nothing the second time.
+pub(super) fn site_runtime(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    db_mode: DbMode,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let app = env.site_app(objects)?;
+    let kind = kinds::of(app.platform.kind);
+    if let Some(php) = &app.php
+        && !host::user_exists(&php.user)
+    {
+        x.create_user(&php.user, &app.private_dir)?;
+    }
+    x.make_dir(&app.platform.path.join("private"))?;
+    x.make_dir(&app.private_dir)?;
+    if let Some(php) = &app.php {
+        x.make_dir(&php.tmp_dir)?;
+    }
+    if let Some(db) = &app.site.database {
+        site_database(objects, db, db_mode, x)?;
+    }
+    for file in kind.site_config(&app) {
+        x.write_file(&file.path, file.contents.as_bytes(), 0o640)?;
+    }
+    x.fix_permissions(&app.files_dir, &files_ownership(&objects.server, &app))?;
+    x.fix_permissions(&app.private_dir, &private_ownership(&app))?;
+    if let Some(php) = &app.php {
+        let service = php_service(&objects.server, app.platform)?;
+        let pool = render::PhpPool {
+            user: php.user.clone(),
+            site: app.site.name.to_string(),
+            socket: php.socket.clone(),
+            web_group: web_group(&objects.server),
+            open_basedir: php.open_basedir.clone(),
+            tmp_dir: php.tmp_dir.clone(),
+            site_config: php.site_config.clone(),
+            max_children: 5,
+        };
+        x.php_fpm(
+            &env.php_ctl(&objects.server, service),
+            vec![(
+                env.pool_path(service, &php.user),
+                Some(render::php_fpm_pool(&pool).into_bytes()),
+            )],
         )?;
     }
-    x.fix_permissions(&docroot, files_owner(&objects.server))?;
-    if let Some(db) = &site.database {
-        site_database(objects, db, DbMode::Install, x)?;
-    }
-    site_set_served(env, objects, SiteStatus::Installed, x)
+    Ok(())
 }
 
 /// Verify (and import) rewrite everything a site needs and repair what drifted; running it
@@ -33,7 +100,7 @@ pub(super) fn site_verify(
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let (platform, site) = (objects.platform()?, objects.site()?);
-    let docroot = render::site_docroot(platform, site);
+    let files_dir = render::site_files_dir(platform, site);
     // Verify repairs; it never makes up a site whose files are gone (an empty docroot
     // would then be served as if it were the site).
     if !platform.path.as_path().is_dir() {
@@ -42,21 +109,18 @@ pub(super) fn site_verify(
             platform.name, platform.path
         )));
     }
-    if !docroot.exists() {
+    if !files_dir.exists() {
         return Err(Error::Refused(format!(
             "the files of site {} at {} are gone; restore them from a backup \
              (fjord site restore {})",
             site.name,
-            docroot.display(),
+            files_dir.display(),
             site.name
         )));
     }
     x.make_dir(&platform.path.join("sites"))?;
-    x.make_dir(&docroot)?;
-    x.fix_permissions(&docroot, files_owner(&objects.server))?;
-    if let Some(db) = &site.database {
-        site_database(objects, db, DbMode::Verify, x)?;
-    }
+    x.make_dir(&files_dir)?;
+    site_runtime(env, objects, DbMode::Verify, x)?;
     let status = match site.status {
         SiteStatus::Disabled => SiteStatus::Disabled,
         _ => SiteStatus::Installed,
@@ -70,12 +134,15 @@ pub(super) fn site_set_served(
     status: SiteStatus,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
-    let (platform, site) = (objects.platform()?, objects.site()?);
-    let served = Site {
-        status,
-        ..site.clone()
+    let site = objects.site()?;
+    let served = TaskObjects {
+        site: Some(Site {
+            status,
+            ..site.clone()
+        }),
+        ..objects.clone()
     };
-    let vhost = env.vhost(&objects.server, platform, &served);
+    let vhost = env.vhost(&served)?;
     x.nginx(
         &env.nginx_ctl(&objects.server),
         vec![(env.vhost_path(&objects.server, site), Some(vhost))],
@@ -93,12 +160,24 @@ pub(super) fn site_delete(
         &env.nginx_ctl(&objects.server),
         vec![(env.vhost_path(&objects.server, site), None)],
     )?;
-    x.remove_tree(&render::site_docroot(platform, site))?;
+    if platform.kind.runs_php() {
+        let service = php_service(&objects.server, platform)?;
+        let user = env.site_user(site);
+        x.php_fpm(
+            &env.php_ctl(&objects.server, service),
+            vec![(env.pool_path(service, &user), None)],
+        )?;
+    }
+    x.remove_tree(&render::site_files_dir(platform, site))?;
     if let Some(db) = &site.database
         && let Some(ctl) = db_ctl(objects.db_service(db)?)
     {
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }
     x.remove_tree(&render::site_private_dir(platform, site))?;
+    if platform.kind.runs_php() {
+        // Last: its files, set aside until the task is done, still belong to it.
+        x.remove_user(&env.site_user(site))?;
+    }
     Ok(TaskEffect::DeleteSite(site.id))
 }

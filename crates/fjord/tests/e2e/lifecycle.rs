@@ -188,6 +188,9 @@ fn failed_task_can_be_retried_and_queued_one_cancelled() {
 #[test]
 fn init_registers_and_verifies_this_machine() {
     let env = Env::bare();
+    // A private php-fpm stands in for the machine's (tests never touch the machine's).
+    let fpm = crate::php_fpm::PrivatePhpFpm::start();
+    let php = fpm.service_arg();
     let prefix = env.nginx.prefix().display().to_string();
     let args = [
         "init",
@@ -199,9 +202,16 @@ fn init_registers_and_verifies_this_machine() {
         &format!("{prefix}/conf.d"),
         "--listen",
         &env.nginx.listen(),
+        "--php",
+        &php,
+        "--web-group",
+        "nogroup",
     ];
     let out = env.ok(&args);
     assert!(out.contains("server local is verified"), "{out}");
+    let server = env.json(&["server", "show", "local"]);
+    assert_eq!(server["php"][0]["version"], "8.2", "{server}");
+    assert!(fpm.prefix().join("pool.d/fjord-probe.conf").exists());
     assert!(
         out.contains("fjord platform add"),
         "init says what to do next: {out}"

@@ -3,6 +3,7 @@
 //! binary for the crate, so it links once; add modules here rather than new test targets.
 
 mod harness;
+mod php_fpm;
 
 mod backups;
 mod bad_input;
@@ -17,4 +18,5 @@ mod kill_random;
 mod lifecycle;
 mod migrate;
 mod moves;
+mod php_sites;
 mod rollback;

@@ -110,4 +110,16 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
+    // 5: PHP: php-fpm services on servers, the PHP version of a platform, a secret per site
+    // (its application's salts are derived from it), each site's cron state.
+    r#"
+ALTER TABLE servers ADD COLUMN php TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE platforms ADD COLUMN php_version TEXT;
+ALTER TABLE sites ADD COLUMN app_secret TEXT;
+ALTER TABLE sites ADD COLUMN cron_interval_s INTEGER;
+ALTER TABLE sites ADD COLUMN cron_last_at INTEGER;
+ALTER TABLE sites ADD COLUMN cron_last_ok INTEGER;
+ALTER TABLE sites ADD COLUMN cron_last_message TEXT;
+ALTER TABLE sites ADD COLUMN cron_next_at INTEGER;
+"#,
 ];

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use model::{
-    AbsPath, Client, DbEngine, DbService, Hostname, HttpService, Name, Platform, PlatformKind,
-    Server, Site, SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, locks_conflict,
+    AbsPath, Client, DbEngine, Hostname, Name, PhpVersion, Platform, PlatformKind, Server, Site,
+    SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, locks_conflict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -169,16 +169,22 @@ fn maybe_enqueue(
         .transpose()
 }
 
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| corrupt(e.to_string()))
+}
+
 fn server_from_row(r: &Row) -> rusqlite::Result<Result<Server>> {
     let name: String = r.get(1)?;
     let http: String = r.get(2)?;
     let db: String = r.get(3)?;
+    let php: String = r.get(4)?;
     Ok((|| {
         Ok(Server {
             id: r.get(0)?,
             name: Name::parse("server name", &name).map_err(|e| corrupt(e.to_string()))?,
             http: serde_json::from_str(&http).map_err(|e| corrupt(format!("server http: {e}")))?,
             db: serde_json::from_str(&db).map_err(|e| corrupt(format!("server db: {e}")))?,
+            php: serde_json::from_str(&php).map_err(|e| corrupt(format!("server php: {e}")))?,
         })
     })())
 }
@@ -187,6 +193,7 @@ fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
     let name: String = r.get(1)?;
     let path: String = r.get(3)?;
     let kind: String = r.get(4)?;
+    let php_version: Option<String> = r.get(6)?;
     Ok((|| {
         Ok(Platform {
             id: r.get(0)?,
@@ -195,11 +202,14 @@ fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
             path: AbsPath::parse("platform path", &path).map_err(|e| corrupt(e.to_string()))?,
             kind: PlatformKind::parse(&kind).map_err(|e| corrupt(e.to_string()))?,
             locked: r.get(5)?,
+            php_version: php_version
+                .map(|v| PhpVersion::parse(&v).map_err(|e| corrupt(e.to_string())))
+                .transpose()?,
         })
     })())
 }
 
-const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked";
+const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked, php_version";
 
 fn collect<T>(
     c: &Connection,
@@ -222,7 +232,7 @@ fn one<T>(mut v: Vec<T>, what: impl FnOnce() -> String) -> Result<T> {
 
 fn load_sites(c: &Connection, where_sql: &str, p: impl rusqlite::Params) -> Result<Vec<Site>> {
     let mut stmt = c.prepare(&format!(
-        "SELECT id, name, platform_id, redirect_aliases, status, client_id FROM sites {where_sql} ORDER BY name"
+        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret FROM sites {where_sql} ORDER BY name"
     ))?;
     let rows = stmt.query_map(p, |r| {
         Ok((
@@ -232,11 +242,12 @@ fn load_sites(c: &Connection, where_sql: &str, p: impl rusqlite::Params) -> Resu
             r.get::<_, bool>(3)?,
             r.get::<_, String>(4)?,
             r.get::<_, Option<i64>>(5)?,
+            r.get::<_, Option<String>>(6)?,
         ))
     })?;
     let mut sites = Vec::new();
     for row in rows {
-        let (id, name, platform_id, redirect_aliases, status, client_id) = row?;
+        let (id, name, platform_id, redirect_aliases, status, client_id, app_secret) = row?;
         sites.push(Site {
             id,
             name: Hostname::parse("site name", &name).map_err(|e| corrupt(e.to_string()))?,
@@ -247,6 +258,7 @@ fn load_sites(c: &Connection, where_sql: &str, p: impl rusqlite::Params) -> Resu
                 .ok_or_else(|| corrupt(format!("site status {status}")))?,
             client_id,
             database: None,
+            app_secret: app_secret.unwrap_or_default(),
         });
     }
     let mut alias_stmt = c.prepare(
@@ -557,18 +569,21 @@ impl Store for SqliteStore {
 
     fn insert_server(
         &self,
-        name: &Name,
-        http: &HttpService,
-        db: &[DbService],
+        server: &Server,
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let json = serde_json::to_string(http).map_err(|e| corrupt(e.to_string()))?;
-            let db_json = serde_json::to_string(db).map_err(|e| corrupt(e.to_string()))?;
+            let name = &server.name;
             tx.execute(
-                "INSERT INTO servers (name, http, db, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name.as_str(), json, db_json, now_ms()],
+                "INSERT INTO servers (name, http, db, php, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    name.as_str(),
+                    to_json(&server.http)?,
+                    to_json(&server.db)?,
+                    to_json(&server.php)?,
+                    now_ms()
+                ],
             )
             .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
             let id = tx.last_insert_rowid();
@@ -577,9 +592,7 @@ impl Store for SqliteStore {
             Ok((
                 Server {
                     id,
-                    name: name.clone(),
-                    http: http.clone(),
-                    db: db.to_vec(),
+                    ..server.clone()
                 },
                 task,
             ))
@@ -591,7 +604,7 @@ impl Store for SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http, db FROM servers WHERE id = ?1",
+                    "SELECT id, name, http, db, php FROM servers WHERE id = ?1",
                     [id],
                     server_from_row,
                 )?,
@@ -605,7 +618,7 @@ impl Store for SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http, db FROM servers WHERE name = ?1",
+                    "SELECT id, name, http, db, php FROM servers WHERE name = ?1",
                     [name],
                     server_from_row,
                 )?,
@@ -618,7 +631,7 @@ impl Store for SqliteStore {
         self.with(|c| {
             collect(
                 c,
-                "SELECT id, name, http, db FROM servers ORDER BY name",
+                "SELECT id, name, http, db, php FROM servers ORDER BY name",
                 [],
                 server_from_row,
             )
@@ -627,26 +640,40 @@ impl Store for SqliteStore {
 
     fn insert_platform(
         &self,
-        name: &Name,
-        server_id: i64,
-        path: &AbsPath,
-        kind: PlatformKind,
+        platform: &Platform,
         then: Option<NewTask>,
     ) -> Result<(Platform, Option<Task>)> {
+        let (name, path) = (&platform.name, &platform.path);
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
-                "INSERT INTO platforms (name, server_id, path, kind, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name.as_str(), server_id, path.as_str(), kind.as_str(), now_ms()],
+                "INSERT INTO platforms (name, server_id, path, kind, php_version, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    name.as_str(),
+                    platform.server_id,
+                    path.as_str(),
+                    platform.kind.as_str(),
+                    platform.php_version.as_ref().map(|v| v.as_str()),
+                    now_ms()
+                ],
             )
             .map_err(|e| {
-                conflict_or(e, || format!("a platform named {name} or at {path} already exists"))
+                conflict_or(e, || {
+                    format!("a platform named {name} or at {path} already exists")
+                })
             })?;
             let id = tx.last_insert_rowid();
             let task = maybe_enqueue(&tx, Target::Platform(id), name.as_str(), then)?;
             tx.commit()?;
-            let platform = Platform { id, name: name.clone(), server_id, path: path.clone(), kind, locked: false };
-            Ok((platform, task))
+            Ok((
+                Platform {
+                    id,
+                    locked: false,
+                    ..platform.clone()
+                },
+                task,
+            ))
         })
     }
 
@@ -714,15 +741,16 @@ impl Store for SqliteStore {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
-                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     site.name.as_str(),
                     site.platform_id,
                     site.redirect_aliases,
                     site.status.as_str(),
                     site.client_id,
-                    now_ms()
+                    now_ms(),
+                    site.app_secret
                 ],
             )
             .map_err(|e| conflict_or(e, || format!("a site named {} already exists", site.name)))?;

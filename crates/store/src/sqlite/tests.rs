@@ -15,6 +15,7 @@ fn http() -> HttpService {
         listen: "127.0.0.1:80".parse().unwrap(),
         reload: ReloadMethod::Signal,
         files_owner: None,
+        web_group: None,
     })
 }
 
@@ -23,18 +24,24 @@ fn h(s: &str) -> Hostname {
 }
 
 fn setup(s: &SqliteStore) -> (i64, i64) {
-    let (server, _) = s
-        .insert_server(&Name::parse("n", "local").unwrap(), &http(), &[], None)
-        .unwrap();
-    let (p, _) = s
-        .insert_platform(
-            &Name::parse("n", "p1").unwrap(),
-            server.id,
-            &AbsPath::parse("p", "/srv/p1").unwrap(),
-            PlatformKind::Static,
-            None,
-        )
-        .unwrap();
+    let server = Server {
+        id: 0,
+        name: Name::parse("n", "local").unwrap(),
+        http: http(),
+        db: Vec::new(),
+        php: Vec::new(),
+    };
+    let (server, _) = s.insert_server(&server, None).unwrap();
+    let platform = Platform {
+        id: 0,
+        name: Name::parse("n", "p1").unwrap(),
+        server_id: server.id,
+        path: AbsPath::parse("p", "/srv/p1").unwrap(),
+        kind: PlatformKind::Static,
+        locked: false,
+        php_version: None,
+    };
+    let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)
 }
 
@@ -47,6 +54,7 @@ fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
         client_id: None,
         status: SiteStatus::Queued,
         database: None,
+        app_secret: String::new(),
     }
 }
 

@@ -1,12 +1,22 @@
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
+use uzers::os::unix::UserExt;
 
 use crate::archive::Manifest;
+use crate::commit::{Committers, FileChange};
 use crate::db::DbCtl;
-use crate::fsops::{self, ModeEntry};
+use crate::fsops::{self, ModeEntry, Ownership};
 use crate::journal::{Journal, Undo};
-use crate::nginx::{FileChange, NginxCtl, NginxRegistry};
+use crate::nginx::NginxCtl;
+use crate::php_fpm::PhpFpmCtl;
+use crate::php_run::PhpRun;
+use crate::users::SystemUser;
 use crate::{Faults, HostError, Result};
+
+mod dry_run;
+
+pub use dry_run::DryRun;
 
 /// What a task script may do to a host. Each method is one step: in [`LiveSteps`] it is
 /// journaled with its undo before it is made; in [`DryRun`] it is printed and not made.
@@ -20,11 +30,23 @@ pub trait Steps {
     /// has succeeded. Returns where it was set aside (none if it was not there, or in a dry
     /// run).
     fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>>;
-    /// Directories 0755, files 0644 (0755 if executable), owned by `owner` if given.
-    fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()>;
+    /// Gives every entry under `root` the modes and owner of `ownership` (never through a
+    /// link).
+    fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()>;
+    /// Creates a system user with a group of its own (a site's PHP runs as it).
+    fn create_user(&mut self, name: &str, home: &Path) -> Result<()>;
+    /// Removes a user and its group (undo: made again with the same ids).
+    fn remove_user(&mut self, name: &str) -> Result<()>;
+    /// Runs a PHP script as a site's user; returns its output, which is also logged.
+    fn run_php(&mut self, run: &PhpRun) -> Result<String>;
+    /// Copies a code base in from a directory to `to`, which must not exist (undo: removed).
+    fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()>;
     /// Changes files of an nginx config, then tests and reloads it (group-committed with
     /// other tasks' changes). Fails, with the changes put back, if nginx rejects them.
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
+    /// Writes (or, with `None`, removes) php-fpm pool files, then a tested reload, group
+    /// committed like nginx's.
+    fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
     /// Creates a database and a user granted only on it. Refuses a name that already exists
     /// on the server: fjord never adopts a database it did not make.
     fn create_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str)
@@ -247,7 +269,7 @@ pub trait Parking: Send + Sync {
 
 pub struct LiveSteps<'a> {
     journal: &'a dyn Journal,
-    nginx: &'a NginxRegistry,
+    committers: &'a Committers,
     faults: &'a Faults,
     task_kind: &'a str,
     parking: Option<Arc<dyn Parking>>,
@@ -264,7 +286,7 @@ pub struct LiveSteps<'a> {
 impl<'a> LiveSteps<'a> {
     pub fn new(
         journal: &'a dyn Journal,
-        nginx: &'a NginxRegistry,
+        committers: &'a Committers,
         faults: &'a Faults,
         task_kind: &'a str,
         parking: Option<Arc<dyn Parking>>,
@@ -272,7 +294,7 @@ impl<'a> LiveSteps<'a> {
     ) -> LiveSteps<'a> {
         LiveSteps {
             journal,
-            nginx,
+            committers,
             faults,
             task_kind,
             parking,
@@ -839,10 +861,14 @@ impl Steps for LiveSteps<'_> {
         Ok(set_aside)
     }
 
-    fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()> {
-        let what = format!("fix permissions under {}", root.display());
-        let ids = owner.map(fsops::lookup_user).transpose()?;
-        let changes = fsops::mode_changes(root, ids)?;
+    fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()> {
+        let what = format!(
+            "fix permissions under {} ({})",
+            root.display(),
+            ownership.describe()
+        );
+        let ids = ownership.ids()?;
+        let changes = fsops::mode_changes(root, ids, ownership.private)?;
         if !changes.is_empty() {
             let entries: Vec<ModeEntry> = changes.iter().map(|(e, _)| e.clone()).collect();
             self.record(&what, &Undo::RestoreModes { entries }, None)?;
@@ -859,9 +885,109 @@ impl Steps for LiveSteps<'_> {
         self.after_step(&what)
     }
 
+    fn create_user(&mut self, name: &str, home: &Path) -> Result<()> {
+        let what = format!("create user and group {name}");
+        self.record(
+            &what,
+            &Undo::RemoveUser {
+                name: name.to_string(),
+            },
+            None,
+        )?;
+        crate::users::create(name, home, None)?;
+        self.after_step(&what)
+    }
+
+    fn remove_user(&mut self, name: &str) -> Result<()> {
+        let what = format!("remove user and group {name}");
+        if let Some((uid, gid)) = crate::users::lookup(name) {
+            let user = SystemUser {
+                name: name.to_string(),
+                uid,
+                gid,
+            };
+            let home = uzers::get_user_by_name(name)
+                .map(|u| u.home_dir().to_path_buf())
+                .unwrap_or_default();
+            self.record(&what, &Undo::RecreateUser { user, home }, None)?;
+            crate::users::remove(name)?;
+        }
+        self.after_step(&what)
+    }
+
+    fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()> {
+        let what = format!("copy the code base {} to {}", from.display(), to.display());
+        if to.exists() {
+            return Err(HostError::Refused(format!(
+                "{} already exists: fjord copies a code base only to a new directory",
+                to.display()
+            )));
+        }
+        // Copied beside its place, then renamed: the platform's path holds a whole copy or
+        // nothing.
+        let staging = trash_path(to, &format!("copy-{}", crate::random_hex(4)));
+        self.record(
+            &what,
+            &Undo::RemoveTree {
+                path: to.to_path_buf(),
+            },
+            None,
+        )?;
+        self.record(
+            &what,
+            &Undo::RemoveTree {
+                path: staging.clone(),
+            },
+            None,
+        )?;
+        let copied = crate::copy_in::copy_tree(from, &staging)?;
+        std::fs::rename(&staging, to).map_err(|e| HostError::io(to, e))?;
+        self.journal.log(&format!(
+            "copied {} files ({} bytes)",
+            copied.files, copied.bytes
+        ));
+        for left_out in &copied.left_out {
+            self.journal.log(&format!("left out: {left_out}"));
+        }
+        self.after_step(&what)
+    }
+
+    fn run_php(&mut self, run: &PhpRun) -> Result<String> {
+        let what = format!("run {} as {}", run.describe, run.user);
+        self.record(&what, &Undo::Nothing, None)?;
+        let output = run.run()?;
+        for line in output.lines().filter(|l| !l.trim().is_empty()).take(200) {
+            self.journal.log(&format!("  {line}"));
+        }
+        self.after_step(&what)?;
+        Ok(output)
+    }
+
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
+        let undo = Undo::ReloadNginx { ctl: ctl.clone() };
+        let committer = self.committers.nginx.committer(ctl);
+        self.commit_config("nginx", changes, undo, &|c| committer.submit(c))
+    }
+
+    fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
+        let undo = Undo::ReloadPhpFpm { ctl: ctl.clone() };
+        let committer = self.committers.php_fpm.committer(ctl);
+        self.commit_config("php-fpm", changes, undo, &|c| committer.submit(c))
+    }
+}
+
+impl LiveSteps<'_> {
+    /// Journals each config file's old content, then the reload, then hands the changes to
+    /// the daemon's committer and waits (its concurrency slot given back) until they are live.
+    fn commit_config(
+        &mut self,
+        daemon: &str,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        reload_undo: Undo,
+        submit: &dyn Fn(Vec<FileChange>) -> Result<()>,
+    ) -> Result<()> {
         let what = format!(
-            "nginx: {} and reload",
+            "{daemon}: {} and reload",
             changes
                 .iter()
                 .map(|(p, c)| format!(
@@ -881,7 +1007,7 @@ impl Steps for LiveSteps<'_> {
                 mode: old.as_ref().map_or(0, |(_, m)| *m),
             };
             self.record(
-                &format!("nginx config {}", path.display()),
+                &format!("{daemon} config {}", path.display()),
                 &undo,
                 old.as_ref().map(|(c, _)| c.as_slice()),
             )?;
@@ -891,285 +1017,15 @@ impl Steps for LiveSteps<'_> {
                 old,
             });
         }
-        self.record(
-            "nginx reload",
-            &Undo::ReloadNginx { ctl: ctl.clone() },
-            None,
-        )?;
-        let committer = self.nginx.committer(ctl);
+        self.record(&format!("{daemon} reload"), &reload_undo, None)?;
         if let Some(p) = &self.parking {
             p.park();
         }
-        let result = committer.submit(file_changes);
+        let result = submit(file_changes);
         if let Some(p) = &self.parking {
             p.unpark();
         }
         result?;
         self.after_step(&what)
-    }
-}
-
-/// Prints each step, with full file contents, and changes nothing.
-pub struct DryRun {
-    pub out: Vec<String>,
-    steps: u32,
-}
-
-impl Default for DryRun {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl DryRun {
-    pub fn new() -> DryRun {
-        DryRun {
-            out: Vec::new(),
-            steps: 0,
-        }
-    }
-
-    fn step(&mut self, what: String) {
-        self.steps += 1;
-        self.out.push(format!("step {}: {what}", self.steps));
-    }
-
-    fn contents(&mut self, contents: &[u8]) {
-        let text = String::from_utf8_lossy(contents);
-        for line in text.lines() {
-            self.out.push(format!("    | {line}"));
-        }
-    }
-}
-
-impl Steps for DryRun {
-    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
-        let db = request
-            .db
-            .as_ref()
-            .map(|d| format!(" and {}", d.member()))
-            .unwrap_or_default();
-        self.step(format!(
-            "write backup {} of {}{db}",
-            request.out.display(),
-            request.docroot.display()
-        ));
-        Ok(None)
-    }
-
-    fn extract_backup(
-        &mut self,
-        archive: &Path,
-        files: &Path,
-        private: &Path,
-    ) -> Result<(PathBuf, Option<Manifest>)> {
-        self.step(format!(
-            "check {} and extract it to {} and {}",
-            archive.display(),
-            files.display(),
-            private.display()
-        ));
-        Ok((PathBuf::from("(the database dump of the backup)"), None))
-    }
-
-    fn extract_and_back_up(
-        &mut self,
-        archive: &Path,
-        files: &Path,
-        private: &Path,
-        backup: &BackupRequest,
-    ) -> Result<ExtractedAndBackedUp> {
-        let (dump, manifest) = self.extract_backup(archive, files, private)?;
-        let backup = self.create_backup(backup)?;
-        Ok(ExtractedAndBackedUp {
-            dump,
-            manifest,
-            backup,
-        })
-    }
-
-    fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
-        self.step(format!(
-            "replace {} with {}",
-            target.display(),
-            replacement.display()
-        ));
-        Ok(())
-    }
-
-    fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
-        self.step(format!(
-            "hold {:?} database user {user} to reads of {name} and end its sessions",
-            db.kind
-        ));
-        Ok(())
-    }
-
-    fn copy_database(
-        &mut self,
-        from: &DbCtl,
-        from_name: &str,
-        to: &DbCtl,
-        name: &str,
-        user: &str,
-        _password: &str,
-    ) -> Result<()> {
-        self.step(format!(
-            "dump {:?} database {from_name}, create {:?} database {name} and user {user} from it",
-            from.kind, to.kind
-        ));
-        Ok(())
-    }
-
-    fn sync_tree(
-        &mut self,
-        from: &Path,
-        to: &Path,
-        _since_s: i64,
-        remove_gone: bool,
-    ) -> Result<()> {
-        self.step(format!(
-            "copy what changed in {} into {}{}",
-            from.display(),
-            to.display(),
-            if remove_gone {
-                ", remove what is gone"
-            } else {
-                ""
-            }
-        ));
-        Ok(())
-    }
-
-    fn create_database_from(
-        &mut self,
-        db: &DbCtl,
-        name: &str,
-        user: &str,
-        _password: &str,
-        dump: &Path,
-    ) -> Result<()> {
-        self.step(format!(
-            "create {:?} database {name} and user {user} from {}",
-            db.kind,
-            dump.display()
-        ));
-        Ok(())
-    }
-
-    fn replace_database(
-        &mut self,
-        db: &DbCtl,
-        name: &str,
-        _user: &str,
-        _password: &str,
-        dump: &Path,
-    ) -> Result<()> {
-        self.step(format!(
-            "dump {:?} database {name}, then replace its content with {}",
-            db.kind,
-            dump.display()
-        ));
-        Ok(())
-    }
-
-    fn create_database(
-        &mut self,
-        db: &DbCtl,
-        name: &str,
-        user: &str,
-        _password: &str,
-    ) -> Result<()> {
-        self.step(format!(
-            "create {:?} database {name} and user {user}, granted only on it",
-            db.kind
-        ));
-        Ok(())
-    }
-
-    fn repair_database(
-        &mut self,
-        db: &DbCtl,
-        name: &str,
-        user: &str,
-        _password: &str,
-    ) -> Result<()> {
-        self.step(format!(
-            "check that user {user} opens {:?} database {name}; repair if not",
-            db.kind
-        ));
-        Ok(())
-    }
-
-    fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, _password: &str) -> Result<()> {
-        self.step(format!(
-            "dump {:?} database {name}, then drop it and user {user}",
-            db.kind
-        ));
-        Ok(())
-    }
-
-    fn check_db_admin(&mut self, db: &DbCtl) -> Result<()> {
-        self.out.push(format!(
-            "# check that the {:?} administrator can create and drop a database",
-            db.kind
-        ));
-        Ok(())
-    }
-
-    fn log(&mut self, line: &str) {
-        self.out.push(format!("# {line}"));
-    }
-
-    fn make_dir(&mut self, path: &Path) -> Result<()> {
-        let note = if path.is_dir() { " (exists)" } else { "" };
-        self.step(format!("make directory {}{note}", path.display()));
-        Ok(())
-    }
-
-    fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-        let same = fsops::read_existing(path)
-            .ok()
-            .flatten()
-            .is_some_and(|(c, m)| c == contents && m == mode);
-        let note = if same { " (unchanged)" } else { "" };
-        self.step(format!("write {} (mode {mode:o}){note}", path.display()));
-        self.contents(contents);
-        Ok(())
-    }
-
-    fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>> {
-        self.step(format!(
-            "remove {} (set aside, purged on success)",
-            path.display()
-        ));
-        Ok(None)
-    }
-
-    fn fix_permissions(&mut self, root: &Path, owner: Option<&str>) -> Result<()> {
-        let owner = owner.map(|o| format!(", owner {o}")).unwrap_or_default();
-        self.step(format!(
-            "fix permissions under {} (dirs 0755, files 0644{owner})",
-            root.display()
-        ));
-        Ok(())
-    }
-
-    fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
-        for (path, contents) in &changes {
-            match contents {
-                Some(c) => {
-                    self.step(format!("write nginx config {}", path.display()));
-                    self.contents(c);
-                }
-                None => self.step(format!("remove nginx config {}", path.display())),
-            }
-        }
-        self.step(format!(
-            "test with `{}`, then reload with `{}` and confirm",
-            ctl.test_argv().join(" "),
-            ctl.reload_argv().join(" ")
-        ));
-        Ok(())
     }
 }

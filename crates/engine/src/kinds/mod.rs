@@ -1,0 +1,179 @@
+//! What varies by the kind of a platform's code base. Each kind is one module behind
+//! [`AppKind`]; the task scripts call its hooks and never ask which kind they have, so a new
+//! kind (Drupal) is a new module and one line in [`of`].
+
+use std::path::{Path, PathBuf};
+
+use host::{PhpRun, Steps};
+use model::{DbEngine, DbService, Hostname, Platform, PlatformKind, Site, SiteDatabase};
+
+use crate::Result;
+
+mod php;
+mod static_site;
+mod wordpress;
+
+/// The kind's module.
+pub fn of(kind: PlatformKind) -> &'static dyn AppKind {
+    match kind {
+        PlatformKind::Static => &static_site::Static,
+        PlatformKind::Php => &php::Php,
+        PlatformKind::Wordpress => &wordpress::Wordpress,
+    }
+}
+
+/// What a platform's code base is, as its kind reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeBase {
+    pub version: Option<String>,
+    /// Plugins, themes, modules: (type, name, version).
+    pub packages: Vec<Package>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Package {
+    pub kind: &'static str,
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// A site as its application sees it: where its files are, who runs its PHP, its database.
+pub struct SiteApp<'a> {
+    pub platform: &'a Platform,
+    pub site: &'a Site,
+    /// The site's own files (`<platform>/sites/<host>`): what travels with it.
+    pub files_dir: PathBuf,
+    /// Its credentials and config, outside any docroot (`<platform>/private/<host>`).
+    pub private_dir: PathBuf,
+    pub php: Option<SitePhp>,
+    pub db: Option<(&'a SiteDatabase, &'a DbService)>,
+    pub sqlite: PathBuf,
+}
+
+/// How a PHP site's code runs.
+#[derive(Debug, Clone)]
+pub struct SitePhp {
+    pub user: String,
+    pub cli: PathBuf,
+    pub socket: PathBuf,
+    pub tmp_dir: PathBuf,
+    /// The file the site's PHP reads its settings from (`FJORD_SITE_CONFIG`).
+    pub site_config: PathBuf,
+    /// The directories its PHP may open files in.
+    pub open_basedir: Vec<PathBuf>,
+}
+
+impl SiteApp<'_> {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.site.name.as_str())
+    }
+
+    /// A run of PHP as the site's user, with its pool's limits and its settings file named.
+    pub fn php_run(
+        &self,
+        describe: &str,
+        code: String,
+        env: Vec<(String, String)>,
+    ) -> Option<PhpRun> {
+        let php = self.php.as_ref()?;
+        let basedir: Vec<String> = php
+            .open_basedir
+            .iter()
+            .map(|p| format!("{}/", p.display()))
+            .collect();
+        let mut all_env = vec![
+            (
+                "FJORD_SITE_CONFIG".to_string(),
+                php.site_config.display().to_string(),
+            ),
+            ("TMPDIR".to_string(), php.tmp_dir.display().to_string()),
+        ];
+        all_env.extend(env);
+        Some(PhpRun {
+            cli: php.cli.clone(),
+            user: php.user.clone(),
+            describe: describe.to_string(),
+            code,
+            env: all_env,
+            ini: vec![
+                ("open_basedir".into(), basedir.join(":")),
+                ("sys_temp_dir".into(), php.tmp_dir.display().to_string()),
+                ("memory_limit".into(), "256M".into()),
+                ("max_execution_time".into(), "300".into()),
+                ("display_errors".into(), "stderr".into()),
+            ],
+            cwd: self.platform.path.as_path().to_path_buf(),
+        })
+    }
+}
+
+/// A config file of a site, written with mode 0640 for its user only.
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// What fjord asks of a kind of application.
+pub trait AppKind: Sync {
+    /// Reads a code base: its version and packages, or why it is not one of this kind.
+    fn describe(&self, code: &Path) -> Result<CodeBase>;
+
+    /// Files the kind keeps in the platform's code base, rewritten by platform verify.
+    fn platform_files(&self, _platform: &Platform) -> Vec<ConfigFile> {
+        Vec::new()
+    }
+
+    /// The database engine a new site gets when none is asked for.
+    fn default_db_engine(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The engines the application runs on (`None`: any, or none).
+    fn db_engines(&self) -> Option<&'static [DbEngine]> {
+        None
+    }
+
+    /// How nginx serves the site.
+    fn web(&self, app: &SiteApp) -> render::WebApp;
+
+    /// What a new site starts with in its files dir (a static site's placeholder page).
+    fn seed_files(&self, _app: &SiteApp) -> Vec<ConfigFile> {
+        Vec::new()
+    }
+
+    /// The site's own config files (pure renderers).
+    fn site_config(&self, app: &SiteApp) -> Vec<ConfigFile>;
+
+    /// Runs the application's installer, once its database, files and config exist.
+    fn install(&self, _app: &SiteApp, _install: &InstallInput, _x: &mut dyn Steps) -> Result<()> {
+        Ok(())
+    }
+
+    /// Brings a site's database up to its (new) code base after a move, clone or restore.
+    fn after_move(&self, _app: &SiteApp, _x: &mut dyn Steps) -> Result<()> {
+        Ok(())
+    }
+
+    /// Rewrites the site's old URL in its content after a clone or rename.
+    fn change_url(&self, _app: &SiteApp, _from: &Hostname, _x: &mut dyn Steps) -> Result<()> {
+        Ok(())
+    }
+
+    /// The PHP code of one cron run, if the application has cron.
+    fn cron(&self, _app: &SiteApp) -> Option<String> {
+        None
+    }
+
+    /// The PHP code that arms a one-time login link whose token hashes to `token_hash`.
+    fn login_link(&self, _app: &SiteApp, _token_hash: &str, _expires_at_s: i64) -> Option<String> {
+        None
+    }
+}
+
+/// What the person installing a site chose.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct InstallInput {
+    pub title: Option<String>,
+    pub admin_user: Option<String>,
+    pub admin_email: Option<String>,
+}

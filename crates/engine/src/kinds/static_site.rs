@@ -1,0 +1,32 @@
+//! Static files, served as they are.
+
+use super::*;
+
+pub struct Static;
+
+impl AppKind for Static {
+    fn describe(&self, _code: &Path) -> Result<CodeBase> {
+        Ok(CodeBase::default())
+    }
+
+    fn web(&self, app: &SiteApp) -> render::WebApp {
+        render::WebApp {
+            docroot: app.files_dir.clone(),
+            php_socket: None,
+            front_controller: false,
+            hidden: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    fn seed_files(&self, app: &SiteApp) -> Vec<ConfigFile> {
+        vec![ConfigFile {
+            path: app.files_dir.join("index.html"),
+            contents: render::placeholder_index(app.site),
+        }]
+    }
+
+    fn site_config(&self, _app: &SiteApp) -> Vec<ConfigFile> {
+        Vec::new()
+    }
+}

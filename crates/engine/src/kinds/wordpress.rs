@@ -1,0 +1,287 @@
+//! WordPress: many sites on one code base, in the Aegir manner. The platform keeps core, the
+//! shared themes and plugins and a `wp-config.php` that only picks the site's config; each
+//! site has its own config (database, table prefix, salts, URLs), its own content dir
+//! (uploads, its own themes), a must-use plugin of fjord's, and its PHP run as its own user.
+
+use super::*;
+
+pub struct Wordpress;
+
+const TABLE_PREFIX: &str = "wp_";
+
+/// A `define`d or assigned string in PHP source: `$wp_version = '6.1.9';`.
+fn php_string_value(source: &str, variable: &str) -> Option<String> {
+    let line = source
+        .lines()
+        .find(|l| l.trim_start().starts_with(variable))?;
+    let value = line.split_once('=')?.1.trim();
+    let quote = value.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let rest = &value[1..];
+    Some(rest[..rest.find(quote)?].to_string())
+}
+
+/// A header field of a theme's style.css or a plugin's main file (`Version: 1.2`).
+fn header_field(head: &str, field: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let line = line
+            .trim_start_matches(|c: char| c == '*' || c == '#' || c == '@' || c.is_whitespace());
+        let (key, value) = line.split_once(':')?;
+        (key.trim().eq_ignore_ascii_case(field)).then(|| value.trim().to_string())
+    })
+}
+
+fn packages(content: &Path, out: &mut Vec<Package>) {
+    let themes = content.join("themes");
+    for name in host::list_subdirs(&themes).unwrap_or_default() {
+        if let Some(head) = host::read_head(&themes.join(&name).join("style.css"), 8192)
+            && header_field(&head, "Theme Name").is_some()
+        {
+            out.push(Package {
+                kind: "theme",
+                version: header_field(&head, "Version"),
+                name,
+            });
+        }
+    }
+    let plugins = content.join("plugins");
+    for name in host::list_subdirs(&plugins).unwrap_or_default() {
+        let dir = plugins.join(&name);
+        let version = host::list_files(&dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".php"))
+            .filter_map(|f| host::read_head(&dir.join(f), 8192))
+            .find(|head| header_field(head, "Plugin Name").is_some())
+            .map(|head| header_field(&head, "Version"));
+        if let Some(version) = version {
+            out.push(Package {
+                kind: "plugin",
+                name,
+                version,
+            });
+        }
+    }
+}
+
+/// Runs PHP with WordPress loaded for the site, as the site's user.
+fn with_wordpress(app: &SiteApp, body: &str) -> String {
+    format!(
+        "<?php
+$_SERVER['HTTP_HOST'] = {host};
+$_SERVER['SERVER_NAME'] = {host};
+$_SERVER['REQUEST_URI'] = '/';
+$_SERVER['SERVER_PORT'] = 80;
+{body}",
+        host = php_quote(app.site.name.as_str()),
+    )
+}
+
+fn php_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl AppKind for Wordpress {
+    fn describe(&self, code: &Path) -> Result<CodeBase> {
+        let version = host::read_head(&code.join("wp-includes/version.php"), 65536)
+            .and_then(|source| php_string_value(&source, "$wp_version"))
+            .ok_or_else(|| {
+                crate::Error::Refused(format!(
+                    "{} is not a WordPress code base: wp-includes/version.php with $wp_version \
+                     not found",
+                    code.display()
+                ))
+            })?;
+        let mut packages = Vec::new();
+        self::packages(&code.join("wp-content"), &mut packages);
+        Ok(CodeBase {
+            version: Some(version),
+            packages,
+        })
+    }
+
+    fn default_db_engine(&self) -> Option<&'static str> {
+        Some("mysql")
+    }
+
+    fn db_engines(&self) -> Option<&'static [DbEngine]> {
+        Some(&[DbEngine::Mysql])
+    }
+
+    fn platform_files(&self, platform: &Platform) -> Vec<ConfigFile> {
+        vec![ConfigFile {
+            path: platform.path.join("wp-config.php"),
+            contents: render::wordpress_dispatcher(),
+        }]
+    }
+
+    fn web(&self, app: &SiteApp) -> render::WebApp {
+        render::WebApp {
+            docroot: app.platform.path.as_path().to_path_buf(),
+            php_socket: app.php.as_ref().map(|p| p.socket.clone()),
+            front_controller: true,
+            hidden: php::hidden_dirs(),
+            files: vec![(
+                format!("{}/", render::WORDPRESS_CONTENT_URL_PATH),
+                app.files_dir.clone(),
+            )],
+        }
+    }
+
+    fn seed_files(&self, app: &SiteApp) -> Vec<ConfigFile> {
+        vec![
+            ConfigFile {
+                path: app.files_dir.join("mu-plugins").join("fjord.php"),
+                contents: render::wordpress_mu_plugin(),
+            },
+            // The site's own themes, beside the platform's.
+            ConfigFile {
+                path: app.files_dir.join("themes").join("index.php"),
+                contents: "<?php
+// Silence is golden.
+"
+                .into(),
+            },
+        ]
+    }
+
+    fn site_config(&self, app: &SiteApp) -> Vec<ConfigFile> {
+        let (Some(php), Some((db, service))) = (&app.php, app.db) else {
+            return Vec::new();
+        };
+        let secret = &app.site.app_secret;
+        let salts: Vec<&str> = (0..8)
+            .map(|i| secret.get(i * 64..(i + 1) * 64).unwrap_or(secret))
+            .collect();
+        let site = render::WordpressSite {
+            url: app.url(),
+            code: app.platform.path.as_path().to_path_buf(),
+            content_dir: app.files_dir.clone(),
+            db,
+            db_service: service,
+            table_prefix: TABLE_PREFIX,
+            salts: std::array::from_fn(|i| salts[i]),
+        };
+        vec![ConfigFile {
+            path: php.site_config.clone(),
+            contents: render::wordpress_site_config(&site),
+        }]
+    }
+
+    fn install(&self, app: &SiteApp, input: &InstallInput, x: &mut dyn Steps) -> Result<()> {
+        let password = host::random_secret(12)?;
+        let body = format!(
+            "define('WP_INSTALLING', true);
+// The site's config defines ABSPATH and loads wp-settings.php.
+require {loader};
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+// No mail from the installer: fjord tells the site's client itself.
+if (!function_exists('wp_new_blog_notification')) {{ function wp_new_blog_notification() {{}} }}
+$result = wp_install(getenv('FJORD_TITLE'), getenv('FJORD_ADMIN_USER'), getenv('FJORD_ADMIN_EMAIL'), 1, '', wp_slash(getenv('FJORD_ADMIN_PASSWORD')));
+update_option('siteurl', {url});
+update_option('home', {url});
+echo 'WordPress ', get_bloginfo('version'), ' installed; admin user ', getenv('FJORD_ADMIN_USER'), \"\\n\";
+",
+            loader = php_quote(&app.platform.path.join("wp-load.php").display().to_string()),
+            url = php_quote(&app.url()),
+        );
+        let title = input
+            .title
+            .clone()
+            .unwrap_or_else(|| app.site.name.to_unicode());
+        let env = vec![
+            ("FJORD_TITLE".to_string(), title),
+            (
+                "FJORD_ADMIN_USER".to_string(),
+                input.admin_user.clone().unwrap_or_else(|| "admin".into()),
+            ),
+            (
+                "FJORD_ADMIN_EMAIL".to_string(),
+                input
+                    .admin_email
+                    .clone()
+                    .unwrap_or_else(|| format!("admin@{}", app.site.name.as_str())),
+            ),
+            ("FJORD_ADMIN_PASSWORD".to_string(), password),
+        ];
+        let run = app
+            .php_run(
+                "the WordPress installer (wp_install)",
+                with_wordpress(app, &body),
+                env,
+            )
+            .ok_or_else(|| crate::Error::Refused("a WordPress site needs PHP".into()))?;
+        x.run_php(&run)?;
+        Ok(())
+    }
+
+    fn after_move(&self, app: &SiteApp, x: &mut dyn Steps) -> Result<()> {
+        let body = format!(
+            "require {loader};
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+$before = get_option('db_version');
+wp_upgrade();
+wp_cache_flush();
+echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
+",
+            loader = php_quote(&app.platform.path.join("wp-load.php").display().to_string()),
+        );
+        if let Some(run) = app.php_run(
+            "WordPress's upgrade routine (wp_upgrade)",
+            with_wordpress(app, &body),
+            Vec::new(),
+        ) {
+            x.run_php(&run)?;
+        }
+        Ok(())
+    }
+
+    fn cron(&self, app: &SiteApp) -> Option<String> {
+        Some(with_wordpress(
+            app,
+            &format!(
+                "define('DOING_CRON', true);
+require {cron};
+",
+                cron = php_quote(&app.platform.path.join("wp-cron.php").display().to_string()),
+            ),
+        ))
+    }
+
+    fn login_link(&self, app: &SiteApp, token_hash: &str, expires_at_s: i64) -> Option<String> {
+        Some(with_wordpress(
+            app,
+            &format!(
+                "require {loader};
+$admins = get_users(['role' => 'administrator', 'orderby' => 'ID', 'number' => 1]);
+if (!$admins) {{ fwrite(STDERR, \"the site has no administrator\\n\"); exit(1); }}
+update_option('fjord_login_link', ['hash' => {hash}, 'expires' => {expires_at_s}, 'user' => $admins[0]->user_login], false);
+echo 'login link armed for ', $admins[0]->user_login, \"\\n\";
+",
+                loader = php_quote(&app.platform.path.join("wp-load.php").display().to_string()),
+                hash = php_quote(token_hash),
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_headers_are_read_as_wordpress_writes_them() {
+        let source =
+            "<?php\n/**\n * The version\n */\n$wp_version = '6.1.9';\n$wp_db_version = 53496;\n";
+        assert_eq!(
+            php_string_value(source, "$wp_version").as_deref(),
+            Some("6.1.9")
+        );
+        let style = "/*\nTheme Name: Twenty Twenty-Three\nVersion: 1.0\n*/";
+        assert_eq!(header_field(style, "Version").as_deref(), Some("1.0"));
+        let plugin = "<?php\n/**\n * Plugin Name: Hello Dolly\n * Version: 1.7.2\n */";
+        assert_eq!(
+            header_field(plugin, "Plugin Name").as_deref(),
+            Some("Hello Dolly")
+        );
+        assert_eq!(header_field(plugin, "Version").as_deref(), Some("1.7.2"));
+    }
+}

@@ -1,0 +1,105 @@
+//! A private php-fpm master for tests: its own config, pool dir, pid file, sockets and log in
+//! a temp dir. The machine's php-fpm is never touched.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::world_readable_tempdir;
+
+pub const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
+
+pub struct PrivatePhpFpm {
+    pub dir: tempfile::TempDir,
+}
+
+impl PrivatePhpFpm {
+    /// Starts a master with fjord's probe pool only (php-fpm refuses to start without a
+    /// pool); fjord's server verify rewrites it.
+    pub fn start() -> PrivatePhpFpm {
+        let dir = world_readable_tempdir();
+        let p = dir.path();
+        std::fs::create_dir(p.join("pool.d")).unwrap();
+        std::fs::write(
+            p.join("php-fpm.conf"),
+            format!(
+                "[global]
+pid = {p}/php-fpm.pid
+error_log = {p}/error.log
+daemonize = yes
+; Requests still running when a reload comes finish before their worker goes.
+process_control_timeout = 20s
+include = {p}/pool.d/*.conf
+",
+                p = p.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("pool.d/placeholder.conf"),
+            format!(
+                "[placeholder]\nuser = nobody\nlisten = {}/placeholder.sock\npm = ondemand\npm.max_children = 1\n",
+                p.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(PHP_FPM)
+            .arg("-y")
+            .arg(p.join("php-fpm.conf"))
+            .output()
+            .expect("php-fpm runs");
+        assert!(
+            out.status.success(),
+            "php-fpm did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fpm = PrivatePhpFpm { dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fpm.dir.path().join("php-fpm.pid").exists() {
+            assert!(Instant::now() < deadline, "php-fpm wrote no pid file");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fpm
+    }
+
+    pub fn prefix(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `--php` argument of `fjord server add` for this master.
+    pub fn service_arg(&self) -> String {
+        let p = self.prefix().display();
+        format!(
+            "8.2:binary={PHP_FPM},config={p}/php-fpm.conf,pool-dir={p}/pool.d,pid={p}/php-fpm.pid"
+        )
+    }
+
+    pub fn pool_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.prefix().join("pool.d"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("fjord-") && n != "fjord-probe.conf")
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for PrivatePhpFpm {
+    fn drop(&mut self) {
+        // Users of sites a failed test left behind (each pool names its user).
+        for pool in self.pool_files() {
+            let user = pool.trim_start_matches("fjord-").trim_end_matches(".conf");
+            let _ = Command::new("userdel").arg(user).status();
+            let _ = Command::new("groupdel").arg(user).status();
+        }
+        let pid = std::fs::read_to_string(self.prefix().join("php-fpm.pid")).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = Command::new("kill")
+                .arg("-QUIT")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! PHP sites on a private nginx and a private php-fpm, with the machine's MariaDB: the `php`
+//! kind (a site's PHP writes and reads a row through the credentials fjord gave it, as its own
+//! user, confined to its own files) and WordPress from Debian's package.
+
+use std::process::Command;
+
+use crate::databases::{Cleanup, token};
+use crate::harness::{Env, mysql};
+use crate::php_fpm::PrivatePhpFpm;
+
+/// Server `t` on the env's nginx with MariaDB and the private php-fpm.
+fn php_server(env: &Env, fpm: &PrivatePhpFpm) {
+    let php = fpm.service_arg();
+    env.add_server_on(
+        &env.nginx,
+        "t",
+        &["--db", "mysql", "--php", &php, "--web-group", "nogroup"],
+    );
+    env.dispatch_until_idle(&[]);
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The users of a site's pools, from the pool files fjord wrote (`fjord-<user>.conf`).
+fn pool_users(fpm: &PrivatePhpFpm) -> Vec<String> {
+    fpm.pool_files()
+        .iter()
+        .map(|f| {
+            f.trim_start_matches("fjord-")
+                .trim_end_matches(".conf")
+                .to_string()
+        })
+        .collect()
+}
+
+const APP: &str = r#"<?php
+$settings = require getenv('FJORD_SITE_CONFIG');
+$db = $settings['database'];
+$pdo = new PDO("mysql:unix_socket={$db['socket']};dbname={$db['name']}", $db['user'], $db['password']);
+$pdo->exec('CREATE TABLE IF NOT EXISTS notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT)');
+if (isset($_GET['write'])) {
+    $pdo->prepare('INSERT INTO notes (body) VALUES (?)')->execute([$_GET['write']]);
+}
+echo 'user=', posix_getpwuid(posix_geteuid())['name'], "\n";
+foreach ($pdo->query('SELECT body FROM notes ORDER BY id') as $row) {
+    echo 'note=', $row['body'], "\n";
+}
+"#;
+
+/// Tries to reach outside its own site: another site's settings and files, the platform's
+/// code. Prints what it could do.
+const PEEK: &str = r#"<?php
+$other = $_GET['other'];
+echo 'read-other-config=', @file_get_contents($other . '/settings.php') === false ? 'no' : 'yes', "\n";
+echo 'list-other-files=', @scandir($_GET['other_files']) === false ? 'no' : 'yes', "\n";
+echo 'write-platform=', @file_put_contents(__DIR__ . '/planted.php', 'x') === false ? 'no' : 'yes', "\n";
+echo 'read-passwd=', @file_get_contents('/etc/passwd') === false ? 'no' : 'yes', "\n";
+"#;
+
+#[test]
+fn a_php_site_runs_as_its_own_user_with_its_own_database_and_nothing_else() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    let (a, b) = (format!("a-{t}.php.test"), format!("b-{t}.php.test"));
+    let code = env.platforms.path().join("app");
+    std::fs::create_dir(&code).unwrap();
+    std::fs::write(code.join("index.php"), APP).unwrap();
+    std::fs::write(code.join("peek.php"), PEEK).unwrap();
+    let code_path = code.display().to_string();
+    env.ok(&[
+        "platform", "add", "app", "--server", "t", "--path", &code_path, "--kind", "php",
+    ]);
+    env.dispatch_until_idle(&[]);
+    for site in [&a, &b] {
+        env.ok(&["site", "add", site, "--platform", "app", "--db", "mysql"]);
+    }
+    env.dispatch_until_idle(&[]);
+    let users = pool_users(&fpm);
+    assert_eq!(users.len(), 2, "one pool per site: {users:?}");
+
+    let (status, _, body) = env.nginx.get(&a, "/?write=hello");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("note=hello"), "{body}");
+    // Each site runs as its own user, and sees only its own database.
+    let user_a = body
+        .lines()
+        .find_map(|l| l.strip_prefix("user="))
+        .unwrap()
+        .to_string();
+    assert!(users.contains(&user_a), "{user_a} not in {users:?}");
+    let (_, _, body_b) = env.nginx.get(&b, "/");
+    let user_b = body_b
+        .lines()
+        .find_map(|l| l.strip_prefix("user="))
+        .unwrap()
+        .to_string();
+    assert_ne!(user_a, user_b);
+    assert!(!body_b.contains("note=hello"), "{body_b}");
+
+    // Site A's PHP cannot read B's config or list its files, nor write the platform's code.
+    let other = code.join("private").join(&b).display().to_string();
+    let other_files = code.join("sites").join(&b).display().to_string();
+    let (_, _, peek) = env.nginx.get(
+        &a,
+        &format!("/peek.php?other={other}&other_files={other_files}"),
+    );
+    for line in [
+        "read-other-config=no",
+        "list-other-files=no",
+        "write-platform=no",
+        "read-passwd=no",
+    ] {
+        assert!(peek.contains(line), "{line} expected in:\n{peek}");
+    }
+    assert!(!code.join("planted.php").exists());
+    // fjord's own directories are never served.
+    let (status, _, _) = env.nginx.get(&a, &format!("/private/{a}/settings.php"));
+    assert_eq!(status, 404);
+    // The config and credentials are the site's user's only.
+    let settings = code.join("private").join(&a).join("settings.php");
+    let meta = std::fs::metadata(&settings).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(users_name(meta.uid()), user_a);
+
+    // Delete: user, pool, vhost, files and database gone.
+    let db_name = mysql(&format!(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'a_{t}%'"
+    ));
+    assert!(!db_name.is_empty());
+    for site in [&a, &b] {
+        env.ok(&["site", "delete", site, "--force"]);
+    }
+    env.dispatch_until_idle(&[]);
+    assert!(pool_users(&fpm).is_empty(), "{:?}", fpm.pool_files());
+    for user in &users {
+        assert!(!user_exists(user), "user {user} is left");
+    }
+    assert!(!code.join("sites").join(&a).exists());
+    assert!(!code.join("private").join(&a).exists());
+    assert_eq!(mysql(&format!("SHOW DATABASES LIKE '{db_name}'")), "");
+    let (status, _, _) = env.nginx.get(&a, "/");
+    assert_eq!(status, 404);
+}
+
+fn last_task_log(env: &Env) -> String {
+    let tasks = env.json(&["task", "list"]);
+    let last = &tasks.as_array().unwrap()[0];
+    format!(
+        "{last}\n{}",
+        env.ok(&["task", "log", &last["id"].to_string()])
+    )
+}
+
+fn users_name(uid: u32) -> String {
+    let out = Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn wordpress_from_debians_package_installs_and_serves_its_title() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    let blog = format!("blog-{t}.wp.test");
+    let path = env.platform_path("wp");
+    env.ok(&[
+        "platform",
+        "add",
+        "wp",
+        "--server",
+        "t",
+        "--path",
+        &path,
+        "--kind",
+        "wordpress",
+        "--from",
+        "/usr/share/wordpress",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let platform = env.json(&["platform", "show", "wp"]);
+    assert_eq!(platform["kind"], "wordpress", "{platform}");
+    env.ok(&[
+        "site",
+        "add",
+        &blog,
+        "--platform",
+        "wp",
+        "--title",
+        "Fjord's Test Blog",
+        "--admin-email",
+        "owner@example.com",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let site = env.json(&["site", "show", &blog]);
+    assert_eq!(site["status"], "installed", "{}", last_task_log(&env));
+    let (status, _, body) = env.nginx.get(&blog, "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<title>Fjord&#039;s Test Blog</title>"),
+        "{body}\nphp-fpm log: {}",
+        std::fs::read_to_string(fpm.prefix().join("error.log")).unwrap_or_default()
+    );
+    // The admin password was generated and never logged.
+    let tasks = env.json(&["task", "list"]);
+    let install = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "site-install")
+        .unwrap();
+    let log = env.ok(&["task", "log", &install["id"].to_string()]);
+    assert!(log.contains("installed; admin user admin"), "{log}");
+    assert!(!log.to_lowercase().contains("password"), "{log}");
+
+    env.ok(&["site", "delete", &blog, "--force"]);
+    env.dispatch_until_idle(&[]);
+    assert!(pool_users(&fpm).is_empty());
+}

@@ -1,0 +1,315 @@
+//! The dry run: every step printed, with full file contents, and nothing changed.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// Prints each step, with full file contents, and changes nothing.
+pub struct DryRun {
+    pub out: Vec<String>,
+    steps: u32,
+}
+
+impl Default for DryRun {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DryRun {
+    pub fn new() -> DryRun {
+        DryRun {
+            out: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    fn step(&mut self, what: String) {
+        self.steps += 1;
+        self.out.push(format!("step {}: {what}", self.steps));
+    }
+
+    fn contents(&mut self, contents: &[u8]) {
+        let text = String::from_utf8_lossy(contents);
+        for line in text.lines() {
+            self.out.push(format!("    | {line}"));
+        }
+    }
+}
+
+impl Steps for DryRun {
+    fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
+        let db = request
+            .db
+            .as_ref()
+            .map(|d| format!(" and {}", d.member()))
+            .unwrap_or_default();
+        self.step(format!(
+            "write backup {} of {}{db}",
+            request.out.display(),
+            request.docroot.display()
+        ));
+        Ok(None)
+    }
+
+    fn extract_backup(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+    ) -> Result<(PathBuf, Option<Manifest>)> {
+        self.step(format!(
+            "check {} and extract it to {} and {}",
+            archive.display(),
+            files.display(),
+            private.display()
+        ));
+        Ok((PathBuf::from("(the database dump of the backup)"), None))
+    }
+
+    fn extract_and_back_up(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+        backup: &BackupRequest,
+    ) -> Result<ExtractedAndBackedUp> {
+        let (dump, manifest) = self.extract_backup(archive, files, private)?;
+        let backup = self.create_backup(backup)?;
+        Ok(ExtractedAndBackedUp {
+            dump,
+            manifest,
+            backup,
+        })
+    }
+
+    fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
+        self.step(format!(
+            "replace {} with {}",
+            target.display(),
+            replacement.display()
+        ));
+        Ok(())
+    }
+
+    fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
+        self.step(format!(
+            "hold {:?} database user {user} to reads of {name} and end its sessions",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn copy_database(
+        &mut self,
+        from: &DbCtl,
+        from_name: &str,
+        to: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {from_name}, create {:?} database {name} and user {user} from it",
+            from.kind, to.kind
+        ));
+        Ok(())
+    }
+
+    fn sync_tree(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        _since_s: i64,
+        remove_gone: bool,
+    ) -> Result<()> {
+        self.step(format!(
+            "copy what changed in {} into {}{}",
+            from.display(),
+            to.display(),
+            if remove_gone {
+                ", remove what is gone"
+            } else {
+                ""
+            }
+        ));
+        Ok(())
+    }
+
+    fn create_database_from(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        self.step(format!(
+            "create {:?} database {name} and user {user} from {}",
+            db.kind,
+            dump.display()
+        ));
+        Ok(())
+    }
+
+    fn replace_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        _user: &str,
+        _password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {name}, then replace its content with {}",
+            db.kind,
+            dump.display()
+        ));
+        Ok(())
+    }
+
+    fn create_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "create {:?} database {name} and user {user}, granted only on it",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn repair_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "check that user {user} opens {:?} database {name}; repair if not",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, _password: &str) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {name}, then drop it and user {user}",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn check_db_admin(&mut self, db: &DbCtl) -> Result<()> {
+        self.out.push(format!(
+            "# check that the {:?} administrator can create and drop a database",
+            db.kind
+        ));
+        Ok(())
+    }
+
+    fn log(&mut self, line: &str) {
+        self.out.push(format!("# {line}"));
+    }
+
+    fn make_dir(&mut self, path: &Path) -> Result<()> {
+        let note = if path.is_dir() { " (exists)" } else { "" };
+        self.step(format!("make directory {}{note}", path.display()));
+        Ok(())
+    }
+
+    fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+        let same = fsops::read_existing(path)
+            .ok()
+            .flatten()
+            .is_some_and(|(c, m)| c == contents && m == mode);
+        let note = if same { " (unchanged)" } else { "" };
+        self.step(format!("write {} (mode {mode:o}){note}", path.display()));
+        self.contents(contents);
+        Ok(())
+    }
+
+    fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>> {
+        self.step(format!(
+            "remove {} (set aside, purged on success)",
+            path.display()
+        ));
+        Ok(None)
+    }
+
+    fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()> {
+        self.step(format!(
+            "fix permissions under {} ({})",
+            root.display(),
+            ownership.describe()
+        ));
+        Ok(())
+    }
+
+    fn create_user(&mut self, name: &str, home: &Path) -> Result<()> {
+        self.step(format!(
+            "create system user and group {name} (home {}, no login shell)",
+            home.display()
+        ));
+        Ok(())
+    }
+
+    fn remove_user(&mut self, name: &str) -> Result<()> {
+        self.step(format!("remove user and group {name}"));
+        Ok(())
+    }
+
+    fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()> {
+        self.step(format!(
+            "copy the code base {} to {} (links out of it and special files left out)",
+            from.display(),
+            to.display()
+        ));
+        Ok(())
+    }
+
+    fn run_php(&mut self, run: &PhpRun) -> Result<String> {
+        self.step(format!("run {} as {}", run.describe, run.user));
+        Ok(String::new())
+    }
+
+    fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
+        for (path, contents) in &changes {
+            match contents {
+                Some(c) => {
+                    self.step(format!("write php-fpm pool {}", path.display()));
+                    self.contents(c);
+                }
+                None => self.step(format!("remove php-fpm pool {}", path.display())),
+            }
+        }
+        self.step(format!(
+            "test with `{} -t -y {}`, then reload with SIGUSR2 and confirm",
+            ctl.binary.display(),
+            ctl.config.display()
+        ));
+        Ok(())
+    }
+
+    fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
+        for (path, contents) in &changes {
+            match contents {
+                Some(c) => {
+                    self.step(format!("write nginx config {}", path.display()));
+                    self.contents(c);
+                }
+                None => self.step(format!("remove nginx config {}", path.display())),
+            }
+        }
+        self.step(format!(
+            "test with `{}`, then reload with `{}` and confirm",
+            ctl.test_argv().join(" "),
+            ctl.reload_argv().join(" ")
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+<?php
+// Managed by fjord. Every site on this code base has its own config; the php-fpm pool that
+// runs the site (or fjord, on the command line) names it. A request cannot choose it.
+$fjord_site_config = getenv('FJORD_SITE_CONFIG');
+if (!is_string($fjord_site_config) || $fjord_site_config === '' || !is_file($fjord_site_config)) {
+    http_response_code(404);
+    exit("No site is configured here.\n");
+}
+require $fjord_site_config;

@@ -1,0 +1,131 @@
+//! php-fpm pools and the settings file a PHP application reads its database from.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use model::{DbEngine, DbService, SiteDatabase};
+
+/// One site's php-fpm pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhpPool {
+    /// The pool's name, which is also its user's (unique on the host).
+    pub user: String,
+    /// The site it runs, for the reader of the file.
+    pub site: String,
+    pub socket: PathBuf,
+    /// The group nginx runs as: the only one, beside the site's user, that may connect.
+    pub web_group: String,
+    /// The only directories the site's PHP may open files in.
+    pub open_basedir: Vec<PathBuf>,
+    pub tmp_dir: PathBuf,
+    /// The site's own settings file (`FJORD_SITE_CONFIG`): the pool, not the request, says
+    /// which site runs, so no request header can pick another site's config.
+    pub site_config: PathBuf,
+    pub max_children: u32,
+}
+
+/// A pool runs its site's PHP as the site's own user, on demand (an idle site costs no
+/// process), confined to its own directories by `open_basedir`.
+pub fn php_fpm_pool(pool: &PhpPool) -> String {
+    let basedir: Vec<String> = pool
+        .open_basedir
+        .iter()
+        .map(|p| format!("{}/", p.display()))
+        .collect();
+    let tmp = pool.tmp_dir.display();
+    format!(
+        "; Managed by fjord: edits here are overwritten by the next verify.
+; site {site}
+[{user}]
+user = {user}
+group = {user}
+listen = {socket}
+listen.owner = {user}
+listen.group = {web_group}
+listen.mode = 0660
+pm = ondemand
+pm.max_children = {max_children}
+pm.process_idle_timeout = 10s
+pm.max_requests = 500
+clear_env = yes
+env[FJORD_SITE_CONFIG] = {site_config}
+env[TMPDIR] = {tmp}
+security.limit_extensions = .php
+php_admin_value[open_basedir] = {basedir}
+php_admin_value[sys_temp_dir] = {tmp}
+php_admin_value[upload_tmp_dir] = {tmp}
+php_admin_value[session.save_path] = {tmp}
+php_admin_flag[allow_url_include] = off
+",
+        site = pool.site,
+        user = pool.user,
+        socket = pool.socket.display(),
+        web_group = pool.web_group,
+        max_children = pool.max_children,
+        site_config = pool.site_config.display(),
+        basedir = basedir.join(":"),
+    )
+}
+
+/// A PHP string literal: single-quoted, with `\` and `'` escaped (values here come from
+/// closed alphabets already; this keeps the renderer safe on its own).
+pub(crate) fn php_str(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The settings file of a site of the `php` kind: `<?php return [...]`, which the
+/// application reads through `require getenv('FJORD_SITE_CONFIG')`.
+pub fn php_settings(
+    site_url: &str,
+    files_dir: &Path,
+    db: Option<(&SiteDatabase, &DbService, &Path)>,
+) -> String {
+    let mut out = String::from(
+        "<?php\n// Managed by fjord: edits here are overwritten by the next verify.\nreturn [\n",
+    );
+    let _ = writeln!(out, "    'url' => {},", php_str(site_url));
+    let _ = writeln!(
+        out,
+        "    'files_dir' => {},",
+        php_str(&files_dir.display().to_string())
+    );
+    if let Some((db, service, sqlite)) = db {
+        out.push_str("    'database' => [\n");
+        let _ = writeln!(out, "        'engine' => {},", php_str(db.engine.as_str()));
+        if db.engine == DbEngine::Sqlite {
+            let _ = writeln!(
+                out,
+                "        'path' => {},",
+                php_str(&sqlite.display().to_string())
+            );
+        } else {
+            for (key, value) in [
+                ("name", &db.name),
+                ("user", &db.user),
+                ("password", &db.password),
+            ] {
+                let _ = writeln!(out, "        '{key}' => {},", php_str(value));
+            }
+            let (host, socket, port) = db_address(service);
+            let _ = writeln!(out, "        'host' => {},", php_str(&host));
+            if let Some(socket) = socket {
+                let _ = writeln!(out, "        'socket' => {},", php_str(&socket));
+            }
+            if let Some(port) = port {
+                let _ = writeln!(out, "        'port' => {port},");
+            }
+        }
+        out.push_str("    ],\n");
+    }
+    out.push_str("];\n");
+    out
+}
+
+/// Host, socket and port of a database service as an application connects to it.
+pub(crate) fn db_address(service: &DbService) -> (String, Option<String>, Option<u16>) {
+    match (&service.socket, &service.host) {
+        (Some(socket), _) => ("localhost".into(), Some(socket.to_string()), service.port),
+        (None, Some(host)) => (host.clone(), None, service.port),
+        (None, None) => ("localhost".into(), None, service.port),
+    }
+}
