@@ -736,6 +736,29 @@ impl Fjord {
         self.queue(Target::Site(site.id), kind, args, dry_run)
     }
 
+    /// Queues a one-time login link for the site's administrator; returns the task and the
+    /// link. The link works once the task has succeeded, once, for 15 minutes; only its hash
+    /// is stored (in the task and in the site's application).
+    pub fn login_link(&self, name: &str) -> Result<(Queued, String)> {
+        let site = self.site(name)?;
+        let platform = self.store().platform(site.platform_id)?;
+        if !crate::kinds::of(platform.kind).has_login_link() {
+            return Err(Error::Refused(format!(
+                "site {} is a {} site: it has no login fjord can hand out",
+                site.name, platform.kind
+            )));
+        }
+        scripts::check_site_status(TaskKind::SiteLoginLink, &site, false)?;
+        let token = host::random_secret(24)?;
+        let expires_at_s = store::now_ms() / 1000 + LOGIN_LINK_TTL_S;
+        let args = serde_json::json!({
+            "token_sha256": host::sha256_hex(token.as_bytes()),
+            "expires_at_s": expires_at_s,
+        });
+        let queued = self.queue(Target::Site(site.id), TaskKind::SiteLoginLink, args, false)?;
+        Ok((queued, format!("http://{}/?fjord-login={token}", site.name)))
+    }
+
     // ---- clone and migrate ----
 
     /// Records a new site `new_name` on `platform` and queues its clone from `source`: a
@@ -1300,6 +1323,9 @@ pub fn installed_php_fpm() -> Vec<String> {
         .filter(|v| PhpVersion::parse(v).is_ok())
         .collect()
 }
+
+/// How long a login link works.
+pub const LOGIN_LINK_TTL_S: i64 = 15 * 60;
 
 fn php_versions(server: &Server) -> String {
     if server.php.is_empty() {

@@ -349,6 +349,15 @@ enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Print a link that logs the site's administrator in, once, within 15 minutes
+    /// (WordPress). Waits until the link is armed, unless --no-wait.
+    LoginLink {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// Print the link at once; it works once its task (shown) has run.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Back the site up: its files, private files and database, in one .tar.zst.
     Backup {
         #[arg(allow_hyphen_values = true)]
@@ -937,6 +946,25 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         }
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
         SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::LoginLink { name, no_wait } => {
+            let (queued, link) = fjord.login_link(&name)?;
+            let task = queued.task.expect("a login link queues a task");
+            if no_wait {
+                eprintln!("the link works once task {} has run", task.id);
+            } else {
+                let task = follow(fjord, task.id, true)?;
+                if !matches!(task.status, TaskStatus::Success | TaskStatus::Warning) {
+                    eprintln!(
+                        "fjord: the login link was not armed (task {}: {})",
+                        task.id,
+                        task.error.unwrap_or_default()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            outln!("{link}");
+            Ok(ExitCode::SUCCESS)
+        }
         SiteCmd::BackupPolicy { name, policy: p } => policy(fjord, Some(&name), &p),
         SiteCmd::BackupDelete { name, ids, opts } => queued(
             fjord,

@@ -130,6 +130,15 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// A secret (a database password) of `bytes` random bytes as hex, from the OS random source;
 /// an error, never a weaker fallback, without it.
+/// The SHA-256 of `data`, in hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn random_secret(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)

@@ -19,10 +19,12 @@ pub enum TaskKind {
     SiteBackupDelete,
     /// The summary of a batch migrate: runs after its children, reports each one's result.
     PlatformMigrateAll,
+    /// Arms a one-time login link in the site's application.
+    SiteLoginLink,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 14] = [
+    pub const ALL: [TaskKind; 15] = [
         TaskKind::ServerVerify,
         TaskKind::PlatformVerify,
         TaskKind::SiteInstall,
@@ -37,6 +39,7 @@ impl TaskKind {
         TaskKind::SiteMigrate,
         TaskKind::SiteBackupDelete,
         TaskKind::PlatformMigrateAll,
+        TaskKind::SiteLoginLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl TaskKind {
             TaskKind::SiteMigrate => "site-migrate",
             TaskKind::SiteBackupDelete => "site-backup-delete",
             TaskKind::PlatformMigrateAll => "platform-migrate-all",
+            TaskKind::SiteLoginLink => "site-login-link",
         }
     }
 

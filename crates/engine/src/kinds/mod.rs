@@ -164,6 +164,11 @@ pub trait AppKind: Sync {
         None
     }
 
+    /// Whether the application has a login fjord can hand out a link to.
+    fn has_login_link(&self) -> bool {
+        false
+    }
+
     /// The PHP code that arms a one-time login link whose token hashes to `token_hash`.
     fn login_link(&self, _app: &SiteApp, _token_hash: &str, _expires_at_s: i64) -> Option<String> {
         None

@@ -246,6 +246,10 @@ require {cron};
         ))
     }
 
+    fn has_login_link(&self) -> bool {
+        true
+    }
+
     fn login_link(&self, app: &SiteApp, token_hash: &str, expires_at_s: i64) -> Option<String> {
         Some(with_wordpress(
             app,

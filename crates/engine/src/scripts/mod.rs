@@ -377,6 +377,7 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
             matches!(site.status, Installed | Disabled | NeedsAttention)
         }
         TaskKind::SiteMigrate => matches!(site.status, Installed | Disabled),
+        TaskKind::SiteLoginLink => site.status == Installed,
         TaskKind::SiteClone => matches!(site.status, Queued | Failed),
         _ => true,
     };
@@ -461,6 +462,7 @@ pub fn run(
             site_migrate(env, objects, args, x)
         }
         TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
+        TaskKind::SiteLoginLink => site_login_link(env, objects, args, x),
         TaskKind::SiteRestore => site_restore(env, objects, args, x),
         TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
         TaskKind::SiteDelete => {

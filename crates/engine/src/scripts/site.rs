@@ -181,3 +181,29 @@ pub(super) fn site_delete(
     }
     Ok(TaskEffect::DeleteSite(site.id))
 }
+
+/// Arms a one-time login link: the application stores the token's hash and its expiry, and
+/// honours it once.
+pub(super) fn site_login_link(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    args: &serde_json::Value,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let app = env.site_app(objects)?;
+    let hash = args["token_sha256"].as_str().unwrap_or_default();
+    let expires = args["expires_at_s"].as_i64().unwrap_or_default();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Refused(
+            "the login link's token hash is malformed".into(),
+        ));
+    }
+    let code = kinds::of(app.platform.kind)
+        .login_link(&app, hash, expires)
+        .ok_or_else(|| Error::Refused(format!("a {} site has no login link", app.platform.kind)))?;
+    let run = app
+        .php_run("arm a one-time login link", code, Vec::new())
+        .ok_or_else(|| Error::Refused("a login link needs PHP".into()))?;
+    x.run_php(&run)?;
+    Ok(TaskEffect::None)
+}

@@ -2,6 +2,7 @@
 //! fjord's end-to-end tests: the real binary against private nginx instances. One test
 //! binary for the crate, so it links once; add modules here rather than new test targets.
 
+mod browser;
 mod harness;
 mod php_fpm;
 

@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use crate::browser::{Browser, path_of};
 use crate::databases::{Cleanup, token};
 use crate::harness::{Env, mysql};
 use crate::php_fpm::PrivatePhpFpm;
@@ -235,4 +236,131 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
     assert!(pool_users(&fpm).is_empty());
+}
+
+/// Logs in through a one-time login link; returns the REST nonce of the logged-in admin.
+fn log_in(env: &Env, browser: &mut Browser, site: &str) -> String {
+    let link = env
+        .ok(&["site", "login-link", site, "--no-wait"])
+        .trim()
+        .to_string();
+    assert!(
+        link.starts_with(&format!("http://{site}/?fjord-login=")),
+        "{link}"
+    );
+    env.dispatch_until_idle(&[]);
+    let login = browser.get(&path_of(&link));
+    assert_eq!(login.status, 302, "{}", login.body);
+    assert!(
+        login
+            .header("Location")
+            .unwrap_or_default()
+            .contains("/wp-admin/")
+    );
+    let admin = browser.get("/wp-admin/");
+    assert_eq!(
+        admin.status, 200,
+        "the session cookie reaches /wp-admin/: {}",
+        admin.body
+    );
+    assert!(admin.body.contains("Dashboard"), "{}", admin.body);
+    // A used link is refused, as is a link that was never handed out.
+    let mut stranger = Browser::new(browser.port, site);
+    assert_eq!(stranger.get(&path_of(&link)).status, 403);
+    assert_eq!(stranger.get("/?fjord-login=0123456789abcdef").status, 403);
+    let nonce_at = admin
+        .body
+        .find("\"nonce\":\"")
+        .expect("the REST nonce on the dashboard");
+    let rest = &admin.body[nonce_at + 9..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Creates or updates a post through WordPress's REST API; returns its id.
+fn save_post(browser: &mut Browser, nonce: &str, id: Option<i64>, title: &str) -> i64 {
+    let path = match id {
+        Some(id) => format!("/index.php?rest_route=/wp/v2/posts/{id}"),
+        None => "/index.php?rest_route=/wp/v2/posts".to_string(),
+    };
+    let body = serde_json::json!({ "title": title, "content": format!("<p>{title}</p>"), "status": "publish" });
+    let response = browser.post(
+        &path,
+        &[("Content-Type", "application/json"), ("X-WP-Nonce", nonce)],
+        body.to_string().as_bytes(),
+    );
+    assert!(
+        matches!(response.status, 200 | 201),
+        "{}: {}",
+        response.status,
+        response.body
+    );
+    let saved: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    saved["id"].as_i64().unwrap()
+}
+
+#[test]
+fn wordpress_login_link_post_backup_and_restore() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    let blog = format!("news-{t}.wp.test");
+    let path = env.platform_path("wp");
+    env.ok(&[
+        "platform",
+        "add",
+        "wp",
+        "--server",
+        "t",
+        "--path",
+        &path,
+        "--kind",
+        "wordpress",
+        "--from",
+        "/usr/share/wordpress",
+    ]);
+    env.ok(&["site", "add", &blog, "--platform", "wp", "--title", "News"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "show", &blog])["status"],
+        "installed",
+        "{}",
+        last_task_log(&env)
+    );
+
+    let mut browser = Browser::new(env.nginx.port, &blog);
+    let nonce = log_in(&env, &mut browser, &blog);
+    let post = save_post(&mut browser, &nonce, None, "First words");
+    let page = browser.get(&format!("/?p={post}"));
+    assert!(page.body.contains("First words"), "{}", page.body);
+
+    env.ok(&["site", "backup", &blog]);
+    env.dispatch_until_idle(&[]);
+    save_post(&mut browser, &nonce, Some(post), "Second thoughts");
+    assert!(
+        browser
+            .get(&format!("/?p={post}"))
+            .body
+            .contains("Second thoughts")
+    );
+
+    env.ok(&["site", "restore", &blog]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "show", &blog])["status"],
+        "installed",
+        "{}",
+        last_task_log(&env)
+    );
+    let page = Browser::new(env.nginx.port, &blog).get(&format!("/?p={post}"));
+    assert!(
+        page.body.contains("First words"),
+        "the post as at backup: {}",
+        page.body
+    );
+    assert!(!page.body.contains("Second thoughts"));
+
+    env.ok(&["site", "delete", &blog, "--force"]);
+    env.dispatch_until_idle(&[]);
 }
