@@ -8,7 +8,9 @@ use model::{DbEngine, DbService, SiteDatabase};
 /// One site's php-fpm pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhpPool {
-    /// The pool's name, which is also its user's (unique on the host).
+    /// The pool's name (unique on the host): the site's user, its platform and name, so
+    /// that a site being moved runs in two pools, the old place's and the new one's.
+    pub name: String,
     pub user: String,
     /// The site it runs, for the reader of the file.
     pub site: String,
@@ -36,7 +38,7 @@ pub fn php_fpm_pool(pool: &PhpPool) -> String {
     format!(
         "; Managed by fjord: edits here are overwritten by the next verify.
 ; site {site}
-[{user}]
+[{name}]
 user = {user}
 group = {user}
 listen = {socket}
@@ -58,6 +60,7 @@ php_admin_value[session.save_path] = {tmp}
 php_admin_flag[allow_url_include] = off
 ",
         site = pool.site,
+        name = pool.name,
         user = pool.user,
         socket = pool.socket.display(),
         web_group = pool.web_group,

@@ -81,7 +81,7 @@ fn static_web() -> WebApp {
     }
 }
 
-const SOCKET: &str = "/var/lib/fjord/config/local/php-8.2/fj1a2b3c-1.sock";
+const SOCKET: &str = "/var/lib/fjord/config/local/php-8.2/fj1a2b3c-1-1-a379a6.sock";
 
 #[test]
 fn vhost_php_and_wordpress() {
@@ -110,6 +110,7 @@ fn vhost_php_and_wordpress() {
 #[test]
 fn php_pool_and_settings() {
     let pool = PhpPool {
+        name: "fj1a2b3c-1-1-a379a6".into(),
         user: "fj1a2b3c-1".into(),
         site: "example.com".into(),
         socket: PathBuf::from(SOCKET),

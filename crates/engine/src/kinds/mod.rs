@@ -54,6 +54,8 @@ pub struct SiteApp<'a> {
 #[derive(Debug, Clone)]
 pub struct SitePhp {
     pub user: String,
+    /// Its php-fpm pool, one per place the site is served from.
+    pub pool: String,
     pub cli: PathBuf,
     pub socket: PathBuf,
     pub tmp_dir: PathBuf,

@@ -75,6 +75,72 @@ $_SERVER['SERVER_PORT'] = 80;
     )
 }
 
+/// Rewrites the site's old URL as its new one in every text column of its tables, inside
+/// PHP-serialized values too (whose `s:N:` lengths change with the URL): WordPress stores
+/// absolute URLs in options, posts and meta. Plain, https and JSON-escaped (`http:\/\/`, as
+/// block attributes hold them) forms are rewritten; objects of classes not loaded are kept.
+const REPLACE_URLS: &str = r#"global $wpdb;
+$from = getenv('FJORD_FROM');
+$to = getenv('FJORD_TO');
+$pairs = [];
+foreach (['http://', 'https://', 'http:\/\/', 'https:\/\/'] as $scheme) {
+    $pairs[$scheme . $from] = $scheme . $to;
+}
+function fjord_replace_data($data, $pairs) {
+    if (is_string($data)) {
+        return fjord_replace($data, $pairs);
+    }
+    if (is_array($data)) {
+        foreach ($data as $key => $value) {
+            $data[$key] = fjord_replace_data($value, $pairs);
+        }
+    }
+    return $data;
+}
+function fjord_replace($value, $pairs) {
+    if (is_serialized($value)) {
+        $data = @unserialize($value, ['allowed_classes' => false]);
+        if ($data !== false || $value === 'b:0;') {
+            return serialize(fjord_replace_data($data, $pairs));
+        }
+    }
+    return strtr($value, $pairs);
+}
+$changed = 0;
+$tables = $wpdb->get_col($wpdb->prepare('SHOW TABLES LIKE %s', $wpdb->esc_like($wpdb->prefix) . '%'));
+foreach ($tables as $table) {
+    $keys = $wpdb->get_results("SHOW KEYS FROM `$table` WHERE Key_name = 'PRIMARY'");
+    if (count($keys) !== 1) {
+        continue;
+    }
+    $key = $keys[0]->Column_name;
+    foreach ($wpdb->get_results("SHOW COLUMNS FROM `$table`") as $column) {
+        if ($column->Field === $key || !preg_match('/char|text/i', $column->Type)) {
+            continue;
+        }
+        $name = $column->Field;
+        $rows = $wpdb->get_results($wpdb->prepare(
+            "SELECT `$key` AS k, `$name` AS v FROM `$table` WHERE `$name` LIKE %s",
+            '%' . $wpdb->esc_like($from) . '%'
+        ));
+        foreach ($rows as $row) {
+            $new = fjord_replace($row->v, $pairs);
+            if ($new !== $row->v) {
+                if ($wpdb->update($table, [$name => $new], [$key => $row->k]) === false) {
+                    fwrite(STDERR, "could not update $table.$name: {$wpdb->last_error}
+");
+                    exit(1);
+                }
+                $changed++;
+            }
+        }
+    }
+}
+wp_cache_flush();
+echo "rewrote $changed value(s) from $from to $to
+";
+"#;
+
 fn php_quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
@@ -217,6 +283,16 @@ echo 'WordPress ', get_bloginfo('version'), ' installed; admin user ', getenv('F
         let body = format!(
             "require {loader};
 require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+// The roots of the active theme are stored as absolute paths: at a new place they name the
+// old platform's directory. Found again among this place's theme directories.
+search_theme_directories(true);
+foreach (['template' => 'template_root', 'stylesheet' => 'stylesheet_root'] as $theme => $root) {{
+    $found = get_raw_theme_root(get_option($theme), true);
+    if ($found && $found !== get_option($root)) {{
+        update_option($root, $found);
+        echo $root, ' -> ', $found, \"\\n\";
+    }}
+}}
 $before = get_option('db_version');
 wp_upgrade();
 wp_cache_flush();
@@ -229,6 +305,23 @@ echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
             with_wordpress(app, &body),
             Vec::new(),
         ) {
+            x.run_php(&run)?;
+        }
+        Ok(())
+    }
+
+    fn change_url(&self, app: &SiteApp, from: &Hostname, x: &mut dyn Steps) -> Result<()> {
+        let body = format!(
+            "require {loader};
+{REPLACE_URLS}",
+            loader = php_quote(&app.platform.path.join("wp-load.php").display().to_string()),
+        );
+        let env = vec![
+            ("FJORD_FROM".to_string(), from.as_str().to_string()),
+            ("FJORD_TO".to_string(), app.site.name.as_str().to_string()),
+        ];
+        let describe = format!("rewrite {from} as {} in the database", app.site.name);
+        if let Some(run) = app.php_run(&describe, with_wordpress(app, &body), env) {
             x.run_php(&run)?;
         }
         Ok(())

@@ -180,8 +180,20 @@ impl ScriptEnv {
         }
     }
 
-    fn pool_path(&self, service: &PhpFpmService, user: &str) -> PathBuf {
-        service.pool_dir.join(format!("fjord-{user}.conf").as_str())
+    /// A site's pool at one place (platform and name): while a site moves, its old place
+    /// and its new one each run in a pool of their own, with their own paths.
+    pub fn pool_name(&self, platform: &Platform, site: &Site) -> String {
+        let name_hash = host::sha256_hex(site.name.as_str().as_bytes());
+        format!(
+            "{}-{}-{}",
+            self.site_user(site),
+            platform.id,
+            &name_hash[..6]
+        )
+    }
+
+    fn pool_path(&self, service: &PhpFpmService, pool: &str) -> PathBuf {
+        service.pool_dir.join(format!("fjord-{pool}.conf").as_str())
     }
 
     /// The site as its application sees it.
@@ -192,12 +204,14 @@ impl ScriptEnv {
         let php = if platform.kind.runs_php() {
             let service = php_service(&objects.server, platform)?;
             let tmp_dir = private_dir.join("tmp");
+            let pool = self.pool_name(platform, site);
             Some(kinds::SitePhp {
                 user: self.site_user(site),
                 cli: PathBuf::from(service.cli()),
                 socket: self
                     .php_dir(&objects.server, service)
-                    .join(format!("{}.sock", self.site_user(site))),
+                    .join(format!("{pool}.sock")),
+                pool,
                 site_config: private_dir.join("settings.php"),
                 open_basedir: vec![
                     platform.path.as_path().to_path_buf(),
@@ -276,8 +290,13 @@ pub fn db_ctl(service: &DbService) -> Option<host::DbCtl> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum DbMode {
+    /// Create the database and its user.
     Install,
+    /// Repair the user's password and grants.
     Verify,
+    /// Leave the database alone (a move whose database stays, maybe with writes frozen):
+    /// only the credentials file is written.
+    Keep,
 }
 
 /// The site's database and its credentials file, in the site's private directory.
@@ -298,6 +317,7 @@ fn site_database(
             x.create_database(&ctl, &db.name, &db.user, &db.password)?
         }
         (Some(ctl), DbMode::Verify) => x.repair_database(&ctl, &db.name, &db.user, &db.password)?,
+        (Some(_), DbMode::Keep) => {}
         (None, DbMode::Install) if !sqlite.exists() => x.write_file(&sqlite, b"", 0o640)?,
         (None, DbMode::Verify) if !sqlite.exists() => {
             return Err(Error::Refused(format!(
@@ -396,19 +416,6 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
     )))
 }
 
-/// Clone and migrate move a PHP site's pool, user and config as well as its files; until they
-/// do, they refuse such a site rather than leave it half-moved.
-fn refuse_moving_php(platform: Option<&Platform>) -> Result<()> {
-    match platform {
-        Some(p) if p.kind.runs_php() => Err(Error::Refused(format!(
-            "clone and migrate of {} sites are not supported yet (platform {}); back the site \
-             up instead",
-            p.kind, p.name
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Runs the script of `kind`; returns the change to fjord's state to commit on success.
 pub fn run(
     env: &ScriptEnv,
@@ -447,20 +454,8 @@ pub fn run(
                 .unwrap_or_default();
             remove_backups(objects, &ids, x)
         }
-        TaskKind::SiteClone => {
-            refuse_moving_php(
-                objects
-                    .extra
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.platform.as_ref()),
-            )?;
-            site_clone(env, objects, x)
-        }
-        TaskKind::SiteMigrate => {
-            refuse_moving_php(objects.platform.as_ref())?;
-            site_migrate(env, objects, args, x)
-        }
+        TaskKind::SiteClone => site_clone(env, objects, x),
+        TaskKind::SiteMigrate => site_migrate(env, objects, args, x),
         TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
         TaskKind::SiteLoginLink => site_login_link(env, objects, args, x),
         TaskKind::SiteRestore => site_restore(env, objects, args, x),

@@ -3,13 +3,9 @@
 use super::*;
 
 /// Puts a backup's files, private files and database in place as `site` on `platform`, whose
-/// docroot and private dir must not exist yet: the deploy half of clone and migrate.
-pub(super) fn deploy(
-    env: &ScriptEnv,
-    objects: &TaskObjects,
-    archive: &Path,
-    x: &mut dyn Steps,
-) -> Result<()> {
+/// files dir and private dir must not exist yet: the deploy half of clone and migrate. What
+/// the site runs with (its credentials, config, owners, pool) is [`site_runtime`]'s.
+pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -> Result<()> {
     let (platform, site) = (objects.platform()?, objects.site()?);
     let docroot = render::site_files_dir(platform, site);
     let private = render::site_private_dir(platform, site);
@@ -27,14 +23,11 @@ pub(super) fn deploy(
     let (dump, _) = x.extract_backup(archive, &files_stage, &private_stage)?;
     x.swap_tree(&docroot, &files_stage)?;
     x.swap_tree(&private, &private_stage)?;
-    if let Some(db) = &site.database {
-        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
-            x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
-        }
-        site_database(objects, db, DbMode::Verify, x)?;
+    if let Some(db) = &site.database
+        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+    {
+        x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
     }
-    let app = env.site_app(objects)?;
-    x.fix_permissions(&docroot, &files_ownership(&objects.server, &app))?;
     Ok(())
 }
 
@@ -51,7 +44,14 @@ pub(super) fn site_clone(
         .as_deref()
         .ok_or_else(|| Error::NotFound("the site to clone from".into()))?;
     let backup = site_backup(env, source, x)?;
-    deploy(env, objects, &backup_path(&backup), x)?;
+    deploy(objects, &backup_path(&backup), x)?;
+    site_runtime(env, objects, DbMode::Verify, x)?;
+    // The copy's own database, then its URL: a clone that links back to its source is
+    // broken.
+    let app = env.site_app(objects)?;
+    let kind = kinds::of(app.platform.kind);
+    kind.after_move(&app, x)?;
+    kind.change_url(&app, &source.site()?.name, x)?;
     let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
     Ok(TaskEffect::Many(vec![backup, served]))
 }
@@ -149,10 +149,25 @@ pub(super) fn site_migrate(
             }),
             ..new_objects.clone()
         };
-        deploy(env, &files_only, &backup_path(&backup), x)?;
+        deploy(&files_only, &backup_path(&backup), x)?;
     }
 
-    // 2. A database that moves is copied with the site's writes frozen.
+    // 2. A database that moves is copied with the site's writes frozen. One that stays but
+    // that the application changes in place at the new place (its upgrade, its new URL) is
+    // snapshotted with the site's HTTP writes refused, so that a rollback loses nothing.
+    let php_site = new_platform.kind.runs_php();
+    let changes_db_in_place = php_site && moves_files && !db_moves;
+    if changes_db_in_place && let Some(db) = &old_site.database {
+        if serving {
+            x.nginx(
+                &env.nginx_ctl(&objects.server),
+                vec![(old_vhost.clone(), Some(env.vhost_read_only(objects)?))],
+            )?;
+        }
+        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+            x.snapshot_database(&ctl, &db.name, &db.user, &db.password)?;
+        }
+    }
     if db_moves
         && let (Some(old_db), Some(db)) = (&old_site.database, &new_site.database)
         && let (Some(from), Some(to)) = (
@@ -179,9 +194,21 @@ pub(super) fn site_migrate(
             x.sync_tree(&old_private, &new_private, since_backup, true)?;
         }
     }
-    if let Some(db) = &new_site.database {
-        // The credentials file at the new place names the database the site now uses.
-        site_database(&new_objects, db, DbMode::Verify, x)?;
+    // The credentials and config at the new place name the database the site now uses; a
+    // PHP site gets a pool there beside the old one (each place runs with its own paths).
+    let db_mode = if db_moves {
+        DbMode::Verify
+    } else {
+        DbMode::Keep
+    };
+    site_runtime(env, &new_objects, db_mode, x)?;
+    if php_site && (moves_files || db_moves) {
+        let app = env.site_app(&new_objects)?;
+        let kind = kinds::of(new_platform.kind);
+        kind.after_move(&app, x)?;
+        if new_site.name != old_site.name {
+            kind.change_url(&app, &old_site.name, x)?;
+        }
     }
 
     // 4. Switch, still read-only; the new vhost and the removal of the old one are tested and
@@ -206,6 +233,11 @@ pub(super) fn site_migrate(
             vec![(new_vhost.clone(), Some(switched(last_pass)?))],
         )?;
         x.nginx(&env.nginx_ctl(&objects.server), vec![(old_vhost, None)])?;
+    }
+    if env.pool_name(old_platform, old_site) != env.pool_name(&new_platform, &new_site)
+        || new_server.id != objects.server.id
+    {
+        remove_pool(env, &objects.server, old_platform, old_site, x)?;
     }
     if moves_files {
         // Set aside, the old files take no more writes; what they took since step 3 is

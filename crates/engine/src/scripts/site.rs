@@ -72,6 +72,7 @@ pub(super) fn site_runtime(
     if let Some(php) = &app.php {
         let service = php_service(&objects.server, app.platform)?;
         let pool = render::PhpPool {
+            name: php.pool.clone(),
             user: php.user.clone(),
             site: app.site.name.to_string(),
             socket: php.socket.clone(),
@@ -84,7 +85,7 @@ pub(super) fn site_runtime(
         x.php_fpm(
             &env.php_ctl(&objects.server, service),
             vec![(
-                env.pool_path(service, &php.user),
+                env.pool_path(service, &php.pool),
                 Some(render::php_fpm_pool(&pool).into_bytes()),
             )],
         )?;
@@ -160,14 +161,7 @@ pub(super) fn site_delete(
         &env.nginx_ctl(&objects.server),
         vec![(env.vhost_path(&objects.server, site), None)],
     )?;
-    if platform.kind.runs_php() {
-        let service = php_service(&objects.server, platform)?;
-        let user = env.site_user(site);
-        x.php_fpm(
-            &env.php_ctl(&objects.server, service),
-            vec![(env.pool_path(service, &user), None)],
-        )?;
-    }
+    remove_pool(env, &objects.server, platform, site, x)?;
     x.remove_tree(&render::site_files_dir(platform, site))?;
     if let Some(db) = &site.database
         && let Some(ctl) = db_ctl(objects.db_service(db)?)
@@ -206,4 +200,21 @@ pub(super) fn site_login_link(
         .ok_or_else(|| Error::Refused("a login link needs PHP".into()))?;
     x.run_php(&run)?;
     Ok(TaskEffect::None)
+}
+
+/// Takes a site's pool at one place away (nothing for a site without PHP).
+pub(super) fn remove_pool(
+    env: &ScriptEnv,
+    server: &Server,
+    platform: &Platform,
+    site: &Site,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    if !platform.kind.runs_php() {
+        return Ok(());
+    }
+    let service = php_service(server, platform)?;
+    let pool = env.pool_path(service, &env.pool_name(platform, site));
+    x.php_fpm(&env.php_ctl(server, service), vec![(pool, None)])?;
+    Ok(())
 }

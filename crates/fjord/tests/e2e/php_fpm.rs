@@ -74,6 +74,21 @@ include = {p}/pool.d/*.conf
         )
     }
 
+    /// The users of the sites' pools (a pool is `fjord-<user>-<platform>-<hash>.conf`, its
+    /// user `fj<installation>-<site id>`), without repeats.
+    pub fn pool_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .pool_files()
+            .iter()
+            .map(|f| {
+                let pool = f.trim_start_matches("fjord-");
+                pool.splitn(3, '-').take(2).collect::<Vec<_>>().join("-")
+            })
+            .collect();
+        users.dedup();
+        users
+    }
+
     pub fn pool_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.prefix().join("pool.d"))
             .unwrap()
@@ -89,10 +104,9 @@ include = {p}/pool.d/*.conf
 impl Drop for PrivatePhpFpm {
     fn drop(&mut self) {
         // Users of sites a failed test left behind (each pool names its user).
-        for pool in self.pool_files() {
-            let user = pool.trim_start_matches("fjord-").trim_end_matches(".conf");
-            let _ = Command::new("userdel").arg(user).status();
-            let _ = Command::new("groupdel").arg(user).status();
+        for user in self.pool_users() {
+            let _ = Command::new("userdel").arg(&user).status();
+            let _ = Command::new("groupdel").arg(&user).status();
         }
         let pid = std::fs::read_to_string(self.prefix().join("php-fpm.pid")).unwrap_or_default();
         if let Ok(pid) = pid.trim().parse::<i32>() {

@@ -31,14 +31,7 @@ fn user_exists(name: &str) -> bool {
 
 /// The users of a site's pools, from the pool files fjord wrote (`fjord-<user>.conf`).
 fn pool_users(fpm: &PrivatePhpFpm) -> Vec<String> {
-    fpm.pool_files()
-        .iter()
-        .map(|f| {
-            f.trim_start_matches("fjord-")
-                .trim_end_matches(".conf")
-                .to_string()
-        })
-        .collect()
+    fpm.pool_users()
 }
 
 const APP: &str = r#"<?php
@@ -72,7 +65,7 @@ fn a_php_site_runs_as_its_own_user_with_its_own_database_and_nothing_else() {
     let fpm = PrivatePhpFpm::start();
     let env = Env::bare();
     php_server(&env, &fpm);
-    let (a, b) = (format!("a-{t}.php.test"), format!("b-{t}.php.test"));
+    let (a, b) = (format!("{t}-a.php.test"), format!("{t}-b.php.test"));
     let code = env.platforms.path().join("app");
     std::fs::create_dir(&code).unwrap();
     std::fs::write(code.join("index.php"), APP).unwrap();
@@ -136,7 +129,7 @@ fn a_php_site_runs_as_its_own_user_with_its_own_database_and_nothing_else() {
 
     // Delete: user, pool, vhost, files and database gone.
     let db_name = mysql(&format!(
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'a_{t}%'"
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{t}_a%'"
     ));
     assert!(!db_name.is_empty());
     for site in [&a, &b] {
@@ -182,7 +175,7 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     let fpm = PrivatePhpFpm::start();
     let env = Env::bare();
     php_server(&env, &fpm);
-    let blog = format!("blog-{t}.wp.test");
+    let blog = format!("{t}-blog.wp.test");
     let path = env.platform_path("wp");
     env.ok(&[
         "platform",
@@ -305,7 +298,7 @@ fn wordpress_login_link_post_backup_and_restore() {
     let fpm = PrivatePhpFpm::start();
     let env = Env::bare();
     php_server(&env, &fpm);
-    let blog = format!("news-{t}.wp.test");
+    let blog = format!("{t}-news.wp.test");
     let path = env.platform_path("wp");
     env.ok(&[
         "platform",
@@ -363,4 +356,142 @@ fn wordpress_login_link_post_backup_and_restore() {
 
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
+}
+
+/// Adds WordPress platform `name` on server `t`, copied from Debian's package.
+fn wordpress_platform(env: &Env, name: &str) {
+    let path = env.platform_path(name);
+    env.ok(&[
+        "platform",
+        "add",
+        name,
+        "--server",
+        "t",
+        "--path",
+        &path,
+        "--kind",
+        "wordpress",
+        "--from",
+        "/usr/share/wordpress",
+    ]);
+    env.dispatch_until_idle(&[]);
+}
+
+fn db_of(env: &Env, site: &str) -> String {
+    env.json(&["site", "show", site])["database"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn wordpress_clone_and_rename_rewrite_every_link() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    wordpress_platform(&env, "wp1");
+    wordpress_platform(&env, "wp2");
+    let (src, copy, renamed) = (
+        format!("{t}-src.wp.test"),
+        format!("{t}-copy.wp.test"),
+        format!("{t}-renamed.wp.test"),
+    );
+    env.ok(&[
+        "site",
+        "add",
+        &src,
+        "--platform",
+        "wp1",
+        "--title",
+        "Source",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let mut browser = Browser::new(env.nginx.port, &src);
+    let nonce = log_in(&env, &mut browser, &src);
+    let post = save_post(
+        &mut browser,
+        &nonce,
+        None,
+        &format!("See http://{src}/about"),
+    );
+    // A URL inside a PHP-serialized option: its length changes with the URL.
+    let src_db = db_of(&env, &src);
+    let serialized = |host: &str| {
+        let url = format!("http://{host}/x");
+        format!("a:1:{{s:3:\"url\";s:{}:\"{url}\";}}", url.len())
+    };
+    mysql(&format!(
+        "INSERT INTO `{src_db}`.wp_options (option_name, option_value, autoload) VALUES ('fjord_test', '{}', 'no')",
+        serialized(&src).replace('"', "\\\"")
+    ));
+
+    env.ok(&["site", "clone", &src, &copy, "--platform", "wp2"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "show", &copy])["status"],
+        "installed",
+        "{}",
+        last_task_log(&env)
+    );
+    let source_page = env.nginx.get(&src, &format!("/?p={post}")).2;
+    assert!(
+        source_page.contains(&format!("http://{src}/about")),
+        "{source_page}"
+    );
+    let (status, _, copy_page) = env.nginx.get(&copy, &format!("/?p={post}"));
+    assert!(
+        copy_page.contains(&format!("http://{copy}/about")),
+        "{status} {copy_page}\n{}\n{}",
+        last_task_log(&env),
+        std::fs::read_to_string(fpm.prefix().join("error.log")).unwrap_or_default()
+    );
+    assert!(
+        !copy_page.contains(&src),
+        "the clone links back to its source:\n{copy_page}"
+    );
+    let copy_db = db_of(&env, &copy);
+    assert_eq!(
+        mysql(&format!(
+            "SELECT option_value FROM `{copy_db}`.wp_options WHERE option_name = 'fjord_test'"
+        )),
+        serialized(&copy)
+    );
+    assert_eq!(
+        mysql(&format!(
+            "SELECT option_value FROM `{src_db}`.wp_options WHERE option_name = 'fjord_test'"
+        )),
+        serialized(&src),
+        "the source is only read"
+    );
+
+    env.ok(&[
+        "site",
+        "migrate",
+        &src,
+        "--platform",
+        "wp2",
+        "--rename",
+        &renamed,
+    ]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "show", &renamed])["status"],
+        "installed",
+        "{}",
+        last_task_log(&env)
+    );
+    let page = env.nginx.get(&renamed, &format!("/?p={post}")).2;
+    assert!(page.contains(&format!("http://{renamed}/about")), "{page}");
+    assert!(!page.contains(&src), "{page}");
+    assert_eq!(env.nginx.get(&src, "/").0, 404);
+    // The old place's pool is gone: one pool per site.
+    assert_eq!(fpm.pool_files().len(), 2, "{:?}", fpm.pool_files());
+
+    for site in [&renamed, &copy] {
+        env.ok(&["site", "delete", site, "--force"]);
+    }
+    env.dispatch_until_idle(&[]);
+    assert!(fpm.pool_files().is_empty(), "{:?}", fpm.pool_files());
 }

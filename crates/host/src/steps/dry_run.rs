@@ -250,6 +250,20 @@ impl Steps for DryRun {
         Ok(())
     }
 
+    fn snapshot_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        _user: &str,
+        _password: &str,
+    ) -> Result<()> {
+        self.step(format!(
+            "dump {:?} database {name} to the task's scratch dir, to be put back on failure",
+            db.kind
+        ));
+        Ok(())
+    }
+
     fn create_user(&mut self, name: &str, home: &Path) -> Result<()> {
         self.step(format!(
             "create system user and group {name} (home {}, no login shell)",

@@ -121,6 +121,15 @@ pub trait Steps {
         password: &str,
         dump: &Path,
     ) -> Result<()>;
+    /// Dumps a database that later steps change in place (an application's upgrade, a URL
+    /// rewrite); its undo puts the dump back.
+    fn snapshot_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<()>;
 }
 
 /// What [`Steps::extract_and_back_up`] made: where the backup's database dump was put, its
@@ -882,6 +891,26 @@ impl Steps for LiveSteps<'_> {
             self.journal
                 .log(&format!("fixed mode or owner of {} entries", changes.len()));
         }
+        self.after_step(&what)
+    }
+
+    fn snapshot_database(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let what = format!("snapshot database {name} before it is changed in place");
+        let dump = self.dump_to_scratch(db, name, "before-change.dump")?;
+        let undo = Undo::ReplaceDatabaseBack {
+            db: db.clone(),
+            name: name.into(),
+            user: user.into(),
+            password: password.into(),
+            dump,
+        };
+        self.record(&what, &undo, None)?;
         self.after_step(&what)
     }
 
