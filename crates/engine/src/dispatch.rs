@@ -95,6 +95,10 @@ enum Event {
     Done(i64),
 }
 
+fn warn(what: &str, e: &dyn std::fmt::Display) {
+    eprintln!("fjord: {what}: {e}");
+}
+
 pub struct Dispatcher {
     fjord: Arc<Fjord>,
     owner: String,
@@ -156,8 +160,41 @@ impl Dispatcher {
                 }
             })
         };
+        // Site crons run beside the tasks, on a thread of their own (a slow cron never holds
+        // a task back); `--until-idle` runs one round of what is due once the tasks are done.
+        let cron = (!options.until_idle).then(|| {
+            let (fjord, stop, parallel) = (
+                self.fjord.clone(),
+                listener_stop.clone(),
+                options.concurrency.max(1),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(e) = fjord.run_due_crons(store::now_ms(), parallel) {
+                        warn("running site crons failed (tried again later)", &e);
+                    }
+                    for _ in 0..10 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            })
+        });
         let result = self.main_loop(options, stop, &tx, &rx);
+        if options.until_idle
+            && result.is_ok()
+            && let Err(e) = self
+                .fjord
+                .run_due_crons(store::now_ms(), options.concurrency.max(1))
+        {
+            warn("running site crons failed", &e);
+        }
         listener_stop.store(true, Ordering::Relaxed);
+        if let Some(cron) = cron {
+            let _ = cron.join();
+        }
         host::wake(&self.socket_path);
         let _ = listener.join();
         result
@@ -178,7 +215,6 @@ impl Dispatcher {
         let mut last_recovery = Instant::now();
         // No store error ends a dispatcher: a full disk or a locked database is waited out,
         // and what could not be done is done on a later pass.
-        let warn = |what: &str, e: &dyn std::fmt::Display| eprintln!("fjord: {what}: {e}");
         if let Err(e) = self.recover() {
             warn(
                 "recovering interrupted tasks failed (tried again later)",

@@ -5,6 +5,7 @@
 //! Only the [`dispatch`] module runs tasks; each task kind is one short script in [`scripts`]
 //! that describes host changes through `host::Steps`.
 
+mod cron;
 pub mod dispatch;
 mod error;
 pub mod kinds;
@@ -15,10 +16,11 @@ pub mod scripts;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use cron::{DEFAULT_CRON_INTERVAL_S, parse_interval};
 pub use error::{Error, Result};
 pub use model::{self, Invalid};
 pub use paths::default_data_dir;
-pub use store::{Backup, LogLine, TaskFilter};
+pub use store::{Backup, LogLine, SiteCron, TaskFilter};
 
 use store::{SqliteStore, Store};
 

@@ -349,6 +349,23 @@ enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Run the site's cron now and show how it went; or with --every, set how often it
+    /// runs (WordPress). The dispatcher runs every site's cron on its interval.
+    Cron {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// How often: 15m, 2h, 1d… (from 1m to 7d), or `default` for the installation's.
+        #[arg(long, value_name = "INTERVAL")]
+        every: Option<String>,
+        /// Do not wait for the run (a dispatcher runs it within a second or so).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show or set how often sites' crons run unless a site says otherwise [1h].
+    CronDefault {
+        /// 15m, 2h, 1d… (from 1m to 7d).
+        interval: Option<String>,
+    },
     /// Print a link that logs the site's administrator in, once, within 15 minutes
     /// (WordPress). Waits until the link is armed, unless --no-wait.
     LoginLink {
@@ -624,6 +641,56 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
         TaskStatus::Success | TaskStatus::Warning => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
+}
+
+/// `fjord site cron`: sets the interval, or runs the cron now and shows how it went.
+fn site_cron(
+    fjord: &Fjord,
+    name: &str,
+    every: Option<&str>,
+    no_wait: bool,
+) -> Result<ExitCode, Error> {
+    if let Some(every) = every {
+        let cron = fjord.set_site_cron_interval(name, every)?;
+        let default = fjord.cron_default_interval()?;
+        outln!(
+            "the cron of {name} runs every {}",
+            output::interval(cron.own_interval_s.unwrap_or(default))
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let before = fjord.run_cron_now(name)?;
+    if no_wait {
+        eprintln!("the cron of {name} is due now: a dispatcher runs it");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut waited = Duration::ZERO;
+    loop {
+        let cron = fjord.site_cron(name)?;
+        if cron.last_at != before.last_at {
+            let ok = cron.last_ok == Some(true);
+            outln!(
+                "cron of {name}: {}{}",
+                if ok { "ok" } else { "failed" },
+                cron.last_message
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!("\n{m}"))
+                    .unwrap_or_default()
+            );
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        if waited == Duration::from_secs(5) {
+            eprintln!(
+                "waiting for a dispatcher to run it (is `fjord serve` or `fjord dispatch` running?)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
 }
 
 /// Prints a task's log lines as they come until it finishes.
@@ -920,10 +987,10 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::Show { name, json } => {
-            show(
-                &output::site_json(&output::Names::load(fjord)?, &fjord.site(&name)?),
-                json.json,
-            );
+            let mut site = output::site_json(&output::Names::load(fjord)?, &fjord.site(&name)?);
+            site["cron"] =
+                output::cron_json(&fjord.site_cron(&name)?, fjord.cron_default_interval()?);
+            show(&site, json.json);
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::Edit {
@@ -946,6 +1013,21 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         }
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
         SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::Cron {
+            name,
+            every,
+            no_wait,
+        } => site_cron(fjord, &name, every.as_deref(), no_wait),
+        SiteCmd::CronDefault { interval } => {
+            if let Some(interval) = interval {
+                fjord.set_cron_default_interval(&interval)?;
+            }
+            outln!(
+                "sites' crons run every {} unless a site has its own interval",
+                output::interval(fjord.cron_default_interval()?)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         SiteCmd::LoginLink { name, no_wait } => {
             let (queued, link) = fjord.login_link(&name)?;
             let task = queued.task.expect("a login link queues a task");

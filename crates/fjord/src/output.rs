@@ -165,6 +165,28 @@ pub fn size(bytes: i64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// An interval in seconds as people write it: 90s, 15m, 2h, 1d.
+pub fn interval(seconds: i64) -> String {
+    for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
+/// A site's cron: its interval, and how its last run went.
+pub fn cron_json(cron: &engine::SiteCron, default_s: i64) -> Value {
+    json!({
+        "every": interval(cron.own_interval_s.unwrap_or(default_s)),
+        "own_interval": cron.own_interval_s.is_some(),
+        "last_run_ms": cron.last_at,
+        "last_ok": cron.last_ok,
+        "last_message": cron.last_message,
+        "next_run_ms": cron.next_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -5,6 +5,24 @@
 register_theme_directory(WP_CONTENT_DIR . '/themes');
 register_theme_directory(ABSPATH . 'wp-content/themes');
 
+// A platform is changed by moving its sites to a newer one, never by a site: no update
+// checks, and no calls home to wordpress.org (version, browser and news checks).
+remove_action('init', 'wp_schedule_update_checks');
+add_action('init', function () {
+    foreach (['wp_version_check', 'wp_update_plugins', 'wp_update_themes'] as $hook) {
+        if (wp_next_scheduled($hook)) {
+            wp_clear_scheduled_hook($hook);
+        }
+    }
+});
+add_filter('pre_http_request', function ($response, $args, $url) {
+    $host = strtolower((string) parse_url($url, PHP_URL_HOST));
+    if (preg_match('/(^|\.)(wordpress\.org|w\.org)$/', $host)) {
+        return new WP_Error('fjord_blocked', 'wordpress.org is not called from sites fjord manages');
+    }
+    return $response;
+}, 10, 3);
+
 add_action('init', function () {
     if (!isset($_GET['fjord-login']) || !is_string($_GET['fjord-login'])) {
         return;

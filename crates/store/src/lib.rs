@@ -145,6 +145,20 @@ pub struct SiteSchedule {
     pub next_at: Option<i64>,
 }
 
+/// A site's cron: how often, and how its last run went.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct SiteCron {
+    /// The site's own interval in seconds; None follows the installation's default.
+    pub own_interval_s: Option<i64>,
+    /// Unix milliseconds of the last run's start.
+    pub last_at: Option<i64>,
+    pub last_ok: Option<bool>,
+    /// The last run's output (its error, if it failed), cut to a few lines.
+    pub last_message: Option<String>,
+    /// When it is due; None: at once.
+    pub next_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     pub status: Option<TaskStatus>,
@@ -250,6 +264,22 @@ pub trait Store: Send + Sync {
         next: Option<i64>,
         backup: Option<NewTask>,
     ) -> Result<Option<Task>>;
+
+    /// Installed sites on platforms of `kinds` whose cron is due at `now` (never run first,
+    /// then the longest overdue), at most `limit`.
+    fn due_crons(&self, now: i64, kinds: &[&str], limit: usize) -> Result<Vec<i64>>;
+    /// Moves a site's cron on from `due` (None: never run) to `next`, unless another
+    /// dispatcher has moved it first: then returns false and the run is theirs.
+    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool>;
+    fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()>;
+    fn site_cron(&self, site_id: i64) -> Result<SiteCron>;
+    /// Sets a site's own interval (None: the default) and when it is next due.
+    fn set_site_cron(
+        &self,
+        site_id: i64,
+        interval_s: Option<i64>,
+        next_at: Option<i64>,
+    ) -> Result<()>;
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;

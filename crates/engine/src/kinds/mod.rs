@@ -161,6 +161,11 @@ pub trait AppKind: Sync {
         Ok(())
     }
 
+    /// Whether the application has a cron for fjord's queue to run.
+    fn has_cron(&self) -> bool {
+        false
+    }
+
     /// The PHP code of one cron run, if the application has cron.
     fn cron(&self, _app: &SiteApp) -> Option<String> {
         None

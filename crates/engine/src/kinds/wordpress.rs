@@ -327,12 +327,16 @@ echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
         Ok(())
     }
 
+    fn has_cron(&self) -> bool {
+        true
+    }
+
     fn cron(&self, app: &SiteApp) -> Option<String> {
         Some(with_wordpress(
             app,
             &format!(
-                "define('DOING_CRON', true);
-require {cron};
+                // wp-cron.php defines DOING_CRON itself (and stops if it is defined).
+                "require {cron};
 ",
                 cron = php_quote(&app.platform.path.join("wp-cron.php").display().to_string()),
             ),

@@ -197,7 +197,7 @@ impl ScriptEnv {
     }
 
     /// The site as its application sees it.
-    fn site_app<'a>(&self, objects: &'a TaskObjects) -> Result<kinds::SiteApp<'a>> {
+    pub(crate) fn site_app<'a>(&self, objects: &'a TaskObjects) -> Result<kinds::SiteApp<'a>> {
         let (platform, site) = (objects.platform()?, objects.site()?);
         let private_dir = render::site_private_dir(platform, site);
         let files_dir = render::site_files_dir(platform, site);

@@ -495,3 +495,85 @@ fn wordpress_clone_and_rename_rewrite_every_link() {
     env.dispatch_until_idle(&[]);
     assert!(fpm.pool_files().is_empty(), "{:?}", fpm.pool_files());
 }
+
+/// A must-use plugin of the test's own in the site's content dir: on a page view it schedules
+/// an event (visitors never run cron: fjord does), whose hook records that it ran.
+const EVENT_PLUGIN: &str = r#"<?php
+add_action('fjord_test_event', function () {
+    update_option('fjord_test_event_ran', 'yes');
+});
+add_action('init', function () {
+    if (!get_option('fjord_test_event_ran') && !wp_next_scheduled('fjord_test_event')) {
+        wp_schedule_single_event(time() - 60, 'fjord_test_event');
+    }
+});
+"#;
+
+#[test]
+fn wordpress_cron_runs_a_scheduled_event_from_the_queue() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    wordpress_platform(&env, "wp");
+    let blog = format!("{t}-cron.wp.test");
+    env.ok(&["site", "add", &blog, "--platform", "wp"]);
+    env.dispatch_until_idle(&[]);
+    let plugin = std::path::Path::new(&env.platform_path("wp"))
+        .join("sites")
+        .join(&blog)
+        .join("mu-plugins/test-event.php");
+    std::fs::write(&plugin, EVENT_PLUGIN).unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let db = db_of(&env, &blog);
+    let ran = || {
+        mysql(&format!(
+            "SELECT option_value FROM `{db}`.wp_options WHERE option_name = 'fjord_test_event_ran'"
+        ))
+    };
+    // A page view schedules the event; visitors never run it (DISABLE_WP_CRON).
+    assert_eq!(env.nginx.get(&blog, "/").0, 200);
+    assert_eq!(ran(), "");
+
+    env.ok(&["site", "cron", &blog, "--no-wait"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(ran(), "yes", "{}", env.ok(&["site", "show", &blog]));
+    let cron = &env.json(&["site", "show", &blog])["cron"];
+    assert_eq!(cron["last_ok"], true, "{cron}");
+    assert_eq!(cron["every"], "1h", "{cron}");
+    assert!(cron["next_run_ms"].as_i64().unwrap() > cron["last_run_ms"].as_i64().unwrap());
+    // The run is recorded on the site, not as a task.
+    let tasks = env.json(&["task", "list"]);
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| !t["kind"].as_str().unwrap().contains("cron")),
+        "{tasks}"
+    );
+    // A cron that fails is visible on the site.
+    std::fs::write(&plugin, "<?php\nadd_action('init', function () { if (defined('DOING_CRON')) { throw new Exception('broken on purpose'); } });\n").unwrap();
+    env.ok(&["site", "cron", &blog, "--every", "15m"]);
+    env.ok(&["site", "cron", &blog, "--no-wait"]);
+    env.dispatch_until_idle(&[]);
+    let cron = &env.json(&["site", "show", &blog])["cron"];
+    assert_eq!(cron["last_ok"], false, "{cron}");
+    assert!(
+        cron["last_message"]
+            .as_str()
+            .unwrap()
+            .contains("broken on purpose"),
+        "{cron}"
+    );
+    assert_eq!(cron["every"], "15m", "{cron}");
+
+    let err = env.fails(&["site", "cron", &blog, "--every", "5"]);
+    assert!(
+        err.contains("cron interval") && err.contains("\"5\""),
+        "{err}"
+    );
+    env.ok(&["site", "delete", &blog, "--force"]);
+    env.dispatch_until_idle(&[]);
+}

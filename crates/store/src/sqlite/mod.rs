@@ -12,8 +12,8 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, SiteSchedule,
-    Store, StoreError, TaskEffect, TaskFilter, now_ms,
+    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, SiteCron,
+    SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -533,6 +533,79 @@ impl Store for SqliteStore {
             };
             tx.commit()?;
             Ok(queued)
+        })
+    }
+
+    fn due_crons(&self, now: i64, kinds: &[&str], limit: usize) -> Result<Vec<i64>> {
+        self.with(|c| {
+            let kinds_json = serde_json::to_string(kinds).map_err(|e| corrupt(e.to_string()))?;
+            let mut stmt = c.prepare(
+                "SELECT s.id FROM sites s JOIN platforms p ON p.id = s.platform_id
+                 WHERE s.status = 'installed'
+                   AND p.kind IN (SELECT value FROM json_each(?1))
+                   AND (s.cron_next_at IS NULL OR s.cron_next_at <= ?2)
+                 ORDER BY s.cron_next_at IS NOT NULL, s.cron_next_at, s.id
+                 LIMIT ?3",
+            )?;
+            let ids = stmt
+                .query_map(params![kinds_json, now, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool> {
+        self.with(|c| {
+            let moved = c.execute(
+                "UPDATE sites SET cron_next_at = ?3 WHERE id = ?1 AND cron_next_at IS ?2",
+                params![site_id, due, next],
+            )?;
+            Ok(moved == 1)
+        })
+    }
+
+    fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET cron_last_at = ?2, cron_last_ok = ?3, cron_last_message = ?4 WHERE id = ?1",
+                params![site_id, at, ok, message],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn site_cron(&self, site_id: i64) -> Result<SiteCron> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT cron_interval_s, cron_last_at, cron_last_ok, cron_last_message, cron_next_at FROM sites WHERE id = ?1",
+                [site_id],
+                |r| {
+                    Ok(SiteCron {
+                        own_interval_s: r.get(0)?,
+                        last_at: r.get(1)?,
+                        last_ok: r.get(2)?,
+                        last_message: r.get(3)?,
+                        next_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))
+        })
+    }
+
+    fn set_site_cron(
+        &self,
+        site_id: i64,
+        interval_s: Option<i64>,
+        next_at: Option<i64>,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET cron_interval_s = ?2, cron_next_at = ?3 WHERE id = ?1",
+                params![site_id, interval_s, next_at],
+            )?;
+            Ok(())
         })
     }
 
