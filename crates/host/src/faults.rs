@@ -70,6 +70,13 @@ impl Faults {
             .any(|(a, k, _)| a == "abandon" && k == kind)
     }
 
+    /// The site's php-fpm pool gets a line php-fpm rejects.
+    pub fn corrupt_pool(&self, host: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(a, h, _)| a == "corrupt-pool" && h == host)
+    }
+
     pub fn corrupt_vhost(&self, host: &str) -> bool {
         self.rules
             .iter()

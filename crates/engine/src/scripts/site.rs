@@ -82,12 +82,13 @@ pub(super) fn site_runtime(
             site_config: php.site_config.clone(),
             max_children: 5,
         };
+        let mut conf = render::php_fpm_pool(&pool);
+        if env.faults.corrupt_pool(app.site.name.as_str()) {
+            conf.push_str("fjord_injected_fault_not_a_directive = 1\n");
+        }
         x.php_fpm(
             &env.php_ctl(&objects.server, service),
-            vec![(
-                env.pool_path(service, &php.pool),
-                Some(render::php_fpm_pool(&pool).into_bytes()),
-            )],
+            vec![(env.pool_path(service, &php.pool), Some(conf.into_bytes()))],
         )?;
     }
     Ok(())

@@ -441,7 +441,7 @@ impl Drop for Env {
     }
 }
 
-fn walk(path: &Path, out: &mut BTreeMap<String, String>) {
+pub fn walk(path: &Path, out: &mut BTreeMap<String, String>) {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;
     };

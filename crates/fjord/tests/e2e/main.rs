@@ -19,5 +19,6 @@ mod kill_random;
 mod lifecycle;
 mod migrate;
 mod moves;
+mod php_rollback;
 mod php_sites;
 mod rollback;

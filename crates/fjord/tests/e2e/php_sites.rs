@@ -10,7 +10,7 @@ use crate::harness::{Env, mysql};
 use crate::php_fpm::PrivatePhpFpm;
 
 /// Server `t` on the env's nginx with MariaDB and the private php-fpm.
-fn php_server(env: &Env, fpm: &PrivatePhpFpm) {
+pub fn php_server(env: &Env, fpm: &PrivatePhpFpm) {
     let php = fpm.service_arg();
     env.add_server_on(
         &env.nginx,
@@ -359,7 +359,7 @@ fn wordpress_login_link_post_backup_and_restore() {
 }
 
 /// Adds WordPress platform `name` on server `t`, copied from Debian's package.
-fn wordpress_platform(env: &Env, name: &str) {
+pub fn wordpress_platform(env: &Env, name: &str) {
     let path = env.platform_path(name);
     env.ok(&[
         "platform",
