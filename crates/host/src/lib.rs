@@ -173,3 +173,18 @@ pub fn list_files(dir: &std::path::Path) -> Vec<String> {
 pub fn user_exists(name: &str) -> bool {
     users::lookup(name).is_some()
 }
+
+/// The first component of `path` below `root` that is a link, if any (`path` must lie under
+/// `root`). fjord refuses to write through one: a site's user could plant it to make fjord,
+/// running as root, write outside the site.
+pub fn link_below(root: &std::path::Path, path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut at = root.to_path_buf();
+    for component in rel.components() {
+        at.push(component);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(at);
+        }
+    }
+    None
+}

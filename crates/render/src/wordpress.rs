@@ -124,6 +124,24 @@ pub fn wordpress_mu_plugin() -> String {
 // searches both: the site's own themes, then the platform's.
 register_theme_directory(WP_CONTENT_DIR . '/themes');
 register_theme_directory(ABSPATH . 'wp-content/themes');
+// WordPress stores the active theme's directory as an absolute path. While a site moves, its
+// old and new places share one database, each with its own platform: each finds the theme
+// among its own theme directories.
+foreach (['template_root' => 'template', 'stylesheet_root' => 'stylesheet'] as $root => $theme) {
+    add_filter('option_' . $root, function ($value) use ($theme) {
+        global $wp_theme_directories;
+        if (!is_string($value) || $value === '' || $value[0] !== '/' || is_dir($value)) {
+            return $value;
+        }
+        $name = get_option($theme);
+        foreach ((array) $wp_theme_directories as $dir) {
+            if (is_string($name) && $name !== '' && is_dir($dir . '/' . $name)) {
+                return $dir;
+            }
+        }
+        return $value;
+    });
+}
 
 // A platform is changed by moving its sites to a newer one, never by a site: no update
 // checks, and no calls home to wordpress.org (version, browser and news checks).

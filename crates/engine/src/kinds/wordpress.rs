@@ -194,10 +194,6 @@ impl AppKind for Wordpress {
 
     fn seed_files(&self, app: &SiteApp) -> Vec<ConfigFile> {
         vec![
-            ConfigFile {
-                path: app.files_dir.join("mu-plugins").join("fjord.php"),
-                contents: render::wordpress_mu_plugin(),
-            },
             // The site's own themes, beside the platform's.
             ConfigFile {
                 path: app.files_dir.join("themes").join("index.php"),
@@ -226,10 +222,16 @@ impl AppKind for Wordpress {
             table_prefix: TABLE_PREFIX,
             salts: std::array::from_fn(|i| salts[i]),
         };
-        vec![ConfigFile {
-            path: php.site_config.clone(),
-            contents: render::wordpress_site_config(&site),
-        }]
+        vec![
+            ConfigFile {
+                path: php.site_config.clone(),
+                contents: render::wordpress_site_config(&site),
+            },
+            ConfigFile {
+                path: app.files_dir.join("mu-plugins").join("fjord.php"),
+                contents: render::wordpress_mu_plugin(),
+            },
+        ]
     }
 
     fn install(&self, app: &SiteApp, input: &InstallInput, x: &mut dyn Steps) -> Result<()> {

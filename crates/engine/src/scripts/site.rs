@@ -65,6 +65,21 @@ pub(super) fn site_runtime(
         site_database(objects, db, db_mode, x)?;
     }
     for file in kind.site_config(&app) {
+        for root in [&app.files_dir, &app.private_dir] {
+            if !file.path.starts_with(root) {
+                continue;
+            }
+            // The site's user owns these directories: fjord writes nothing through a link
+            // it may have planted there.
+            if let Some(link) = host::link_below(root, &file.path) {
+                return Err(Error::Refused(format!(
+                    "{} is a link in the site's own files: fjord writes nothing through it; \
+                     remove it, then verify again",
+                    link.display()
+                )));
+            }
+            make_parents(root, &file.path, x)?;
+        }
         x.write_file(&file.path, file.contents.as_bytes(), 0o640)?;
     }
     x.fix_permissions(&app.files_dir, &files_ownership(&objects.server, &app))?;

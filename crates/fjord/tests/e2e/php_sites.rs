@@ -577,3 +577,118 @@ fn wordpress_cron_runs_a_scheduled_event_from_the_queue() {
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
 }
+
+#[test]
+fn comments_posted_all_through_a_wordpress_migrate_are_all_kept() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    wordpress_platform(&env, "wp1");
+    wordpress_platform(&env, "wp2");
+    let blog = format!("{t}-busy.wp.test");
+    env.ok(&["site", "add", &blog, "--platform", "wp1", "--title", "Busy"]);
+    env.dispatch_until_idle(&[]);
+    // Everyone comments from 127.0.0.1 here: WordPress's flood control would refuse all but
+    // the first comment every 15 s.
+    let plugin = std::path::Path::new(&env.platform_path("wp1"))
+        .join("sites")
+        .join(&blog)
+        .join("mu-plugins/no-flood.php");
+    std::fs::write(
+        &plugin,
+        "<?php\nadd_filter('wp_is_comment_flood', '__return_false', 99);\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let db = db_of(&env, &blog);
+    let post_id = mysql(&format!(
+        "SELECT ID FROM `{db}`.wp_posts WHERE post_type = 'post' AND post_status = 'publish' ORDER BY ID LIMIT 1"
+    ));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let moved = Arc::new(AtomicBool::new(false));
+    let port = env.nginx.port;
+    let writer = {
+        let (stop, moved, blog, post_id) =
+            (stop.clone(), moved.clone(), blog.clone(), post_id.clone());
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut acked_after_move = 0;
+            let mut refused = 0;
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let body = format!(
+                    "comment_post_ID={post_id}&author=Writer&email=writer%40example.com&url=&comment=note-{n}-of-the-writer"
+                );
+                let response = Browser::new(port, &blog).post(
+                    "/wp-comments-post.php",
+                    &[("Content-Type", "application/x-www-form-urlencoded")],
+                    body.as_bytes(),
+                );
+                match response.status {
+                    302 => {
+                        acked.push(format!("note-{n}-of-the-writer"));
+                        if moved.load(Ordering::Relaxed) {
+                            acked_after_move += 1;
+                        }
+                    }
+                    503 => refused += 1,
+                    other => panic!("comment {n}: {other} {}", response.body),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (acked, acked_after_move, refused)
+        })
+    };
+    let reader = {
+        let (stop, blog) = (stop.clone(), blog.clone());
+        std::thread::spawn(move || {
+            let mut pages = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let page = Browser::new(port, &blog).get("/");
+                assert_eq!(
+                    page.status, 200,
+                    "a page failed during the move: {}",
+                    page.body
+                );
+                assert!(page.body.contains("<title>Busy"), "{}", page.body);
+                pages += 1;
+            }
+            pages
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.ok(&["site", "migrate", &blog, "--platform", "wp2"]);
+    env.dispatch_until_idle(&[]);
+    moved.store(true, Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, acked_after_move, refused) = writer.join().unwrap();
+    let pages = reader.join().unwrap();
+    assert_eq!(
+        env.json(&["site", "show", &blog])["platform"],
+        "wp2",
+        "{}",
+        last_task_log(&env)
+    );
+    assert!(acked.len() >= 5, "{} comments acknowledged", acked.len());
+    assert!(acked_after_move > 0, "the new place took no comment");
+    let stored = mysql(&format!("SELECT comment_content FROM `{db}`.wp_comments"));
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|c| !stored.lines().any(|l| l == *c))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged comments lost: {lost:?}");
+    eprintln!(
+        "{} comments acknowledged, {refused} refused while read-only, {pages} pages served",
+        acked.len()
+    );
+    env.ok(&["site", "delete", &blog, "--force"]);
+    env.dispatch_until_idle(&[]);
+}
