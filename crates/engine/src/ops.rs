@@ -136,6 +136,7 @@ fn validate_install_input(
                     && local
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
+                    && domain.contains('.')
                     && Hostname::parse("email domain", domain).is_ok()
             });
         if !ok {
@@ -383,8 +384,21 @@ impl Fjord {
                 "must not contain or lie inside the platform path {path}"
             ));
         }
-        if from_resolved.starts_with(resolve_existing(self.data_dir())) {
-            return refuse("must not be inside fjord's data dir".into());
+        let data = resolve_existing(self.data_dir());
+        if from_resolved.starts_with(&data) || data.starts_with(&from_resolved) {
+            return refuse("must not be inside fjord's data dir or contain it".into());
+        }
+        // Another platform holds its sites' files and credentials: a copy of it would hand
+        // them to every site of the new one.
+        for other in self.store().platforms()? {
+            let other_path = resolve_existing(other.path.as_path());
+            if from_resolved.starts_with(&other_path) || other_path.starts_with(&from_resolved) {
+                return refuse(format!(
+                    "overlaps platform {} at {}: copy a code base from a release, not from a \
+                     platform with sites",
+                    other.name, other.path
+                ));
+            }
         }
         Ok(())
     }

@@ -328,6 +328,190 @@ fn hostile_input_is_refused_clearly_and_changes_nothing() {
             "joomla".into(),
         ),
         (vec!["task", "list", "--status", "done"], "done".into()),
+        // PHP sites: kinds, sources, PHP services, installer input, cron intervals.
+        (
+            vec![
+                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--kind", "drupal",
+            ],
+            "drupal".into(),
+        ),
+        (
+            vec![
+                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--kind", "PHP",
+            ],
+            "PHP".into(),
+        ),
+        (
+            vec![
+                "platform",
+                "add",
+                "px",
+                "--server",
+                "t",
+                "--path",
+                "/srv/x",
+                "--kind",
+                "wordpress",
+            ],
+            "wordpress".into(),
+        ),
+        (
+            vec![
+                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--php", "8.2",
+            ],
+            "8.2".into(),
+        ),
+        (
+            vec![
+                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--from", "rel/dir",
+            ],
+            "rel/dir".into(),
+        ),
+        (
+            vec![
+                "platform",
+                "add",
+                "px",
+                "--server",
+                "t",
+                "--path",
+                "/srv/x",
+                "--from",
+                "/nonexistent-fjord-source",
+            ],
+            "/nonexistent-fjord-source".into(),
+        ),
+        (
+            vec![
+                "platform",
+                "add",
+                "px",
+                "--server",
+                "t",
+                "--path",
+                "/srv/x",
+                "--from",
+                "/etc/hostname",
+            ],
+            "/etc/hostname".into(),
+        ),
+        (
+            vec![
+                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--from", &p1,
+            ],
+            p1.clone(),
+        ),
+        (vec!["server", "add", "z", "--php", "abc"], "abc".into()),
+        (vec!["server", "add", "z", "--php", "5.6"], "5.6".into()),
+        (
+            vec!["server", "add", "z", "--php", "8.2:pool-dir=rel"],
+            "rel".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--php", "8.2:socket=/x"],
+            "8.2:socket=/x".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--php", "8.2", "--php", "8.2"],
+            "8.2".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--web-group", "a;b"],
+            "a;b".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--title",
+                "two\nlines",
+            ],
+            "two\nlines".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--title",
+                "  ",
+            ],
+            "  ".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--admin-email",
+                "not-an-address",
+            ],
+            "not-an-address".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--admin-email",
+                "a@localhost",
+            ],
+            "a@localhost".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--admin-email",
+                "a b@example.com",
+            ],
+            "a b@example.com".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--admin-user",
+                "root;",
+            ],
+            "root;".into(),
+        ),
+        (
+            vec!["site", "cron", "taken.example", "--every", "5"],
+            "5".into(),
+        ),
+        (
+            vec!["site", "cron", "taken.example", "--every", "30s"],
+            "30s".into(),
+        ),
+        (
+            vec!["site", "cron", "taken.example", "--every", "8d"],
+            "8d".into(),
+        ),
+        (vec!["site", "cron-default", "0m"], "0m".into()),
+        (
+            vec!["site", "cron", "taken.example"],
+            "taken.example".into(),
+        ),
+        (
+            vec!["site", "login-link", "taken.example"],
+            "taken.example".into(),
+        ),
         (
             vec![
                 "site",
