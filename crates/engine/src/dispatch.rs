@@ -543,21 +543,27 @@ fn run_task(
         task.target.type_str(),
         task.target_name
     ));
-    let env: ScriptEnv = fjord.script_env();
-    let result = fjord
-        .objects(task.kind, task.target, &task.args)
-        .and_then(|objects| {
-            let mut steps = LiveSteps::new(
-                &journal,
-                committers,
-                &env.faults,
-                task.kind.as_str(),
-                Some(parking),
-                scratch_dir(fjord, task.id),
-            );
-            let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
-            Ok((effect, steps))
-        });
+    let mut env: ScriptEnv = fjord.script_env();
+    let objects = fjord.objects(task.kind, task.target, &task.args);
+    if let Ok(objects) = &objects {
+        env.mail_to = objects
+            .site
+            .as_ref()
+            .and_then(|site| fjord.site_recipient(site))
+            .map(|(_, to)| to);
+    }
+    let result = objects.and_then(|objects| {
+        let mut steps = LiveSteps::new(
+            &journal,
+            committers,
+            &env.faults,
+            task.kind.as_str(),
+            Some(parking),
+            scratch_dir(fjord, task.id),
+        );
+        let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
+        Ok((effect, steps))
+    });
     if env.faults.abandon(task.kind.as_str()) {
         journal.log("fault: the worker ends without recording the outcome");
         return None;
@@ -570,6 +576,14 @@ fn run_task(
             {
                 Ok(()) => {
                     journal.log_durably("success");
+                    let outbox =
+                        std::mem::take(&mut *env.outbox.lock().unwrap_or_else(|p| p.into_inner()));
+                    if let (false, Ok(Some(settings))) = (outbox.is_empty(), fjord.mail_settings())
+                    {
+                        for mail in &outbox {
+                            fjord.send(&settings, mail, &|line| journal.log(line));
+                        }
+                    }
                     Some(steps.take_trash())
                 }
                 Err(e) => {
@@ -661,6 +675,7 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, task: &Task, error: &st
         // What an operator must look at after a lost undo stays.
         let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
     }
+    fjord.notify_failure(task, &message, &|line| journal.log(line));
 }
 
 /// Runs a store operation until it succeeds or fails for a reason that trying again cannot

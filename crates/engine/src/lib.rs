@@ -9,6 +9,7 @@ mod cron;
 pub mod dispatch;
 mod error;
 pub mod kinds;
+mod notify;
 pub mod ops;
 mod paths;
 pub mod scripts;

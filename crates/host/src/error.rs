@@ -21,6 +21,8 @@ pub enum HostError {
     PhpFpmRejected(String),
     #[error("php-fpm: {0}")]
     PhpFpm(String),
+    #[error("mail could not be sent {0}")]
+    Mail(String),
     /// An nginx commit failed; the message says how.
     #[error("{0}")]
     Commit(String),

@@ -6,6 +6,7 @@
 
 mod db;
 mod invalid;
+mod mail;
 mod name;
 mod objects;
 mod path;
@@ -16,6 +17,7 @@ pub mod time;
 
 pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
 pub use invalid::Invalid;
+pub use mail::{EmailAddress, MailSettings};
 pub use name::Name;
 pub use objects::{
     Client, HttpService, NginxService, PhpFpmService, PhpVersion, Platform, PlatformKind,

@@ -361,4 +361,6 @@ impl SiteStatus {
 pub struct Client {
     pub id: i64,
     pub name: Name,
+    /// Where mail about the client's sites goes (login links, task failures).
+    pub email: Option<crate::EmailAddress>,
 }

@@ -283,6 +283,7 @@ pub trait Store: Send + Sync {
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client>;
     fn client(&self, id: i64) -> Result<Client>;
+    fn set_client_email(&self, id: i64, email: Option<&model::EmailAddress>) -> Result<()>;
 
     fn enqueue(&self, target: Target, target_name: &str, task: NewTask) -> Result<Task>;
     fn task(&self, id: i64) -> Result<Task>;

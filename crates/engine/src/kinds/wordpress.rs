@@ -238,11 +238,12 @@ impl AppKind for Wordpress {
         let password = host::random_secret(12)?;
         let body = format!(
             "define('WP_INSTALLING', true);
+// No mail from the installer (a pluggable function, defined before WordPress defines it):
+// fjord tells the site's client itself.
+function wp_new_blog_notification() {{}}
 // The site's config defines ABSPATH and loads wp-settings.php.
 require {loader};
 require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-// No mail from the installer: fjord tells the site's client itself.
-if (!function_exists('wp_new_blog_notification')) {{ function wp_new_blog_notification() {{}} }}
 $result = wp_install(getenv('FJORD_TITLE'), getenv('FJORD_ADMIN_USER'), getenv('FJORD_ADMIN_EMAIL'), 1, '', wp_slash(getenv('FJORD_ADMIN_PASSWORD')));
 update_option('siteurl', {url});
 update_option('home', {url});

@@ -116,6 +116,10 @@ pub struct ScriptEnv {
     pub data_dir: PathBuf,
     pub faults: Faults,
     pub installation: String,
+    /// The site's client's address, when mail is set up and the client has one.
+    pub mail_to: Option<model::EmailAddress>,
+    /// Mail to send once the task has succeeded.
+    pub outbox: std::sync::Mutex<Vec<crate::notify::Mail>>,
 }
 
 impl Fjord {
@@ -124,6 +128,8 @@ impl Fjord {
             data_dir: self.data_dir().to_path_buf(),
             faults: Faults::from_env(),
             installation: self.installation.clone(),
+            mail_to: None,
+            outbox: Default::default(),
         }
     }
 }

@@ -23,7 +23,49 @@ pub(super) fn site_install(
         serde_json::from_value(args.get("install").cloned().unwrap_or_default())
             .unwrap_or_default();
     kind.install(&app, &input, x)?;
-    site_set_served(env, objects, SiteStatus::Installed, x)
+    let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
+    if let Some(to) = &env.mail_to
+        && kind.has_login_link()
+    {
+        welcome_mail(env, &app, to, x)?;
+    }
+    Ok(served)
+}
+
+/// Arms a one-time login link and queues the mail that carries it to the site's client (sent
+/// once the install is recorded; the link is nowhere else).
+fn welcome_mail(
+    env: &ScriptEnv,
+    app: &kinds::SiteApp,
+    to: &model::EmailAddress,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let token = host::random_secret(24)?;
+    let expires = store::now_ms() / 1000 + crate::ops::LOGIN_LINK_TTL_S;
+    let hash = host::sha256_hex(token.as_bytes());
+    let (Some(code), true) = (
+        kinds::of(app.platform.kind).login_link(app, &hash, expires),
+        app.php.is_some(),
+    ) else {
+        return Ok(());
+    };
+    if let Some(run) = app.php_run("arm the login link of the welcome mail", code, Vec::new()) {
+        x.run_php(&run)?;
+    }
+    let site = app.site.name.as_str();
+    env.outbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(crate::notify::Mail {
+            to: to.clone(),
+            subject: format!("Your new site {site} is ready"),
+            body: format!(
+                "Your site {site} is installed.\n\nLog in with this link, once, within 15 \
+                 minutes:\n\nhttp://{site}/?fjord-login={token}\n\nThen set a password of \
+                 your own in your profile.\n"
+            ),
+        });
+    Ok(())
 }
 
 /// Makes the directories between `root` (which exists) and `path`'s parent.

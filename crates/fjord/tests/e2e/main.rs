@@ -22,3 +22,4 @@ mod moves;
 mod php_rollback;
 mod php_sites;
 mod rollback;
+mod smtp;

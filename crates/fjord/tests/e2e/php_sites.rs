@@ -692,3 +692,65 @@ fn comments_posted_all_through_a_wordpress_migrate_are_all_kept() {
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
 }
+
+#[test]
+fn the_client_gets_the_login_link_of_a_new_site_and_failure_notices_by_mail() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    let sink = crate::smtp::SmtpSink::start();
+    php_server(&env, &fpm);
+    wordpress_platform(&env, "wp");
+    env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
+    env.ok(&["client", "email", "acme", "owner@example.com"]);
+    let blog = format!("{t}-mail.wp.test");
+    env.ok(&["site", "add", &blog, "--platform", "wp", "--client", "acme"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(
+        env.json(&["site", "show", &blog])["status"],
+        "installed",
+        "{}",
+        last_task_log(&env)
+    );
+
+    let welcome = sink.wait_for(&format!("Your new site {blog} is ready"));
+    assert!(welcome.contains("To: owner@example.com"), "{welcome}");
+    assert!(welcome.contains("From: fjord@example.com"), "{welcome}");
+    let link = welcome
+        .lines()
+        .find(|l| l.contains("fjord-login="))
+        .expect("the link is in the mail")
+        .trim()
+        .to_string();
+    // The link is only in the mail: not in the task's log.
+    let token = link.rsplit('=').next().unwrap();
+    assert!(
+        !last_task_log(&env).contains(token),
+        "{token} in {}\n{welcome}",
+        last_task_log(&env)
+    );
+    let mut browser = Browser::new(env.nginx.port, &blog);
+    assert_eq!(browser.get(&path_of(&link)).status, 302);
+    assert_eq!(browser.get("/wp-admin/").status, 200);
+
+    // A task that fails on the site: its client is told.
+    env.ok(&["site", "backup", &blog]);
+    env.dispatch_until_idle(&["fail-after:site-backup:1"]);
+    let notice = sink.wait_for(&format!("site-backup of {blog} failed"));
+    assert!(notice.contains("rolled back"), "{notice}");
+
+    // Without an address, or with mail off, nothing is sent.
+    let before = sink.count();
+    env.ok(&["mail", "off"]);
+    env.ok(&["site", "backup", &blog]);
+    env.dispatch_until_idle(&["fail-after:site-backup:1"]);
+    assert_eq!(sink.count(), before);
+    let err = env.fails(&["client", "email", "acme", "owner@localhost"]);
+    assert!(err.contains("owner@localhost"), "{err}");
+    let err = env.fails(&["mail", "smtp", "127.0.0.1", "--from", "fjord@example.com"]);
+    assert!(err.contains("127.0.0.1"), "{err}");
+
+    env.ok(&["site", "delete", &blog, "--force"]);
+    env.dispatch_until_idle(&[]);
+}

@@ -111,7 +111,7 @@ CREATE TABLE settings (
 );
 "#,
     // 5: PHP: php-fpm services on servers, the PHP version of a platform, a secret per site
-    // (its application's salts are derived from it), each site's cron state.
+    // (its application's salts are derived from it), each site's cron state; clients' email.
     r#"
 ALTER TABLE servers ADD COLUMN php TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE platforms ADD COLUMN php_version TEXT;
@@ -121,5 +121,6 @@ ALTER TABLE sites ADD COLUMN cron_last_at INTEGER;
 ALTER TABLE sites ADD COLUMN cron_last_ok INTEGER;
 ALTER TABLE sites ADD COLUMN cron_last_message TEXT;
 ALTER TABLE sites ADD COLUMN cron_next_at INTEGER;
+ALTER TABLE clients ADD COLUMN email TEXT;
 "#,
 ];

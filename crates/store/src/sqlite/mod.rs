@@ -941,33 +941,48 @@ impl Store for SqliteStore {
     }
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client> {
-        self.with(|c| {
+        let id = self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO clients (name) VALUES (?1)",
                 [name.as_str()],
             )?;
-            let id = c.query_row(
+            Ok(c.query_row(
                 "SELECT id FROM clients WHERE name = ?1",
                 [name.as_str()],
-                |r| r.get(0),
-            )?;
-            Ok(Client {
-                id,
-                name: name.clone(),
-            })
-        })
+                |r| r.get::<_, i64>(0),
+            )?)
+        })?;
+        self.client(id)
     }
 
     fn client(&self, id: i64) -> Result<Client> {
         self.with(|c| {
-            let name: Option<String> = c
-                .query_row("SELECT name FROM clients WHERE id = ?1", [id], |r| r.get(0))
+            let row: Option<(String, Option<String>)> = c
+                .query_row("SELECT name, email FROM clients WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
-            let name = name.ok_or_else(|| StoreError::NotFound(format!("client {id}")))?;
+            let (name, email) = row.ok_or_else(|| StoreError::NotFound(format!("client {id}")))?;
             Ok(Client {
                 id,
                 name: Name::parse("client name", &name).map_err(|e| corrupt(e.to_string()))?,
+                email: email
+                    .map(|e| {
+                        model::EmailAddress::parse("client email", &e)
+                            .map_err(|e| corrupt(e.to_string()))
+                    })
+                    .transpose()?,
             })
+        })
+    }
+
+    fn set_client_email(&self, id: i64, email: Option<&model::EmailAddress>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE clients SET email = ?2 WHERE id = ?1",
+                params![id, email.map(|e| e.as_str())],
+            )?;
+            Ok(())
         })
     }
 

@@ -10,6 +10,8 @@ use engine::ops::{Queued, ServerInput, SiteEdit, SiteInput};
 use engine::{Error, Fjord, TaskFilter};
 
 use crate::outln;
+
+mod mail;
 use crate::output::{self, print_json, table, time};
 
 /// fjord hosts fleets of sites: it keeps servers, platforms (code bases) and sites in one
@@ -55,6 +57,12 @@ enum Command {
     Task(TaskCmd),
     /// Show or set the default backup schedule and retention of every site without its own.
     BackupPolicy(PolicyArgs),
+    /// How fjord sends mail (login links after an install, task-failure notices).
+    #[command(subcommand)]
+    Mail(mail::MailCmd),
+    /// The people sites belong to.
+    #[command(subcommand)]
+    Client(mail::ClientCmd),
 }
 
 #[derive(Args, Debug)]
@@ -532,6 +540,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Site(cmd) => site(&fjord, cmd),
         Command::Task(cmd) => task(&fjord, cmd),
         Command::BackupPolicy(p) => policy(&fjord, None, &p),
+        Command::Mail(cmd) => mail::mail(&fjord, cmd),
+        Command::Client(cmd) => mail::client(&fjord, cmd),
     }
 }
 
