@@ -97,10 +97,19 @@ pub enum TaskEffect {
     /// Several changes, in order.
     Many(Vec<TaskEffect>),
     /// Record these sites, found on the platform, and queue an import task for each.
+    /// Sites found on a platform, each recorded with an import task.
     ImportSites {
         platform_id: i64,
-        names: Vec<Hostname>,
+        sites: Vec<ImportedSite>,
     },
+}
+
+/// A site found on a platform: its name, and what its config says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedSite {
+    pub name: Hostname,
+    pub database: Option<SiteDatabase>,
+    pub app_secret: String,
 }
 
 #[derive(Debug, Clone)]

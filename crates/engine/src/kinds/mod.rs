@@ -171,6 +171,12 @@ pub trait AppKind: Sync {
         None
     }
 
+    /// Reads the config of a site found in the platform (in fjord's layout) for its import;
+    /// `None`: this is not a site fjord can import.
+    fn found_config(&self, _private_dir: &Path) -> Option<FoundConfig> {
+        None
+    }
+
     /// Whether the application has a login fjord can hand out a link to.
     fn has_login_link(&self) -> bool {
         false
@@ -180,6 +186,35 @@ pub trait AppKind: Sync {
     fn login_link(&self, _app: &SiteApp, _token_hash: &str, _expires_at_s: i64) -> Option<String> {
         None
     }
+}
+
+/// What the config of a site found on a platform says (for its import).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoundConfig {
+    /// Its database's name and user (the password is replaced on import).
+    pub database: Option<(String, String)>,
+    /// Its keys and salts, when they are fjord's (kept, so nobody is logged out).
+    pub app_secret: Option<String>,
+}
+
+/// A single-quoted PHP string starting at `text` (`'…'`, with `\'` and `\\`).
+pub(crate) fn php_single_quoted(text: &str) -> Option<String> {
+    let mut chars = text.strip_prefix('\'')?.chars();
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                c @ ('\'' | '\\') => out.push(c),
+                c => {
+                    out.push('\\');
+                    out.push(c);
+                }
+            },
+            '\'' => return Some(out),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// What the person installing a site chose.

@@ -32,6 +32,20 @@ impl AppKind for Php {
         }
     }
 
+    fn found_config(&self, private_dir: &Path) -> Option<FoundConfig> {
+        let settings = host::read_head(&private_dir.join("settings.php"), 65536)?;
+        let entry = |key: &str| {
+            let prefix = format!("'{key}' => ");
+            settings
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&prefix).and_then(php_single_quoted))
+        };
+        Some(FoundConfig {
+            database: entry("name").zip(entry("user")),
+            app_secret: None,
+        })
+    }
+
     fn site_config(&self, app: &SiteApp) -> Vec<ConfigFile> {
         let Some(php) = &app.php else {
             return Vec::new();

@@ -9,6 +9,38 @@ pub struct Wordpress;
 
 const TABLE_PREFIX: &str = "wp_";
 
+const SALT_NAMES: [&str; 8] = [
+    "AUTH_KEY",
+    "SECURE_AUTH_KEY",
+    "LOGGED_IN_KEY",
+    "NONCE_KEY",
+    "AUTH_SALT",
+    "SECURE_AUTH_SALT",
+    "LOGGED_IN_SALT",
+    "NONCE_SALT",
+];
+
+/// What a site config fjord wrote says: its database, and its salts when they are fjord's
+/// (so that an import keeps them and logs nobody out).
+fn found_in(config: &str) -> Option<FoundConfig> {
+    let defined = |name: &str| {
+        let prefix = format!("define('{name}', ");
+        config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&prefix).and_then(php_single_quoted))
+    };
+    let database = Some((defined("DB_NAME")?, defined("DB_USER")?));
+    let salts: Vec<String> = SALT_NAMES.iter().filter_map(|n| defined(n)).collect();
+    let ours = salts.len() == 8
+        && salts
+            .iter()
+            .all(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    Some(FoundConfig {
+        database,
+        app_secret: ours.then(|| salts.concat()),
+    })
+}
+
 /// A `define`d or assigned string in PHP source: `$wp_version = '6.1.9';`.
 fn php_string_value(source: &str, variable: &str) -> Option<String> {
     let line = source
@@ -346,6 +378,10 @@ echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
         ))
     }
 
+    fn found_config(&self, private_dir: &Path) -> Option<FoundConfig> {
+        found_in(&host::read_head(&private_dir.join("settings.php"), 65536)?)
+    }
+
     fn has_login_link(&self) -> bool {
         true
     }
@@ -370,6 +406,39 @@ echo 'login link armed for ', $admins[0]->user_login, \"\\n\";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_site_config_fjord_wrote_is_read_back_for_its_import() {
+        let db = model::SiteDatabase {
+            server_id: 1,
+            engine: DbEngine::Mysql,
+            name: "blog_example".into(),
+            user: "blog_example".into(),
+            password: "it's\\secret".into(),
+        };
+        let service = model::DbService::parse("mysql").unwrap();
+        let secret = "ab".repeat(256);
+        let salts: Vec<&str> = (0..8).map(|i| &secret[i * 64..(i + 1) * 64]).collect();
+        let config = render::wordpress_site_config(&render::WordpressSite {
+            url: "http://blog.example".into(),
+            code: "/srv/wp".into(),
+            content_dir: "/srv/wp/sites/blog.example".into(),
+            db: &db,
+            db_service: &service,
+            table_prefix: "wp_",
+            salts: std::array::from_fn(|i| salts[i]),
+        });
+        let found = found_in(&config).unwrap();
+        assert_eq!(
+            found.database,
+            Some(("blog_example".into(), "blog_example".into()))
+        );
+        assert_eq!(found.app_secret, Some(secret));
+        assert_eq!(
+            php_single_quoted(r"'it\'s\\x' rest").as_deref(),
+            Some(r"it's\x")
+        );
+    }
 
     #[test]
     fn versions_and_headers_are_read_as_wordpress_writes_them() {

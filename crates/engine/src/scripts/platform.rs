@@ -61,14 +61,13 @@ pub(super) fn platform_verify(
         match model::Hostname::parse("site directory", &dir) {
             Ok(name) if name.as_str() == dir => {
                 match all.iter().find(|s| s.all_names().any(|n| *n == name)) {
-                    None if platform.kind.runs_php() => x.log(&format!(
-                        "found sites/{dir}: the import of {} sites is not supported yet",
-                        platform.kind
-                    )),
-                    None => {
-                        x.log(&format!("found site {name}: queueing its import"));
-                        found.push(name);
-                    }
+                    None => match found_site(platform, all, &name) {
+                        Ok(site) => {
+                            x.log(&format!("found site {name}: queueing its import"));
+                            found.push(site);
+                        }
+                        Err(why) => x.log(&format!("skipped sites/{dir}: {why}")),
+                    },
                     Some(site) if site.platform_id == platform.id && site.name == name => {}
                     Some(site) => x.log(&format!(
                         "skipped sites/{dir}: {name} is already taken by site {} (as its {}); \
@@ -93,9 +92,88 @@ pub(super) fn platform_verify(
     } else {
         TaskEffect::ImportSites {
             platform_id: platform.id,
-            names: found,
+            sites: found,
         }
     })
+}
+
+/// A site found in the platform's `sites/`: for a kind with a config of its own, what its
+/// config says (its database, on the platform's server; its password is replaced on import,
+/// so fjord never puts one it did not make into SQL).
+fn found_site(
+    platform: &Platform,
+    all: &[Site],
+    name: &model::Hostname,
+) -> std::result::Result<store::ImportedSite, String> {
+    let kind = kinds::of(platform.kind);
+    let generated = |bytes| host::random_secret(bytes).map_err(|e| e.to_string());
+    if !platform.kind.runs_php() {
+        return Ok(store::ImportedSite {
+            name: name.clone(),
+            database: None,
+            app_secret: generated(256)?,
+        });
+    }
+    let private = render::site_private_dir(platform, &placeholder_site(name));
+    let found = kind.found_config(&private).ok_or_else(|| {
+        format!(
+            "no site config at {}: not a {} site in fjord's layout",
+            private.join("settings.php").display(),
+            platform.kind
+        )
+    })?;
+    let database = match found.database {
+        Some((db, user)) => {
+            for id in [&db, &user] {
+                if !model::is_safe_db_identifier(id) {
+                    return Err(format!(
+                        "its database name or user {id:?} is not one fjord uses ([a-z][a-z0-9_]*)"
+                    ));
+                }
+            }
+            let taken = all
+                .iter()
+                .filter_map(|s| s.database.as_ref())
+                .any(|d| d.server_id == platform.server_id && (d.name == db || d.user == user));
+            if taken {
+                return Err(format!("its database {db} is already another site's"));
+            }
+            Some(SiteDatabase {
+                server_id: platform.server_id,
+                engine: kind
+                    .db_engines()
+                    .and_then(|e| e.first().copied())
+                    .unwrap_or(DbEngine::Mysql),
+                name: db,
+                user,
+                password: generated(16)?,
+            })
+        }
+        None => None,
+    };
+    Ok(store::ImportedSite {
+        name: name.clone(),
+        database,
+        app_secret: match found.app_secret {
+            Some(secret) => secret,
+            None => generated(256)?,
+        },
+    })
+}
+
+/// A site known only by its name, for the paths derived from it.
+fn placeholder_site(name: &model::Hostname) -> Site {
+    Site {
+        id: 0,
+        name: name.clone(),
+        platform_id: 0,
+        aliases: Vec::new(),
+        redirect_aliases: false,
+        status: SiteStatus::Queued,
+        client_id: None,
+        database: None,
+        app_secret: String::new(),
+    }
 }
 
 /// The summary of a batch migrate: each child's result; fails if any child failed.

@@ -754,3 +754,69 @@ fn the_client_gets_the_login_link_of_a_new_site_and_failure_notices_by_mail() {
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
 }
+
+#[test]
+fn wordpress_sites_found_on_a_platform_are_imported_with_their_database() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    // Installation A makes a site; installation B finds it in the same code base, as when a
+    // platform is brought over from another machine.
+    let (fpm_a, fpm_b) = (PrivatePhpFpm::start(), PrivatePhpFpm::start());
+    let (a, b) = (Env::bare(), Env::bare());
+    php_server(&a, &fpm_a);
+    php_server(&b, &fpm_b);
+    wordpress_platform(&a, "wp");
+    let blog = format!("{t}-found.wp.test");
+    a.ok(&["site", "add", &blog, "--platform", "wp", "--title", "Found"]);
+    a.dispatch_until_idle(&[]);
+    let db = db_of(&a, &blog);
+    let path = a.platform_path("wp");
+    // A directory that is not a site in fjord's layout is left alone.
+    std::fs::create_dir(
+        std::path::Path::new(&path)
+            .join("sites")
+            .join(format!("{t}-stray.wp.test")),
+    )
+    .unwrap();
+
+    b.ok(&[
+        "platform",
+        "add",
+        "wp",
+        "--server",
+        "t",
+        "--path",
+        &path,
+        "--kind",
+        "wordpress",
+    ]);
+    b.dispatch_until_idle(&[]);
+    let site = b.json(&["site", "show", &blog]);
+    assert_eq!(site["status"], "installed", "{}", last_task_log(&b));
+    assert_eq!(site["database"]["name"], db.as_str(), "{site}");
+    let (status, _, page) = b.nginx.get(&blog, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>Found"), "{page}");
+    let sites = b.json(&["site", "list"]);
+    assert_eq!(sites.as_array().unwrap().len(), 1, "{sites}");
+    let tasks = b.json(&["task", "list"]);
+    let verify = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "platform-verify")
+        .unwrap();
+    let log = b.ok(&["task", "log", &verify["id"].to_string()]);
+    assert!(
+        log.contains(&format!("skipped sites/{t}-stray.wp.test")),
+        "{log}"
+    );
+    assert!(
+        log.contains("wordpress 6.1"),
+        "the platform's version: {log}"
+    );
+
+    b.ok(&["site", "delete", &blog, "--force"]);
+    b.dispatch_until_idle(&[]);
+    assert_eq!(mysql(&format!("SHOW DATABASES LIKE '{db}'")), "");
+}

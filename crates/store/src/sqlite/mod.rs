@@ -395,13 +395,17 @@ fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
                 apply_effect(tx, e)?;
             }
         }
-        TaskEffect::ImportSites { platform_id, names } => {
-            for name in names {
+        TaskEffect::ImportSites { platform_id, sites } => {
+            for imported in sites {
+                let name = &imported.name;
                 tx.execute(
-                    "INSERT INTO sites (name, platform_id, status, created_at) VALUES (?1, ?2, 'queued', ?3)",
-                    params![name.as_str(), platform_id, now_ms()],
+                    "INSERT INTO sites (name, platform_id, status, created_at, app_secret) VALUES (?1, ?2, 'queued', ?3, ?4)",
+                    params![name.as_str(), platform_id, now_ms(), imported.app_secret],
                 )?;
                 let site = tx.last_insert_rowid();
+                if let Some(db) = &imported.database {
+                    insert_site_database(tx, site, db)?;
+                }
                 tx.execute(
                     "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 1, 0)",
                     params![name.as_str(), site],
@@ -415,6 +419,23 @@ fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn insert_site_database(tx: &Connection, site_id: i64, db: &SiteDatabase) -> Result<()> {
+    tx.execute(
+        "INSERT INTO site_databases (site_id, server_id, engine, name, user, password)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            site_id,
+            db.server_id,
+            db.engine.as_str(),
+            db.name,
+            db.user,
+            db.password
+        ],
+    )
+    .map_err(|e| conflict_or(e, || format!("database {} is already a site's", db.name)))?;
     Ok(())
 }
 
@@ -837,12 +858,7 @@ impl Store for SqliteStore {
             })?;
             insert_aliases(&tx, id, &site.aliases)?;
             if let Some(db) = &site.database {
-                tx.execute(
-                    "INSERT INTO site_databases (site_id, server_id, engine, name, user, password)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id, db.server_id, db.engine.as_str(), db.name, db.user, db.password],
-                )
-                .map_err(|e| conflict_or(e, || format!("database {} is already a site's", db.name)))?;
+                insert_site_database(&tx, id, db)?;
             }
             let task = maybe_enqueue(&tx, Target::Site(id), site.name.as_str(), then)?;
             let created = one(load_sites(&tx, "WHERE id = ?1", [id])?, || format!("site {id}"))?;
