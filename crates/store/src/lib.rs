@@ -75,6 +75,13 @@ impl NewTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEffect {
     None,
+    /// What a platform's or a site's code is, as its verify found it: a version and packages
+    /// (JSON, as the app kind describes them).
+    SetCodeFound {
+        target: Target,
+        version: Option<String>,
+        packages: String,
+    },
     SetSiteStatus(i64, SiteStatus),
     DeleteSite(i64),
     /// A site moved to another platform, name or database.
@@ -282,6 +289,8 @@ pub trait Store: Send + Sync {
     fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool>;
     fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()>;
     fn site_cron(&self, site_id: i64) -> Result<SiteCron>;
+    /// The version and packages (JSON) a platform's or site's last verify found.
+    fn code_found(&self, target: Target) -> Result<(Option<String>, Option<String>)>;
     /// Sets a site's own interval (None: the default) and when it is next due.
     fn set_site_cron(
         &self,

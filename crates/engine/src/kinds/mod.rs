@@ -120,6 +120,11 @@ pub trait AppKind: Sync {
     /// Reads a code base: its version and packages, or why it is not one of this kind.
     fn describe(&self, code: &Path) -> Result<CodeBase>;
 
+    /// The packages a site has of its own (WordPress: the themes in its content dir).
+    fn site_packages(&self, _app: &SiteApp) -> Vec<Package> {
+        Vec::new()
+    }
+
     /// Files the kind keeps in the platform's code base, rewritten by platform verify.
     fn platform_files(&self, _platform: &Platform) -> Vec<ConfigFile> {
         Vec::new()

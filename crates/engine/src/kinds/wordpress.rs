@@ -196,6 +196,12 @@ impl AppKind for Wordpress {
         })
     }
 
+    fn site_packages(&self, app: &SiteApp) -> Vec<Package> {
+        let mut found = Vec::new();
+        packages(&app.files_dir, &mut found);
+        found
+    }
+
     fn default_db_engine(&self) -> Option<&'static str> {
         Some("mysql")
     }

@@ -440,7 +440,17 @@ pub fn run(
             platform_verify(objects.platform()?, &objects.extra.all_sites, args, x)
         }
         TaskKind::SiteInstall => site_install(env, objects, args, x),
-        TaskKind::SiteVerify => site_verify(env, objects, x).map(|_| TaskEffect::None),
+        // A verify leaves the site's status as it is (a site needing attention still does);
+        // what it found in the site's code is recorded.
+        TaskKind::SiteVerify => site_verify(env, objects, x).map(|effect| match effect {
+            TaskEffect::Many(effects) => TaskEffect::Many(
+                effects
+                    .into_iter()
+                    .filter(|e| matches!(e, TaskEffect::SetCodeFound { .. }))
+                    .collect(),
+            ),
+            _ => TaskEffect::None,
+        }),
         TaskKind::SiteImport => site_verify(env, objects, x),
         TaskKind::SiteDisable => {
             let backup = site_backup(env, objects, x)?;

@@ -87,13 +87,21 @@ pub(super) fn platform_verify(
             Err(e) => x.log(&format!("skipped sites/{dir}: {e}")),
         }
     }
+    let code_found = TaskEffect::SetCodeFound {
+        target: model::Target::Platform(platform.id),
+        version: code.version.clone(),
+        packages: serde_json::to_string(&code.packages).unwrap_or_default(),
+    };
     Ok(if found.is_empty() {
-        TaskEffect::None
+        code_found
     } else {
-        TaskEffect::ImportSites {
-            platform_id: platform.id,
-            sites: found,
-        }
+        TaskEffect::Many(vec![
+            code_found,
+            TaskEffect::ImportSites {
+                platform_id: platform.id,
+                sites: found,
+            },
+        ])
     })
 }
 

@@ -23,7 +23,10 @@ pub(super) fn site_install(
         serde_json::from_value(args.get("install").cloned().unwrap_or_default())
             .unwrap_or_default();
     kind.install(&app, &input, x)?;
-    let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
+    let served = TaskEffect::Many(vec![
+        site_set_served(env, objects, SiteStatus::Installed, x)?,
+        site_packages(&app, x),
+    ]);
     if let Some(to) = &env.mail_to
         && kind.has_login_link()
     {
@@ -184,7 +187,29 @@ pub(super) fn site_verify(
         SiteStatus::Disabled => SiteStatus::Disabled,
         _ => SiteStatus::Installed,
     };
-    site_set_served(env, objects, status, x)
+    let app = env.site_app(objects)?;
+    Ok(TaskEffect::Many(vec![
+        site_set_served(env, objects, status, x)?,
+        site_packages(&app, x),
+    ]))
+}
+
+/// The site's own packages, logged and recorded.
+fn site_packages(app: &kinds::SiteApp, x: &mut dyn Steps) -> TaskEffect {
+    let packages = kinds::of(app.platform.kind).site_packages(app);
+    for p in &packages {
+        x.log(&format!(
+            "site {} {} {}",
+            p.kind,
+            p.name,
+            p.version.as_deref().unwrap_or("(no version)")
+        ));
+    }
+    TaskEffect::SetCodeFound {
+        target: model::Target::Site(app.site.id),
+        version: None,
+        packages: serde_json::to_string(&packages).unwrap_or_default(),
+    }
 }
 
 pub(super) fn site_set_served(

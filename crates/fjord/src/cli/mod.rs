@@ -880,10 +880,13 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::Show { name, json } => {
-            show(
-                &output::platform_json(&output::Names::load(fjord)?, &fjord.platform(&name)?),
-                json.json,
-            );
+            let platform = fjord.platform(&name)?;
+            let mut shown = output::platform_json(&output::Names::load(fjord)?, &platform);
+            let (version, packages) =
+                fjord.code_found(engine::model::Target::Platform(platform.id))?;
+            shown["version"] = version.into();
+            shown["packages"] = packages;
+            show(&shown, json.json);
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::MigrateAll {
@@ -997,9 +1000,11 @@ fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::Show { name, json } => {
-            let mut site = output::site_json(&output::Names::load(fjord)?, &fjord.site(&name)?);
+            let found = fjord.site(&name)?;
+            let mut site = output::site_json(&output::Names::load(fjord)?, &found);
             site["cron"] =
                 output::cron_json(&fjord.site_cron(&name)?, fjord.cron_default_interval()?);
+            site["packages"] = fjord.code_found(engine::model::Target::Site(found.id))?.1;
             show(&site, json.json);
             Ok(ExitCode::SUCCESS)
         }

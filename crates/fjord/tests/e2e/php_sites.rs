@@ -193,6 +193,14 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     env.dispatch_until_idle(&[]);
     let platform = env.json(&["platform", "show", "wp"]);
     assert_eq!(platform["kind"], "wordpress", "{platform}");
+    assert_eq!(platform["version"], "6.1.9", "{platform}");
+    let packages = platform["packages"].as_array().unwrap();
+    assert!(
+        packages.iter().any(|p| p["kind"] == "theme"
+            && p["name"] == "twentytwentythree"
+            && p["version"].is_string()),
+        "{platform}"
+    );
     env.ok(&[
         "site",
         "add",
@@ -225,6 +233,23 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     let log = env.ok(&["task", "log", &install["id"].to_string()]);
     assert!(log.contains("installed; admin user admin"), "{log}");
     assert!(!log.to_lowercase().contains("password"), "{log}");
+
+    // A theme of the site's own is listed as the site's.
+    let theme = std::path::Path::new(&path)
+        .join("sites")
+        .join(&blog)
+        .join("themes/own-theme");
+    std::fs::create_dir_all(&theme).unwrap();
+    std::fs::write(
+        theme.join("style.css"),
+        "/*\nTheme Name: Own Theme\nVersion: 2.1\n*/\n",
+    )
+    .unwrap();
+    env.ok(&["site", "verify", &blog]);
+    env.dispatch_until_idle(&[]);
+    let packages = &env.json(&["site", "show", &blog])["packages"];
+    assert_eq!(packages[0]["name"], "own-theme", "{packages} {}", last_task_log(&env));
+    assert_eq!(packages[0]["version"], "2.1", "{packages}");
 
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);

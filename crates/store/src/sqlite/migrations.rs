@@ -111,7 +111,8 @@ CREATE TABLE settings (
 );
 "#,
     // 5: PHP: php-fpm services on servers, the PHP version of a platform, a secret per site
-    // (its application's salts are derived from it), each site's cron state; clients' email.
+    // (its application's salts are derived from it), each site's cron state; clients' email;
+    // what the last verify found in a platform's and a site's code (version, packages).
     r#"
 ALTER TABLE servers ADD COLUMN php TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE platforms ADD COLUMN php_version TEXT;
@@ -122,5 +123,8 @@ ALTER TABLE sites ADD COLUMN cron_last_ok INTEGER;
 ALTER TABLE sites ADD COLUMN cron_last_message TEXT;
 ALTER TABLE sites ADD COLUMN cron_next_at INTEGER;
 ALTER TABLE clients ADD COLUMN email TEXT;
+ALTER TABLE platforms ADD COLUMN code_version TEXT;
+ALTER TABLE platforms ADD COLUMN packages TEXT;
+ALTER TABLE sites ADD COLUMN packages TEXT;
 "#,
 ];

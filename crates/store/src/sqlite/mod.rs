@@ -313,6 +313,25 @@ fn insert_aliases(c: &Connection, site_id: i64, aliases: &[Hostname]) -> Result<
 fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
     match effect {
         TaskEffect::None => {}
+        TaskEffect::SetCodeFound {
+            target,
+            version,
+            packages,
+        } => match target {
+            Target::Platform(id) => {
+                tx.execute(
+                    "UPDATE platforms SET code_version = ?2, packages = ?3 WHERE id = ?1",
+                    params![id, version, packages],
+                )?;
+            }
+            Target::Site(id) => {
+                tx.execute(
+                    "UPDATE sites SET packages = ?2 WHERE id = ?1",
+                    params![id, packages],
+                )?;
+            }
+            Target::Server(_) => {}
+        },
         TaskEffect::SetSiteStatus(site, status) => {
             tx.execute(
                 "UPDATE sites SET status = ?2 WHERE id = ?1",
@@ -612,6 +631,27 @@ impl Store for SqliteStore {
             )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))
+        })
+    }
+
+    fn code_found(&self, target: Target) -> Result<(Option<String>, Option<String>)> {
+        self.with(|c| {
+            let found = match target {
+                Target::Platform(id) => c
+                    .query_row(
+                        "SELECT code_version, packages FROM platforms WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?,
+                Target::Site(id) => c
+                    .query_row("SELECT packages FROM sites WHERE id = ?1", [id], |r| {
+                        Ok((None, r.get(0)?))
+                    })
+                    .optional()?,
+                Target::Server(_) => None,
+            };
+            Ok(found.unwrap_or((None, None)))
         })
     }
 
