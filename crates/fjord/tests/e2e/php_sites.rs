@@ -248,7 +248,12 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     env.ok(&["site", "verify", &blog]);
     env.dispatch_until_idle(&[]);
     let packages = &env.json(&["site", "show", &blog])["packages"];
-    assert_eq!(packages[0]["name"], "own-theme", "{packages} {}", last_task_log(&env));
+    assert_eq!(
+        packages[0]["name"],
+        "own-theme",
+        "{packages} {}",
+        last_task_log(&env)
+    );
     assert_eq!(packages[0]["version"], "2.1", "{packages}");
 
     env.ok(&["site", "delete", &blog, "--force"]);
