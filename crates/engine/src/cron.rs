@@ -185,7 +185,7 @@ impl Fjord {
         let objects = self.objects(
             model::TaskKind::SiteVerify,
             Target::Site(site_id),
-            &serde_json::Value::Null,
+            &model::TaskArgs::None,
         )?;
         let env = self.script_env();
         let outcome = (|| {

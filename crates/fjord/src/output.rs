@@ -108,7 +108,7 @@ pub fn task_json(t: &Task) -> Value {
         "id": t.id,
         "kind": t.kind.as_str(),
         "target": { "type": t.target.type_str(), "name": t.target_name },
-        "args": t.args,
+        "args": t.args.to_json(),
         "status": t.status.as_str(),
         "created_at_ms": t.created_at,
         "started_at_ms": t.started_at,

@@ -13,6 +13,7 @@ mod path;
 mod schedule;
 mod site_name;
 mod task;
+mod task_args;
 pub mod time;
 
 pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
@@ -27,3 +28,4 @@ pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict};
+pub use task_args::{InstallInput, MigrateArgs, SiteNames, TaskArgs};

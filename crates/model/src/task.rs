@@ -156,14 +156,14 @@ impl TaskStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: i64,
     pub kind: TaskKind,
     pub target: Target,
     /// The target's name when the task was queued (the object may since be gone).
     pub target_name: String,
-    pub args: serde_json::Value,
+    pub args: crate::TaskArgs,
     pub status: TaskStatus,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -208,12 +208,12 @@ impl Task {
                     platform(&mut locks, p, false);
                 }
                 // A clone reads its source site: no task may change that site meanwhile.
-                if let Some(source) = self.args.get("source").and_then(|v| v.as_i64()) {
+                if let Some(source) = self.args.source_site() {
                     locks.push((LockKey::Site(source), false));
                 }
                 // Clone and migrate write into their target platform: no platform-wide task
                 // (a verify that would import a half-moved site) runs there meanwhile.
-                if let Some(target) = self.args.get("platform").and_then(|v| v.as_i64()) {
+                if let Some(target) = self.args.target_platform() {
                     platform(&mut locks, target, false);
                 }
             }
@@ -237,7 +237,7 @@ mod tests {
             kind: TaskKind::SiteVerify,
             target,
             target_name: String::new(),
-            args: serde_json::Value::Null,
+            args: crate::TaskArgs::None,
             status: TaskStatus::Queued,
             created_at: 0,
             started_at: None,
@@ -266,7 +266,7 @@ mod tests {
         assert!(!locks_conflict(&s1, &p8));
 
         let mut clone = task(Target::Site(3));
-        clone.args = serde_json::json!({ "source": 1, "platform": 8 });
+        clone.args = crate::TaskArgs::Clone { source: 1 };
         let clone = clone.locks(Some(8), &server_of);
         assert!(
             locks_conflict(&clone, &s1),
@@ -279,6 +279,18 @@ mod tests {
         assert!(
             locks_conflict(&clone, &p8),
             "and excludes platform-wide tasks on its target"
+        );
+        let mut migrate = task(Target::Site(1));
+        migrate.args = crate::TaskArgs::Migrate(crate::MigrateArgs {
+            platform: 8,
+            name: crate::Hostname::parse("h", "a.example").unwrap(),
+            db_server: None,
+            db_name: None,
+        });
+        let migrate = migrate.locks(Some(9), &server_of);
+        assert!(
+            locks_conflict(&migrate, &p8) && locks_conflict(&migrate, &p9),
+            "a migrate excludes platform-wide tasks on both its platforms"
         );
         let server = task(Target::Server(1)).locks(None, &server_of);
         for other in [&s1, &p9, &clone] {

@@ -54,18 +54,18 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct NewTask {
     pub kind: TaskKind,
-    pub args: serde_json::Value,
+    pub args: model::TaskArgs,
 }
 
 impl NewTask {
     pub fn new(kind: TaskKind) -> NewTask {
         NewTask {
             kind,
-            args: serde_json::Value::Null,
+            args: model::TaskArgs::none_for(kind),
         }
     }
 
-    pub fn with_args(kind: TaskKind, args: serde_json::Value) -> NewTask {
+    pub fn with_args(kind: TaskKind, args: model::TaskArgs) -> NewTask {
         NewTask { kind, args }
     }
 }

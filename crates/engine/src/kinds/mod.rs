@@ -222,10 +222,4 @@ pub(crate) fn php_single_quoted(text: &str) -> Option<String> {
     None
 }
 
-/// What the person installing a site chose.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct InstallInput {
-    pub title: Option<String>,
-    pub admin_user: Option<String>,
-    pub admin_email: Option<String>,
-}
+pub use model::InstallInput;

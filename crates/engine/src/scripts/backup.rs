@@ -104,15 +104,14 @@ pub(super) fn backup_effect(
 pub(super) fn site_restore(
     env: &ScriptEnv,
     objects: &TaskObjects,
-    args: &serde_json::Value,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let (platform, site) = (objects.platform()?, objects.site()?);
-    let archive = PathBuf::from(
-        args.get("backup")
-            .and_then(|b| b.as_str())
-            .unwrap_or_default(),
-    );
+    let model::TaskArgs::Restore { backup, own } = args else {
+        return Err(Error::Refused("a restore task without its backup".into()));
+    };
+    let (archive, own) = (PathBuf::from(backup), *own);
     // Extracting into staging checks every member on the way: a corrupt, truncated or
     // foreign archive fails here, and the journal removes the staging directories, before
     // anything the site serves has changed.
@@ -128,7 +127,6 @@ pub(super) fn site_restore(
     let done = x.extract_and_back_up(&archive, &files_stage, &private_stage, &request)?;
     let dump = done.dump;
     if let Some(manifest) = &done.manifest {
-        let own = args.get("own").and_then(|o| o.as_bool()).unwrap_or(false);
         check_backup_fits(&archive, manifest, site, own)?;
     }
     let before = backup_effect(objects, &request, done.backup)?;

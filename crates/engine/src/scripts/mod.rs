@@ -427,10 +427,10 @@ pub fn run(
     env: &ScriptEnv,
     kind: TaskKind,
     objects: &TaskObjects,
-    args: &serde_json::Value,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
-    let force = args.get("force").and_then(|f| f.as_bool()).unwrap_or(false);
+    let force = args.force();
     if let Some(site) = &objects.site {
         check_site_status(kind, site, force)?;
     }
@@ -462,14 +462,10 @@ pub fn run(
             let pruned = prune_backups(objects, x)?;
             Ok(TaskEffect::Many(vec![backup, pruned]))
         }
-        TaskKind::SiteBackupDelete => {
-            let ids: Vec<i64> = args
-                .get("delete")
-                .and_then(|d| d.as_array())
-                .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
-                .unwrap_or_default();
-            remove_backups(objects, &ids, x)
-        }
+        TaskKind::SiteBackupDelete => match args {
+            model::TaskArgs::BackupDelete { ids } => remove_backups(objects, ids, x),
+            _ => remove_backups(objects, &[], x),
+        },
         TaskKind::SiteClone => site_clone(env, objects, x),
         TaskKind::SiteMigrate => site_migrate(env, objects, args, x),
         TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
@@ -502,24 +498,17 @@ pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
         (_, Target::Site(id)) if data_lost => {
             TaskEffect::SetSiteStatus(id, SiteStatus::NeedsAttention)
         }
-        (TaskKind::SiteVerify, Target::Site(site_id)) => {
+        (TaskKind::SiteVerify, Target::Site(site_id)) => match &task.args {
             // The verify of a `site edit`: its names go back to what nginx still serves.
-            let before = &task.args["names_before"];
-            let aliases: Option<Vec<model::Hostname>> = before["aliases"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|h| h.as_str())
-                    .filter_map(|h| model::Hostname::parse("alias", h).ok())
-                    .collect()
-            });
-            match (aliases, before["redirect_aliases"].as_bool()) {
-                (Some(aliases), Some(redirect_aliases)) => TaskEffect::SetSiteNames {
-                    site_id,
-                    aliases,
-                    redirect_aliases,
-                },
-                _ => TaskEffect::None,
-            }
-        }
+            model::TaskArgs::SiteVerify {
+                names_before: Some(before),
+            } => TaskEffect::SetSiteNames {
+                site_id,
+                aliases: before.aliases.clone(),
+                redirect_aliases: before.redirect_aliases,
+            },
+            _ => TaskEffect::None,
+        },
         (TaskKind::SiteInstall | TaskKind::SiteImport | TaskKind::SiteClone, Target::Site(id)) => {
             TaskEffect::SetSiteStatus(id, SiteStatus::Failed)
         }

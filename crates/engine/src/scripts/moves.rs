@@ -72,10 +72,13 @@ pub(super) fn site_clone(
 pub(super) fn site_migrate(
     env: &ScriptEnv,
     objects: &TaskObjects,
-    args: &serde_json::Value,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let (old_platform, old_site) = (objects.platform()?, objects.site()?);
+    let model::TaskArgs::Migrate(args) = args else {
+        return Err(Error::Refused("a migrate task without its target".into()));
+    };
     let new_platform = objects
         .extra
         .to_platform
@@ -86,14 +89,11 @@ pub(super) fn site_migrate(
         .to_server
         .clone()
         .ok_or_else(|| Error::NotFound("the target server".into()))?;
-    let new_name = match args.get("name").and_then(|n| n.as_str()) {
-        Some(n) => model::Hostname::parse("new site name", n)?,
-        None => old_site.name.clone(),
-    };
+    let new_name = args.name.clone();
     let new_db = match (
         &old_site.database,
         &objects.extra.to_db_server,
-        args.get("db_name").and_then(|n| n.as_str()),
+        args.db_name.as_deref(),
     ) {
         (Some(db), Some(server), Some(name)) => Some(SiteDatabase {
             server_id: server.id,

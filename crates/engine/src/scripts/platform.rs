@@ -8,7 +8,7 @@ use super::*;
 pub(super) fn platform_verify(
     platform: &Platform,
     all: &[Site],
-    args: &serde_json::Value,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     // Sites recorded but not installed yet (queued with the platform) have nothing there.
@@ -25,7 +25,10 @@ pub(super) fn platform_verify(
         )));
     }
     let kind = kinds::of(platform.kind);
-    let from = args.get("from").and_then(|f| f.as_str()).map(Path::new);
+    let from = match args {
+        model::TaskArgs::PlatformVerify { from: Some(from) } => Some(Path::new(from.as_str())),
+        _ => None,
+    };
     let code = match from {
         Some(from) if !platform.path.as_path().exists() => {
             let code = kind.describe(from)?;

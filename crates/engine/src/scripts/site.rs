@@ -5,7 +5,7 @@ use super::*;
 pub(super) fn site_install(
     env: &ScriptEnv,
     objects: &TaskObjects,
-    args: &serde_json::Value,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let app = env.site_app(objects)?;
@@ -19,9 +19,10 @@ pub(super) fn site_install(
         }
     }
     site_runtime(env, objects, DbMode::Install, x)?;
-    let input: kinds::InstallInput =
-        serde_json::from_value(args.get("install").cloned().unwrap_or_default())
-            .unwrap_or_default();
+    let input = match args {
+        model::TaskArgs::Install(input) => input.clone(),
+        _ => model::InstallInput::default(),
+    };
     kind.install(&app, &input, x)?;
     let served = TaskEffect::Many(vec![
         site_set_served(env, objects, SiteStatus::Installed, x)?,
@@ -264,12 +265,18 @@ pub(super) fn site_delete(
 pub(super) fn site_login_link(
     env: &ScriptEnv,
     objects: &TaskObjects,
-    args: &serde_json::Value,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let app = env.site_app(objects)?;
-    let hash = args["token_sha256"].as_str().unwrap_or_default();
-    let expires = args["expires_at_s"].as_i64().unwrap_or_default();
+    let model::TaskArgs::LoginLink {
+        token_sha256: hash,
+        expires_at_s: expires,
+    } = args
+    else {
+        return Err(Error::Refused("a login link task without its token".into()));
+    };
+    let (hash, expires) = (hash.as_str(), *expires);
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Refused(
             "the login link's token hash is malformed".into(),

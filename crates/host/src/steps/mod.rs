@@ -14,8 +14,11 @@ use crate::php_run::PhpRun;
 use crate::users::SystemUser;
 use crate::{Faults, HostError, Result};
 
+mod backup;
 mod dry_run;
 
+use backup::*;
+pub use backup::{BackupDb, BackupRequest, ExtractedAndBackedUp};
 pub use dry_run::DryRun;
 
 /// What a task script may do to a host. Each method is one step: in [`LiveSteps`] it is
@@ -130,143 +133,6 @@ pub trait Steps {
         user: &str,
         password: &str,
     ) -> Result<()>;
-}
-
-/// What [`Steps::extract_and_back_up`] made: where the backup's database dump was put, its
-/// manifest, and the manifest of the backup of the current state (none in a dry run).
-pub struct ExtractedAndBackedUp {
-    pub dump: PathBuf,
-    pub manifest: Option<Manifest>,
-    pub backup: Option<Manifest>,
-}
-
-/// The task log's line on a tablespace snapshot.
-fn snapshot_line(name: &str, snapshot: &crate::Snapshot) -> String {
-    match snapshot {
-        crate::Snapshot::Taken {
-            tables,
-            writes_held,
-            dump_in_snapshot,
-        } => format!(
-            "copied the InnoDB tablespaces of {tables} tables of {name}; writes waited {} ms{}",
-            writes_held.as_millis(),
-            if *dump_in_snapshot {
-                ""
-            } else {
-                " (the SQL dump began after them, and may hold later writes)"
-            }
-        ),
-        crate::Snapshot::Skipped(why) => format!(
-            "InnoDB tablespaces of {name} not copied ({why}): the backup holds its SQL dump only"
-        ),
-    }
-}
-
-/// Writes a consistent copy of the database to `out` and, for a MariaDB database on this
-/// machine, a copy of its InnoDB tablespaces beside it (a restore imports those many times
-/// faster than it replays a dump).
-/// `snapshot_done` is signalled (or dropped) once the tablespaces are copied or skipped.
-fn dump_database(
-    db: Option<&BackupDb>,
-    out: &Path,
-    journal: &dyn Journal,
-    snapshot_done: std::sync::mpsc::Sender<()>,
-) -> Result<()> {
-    match db {
-        Some(BackupDb::Server { ctl, name }) => {
-            use std::sync::atomic::{AtomicBool, Ordering};
-            let finished = AtomicBool::new(false);
-            std::thread::scope(|scope| {
-                let mut dump = Some(|| {
-                    let started = std::time::Instant::now();
-                    let dumped = match ctl.kind {
-                        crate::DbKind::Mysql => ctl.dump_compressed(name, out),
-                        crate::DbKind::Postgresql => ctl.dump(name, out),
-                    };
-                    finished.store(true, Ordering::Release);
-                    dumped.map(|_| started.elapsed())
-                });
-                // The dump starts while the tables are locked for the tablespace copy, and
-                // runs beside it: both hold the same state, and neither waits for the other.
-                let mut dumping = None;
-                let snapshot = ctl.snapshot_tablespaces(
-                    name,
-                    &crate::tablespace_dir(out),
-                    Some(crate::tablespaces::DumpUnderLock {
-                        start: &mut || dumping = dump.take().map(|d| scope.spawn(d)),
-                        finished: &|| finished.load(Ordering::Acquire),
-                    }),
-                );
-                // No lock was taken (no tablespaces to copy): the dump starts now.
-                let dumping = dumping.or_else(|| dump.take().map(|d| scope.spawn(d)));
-                let snapshot = snapshot.map(|s| journal.log(&snapshot_line(name, &s)));
-                let _ = snapshot_done.send(());
-                let dumped = dumping.map_or(Ok(std::time::Duration::ZERO), |handle| {
-                    handle.join().unwrap_or_else(|_| {
-                        Err(HostError::Refused("the dump thread panicked".into()))
-                    })
-                });
-                snapshot?;
-                let took = dumped?;
-                journal.log(&format!(
-                    "dumped {name} as SQL in {:.1} s",
-                    took.as_secs_f64()
-                ));
-                Ok(())
-            })
-        }
-        Some(BackupDb::Sqlite { path }) => {
-            let quoted = out.display().to_string().replace('\'', "''");
-            let argv = [
-                "sqlite3".into(),
-                path.display().to_string(),
-                format!(".backup '{quoted}'"),
-            ];
-            let result = crate::run_command(&argv)?;
-            if result.success {
-                Ok(())
-            } else {
-                Err(HostError::Command {
-                    program: "sqlite3".into(),
-                    status: result.status,
-                    output: result.output,
-                })
-            }
-        }
-        None => Ok(()),
-    }
-}
-
-/// What a backup holds and where it goes.
-pub struct BackupRequest {
-    pub out: PathBuf,
-    pub manifest: Manifest,
-    pub docroot: PathBuf,
-    pub private: Option<PathBuf>,
-    pub db: Option<BackupDb>,
-}
-
-pub enum BackupDb {
-    Server {
-        ctl: DbCtl,
-        name: String,
-    },
-    /// A SQLite file, copied with SQLite's online backup.
-    Sqlite {
-        path: PathBuf,
-    },
-}
-
-impl BackupDb {
-    pub fn member(&self) -> &'static str {
-        match self {
-            BackupDb::Server { ctl, .. } if ctl.kind == crate::DbKind::Postgresql => {
-                "database.pgdump"
-            }
-            BackupDb::Server { .. } => "database.sql.zst",
-            BackupDb::Sqlite { .. } => "database.sqlite",
-        }
-    }
 }
 
 /// Lets a task give up its concurrency slot while it only waits (for an nginx commit), so
@@ -453,103 +319,6 @@ pub fn trash_path(path: &Path, tag: &str) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!(".fjord-trash.{tag}.{name}"))
-}
-
-impl LiveSteps<'_> {
-    /// Journals a backup about to be written; returns where its dump goes.
-    fn begin_backup(&mut self, request: &BackupRequest) -> Result<PathBuf> {
-        crate::ensure_dir(&self.scratch)?;
-        if let Some(parent) = request.out.parent() {
-            crate::ensure_dir(parent)?;
-        }
-        let undo = Undo::RestoreFile {
-            path: request.out.clone(),
-            existed: false,
-            mode: 0,
-        };
-        self.record(
-            &format!("write backup {}", request.out.display()),
-            &undo,
-            None,
-        )?;
-        Ok(self
-            .scratch
-            .join(format!("backup-{}", crate::random_hex(4))))
-    }
-
-    /// Journals the staging directories of an extraction; returns where its dump goes.
-    fn begin_extract(&mut self, files: &Path, private: &Path) -> Result<PathBuf> {
-        crate::ensure_dir(&self.scratch)?;
-        for dir in [files, private] {
-            self.record(
-                &format!("stage {}", dir.display()),
-                &Undo::RemoveTree {
-                    path: dir.to_path_buf(),
-                },
-                None,
-            )?;
-        }
-        Ok(self
-            .scratch
-            .join(format!("restore-{}", crate::random_hex(4))))
-    }
-}
-
-/// Writes the archive a [`BackupRequest`] asks for; the database is dumped on its own thread
-/// while the files are archived.
-fn write_backup(journal: &dyn Journal, request: &BackupRequest, dump: &Path) -> Result<Manifest> {
-    let mut manifest = request.manifest.clone();
-    manifest.db_member = request.db.as_ref().map(|d| d.member().to_string());
-    let skip = match &request.db {
-        Some(BackupDb::Sqlite { path }) => Some(path.as_path()),
-        _ => None,
-    };
-    let source = crate::archive::BackupSource {
-        docroot: &request.docroot,
-        private: request.private.as_deref(),
-        skip_in_private: skip,
-        db: request.db.as_ref().map(|d| (dump, d.member())),
-        db_tablespaces: crate::tablespace_dir(dump),
-    };
-    let written = std::thread::scope(|scope| {
-        let (snapshot_done, snapshot_waited) = std::sync::mpsc::channel::<()>();
-        let dumping =
-            scope.spawn(|| dump_database(request.db.as_ref(), dump, journal, snapshot_done));
-        // The tablespaces go in as soon as the files are in; the SQL dump, taken after
-        // them, has that long again to finish.
-        let mut tablespaces_ready = || {
-            let _ = snapshot_waited.recv();
-        };
-        let mut dumping = Some(dumping);
-        let mut db_ready = || match dumping.take() {
-            Some(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(HostError::Refused("the dump thread panicked".into()))),
-            None => Ok(()),
-        };
-        let written = crate::archive::write_backup(
-            &request.out,
-            manifest,
-            &source,
-            &mut tablespaces_ready,
-            &mut db_ready,
-            &|line| journal.log(line),
-        );
-        // Whatever became of the archive, the dump is finished before the scope ends.
-        let dumped = db_ready();
-        written.and_then(|w| dumped.map(|_| w))
-    });
-    let _ = crate::remove_file_if_exists(dump);
-    let _ = crate::remove_dir_if_exists(&crate::tablespace_dir(dump));
-    let written = written?;
-    let size = std::fs::metadata(&request.out)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    journal.log(&format!(
-        "backup of {} files, {size} bytes compressed",
-        written.members.len()
-    ));
-    Ok(written)
 }
 
 impl Steps for LiveSteps<'_> {

@@ -1,0 +1,201 @@
+//! The use cases. Each validates its input, applies the business rules, and either changes
+//! the state (queueing the task that brings the hosts in line) or, with `dry_run`, shows the
+//! plan of that task and changes nothing.
+
+use model::{Hostname, PhpVersion, Server, Task};
+
+use crate::{Error, Result};
+
+const SCHEDULE_KEY: &str = "backup.schedule";
+const RETENTION_KEY: &str = "backup.retention";
+
+/// What a use case that queues a task returns: the task, or with `dry_run` the plan.
+#[derive(Debug)]
+pub struct Queued {
+    pub task: Option<Task>,
+    pub plan: Option<Vec<String>>,
+}
+
+impl Queued {
+    fn task(task: Option<Task>) -> Queued {
+        Queued { task, plan: None }
+    }
+
+    fn plan(plan: Vec<String>) -> Queued {
+        Queued {
+            task: None,
+            plan: Some(plan),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerInput {
+    pub name: String,
+    pub nginx_binary: String,
+    pub nginx_config: String,
+    pub nginx_prefix: Option<String>,
+    pub include_dir: String,
+    pub listen: String,
+    pub reload: String,
+    pub files_owner: Option<String>,
+    /// Database services: `ENGINE[:key=value,...]` (see `model::DbService::parse`).
+    pub db: Vec<String>,
+    /// php-fpm services: `VERSION[:key=value,...]` (see `model::PhpFpmService::parse`).
+    pub php: Vec<String>,
+    /// The group nginx's workers run as.
+    pub web_group: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlatformInput {
+    pub name: String,
+    pub server: String,
+    pub path: String,
+    pub kind: String,
+    /// The PHP version its sites run on [default: the server's newest].
+    pub php: Option<String>,
+    /// A directory to copy the code base in from.
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SiteInput {
+    pub name: String,
+    pub platform: String,
+    pub aliases: Vec<String>,
+    pub redirect_aliases: bool,
+    pub client: Option<String>,
+    /// The engine of the site's own database, if it has one.
+    pub db: Option<String>,
+    /// The server whose database service to use [default: the platform's server].
+    pub db_server: Option<String>,
+    /// What the application's installer is told (title, admin user and email).
+    pub install: crate::kinds::InstallInput,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SiteEdit {
+    /// Replace the alias list.
+    pub set_aliases: Option<Vec<String>>,
+    pub add_aliases: Vec<String>,
+    pub remove_aliases: Vec<String>,
+    pub redirect_aliases: Option<bool>,
+}
+
+/// Title, admin user and email for an application's installer: refused with the rule when
+/// they could not be what the person meant (control characters, an address without a
+/// domain).
+fn validate_install_input(
+    input: &crate::kinds::InstallInput,
+) -> Result<crate::kinds::InstallInput> {
+    let invalid = |field: &'static str, value: &str, rule: &str| {
+        Err(Error::Invalid(model::Invalid::new(field, value, rule)))
+    };
+    if let Some(title) = &input.title {
+        if title.trim().is_empty() || title.chars().count() > 200 {
+            return invalid(
+                "site title",
+                title,
+                "must be 1 to 200 characters, not only spaces",
+            );
+        }
+        if title.chars().any(char::is_control) {
+            return invalid(
+                "site title",
+                title,
+                "must not contain control characters (newlines, tabs)",
+            );
+        }
+    }
+    if let Some(user) = &input.admin_user
+        && (user.is_empty()
+            || user.len() > 60
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+    {
+        return invalid(
+            "admin user",
+            user,
+            "must be 1 to 60 characters: ASCII letters, digits, '.', '_' and '-'",
+        );
+    }
+    if let Some(email) = &input.admin_email {
+        let ok = email.len() <= 254
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && local
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
+                    && domain.contains('.')
+                    && Hostname::parse("email domain", domain).is_ok()
+            });
+        if !ok {
+            return invalid(
+                "admin email",
+                email,
+                "must be an address like name@example.com (ASCII, a domain with a dot)",
+            );
+        }
+    }
+    Ok(input.clone())
+}
+
+fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> {
+    inputs
+        .iter()
+        .map(|a| Ok(Hostname::parse(field, a)?))
+        .collect()
+}
+
+mod backups;
+mod moves;
+mod platforms;
+mod schedules;
+mod servers;
+mod sites;
+mod tasks;
+
+/// `path` with links resolved as far as it exists (the rest appended as it is).
+/// The PHP versions whose php-fpm is installed on this machine (Debian's `php-fpmX.Y`).
+pub fn installed_php_fpm() -> Vec<String> {
+    host::list_files(std::path::Path::new("/usr/sbin"))
+        .into_iter()
+        .filter_map(|f| f.strip_prefix("php-fpm").map(str::to_string))
+        .filter(|v| PhpVersion::parse(v).is_ok())
+        .collect()
+}
+
+/// How long a login link works.
+pub const LOGIN_LINK_TTL_S: i64 = 15 * 60;
+
+fn php_versions(server: &Server) -> String {
+    if server.php.is_empty() {
+        return "none".into();
+    }
+    server
+        .php
+        .iter()
+        .map(|p| p.version.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn resolve_existing(path: &std::path::Path) -> std::path::PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return missing.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}

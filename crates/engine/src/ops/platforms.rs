@@ -1,0 +1,256 @@
+//! Platforms: code bases of a kind, on a server.
+
+use model::{AbsPath, Name, PhpVersion, Platform, PlatformKind, Target, TaskArgs, TaskKind};
+use store::NewTask;
+
+use super::*;
+use crate::scripts::TaskObjects;
+use crate::{Error, Fjord, Result};
+
+impl Fjord {
+    pub fn add_platform(&self, input: &PlatformInput, dry_run: bool) -> Result<Queued> {
+        let name = Name::parse("platform name", &input.name)?;
+        let path = AbsPath::parse("platform path", &input.path)?;
+        let kind = PlatformKind::parse(&input.kind)?;
+        let server = self.server(&input.server)?;
+        self.check_platform_path(&path)?;
+        let from = input
+            .from
+            .as_deref()
+            .map(|f| AbsPath::parse("--from", f))
+            .transpose()?;
+        if let Some(from) = &from {
+            self.check_code_source(from, &path)?;
+        }
+        let php_version = match (kind.runs_php(), &input.php) {
+            (false, None) => None,
+            (false, Some(v)) => {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "PHP version",
+                    v,
+                    format!("a {kind} platform runs no PHP"),
+                )));
+            }
+            (true, Some(v)) => {
+                let version = PhpVersion::parse(v)?;
+                if server.php_service(&version).is_none() {
+                    return Err(Error::Refused(format!(
+                        "server {} offers no php-fpm {version} (it offers: {})",
+                        server.name,
+                        php_versions(&server)
+                    )));
+                }
+                Some(version)
+            }
+            (true, None) => Some(
+                server
+                    .php
+                    .iter()
+                    .map(|p| p.version.clone())
+                    .max_by_key(|v| {
+                        let (major, minor) = v.as_str().split_once('.').unwrap_or(("0", "0"));
+                        (
+                            major.parse::<u32>().unwrap_or(0),
+                            minor.parse::<u32>().unwrap_or(0),
+                        )
+                    })
+                    .ok_or_else(|| {
+                        Error::Refused(format!(
+                            "a {kind} platform needs PHP, and server {} offers no php-fpm (add \
+                             one with --php on `fjord server add`)",
+                            server.name
+                        ))
+                    })?,
+            ),
+        };
+        if self.store().platform_by_name(name.as_str()).is_ok() {
+            return Err(Error::Conflict(format!(
+                "a platform named {name} already exists"
+            )));
+        }
+        let platform = Platform {
+            id: 0,
+            name,
+            server_id: server.id,
+            path,
+            kind,
+            locked: false,
+            php_version,
+        };
+        let args = TaskArgs::PlatformVerify {
+            from: from.map(|f| f.as_str().to_string()),
+        };
+        if dry_run {
+            let objects = TaskObjects {
+                server,
+                platform: Some(platform),
+                site: None,
+                sites: Vec::new(),
+                db_server: None,
+                extra: Default::default(),
+            };
+            return self.plan(TaskKind::PlatformVerify, objects, &args);
+        }
+        let task = NewTask::with_args(TaskKind::PlatformVerify, args);
+        let (_, task) = self.store().insert_platform(&platform, Some(task))?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    /// `--from` must be a directory holding a code base, not the platform's own path.
+    pub(super) fn check_code_source(&self, from: &AbsPath, path: &AbsPath) -> Result<()> {
+        let refuse = |rule: String| {
+            Err(Error::Invalid(model::Invalid::new(
+                "--from",
+                from.as_str(),
+                rule,
+            )))
+        };
+        if !from.as_path().is_dir() {
+            return refuse(
+                "must be a directory holding a code base (release archives are not supported yet)"
+                    .into(),
+            );
+        }
+        if path.as_path().exists() {
+            return Err(Error::Invalid(model::Invalid::new(
+                "platform path",
+                path.as_str(),
+                "must not exist yet when --from is given: the code base is copied there",
+            )));
+        }
+        let (from_resolved, path_resolved) = (
+            resolve_existing(from.as_path()),
+            resolve_existing(path.as_path()),
+        );
+        if path_resolved.starts_with(&from_resolved) || from_resolved.starts_with(&path_resolved) {
+            return refuse(format!(
+                "must not contain or lie inside the platform path {path}"
+            ));
+        }
+        let data = resolve_existing(self.data_dir());
+        if from_resolved.starts_with(&data) || data.starts_with(&from_resolved) {
+            return refuse("must not be inside fjord's data dir or contain it".into());
+        }
+        // Another platform holds its sites' files and credentials: a copy of it would hand
+        // them to every site of the new one.
+        for other in self.store().platforms()? {
+            let other_path = resolve_existing(other.path.as_path());
+            if from_resolved.starts_with(&other_path) || other_path.starts_with(&from_resolved) {
+                return refuse(format!(
+                    "overlaps platform {} at {}: copy a code base from a release, not from a \
+                     platform with sites",
+                    other.name, other.path
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A platform's directory may not hold or lie inside fjord's data or another platform:
+    /// a site's files would then belong to two owners.
+    pub(super) fn check_platform_path(&self, path: &AbsPath) -> Result<()> {
+        let refuse = |rule: String| {
+            Err(Error::Invalid(model::Invalid::new(
+                "platform path",
+                path.as_str(),
+                rule,
+            )))
+        };
+        // Links are resolved as far as the path exists: a link to /etc, to the data dir or
+        // into another platform is what it points to.
+        let resolved = resolve_existing(path.as_path());
+        let data = self.data_dir();
+        let data_resolved = resolve_existing(data);
+        let platforms = self.store().platforms()?;
+        for candidate in [path.as_path(), resolved.as_path()] {
+            if let Some(rule) = AbsPath::system_dir(candidate) {
+                return refuse(if candidate == path.as_path() {
+                    rule
+                } else {
+                    format!("resolves to {}, which {rule}", candidate.display())
+                });
+            }
+            for data in [data, data_resolved.as_path()] {
+                if candidate.starts_with(data) || data.starts_with(candidate) {
+                    return refuse(format!(
+                        "must not be inside fjord's data dir {} or contain it",
+                        data.display()
+                    ));
+                }
+            }
+            for other in &platforms {
+                let other_resolved = resolve_existing(other.path.as_path());
+                for other_path in [other.path.as_path(), other_resolved.as_path()] {
+                    if candidate.starts_with(other_path) || other_path.starts_with(candidate) {
+                        return refuse(format!(
+                            "overlaps platform {} at {}",
+                            other.name, other.path
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn platform(&self, name: &str) -> Result<Platform> {
+        Ok(self.store().platform_by_name(name)?)
+    }
+
+    /// The version and packages (as JSON) the last verify of a platform or site found.
+    pub fn code_found(&self, target: Target) -> Result<(Option<String>, serde_json::Value)> {
+        let (version, packages) = self.store().code_found(target)?;
+        let packages = packages
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or(serde_json::Value::Array(Vec::new()));
+        Ok((version, packages))
+    }
+
+    pub fn platforms(&self) -> Result<Vec<Platform>> {
+        Ok(self.store().platforms()?)
+    }
+
+    pub fn verify_platform(&self, name: &str, dry_run: bool) -> Result<Queued> {
+        let platform = self.platform(name)?;
+        self.queue(
+            Target::Platform(platform.id),
+            TaskKind::PlatformVerify,
+            TaskArgs::none_for(TaskKind::PlatformVerify),
+            dry_run,
+        )
+    }
+
+    pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {
+        let platform = self.platform(name)?;
+        self.store().set_platform_locked(platform.id, locked)?;
+        self.platform(name)
+    }
+
+    /// Forgets a platform. Refused while sites live on it or a task on it is unfinished; its
+    /// code base on disk is left alone (fjord does not own a platform's code).
+    pub fn delete_platform(&self, name: &str) -> Result<()> {
+        let platform = self.platform(name)?;
+        let sites = self.store().sites(Some(platform.id))?;
+        if !sites.is_empty() {
+            let names: Vec<&str> = sites.iter().take(5).map(|s| s.name.as_str()).collect();
+            return Err(Error::Refused(format!(
+                "platform {name} still has {} site(s) ({}{}): delete or migrate them first",
+                sites.len(),
+                names.join(", "),
+                if sites.len() > 5 { ", …" } else { "" }
+            )));
+        }
+        if let Some(t) = self
+            .store()
+            .active_tasks(Target::Platform(platform.id))?
+            .first()
+        {
+            return Err(Error::Refused(format!(
+                "platform {name} has unfinished task {}",
+                t.id
+            )));
+        }
+        Ok(self.store().delete_platform(platform.id)?)
+    }
+}

@@ -1,0 +1,113 @@
+//! Servers: their services (nginx, databases, php-fpm) and their verify.
+
+use model::{
+    AbsPath, DbService, HttpService, Name, NginxService, PhpFpmService, ReloadMethod, Server,
+    Target, TaskArgs, TaskKind, parse_listen,
+};
+use store::NewTask;
+
+use super::*;
+use crate::scripts::TaskObjects;
+use crate::{Error, Fjord, Result};
+
+impl Fjord {
+    pub fn add_server(&self, input: &ServerInput, dry_run: bool) -> Result<Queued> {
+        let name = Name::parse("server name", &input.name)?;
+        let nginx = NginxService {
+            binary: AbsPath::parse("nginx binary", &input.nginx_binary)?,
+            config: AbsPath::parse("nginx config", &input.nginx_config)?,
+            prefix: input
+                .nginx_prefix
+                .as_deref()
+                .map(|p| AbsPath::parse("nginx prefix", p))
+                .transpose()?,
+            include_dir: AbsPath::parse("nginx include dir", &input.include_dir)?,
+            listen: parse_listen(&input.listen)?,
+            reload: ReloadMethod::parse(&input.reload)?,
+            files_owner: input
+                .files_owner
+                .as_deref()
+                .map(|o| Name::parse("files owner", o))
+                .transpose()?,
+            web_group: input
+                .web_group
+                .as_deref()
+                .map(|g| Name::parse("web group", g))
+                .transpose()?,
+        };
+        let mut php: Vec<PhpFpmService> = Vec::new();
+        for spec in &input.php {
+            let service = PhpFpmService::parse(spec)?;
+            if php.iter().any(|p| p.version == service.version) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "php-fpm service",
+                    spec,
+                    format!("a server offers at most one php-fpm {}", service.version),
+                )));
+            }
+            php.push(service);
+        }
+        let http = HttpService::Nginx(nginx);
+        let mut db: Vec<DbService> = Vec::new();
+        for spec in &input.db {
+            let service = DbService::parse(spec)?;
+            if db.iter().any(|d| d.engine == service.engine) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "database service",
+                    spec,
+                    format!("a server offers at most one {} service", service.engine),
+                )));
+            }
+            db.push(service);
+        }
+        if self.store().server_by_name(name.as_str()).is_ok() {
+            return Err(Error::Conflict(format!(
+                "a server named {name} already exists"
+            )));
+        }
+        if dry_run {
+            let server = Server {
+                id: 0,
+                name,
+                http,
+                db,
+                php,
+            };
+            return self.plan(
+                TaskKind::ServerVerify,
+                TaskObjects::server(server),
+                &TaskArgs::None,
+            );
+        }
+        let server = Server {
+            id: 0,
+            name,
+            http,
+            db,
+            php,
+        };
+        let (_, task) = self
+            .store()
+            .insert_server(&server, Some(NewTask::new(TaskKind::ServerVerify)))?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    pub fn server(&self, name: &str) -> Result<Server> {
+        Ok(self.store().server_by_name(name)?)
+    }
+
+    pub fn servers(&self) -> Result<Vec<Server>> {
+        Ok(self.store().servers()?)
+    }
+
+    pub fn verify_server(&self, name: &str, dry_run: bool) -> Result<Queued> {
+        let server = self.server(name)?;
+        self.queue(
+            Target::Server(server.id),
+            TaskKind::ServerVerify,
+            TaskArgs::None,
+            dry_run,
+        )
+    }
+}

@@ -1,0 +1,162 @@
+//! The queue: queueing a task (or planning it), loading what it works on, and the task list.
+
+use model::{Target, Task, TaskArgs, TaskKind, TaskStatus};
+use store::{LogLine, NewTask, TaskFilter};
+
+use super::*;
+use crate::scripts::{self, TaskObjects};
+use crate::{Error, Fjord, Result};
+
+impl Fjord {
+    pub(super) fn queue(
+        &self,
+        target: Target,
+        kind: TaskKind,
+        args: TaskArgs,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let objects = self.objects(kind, target, &args)?;
+        if dry_run {
+            return self.plan(kind, objects, &args);
+        }
+        let task = self.store().enqueue(
+            target,
+            &objects.target_name(target),
+            NewTask::with_args(kind, args),
+        )?;
+        self.notify_dispatchers();
+        Ok(Queued::task(Some(task)))
+    }
+
+    pub(super) fn plan(
+        &self,
+        kind: TaskKind,
+        objects: TaskObjects,
+        args: &TaskArgs,
+    ) -> Result<Queued> {
+        let mut dry = host::DryRun::new();
+        let env = self.script_env();
+        scripts::run(&env, kind, &objects, args, &mut dry)?;
+        Ok(Queued::plan(dry.out))
+    }
+
+    /// Loads what a task on `target` works on.
+    pub(crate) fn objects(
+        &self,
+        kind: TaskKind,
+        target: Target,
+        args: &TaskArgs,
+    ) -> Result<TaskObjects> {
+        let mut objects = self.target_objects(target)?;
+        if let Some(source) = args.source_site() {
+            objects.extra.source = Some(Box::new(self.target_objects(Target::Site(source))?));
+        }
+        if let TaskArgs::Migrate(m) = args {
+            let platform = self.store().platform(m.platform)?;
+            objects.extra.to_server = Some(self.store().server(platform.server_id)?);
+            objects.extra.to_platform = Some(platform);
+            if let Some(server) = m.db_server {
+                objects.extra.to_db_server = Some(self.store().server(server)?);
+            }
+        }
+        // Only the backup tasks read a site's backups and its retention.
+        let backup_task = matches!(kind, TaskKind::SiteBackup | TaskKind::SiteBackupDelete);
+        if let (true, Target::Site(id)) = (backup_task, target) {
+            objects.extra.backups = self.store().site_backups(id)?;
+            objects.extra.retention = self.backup_policy_of(id)?.1;
+        }
+        if let TaskArgs::MigrateAll { children, .. } = args {
+            for child in children {
+                objects.extra.children.push(self.store().task(*child)?);
+            }
+        }
+        Ok(objects)
+    }
+
+    pub(super) fn target_objects(&self, target: Target) -> Result<TaskObjects> {
+        let store = self.store();
+        Ok(match target {
+            Target::Server(id) => TaskObjects::server(store.server(id)?),
+            Target::Platform(id) => {
+                let platform = store.platform(id)?;
+                let all_sites = store.sites(None)?;
+                TaskObjects {
+                    server: store.server(platform.server_id)?,
+                    sites: all_sites
+                        .iter()
+                        .filter(|s| s.platform_id == platform.id)
+                        .cloned()
+                        .collect(),
+                    platform: Some(platform),
+                    site: None,
+                    db_server: None,
+                    extra: scripts::Extra {
+                        all_sites,
+                        ..Default::default()
+                    },
+                }
+            }
+            Target::Site(id) => {
+                let site = store.site(id)?;
+                let platform = store.platform(site.platform_id)?;
+                TaskObjects {
+                    server: store.server(platform.server_id)?,
+                    db_server: site
+                        .database
+                        .as_ref()
+                        .map(|d| store.server(d.server_id))
+                        .transpose()?,
+                    platform: Some(platform),
+                    site: Some(site),
+                    sites: Vec::new(),
+                    extra: Default::default(),
+                }
+            }
+        })
+    }
+
+    pub fn task(&self, id: i64) -> Result<Task> {
+        Ok(self.store().task(id)?)
+    }
+
+    pub fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        Ok(self.store().tasks(filter)?)
+    }
+
+    pub fn task_log(&self, id: i64, after_id: i64) -> Result<Vec<LogLine>> {
+        self.store().task(id)?;
+        Ok(self.store().log(id, after_id)?)
+    }
+
+    /// The plan a task would run if it started now.
+    pub fn plan_task(&self, id: i64) -> Result<Vec<String>> {
+        let task = self.task(id)?;
+        let objects = self.objects(task.kind, task.target, &task.args)?;
+        let queued = self.plan(task.kind, objects, &task.args)?;
+        Ok(queued.plan.unwrap_or_default())
+    }
+
+    pub fn retry_task(&self, id: i64) -> Result<Task> {
+        let task = self.task(id)?;
+        if !task.status.can_retry() {
+            return Err(Error::Refused(format!(
+                "task {id} is {}: only a failed or cancelled task can be retried",
+                task.status.as_str()
+            )));
+        }
+        let task = self.store().retry_task(id)?;
+        self.notify_dispatchers();
+        Ok(task)
+    }
+
+    pub fn cancel_task(&self, id: i64) -> Result<Task> {
+        let task = self.task(id)?;
+        if task.status != TaskStatus::Queued {
+            return Err(Error::Refused(format!(
+                "task {id} is {}: only a queued task can be cancelled",
+                task.status.as_str()
+            )));
+        }
+        Ok(self.store().cancel_task(id)?)
+    }
+}

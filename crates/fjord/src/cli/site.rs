@@ -1,0 +1,478 @@
+//! `fjord site`: the commands on sites.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use engine::model::{TaskKind, TaskStatus};
+use engine::ops::{SiteEdit, SiteInput};
+use engine::{Error, Fjord};
+
+use super::*;
+use crate::outln;
+use crate::output::{self, print_json, table, time};
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCmd {
+    /// Record a site and queue its install.
+    Add {
+        /// The site's main host name (internationalized names are stored as punycode).
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[arg(long)]
+        platform: String,
+        /// Another host name the site answers to (repeatable).
+        #[arg(long = "alias", value_name = "HOST", allow_hyphen_values = true)]
+        aliases: Vec<String>,
+        /// Send aliases to the main name with a 301.
+        #[arg(long)]
+        redirect: bool,
+        /// The client the site belongs to (created if new).
+        #[arg(long, allow_hyphen_values = true)]
+        client: Option<String>,
+        /// Give the site its own database: mysql, postgresql or sqlite.
+        #[arg(long, value_name = "ENGINE")]
+        db: Option<String>,
+        /// The server whose database service to use [default: the platform's server].
+        #[arg(long, value_name = "SERVER")]
+        db_server: Option<String>,
+        /// The site's title, for applications with an installer [default: its name].
+        #[arg(long, allow_hyphen_values = true)]
+        title: Option<String>,
+        /// The application's first administrator [default: admin].
+        #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+        admin_user: Option<String>,
+        /// The administrator's email address [default: admin@<site>].
+        #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
+        admin_email: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    List {
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Change a site's aliases or redirect, and queue its verify.
+    Edit {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// Replace all aliases with these (repeatable; give --alias '' for none).
+        #[arg(long = "alias", value_name = "HOST", allow_hyphen_values = true)]
+        set_aliases: Vec<String>,
+        #[arg(long = "add-alias", value_name = "HOST", allow_hyphen_values = true)]
+        add_aliases: Vec<String>,
+        #[arg(long = "remove-alias", value_name = "HOST", allow_hyphen_values = true)]
+        remove_aliases: Vec<String>,
+        /// Send aliases to the main name with a 301 (true or false).
+        #[arg(long, value_name = "BOOL")]
+        redirect: Option<bool>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Rewrite the site's vhost, directories and permissions.
+    Verify {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Serve a "site disabled" page instead of the site.
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Run the site's cron now and show how it went; or with --every, set how often it
+    /// runs (WordPress). The dispatcher runs every site's cron on its interval.
+    Cron {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// How often: 15m, 2h, 1d… (from 1m to 7d), or `default` for the installation's.
+        #[arg(long, value_name = "INTERVAL")]
+        every: Option<String>,
+        /// Do not wait for the run (a dispatcher runs it within a second or so).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show or set how often sites' crons run unless a site says otherwise [1h].
+    CronDefault {
+        /// 15m, 2h, 1d… (from 1m to 7d).
+        interval: Option<String>,
+    },
+    /// Print a link that logs the site's administrator in, once, within 15 minutes
+    /// (WordPress). Waits until the link is armed, unless --no-wait.
+    LoginLink {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// Print the link at once; it works once its task (shown) has run.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Back the site up: its files, private files and database, in one .tar.zst.
+    Backup {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// List a site's backups (also those of a deleted site), newest first.
+    Backups {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Restore a site from a backup (the newest unless --backup or --file says otherwise).
+    /// The current state is backed up first.
+    Restore {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// The id of one of the site's backups (see `fjord site backups`).
+        #[arg(long, value_name = "ID")]
+        backup: Option<i64>,
+        /// A backup archive file, for example one copied back from off-site storage.
+        #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+        file: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Show or set the site's own backup schedule and retention.
+    BackupPolicy {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Delete some of a site's backups (ids from `fjord site backups`).
+    BackupDelete {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Copy a site to a new host name on any platform: files and a database of its own.
+    /// The source site is only read.
+    Clone {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// The new site's host name.
+        #[arg(allow_hyphen_values = true)]
+        new_name: String,
+        /// The platform for the copy [default: the source's].
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Move a site to another platform, and/or rename it, and/or move its database to
+    /// another server. On any failure it is back where it was, serving, database intact.
+    Migrate {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[arg(long)]
+        platform: Option<String>,
+        /// A new main host name.
+        #[arg(long, value_name = "HOST", allow_hyphen_values = true)]
+        rename: Option<String>,
+        /// Move the database to this server's service of the same engine.
+        #[arg(long, value_name = "SERVER")]
+        db_server: Option<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Remove the site's vhost, files and record. The site must be disabled first.
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// Delete a site that is not disabled.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+}
+
+pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
+    let simple = |name: String, kind: TaskKind, force: bool, opts: TaskOpts| {
+        queued(
+            fjord,
+            fjord.site_task(&name, kind, force, opts.dry_run)?,
+            &opts,
+        )
+    };
+    match cmd {
+        SiteCmd::Add {
+            name,
+            platform,
+            aliases,
+            redirect,
+            client,
+            db,
+            db_server,
+            title,
+            admin_user,
+            admin_email,
+            opts,
+        } => {
+            let input = SiteInput {
+                name,
+                platform,
+                aliases,
+                redirect_aliases: redirect,
+                client,
+                db,
+                db_server,
+                install: engine::kinds::InstallInput {
+                    title,
+                    admin_user,
+                    admin_email,
+                },
+            };
+            queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
+        }
+        SiteCmd::List { platform, json } => {
+            let sites = fjord.sites(platform.as_deref())?;
+            if json.json {
+                let names = output::Names::load(fjord)?;
+                print_json(&sites.iter().map(|s| output::site_json(&names, s)).collect());
+            } else {
+                let platforms = fjord.platforms()?;
+                table(
+                    &["name", "status", "platform", "aliases"],
+                    sites
+                        .iter()
+                        .map(|s| {
+                            let p = platforms
+                                .iter()
+                                .find(|p| p.id == s.platform_id)
+                                .map(|p| p.name.to_string())
+                                .unwrap_or_default();
+                            let aliases: Vec<&str> = s.aliases.iter().map(|a| a.as_str()).collect();
+                            vec![
+                                s.name.to_string(),
+                                s.status.as_str().into(),
+                                p,
+                                aliases.join(" "),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Show { name, json } => {
+            let found = fjord.site(&name)?;
+            let mut site = output::site_json(&output::Names::load(fjord)?, &found);
+            site["cron"] =
+                output::cron_json(&fjord.site_cron(&name)?, fjord.cron_default_interval()?);
+            site["packages"] = fjord.code_found(engine::model::Target::Site(found.id))?.1;
+            show(&site, json.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Edit {
+            name,
+            set_aliases,
+            add_aliases,
+            remove_aliases,
+            redirect,
+            opts,
+        } => {
+            let set_aliases = (!set_aliases.is_empty())
+                .then(|| set_aliases.into_iter().filter(|a| !a.is_empty()).collect());
+            let edit = SiteEdit {
+                set_aliases,
+                add_aliases,
+                remove_aliases,
+                redirect_aliases: redirect,
+            };
+            queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
+        }
+        SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
+        SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::Cron {
+            name,
+            every,
+            no_wait,
+        } => site_cron(fjord, &name, every.as_deref(), no_wait),
+        SiteCmd::CronDefault { interval } => {
+            if let Some(interval) = interval {
+                fjord.set_cron_default_interval(&interval)?;
+            }
+            outln!(
+                "sites' crons run every {} unless a site has its own interval",
+                output::interval(fjord.cron_default_interval()?)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::LoginLink { name, no_wait } => {
+            let (queued, link) = fjord.login_link(&name)?;
+            let task = queued.task.expect("a login link queues a task");
+            if no_wait {
+                eprintln!("the link works once task {} has run", task.id);
+            } else {
+                let task = follow(fjord, task.id, true)?;
+                if !matches!(task.status, TaskStatus::Success | TaskStatus::Warning) {
+                    eprintln!(
+                        "fjord: the login link was not armed (task {}: {})",
+                        task.id,
+                        task.error.unwrap_or_default()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            outln!("{link}");
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::BackupPolicy { name, policy: p } => policy(fjord, Some(&name), &p),
+        SiteCmd::BackupDelete { name, ids, opts } => queued(
+            fjord,
+            fjord.delete_backups(&name, &ids, opts.dry_run)?,
+            &opts,
+        ),
+        SiteCmd::Clone {
+            name,
+            new_name,
+            platform,
+            opts,
+        } => {
+            let platform = match platform {
+                Some(p) => p,
+                None => {
+                    let site = fjord.site(&name)?;
+                    fjord
+                        .platforms()?
+                        .into_iter()
+                        .find(|p| p.id == site.platform_id)
+                        .map(|p| p.name.to_string())
+                        .unwrap_or_default()
+                }
+            };
+            queued(
+                fjord,
+                fjord.clone_site(&name, &new_name, &platform, opts.dry_run)?,
+                &opts,
+            )
+        }
+        SiteCmd::Migrate {
+            name,
+            platform,
+            rename,
+            db_server,
+            opts,
+        } => queued(
+            fjord,
+            fjord.migrate_site(
+                &name,
+                platform.as_deref(),
+                rename.as_deref(),
+                db_server.as_deref(),
+                opts.dry_run,
+            )?,
+            &opts,
+        ),
+        SiteCmd::Backups { name, json } => {
+            let backups = fjord.backups(&name)?;
+            if json.json {
+                print_json(&backups.iter().map(|b| serde_json::json!({
+                    "id": b.id, "site": b.site_name, "path": b.path, "size": b.size, "created_at_ms": b.created_at,
+                })).collect());
+            } else {
+                table(
+                    &["id", "created", "size", "path"],
+                    backups
+                        .iter()
+                        .map(|b| {
+                            vec![
+                                b.id.to_string(),
+                                time(Some(b.created_at)),
+                                output::size(b.size),
+                                b.path.clone(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Restore {
+            name,
+            backup,
+            file,
+            opts,
+        } => queued(
+            fjord,
+            fjord.restore_site(&name, backup, file.as_deref(), opts.dry_run)?,
+            &opts,
+        ),
+        SiteCmd::Disable { name, opts } => simple(name, TaskKind::SiteDisable, false, opts),
+        SiteCmd::Enable { name, opts } => simple(name, TaskKind::SiteEnable, false, opts),
+        SiteCmd::Delete { name, force, opts } => simple(name, TaskKind::SiteDelete, force, opts),
+    }
+}
+
+/// `fjord site cron`: sets the interval, or runs the cron now and shows how it went.
+fn site_cron(
+    fjord: &Fjord,
+    name: &str,
+    every: Option<&str>,
+    no_wait: bool,
+) -> Result<ExitCode, Error> {
+    if let Some(every) = every {
+        let cron = fjord.set_site_cron_interval(name, every)?;
+        let default = fjord.cron_default_interval()?;
+        outln!(
+            "the cron of {name} runs every {}",
+            output::interval(cron.own_interval_s.unwrap_or(default))
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let before = fjord.run_cron_now(name)?;
+    if no_wait {
+        eprintln!("the cron of {name} is due now: a dispatcher runs it");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut waited = Duration::ZERO;
+    loop {
+        let cron = fjord.site_cron(name)?;
+        if cron.last_at != before.last_at {
+            let ok = cron.last_ok == Some(true);
+            outln!(
+                "cron of {name}: {}{}",
+                if ok { "ok" } else { "failed" },
+                cron.last_message
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!("\n{m}"))
+                    .unwrap_or_default()
+            );
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        if waited == Duration::from_secs(5) {
+            eprintln!(
+                "waiting for a dispatcher to run it (is `fjord serve` or `fjord dispatch` running?)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+}

@@ -1,0 +1,350 @@
+//! The arguments of each task kind, typed. A task's arguments are stored as JSON (the shape
+//! each variant names below); they are parsed once, when a task is loaded, so that the lock
+//! rules, the status rules and the scripts read fields, never JSON keys.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{Hostname, Invalid, TaskKind};
+
+/// What an application's installer is told (title, first administrator).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallInput {
+    pub title: Option<String>,
+    pub admin_user: Option<String>,
+    pub admin_email: Option<String>,
+}
+
+/// A site's names before an edit: put back if the edit's verify fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteNames {
+    pub aliases: Vec<Hostname>,
+    pub redirect_aliases: bool,
+}
+
+/// Where a migrate takes a site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateArgs {
+    /// The target platform.
+    pub platform: i64,
+    /// The site's main name afterwards.
+    pub name: Hostname,
+    /// A database moving to another server: that server and the name it gets there.
+    #[serde(default)]
+    pub db_server: Option<i64>,
+    #[serde(default)]
+    pub db_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskArgs {
+    None,
+    /// Disable, enable, delete: `--force` (delete a site that is not disabled).
+    Site {
+        force: bool,
+    },
+    Install(InstallInput),
+    /// Copy the code base in from a directory first.
+    PlatformVerify {
+        from: Option<String>,
+    },
+    /// A verify queued by `site edit` carries the names to put back if it fails.
+    SiteVerify {
+        names_before: Option<SiteNames>,
+    },
+    Backup {
+        scheduled: bool,
+    },
+    BackupDelete {
+        ids: Vec<i64>,
+    },
+    /// `own`: a backup of this site (else a file given by the operator).
+    Restore {
+        backup: String,
+        own: bool,
+    },
+    /// The new site is the target; the source is only read.
+    Clone {
+        source: i64,
+    },
+    Migrate(MigrateArgs),
+    MigrateAll {
+        children: Vec<i64>,
+        to: String,
+    },
+    LoginLink {
+        token_sha256: String,
+        expires_at_s: i64,
+    },
+}
+
+#[derive(Deserialize)]
+struct ForceJson {
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+struct InstallJson {
+    #[serde(default)]
+    install: InstallInput,
+}
+
+#[derive(Deserialize)]
+struct FromJson {
+    #[serde(default)]
+    from: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NamesJson {
+    #[serde(default)]
+    names_before: Option<SiteNames>,
+}
+
+#[derive(Deserialize)]
+struct ScheduledJson {
+    #[serde(default)]
+    scheduled: bool,
+}
+
+#[derive(Deserialize)]
+struct DeleteJson {
+    delete: Vec<i64>,
+}
+
+#[derive(Deserialize)]
+struct RestoreJson {
+    backup: String,
+    #[serde(default)]
+    own: bool,
+}
+
+#[derive(Deserialize)]
+struct SourceJson {
+    source: i64,
+}
+
+#[derive(Deserialize)]
+struct ChildrenJson {
+    children: Vec<i64>,
+    #[serde(default)]
+    to: String,
+}
+
+#[derive(Deserialize)]
+struct LoginJson {
+    token_sha256: String,
+    expires_at_s: i64,
+}
+
+impl TaskArgs {
+    /// The arguments of a task of `kind` queued with none.
+    pub fn none_for(kind: TaskKind) -> TaskArgs {
+        match kind {
+            TaskKind::SiteDisable | TaskKind::SiteEnable | TaskKind::SiteDelete => {
+                TaskArgs::Site { force: false }
+            }
+            TaskKind::SiteInstall => TaskArgs::Install(InstallInput::default()),
+            TaskKind::PlatformVerify => TaskArgs::PlatformVerify { from: None },
+            TaskKind::SiteVerify => TaskArgs::SiteVerify { names_before: None },
+            TaskKind::SiteBackup => TaskArgs::Backup { scheduled: false },
+            _ => TaskArgs::None,
+        }
+    }
+
+    /// Reads the stored arguments of a task of `kind`.
+    pub fn parse(kind: TaskKind, json: &Value) -> Result<TaskArgs, Invalid> {
+        fn read<T: for<'de> Deserialize<'de>>(kind: TaskKind, json: &Value) -> Result<T, Invalid> {
+            let json = if json.is_null() { &json!({}) } else { json };
+            serde_json::from_value(json.clone()).map_err(|e| {
+                Invalid::new(
+                    "task arguments",
+                    &json.to_string(),
+                    format!("are not those of a {} task: {e}", kind.as_str()),
+                )
+            })
+        }
+        Ok(match kind {
+            TaskKind::ServerVerify | TaskKind::SiteImport => TaskArgs::None,
+            TaskKind::SiteDisable | TaskKind::SiteEnable | TaskKind::SiteDelete => TaskArgs::Site {
+                force: read::<ForceJson>(kind, json)?.force,
+            },
+            TaskKind::SiteInstall => TaskArgs::Install(read::<InstallJson>(kind, json)?.install),
+            TaskKind::PlatformVerify => TaskArgs::PlatformVerify {
+                from: read::<FromJson>(kind, json)?.from,
+            },
+            TaskKind::SiteVerify => TaskArgs::SiteVerify {
+                names_before: read::<NamesJson>(kind, json)?.names_before,
+            },
+            TaskKind::SiteBackup => TaskArgs::Backup {
+                scheduled: read::<ScheduledJson>(kind, json)?.scheduled,
+            },
+            TaskKind::SiteBackupDelete => TaskArgs::BackupDelete {
+                ids: read::<DeleteJson>(kind, json)?.delete,
+            },
+            TaskKind::SiteRestore => {
+                let r = read::<RestoreJson>(kind, json)?;
+                TaskArgs::Restore {
+                    backup: r.backup,
+                    own: r.own,
+                }
+            }
+            TaskKind::SiteClone => TaskArgs::Clone {
+                source: read::<SourceJson>(kind, json)?.source,
+            },
+            TaskKind::SiteMigrate => TaskArgs::Migrate(read(kind, json)?),
+            TaskKind::PlatformMigrateAll => {
+                let c = read::<ChildrenJson>(kind, json)?;
+                TaskArgs::MigrateAll {
+                    children: c.children,
+                    to: c.to,
+                }
+            }
+            TaskKind::SiteLoginLink => {
+                let l = read::<LoginJson>(kind, json)?;
+                TaskArgs::LoginLink {
+                    token_sha256: l.token_sha256,
+                    expires_at_s: l.expires_at_s,
+                }
+            }
+        })
+    }
+
+    /// The stored form.
+    pub fn to_json(&self) -> Value {
+        match self {
+            TaskArgs::None => Value::Null,
+            TaskArgs::Site { force: false } => Value::Null,
+            TaskArgs::Site { force: true } => json!({ "force": true }),
+            TaskArgs::Install(install) => json!({ "install": install }),
+            TaskArgs::PlatformVerify { from: None } => Value::Null,
+            TaskArgs::PlatformVerify { from: Some(from) } => json!({ "from": from }),
+            TaskArgs::SiteVerify { names_before: None } => Value::Null,
+            TaskArgs::SiteVerify {
+                names_before: Some(names),
+            } => json!({ "names_before": names }),
+            TaskArgs::Backup { scheduled: false } => Value::Null,
+            TaskArgs::Backup { scheduled: true } => json!({ "scheduled": true }),
+            TaskArgs::BackupDelete { ids } => json!({ "delete": ids }),
+            TaskArgs::Restore { backup, own } => json!({ "backup": backup, "own": own }),
+            TaskArgs::Clone { source } => json!({ "source": source }),
+            TaskArgs::Migrate(m) => serde_json::to_value(m).unwrap_or(Value::Null),
+            TaskArgs::MigrateAll { children, to } => json!({ "children": children, "to": to }),
+            TaskArgs::LoginLink {
+                token_sha256,
+                expires_at_s,
+            } => json!({ "token_sha256": token_sha256, "expires_at_s": expires_at_s }),
+        }
+    }
+
+    pub fn force(&self) -> bool {
+        matches!(self, TaskArgs::Site { force: true })
+    }
+
+    /// The site a task only reads (a clone's source).
+    pub fn source_site(&self) -> Option<i64> {
+        match self {
+            TaskArgs::Clone { source } => Some(*source),
+            _ => None,
+        }
+    }
+
+    /// The platform a task writes into besides its target's (a migrate's).
+    pub fn target_platform(&self) -> Option<i64> {
+        match self {
+            TaskArgs::Migrate(m) => Some(m.platform),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_what_it_stores() {
+        let host = Hostname::parse("h", "a.example").unwrap();
+        let samples = [
+            (TaskKind::SiteDelete, TaskArgs::Site { force: true }),
+            (
+                TaskKind::SiteInstall,
+                TaskArgs::Install(InstallInput {
+                    title: Some("T".into()),
+                    ..Default::default()
+                }),
+            ),
+            (
+                TaskKind::PlatformVerify,
+                TaskArgs::PlatformVerify {
+                    from: Some("/usr/share/wordpress".into()),
+                },
+            ),
+            (
+                TaskKind::SiteVerify,
+                TaskArgs::SiteVerify {
+                    names_before: Some(SiteNames {
+                        aliases: vec![host.clone()],
+                        redirect_aliases: true,
+                    }),
+                },
+            ),
+            (TaskKind::SiteBackup, TaskArgs::Backup { scheduled: true }),
+            (
+                TaskKind::SiteBackupDelete,
+                TaskArgs::BackupDelete { ids: vec![1, 2] },
+            ),
+            (
+                TaskKind::SiteRestore,
+                TaskArgs::Restore {
+                    backup: "/b.tar.zst".into(),
+                    own: true,
+                },
+            ),
+            (TaskKind::SiteClone, TaskArgs::Clone { source: 3 }),
+            (
+                TaskKind::SiteMigrate,
+                TaskArgs::Migrate(MigrateArgs {
+                    platform: 2,
+                    name: host,
+                    db_server: Some(4),
+                    db_name: Some("a_example".into()),
+                }),
+            ),
+            (
+                TaskKind::PlatformMigrateAll,
+                TaskArgs::MigrateAll {
+                    children: vec![5, 6],
+                    to: "p2".into(),
+                },
+            ),
+            (
+                TaskKind::SiteLoginLink,
+                TaskArgs::LoginLink {
+                    token_sha256: "ab".repeat(32),
+                    expires_at_s: 9,
+                },
+            ),
+        ];
+        for (kind, args) in samples {
+            assert_eq!(
+                TaskArgs::parse(kind, &args.to_json()).unwrap(),
+                args,
+                "{kind:?}"
+            );
+        }
+        for kind in TaskKind::ALL {
+            let none = TaskArgs::none_for(kind);
+            if none != TaskArgs::None || kind == TaskKind::ServerVerify {
+                assert_eq!(
+                    TaskArgs::parse(kind, &none.to_json()).unwrap(),
+                    none,
+                    "{kind:?}"
+                );
+            }
+        }
+        let err = TaskArgs::parse(TaskKind::SiteClone, &json!({ "source": "x" })).unwrap_err();
+        assert!(err.to_string().contains("site-clone"), "{err}");
+    }
+}
