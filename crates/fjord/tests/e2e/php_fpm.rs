@@ -103,17 +103,23 @@ include = {p}/pool.d/*.conf
 
 impl Drop for PrivatePhpFpm {
     fn drop(&mut self) {
-        // Users of sites a failed test left behind (each pool names its user).
-        for user in self.pool_users() {
-            let _ = Command::new("userdel").arg(&user).status();
-            let _ = Command::new("groupdel").arg(&user).status();
-        }
+        let users = self.pool_users();
         let pid = std::fs::read_to_string(self.prefix().join("php-fpm.pid")).unwrap_or_default();
         if let Ok(pid) = pid.trim().parse::<i32>() {
             let _ = Command::new("kill")
                 .arg("-QUIT")
                 .arg(pid.to_string())
                 .status();
+            // Its workers run as the sites' users: those can be removed once they are gone.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Users of sites a test left behind (each pool names its user).
+        for user in users {
+            let _ = Command::new("userdel").arg(&user).status();
+            let _ = Command::new("groupdel").arg(&user).status();
         }
     }
 }

@@ -256,9 +256,19 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     );
     assert_eq!(packages[0]["version"], "2.1", "{packages}");
 
+    // Delete: user, pool, vhost, files and database gone.
+    let (db, users) = (db_of(&env, &blog), pool_users(&fpm));
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
     assert!(pool_users(&fpm).is_empty());
+    for user in &users {
+        assert!(!user_exists(user), "user {user} is left");
+    }
+    assert_eq!(mysql(&format!("SHOW DATABASES LIKE '{db}'")), "");
+    let site_dirs = std::path::Path::new(&path);
+    assert!(!site_dirs.join("sites").join(&blog).exists());
+    assert!(!site_dirs.join("private").join(&blog).exists());
+    assert_eq!(env.nginx.get(&blog, "/").0, 404);
 }
 
 /// Logs in through a one-time login link; returns the REST nonce of the logged-in admin.
