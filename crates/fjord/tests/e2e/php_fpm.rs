@@ -118,8 +118,15 @@ impl Drop for PrivatePhpFpm {
         }
         // Users of sites a test left behind (each pool names its user).
         for user in users {
-            let _ = Command::new("userdel").arg(&user).status();
-            let _ = Command::new("groupdel").arg(&user).status();
+            let quiet = |program: &str| {
+                Command::new(program)
+                    .arg(&user)
+                    .stderr(std::process::Stdio::null())
+                    .status()
+            };
+            let _ = quiet("userdel");
+            // userdel removes the user's own group too, where the system says so.
+            let _ = quiet("groupdel");
         }
     }
 }
