@@ -1,6 +1,8 @@
-//! A code base copied in from a directory (a platform's `--from`): links are copied only
-//! when they stay inside the tree, special files never, and what is made belongs to fjord's
-//! user (root), not to whoever owned the source.
+//! A code base copied in from a directory or a release archive (a platform's `--from`):
+//! links are copied only when they stay inside the tree, special files never, and what is
+//! made belongs to fjord's user (root), not to whoever owned the source. An archive is
+//! unpacked by the system's own `tar` or `unzip` into a scratch directory first (they refuse
+//! members with `..` or an absolute path), then copied in by the same rules as a directory.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -72,4 +74,78 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<Copied> {
         }
     }
     Ok(copied)
+}
+
+/// The kinds of release archive `--from` takes, by name.
+pub fn archive_kind(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?;
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Some("tar.gz")
+    } else if name.ends_with(".zip") {
+        Some("zip")
+    } else {
+        None
+    }
+}
+
+/// Unpacks a release archive into `into` (which must exist, empty) and returns the code
+/// base's root in it: the archive's single top directory (`wordpress/`), or `into` itself.
+pub fn unpack(archive: &Path, into: &Path) -> Result<std::path::PathBuf> {
+    let (a, i) = (archive.display().to_string(), into.display().to_string());
+    let argv: Vec<String> = match archive_kind(archive) {
+        Some("tar.gz") => [
+            "tar",
+            "-xzf",
+            &a,
+            "-C",
+            &i,
+            "--no-same-owner",
+            "--no-same-permissions",
+        ]
+        .map(String::from)
+        .to_vec(),
+        Some(_) => {
+            // Info-ZIP would make a link and then write a later member through it: a zip
+            // archive with a link in it is refused before anything is unpacked.
+            let listing = crate::run_command(&["unzip".into(), "-Z".into(), a.clone()])?;
+            if !listing.success {
+                return Err(HostError::Refused(format!(
+                    "{} is not a zip archive fjord can read: {}",
+                    archive.display(),
+                    listing.output.trim()
+                )));
+            }
+            if listing.output.lines().any(|l| l.starts_with('l')) {
+                return Err(HostError::Refused(format!(
+                    "{} holds links: fjord unpacks no zip archive with links in it",
+                    archive.display()
+                )));
+            }
+            ["unzip", "-q", "-o", &a, "-d", &i]
+                .map(String::from)
+                .to_vec()
+        }
+        None => {
+            return Err(HostError::Refused(format!(
+                "{} is not a .tar.gz, .tgz or .zip release archive",
+                archive.display()
+            )));
+        }
+    };
+    let out = crate::run_command(&argv)?;
+    if !out.success {
+        return Err(HostError::Refused(format!(
+            "{} could not be unpacked: {}",
+            archive.display(),
+            out.output.trim()
+        )));
+    }
+    let entries: Vec<_> = fs::read_dir(into)
+        .map_err(|e| HostError::io(into, e))?
+        .flatten()
+        .collect();
+    match entries.as_slice() {
+        [only] if only.file_type().is_ok_and(|t| t.is_dir()) => Ok(only.path()),
+        _ => Ok(into.to_path_buf()),
+    }
 }

@@ -171,6 +171,11 @@ pub fn list_files(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// The kind of release archive a path names (`tar.gz`, `zip`), if it names one.
+pub fn archive_kind(path: &std::path::Path) -> Option<&'static str> {
+    copy_in::archive_kind(path)
+}
+
 /// Whether a user of that name exists (through NSS).
 pub fn user_exists(name: &str) -> bool {
     users::lookup(name).is_some()

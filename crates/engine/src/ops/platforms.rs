@@ -106,9 +106,12 @@ impl Fjord {
                 rule,
             )))
         };
-        if !from.as_path().is_dir() {
+        let archive = host::archive_kind(from.as_path()).is_some();
+        let is_file = from.as_path().is_file();
+        if !(from.as_path().is_dir() || is_file && archive) {
             return refuse(
-                "must be a directory holding a code base (release archives are not supported yet)"
+                "must be a directory holding a code base, or a release archive (.tar.gz, .tgz, \
+                 .zip) that is a regular file"
                     .into(),
             );
         }

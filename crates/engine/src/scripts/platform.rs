@@ -30,10 +30,20 @@ pub(super) fn platform_verify(
         _ => None,
     };
     let code = match from {
-        Some(from) if !platform.path.as_path().exists() => {
+        // A directory is checked before it is copied; an archive once it is unpacked.
+        Some(from) if !platform.path.as_path().exists() && from.is_dir() => {
             let code = kind.describe(from)?;
             x.copy_in(from, platform.path.as_path())?;
             code
+        }
+        Some(from) if !platform.path.as_path().exists() => {
+            x.copy_in(from, platform.path.as_path())?;
+            match kind.describe(platform.path.as_path()) {
+                Ok(code) => code,
+                // A dry run unpacked nothing: there is nothing to describe yet.
+                Err(_) if !platform.path.as_path().exists() => Default::default(),
+                Err(e) => return Err(e),
+            }
         }
         _ if platform.path.as_path().exists() => kind.describe(platform.path.as_path())?,
         _ => kind.describe(platform.path.as_path()).unwrap_or_default(),

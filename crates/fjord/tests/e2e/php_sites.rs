@@ -860,3 +860,100 @@ fn wordpress_sites_found_on_a_platform_are_imported_with_their_database() {
     b.dispatch_until_idle(&[]);
     assert_eq!(mysql(&format!("SHOW DATABASES LIKE '{db}'")), "");
 }
+
+#[test]
+fn a_platform_comes_from_a_release_archive_and_a_hostile_one_writes_nothing_outside() {
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    let work = crate::harness::world_readable_tempdir();
+    // A release archive as WordPress publishes one: a single top directory, `wordpress/`.
+    let release = work.path().join("wordpress-6.1.9.tar.gz");
+    let tar = |args: &[&str]| {
+        let out = Command::new("tar").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    tar(&[
+        "-czf",
+        &release.display().to_string(),
+        "-C",
+        "/usr/share",
+        "wordpress",
+    ]);
+    let path = env.platform_path("wp");
+    env.ok(&[
+        "platform",
+        "add",
+        "wp",
+        "--server",
+        "t",
+        "--path",
+        &path,
+        "--kind",
+        "wordpress",
+        "--from",
+        &release.display().to_string(),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let platform = env.json(&["platform", "show", "wp"]);
+    assert_eq!(
+        platform["version"],
+        "6.1.9",
+        "{platform} {}",
+        last_task_log(&env)
+    );
+    assert!(
+        std::path::Path::new(&path)
+            .join("wp-includes/version.php")
+            .exists()
+    );
+
+    // A hostile archive: a link out of the tree, and a member written through it.
+    let hostile_src = work.path().join("hostile");
+    std::fs::create_dir_all(hostile_src.join("app")).unwrap();
+    std::fs::write(hostile_src.join("app/index.php"), "<?php echo 'hi';").unwrap();
+    let outside = work.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, hostile_src.join("app/out")).unwrap();
+    let hostile = work.path().join("hostile.tar.gz");
+    tar(&[
+        "-czf",
+        &hostile.display().to_string(),
+        "-C",
+        &hostile_src.display().to_string(),
+        "app",
+    ]);
+    // A second archive whose member goes through the link the first one made.
+    std::fs::remove_file(hostile_src.join("app/out")).unwrap();
+    std::fs::create_dir(hostile_src.join("app/out")).unwrap();
+    std::fs::write(hostile_src.join("app/out/planted.php"), "<?php // planted").unwrap();
+    let combined = work.path().join("combined.tar");
+    let gz = hostile.display().to_string();
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {src} && gzip -dc {gz} > {tar} && tar -rf {tar} app/out/planted.php && gzip -c {tar} > {gz}",
+            src = hostile_src.display(),
+            tar = combined.display(),
+        ))
+        .status()
+        .unwrap();
+    let app = env.platform_path("app");
+    env.ok(&[
+        "platform", "add", "app", "--server", "t", "--path", &app, "--kind", "php", "--from", &gz,
+    ]);
+    env.dispatch_until_idle(&[]);
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "the archive wrote outside its tree"
+    );
+    let app = std::path::Path::new(&app);
+    assert!(
+        !app.join("out").is_symlink(),
+        "a link out of the code base was copied in"
+    );
+}

@@ -738,7 +738,25 @@ impl Steps for LiveSteps<'_> {
             },
             None,
         )?;
-        let copied = crate::copy_in::copy_tree(from, &staging)?;
+        let copied = if from.is_file() {
+            // A release archive: unpacked beside the platform's place, then copied in by the
+            // rules of a directory; the unpacked tree goes with the task's trash.
+            let unpacked = trash_path(to, &format!("unpack-{}", crate::random_hex(4)));
+            self.record(
+                &what,
+                &Undo::RemoveTree {
+                    path: unpacked.clone(),
+                },
+                None,
+            )?;
+            crate::ensure_private_dir(&unpacked)?;
+            let root = crate::copy_in::unpack(from, &unpacked)?;
+            let copied = crate::copy_in::copy_tree(&root, &staging);
+            self.trash.push(unpacked);
+            copied?
+        } else {
+            crate::copy_in::copy_tree(from, &staging)?
+        };
         std::fs::rename(&staging, to).map_err(|e| HostError::io(to, e))?;
         self.journal.log(&format!(
             "copied {} files ({} bytes)",
