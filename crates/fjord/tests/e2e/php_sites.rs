@@ -176,21 +176,8 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
     let env = Env::bare();
     php_server(&env, &fpm);
     let blog = format!("{t}-blog.wp.test");
+    wordpress_platform(&env, "wp");
     let path = env.platform_path("wp");
-    env.ok(&[
-        "platform",
-        "add",
-        "wp",
-        "--server",
-        "t",
-        "--path",
-        &path,
-        "--kind",
-        "wordpress",
-        "--from",
-        "/usr/share/wordpress",
-    ]);
-    env.dispatch_until_idle(&[]);
     let platform = env.json(&["platform", "show", "wp"]);
     assert_eq!(platform["kind"], "wordpress", "{platform}");
     assert_eq!(platform["version"], "6.1.9", "{platform}");
@@ -339,20 +326,7 @@ fn wordpress_login_link_post_backup_and_restore() {
     let env = Env::bare();
     php_server(&env, &fpm);
     let blog = format!("{t}-news.wp.test");
-    let path = env.platform_path("wp");
-    env.ok(&[
-        "platform",
-        "add",
-        "wp",
-        "--server",
-        "t",
-        "--path",
-        &path,
-        "--kind",
-        "wordpress",
-        "--from",
-        "/usr/share/wordpress",
-    ]);
+    wordpress_platform(&env, "wp");
     env.ok(&["site", "add", &blog, "--platform", "wp", "--title", "News"]);
     env.dispatch_until_idle(&[]);
     assert_eq!(
