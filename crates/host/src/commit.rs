@@ -24,6 +24,9 @@ pub trait Reloadable: Clone + Send + Sync + 'static {
     fn lock_file(&self) -> PathBuf;
     /// Tells instances apart.
     fn key(&self) -> PathBuf;
+    /// The directories whose files only committers (holding the lock) write: a temporary
+    /// file a killed writer left there is removed by the next commit.
+    fn committed_dirs(&self) -> Vec<PathBuf>;
 }
 
 /// One change to a file of a daemon's config: `contents: None` removes it. `old` is the content
@@ -121,6 +124,10 @@ impl<S: Reloadable> Committer<S> {
             Ok(l) => l,
             Err(e) => return batch.iter().map(|r| (r.id, Err(e.to_string()))).collect(),
         };
+        // Holding the lock, no live writer has a temporary file here: any is a dead one's.
+        for dir in self.ctl.committed_dirs() {
+            fsops::remove_stale_temporaries(&dir);
+        }
         let mut live = Vec::new();
         for req in batch {
             match req.changes.iter().try_for_each(FileChange::apply) {

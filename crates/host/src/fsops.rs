@@ -148,6 +148,22 @@ impl Ownership {
     }
 }
 
+/// Removes the temporary files [`write_atomic`] makes (`.<name>.fjord-tmp-<hex>`) from `dir`:
+/// those a writer killed before its rename left behind. Only for directories whose writers
+/// hold a lock the caller holds.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".fjord-tmp-") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Entries under `root` whose mode or owner differ from the wanted ones. Symlinks are never
 /// followed or changed: a site's owner could point one at a system file.
 pub fn mode_changes(
@@ -227,4 +243,30 @@ pub fn lookup_user(name: &str) -> Result<(u32, u32)> {
     uzers::get_user_by_name(name)
         .map(|u| (u.uid(), u.primary_group_id()))
         .ok_or_else(|| HostError::Refused(format!("user {name:?} does not exist on this host")))
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn only_temporaries_a_killed_writer_left_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            ".a.conf.fjord-tmp-0a1b2c3d",
+            "a.conf",
+            ".hidden",
+            "b.conf.fjord-tmp-1",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        remove_stale_temporaries(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".hidden", "a.conf", "b.conf.fjord-tmp-1"]);
+    }
 }

@@ -92,6 +92,10 @@ impl Reloadable for NginxCtl {
         self.config_dir.clone()
     }
 
+    fn committed_dirs(&self) -> Vec<PathBuf> {
+        vec![self.config_dir.clone(), self.config_dir.join("vhost.d")]
+    }
+
     fn reload_and_confirm(&self) -> Result<()> {
         // The workers serving now: after the reload each must be gone or shutting down (it
         // has then closed its listening sockets), or a request could still get the old config.

@@ -137,6 +137,11 @@ impl Reloadable for PhpFpmCtl {
     fn key(&self) -> PathBuf {
         self.config_dir.clone()
     }
+
+    fn committed_dirs(&self) -> Vec<PathBuf> {
+        // Only fjord's own temporaries are removed from the pool dir it shares.
+        vec![self.pool_dir.clone()]
+    }
 }
 
 /// Asks a pool's ping page over FastCGI; the body of the answer.
