@@ -35,31 +35,13 @@ impl Fjord {
                 .map(|g| Name::parse("web group", g))
                 .transpose()?,
         };
-        let mut php: Vec<PhpFpmService> = Vec::new();
-        for spec in &input.php {
-            let service = PhpFpmService::parse(spec)?;
-            if php.iter().any(|p| p.version == service.version) {
-                return Err(Error::Invalid(model::Invalid::new(
-                    "php-fpm service",
-                    spec,
-                    format!("a server offers at most one php-fpm {}", service.version),
-                )));
-            }
-            php.push(service);
-        }
+        let php = one_per(&input.php, "php-fpm service", PhpFpmService::parse, |p| {
+            format!("php-fpm {}", p.version)
+        })?;
         let http = HttpService::Nginx(nginx);
-        let mut db: Vec<DbService> = Vec::new();
-        for spec in &input.db {
-            let service = DbService::parse(spec)?;
-            if db.iter().any(|d| d.engine == service.engine) {
-                return Err(Error::Invalid(model::Invalid::new(
-                    "database service",
-                    spec,
-                    format!("a server offers at most one {} service", service.engine),
-                )));
-            }
-            db.push(service);
-        }
+        let db = one_per(&input.db, "database service", DbService::parse, |d| {
+            format!("{} service", d.engine)
+        })?;
         if self.store().server_by_name(name.as_str()).is_ok() {
             return Err(Error::Conflict(format!(
                 "a server named {name} already exists"
@@ -110,4 +92,27 @@ impl Fjord {
             dry_run,
         )
     }
+}
+
+/// Parses service specs, refusing a second one of the same kind (`kind` names it: "mysql
+/// service", "php-fpm 8.2").
+fn one_per<T>(
+    specs: &[String],
+    field: &'static str,
+    parse: fn(&str) -> std::result::Result<T, model::Invalid>,
+    kind: fn(&T) -> String,
+) -> Result<Vec<T>> {
+    let mut services: Vec<T> = Vec::new();
+    for spec in specs {
+        let service = parse(spec)?;
+        if services.iter().any(|s| kind(s) == kind(&service)) {
+            return Err(Error::Invalid(model::Invalid::new(
+                field,
+                spec,
+                format!("a server offers at most one {}", kind(&service)),
+            )));
+        }
+        services.push(service);
+    }
+    Ok(services)
 }

@@ -29,6 +29,19 @@ impl DryRun {
         self.out.push(format!("step {}: {what}", self.steps));
     }
 
+    /// Each file a daemon's config change writes (with its content) or removes.
+    fn config_changes(&mut self, what: &str, changes: &[(PathBuf, Option<Vec<u8>>)]) {
+        for (path, contents) in changes {
+            match contents {
+                Some(c) => {
+                    self.step(format!("write {what} {}", path.display()));
+                    self.contents(c);
+                }
+                None => self.step(format!("remove {what} {}", path.display())),
+            }
+        }
+    }
+
     fn contents(&mut self, contents: &[u8]) {
         let text = String::from_utf8_lossy(contents);
         for line in text.lines() {
@@ -292,15 +305,7 @@ impl Steps for DryRun {
     }
 
     fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
-        for (path, contents) in &changes {
-            match contents {
-                Some(c) => {
-                    self.step(format!("write php-fpm pool {}", path.display()));
-                    self.contents(c);
-                }
-                None => self.step(format!("remove php-fpm pool {}", path.display())),
-            }
-        }
+        self.config_changes("php-fpm pool", &changes);
         self.step(format!(
             "test with `{} -t -y {}`, then reload with SIGUSR2 and confirm",
             ctl.binary.display(),
@@ -310,15 +315,7 @@ impl Steps for DryRun {
     }
 
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
-        for (path, contents) in &changes {
-            match contents {
-                Some(c) => {
-                    self.step(format!("write nginx config {}", path.display()));
-                    self.contents(c);
-                }
-                None => self.step(format!("remove nginx config {}", path.display())),
-            }
-        }
+        self.config_changes("nginx config", &changes);
         self.step(format!(
             "test with `{}`, then reload with `{}` and confirm",
             ctl.test_argv().join(" "),
