@@ -190,12 +190,9 @@ impl Fjord {
         let env = self.script_env();
         let outcome = (|| {
             let app = env.site_app(&objects)?;
-            let code = kinds::of(app.platform.kind)
+            let run = kinds::of(app.platform.kind)
                 .cron(&app)
-                .ok_or_else(|| Error::Refused("the site has no cron".into()))?;
-            let run = app
-                .php_run("cron", code, Vec::new())
-                .ok_or_else(|| Error::Refused("the site runs no PHP".into()))?;
+                .ok_or_else(|| Error::Refused("the site has no cron, or runs no PHP".into()))?;
             Ok::<String, Error>(run.run()?)
         })();
         let (ok, message) = match outcome {

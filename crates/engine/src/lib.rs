@@ -5,6 +5,7 @@
 //! Only the [`dispatch`] module runs tasks; each task kind is one short script in [`scripts`]
 //! that describes host changes through `host::Steps`.
 
+pub mod compat;
 mod cron;
 pub mod dispatch;
 mod error;

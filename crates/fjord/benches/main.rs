@@ -117,6 +117,8 @@ fn main() {
             front_controller: false,
             hidden: Vec::new(),
             files: Vec::new(),
+            denied_files: None,
+            php_scripts: None,
         };
         let vhost = render::nginx_vhost(nginx, &platform, &site, &web, &config_dir);
         std::fs::write(

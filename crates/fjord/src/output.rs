@@ -83,6 +83,7 @@ pub fn platform_json(names: &Names, p: &Platform) -> Value {
         "path": p.path,
         "kind": p.kind.as_str(),
         "php": p.php_version,
+        "web_root": p.web_root.map(|r| r.as_str()),
         "locked": p.locked,
     })
 }
@@ -185,6 +186,33 @@ pub fn cron_json(cron: &engine::SiteCron, default_s: i64) -> Value {
         "last_message": cron.last_message,
         "next_run_ms": cron.next_at,
     })
+}
+
+/// Packages (a platform's or a site's, as their last verify recorded them) as a table.
+pub fn packages_table(packages: &Value) {
+    let packages: Vec<engine::kinds::Package> =
+        serde_json::from_value(packages.clone()).unwrap_or_default();
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    table(
+        &["type", "name", "version", "project", "schema", "path"],
+        packages
+            .iter()
+            .map(|p| {
+                vec![
+                    p.kind.clone(),
+                    p.name.clone(),
+                    or_dash(&p.version),
+                    or_dash(&p.project),
+                    p.schema.map_or("-".into(), |s| s.to_string()),
+                    match (&p.path, p.site_local) {
+                        (Some(path), true) => format!("{path} (the site's own)"),
+                        (Some(path), false) => path.clone(),
+                        (None, _) => "-".into(),
+                    },
+                ]
+            })
+            .collect(),
+    );
 }
 
 #[cfg(test)]

@@ -371,6 +371,46 @@ impl DbCtl {
         }
     }
 
+    /// Rows of a read-only query in one database, as its administrator (see `SiteDb`).
+    pub(crate) fn read_rows(&self, database: &str, sql: &str) -> Result<Vec<crate::site_db::Row>> {
+        check_identifier(database)?;
+        let password = self.admin_password()?;
+        let (mut cmd, null): (Command, &[u8]) = match self.kind {
+            DbKind::Mysql => {
+                let mut c = self.command(
+                    Self::mysql_client(),
+                    &self.admin_user,
+                    password.as_deref(),
+                    Some(database),
+                );
+                c.args(["--batch", "--skip-column-names", "-e", sql]);
+                (c, b"NULL")
+            }
+            DbKind::Postgresql => {
+                let mut c = self.command(
+                    "psql",
+                    &self.admin_user,
+                    password.as_deref(),
+                    Some(database),
+                );
+                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+                    .arg(format!("COPY ({sql}) TO STDOUT"));
+                (c, b"\\N")
+            }
+        };
+        let out = cmd
+            .output()
+            .map_err(|e| HostError::io(Path::new(self.program()), e))?;
+        if !out.status.success() {
+            return Err(HostError::Command {
+                program: self.program().to_string(),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(crate::site_db::split_rows(&out.stdout, null))
+    }
+
     pub fn database_exists(&self, name: &str) -> Result<bool> {
         check_identifier(name)?;
         let sql = match self.kind {

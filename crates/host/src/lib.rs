@@ -21,6 +21,7 @@ mod php_fpm;
 mod php_run;
 mod process;
 mod signals;
+mod site_db;
 mod steps;
 mod sync;
 mod tablespaces;
@@ -40,6 +41,7 @@ pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};
 pub use php_run::PhpRun;
 pub use process::{CommandOutput, run_command};
 pub use signals::stop_on_signals;
+pub use site_db::{Row as SiteDbRow, SiteDb};
 pub use steps::{
     BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,
     trash_path,

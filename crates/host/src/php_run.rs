@@ -21,6 +21,12 @@ pub struct PhpRun {
     /// php.ini settings (`-d key=value`): the same limits as the site's pool.
     pub ini: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// The interpreter's arguments after the ini settings (a script and its arguments, such
+    /// as a platform's drush); none: the code on standard input is run.
+    pub args: Vec<String>,
+    /// Output lines holding this word (any case) are left out of what is returned: a tool
+    /// that prints a secret it made (drush's generated admin password) never reaches a log.
+    pub hide_lines_with: Option<&'static str>,
 }
 
 impl PhpRun {
@@ -35,6 +41,7 @@ impl PhpRun {
         for (key, value) in &self.ini {
             cmd.arg("-d").arg(format!("{key}={value}"));
         }
+        cmd.args(&self.args);
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -53,6 +60,13 @@ impl PhpRun {
             .map_err(|e| HostError::io(&self.cli, e))?;
         let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
         output.push_str(&String::from_utf8_lossy(&out.stderr));
+        if let Some(word) = self.hide_lines_with {
+            output = output
+                .lines()
+                .filter(|l| !l.to_lowercase().contains(word))
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
         if out.status.success() {
             Ok(output)
         } else {

@@ -22,7 +22,7 @@ pub use mail::{EmailAddress, MailSettings};
 pub use name::Name;
 pub use objects::{
     Client, HttpService, NginxService, PhpFpmService, PhpVersion, Platform, PlatformKind,
-    ReloadMethod, Server, Site, SiteStatus, parse_listen,
+    ReloadMethod, Server, Site, SiteStatus, WebRoot, parse_listen,
 };
 pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};

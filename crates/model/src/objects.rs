@@ -123,6 +123,45 @@ pub struct Platform {
     /// The PHP version its sites run on (kinds that run PHP): one of its server's php-fpm
     /// services.
     pub php_version: Option<PhpVersion>,
+    /// Where its code serves from, when not its root (a composer-built Drupal: `web/`).
+    pub web_root: Option<WebRoot>,
+}
+
+impl Platform {
+    /// The directory its web server serves, where its sites' directories are (`sites/`).
+    pub fn docroot(&self) -> std::path::PathBuf {
+        match self.web_root {
+            Some(root) => self.path.join(root.as_str()),
+            None => self.path.as_path().to_path_buf(),
+        }
+    }
+}
+
+/// The directory of a composer-built code base that is served; its `vendor/` and config
+/// sit beside it, out of the web's reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebRoot {
+    Web,
+    Docroot,
+}
+
+impl WebRoot {
+    pub const ALL: [WebRoot; 2] = [WebRoot::Web, WebRoot::Docroot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebRoot::Web => "web",
+            WebRoot::Docroot => "docroot",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<WebRoot, Invalid> {
+        WebRoot::ALL
+            .into_iter()
+            .find(|r| r.as_str() == input)
+            .ok_or_else(|| Invalid::new("web root", input, "must be web or docroot"))
+    }
 }
 
 /// What a platform's code base is. The engine gives each kind one module (`engine::kinds`);
@@ -136,13 +175,17 @@ pub enum PlatformKind {
     /// custom code. No installer.
     Php,
     Wordpress,
+    /// Drupal 7 and Drupal 8 and later (10, 11): sites in `sites/<host>/`, in Drupal's
+    /// multisite layout.
+    Drupal,
 }
 
 impl PlatformKind {
-    pub const ALL: [PlatformKind; 3] = [
+    pub const ALL: [PlatformKind; 4] = [
         PlatformKind::Static,
         PlatformKind::Php,
         PlatformKind::Wordpress,
+        PlatformKind::Drupal,
     ];
 
     pub fn parse(input: &str) -> Result<PlatformKind, Invalid> {
@@ -153,11 +196,7 @@ impl PlatformKind {
         Err(Invalid::new(
             "platform kind",
             input,
-            if input == "drupal" {
-                format!("is planned but not supported yet; supported kinds: {supported}")
-            } else {
-                format!("supported kinds: {supported}")
-            },
+            format!("supported kinds: {supported}"),
         ))
     }
 
@@ -166,6 +205,7 @@ impl PlatformKind {
             PlatformKind::Static => "static",
             PlatformKind::Php => "php",
             PlatformKind::Wordpress => "wordpress",
+            PlatformKind::Drupal => "drupal",
         }
     }
 

@@ -21,10 +21,12 @@ pub enum TaskKind {
     PlatformMigrateAll,
     /// Arms a one-time login link in the site's application.
     SiteLoginLink,
+    /// Clears the caches of the site's application.
+    SiteCacheClear,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 15] = [
+    pub const ALL: [TaskKind; 16] = [
         TaskKind::ServerVerify,
         TaskKind::PlatformVerify,
         TaskKind::SiteInstall,
@@ -40,6 +42,7 @@ impl TaskKind {
         TaskKind::SiteBackupDelete,
         TaskKind::PlatformMigrateAll,
         TaskKind::SiteLoginLink,
+        TaskKind::SiteCacheClear,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl TaskKind {
             TaskKind::SiteBackupDelete => "site-backup-delete",
             TaskKind::PlatformMigrateAll => "platform-migrate-all",
             TaskKind::SiteLoginLink => "site-login-link",
+            TaskKind::SiteCacheClear => "site-cache-clear",
         }
     }
 
@@ -266,7 +270,10 @@ mod tests {
         assert!(!locks_conflict(&s1, &p8));
 
         let mut clone = task(Target::Site(3));
-        clone.args = crate::TaskArgs::Clone { source: 1 };
+        clone.args = crate::TaskArgs::Clone {
+            source: 1,
+            force: false,
+        };
         let clone = clone.locks(Some(8), &server_of);
         assert!(
             locks_conflict(&clone, &s1),
@@ -286,6 +293,7 @@ mod tests {
             name: crate::Hostname::parse("h", "a.example").unwrap(),
             db_server: None,
             db_name: None,
+            force: false,
         });
         let migrate = migrate.locks(Some(9), &server_of);
         assert!(

@@ -13,6 +13,9 @@ pub struct InstallInput {
     pub title: Option<String>,
     pub admin_user: Option<String>,
     pub admin_email: Option<String>,
+    /// The installation profile (Drupal) [default: standard].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A site's names before an edit: put back if the edit's verify fails.
@@ -34,6 +37,9 @@ pub struct MigrateArgs {
     pub db_server: Option<i64>,
     #[serde(default)]
     pub db_name: Option<String>,
+    /// Move without the packages the target platform lacks (the compatibility check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,8 @@ pub enum TaskArgs {
     /// The new site is the target; the source is only read.
     Clone {
         source: i64,
+        /// Clone without the packages the target platform lacks (the compatibility check).
+        force: bool,
     },
     Migrate(MigrateArgs),
     MigrateAll {
@@ -123,6 +131,8 @@ struct RestoreJson {
 #[derive(Deserialize)]
 struct SourceJson {
     source: i64,
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Deserialize)]
@@ -166,7 +176,9 @@ impl TaskArgs {
             })
         }
         Ok(match kind {
-            TaskKind::ServerVerify | TaskKind::SiteImport => TaskArgs::None,
+            TaskKind::ServerVerify | TaskKind::SiteImport | TaskKind::SiteCacheClear => {
+                TaskArgs::None
+            }
             TaskKind::SiteDisable | TaskKind::SiteEnable | TaskKind::SiteDelete => TaskArgs::Site {
                 force: read::<ForceJson>(kind, json)?.force,
             },
@@ -190,9 +202,13 @@ impl TaskArgs {
                     own: r.own,
                 }
             }
-            TaskKind::SiteClone => TaskArgs::Clone {
-                source: read::<SourceJson>(kind, json)?.source,
-            },
+            TaskKind::SiteClone => {
+                let c = read::<SourceJson>(kind, json)?;
+                TaskArgs::Clone {
+                    source: c.source,
+                    force: c.force,
+                }
+            }
             TaskKind::SiteMigrate => TaskArgs::Migrate(read(kind, json)?),
             TaskKind::PlatformMigrateAll => {
                 let c = read::<ChildrenJson>(kind, json)?;
@@ -228,7 +244,14 @@ impl TaskArgs {
             TaskArgs::Backup { scheduled: true } => json!({ "scheduled": true }),
             TaskArgs::BackupDelete { ids } => json!({ "delete": ids }),
             TaskArgs::Restore { backup, own } => json!({ "backup": backup, "own": own }),
-            TaskArgs::Clone { source } => json!({ "source": source }),
+            TaskArgs::Clone {
+                source,
+                force: false,
+            } => json!({ "source": source }),
+            TaskArgs::Clone {
+                source,
+                force: true,
+            } => json!({ "source": source, "force": true }),
             TaskArgs::Migrate(m) => serde_json::to_value(m).unwrap_or(Value::Null),
             TaskArgs::MigrateAll { children, to } => json!({ "children": children, "to": to }),
             TaskArgs::LoginLink {
@@ -245,7 +268,7 @@ impl TaskArgs {
     /// The site a task only reads (a clone's source).
     pub fn source_site(&self) -> Option<i64> {
         match self {
-            TaskArgs::Clone { source } => Some(*source),
+            TaskArgs::Clone { source, .. } => Some(*source),
             _ => None,
         }
     }
@@ -302,7 +325,13 @@ mod tests {
                     own: true,
                 },
             ),
-            (TaskKind::SiteClone, TaskArgs::Clone { source: 3 }),
+            (
+                TaskKind::SiteClone,
+                TaskArgs::Clone {
+                    source: 3,
+                    force: true,
+                },
+            ),
             (
                 TaskKind::SiteMigrate,
                 TaskArgs::Migrate(MigrateArgs {
@@ -310,6 +339,7 @@ mod tests {
                     name: host,
                     db_server: Some(4),
                     db_name: Some("a_example".into()),
+                    force: false,
                 }),
             ),
             (

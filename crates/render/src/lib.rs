@@ -10,9 +10,11 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+mod drupal;
 mod php;
 mod wordpress;
 
+pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
 pub use php::{PhpPool, php_fpm_pool, php_settings};
 pub use wordpress::{
     CONTENT_URL_PATH as WORDPRESS_CONTENT_URL_PATH, WordpressSite, wordpress_dispatcher,
@@ -31,7 +33,13 @@ const HEADER: &str = "# Managed by fjord: edits here are overwritten by the next
 /// Where a site's own files live, in its platform's `sites/` directory: a static site's
 /// docroot, a PHP site's uploads and other files it writes.
 pub fn site_files_dir(platform: &Platform, site: &Site) -> std::path::PathBuf {
-    platform.path.join("sites").join(site.name.as_str())
+    platform_sites_dir(platform).join(site.name.as_str())
+}
+
+/// Where a platform keeps its sites' directories: `sites/` of its docroot (Drupal's
+/// multisite layout, which every kind follows).
+pub fn platform_sites_dir(platform: &Platform) -> std::path::PathBuf {
+    platform.docroot().join("sites")
 }
 
 /// The file nginx's main config includes (placed in its `include_dir`): it pulls in fjord's
@@ -198,6 +206,11 @@ pub struct WebApp {
     pub hidden: Vec<String>,
     /// URL prefixes served as plain files from a directory of the site (never run as PHP).
     pub files: Vec<(String, PathBuf)>,
+    /// A regex of file names in the code base that are never served (Drupal's source files:
+    /// `.module`, `.install`, `.yml`…).
+    pub denied_files: Option<&'static str>,
+    /// When set, the only PHP scripts run (URL paths, `/index.php`); any other `.php` is 404.
+    pub php_scripts: Option<Vec<String>>,
 }
 
 fn web_locations(out: &mut String, web: &WebApp) {
@@ -230,14 +243,33 @@ fn web_locations(out: &mut String, web: &WebApp) {
         "    # Dot files (.git, .env, .htaccess) are never served.\n    location ~ /\\. {\n        \
          return 404;\n    }\n",
     );
-    if let Some(socket) = &web.php_socket {
+    if let Some(denied) = web.denied_files {
         let _ = write!(
             out,
-            "    location ~ \\.php$ {{\n        try_files $uri =404;\n        \
+            "    # The application's source and config files are never served.\n    \
+             location ~* {denied} {{\n        return 404;\n    }}\n"
+        );
+    }
+    let Some(socket) = &web.php_socket else {
+        return;
+    };
+    let pass = |out: &mut String, location: &str| {
+        let _ = write!(
+            out,
+            "    location {location} {{\n        try_files $uri =404;\n        \
              fastcgi_pass unix:{socket};\n{params}    }}\n",
             socket = socket.display(),
             params = FASTCGI_PARAMS,
         );
+    };
+    match &web.php_scripts {
+        None => pass(out, "~ \\.php$"),
+        Some(scripts) => {
+            for script in scripts {
+                pass(out, &format!("= {script}"));
+            }
+            out.push_str("    location ~ \\.php$ {\n        return 404;\n    }\n");
+        }
     }
 }
 

@@ -51,6 +51,7 @@ pm.process_idle_timeout = 10s
 pm.max_requests = 500
 clear_env = yes
 env[FJORD_SITE_CONFIG] = {site_config}
+env[FJORD_SITE_DIR] = {site}
 env[TMPDIR] = {tmp}
 security.limit_extensions = .php
 php_admin_value[open_basedir] = {basedir}

@@ -51,6 +51,7 @@ fn platform() -> Platform {
         kind: PlatformKind::Static,
         locked: false,
         php_version: None,
+        web_root: None,
     }
 }
 
@@ -78,6 +79,8 @@ fn static_web() -> WebApp {
         front_controller: false,
         hidden: Vec::new(),
         files: Vec::new(),
+        denied_files: None,
+        php_scripts: None,
     }
 }
 
@@ -91,6 +94,8 @@ fn vhost_php_and_wordpress() {
         front_controller: true,
         hidden: vec!["/sites/".into(), "/private/".into()],
         files: Vec::new(),
+        denied_files: None,
+        php_scripts: None,
     };
     let site = site(SiteStatus::Installed, false);
     check(
@@ -105,6 +110,56 @@ fn vhost_php_and_wordpress() {
         "vhost_wordpress.conf",
         &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
     );
+}
+
+#[test]
+fn vhost_drupal() {
+    let web = WebApp {
+        docroot: PathBuf::from("/srv/d10/web"),
+        php_socket: Some(PathBuf::from(SOCKET)),
+        front_controller: true,
+        hidden: vec!["/private/".into()],
+        files: Vec::new(),
+        denied_files: Some("\\.(install|module|yml)$"),
+        php_scripts: Some(vec!["/index.php".into()]),
+    };
+    let site = site(SiteStatus::Installed, false);
+    check(
+        "vhost_drupal.conf",
+        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
+    );
+}
+
+#[test]
+fn drupal_files() {
+    let db = mysql_db();
+    let service = model::DbService::parse("mysql").unwrap();
+    let postgres = model::DbService::parse("postgresql").unwrap();
+    let sqlite = Path::new("/srv/d7/private/example.com/database.sqlite");
+    for (major, engine, file) in [
+        (7, &service, "drupal7"),
+        (10, &service, "drupal10"),
+        (10, &postgres, "drupal10_postgresql"),
+    ] {
+        let mut db = db.clone();
+        db.engine = engine.engine;
+        let site = DrupalSite {
+            major,
+            names: vec!["example.com", "www.example.com"],
+            site_dir: "sites/example.com".into(),
+            credentials: "/srv/d/private/example.com/settings.php".into(),
+            private_dir: "/srv/d/private/example.com".into(),
+            login_link: "/srv/d/private/example.com/login-link.json".into(),
+            db: Some((&db, engine, sqlite)),
+            hash_salt: "0123abcd",
+        };
+        check(&format!("{file}_settings.php"), &drupal_settings(&site));
+        check(
+            &format!("{file}_credentials.php"),
+            &drupal_credentials(&site),
+        );
+    }
+    check("drupal_sites.php", &drupal_sites_php());
 }
 
 #[test]

@@ -81,6 +81,8 @@ pub enum TaskEffect {
         target: Target,
         version: Option<String>,
         packages: String,
+        /// A platform's web root, where its code serves from when not its root.
+        web_root: Option<model::WebRoot>,
     },
     SetSiteStatus(i64, SiteStatus),
     DeleteSite(i64),

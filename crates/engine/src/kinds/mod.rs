@@ -9,6 +9,7 @@ use model::{DbEngine, DbService, Hostname, Platform, PlatformKind, Site, SiteDat
 
 use crate::Result;
 
+pub mod drupal;
 mod php;
 mod static_site;
 mod wordpress;
@@ -19,6 +20,7 @@ pub fn of(kind: PlatformKind) -> &'static dyn AppKind {
         PlatformKind::Static => &static_site::Static,
         PlatformKind::Php => &php::Php,
         PlatformKind::Wordpress => &wordpress::Wordpress,
+        PlatformKind::Drupal => &drupal::Drupal,
     }
 }
 
@@ -26,15 +28,51 @@ pub fn of(kind: PlatformKind) -> &'static dyn AppKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CodeBase {
     pub version: Option<String>,
-    /// Plugins, themes, modules: (type, name, version).
+    /// Plugins, themes, modules, profiles.
     pub packages: Vec<Package>,
+    /// Where it serves from, when not its root (a composer-built Drupal's `web/`).
+    pub web_root: Option<model::WebRoot>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A package of a code base (a platform's) or of a site (what it has enabled).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Package {
-    pub kind: &'static str,
+    /// plugin, theme, module, profile…
+    pub kind: String,
     pub name: String,
     pub version: Option<String>,
+    /// The project it is released in (Drupal: `drupal` for core's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The core versions it is made for (`7.x`, `^10 || ^11`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<String>,
+    /// A platform's package: the highest schema version its code brings a database to (its
+    /// last `hook_update_N`); a site's: the one its database is at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<i64>,
+    /// Its directory, relative to the docroot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A site's package found in the site's own directory: it travels with the site.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub site_local: bool,
+}
+
+impl Package {
+    /// A package known by its type, name and version only.
+    pub fn named(kind: &str, name: String, version: Option<String>) -> Package {
+        Package {
+            kind: kind.to_string(),
+            name,
+            version,
+            project: None,
+            core: None,
+            schema: None,
+            path: None,
+            site_local: false,
+        }
+    }
 }
 
 /// A site as its application sees it: where its files are, who runs its PHP, its database.
@@ -89,6 +127,11 @@ impl SiteApp<'_> {
                 php.site_config.display().to_string(),
             ),
             ("TMPDIR".to_string(), php.tmp_dir.display().to_string()),
+            // The directory of `sites/` it runs (Drupal's sites.php reads it).
+            (
+                "FJORD_SITE_DIR".to_string(),
+                self.site.name.as_str().to_string(),
+            ),
         ];
         all_env.extend(env);
         Some(PhpRun {
@@ -105,6 +148,8 @@ impl SiteApp<'_> {
                 ("display_errors".into(), "stderr".into()),
             ],
             cwd: self.platform.path.as_path().to_path_buf(),
+            args: Vec::new(),
+            hide_lines_with: None,
         })
     }
 }
@@ -120,9 +165,11 @@ pub trait AppKind: Sync {
     /// Reads a code base: its version and packages, or why it is not one of this kind.
     fn describe(&self, code: &Path) -> Result<CodeBase>;
 
-    /// The packages a site has of its own (WordPress: the themes in its content dir).
-    fn site_packages(&self, _app: &SiteApp) -> Vec<Package> {
-        Vec::new()
+    /// The packages a site has of its own (WordPress: the themes in its content dir; Drupal:
+    /// what it has enabled, at which schema version); an error says why they could not be
+    /// read.
+    fn site_packages(&self, _app: &SiteApp) -> std::result::Result<Vec<Package>, String> {
+        Ok(Vec::new())
     }
 
     /// Files the kind keeps in the platform's code base, rewritten by platform verify.
@@ -171,15 +218,31 @@ pub trait AppKind: Sync {
         false
     }
 
-    /// The PHP code of one cron run, if the application has cron.
-    fn cron(&self, _app: &SiteApp) -> Option<String> {
+    /// One cron run, if the application has cron.
+    fn cron(&self, _app: &SiteApp) -> Option<PhpRun> {
         None
     }
 
-    /// Reads the config of a site found in the platform (in fjord's layout) for its import;
-    /// `None`: this is not a site fjord can import.
-    fn found_config(&self, _private_dir: &Path) -> Option<FoundConfig> {
+    /// Whether the application has caches fjord can clear.
+    fn has_cache(&self) -> bool {
+        false
+    }
+
+    /// A run that clears the application's caches, if it has any to clear.
+    fn cache_clear(&self, _app: &SiteApp) -> Option<PhpRun> {
         None
+    }
+
+    /// Reads the config of a site found in the platform (its files dir and its private dir)
+    /// for its import; `None`: this is not a site fjord can import.
+    fn found_config(&self, _files_dir: &Path, _private_dir: &Path) -> Option<FoundConfig> {
+        None
+    }
+
+    /// Directories of `sites/` that are the application's own, never a site (Drupal's
+    /// `all`, `default`).
+    fn not_sites(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Whether the application has a login fjord can hand out a link to.
@@ -198,8 +261,15 @@ pub trait AppKind: Sync {
 pub struct FoundConfig {
     /// Its database's name and user (the password is replaced on import).
     pub database: Option<(String, String)>,
+    /// Its database's engine, when the config says.
+    pub engine: Option<DbEngine>,
     /// Its keys and salts, when they are fjord's (kept, so nobody is logged out).
     pub app_secret: Option<String>,
+}
+
+/// A PHP string literal, single-quoted.
+pub(crate) fn php_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// A single-quoted PHP string starting at `text` (`'…'`, with `\'` and `\\`).

@@ -29,10 +29,12 @@ impl AppKind for Php {
             front_controller: true,
             hidden: hidden_dirs(),
             files: Vec::new(),
+            denied_files: None,
+            php_scripts: None,
         }
     }
 
-    fn found_config(&self, private_dir: &Path) -> Option<FoundConfig> {
+    fn found_config(&self, _files_dir: &Path, private_dir: &Path) -> Option<FoundConfig> {
         let settings = host::read_head(&private_dir.join("settings.php"), 65536)?;
         let entry = |key: &str| {
             let prefix = format!("'{key}' => ");
@@ -42,6 +44,7 @@ impl AppKind for Php {
         };
         Some(FoundConfig {
             database: entry("name").zip(entry("user")),
+            engine: entry("engine").and_then(|e| DbEngine::parse(&e).ok()),
             app_secret: None,
         })
     }

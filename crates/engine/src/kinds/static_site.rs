@@ -16,6 +16,8 @@ impl AppKind for Static {
             front_controller: false,
             hidden: Vec::new(),
             files: Vec::new(),
+            denied_files: None,
+            php_scripts: None,
         }
     }
 

@@ -37,6 +37,7 @@ fn found_in(config: &str) -> Option<FoundConfig> {
             .all(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
     Some(FoundConfig {
         database,
+        engine: Some(DbEngine::Mysql),
         app_secret: ours.then(|| salts.concat()),
     })
 }
@@ -68,11 +69,11 @@ fn packages(content: &Path, out: &mut Vec<Package>) {
         if let Some(head) = host::read_head(&themes.join(&name).join("style.css"), 8192)
             && header_field(&head, "Theme Name").is_some()
         {
-            out.push(Package {
-                kind: "theme",
-                version: header_field(&head, "Version"),
+            out.push(Package::named(
+                "theme",
                 name,
-            });
+                header_field(&head, "Version"),
+            ));
         }
     }
     let plugins = content.join("plugins");
@@ -85,11 +86,7 @@ fn packages(content: &Path, out: &mut Vec<Package>) {
             .find(|head| header_field(head, "Plugin Name").is_some())
             .map(|head| header_field(&head, "Version"));
         if let Some(version) = version {
-            out.push(Package {
-                kind: "plugin",
-                name,
-                version,
-            });
+            out.push(Package::named("plugin", name, version));
         }
     }
 }
@@ -173,10 +170,6 @@ echo "rewrote $changed value(s) from $from to $to
 ";
 "#;
 
-fn php_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 impl AppKind for Wordpress {
     fn describe(&self, code: &Path) -> Result<CodeBase> {
         let version = host::read_head(&code.join("wp-includes/version.php"), 65536)
@@ -193,13 +186,17 @@ impl AppKind for Wordpress {
         Ok(CodeBase {
             version: Some(version),
             packages,
+            web_root: None,
         })
     }
 
-    fn site_packages(&self, app: &SiteApp) -> Vec<Package> {
+    fn site_packages(&self, app: &SiteApp) -> std::result::Result<Vec<Package>, String> {
         let mut found = Vec::new();
         packages(&app.files_dir, &mut found);
-        found
+        for package in &mut found {
+            package.site_local = true;
+        }
+        Ok(found)
     }
 
     fn default_db_engine(&self) -> Option<&'static str> {
@@ -227,6 +224,8 @@ impl AppKind for Wordpress {
                 format!("{}/", render::WORDPRESS_CONTENT_URL_PATH),
                 app.files_dir.clone(),
             )],
+            denied_files: None,
+            php_scripts: None,
         }
     }
 
@@ -372,8 +371,8 @@ echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
         true
     }
 
-    fn cron(&self, app: &SiteApp) -> Option<String> {
-        Some(with_wordpress(
+    fn cron(&self, app: &SiteApp) -> Option<PhpRun> {
+        let code = with_wordpress(
             app,
             &format!(
                 // wp-cron.php defines DOING_CRON itself (and stops if it is defined).
@@ -381,10 +380,11 @@ echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
 ",
                 cron = php_quote(&app.platform.path.join("wp-cron.php").display().to_string()),
             ),
-        ))
+        );
+        app.php_run("cron", code, Vec::new())
     }
 
-    fn found_config(&self, private_dir: &Path) -> Option<FoundConfig> {
+    fn found_config(&self, _files_dir: &Path, private_dir: &Path) -> Option<FoundConfig> {
         found_in(&host::read_head(&private_dir.join("settings.php"), 65536)?)
     }
 

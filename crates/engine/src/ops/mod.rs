@@ -108,6 +108,21 @@ fn validate_install_input(
             );
         }
     }
+    if let Some(profile) = &input.profile
+        && (profile.is_empty()
+            || profile.len() > 64
+            || !profile.starts_with(|c: char| c.is_ascii_lowercase())
+            || !profile
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+    {
+        return invalid(
+            "install profile",
+            profile,
+            "must be a machine name: a lowercase letter, then lowercase letters, digits and \
+             '_', at most 64",
+        );
+    }
     if let Some(user) = &input.admin_user
         && (user.is_empty()
             || user.len() > 60

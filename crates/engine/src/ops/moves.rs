@@ -5,7 +5,7 @@ use store::{NewSite, NewTask};
 
 use super::*;
 use crate::scripts::{self};
-use crate::{Error, Fjord, Result};
+use crate::{Error, Fjord, Result, compat};
 
 impl Fjord {
     /// Records a new site `new_name` on `platform` and queues its clone from `source`: a
@@ -16,12 +16,14 @@ impl Fjord {
         source: &str,
         new_name: &str,
         platform: &str,
+        force: bool,
         dry_run: bool,
     ) -> Result<Queued> {
         let source = self.site(source)?;
         scripts::check_site_status(TaskKind::SiteBackup, &source, false)?;
         let name = Hostname::parse("site name", new_name)?;
         let platform = self.platform(platform)?;
+        self.refuse_incompatible(&source, &platform, force)?;
         if platform.locked {
             return Err(Error::Refused(format!(
                 "platform {} is locked: it takes no new sites",
@@ -51,7 +53,10 @@ impl Fjord {
             database,
             app_secret: host::random_secret(256)?,
         };
-        let args = TaskArgs::Clone { source: source.id };
+        let args = TaskArgs::Clone {
+            source: source.id,
+            force,
+        };
         if dry_run {
             let site = Site {
                 id: 0,
@@ -90,6 +95,7 @@ impl Fjord {
         to_platform: Option<&str>,
         new_name: Option<&str>,
         db_server: Option<&str>,
+        force: bool,
         dry_run: bool,
     ) -> Result<Queued> {
         let site = self.site(name)?;
@@ -98,6 +104,9 @@ impl Fjord {
             Some(p) => self.platform(p)?,
             None => self.store().platform(site.platform_id)?,
         };
+        if platform.id != site.platform_id {
+            self.refuse_incompatible(&site, &platform, force)?;
+        }
         if platform.id != site.platform_id && platform.locked {
             return Err(Error::Refused(format!(
                 "platform {} is locked: it takes no new sites",
@@ -116,6 +125,7 @@ impl Fjord {
             name: new_name.clone(),
             db_server: None,
             db_name: None,
+            force,
         };
         // A database that stays on its server stays as it is: the site goes on writing to it
         // through the move. One that moves to another server is copied there under a new
@@ -162,6 +172,60 @@ impl Fjord {
         )
     }
 
+    /// The migrate compatibility check of `site` onto `platform`: each package the site has
+    /// enabled (as its last verify recorded them) against the platform's code (as its last
+    /// verify found it). Changes nothing.
+    pub fn migrate_check(&self, site: &str, platform: &str, force: bool) -> Result<compat::Report> {
+        let site = self.site(site)?;
+        let platform = self.platform(platform)?;
+        self.compat_report(&site, &platform, force)
+    }
+
+    fn compat_report(
+        &self,
+        site: &Site,
+        platform: &model::Platform,
+        force: bool,
+    ) -> Result<compat::Report> {
+        let current = self.store().platform(site.platform_id)?;
+        if current.kind != platform.kind {
+            return Err(Error::Refused(format!(
+                "site {} is a {} site and platform {} is a {} platform: a site moves only \
+                 between platforms of its kind",
+                site.name, current.kind, platform.name, platform.kind
+            )));
+        }
+        let packages = |target| -> Result<Vec<crate::kinds::Package>> {
+            let (_, packages) = self.store().code_found(target)?;
+            Ok(packages
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default())
+        };
+        Ok(compat::check(
+            &packages(Target::Site(site.id))?,
+            &packages(Target::Platform(platform.id))?,
+            force,
+        ))
+    }
+
+    fn refuse_incompatible(
+        &self,
+        site: &Site,
+        platform: &model::Platform,
+        force: bool,
+    ) -> Result<()> {
+        let report = self.compat_report(site, platform, force)?;
+        match report.refusal() {
+            Some(why) => Err(Error::Refused(format!(
+                "site {} cannot move to platform {}: {why}\n{}",
+                site.name,
+                platform.name,
+                report.table()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Migrates every site of platform `from` to `to`, as one task per site (run side by side
     /// within the concurrency limit) and a summary task that runs after them all. Returns the
     /// summary task (or, with `dry_run`, the sites that would move) and the number of sites.
@@ -199,6 +263,7 @@ impl Fjord {
                 name: site.name.clone(),
                 db_server: None,
                 db_name: None,
+                force: false,
             });
             children.push(self.store().enqueue(
                 Target::Site(site.id),

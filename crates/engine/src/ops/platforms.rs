@@ -76,6 +76,7 @@ impl Fjord {
             kind,
             locked: false,
             php_version,
+            web_root: None,
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),

@@ -246,6 +246,15 @@ impl Fjord {
     ) -> Result<Queued> {
         let site = self.site(name)?;
         scripts::check_site_status(kind, &site, force)?;
+        if kind == TaskKind::SiteCacheClear {
+            let platform = self.store().platform(site.platform_id)?;
+            if !crate::kinds::of(platform.kind).has_cache() {
+                return Err(Error::Refused(format!(
+                    "site {} is a {} site: it has no cache fjord can clear",
+                    site.name, platform.kind
+                )));
+            }
+        }
         let args = match TaskArgs::none_for(kind) {
             TaskArgs::Site { .. } => TaskArgs::Site { force },
             other => other,

@@ -139,12 +139,14 @@ pub(super) fn site_restore(
     }
     // Credentials, config and owners are the site's own, whatever the backup held.
     site_runtime(env, objects, DbMode::Verify, x)?;
+    // What the site has now: its database is the backup's.
+    let packages = site_packages(&env.site_app(objects)?, x);
     if site.status == SiteStatus::NeedsAttention {
         // Restored whole from a backup: the site is served again.
         let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
-        return Ok(TaskEffect::Many(vec![before, served]));
+        return Ok(TaskEffect::Many(vec![before, served, packages]));
     }
-    Ok(before)
+    Ok(TaskEffect::Many(vec![before, packages]))
 }
 
 /// Refuses a backup of another site, or one whose database engine is not the site's. One of

@@ -404,6 +404,7 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         }
         TaskKind::SiteMigrate => matches!(site.status, Installed | Disabled),
         TaskKind::SiteLoginLink => site.status == Installed,
+        TaskKind::SiteCacheClear => matches!(site.status, Installed | Disabled),
         TaskKind::SiteClone => matches!(site.status, Queued | Failed),
         _ => true,
     };
@@ -466,10 +467,11 @@ pub fn run(
             model::TaskArgs::BackupDelete { ids } => remove_backups(objects, ids, x),
             _ => remove_backups(objects, &[], x),
         },
-        TaskKind::SiteClone => site_clone(env, objects, x),
+        TaskKind::SiteClone => site_clone(env, objects, args, x),
         TaskKind::SiteMigrate => site_migrate(env, objects, args, x),
         TaskKind::PlatformMigrateAll => migrate_summary(objects, x),
         TaskKind::SiteLoginLink => site_login_link(env, objects, args, x),
+        TaskKind::SiteCacheClear => site_cache_clear(env, objects, x),
         TaskKind::SiteRestore => site_restore(env, objects, args, x),
         TaskKind::SiteEnable => site_set_served(env, objects, SiteStatus::Installed, x),
         TaskKind::SiteDelete => {

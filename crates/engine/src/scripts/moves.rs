@@ -15,7 +15,7 @@ pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -
             docroot.display()
         )));
     }
-    x.make_dir(&platform.path.join("sites"))?;
+    x.make_dir(&render::platform_sites_dir(platform))?;
     x.make_dir(&platform.path.join("private"))?;
     let tag = format!("deploy-{}", host::random_hex(4));
     let files_stage = host::trash_path(&docroot, &tag);
@@ -31,11 +31,50 @@ pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -
     Ok(())
 }
 
+/// The migrate compatibility check, before anything changes: the packages the site has
+/// enabled now (read from its database) against the target platform's code now. Its table
+/// goes to the task log; a refusal fails the task with nothing done.
+fn check_compatible(
+    env: &ScriptEnv,
+    site: &TaskObjects,
+    target: &Platform,
+    force: bool,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let app = env.site_app(site)?;
+    let kind = kinds::of(target.kind);
+    let enabled = kind.site_packages(&app).map_err(|why| {
+        Error::Refused(format!(
+            "the compatibility check could not read the site's packages: {why}"
+        ))
+    })?;
+    if enabled.is_empty() {
+        return Ok(());
+    }
+    let code = kind.describe(target.path.as_path())?;
+    let report = crate::compat::check(&enabled, &code.packages, force);
+    x.log(&format!(
+        "compatibility of site {} with platform {}:",
+        app.site.name, target.name
+    ));
+    for line in report.table().lines() {
+        x.log(&format!("  {line}"));
+    }
+    match report.refusal() {
+        Some(why) => Err(Error::Refused(format!(
+            "site {} cannot move to platform {}: {why}",
+            app.site.name, target.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Clone: back the source up, deploy that backup as the new site, serve it. The source site
 /// is only read.
 pub(super) fn site_clone(
     env: &ScriptEnv,
     objects: &TaskObjects,
+    args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let source = objects
@@ -43,6 +82,8 @@ pub(super) fn site_clone(
         .source
         .as_deref()
         .ok_or_else(|| Error::NotFound("the site to clone from".into()))?;
+    let force = matches!(args, model::TaskArgs::Clone { force: true, .. });
+    check_compatible(env, source, objects.platform()?, force, x)?;
     let backup = site_backup(env, source, x)?;
     deploy(objects, &backup_path(&backup), x)?;
     site_runtime(env, objects, DbMode::Verify, x)?;
@@ -53,7 +94,11 @@ pub(super) fn site_clone(
     kind.after_move(&app, x)?;
     kind.change_url(&app, &source.site()?.name, x)?;
     let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
-    Ok(TaskEffect::Many(vec![backup, served]))
+    Ok(TaskEffect::Many(vec![
+        backup,
+        served,
+        site_packages(&app, x),
+    ]))
 }
 
 /// Migrate: copy the site to its new place while it serves, freeze its writes for the last
@@ -89,6 +134,9 @@ pub(super) fn site_migrate(
         .to_server
         .clone()
         .ok_or_else(|| Error::NotFound("the target server".into()))?;
+    if new_platform.id != old_platform.id {
+        check_compatible(env, objects, &new_platform, args.force, x)?;
+    }
     let new_name = args.name.clone();
     let new_db = match (
         &old_site.database,
@@ -265,6 +313,8 @@ pub(super) fn site_migrate(
     {
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }
+    // What the site has now, at its new place (its database updated).
+    let packages = site_packages(&env.site_app(&new_objects)?, x);
     Ok(TaskEffect::Many(vec![
         backup,
         TaskEffect::MoveSite {
@@ -273,5 +323,6 @@ pub(super) fn site_migrate(
             name: new_site.name.clone(),
             database: new_db,
         },
+        packages,
     ]))
 }

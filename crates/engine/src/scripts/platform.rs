@@ -59,16 +59,21 @@ pub(super) fn platform_verify(
             package.version.as_deref().unwrap_or("(no version)")
         ));
     }
+    // Where the code serves from is what it is now (the state learns it from this verify).
+    let platform = &Platform {
+        web_root: code.web_root,
+        ..platform.clone()
+    };
     x.make_dir(platform.path.as_path())?;
     for file in kind.platform_files(platform) {
         x.write_file(&file.path, file.contents.as_bytes(), 0o644)?;
     }
-    let sites_dir = platform.path.join("sites");
+    let sites_dir = render::platform_sites_dir(platform);
     x.make_dir(&sites_dir)?;
     x.make_dir(&platform.path.join("private"))?;
     let mut found = Vec::new();
     for dir in host::list_subdirs(&sites_dir)? {
-        if dir.starts_with('.') {
+        if dir.starts_with('.') || kind.not_sites().contains(&dir.as_str()) {
             continue;
         }
         match model::Hostname::parse("site directory", &dir) {
@@ -104,6 +109,7 @@ pub(super) fn platform_verify(
         target: model::Target::Platform(platform.id),
         version: code.version.clone(),
         packages: serde_json::to_string(&code.packages).unwrap_or_default(),
+        web_root: code.web_root,
     };
     Ok(if found.is_empty() {
         code_found
@@ -136,11 +142,13 @@ fn found_site(
         });
     }
     let private = render::site_private_dir(platform, &placeholder_site(name));
-    let found = kind.found_config(&private).ok_or_else(|| {
+    let files = render::site_files_dir(platform, &placeholder_site(name));
+    let found = kind.found_config(&files, &private).ok_or_else(|| {
         format!(
-            "no site config at {}: not a {} site in fjord's layout",
-            private.join("settings.php").display(),
-            platform.kind
+            "no site config of a {} site found in {} or {}",
+            platform.kind,
+            files.display(),
+            private.display()
         )
     })?;
     let database = match found.database {
@@ -161,10 +169,7 @@ fn found_site(
             }
             Some(SiteDatabase {
                 server_id: platform.server_id,
-                engine: kind
-                    .db_engines()
-                    .and_then(|e| e.first().copied())
-                    .unwrap_or(DbEngine::Mysql),
+                engine: found.engine.unwrap_or(DbEngine::Mysql),
                 name: db,
                 user,
                 password: generated(16)?,

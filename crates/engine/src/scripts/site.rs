@@ -10,8 +10,8 @@ pub(super) fn site_install(
 ) -> Result<TaskEffect> {
     let app = env.site_app(objects)?;
     let kind = kinds::of(app.platform.kind);
-    x.make_dir(&app.platform.path.join("sites"))?;
-    x.make_dir(&app.files_dir)?;
+    x.make_dir(&render::platform_sites_dir(app.platform))?;
+    x.make_own_dir(&app.files_dir)?;
     for seed in kind.seed_files(&app) {
         if !seed.path.exists() {
             make_parents(&app.files_dir, &seed.path, x)?;
@@ -72,7 +72,8 @@ fn welcome_mail(
     Ok(())
 }
 
-/// Makes the directories between `root` (which exists) and `path`'s parent.
+/// Makes the directories between `root` (which exists, and is the site's own) and `path`'s
+/// parent.
 fn make_parents(root: &Path, path: &Path, x: &mut dyn Steps) -> Result<()> {
     let mut dirs = Vec::new();
     let mut dir = path.parent();
@@ -81,7 +82,7 @@ fn make_parents(root: &Path, path: &Path, x: &mut dyn Steps) -> Result<()> {
         dir = d.parent();
     }
     for d in dirs.iter().rev() {
-        x.make_dir(d)?;
+        x.make_own_dir(d)?;
     }
     Ok(())
 }
@@ -103,9 +104,9 @@ pub(super) fn site_runtime(
         x.create_user(&php.user, &app.private_dir)?;
     }
     x.make_dir(&app.platform.path.join("private"))?;
-    x.make_dir(&app.private_dir)?;
+    x.make_own_dir(&app.private_dir)?;
     if let Some(php) = &app.php {
-        x.make_dir(&php.tmp_dir)?;
+        x.make_own_dir(&php.tmp_dir)?;
     }
     if let Some(db) = &app.site.database {
         site_database(objects, db, db_mode, x)?;
@@ -181,7 +182,7 @@ pub(super) fn site_verify(
             site.name
         )));
     }
-    x.make_dir(&platform.path.join("sites"))?;
+    x.make_dir(&render::platform_sites_dir(platform))?;
     x.make_dir(&files_dir)?;
     site_runtime(env, objects, DbMode::Verify, x)?;
     let status = match site.status {
@@ -196,8 +197,15 @@ pub(super) fn site_verify(
 }
 
 /// The site's own packages, logged and recorded.
-fn site_packages(app: &kinds::SiteApp, x: &mut dyn Steps) -> TaskEffect {
-    let packages = kinds::of(app.platform.kind).site_packages(app);
+pub(super) fn site_packages(app: &kinds::SiteApp, x: &mut dyn Steps) -> TaskEffect {
+    let packages = match kinds::of(app.platform.kind).site_packages(app) {
+        Ok(packages) => packages,
+        Err(why) => {
+            // Reported, not fatal: a site serves whether or not fjord can read this.
+            x.log(&format!("could not read the site's packages: {why}"));
+            Vec::new()
+        }
+    };
     for p in &packages {
         x.log(&format!(
             "site {} {} {}",
@@ -210,6 +218,7 @@ fn site_packages(app: &kinds::SiteApp, x: &mut dyn Steps) -> TaskEffect {
         target: model::Target::Site(app.site.id),
         version: None,
         packages: serde_json::to_string(&packages).unwrap_or_default(),
+        web_root: None,
     }
 }
 
@@ -288,6 +297,25 @@ pub(super) fn site_login_link(
     let run = app
         .php_run("arm a one-time login link", code, Vec::new())
         .ok_or_else(|| Error::Refused("a login link needs PHP".into()))?;
+    x.run_php(&run)?;
+    Ok(TaskEffect::None)
+}
+
+/// Clears the caches of the site's application (nothing to undo: a cache is rebuilt on use).
+pub(super) fn site_cache_clear(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    x: &mut dyn Steps,
+) -> Result<TaskEffect> {
+    let app = env.site_app(objects)?;
+    let run = kinds::of(app.platform.kind)
+        .cache_clear(&app)
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "a {} site has no cache to clear",
+                app.platform.kind
+            ))
+        })?;
     x.run_php(&run)?;
     Ok(TaskEffect::None)
 }

@@ -236,6 +236,14 @@ enum PlatformCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// The modules, themes, profiles or plugins the platform's last verify found, with
+    /// their versions and (Drupal) the schema version their code brings a database to.
+    Packages {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
     /// Check the platform's directories; queue an import for each unknown site in sites/.
     Verify {
         #[arg(allow_hyphen_values = true)]
@@ -641,8 +649,23 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             let (version, packages) =
                 fjord.code_found(engine::model::Target::Platform(platform.id))?;
             shown["version"] = version.into();
-            shown["packages"] = packages;
+            shown["packages"] = if json.json {
+                packages
+            } else {
+                let count = packages.as_array().map_or(0, Vec::len);
+                format!("{count} (fjord platform packages {name})").into()
+            };
             show(&shown, json.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        PlatformCmd::Packages { name, json } => {
+            let platform = fjord.platform(&name)?;
+            let (_, packages) = fjord.code_found(engine::model::Target::Platform(platform.id))?;
+            if json.json {
+                print_json(&packages);
+            } else {
+                output::packages_table(&packages);
+            }
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::MigrateAll {

@@ -45,6 +45,9 @@ pub enum SiteCmd {
         /// The administrator's email address [default: admin@<site>].
         #[arg(long, value_name = "ADDRESS", allow_hyphen_values = true)]
         admin_email: Option<String>,
+        /// The installation profile, for Drupal [default: standard].
+        #[arg(long, value_name = "PROFILE", allow_hyphen_values = true)]
+        profile: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -123,6 +126,13 @@ pub enum SiteCmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Clear the caches of the site's application (Drupal).
+    CacheClear {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
     /// Back the site up: its files, private files and database, in one .tar.zst.
     Backup {
         #[arg(allow_hyphen_values = true)]
@@ -178,6 +188,10 @@ pub enum SiteCmd {
         /// The platform for the copy [default: the source's].
         #[arg(long)]
         platform: Option<String>,
+        /// Clone even if the platform lacks packages the site has enabled (never when it
+        /// holds older code than the site's database is at).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -194,8 +208,35 @@ pub enum SiteCmd {
         /// Move the database to this server's service of the same engine.
         #[arg(long, value_name = "SERVER")]
         db_server: Option<String>,
+        /// Move even if the platform lacks packages the site has enabled (never when it
+        /// holds older code than the site's database is at).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         opts: TaskOpts,
+    },
+    /// Compare each package the site has enabled with what a platform holds (same, upgrade,
+    /// downgrade, missing), as a migrate or clone to it would; changes nothing. Exits 1 when
+    /// the move would be refused.
+    MigrateCheck {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// The platform the site would move to.
+        #[arg(long)]
+        platform: String,
+        /// Allow missing packages, as `migrate --force` does.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// The packages the site has enabled (Drupal: with the schema version its database is
+    /// at) or of its own, as its last verify found them.
+    Packages {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
     },
     /// Remove the site's vhost, files and record. The site must be disabled first.
     Delete {
@@ -229,6 +270,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             title,
             admin_user,
             admin_email,
+            profile,
             opts,
         } => {
             let input = SiteInput {
@@ -243,6 +285,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                     title,
                     admin_user,
                     admin_email,
+                    profile,
                 },
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
@@ -282,7 +325,13 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             let mut site = output::site_json(&output::Names::load(fjord)?, &found);
             site["cron"] =
                 output::cron_json(&fjord.site_cron(&name)?, fjord.cron_default_interval()?);
-            site["packages"] = fjord.code_found(engine::model::Target::Site(found.id))?.1;
+            let packages = fjord.code_found(engine::model::Target::Site(found.id))?.1;
+            site["packages"] = if json.json {
+                packages
+            } else {
+                let count = packages.as_array().map_or(0, Vec::len);
+                format!("{count} (fjord site packages {name})").into()
+            };
             show(&site, json.json);
             Ok(ExitCode::SUCCESS)
         }
@@ -306,6 +355,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         }
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
         SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
+        SiteCmd::CacheClear { name, opts } => simple(name, TaskKind::SiteCacheClear, false, opts),
         SiteCmd::Cron {
             name,
             every,
@@ -350,6 +400,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             name,
             new_name,
             platform,
+            force,
             opts,
         } => {
             let platform = match platform {
@@ -366,7 +417,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             };
             queued(
                 fjord,
-                fjord.clone_site(&name, &new_name, &platform, opts.dry_run)?,
+                fjord.clone_site(&name, &new_name, &platform, force, opts.dry_run)?,
                 &opts,
             )
         }
@@ -375,6 +426,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             platform,
             rename,
             db_server,
+            force,
             opts,
         } => queued(
             fjord,
@@ -383,10 +435,46 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 platform.as_deref(),
                 rename.as_deref(),
                 db_server.as_deref(),
+                force,
                 opts.dry_run,
             )?,
             &opts,
         ),
+        SiteCmd::MigrateCheck {
+            name,
+            platform,
+            force,
+            json,
+        } => {
+            let report = fjord.migrate_check(&name, &platform, force)?;
+            let refusal = report.refusal();
+            if json.json {
+                let mut shown = serde_json::to_value(&report).unwrap_or_default();
+                shown["refused"] = refusal.clone().into();
+                print_json(&shown);
+            } else {
+                outln!("{}", report.table().trim_end());
+                match &refusal {
+                    Some(why) => outln!("refused: {why}"),
+                    None => outln!("site {name} can move to platform {platform}"),
+                }
+            }
+            Ok(if refusal.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        SiteCmd::Packages { name, json } => {
+            let found = fjord.site(&name)?;
+            let (_, packages) = fjord.code_found(engine::model::Target::Site(found.id))?;
+            if json.json {
+                print_json(&packages);
+            } else {
+                output::packages_table(&packages);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         SiteCmd::Backups { name, json } => {
             let backups = fjord.backups(&name)?;
             if json.json {

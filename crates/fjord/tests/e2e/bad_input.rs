@@ -331,9 +331,9 @@ fn hostile_input_is_refused_clearly_and_changes_nothing() {
         // PHP sites: kinds, sources, PHP services, installer input, cron intervals.
         (
             vec![
-                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--kind", "drupal",
+                "platform", "add", "px", "--server", "t", "--path", "/srv/x", "--kind", "drupal7",
             ],
-            "drupal".into(),
+            "drupal7".into(),
         ),
         (
             vec![
@@ -491,6 +491,60 @@ fn hostile_input_is_refused_clearly_and_changes_nothing() {
             ],
             "root;".into(),
         ),
+        // Drupal: profiles, the compatibility check, packages, cache clears.
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--profile",
+                "Standard",
+            ],
+            "Standard".into(),
+        ),
+        (
+            vec![
+                "site",
+                "add",
+                "fine.example",
+                "--platform",
+                "p1",
+                "--profile",
+                "../x",
+            ],
+            "../x".into(),
+        ),
+        (
+            vec![
+                "site",
+                "migrate-check",
+                "taken.example",
+                "--platform",
+                "nope",
+            ],
+            "nope".into(),
+        ),
+        (
+            vec![
+                "site",
+                "migrate-check",
+                "nosuch.example",
+                "--platform",
+                "p1",
+            ],
+            "nosuch.example".into(),
+        ),
+        (
+            vec!["site", "cache-clear", "taken.example"],
+            "taken.example".into(),
+        ),
+        (
+            vec!["site", "packages", "nosuch.example"],
+            "nosuch.example".into(),
+        ),
+        (vec!["platform", "packages", "nope"], "nope".into()),
         (
             vec!["site", "cron", "taken.example", "--every", "5"],
             "5".into(),

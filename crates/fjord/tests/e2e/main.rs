@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod databases;
 mod disk_full;
+mod drupal;
 mod hardening;
 mod hostile;
 mod kill_every_step;

@@ -235,6 +235,10 @@ impl Steps for DryRun {
         Ok(())
     }
 
+    fn make_own_dir(&mut self, path: &Path) -> Result<()> {
+        self.make_dir(path)
+    }
+
     fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         let same = fsops::read_existing(path)
             .ok()

@@ -27,6 +27,10 @@ pub trait Steps {
     fn log(&mut self, line: &str);
     /// Creates a directory (its parent must exist); nothing if it exists.
     fn make_dir(&mut self, path: &Path) -> Result<()>;
+    /// Makes a directory that is one site's alone (its files, its private dir), whose
+    /// application may write into it during the task: the undo removes it with whatever was
+    /// put in it since. Nothing if it exists.
+    fn make_own_dir(&mut self, path: &Path) -> Result<()>;
     /// Writes a file atomically; nothing if it already has this content and mode.
     fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()>;
     /// Sets a directory tree aside so that it can be put back; it is purged once the task
@@ -601,6 +605,23 @@ impl Steps for LiveSteps<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 other => other.map_err(|e| HostError::io(path, e))?,
             }
+            fsops::set_mode_owner(path, 0o755, None)?;
+        }
+        self.after_step(&what)
+    }
+
+    fn make_own_dir(&mut self, path: &Path) -> Result<()> {
+        let what = format!("make directory {} (the site's own)", path.display());
+        fsops::refuse_link(path)?;
+        if !path.is_dir() {
+            self.record(
+                &what,
+                &Undo::RemoveTree {
+                    path: path.to_path_buf(),
+                },
+                None,
+            )?;
+            std::fs::create_dir(path).map_err(|e| HostError::io(path, e))?;
             fsops::set_mode_owner(path, 0o755, None)?;
         }
         self.after_step(&what)

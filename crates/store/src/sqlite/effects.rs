@@ -21,11 +21,13 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
             target,
             version,
             packages,
+            web_root,
         } => match target {
             Target::Platform(id) => {
                 tx.execute(
-                    "UPDATE platforms SET code_version = ?2, packages = ?3 WHERE id = ?1",
-                    params![id, version, packages],
+                    "UPDATE platforms SET code_version = ?2, packages = ?3, web_root = ?4 \
+                     WHERE id = ?1",
+                    params![id, version, packages, web_root.map(|r| r.as_str())],
                 )?;
             }
             Target::Site(id) => {

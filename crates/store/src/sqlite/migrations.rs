@@ -127,4 +127,9 @@ ALTER TABLE platforms ADD COLUMN code_version TEXT;
 ALTER TABLE platforms ADD COLUMN packages TEXT;
 ALTER TABLE sites ADD COLUMN packages TEXT;
 "#,
+    // 6: where a platform's code serves from when not its root (a composer-built Drupal's
+    // `web/`), as its verify found it.
+    r#"
+ALTER TABLE platforms ADD COLUMN web_root TEXT;
+"#,
 ];

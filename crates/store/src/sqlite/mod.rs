@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use model::{
     AbsPath, Client, DbEngine, Hostname, Name, PhpVersion, Platform, PlatformKind, Server, Site,
-    SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, locks_conflict,
+    SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, WebRoot, locks_conflict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 

@@ -111,6 +111,7 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
     let path: String = r.get(3)?;
     let kind: String = r.get(4)?;
     let php_version: Option<String> = r.get(6)?;
+    let web_root: Option<String> = r.get(7)?;
     Ok((|| {
         Ok(Platform {
             id: r.get(0)?,
@@ -122,11 +123,15 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
             php_version: php_version
                 .map(|v| PhpVersion::parse(&v).map_err(|e| corrupt(e.to_string())))
                 .transpose()?,
+            web_root: web_root
+                .map(|v| WebRoot::parse(&v).map_err(|e| corrupt(e.to_string())))
+                .transpose()?,
         })
     })())
 }
 
-pub(super) const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked, php_version";
+pub(super) const PLATFORM_COLS: &str =
+    "id, name, server_id, path, kind, locked, php_version, web_root";
 
 pub(super) fn collect<T>(
     c: &Connection,

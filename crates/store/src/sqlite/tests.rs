@@ -40,6 +40,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         kind: PlatformKind::Static,
         locked: false,
         php_version: None,
+        web_root: None,
     };
     let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)

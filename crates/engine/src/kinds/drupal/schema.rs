@@ -1,0 +1,105 @@
+//! Which packages a Drupal site has enabled, and at which schema version, read from its
+//! database: Drupal 7 keeps both in its `system` table; Drupal 8 and later in the
+//! `core.extension` config object and the `system.schema` key-value collection, as
+//! PHP-serialized values.
+
+use host::{SiteDb, SiteDbRow};
+
+use super::php_serialized::unserialize;
+
+/// A package enabled on a site: its type, name and the schema version its database is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enabled {
+    pub kind: String,
+    pub name: String,
+    pub schema: Option<i64>,
+}
+
+pub const SEVEN_QUERY: &str =
+    "SELECT name, type, schema_version FROM system WHERE status = 1 ORDER BY name";
+pub const EXTENSION_QUERY: &str =
+    "SELECT data FROM config WHERE collection = '' AND name = 'core.extension'";
+pub const SCHEMA_QUERY: &str =
+    "SELECT name, value FROM key_value WHERE collection = 'system.schema' ORDER BY name";
+
+/// Reads them from the site's database.
+pub fn enabled(db: &SiteDb, major: u32) -> Result<Vec<Enabled>, String> {
+    let rows = |sql: &str| db.rows(sql).map_err(|e| e.to_string());
+    if major == 7 {
+        Ok(from_system_rows(&rows(SEVEN_QUERY)?))
+    } else {
+        from_config_rows(&rows(EXTENSION_QUERY)?, &rows(SCHEMA_QUERY)?)
+    }
+}
+
+fn text(row: &SiteDbRow, i: usize) -> Option<String> {
+    row.get(i)?
+        .as_ref()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Drupal 7's `system` rows: name, type, schema_version (-1: never installed).
+pub fn from_system_rows(rows: &[SiteDbRow]) -> Vec<Enabled> {
+    rows.iter()
+        .filter_map(|row| {
+            let name = text(row, 0)?;
+            let kind = text(row, 1)?;
+            let schema = text(row, 2)
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|s| *s >= 0);
+            Some(Enabled { kind, name, schema })
+        })
+        .collect()
+}
+
+/// Drupal 8+: `core.extension` (modules with weights, themes, the install profile) and each
+/// module's `system.schema` entry.
+pub fn from_config_rows(
+    extension: &[SiteDbRow],
+    schema: &[SiteDbRow],
+) -> Result<Vec<Enabled>, String> {
+    let data = extension
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .ok_or("the site's database has no core.extension config")?;
+    let config = unserialize(&data).map_err(|e| format!("core.extension: {e}"))?;
+    let schema_of = |name: &str| {
+        schema.iter().find_map(|row| {
+            (text(row, 0)? == name)
+                .then(|| row.get(1)?.as_ref().and_then(|v| unserialize(v).ok()))
+                .flatten()
+                .and_then(|v| v.as_int())
+        })
+    };
+    let profile = config
+        .get("profile")
+        .and_then(|p| p.as_str())
+        .map(str::to_string);
+    let mut out = Vec::new();
+    for (section, kind) in [("module", "module"), ("theme", "theme")] {
+        let Some(entries) = config.get(section) else {
+            continue;
+        };
+        for (key, _) in entries.entries() {
+            let Some(name) = key.key_text() else {
+                continue;
+            };
+            let kind = if kind == "module" && Some(&name) == profile.as_ref() {
+                "profile"
+            } else {
+                kind
+            };
+            out.push(Enabled {
+                kind: kind.to_string(),
+                schema: if kind == "theme" {
+                    None
+                } else {
+                    schema_of(&name)
+                },
+                name,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
