@@ -39,19 +39,6 @@ fn mysql(sql: &str) {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// 200 modules as drupal.org packages them, each with an `.install` of a few updates.
 fn generate_modules(code: &Path) {
     for i in 0..MODULES {
@@ -125,7 +112,7 @@ fn main() {
     );
     env.dispatch_until_idle(&[]);
     let code = std::path::PathBuf::from(env.platform_path("d7"));
-    copy_tree(
+    harness::copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/fixtures/drupal7"),
         &code,
     );

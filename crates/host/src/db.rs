@@ -305,7 +305,7 @@ impl DbCtl {
         database: Option<&str>,
         statements: &[String],
     ) -> Result<String> {
-        let mut cmd = match self.kind {
+        let cmd = match self.kind {
             DbKind::Mysql => {
                 let mut c = self.command(Self::mysql_client(), user, password, database);
                 // Each statement carries its dispatcher's name in a comment (kept by
@@ -337,6 +337,12 @@ impl DbCtl {
                 c
             }
         };
+        let stdout = self.stdout_of(cmd)?;
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
+    }
+
+    /// Runs the engine's client; its standard output, or its error output in the error.
+    fn stdout_of(&self, mut cmd: Command) -> Result<Vec<u8>> {
         let out = cmd
             .output()
             .map_err(|e| HostError::io(Path::new(self.program()), e))?;
@@ -347,7 +353,7 @@ impl DbCtl {
                 output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(out.stdout)
     }
 
     fn program(&self) -> &'static str {
@@ -375,7 +381,7 @@ impl DbCtl {
     pub(crate) fn read_rows(&self, database: &str, sql: &str) -> Result<Vec<crate::site_db::Row>> {
         check_identifier(database)?;
         let password = self.admin_password()?;
-        let (mut cmd, null): (Command, &[u8]) = match self.kind {
+        let (cmd, null): (Command, &[u8]) = match self.kind {
             DbKind::Mysql => {
                 let mut c = self.command(
                     Self::mysql_client(),
@@ -398,17 +404,7 @@ impl DbCtl {
                 (c, b"\\N")
             }
         };
-        let out = cmd
-            .output()
-            .map_err(|e| HostError::io(Path::new(self.program()), e))?;
-        if !out.status.success() {
-            return Err(HostError::Command {
-                program: self.program().to_string(),
-                status: out.status.to_string(),
-                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(crate::site_db::split_rows(&out.stdout, null))
+        Ok(crate::site_db::split_rows(&self.stdout_of(cmd)?, null))
     }
 
     pub fn database_exists(&self, name: &str) -> Result<bool> {

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::databases::{Cleanup, token};
-use crate::harness::{Env, mysql};
+use crate::harness::{Env, copy_tree, mysql};
 use crate::php_fpm::PrivatePhpFpm;
 use crate::php_sites::php_server;
 
@@ -36,19 +36,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../engine/fixtures")
         .join(name)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A copy of a fixture code base at the env's platform path `name`, with the test's front
