@@ -33,7 +33,7 @@ pub struct DbCtl {
 }
 
 /// Names fjord puts into SQL: `[a-z][a-z0-9_]*`, so that they need no escaping on any engine.
-fn check_identifier(name: &str) -> Result<()> {
+pub(crate) fn check_identifier(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -342,7 +342,7 @@ impl DbCtl {
     }
 
     /// Runs the engine's client; its standard output, or its error output in the error.
-    fn stdout_of(&self, mut cmd: Command) -> Result<Vec<u8>> {
+    pub(crate) fn stdout_of(&self, mut cmd: Command) -> Result<Vec<u8>> {
         let out = cmd
             .output()
             .map_err(|e| HostError::io(Path::new(self.program()), e))?;
@@ -375,36 +375,6 @@ impl DbCtl {
         } else {
             "127.0.0.1"
         }
-    }
-
-    /// Rows of a read-only query in one database, as its administrator (see `SiteDb`).
-    pub(crate) fn read_rows(&self, database: &str, sql: &str) -> Result<Vec<crate::site_db::Row>> {
-        check_identifier(database)?;
-        let password = self.admin_password()?;
-        let (cmd, null): (Command, &[u8]) = match self.kind {
-            DbKind::Mysql => {
-                let mut c = self.command(
-                    Self::mysql_client(),
-                    &self.admin_user,
-                    password.as_deref(),
-                    Some(database),
-                );
-                c.args(["--batch", "--skip-column-names", "-e", sql]);
-                (c, b"NULL")
-            }
-            DbKind::Postgresql => {
-                let mut c = self.command(
-                    "psql",
-                    &self.admin_user,
-                    password.as_deref(),
-                    Some(database),
-                );
-                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-                    .arg(format!("COPY ({sql}) TO STDOUT"));
-                (c, b"\\N")
-            }
-        };
-        Ok(crate::site_db::split_rows(&self.stdout_of(cmd)?, null))
     }
 
     pub fn database_exists(&self, name: &str) -> Result<bool> {

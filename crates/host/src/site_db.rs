@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use std::process::Command;
+
 use crate::{DbCtl, DbKind, HostError, Result};
 
 /// A site's database, to read from.
@@ -44,6 +46,38 @@ impl SiteDb<'_> {
             }
         };
         Ok(!self.rows(&sql)?.is_empty())
+    }
+}
+
+impl DbCtl {
+    /// Rows of a read-only query in one database, as its administrator (see `SiteDb`).
+    pub(crate) fn read_rows(&self, database: &str, sql: &str) -> Result<Vec<Row>> {
+        crate::db::check_identifier(database)?;
+        let password = self.admin_password()?;
+        let (cmd, null): (Command, &[u8]) = match self.kind {
+            DbKind::Mysql => {
+                let mut c = self.command(
+                    DbCtl::mysql_client(),
+                    &self.admin_user,
+                    password.as_deref(),
+                    Some(database),
+                );
+                c.args(["--batch", "--skip-column-names", "-e", sql]);
+                (c, b"NULL")
+            }
+            DbKind::Postgresql => {
+                let mut c = self.command(
+                    "psql",
+                    &self.admin_user,
+                    password.as_deref(),
+                    Some(database),
+                );
+                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+                    .arg(format!("COPY ({sql}) TO STDOUT"));
+                (c, b"\\N")
+            }
+        };
+        Ok(split_rows(&self.stdout_of(cmd)?, null))
     }
 }
 
