@@ -27,6 +27,12 @@ impl SiteDb<'_> {
         }
     }
 
+    /// Whether it is a PostgreSQL database, whose binary columns (`bytea`) a query must
+    /// decode itself (`convert_from(col, 'UTF8')`).
+    pub fn is_postgresql(&self) -> bool {
+        matches!(self, SiteDb::Server { ctl, .. } if ctl.kind == DbKind::Postgresql)
+    }
+
     /// Whether the database has this table.
     pub fn has_table(&self, table: &str) -> Result<bool> {
         if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

@@ -21,12 +21,19 @@ pub const EXTENSION_QUERY: &str =
     "SELECT data FROM config WHERE collection = '' AND name = 'core.extension'";
 pub const SCHEMA_QUERY: &str =
     "SELECT name, value FROM key_value WHERE collection = 'system.schema' ORDER BY name";
+/// The same on PostgreSQL, where Drupal keeps these values in `bytea` columns.
+pub const PG_EXTENSION_QUERY: &str = "SELECT convert_from(data, 'UTF8') FROM config \
+     WHERE collection = '' AND name = 'core.extension'";
+pub const PG_SCHEMA_QUERY: &str = "SELECT name, convert_from(value, 'UTF8') FROM key_value \
+     WHERE collection = 'system.schema' ORDER BY name";
 
 /// Reads them from the site's database.
 pub fn enabled(db: &SiteDb, major: u32) -> Result<Vec<Enabled>, String> {
     let rows = |sql: &str| db.rows(sql).map_err(|e| e.to_string());
     if major == 7 {
         Ok(from_system_rows(&rows(SEVEN_QUERY)?))
+    } else if db.is_postgresql() {
+        from_config_rows(&rows(PG_EXTENSION_QUERY)?, &rows(PG_SCHEMA_QUERY)?)
     } else {
         from_config_rows(&rows(EXTENSION_QUERY)?, &rows(SCHEMA_QUERY)?)
     }

@@ -283,6 +283,47 @@ fn enabled_packages_and_schema_versions_are_read_from_mariadb() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)]
+fn enabled_packages_and_schema_versions_are_read_from_postgresql() {
+    let name = format!("t{}_drupal", &host::random_secret(3).unwrap());
+    let psql = |database: &str, sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-XqAt"])
+            .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql("postgres", &format!("CREATE DATABASE {name}"));
+    let result = std::panic::catch_unwind(|| {
+        // Drupal on PostgreSQL keeps these values in bytea columns.
+        psql(&name, &drupal_tables_sql("BYTEA"));
+        let ctl = host::DbCtl {
+            kind: host::DbKind::Postgresql,
+            socket: None,
+            host: Some("127.0.0.1".into()),
+            port: Some(5432),
+            admin_user: "postgres".into(),
+            password_file: None,
+            password_env: None,
+        };
+        let db = host::SiteDb::Server {
+            ctl: &ctl,
+            database: &name,
+        };
+        assert!(db.is_postgresql() && db.has_table("system").unwrap());
+        assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
+        assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
+    });
+    psql("postgres", &format!("DROP DATABASE {name}"));
+    result.unwrap();
+}
+
+#[test]
 fn a_database_without_drupal_tables_is_an_error_not_an_empty_list() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.sqlite");
