@@ -84,6 +84,7 @@ pub fn platform_json(names: &Names, p: &Platform) -> Value {
         "kind": p.kind.as_str(),
         "php": p.php_version,
         "web_root": p.web_root.map(|r| r.as_str()),
+        "drush": p.drush,
         "locked": p.locked,
     })
 }

@@ -178,6 +178,12 @@ pub fn archive_kind(path: &std::path::Path) -> Option<&'static str> {
     copy_in::archive_kind(path)
 }
 
+/// Whether `path` is a regular file (through links) that someone may execute.
+pub fn is_executable_file(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Whether a user of that name exists (through NSS).
 pub fn user_exists(name: &str) -> bool {
     users::lookup(name).is_some()

@@ -125,6 +125,9 @@ pub struct Platform {
     pub php_version: Option<PhpVersion>,
     /// Where its code serves from, when not its root (a composer-built Drupal: `web/`).
     pub web_root: Option<WebRoot>,
+    /// The drush to drive its sites with, when its code has none of its own
+    /// (`vendor/bin/drush` wins).
+    pub drush: Option<AbsPath>,
 }
 
 impl Platform {

@@ -52,6 +52,7 @@ fn platform() -> Platform {
         locked: false,
         php_version: None,
         web_root: None,
+        drush: None,
     }
 }
 

@@ -57,6 +57,8 @@ pub struct PlatformInput {
     pub php: Option<String>,
     /// A directory to copy the code base in from.
     pub from: Option<String>,
+    /// The drush to drive its sites with (Drupal), when its code has none of its own.
+    pub drush: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

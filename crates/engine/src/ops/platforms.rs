@@ -22,6 +22,27 @@ impl Fjord {
         if let Some(from) = &from {
             self.check_code_source(from, &path)?;
         }
+        let drush = match &input.drush {
+            None => None,
+            Some(d) if kind != model::PlatformKind::Drupal => {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "drush",
+                    d,
+                    format!("only a drupal platform is driven with drush, not a {kind} one"),
+                )));
+            }
+            Some(d) => {
+                let drush = AbsPath::parse("drush", d)?;
+                if !host::is_executable_file(drush.as_path()) {
+                    return Err(Error::Invalid(model::Invalid::new(
+                        "drush",
+                        d,
+                        "must be an executable file",
+                    )));
+                }
+                Some(drush)
+            }
+        };
         let php_version = match (kind.runs_php(), &input.php) {
             (false, None) => None,
             (false, Some(v)) => {
@@ -77,6 +98,7 @@ impl Fjord {
             locked: false,
             php_version,
             web_root: None,
+            drush,
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),

@@ -226,6 +226,10 @@ enum PlatformCmd {
         /// --path must not exist yet. Without it, --path must already hold the code base.
         #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
         from: Option<String>,
+        /// The drush that drives the sites of a drupal platform whose code has none of its
+        /// own (a composer build's vendor/bin/drush wins) [default: fjord's own PHP].
+        #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+        drush: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -600,6 +604,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             kind,
             php,
             from,
+            drush,
             opts,
         } => {
             let input = engine::ops::PlatformInput {
@@ -609,6 +614,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
                 kind,
                 php,
                 from,
+                drush,
             };
             queued(fjord, fjord.add_platform(&input, opts.dry_run)?, &opts)
         }

@@ -494,6 +494,52 @@ fn hostile_input_is_refused_clearly_and_changes_nothing() {
         // Drupal: profiles, the compatibility check, packages, cache clears.
         (
             vec![
+                "platform",
+                "add",
+                "px",
+                "--server",
+                "t",
+                "--path",
+                "/srv/x",
+                "--drush",
+                "/bin/true",
+            ],
+            "/bin/true".into(),
+        ),
+        (
+            vec![
+                "platform",
+                "add",
+                "px",
+                "--server",
+                "t",
+                "--path",
+                "/srv/x",
+                "--kind",
+                "drupal",
+                "--drush",
+                "vendor/drush",
+            ],
+            "vendor/drush".into(),
+        ),
+        (
+            vec![
+                "platform",
+                "add",
+                "px",
+                "--server",
+                "t",
+                "--path",
+                "/srv/x",
+                "--kind",
+                "drupal",
+                "--drush",
+                "/etc/passwd",
+            ],
+            "/etc/passwd".into(),
+        ),
+        (
+            vec![
                 "site",
                 "add",
                 "fine.example",

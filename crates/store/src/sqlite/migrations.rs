@@ -132,4 +132,8 @@ ALTER TABLE sites ADD COLUMN packages TEXT;
     r#"
 ALTER TABLE platforms ADD COLUMN web_root TEXT;
 "#,
+    // 7: the drush a platform's sites are driven with, when its code has none of its own.
+    r#"
+ALTER TABLE platforms ADD COLUMN drush TEXT;
+"#,
 ];

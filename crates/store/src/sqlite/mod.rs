@@ -414,14 +414,15 @@ impl Store for SqliteStore {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
-                "INSERT INTO platforms (name, server_id, path, kind, php_version, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO platforms (name, server_id, path, kind, php_version, drush, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     name.as_str(),
                     platform.server_id,
                     path.as_str(),
                     platform.kind.as_str(),
                     platform.php_version.as_ref().map(|v| v.as_str()),
+                    platform.drush.as_ref().map(|d| d.as_str()),
                     now_ms()
                 ],
             )

@@ -112,6 +112,7 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
     let kind: String = r.get(4)?;
     let php_version: Option<String> = r.get(6)?;
     let web_root: Option<String> = r.get(7)?;
+    let drush: Option<String> = r.get(8)?;
     Ok((|| {
         Ok(Platform {
             id: r.get(0)?,
@@ -126,12 +127,15 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
             web_root: web_root
                 .map(|v| WebRoot::parse(&v).map_err(|e| corrupt(e.to_string())))
                 .transpose()?,
+            drush: drush
+                .map(|v| AbsPath::parse("drush", &v).map_err(|e| corrupt(e.to_string())))
+                .transpose()?,
         })
     })())
 }
 
 pub(super) const PLATFORM_COLS: &str =
-    "id, name, server_id, path, kind, locked, php_version, web_root";
+    "id, name, server_id, path, kind, locked, php_version, web_root, drush";
 
 pub(super) fn collect<T>(
     c: &Connection,

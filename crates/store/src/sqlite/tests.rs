@@ -41,6 +41,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         locked: false,
         php_version: None,
         web_root: None,
+        drush: None,
     };
     let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)

@@ -31,7 +31,12 @@ fn not_drupal(code: &Path) -> crate::Error {
 
 /// The platform's code base as it is now.
 pub(crate) fn platform_layout(platform: &Platform) -> Result<Layout> {
-    layout(platform.path.as_path()).ok_or_else(|| not_drupal(platform.path.as_path()))
+    let mut found =
+        layout(platform.path.as_path()).ok_or_else(|| not_drupal(platform.path.as_path()))?;
+    if found.drush.is_none() {
+        found.drush = platform.drush.as_ref().map(|d| d.as_path().to_path_buf());
+    }
+    Ok(found)
 }
 
 /// The packages of a site: each enabled one with the schema version its database is at,

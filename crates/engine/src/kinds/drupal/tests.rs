@@ -93,6 +93,28 @@ fn a_composer_built_drupal_10_is_found_in_web_and_its_packages_read() {
 }
 
 #[test]
+fn a_configured_drush_drives_a_code_base_without_its_own() {
+    let code = fixture("drupal7");
+    let mut platform = Platform {
+        id: 1,
+        name: model::Name::parse("n", "d7").unwrap(),
+        server_id: 1,
+        path: model::AbsPath::parse("p", code.to_str().unwrap()).unwrap(),
+        kind: model::PlatformKind::Drupal,
+        locked: false,
+        php_version: None,
+        web_root: None,
+        drush: None,
+    };
+    assert_eq!(platform_layout(&platform).unwrap().drush, None);
+    platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
+    assert_eq!(
+        platform_layout(&platform).unwrap().drush.as_deref(),
+        Some(Path::new("/usr/local/bin/drush8"))
+    );
+}
+
+#[test]
 fn what_is_not_drupal_is_refused_naming_what_was_looked_for() {
     let dir = tempfile::tempdir().unwrap();
     let err = Drupal.describe(dir.path()).unwrap_err().to_string();
@@ -413,6 +435,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
         locked: false,
         php_version: None,
         web_root: Some(model::WebRoot::Web),
+        drush: None,
     };
     let site = Site {
         id: 7,
