@@ -441,12 +441,12 @@ fn main() {
     write_json(&json);
     println!("written to target/bench/php.json");
 
-    // Clean up: fjord's sites (their databases and users), then the hand-made ones.
-    env.start_dispatcher(&[]);
+    // Clean up: fjord's sites (their databases and users), then the hand-made ones. The
+    // deletes run to their end: a dispatcher killed under them would roll them back and
+    // leave the sites.
     for name in fjord.sites(None).unwrap() {
         env.ok(&["site", "delete", name.name.as_str(), "--force"]);
     }
-    env.kill_dispatchers();
     env.dispatch_until_idle(&[]);
     for (user, db) in hand_users {
         let _ = Command::new("userdel").arg(&user).status();
