@@ -189,10 +189,27 @@ pub fn cron_json(cron: &engine::SiteCron, default_s: i64) -> Value {
     })
 }
 
-/// Packages (a platform's or a site's, as their last verify recorded them) as a table.
-pub fn packages_table(packages: &Value) {
-    let packages: Vec<engine::kinds::Package> =
-        serde_json::from_value(packages.clone()).unwrap_or_default();
+/// Packages (a platform's or a site's, as their last verify recorded them): JSON, or a
+/// table.
+pub fn print_packages(packages: &[engine::kinds::Package], json: bool) {
+    if json {
+        print_json(&serde_json::to_value(packages).unwrap_or_default());
+    } else {
+        packages_table(packages);
+    }
+}
+
+/// The packages field of `platform show` and `site show`: the packages in JSON, their count
+/// and the command that lists them otherwise.
+pub fn packages_field(packages: Vec<engine::kinds::Package>, json: bool, command: &str) -> Value {
+    if json {
+        serde_json::to_value(packages).unwrap_or_default()
+    } else {
+        format!("{} ({command})", packages.len()).into()
+    }
+}
+
+fn packages_table(packages: &[engine::kinds::Package]) {
     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     table(
         &["type", "name", "version", "project", "schema", "path"],

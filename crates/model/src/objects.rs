@@ -133,10 +133,7 @@ pub struct Platform {
 impl Platform {
     /// The directory its web server serves, where its sites' directories are (`sites/`).
     pub fn docroot(&self) -> std::path::PathBuf {
-        match self.web_root {
-            Some(root) => self.path.join(root.as_str()),
-            None => self.path.as_path().to_path_buf(),
-        }
+        WebRoot::docroot(self.path.as_path(), self.web_root)
     }
 }
 
@@ -151,6 +148,14 @@ pub enum WebRoot {
 
 impl WebRoot {
     pub const ALL: [WebRoot; 2] = [WebRoot::Web, WebRoot::Docroot];
+
+    /// The directory a code base at `code` serves from.
+    pub fn docroot(code: &std::path::Path, web_root: Option<WebRoot>) -> std::path::PathBuf {
+        match web_root {
+            Some(root) => code.join(root.as_str()),
+            None => code.to_path_buf(),
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -195,15 +195,9 @@ impl Fjord {
                 site.name, current.kind, platform.name, platform.kind
             )));
         }
-        let packages = |target| -> Result<Vec<crate::kinds::Package>> {
-            let (_, packages) = self.store().code_found(target)?;
-            Ok(packages
-                .and_then(|p| serde_json::from_str(&p).ok())
-                .unwrap_or_default())
-        };
         Ok(compat::check(
-            &packages(Target::Site(site.id))?,
-            &packages(Target::Platform(platform.id))?,
+            &self.code_found(Target::Site(site.id))?.1,
+            &self.code_found(Target::Platform(platform.id))?.1,
             force,
         ))
     }

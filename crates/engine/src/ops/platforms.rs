@@ -224,12 +224,15 @@ impl Fjord {
         Ok(self.store().platform_by_name(name)?)
     }
 
-    /// The version and packages (as JSON) the last verify of a platform or site found.
-    pub fn code_found(&self, target: Target) -> Result<(Option<String>, serde_json::Value)> {
+    /// The version and packages the last verify of a platform or site found.
+    pub fn code_found(
+        &self,
+        target: Target,
+    ) -> Result<(Option<String>, Vec<crate::kinds::Package>)> {
         let (version, packages) = self.store().code_found(target)?;
         let packages = packages
             .and_then(|p| serde_json::from_str(&p).ok())
-            .unwrap_or(serde_json::Value::Array(Vec::new()));
+            .unwrap_or_default();
         Ok((version, packages))
     }
 

@@ -655,23 +655,18 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             let (version, packages) =
                 fjord.code_found(engine::model::Target::Platform(platform.id))?;
             shown["version"] = version.into();
-            shown["packages"] = if json.json {
-                packages
-            } else {
-                let count = packages.as_array().map_or(0, Vec::len);
-                format!("{count} (fjord platform packages {name})").into()
-            };
+            shown["packages"] = output::packages_field(
+                packages,
+                json.json,
+                &format!("fjord platform packages {name}"),
+            );
             show(&shown, json.json);
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::Packages { name, json } => {
             let platform = fjord.platform(&name)?;
             let (_, packages) = fjord.code_found(engine::model::Target::Platform(platform.id))?;
-            if json.json {
-                print_json(&packages);
-            } else {
-                output::packages_table(&packages);
-            }
+            output::print_packages(&packages, json.json);
             Ok(ExitCode::SUCCESS)
         }
         PlatformCmd::MigrateAll {

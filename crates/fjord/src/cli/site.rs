@@ -326,12 +326,8 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             site["cron"] =
                 output::cron_json(&fjord.site_cron(&name)?, fjord.cron_default_interval()?);
             let packages = fjord.code_found(engine::model::Target::Site(found.id))?.1;
-            site["packages"] = if json.json {
-                packages
-            } else {
-                let count = packages.as_array().map_or(0, Vec::len);
-                format!("{count} (fjord site packages {name})").into()
-            };
+            site["packages"] =
+                output::packages_field(packages, json.json, &format!("fjord site packages {name}"));
             show(&site, json.json);
             Ok(ExitCode::SUCCESS)
         }
@@ -468,11 +464,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         SiteCmd::Packages { name, json } => {
             let found = fjord.site(&name)?;
             let (_, packages) = fjord.code_found(engine::model::Target::Site(found.id))?;
-            if json.json {
-                print_json(&packages);
-            } else {
-                output::packages_table(&packages);
-            }
+            output::print_packages(&packages, json.json);
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::Backups { name, json } => {

@@ -22,10 +22,7 @@ pub struct Layout {
 
 impl Layout {
     pub fn docroot(&self, code: &Path) -> PathBuf {
-        match self.web_root {
-            Some(root) => code.join(root.as_str()),
-            None => code.to_path_buf(),
-        }
+        WebRoot::docroot(code, self.web_root)
     }
 }
 
@@ -33,10 +30,7 @@ impl Layout {
 pub fn layout(code: &Path) -> Option<Layout> {
     let roots = [None, Some(WebRoot::Web), Some(WebRoot::Docroot)];
     roots.into_iter().find_map(|web_root| {
-        let docroot = match web_root {
-            Some(root) => code.join(root.as_str()),
-            None => code.to_path_buf(),
-        };
+        let docroot = WebRoot::docroot(code, web_root);
         let version = modern_version(&docroot).or_else(|| seven_version(&docroot))?;
         let major = version.split('.').next()?.parse().ok()?;
         let drush = [

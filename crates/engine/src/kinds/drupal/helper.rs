@@ -101,14 +101,14 @@ fn to_the_end(mut code: String) -> String {
     code
 }
 
-fn helper_run(
+/// A run of fjord's helper code (marked to reach its end) for the site.
+fn helper(
     app: &SiteApp,
     describe: &str,
     code: String,
     env: Vec<(String, String)>,
-) -> Result<PhpRun> {
+) -> Option<PhpRun> {
     app.php_run(describe, to_the_end(code), env)
-        .ok_or_else(|| crate::Error::Refused("a Drupal site needs PHP".into()))
 }
 
 /// Drupal's installer, non-interactive: the profile, English, the site's name and mail, its
@@ -205,7 +205,8 @@ echo 'Drupal ', \\Drupal::VERSION, ' installed with profile ', getenv('FJORD_PRO
 ",
         );
     }
-    helper_run(app, "Drupal's installer (install_drupal)", code, env)
+    helper(app, "Drupal's installer (install_drupal)", code, env)
+        .ok_or_else(|| crate::Error::Refused("a Drupal site needs PHP".into()))
 }
 
 /// Drupal 7's pending database updates, in the order their dependencies ask, each run to its
@@ -293,9 +294,10 @@ pub(super) fn update(app: &SiteApp, layout: &Layout) -> Option<PhpRun> {
     } else {
         MODERN_UPDATES
     });
-    app.php_run(
+    helper(
+        app,
         "Drupal's database updates (update_do_one)",
-        to_the_end(code),
+        code,
         Vec::new(),
     )
 }
@@ -310,7 +312,7 @@ pub(super) fn cron(app: &SiteApp, layout: &Layout) -> Option<PhpRun> {
     } else {
         "if (!\\Drupal::service('cron')->run()) {\n  fjord_fail('cron did not run (another run holds its lock)');\n}\necho \"cron ran\\n\";\n"
     });
-    app.php_run("Drupal's cron", to_the_end(code), Vec::new())
+    helper(app, "Drupal's cron", code, Vec::new())
 }
 
 pub(super) fn cache_clear(app: &SiteApp, layout: &Layout) -> Option<PhpRun> {
@@ -324,9 +326,10 @@ pub(super) fn cache_clear(app: &SiteApp, layout: &Layout) -> Option<PhpRun> {
     }
     let mut code = booted(app, layout, None);
     code.push_str("drupal_flush_all_caches();\necho \"caches cleared\\n\";\n");
-    app.php_run(
+    helper(
+        app,
         "Drupal's cache clear (drupal_flush_all_caches)",
-        to_the_end(code),
+        code,
         Vec::new(),
     )
 }
