@@ -17,6 +17,15 @@ pub enum Error {
     Host(#[from] host::HostError),
     #[error("{0}")]
     Store(StoreError),
+    /// Not signed in, or the credentials given are wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Signed in, but the role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed logins: try again later.
+    #[error("too many failed logins: try again in {retry_after_s} seconds")]
+    Throttled { retry_after_s: u64 },
 }
 
 impl From<StoreError> for Error {
@@ -37,6 +46,22 @@ impl Error {
             Error::NotFound(_) => 3,
             Error::Refused(_) | Error::Conflict(_) => 4,
             Error::Host(_) | Error::Store(_) => 1,
+            Error::Unauthenticated(_) | Error::Forbidden(_) | Error::Throttled { .. } => 5,
+        }
+    }
+
+    /// A stable name per kind of failure, for the API's error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid",
+            Error::NotFound(_) => "not_found",
+            Error::Refused(_) => "refused",
+            Error::Conflict(_) => "conflict",
+            Error::Host(_) => "host_error",
+            Error::Store(_) => "state_error",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::Throttled { .. } => "throttled",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! Only the [`dispatch`] module runs tasks; each task kind is one short script in [`scripts`]
 //! that describes host changes through `host::Steps`.
 
+pub mod acting;
+pub mod auth;
 pub mod compat;
 mod cron;
 pub mod dispatch;
@@ -22,7 +24,9 @@ pub use cron::{DEFAULT_CRON_INTERVAL_S, parse_interval};
 pub use error::{Error, Result};
 pub use model::{self, Invalid};
 pub use paths::default_data_dir;
-pub use store::{Backup, LogLine, SiteCron, TaskFilter};
+pub use store::{
+    ApiToken, Backup, ClientSummary, LogLine, SiteCron, SitePage, SiteQuery, TaskFilter,
+};
 
 use store::{SqliteStore, Store};
 

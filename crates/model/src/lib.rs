@@ -4,6 +4,7 @@
 //! input validates it and refuses with an [`Invalid`] error that names the field, the value and
 //! the rule, so that the CLI and (later) the panel can show the same message.
 
+pub mod access;
 mod db;
 mod invalid;
 mod mail;
@@ -16,6 +17,7 @@ mod task;
 mod task_args;
 pub mod time;
 
+pub use access::{Action, Actor, Role, User};
 pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
 pub use invalid::Invalid;
 pub use mail::{EmailAddress, MailSettings};

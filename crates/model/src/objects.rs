@@ -411,4 +411,6 @@ pub struct Client {
     pub name: Name,
     /// Where mail about the client's sites goes (login links, task failures).
     pub email: Option<crate::EmailAddress>,
+    /// How many sites it may have; none: no limit.
+    pub site_quota: Option<u32>,
 }

@@ -174,6 +174,8 @@ pub struct Task {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
+    /// The client of the site it was queued on, if any: whose users may see it.
+    pub client_id: Option<i64>,
 }
 
 /// A lock a running task holds. Exclusive locks conflict with every lock on the same key;
@@ -247,6 +249,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             error: None,
+            client_id: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! business rules live in `model` and `engine`. Uniqueness the database can enforce (names,
 //! host names across all sites) it does enforce, and reports as [`StoreError::Conflict`].
 
+mod accounts;
 mod sqlite;
 
 use model::{
@@ -13,6 +14,9 @@ use model::{
     Task, TaskKind, TaskStatus,
 };
 
+pub use accounts::{
+    Accounts, ApiToken, ClientSummary, NewUser, SessionRecord, SitePage, SiteQuery, UserUpdate,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +185,8 @@ pub struct SiteCron {
 pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     pub target: Option<Target>,
+    /// Only tasks queued on this client's sites.
+    pub client_id: Option<i64>,
     pub limit: Option<u32>,
 }
 
@@ -209,7 +215,7 @@ pub struct RunningTask {
     pub owner: String,
 }
 
-pub trait Store: Send + Sync {
+pub trait Store: Accounts + Send + Sync {
     /// Records a server (its `id` is ignored) and queues `then` on it.
     fn insert_server(
         &self,

@@ -34,18 +34,6 @@ pub enum MailCmd {
     Off,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ClientCmd {
-    /// Set where mail about a client's sites goes (login links after an install, task
-    /// failures); `none` removes it. The client is created if new.
-    Email {
-        #[arg(allow_hyphen_values = true)]
-        name: String,
-        #[arg(allow_hyphen_values = true)]
-        address: String,
-    },
-}
-
 pub fn mail(fjord: &Fjord, cmd: MailCmd) -> Result<ExitCode, Error> {
     let from = |f: &str| EmailAddress::parse("--from", f);
     match cmd {
@@ -68,20 +56,6 @@ pub fn mail(fjord: &Fjord, cmd: MailCmd) -> Result<ExitCode, Error> {
         None => outln!(
             "fjord sends no mail (set it up with `fjord mail smtp` or `fjord mail sendmail`)"
         ),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn client(fjord: &Fjord, cmd: ClientCmd) -> Result<ExitCode, Error> {
-    match cmd {
-        ClientCmd::Email { name, address } => {
-            let address = (address != "none").then_some(address);
-            let client = fjord.set_client_email(&name, address.as_deref())?;
-            match client.email {
-                Some(email) => outln!("mail about the sites of {} goes to {email}", client.name),
-                None => outln!("{} gets no mail", client.name),
-            }
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

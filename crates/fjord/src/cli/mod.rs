@@ -12,6 +12,7 @@ use engine::{Error, Fjord, TaskFilter};
 use crate::outln;
 
 mod mail;
+mod people;
 mod site;
 
 use crate::output::{self, print_json, table, time};
@@ -63,9 +64,12 @@ enum Command {
     /// How fjord sends mail (login links after an install, task-failure notices).
     #[command(subcommand)]
     Mail(mail::MailCmd),
-    /// The people sites belong to.
+    /// The people sites belong to: their quotas and the platforms they may use.
     #[command(subcommand)]
-    Client(mail::ClientCmd),
+    Client(people::ClientCmd),
+    /// Users of the panel and the API, and their roles.
+    #[command(subcommand)]
+    User(people::UserCmd),
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +87,9 @@ struct InitArgs {
     /// The name to give this machine.
     #[arg(long, default_value = "local")]
     name: String,
+    /// The name of the panel's first administrator (made only if there is no user yet).
+    #[arg(long, default_value = "admin", value_name = "USER")]
+    admin: String,
     #[command(flatten)]
     nginx: NginxArgs,
 }
@@ -359,7 +366,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Task(cmd) => task(&fjord, cmd),
         Command::BackupPolicy(p) => policy(&fjord, None, &p),
         Command::Mail(cmd) => mail::mail(&fjord, cmd),
-        Command::Client(cmd) => mail::client(&fjord, cmd),
+        Command::Client(cmd) => people::client(&fjord, cmd),
+        Command::User(cmd) => people::user(&fjord, cmd),
     }
 }
 
@@ -411,8 +419,19 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
         fjord.data_dir().display(),
         args.name
     );
+    if let Some(link) = fjord.first_administrator(&args.admin)? {
+        outln!(
+            "The panel's first administrator is {}. Once `fjord serve` runs, sign in with",
+            args.admin
+        );
+        outln!("  {link}");
+        outln!(
+            "(it works once, for a day; `fjord user link {}` makes another).",
+            args.admin
+        );
+    }
     outln!("Next:");
-    outln!("  fjord serve &                                  # run the dispatcher");
+    outln!("  fjord serve &                                  # run the panel and the dispatcher");
     outln!(
         "  fjord platform add web --server {} --path /srv/web",
         args.name
@@ -727,8 +746,8 @@ fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
                 .transpose()?;
             let tasks = fjord.tasks(&TaskFilter {
                 status,
-                target: None,
                 limit: Some(limit),
+                ..TaskFilter::default()
             })?;
             if json.json {
                 print_json(&tasks.iter().map(output::task_json).collect());

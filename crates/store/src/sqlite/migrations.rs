@@ -136,4 +136,60 @@ ALTER TABLE platforms ADD COLUMN web_root TEXT;
     r#"
 ALTER TABLE platforms ADD COLUMN drush TEXT;
 "#,
+    // 8: the panel's users, their sessions, API tokens and one-time login links, failed logins
+    // (for throttling), clients' site quotas and the platforms each client may use, the client
+    // a task was queued for (so its client's users still see it after the site is gone).
+    r#"
+ALTER TABLE clients ADD COLUMN site_quota INTEGER;
+ALTER TABLE tasks ADD COLUMN client_id INTEGER;
+UPDATE tasks SET client_id = (SELECT client_id FROM sites WHERE sites.id = tasks.target_id)
+    WHERE target_type = 'site';
+CREATE INDEX tasks_client ON tasks(client_id, id);
+CREATE TABLE client_platforms (
+    client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    platform_id INTEGER NOT NULL REFERENCES platforms(id) ON DELETE CASCADE,
+    PRIMARY KEY (client_id, platform_id)
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    email TEXT,
+    role TEXT NOT NULL,
+    client_id INTEGER REFERENCES clients(id),
+    password_hash TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    address TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER
+);
+CREATE TABLE login_links (
+    token_sha256 TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE login_failures (
+    id INTEGER PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX login_failures_user ON login_failures(user_name, at);
+CREATE INDEX login_failures_address ON login_failures(address, at);
+CREATE INDEX sites_client ON sites(client_id, name);
+"#,
 ];

@@ -1,7 +1,9 @@
+mod accounts;
 mod effects;
 mod migrations;
 mod rows;
 
+use accounts::load_clients;
 use effects::*;
 use rows::*;
 
@@ -508,6 +510,22 @@ impl Store for SqliteStore {
     fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The quota is checked in the transaction that adds the site, so that two adds at
+            // once cannot both take the last place.
+            if let Some(client) = site.client_id {
+                let (name, quota, count): (String, Option<u32>, u32) = tx.query_row(
+                    "SELECT name, site_quota, (SELECT count(*) FROM sites WHERE client_id = ?1)
+                     FROM clients WHERE id = ?1",
+                    [client],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                if let Some(quota) = quota.filter(|q| count >= *q) {
+                    return Err(StoreError::Conflict(format!(
+                        "client {name} has {count} sites and may have at most {quota} \
+                         (its quota): delete one or raise the quota"
+                    )));
+                }
+            }
             tx.execute(
                 "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -647,21 +665,8 @@ impl Store for SqliteStore {
 
     fn client(&self, id: i64) -> Result<Client> {
         self.with(|c| {
-            let row: Option<(String, Option<String>)> = c
-                .query_row("SELECT name, email FROM clients WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            let (name, email) = row.ok_or_else(|| StoreError::NotFound(format!("client {id}")))?;
-            Ok(Client {
-                id,
-                name: Name::parse("client name", &name).map_err(|e| corrupt(e.to_string()))?,
-                email: email
-                    .map(|e| {
-                        model::EmailAddress::parse("client email", &e)
-                            .map_err(|e| corrupt(e.to_string()))
-                    })
-                    .transpose()?,
+            one(load_clients(c, "WHERE id = ?1", [id])?, || {
+                format!("client {id}")
             })
         })
     }
@@ -691,6 +696,10 @@ impl Store for SqliteStore {
             if let Some(s) = filter.status {
                 args.push(s.as_str().to_string().into());
                 sql += &format!(" AND status = ?{}", args.len());
+            }
+            if let Some(client) = filter.client_id {
+                args.push(client.into());
+                sql += &format!(" AND client_id = ?{}", args.len());
             }
             if let Some(t) = filter.target {
                 args.push(t.type_str().to_string().into());

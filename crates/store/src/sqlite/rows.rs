@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) const TASK_COLS: &str = "id, kind, target_type, target_id, args, status, created_at, started_at, \
-     finished_at, error, target_name";
+     finished_at, error, target_name, client_id";
 
 pub(super) fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
     let kind: String = r.get(1)?;
@@ -27,6 +27,7 @@ pub(super) fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
             finished_at: r.get(8)?,
             error: r.get(9)?,
             target_name: r.get(10)?,
+            client_id: r.get(11)?,
         })
     })())
 }
@@ -62,8 +63,10 @@ pub(super) fn insert_task(
     task: &NewTask,
 ) -> Result<Task> {
     c.execute(
-        "INSERT INTO tasks (kind, target_type, target_id, target_name, args, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+        "INSERT INTO tasks (kind, target_type, target_id, target_name, args, status, created_at,
+                            client_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6,
+                 CASE WHEN ?2 = 'site' THEN (SELECT client_id FROM sites WHERE id = ?3) END)",
         params![
             task.kind.as_str(),
             target.type_str(),
@@ -161,8 +164,18 @@ pub(super) fn load_sites(
     where_sql: &str,
     p: impl rusqlite::Params,
 ) -> Result<Vec<Site>> {
+    load_sites_paged(c, where_sql, "", p)
+}
+
+/// Sites in name order; `tail` (a `LIMIT … OFFSET …`) follows the order.
+pub(super) fn load_sites_paged(
+    c: &Connection,
+    where_sql: &str,
+    tail: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<Site>> {
     let mut stmt = c.prepare(&format!(
-        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret FROM sites {where_sql} ORDER BY name"
+        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret FROM sites {where_sql} ORDER BY name {tail}"
     ))?;
     let rows = stmt.query_map(p, |r| {
         Ok((

@@ -1,0 +1,249 @@
+//! The use cases as a signed-in person may call them: each checks the actor's role
+//! (`model::access::may`) and holds a client user to its own client's objects, then calls the
+//! use case in [`crate::ops`].
+//!
+//! The panel's HTML views and the JSON API call only these, so that a permission is decided in
+//! one place whatever the door. An object an actor may not see is reported *not found*, the
+//! same as one that does not exist: guessing names or ids tells nothing.
+
+mod people;
+mod sites;
+
+use model::{Action, Actor, Platform, Server, SiteStatus, Target, Task, TaskStatus};
+use store::{LogLine, TaskFilter};
+
+use crate::ops::{PlatformInput, Queued};
+use crate::{Error, Fjord, Result};
+
+pub use people::{ClientInput, UserInput};
+
+/// A use-case caller bound to who is acting.
+pub struct Acting<'a> {
+    fjord: &'a Fjord,
+    actor: Actor,
+}
+
+impl Fjord {
+    pub fn acting(&self, actor: Actor) -> Acting<'_> {
+        Acting { fjord: self, actor }
+    }
+}
+
+/// What the dashboard shows, as much as the actor may see.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub site_counts: Vec<(SiteStatus, u64)>,
+    pub running: Vec<Task>,
+    pub queued: Vec<Task>,
+    pub failed: Vec<Task>,
+    /// The last finished tasks, oldest first: their durations make the chart.
+    pub finished: Vec<Task>,
+}
+
+impl Acting<'_> {
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    pub fn fjord(&self) -> &Fjord {
+        self.fjord
+    }
+
+    pub fn may(&self, action: Action) -> bool {
+        self.actor.may(action)
+    }
+
+    fn require(&self, action: Action) -> Result<()> {
+        if self.actor.may(action) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{} ({}) may not {}",
+                self.actor.name,
+                self.actor.role.title().to_lowercase(),
+                describe(action)
+            )))
+        }
+    }
+
+    /// The client whose objects a client user is held to.
+    fn own_client(&self) -> Option<i64> {
+        match self.actor.role {
+            model::Role::Client => Some(self.actor.client_id.unwrap_or(-1)),
+            _ => None,
+        }
+    }
+
+    pub fn dashboard(&self) -> Result<Dashboard> {
+        let client = self.own_client();
+        let site_counts = self.fjord.store().site_counts(client)?;
+        if !self.may(Action::ViewTasks) {
+            return Ok(Dashboard {
+                site_counts,
+                running: vec![],
+                queued: vec![],
+                failed: vec![],
+                finished: vec![],
+            });
+        }
+        let list = |status, limit| {
+            self.fjord.store().tasks(&TaskFilter {
+                status: Some(status),
+                client_id: client,
+                limit: Some(limit),
+                ..TaskFilter::default()
+            })
+        };
+        let mut finished = list(TaskStatus::Success, 60)?;
+        finished.reverse();
+        Ok(Dashboard {
+            site_counts,
+            running: list(TaskStatus::Processing, 50)?,
+            queued: list(TaskStatus::Queued, 50)?,
+            failed: list(TaskStatus::Failed, 10)?,
+            finished,
+        })
+    }
+
+    pub fn servers(&self) -> Result<Vec<Server>> {
+        self.require(Action::ViewServers)?;
+        self.fjord.servers()
+    }
+
+    pub fn server(&self, name: &str) -> Result<Server> {
+        self.require(Action::ViewServers)?;
+        self.fjord.server(name)
+    }
+
+    pub fn verify_server(&self, name: &str) -> Result<Queued> {
+        self.require(Action::ManageServers)?;
+        self.fjord.verify_server(name, false)
+    }
+
+    /// Every platform, or for a client user those its client may put sites on.
+    pub fn platforms(&self) -> Result<Vec<Platform>> {
+        self.require(Action::ViewPlatforms)?;
+        let all = self.fjord.platforms()?;
+        match self.own_client() {
+            None => Ok(all),
+            Some(client) => {
+                let allowed = self.allowed_platforms(client)?;
+                Ok(all
+                    .into_iter()
+                    .filter(|p| allowed.contains(&p.id))
+                    .collect())
+            }
+        }
+    }
+
+    fn allowed_platforms(&self, client: i64) -> Result<Vec<i64>> {
+        match self.fjord.store().client_summary(client) {
+            Ok(summary) => Ok(summary.platforms),
+            Err(store::StoreError::NotFound(_)) => Ok(vec![]),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn platform(&self, name: &str) -> Result<Platform> {
+        self.require(Action::ViewPlatforms)?;
+        let platform = self.fjord.platform(name)?;
+        if let Some(client) = self.own_client()
+            && !self.allowed_platforms(client)?.contains(&platform.id)
+        {
+            return Err(Error::NotFound(format!("platform {name}")));
+        }
+        Ok(platform)
+    }
+
+    pub fn add_platform(&self, input: &PlatformInput) -> Result<Queued> {
+        self.require(Action::ManagePlatforms)?;
+        self.fjord.add_platform(input, false)
+    }
+
+    pub fn verify_platform(&self, name: &str) -> Result<Queued> {
+        self.require(Action::ManagePlatforms)?;
+        self.fjord.verify_platform(name, false)
+    }
+
+    pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {
+        self.require(Action::ManagePlatforms)?;
+        self.fjord.lock_platform(name, locked)
+    }
+
+    pub fn delete_platform(&self, name: &str) -> Result<()> {
+        self.require(Action::ManagePlatforms)?;
+        self.fjord.delete_platform(name)
+    }
+
+    /// Tasks the actor may see, newest first.
+    pub fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.require(Action::ViewTasks)?;
+        let mut filter = filter.clone();
+        if let Some(client) = self.own_client() {
+            filter.client_id = Some(client);
+        }
+        self.fjord.tasks(&filter)
+    }
+
+    pub fn task(&self, id: i64) -> Result<Task> {
+        self.require(Action::ViewTasks)?;
+        let task = self.fjord.task(id)?;
+        if let Some(client) = self.own_client()
+            && task.client_id != Some(client)
+        {
+            return Err(Error::NotFound(format!("task {id}")));
+        }
+        Ok(task)
+    }
+
+    pub fn task_log(&self, id: i64, after_id: i64) -> Result<Vec<LogLine>> {
+        self.task(id)?;
+        self.fjord.task_log(id, after_id)
+    }
+
+    pub fn retry_task(&self, id: i64) -> Result<Task> {
+        self.require(Action::ControlTasks)?;
+        let task = self.task(id)?;
+        self.require_task_kind(&task)?;
+        self.fjord.retry_task(id)
+    }
+
+    pub fn cancel_task(&self, id: i64) -> Result<Task> {
+        self.require(Action::ControlTasks)?;
+        self.task(id)?;
+        self.fjord.cancel_task(id)
+    }
+
+    /// Re-queueing a task runs its kind again: a client user may do that only for the kinds
+    /// it may queue.
+    fn require_task_kind(&self, task: &Task) -> Result<()> {
+        match task.target {
+            Target::Site(_) => self.require(Action::SiteTask(task.kind)),
+            Target::Platform(_) => self.require(Action::ManagePlatforms),
+            Target::Server(_) => self.require(Action::ManageServers),
+        }
+    }
+}
+
+fn describe(action: Action) -> String {
+    match action {
+        Action::ViewServers => "see servers".into(),
+        Action::ManageServers => "change servers".into(),
+        Action::ViewPlatforms => "see platforms".into(),
+        Action::ManagePlatforms => "add, verify or remove platforms".into(),
+        Action::ViewSites => "see sites".into(),
+        Action::AddSite => "add sites".into(),
+        Action::EditSite => "change a site's names".into(),
+        Action::SiteTask(kind) => format!("run {} on a site", kind.as_str()),
+        Action::ViewClients => "see clients".into(),
+        Action::ManageClients => "add or change clients".into(),
+        Action::ViewUsers => "see users".into(),
+        Action::ManageUsers => "add or change users".into(),
+        Action::ViewTasks => "see tasks".into(),
+        Action::ControlTasks => "re-queue or cancel tasks".into(),
+        Action::ManageSettings => "change installation settings".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

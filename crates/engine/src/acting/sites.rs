@@ -1,0 +1,145 @@
+//! Sites as a signed-in person sees them: a client user only its client's, on the platforms
+//! its client may use.
+
+use model::{Action, Site, Target, Task, TaskKind};
+use store::{Backup, SitePage, SiteQuery, TaskFilter};
+
+use super::Acting;
+use crate::compat;
+use crate::ops::{Queued, SiteEdit, SiteInput};
+use crate::{Error, Result};
+
+/// The most sites one page of the list may hold.
+pub const MAX_PAGE: u64 = 500;
+
+impl Acting<'_> {
+    /// A page of the sites the actor may see.
+    pub fn sites(&self, query: &SiteQuery) -> Result<SitePage> {
+        self.require(Action::ViewSites)?;
+        let mut query = query.clone();
+        if let Some(client) = self.own_client() {
+            query.client_id = Some(client);
+        }
+        query.limit = query.limit.clamp(1, MAX_PAGE);
+        Ok(self.fjord.store().site_page(&query)?)
+    }
+
+    /// A site the actor may see; any other is "not found", as if it did not exist.
+    pub fn site(&self, name: &str) -> Result<Site> {
+        self.require(Action::ViewSites)?;
+        let site = self.fjord.site(name)?;
+        if !self.actor.sees_client(site.client_id) {
+            return Err(Error::NotFound(format!("site {name}")));
+        }
+        Ok(site)
+    }
+
+    /// A site the actor may see and run `action` on.
+    fn site_for(&self, name: &str, action: Action) -> Result<Site> {
+        let site = self.site(name)?;
+        self.require(action)?;
+        Ok(site)
+    }
+
+    /// A platform a client user may put a site on (for others, any).
+    fn check_target_platform(&self, platform: &str) -> Result<()> {
+        if self.own_client().is_some() {
+            // `platform` answers "not found" for a platform the client may not use.
+            self.platform(platform)?;
+        }
+        Ok(())
+    }
+
+    pub fn add_site(&self, input: &SiteInput) -> Result<Queued> {
+        self.require(Action::AddSite)?;
+        let mut input = input.clone();
+        if let Some(client) = self.own_client() {
+            self.check_target_platform(&input.platform)?;
+            let own = self.fjord.store().client(client)?;
+            if input
+                .client
+                .as_deref()
+                .is_some_and(|c| c != own.name.as_str())
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may add sites only for client {}",
+                    self.actor.name, own.name
+                )));
+            }
+            input.client = Some(own.name.to_string());
+        }
+        self.fjord.add_site(&input, false)
+    }
+
+    pub fn edit_site(&self, name: &str, edit: &SiteEdit) -> Result<Queued> {
+        self.site_for(name, Action::EditSite)?;
+        self.fjord.edit_site(name, edit, false)
+    }
+
+    /// Queues a task that takes nothing but the site: install, verify, disable, enable,
+    /// delete, backup, cache clear.
+    pub fn site_task(&self, name: &str, kind: TaskKind) -> Result<Queued> {
+        self.site_for(name, Action::SiteTask(kind))?;
+        self.fjord.site_task(name, kind, false, false)
+    }
+
+    pub fn backups(&self, name: &str) -> Result<Vec<Backup>> {
+        let site = self.site(name)?;
+        Ok(self.fjord.store().site_backups(site.id)?)
+    }
+
+    pub fn restore_site(&self, name: &str, backup_id: Option<i64>) -> Result<Queued> {
+        self.site_for(name, Action::SiteTask(TaskKind::SiteRestore))?;
+        self.fjord.restore_site(name, backup_id, None, false)
+    }
+
+    pub fn clone_site(&self, source: &str, new_name: &str, platform: &str) -> Result<Queued> {
+        self.site_for(source, Action::SiteTask(TaskKind::SiteClone))?;
+        self.require(Action::AddSite)?;
+        self.check_target_platform(platform)?;
+        self.fjord
+            .clone_site(source, new_name, platform, false, false)
+    }
+
+    pub fn migrate_site(&self, name: &str, platform: &str, force: bool) -> Result<Queued> {
+        self.site_for(name, Action::SiteTask(TaskKind::SiteMigrate))?;
+        self.check_target_platform(platform)?;
+        if force && self.own_client().is_some() {
+            return Err(Error::Forbidden(
+                "only a platform manager may force a migrate past missing packages".into(),
+            ));
+        }
+        self.fjord
+            .migrate_site(name, Some(platform), None, None, force, false)
+    }
+
+    pub fn migrate_check(&self, name: &str, platform: &str) -> Result<compat::Report> {
+        self.site_for(name, Action::SiteTask(TaskKind::SiteMigrate))?;
+        self.check_target_platform(platform)?;
+        self.fjord.migrate_check(name, platform, false)
+    }
+
+    /// Queues a one-time login link to the site's application; returns it.
+    pub fn login_link(&self, name: &str) -> Result<(Queued, String)> {
+        self.site_for(name, Action::SiteTask(TaskKind::SiteLoginLink))?;
+        self.fjord.login_link(name)
+    }
+
+    /// The site's tasks, newest first.
+    pub fn site_tasks(&self, name: &str, limit: u32) -> Result<Vec<Task>> {
+        let site = self.site(name)?;
+        if !self.may(Action::ViewTasks) {
+            return Ok(vec![]);
+        }
+        self.fjord.tasks(&TaskFilter {
+            target: Some(Target::Site(site.id)),
+            limit: Some(limit),
+            ..TaskFilter::default()
+        })
+    }
+
+    pub fn site_cron(&self, name: &str) -> Result<store::SiteCron> {
+        let site = self.site(name)?;
+        Ok(self.fjord.store().site_cron(site.id)?)
+    }
+}
