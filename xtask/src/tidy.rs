@@ -17,7 +17,8 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("store", &["model"]),
     ("host", &[]),
     ("engine", &["model", "render", "store", "host"]),
-    ("fjord", &["engine", "model"]),
+    ("web", &["engine", "model"]),
+    ("fjord", &["engine", "model", "web"]),
 ];
 
 /// Tokens that mean "touches the machine"; only `host` may use them in its source.

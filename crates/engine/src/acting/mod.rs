@@ -16,6 +16,7 @@ use crate::ops::{PlatformInput, Queued};
 use crate::{Error, Fjord, Result};
 
 pub use people::{ClientInput, UserInput};
+pub use sites::MAX_SITE_PAGE;
 
 /// A use-case caller bound to who is acting.
 pub struct Acting<'a> {
@@ -72,6 +73,27 @@ impl Acting<'_> {
             model::Role::Client => Some(self.actor.client_id.unwrap_or(-1)),
             _ => None,
         }
+    }
+
+    /// Names of clients by id, to show beside objects the actor already sees.
+    pub fn client_names(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> Result<std::collections::HashMap<i64, String>> {
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            if out.contains_key(&id) || !self.actor.sees_client(Some(id)) {
+                continue;
+            }
+            match self.fjord.store().client(id) {
+                Ok(c) => {
+                    out.insert(id, c.name.to_string());
+                }
+                Err(store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
     }
 
     pub fn dashboard(&self) -> Result<Dashboard> {

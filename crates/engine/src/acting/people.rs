@@ -199,6 +199,13 @@ impl Acting<'_> {
         self.fjord.make_login_link(&user)
     }
 
+    /// Whether the acting user has a password yet (one who signed in with a login link may
+    /// not).
+    pub fn has_password(&self) -> Result<bool> {
+        let id = self.own_user_id()?;
+        Ok(self.fjord.store().password_hash(id)?.is_some())
+    }
+
     pub fn api_tokens(&self) -> Result<Vec<ApiToken>> {
         let id = self.own_user_id()?;
         Ok(self.fjord.store().api_tokens(id)?)

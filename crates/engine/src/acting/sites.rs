@@ -10,7 +10,7 @@ use crate::ops::{Queued, SiteEdit, SiteInput};
 use crate::{Error, Result};
 
 /// The most sites one page of the list may hold.
-pub const MAX_PAGE: u64 = 500;
+pub const MAX_SITE_PAGE: u64 = 500;
 
 impl Acting<'_> {
     /// A page of the sites the actor may see.
@@ -20,7 +20,7 @@ impl Acting<'_> {
         if let Some(client) = self.own_client() {
             query.client_id = Some(client);
         }
-        query.limit = query.limit.clamp(1, MAX_PAGE);
+        query.limit = query.limit.clamp(1, MAX_SITE_PAGE);
         Ok(self.fjord.store().site_page(&query)?)
     }
 
@@ -136,6 +136,62 @@ impl Acting<'_> {
             limit: Some(limit),
             ..TaskFilter::default()
         })
+    }
+
+    /// The tasks the actor may queue on the site in its present state, in the order a panel
+    /// shows their buttons.
+    pub fn site_actions(&self, site: &Site) -> Result<Vec<TaskKind>> {
+        use TaskKind::*;
+        let platform = self.fjord.store().platform(site.platform_id)?;
+        let kind = crate::kinds::of(platform.kind);
+        let candidates = [
+            SiteInstall,
+            SiteVerify,
+            SiteLoginLink,
+            SiteBackup,
+            SiteRestore,
+            SiteCacheClear,
+            SiteMigrate,
+            SiteClone,
+            SiteDisable,
+            SiteEnable,
+            SiteDelete,
+        ];
+        Ok(candidates
+            .into_iter()
+            .filter(|k| self.may(Action::SiteTask(*k)))
+            .filter(|k| match k {
+                // A clone is queued on the new site; what matters here is that the source
+                // can be read, as for a backup, and that the actor may add a site.
+                SiteClone => {
+                    self.may(Action::AddSite)
+                        && crate::scripts::check_site_status(SiteBackup, site, false).is_ok()
+                }
+                SiteLoginLink => {
+                    kind.has_login_link()
+                        && crate::scripts::check_site_status(*k, site, false).is_ok()
+                }
+                SiteCacheClear => {
+                    kind.has_cache() && crate::scripts::check_site_status(*k, site, false).is_ok()
+                }
+                _ => crate::scripts::check_site_status(*k, site, false).is_ok(),
+            })
+            .collect())
+    }
+
+    /// The version and packages the last verify found in the site's code and database.
+    pub fn site_code(&self, name: &str) -> Result<(Option<String>, Vec<crate::kinds::Package>)> {
+        let site = self.site(name)?;
+        self.fjord.code_found(Target::Site(site.id))
+    }
+
+    /// The version and packages the last verify found in a platform's code.
+    pub fn platform_code(
+        &self,
+        name: &str,
+    ) -> Result<(Option<String>, Vec<crate::kinds::Package>)> {
+        let platform = self.platform(name)?;
+        self.fjord.code_found(Target::Platform(platform.id))
     }
 
     pub fn site_cron(&self, name: &str) -> Result<store::SiteCron> {

@@ -40,11 +40,12 @@ pub struct Cli {
 enum Command {
     /// First-run setup: create the state, register this machine as a server, verify it.
     Init(InitArgs),
-    /// Run fjord: the dispatcher (the web panel is not built yet) until stopped.
+    /// Run fjord: the web panel and JSON API, and a dispatcher, until stopped.
     ///
-    /// SIGTERM or Ctrl-C stops it claiming tasks; it exits once the running ones are done. A
-    /// second signal exits at once: the next dispatcher rolls back what was running.
-    Serve(DispatchArgs),
+    /// SIGTERM or Ctrl-C stops the dispatcher claiming tasks; it exits once the running ones
+    /// are done. A second signal exits at once: the next dispatcher rolls back what was
+    /// running. Each request to the panel is logged in one line on stderr.
+    Serve(ServeArgs),
     /// Run a dispatcher alone: it runs queued tasks (stopped as `serve` is).
     Dispatch(DispatchArgs),
     /// Machines and their services.
@@ -92,6 +93,20 @@ struct InitArgs {
     admin: String,
     #[command(flatten)]
     nginx: NginxArgs,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Where the panel listens: ADDR:PORT. Keep it on loopback and put a TLS proxy in front
+    /// to reach it from elsewhere.
+    #[arg(long, value_name = "ADDR:PORT", default_value = engine::auth::DEFAULT_LISTEN)]
+    listen: String,
+    /// The panel's address as its users reach it (in login links) [default: http://LISTEN].
+    /// An https:// address marks the session cookie Secure.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    #[command(flatten)]
+    dispatch: DispatchArgs,
 }
 
 #[derive(Args, Debug)]
@@ -346,20 +361,19 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     let fjord = Arc::new(Fjord::open(&data_dir)?);
     match cli.command {
         Command::Init(args) => init(&fjord, &args),
-        Command::Serve(args) | Command::Dispatch(args) => {
-            let dispatcher = Dispatcher::new(fjord.clone())?;
-            eprintln!(
-                "fjord: dispatcher {} on {}",
-                dispatcher.owner(),
-                fjord.data_dir().display()
-            );
-            let options = DispatcherOptions {
-                concurrency: args.concurrency.unwrap_or_else(default_concurrency),
-                until_idle: args.until_idle,
+        Command::Serve(args) => {
+            let server = web::Server::start(fjord.clone(), &args.listen).map_err(Error::Refused)?;
+            let url = match &args.url {
+                Some(url) => url.clone(),
+                None => format!("http://{}", server.addr),
             };
-            dispatcher.run_until_signalled(&options)?;
-            Ok(ExitCode::SUCCESS)
+            fjord.set_panel_url(&url)?;
+            eprintln!("fjord: the panel listens on http://{} ({url})", server.addr);
+            let result = run_dispatcher(&fjord, &args.dispatch);
+            server.stop();
+            result
         }
+        Command::Dispatch(args) => run_dispatcher(&fjord, &args),
         Command::Server(cmd) => server(&fjord, cmd),
         Command::Platform(cmd) => platform(&fjord, cmd),
         Command::Site(cmd) => site::site(&fjord, cmd),
@@ -369,6 +383,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Client(cmd) => people::client(&fjord, cmd),
         Command::User(cmd) => people::user(&fjord, cmd),
     }
+}
+
+fn run_dispatcher(fjord: &Arc<Fjord>, args: &DispatchArgs) -> Result<ExitCode, Error> {
+    let dispatcher = Dispatcher::new(fjord.clone())?;
+    eprintln!(
+        "fjord: dispatcher {} on {}",
+        dispatcher.owner(),
+        fjord.data_dir().display()
+    );
+    let options = DispatcherOptions {
+        concurrency: args.concurrency.unwrap_or_else(default_concurrency),
+        until_idle: args.until_idle,
+    };
+    dispatcher.run_until_signalled(&options)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {

@@ -1,0 +1,323 @@
+//! Servers and platforms: lists, pages, and the form that adds a platform.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use engine::kinds::Package;
+use engine::ops::PlatformInput;
+use model::Action;
+use serde::Deserialize;
+
+use super::sites::PAGE_SIZE;
+use super::{Ctx, FormErrors, PageResult, page, page_with_status, see, see_task};
+use crate::session::{Posted, Viewer};
+use crate::views::{Names, PlatformView, ServerView, SiteView};
+use crate::{AppState, WebError};
+
+#[derive(Template)]
+#[template(path = "servers.html")]
+struct ServersPage {
+    ctx: Ctx,
+    servers: Vec<ServerView>,
+}
+
+async fn servers(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let actor = viewer.actor();
+    let servers = state.run(move |f| f.acting(actor).servers()).await?;
+    page(ServersPage {
+        ctx: Ctx::new(&viewer, "servers"),
+        servers: servers.iter().map(ServerView::new).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+struct ServerPage {
+    ctx: Ctx,
+    server: ServerView,
+    platforms: Vec<PlatformView>,
+    can_verify: bool,
+}
+
+async fn server(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> PageResult {
+    let actor = viewer.actor();
+    let (server, platforms) = state
+        .run(move |f| {
+            let a = f.acting(actor);
+            let server = a.server(&name)?;
+            let names = Names::load(&a, None)?;
+            let platforms = a
+                .platforms()?
+                .iter()
+                .filter(|p| p.server_id == server.id)
+                .map(|p| PlatformView::new(&names, p))
+                .collect();
+            Ok((ServerView::new(&server), platforms))
+        })
+        .await?;
+    page(ServerPage {
+        ctx: Ctx::new(&viewer, "servers"),
+        server,
+        platforms,
+        can_verify: viewer.actor().may(Action::ManageServers),
+    })
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn verify_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<NoFields>,
+) -> PageResult {
+    let actor = posted.viewer.actor();
+    let q = state
+        .run(move |f| f.acting(actor).verify_server(&name))
+        .await?;
+    see_task(&q)
+}
+
+#[derive(Template)]
+#[template(path = "platforms.html")]
+struct PlatformsPage {
+    ctx: Ctx,
+    platforms: Vec<PlatformView>,
+    can_add: bool,
+}
+
+async fn platforms(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let actor = viewer.actor();
+    let platforms = state
+        .run(move |f| {
+            let a = f.acting(actor);
+            let names = Names::load(&a, None)?;
+            Ok(a.platforms()?
+                .iter()
+                .map(|p| PlatformView::new(&names, p))
+                .collect())
+        })
+        .await?;
+    page(PlatformsPage {
+        ctx: Ctx::new(&viewer, "platforms"),
+        platforms,
+        can_add: viewer.actor().may(Action::ManagePlatforms),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "platform.html")]
+struct PlatformPage {
+    ctx: Ctx,
+    platform: PlatformView,
+    version: Option<String>,
+    packages: Vec<Package>,
+    sites: Vec<SiteView>,
+    site_total: u64,
+    can_manage: bool,
+}
+
+async fn platform(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> PageResult {
+    let actor = viewer.actor();
+    let (platform, version, packages, sites, site_total) = state
+        .run(move |f| {
+            let a = f.acting(actor);
+            let platform = a.platform(&name)?;
+            let (version, packages) = a.platform_code(&name)?;
+            let page = a.sites(&engine::SiteQuery {
+                platform_id: Some(platform.id),
+                limit: PAGE_SIZE,
+                ..Default::default()
+            })?;
+            let names = Names::load(&a, page.sites.iter().filter_map(|s| s.client_id))?;
+            Ok((
+                PlatformView::new(&names, &platform),
+                version,
+                packages,
+                page.sites
+                    .iter()
+                    .map(|s| SiteView::new(&names, s))
+                    .collect(),
+                page.total,
+            ))
+        })
+        .await?;
+    page(PlatformPage {
+        ctx: Ctx::new(&viewer, "platforms"),
+        platform,
+        version,
+        packages,
+        sites,
+        site_total,
+        can_manage: viewer.actor().may(Action::ManagePlatforms),
+    })
+}
+
+async fn verify_platform(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<NoFields>,
+) -> PageResult {
+    let actor = posted.viewer.actor();
+    let q = state
+        .run(move |f| f.acting(actor).verify_platform(&name))
+        .await?;
+    see_task(&q)
+}
+
+#[derive(Deserialize)]
+struct LockForm {
+    #[serde(default)]
+    locked: String,
+}
+
+async fn lock_platform(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<LockForm>,
+) -> PageResult {
+    let actor = posted.viewer.actor();
+    let locked = posted.form.locked == "true";
+    let back = format!("/platforms/{name}");
+    state
+        .run(move |f| f.acting(actor).lock_platform(&name, locked))
+        .await?;
+    see(&back)
+}
+
+async fn delete_platform(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<NoFields>,
+) -> PageResult {
+    let actor = posted.viewer.actor();
+    state
+        .run(move |f| f.acting(actor).delete_platform(&name))
+        .await?;
+    see("/platforms")
+}
+
+#[derive(Template)]
+#[template(path = "platform_new.html")]
+struct NewPlatformPage {
+    ctx: Ctx,
+    form: PlatformForm,
+    servers: Vec<String>,
+    kinds: Vec<&'static str>,
+    errors: FormErrors,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct PlatformForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    php: String,
+}
+
+async fn new_platform_page(
+    state: &AppState,
+    viewer: &Viewer,
+    form: PlatformForm,
+    errors: FormErrors,
+) -> PageResult {
+    let actor = viewer.actor();
+    let servers = state
+        .run(move |f| {
+            Ok(f.acting(actor)
+                .servers()?
+                .into_iter()
+                .map(|s| s.name.to_string())
+                .collect())
+        })
+        .await?;
+    let status = if errors.message.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    page_with_status(
+        status,
+        NewPlatformPage {
+            ctx: Ctx::new(viewer, "platforms"),
+            form,
+            servers,
+            kinds: model::PlatformKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect(),
+            errors,
+        },
+    )
+}
+
+async fn new_platform(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    if !viewer.actor().may(Action::ManagePlatforms) {
+        return Err(WebError::from(engine::Error::Forbidden(
+            "your role may not add platforms".into(),
+        ))
+        .into());
+    }
+    new_platform_page(
+        &state,
+        &viewer,
+        PlatformForm::default(),
+        FormErrors::default(),
+    )
+    .await
+}
+
+async fn create_platform(
+    State(state): State<AppState>,
+    posted: Posted<PlatformForm>,
+) -> PageResult {
+    let Posted { viewer, form } = posted;
+    let actor = viewer.actor();
+    let input = PlatformInput {
+        name: form.name.trim().to_string(),
+        server: form.server.clone(),
+        path: form.path.trim().to_string(),
+        kind: form.kind.clone(),
+        php: Some(form.php.trim().to_string()).filter(|s| !s.is_empty()),
+        ..PlatformInput::default()
+    };
+    match state
+        .run(move |f| f.acting(actor).add_platform(&input))
+        .await
+    {
+        Ok(q) => see_task(&q),
+        Err(e) if e.status.is_client_error() => {
+            new_platform_page(&state, &viewer, form, FormErrors::from(&e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/servers", get(servers))
+        .route("/servers/{name}", get(server))
+        .route("/servers/{name}/verify", post(verify_server))
+        .route("/platforms", get(platforms).post(create_platform))
+        .route("/platforms/new", get(new_platform))
+        .route("/platforms/{name}", get(platform))
+        .route("/platforms/{name}/verify", post(verify_platform))
+        .route("/platforms/{name}/lock", post(lock_platform))
+        .route("/platforms/{name}/delete", post(delete_platform))
+}

@@ -1,0 +1,289 @@
+//! What the panel shows and the API returns of each object: the same shapes for both, and
+//! never a secret (database passwords, application salts and token hashes stay in the state).
+
+use std::collections::HashMap;
+
+use engine::acting::Acting;
+use engine::model::{Platform, Server, Site, Task};
+use engine::{Backup, ClientSummary, LogLine};
+use model::User;
+use serde::Serialize;
+
+/// Names by id, loaded once per request.
+pub struct Names {
+    pub platforms: HashMap<i64, String>,
+    pub servers: HashMap<i64, String>,
+    pub clients: HashMap<i64, String>,
+}
+
+impl Names {
+    /// Platform and server names (few), and the names of the clients `client_ids`.
+    pub fn load(
+        acting: &Acting,
+        client_ids: impl IntoIterator<Item = i64>,
+    ) -> engine::Result<Names> {
+        let fjord = acting.fjord();
+        Ok(Names {
+            platforms: fjord
+                .platforms()?
+                .into_iter()
+                .map(|p| (p.id, p.name.to_string()))
+                .collect(),
+            servers: fjord
+                .servers()?
+                .into_iter()
+                .map(|s| (s.id, s.name.to_string()))
+                .collect(),
+            clients: acting.client_names(client_ids)?,
+        })
+    }
+
+    fn platform(&self, id: i64) -> String {
+        self.platforms.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn server(&self, id: i64) -> String {
+        self.servers.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn client(&self, id: Option<i64>) -> Option<String> {
+        id.and_then(|id| self.clients.get(&id).cloned())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub redirect_aliases: bool,
+    pub platform: String,
+    pub status: String,
+    pub client: Option<String>,
+    pub database: Option<DatabaseView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseView {
+    pub engine: String,
+    pub name: String,
+    pub server: String,
+}
+
+impl SiteView {
+    pub fn new(names: &Names, s: &Site) -> SiteView {
+        SiteView {
+            name: s.name.to_string(),
+            aliases: s.aliases.iter().map(|a| a.to_string()).collect(),
+            redirect_aliases: s.redirect_aliases,
+            platform: names.platform(s.platform_id),
+            status: s.status.as_str().to_string(),
+            client: names.client(s.client_id),
+            database: s.database.as_ref().map(|d| DatabaseView {
+                engine: d.engine.as_str().to_string(),
+                name: d.name.clone(),
+                server: names.server(d.server_id),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformView {
+    pub name: String,
+    pub server: String,
+    pub path: String,
+    pub kind: String,
+    pub php: Option<String>,
+    pub web_root: Option<String>,
+    pub locked: bool,
+}
+
+impl PlatformView {
+    pub fn new(names: &Names, p: &Platform) -> PlatformView {
+        PlatformView {
+            name: p.name.to_string(),
+            server: names.server(p.server_id),
+            path: p.path.to_string(),
+            kind: p.kind.as_str().to_string(),
+            php: p.php_version.as_ref().map(|v| v.to_string()),
+            web_root: p.web_root.map(|r| r.as_str().to_string()),
+            locked: p.locked,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerView {
+    pub name: String,
+    pub listen: String,
+    pub php: Vec<String>,
+    pub databases: Vec<String>,
+}
+
+impl ServerView {
+    pub fn new(s: &Server) -> ServerView {
+        let model::HttpService::Nginx(n) = &s.http;
+        ServerView {
+            name: s.name.to_string(),
+            listen: n.listen.to_string(),
+            php: s.php.iter().map(|p| p.version.to_string()).collect(),
+            databases: s.db.iter().map(|d| d.engine.as_str().to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    pub id: i64,
+    pub kind: String,
+    pub target_type: String,
+    pub target: String,
+    pub status: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl TaskView {
+    pub fn new(t: &Task) -> TaskView {
+        TaskView {
+            id: t.id,
+            kind: t.kind.as_str().to_string(),
+            target_type: t.target.type_str().to_string(),
+            target: t.target_name.clone(),
+            status: t.status.as_str().to_string(),
+            created_at: t.created_at,
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+            error: t.error.clone(),
+        }
+    }
+
+    pub fn duration_ms(&self) -> Option<i64> {
+        Some(self.finished_at? - self.started_at?)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLineView {
+    pub id: i64,
+    pub at: i64,
+    pub line: String,
+}
+
+impl LogLineView {
+    pub fn new(l: &LogLine) -> LogLineView {
+        LogLineView {
+            id: l.id,
+            at: l.at,
+            line: l.line.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupView {
+    pub id: i64,
+    pub created_at: i64,
+    pub size: i64,
+}
+
+impl BackupView {
+    pub fn new(b: &Backup) -> BackupView {
+        BackupView {
+            id: b.id,
+            created_at: b.created_at,
+            size: b.size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub name: String,
+    pub email: Option<String>,
+    pub site_quota: Option<u32>,
+    pub sites: i64,
+    pub users: i64,
+    pub platforms: Vec<String>,
+}
+
+impl ClientView {
+    pub fn new(names: &Names, c: &ClientSummary) -> ClientView {
+        ClientView {
+            name: c.client.name.to_string(),
+            email: c.client.email.as_ref().map(|e| e.to_string()),
+            site_quota: c.client.site_quota,
+            sites: c.sites,
+            users: c.users,
+            platforms: c.platforms.iter().map(|p| names.platform(*p)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub name: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub client: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl UserView {
+    pub fn new(names: &Names, u: &User) -> UserView {
+        UserView {
+            name: u.name.to_string(),
+            email: u.email.as_ref().map(|e| e.to_string()),
+            role: u.role.as_str().to_string(),
+            client: names.client(u.client_id),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl TokenView {
+    pub fn new(t: &engine::ApiToken) -> TokenView {
+        TokenView {
+            id: t.id,
+            name: t.name.clone(),
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// A time for people: UTC, to the minute.
+pub fn when(ms: i64) -> String {
+    model::time::utc_display(ms)
+}
+
+pub fn when_opt(ms: &Option<i64>) -> String {
+    ms.map(when).unwrap_or_else(|| "–".into())
+}
+
+/// A size for people.
+pub fn size(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
