@@ -21,6 +21,18 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("fjord", &["engine", "model", "web"]),
 ];
 
+/// What the web crate may ask of a `Fjord` itself: acting as a user, and signing in.
+const WEB_MAY_CALL: &[&str] = &[
+    "acting",
+    "login",
+    "login_with_link",
+    "logout",
+    "logout_everywhere",
+    "session",
+    "token_user",
+    "login_link_url",
+];
+
 /// Tokens that mean "touches the machine"; only `host` may use them in its source.
 const HOST_ONLY: &[&str] = &[
     "Command::new",
@@ -83,6 +95,30 @@ pub fn run(root: &Path) -> Result<(), Vec<String>> {
                  it dies with its dispatcher",
                 file.display()
             ));
+        }
+    }
+    // Invariant 15: the panel and the API reach the use cases only through `engine::acting`
+    // (and signing in through `engine::auth`): a handler's `Fjord` (always named `f`) is
+    // asked for nothing else.
+    for (file, text) in sources(&root.join("crates/web/src")) {
+        for (at, _) in text.match_indices("f.") {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            let call = &text[at + 2..];
+            let name: String = call
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let is_call = call[name.len()..].starts_with('(');
+            if is_call && !name.is_empty() && !WEB_MAY_CALL.contains(&name.as_str()) {
+                problems.push(format!(
+                    "{} calls Fjord::{name} directly: go through engine::acting, which checks \
+                     the actor's permission",
+                    file.display()
+                ));
+            }
         }
     }
     let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap_or_default();
