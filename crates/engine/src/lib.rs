@@ -30,6 +30,11 @@ pub use store::{
 
 use store::{SqliteStore, Store};
 
+/// Blocks until the process is asked to stop (SIGTERM or SIGINT).
+pub fn wait_for_stop_signal() -> Result<()> {
+    Ok(host::wait_for_stop()?)
+}
+
 /// An open fjord installation: its data directory and state.
 pub struct Fjord {
     data_dir: PathBuf,

@@ -40,7 +40,7 @@ pub use nginx::{NginxCtl, probe_generation};
 pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};
 pub use php_run::PhpRun;
 pub use process::{CommandOutput, run_command};
-pub use signals::stop_on_signals;
+pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb};
 pub use steps::{
     BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,

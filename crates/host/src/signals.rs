@@ -30,3 +30,11 @@ pub fn stop_on_signals(stop: Arc<AtomicBool>, wake: PathBuf) -> Result<()> {
     });
     Ok(())
 }
+
+/// Blocks until SIGTERM or SIGINT arrives (a panel serving with no dispatcher).
+pub fn wait_for_stop() -> Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| HostError::Refused(format!("cannot handle SIGTERM and SIGINT: {e}")))?;
+    signals.forever().next();
+    Ok(())
+}

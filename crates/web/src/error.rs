@@ -18,18 +18,21 @@ pub struct WebError {
     pub retry_after_s: Option<u64>,
 }
 
-#[derive(Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorDetail<'a>,
+/// What the API answers when it refuses.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-pub struct ErrorDetail<'a> {
-    /// Stable: scripts may match on it.
-    pub code: &'a str,
-    pub message: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: scripts may match on it (invalid, not_found, refused, conflict, forbidden,
+    /// unauthenticated, throttled, csrf, bad_request).
+    pub code: String,
+    pub message: String,
+    /// The input field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'a str>,
+    pub field: Option<String>,
 }
 
 impl WebError {
@@ -81,12 +84,12 @@ impl WebError {
         )
     }
 
-    pub fn body(&self) -> ErrorBody<'_> {
+    pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-                field: self.field,
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                field: self.field.map(str::to_string),
             },
         }
     }

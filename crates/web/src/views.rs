@@ -51,7 +51,7 @@ impl Names {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SiteView {
     pub name: String,
     pub aliases: Vec<String>,
@@ -62,7 +62,7 @@ pub struct SiteView {
     pub database: Option<DatabaseView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DatabaseView {
     pub engine: String,
     pub name: String,
@@ -87,7 +87,7 @@ impl SiteView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlatformView {
     pub name: String,
     pub server: String,
@@ -112,7 +112,7 @@ impl PlatformView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerView {
     pub name: String,
     pub listen: String,
@@ -132,7 +132,7 @@ impl ServerView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
     pub id: i64,
     pub kind: String,
@@ -166,7 +166,7 @@ impl TaskView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LogLineView {
     pub id: i64,
     pub at: i64,
@@ -183,7 +183,7 @@ impl LogLineView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BackupView {
     pub id: i64,
     pub created_at: i64,
@@ -200,7 +200,7 @@ impl BackupView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub name: String,
     pub email: Option<String>,
@@ -223,7 +223,7 @@ impl ClientView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub name: String,
     pub email: Option<String>,
@@ -246,7 +246,7 @@ impl UserView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -285,5 +285,47 @@ pub fn size(bytes: i64) -> String {
         format!("{:.0} kB", b / 1e3)
     } else {
         format!("{bytes} B")
+    }
+}
+
+/// One package in a migrate check: what the site has, what the target platform holds.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CompatRowView {
+    pub kind: String,
+    pub name: String,
+    pub site_version: Option<String>,
+    pub site_schema: Option<i64>,
+    pub target_version: Option<String>,
+    pub target_schema: Option<i64>,
+    /// same, upgrade, changed, travels-with-site, downgrade (refused), missing (refused
+    /// unless forced).
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MigrateCheckView {
+    /// Why the move would be refused; none: it may go ahead.
+    pub refused: Option<String>,
+    pub packages: Vec<CompatRowView>,
+}
+
+impl MigrateCheckView {
+    pub fn new(report: &engine::compat::Report) -> MigrateCheckView {
+        MigrateCheckView {
+            refused: report.refusal(),
+            packages: report
+                .rows
+                .iter()
+                .map(|r| CompatRowView {
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    site_version: r.site_version.clone(),
+                    site_schema: r.site_schema,
+                    target_version: r.target_version.clone(),
+                    target_schema: r.target_schema,
+                    verdict: r.verdict.as_str().to_string(),
+                })
+                .collect(),
+        }
     }
 }

@@ -37,9 +37,10 @@ impl Fjord {
             (Some(id), None) => {
                 let backup = self.store().backup(id)?;
                 if backup.site_id != site.id {
+                    // Which site it is of is not said: the asker may not be allowed to know.
                     return Err(Error::Refused(format!(
-                        "backup {id} is of site {}, not of {}",
-                        backup.site_name, site.name
+                        "backup {id} is not one of site {}'s backups",
+                        site.name
                     )));
                 }
                 backup.path

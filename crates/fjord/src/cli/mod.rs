@@ -105,6 +105,10 @@ struct ServeArgs {
     /// An https:// address marks the session cookie Secure.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// Serve the panel only, with no dispatcher: queued tasks wait for `fjord dispatch`
+    /// (elsewhere, or started later).
+    #[arg(long)]
+    no_dispatcher: bool,
     #[command(flatten)]
     dispatch: DispatchArgs,
 }
@@ -369,7 +373,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             fjord.set_panel_url(&url)?;
             eprintln!("fjord: the panel listens on http://{} ({url})", server.addr);
-            let result = run_dispatcher(&fjord, &args.dispatch);
+            let result = if args.no_dispatcher {
+                engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
+            } else {
+                run_dispatcher(&fjord, &args.dispatch)
+            };
             server.stop();
             result
         }

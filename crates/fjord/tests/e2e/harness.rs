@@ -16,7 +16,7 @@ pub fn nginx_binary() -> &'static str {
     "/usr/sbin/nginx"
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

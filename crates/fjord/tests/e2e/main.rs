@@ -20,6 +20,7 @@ mod kill_random;
 mod lifecycle;
 mod migrate;
 mod moves;
+mod panel;
 mod php_rollback;
 mod php_sites;
 mod rollback;

@@ -520,7 +520,9 @@ impl Accounts for SqliteStore {
                 rusqlite::params_from_iter(args.iter()),
                 |r| r.get(0),
             )?;
-            let tail = format!("LIMIT {} OFFSET {}", query.limit.min(1000), query.offset);
+            // SQLite's integers are signed: an offset past them is past every row anyway.
+            let offset = query.offset.min(i64::MAX as u64);
+            let tail = format!("LIMIT {} OFFSET {offset}", query.limit.min(1000));
             let sites = load_sites_paged(c, &where_sql, &tail, rusqlite::params_from_iter(args))?;
             Ok(SitePage { sites, total })
         })

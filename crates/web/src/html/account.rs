@@ -175,10 +175,7 @@ async fn account_page(
             Ok((a.has_password()?, a.api_tokens()?))
         })
         .await?;
-    let status = match &errors.message {
-        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        None => StatusCode::OK,
-    };
+    let status = errors.status();
     page_with_status(
         status,
         AccountPage {
@@ -215,6 +212,7 @@ async fn change_password(
         let errors = FormErrors {
             field: Some("confirm".into()),
             message: Some("the two new passwords differ".into()),
+            status: Some(StatusCode::UNPROCESSABLE_ENTITY),
         };
         return account_page(&state, &viewer, None, errors, None).await;
     }
@@ -237,7 +235,7 @@ async fn change_password(
             )
             .await
         }
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if super::is_form_error(&e) || e.status == StatusCode::UNAUTHORIZED => {
             let mut errors = FormErrors::from(&e);
             if e.status == StatusCode::UNAUTHORIZED {
                 errors.field = Some("current".into());
@@ -264,7 +262,7 @@ async fn create_token(State(state): State<AppState>, posted: Posted<TokenForm>) 
         Ok((_, secret)) => {
             account_page(&state, &viewer, Some(secret), FormErrors::default(), None).await
         }
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if super::is_form_error(&e) => {
             account_page(&state, &viewer, None, FormErrors::from(&e), None).await
         }
         Err(e) => Err(e.into()),

@@ -163,6 +163,18 @@ pub fn see_task(q: &engine::ops::Queued) -> PageResult {
 pub struct FormErrors {
     pub field: Option<String>,
     pub message: Option<String>,
+    /// The status the page answers with (what the API would).
+    pub status: Option<StatusCode>,
+}
+
+/// Whether a failure belongs beside the form that caused it (a value breaking a rule, a state
+/// that does not allow it), rather than on an error page (not signed in, not allowed, not
+/// found: the form itself is not the actor's to use).
+pub fn is_form_error(e: &WebError) -> bool {
+    matches!(
+        e.status,
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST
+    )
 }
 
 impl FormErrors {
@@ -170,7 +182,12 @@ impl FormErrors {
         FormErrors {
             field: e.field.map(str::to_string),
             message: Some(e.message.clone()),
+            status: Some(e.status),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or(StatusCode::OK)
     }
 
     /// The message, if it belongs beside one of these fields.

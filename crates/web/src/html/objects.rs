@@ -3,7 +3,6 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use engine::kinds::Package;
 use engine::ops::PlatformInput;
@@ -247,11 +246,7 @@ async fn new_platform_page(
                 .collect())
         })
         .await?;
-    let status = if errors.message.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = errors.status();
     page_with_status(
         status,
         NewPlatformPage {
@@ -302,7 +297,7 @@ async fn create_platform(
         .await
     {
         Ok(q) => see_task(&q),
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if super::is_form_error(&e) => {
             new_platform_page(&state, &viewer, form, FormErrors::from(&e)).await
         }
         Err(e) => Err(e.into()),

@@ -3,7 +3,6 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use engine::acting::{ClientInput, UserInput};
 use model::{Action, Role};
@@ -129,11 +128,7 @@ async fn client_form(
             ))
         })
         .await?;
-    let status = if errors.message.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = errors.status();
     page_with_status(
         status,
         ClientFormPage {
@@ -199,7 +194,7 @@ async fn save_client(
         .await;
     match result {
         Ok(c) => see(&format!("/clients/{}", c.client.name)),
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if super::is_form_error(&e) => {
             client_form(&state, &viewer, existing, Some(form), FormErrors::from(&e)).await
         }
         Err(e) => Err(e.into()),
@@ -311,11 +306,7 @@ async fn user_form(
             ))
         })
         .await?;
-    let status = if errors.message.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = errors.status();
     page_with_status(
         status,
         UserFormPage {
@@ -384,7 +375,7 @@ async fn create_user(State(state): State<AppState>, posted: Posted<UserForm>) ->
             )
             .await
         }
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if super::is_form_error(&e) => {
             user_form(
                 &state,
                 &viewer,
@@ -414,7 +405,7 @@ async fn update_user(
         .await;
     match result {
         Ok(u) => see(&format!("/users/{}", u.name)),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(e) if super::is_form_error(&e) => {
             user_form(
                 &state,
                 &viewer,

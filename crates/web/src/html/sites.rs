@@ -4,7 +4,6 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use engine::SiteQuery;
 use engine::compat::Report;
@@ -246,11 +245,7 @@ async fn site_page(
         })
         .await?;
     let (site, kinds, backups, tasks, version, packages, cron, targets) = page_data;
-    let status = if errors.message.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = errors.status();
     page_with_status(
         status,
         SitePage {
@@ -292,7 +287,7 @@ async fn on_site_page<T: Send + 'static>(
 ) -> PageResult {
     match result {
         Ok(v) => then(v),
-        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+        Err(e) if super::is_form_error(&e) => {
             site_page(state, viewer, name, FormErrors::from(&e)).await
         }
         Err(e) => Err(e.into()),
@@ -556,11 +551,7 @@ async fn new_site_page(
             ))
         })
         .await?;
-    let status = if errors.message.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = errors.status();
     page_with_status(
         status,
         NewSitePage {
@@ -610,7 +601,7 @@ async fn create_site(State(state): State<AppState>, posted: Posted<NewSiteForm>)
     let result = state.run(move |f| f.acting(actor).add_site(&input)).await;
     match result {
         Ok(q) => see_task(&q),
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if super::is_form_error(&e) => {
             new_site_page(&state, &viewer, form, FormErrors::from(&e)).await
         }
         Err(e) => Err(e.into()),

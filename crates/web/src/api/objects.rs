@@ -1,0 +1,236 @@
+//! `/platforms`, `/servers` and `/tasks`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use engine::TaskFilter;
+use engine::ops::PlatformInput;
+use serde::Deserialize;
+
+use super::{Body, Params, QueuedView, Refusals, Segments, queued};
+use crate::html::task_status;
+use crate::session::ApiUser;
+use crate::views::{LogLineView, Names, PlatformView, ServerView, TaskView};
+use crate::{AppState, WebError};
+
+type ApiResult<T> = Result<Json<T>, WebError>;
+
+#[utoipa::path(get, path = "/platforms", tag = "platforms",
+    responses((status = 200, body = Vec<PlatformView>), Refusals))]
+pub async fn platforms(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+) -> ApiResult<Vec<PlatformView>> {
+    Ok(Json(
+        state
+            .run(move |f| {
+                let a = f.acting(actor);
+                let names = Names::load(&a, None)?;
+                Ok(a.platforms()?
+                    .iter()
+                    .map(|p| PlatformView::new(&names, p))
+                    .collect())
+            })
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/platforms/{name}", tag = "platforms",
+    params(("name" = String, Path, description = "The platform's name")),
+    responses((status = 200, body = PlatformView), Refusals))]
+pub async fn platform(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+) -> ApiResult<PlatformView> {
+    Ok(Json(
+        state
+            .run(move |f| {
+                let a = f.acting(actor);
+                let names = Names::load(&a, None)?;
+                Ok(PlatformView::new(&names, &a.platform(&name)?))
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewPlatform {
+    name: String,
+    /// The server it is on.
+    server: String,
+    /// The absolute path of its code.
+    path: String,
+    /// static, php, wordpress or drupal.
+    kind: String,
+    /// Its sites' PHP version [default: the server's newest].
+    #[serde(default)]
+    php: Option<String>,
+}
+
+/// Adds a platform and queues its verify.
+#[utoipa::path(post, path = "/platforms", tag = "platforms", request_body = NewPlatform,
+    responses((status = 202, body = QueuedView), Refusals))]
+pub async fn add_platform(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Body(body): Body<NewPlatform>,
+) -> Result<Response, WebError> {
+    let input = PlatformInput {
+        name: body.name,
+        server: body.server,
+        path: body.path,
+        kind: body.kind,
+        php: body.php,
+        ..PlatformInput::default()
+    };
+    let q = state
+        .run(move |f| f.acting(actor).add_platform(&input))
+        .await?;
+    Ok(queued(q))
+}
+
+#[utoipa::path(post, path = "/platforms/{name}/verify", tag = "platforms",
+    params(("name" = String, Path, description = "The platform's name")),
+    responses((status = 202, body = QueuedView), Refusals))]
+pub async fn verify_platform(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+) -> Result<Response, WebError> {
+    let q = state
+        .run(move |f| f.acting(actor).verify_platform(&name))
+        .await?;
+    Ok(queued(q))
+}
+
+#[utoipa::path(get, path = "/servers", tag = "servers",
+    responses((status = 200, body = Vec<ServerView>), Refusals))]
+pub async fn servers(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+) -> ApiResult<Vec<ServerView>> {
+    let servers = state.run(move |f| f.acting(actor).servers()).await?;
+    Ok(Json(servers.iter().map(ServerView::new).collect()))
+}
+
+#[utoipa::path(get, path = "/servers/{name}", tag = "servers",
+    params(("name" = String, Path, description = "The server's name")),
+    responses((status = 200, body = ServerView), Refusals))]
+pub async fn server(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+) -> ApiResult<ServerView> {
+    let server = state.run(move |f| f.acting(actor).server(&name)).await?;
+    Ok(Json(ServerView::new(&server)))
+}
+
+#[utoipa::path(post, path = "/servers/{name}/verify", tag = "servers",
+    params(("name" = String, Path, description = "The server's name")),
+    responses((status = 202, body = QueuedView), Refusals))]
+pub async fn verify_server(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+) -> Result<Response, WebError> {
+    let q = state
+        .run(move |f| f.acting(actor).verify_server(&name))
+        .await?;
+    Ok(queued(q))
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TasksQuery {
+    /// queued, processing, success, failed, warning or cancelled.
+    #[serde(default)]
+    status: String,
+    /// At most 1000 [default: 100].
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// The tasks the token's user may see, newest first.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(TasksQuery),
+    responses((status = 200, body = Vec<TaskView>), Refusals))]
+pub async fn tasks(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Params(q): Params<TasksQuery>,
+) -> ApiResult<Vec<TaskView>> {
+    let status = task_status(&q.status)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let tasks = state
+        .run(move |f| {
+            f.acting(actor).tasks(&TaskFilter {
+                status,
+                limit: Some(limit),
+                ..TaskFilter::default()
+            })
+        })
+        .await?;
+    Ok(Json(tasks.iter().map(TaskView::new).collect()))
+}
+
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
+    params(("id" = i64, Path, description = "The task's id")),
+    responses((status = 200, body = TaskView), Refusals))]
+pub async fn task(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(id): Segments<i64>,
+) -> ApiResult<TaskView> {
+    let task = state.run(move |f| f.acting(actor).task(id)).await?;
+    Ok(Json(TaskView::new(&task)))
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Only lines after this line id (to follow a running task).
+    #[serde(default)]
+    after: i64,
+}
+
+#[utoipa::path(get, path = "/tasks/{id}/log", tag = "tasks",
+    params(("id" = i64, Path, description = "The task's id"), LogQuery),
+    responses((status = 200, body = Vec<LogLineView>), Refusals))]
+pub async fn task_log(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(id): Segments<i64>,
+    Params(q): Params<LogQuery>,
+) -> ApiResult<Vec<LogLineView>> {
+    let lines = state
+        .run(move |f| f.acting(actor).task_log(id, q.after))
+        .await?;
+    Ok(Json(lines.iter().map(LogLineView::new).collect()))
+}
+
+/// Queues a failed or cancelled task again.
+#[utoipa::path(post, path = "/tasks/{id}/retry", tag = "tasks",
+    params(("id" = i64, Path, description = "The task's id")),
+    responses((status = 202, body = TaskView), Refusals))]
+pub async fn retry_task(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(id): Segments<i64>,
+) -> Result<Response, WebError> {
+    let task = state.run(move |f| f.acting(actor).retry_task(id)).await?;
+    Ok((StatusCode::ACCEPTED, Json(TaskView::new(&task))).into_response())
+}
+
+/// Cancels a queued task.
+#[utoipa::path(post, path = "/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = i64, Path, description = "The task's id")),
+    responses((status = 200, body = TaskView), Refusals))]
+pub async fn cancel_task(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(id): Segments<i64>,
+) -> ApiResult<TaskView> {
+    let task = state.run(move |f| f.acting(actor).cancel_task(id)).await?;
+    Ok(Json(TaskView::new(&task)))
+}
