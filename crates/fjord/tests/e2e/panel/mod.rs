@@ -1,6 +1,7 @@
 //! The panel and the API of a real `fjord serve`, over HTTP: who may do what, forged and
 //! guessed requests, and a site run from the panel.
 
+mod chromium;
 mod matrix;
 mod schema;
 mod security;
