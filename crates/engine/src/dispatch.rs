@@ -35,6 +35,9 @@ pub struct DispatcherOptions {
     pub concurrency: usize,
     /// Stop once no task is queued or running (for `fjord dispatch --until-idle`).
     pub until_idle: bool,
+    /// Run tasks (and what they run) at a lower CPU priority, yielding the cores to the
+    /// panel's requests in the same process (`fjord serve`).
+    pub background: bool,
 }
 
 /// Concurrency slots. A task waiting for an nginx commit gives its slot back, and takes one
@@ -146,6 +149,11 @@ impl Dispatcher {
     /// Runs until `stop` is set (finishing the tasks already started) or, with `until_idle`,
     /// until there is nothing left to do.
     pub fn run(&self, options: &DispatcherOptions, stop: &AtomicBool) -> Result<()> {
+        if options.background
+            && let Err(e) = host::lower_this_thread_priority(10)
+        {
+            eprintln!("fjord: tasks run at the panel's priority: {e}");
+        }
         let (tx, rx) = mpsc::channel();
         let socket = host::WakeSocket::bind(&self.socket_path)?;
         let listener_stop = Arc::new(AtomicBool::new(false));
@@ -707,6 +715,7 @@ impl Fjord {
         let stop = AtomicBool::new(false);
         dispatcher.run(
             &DispatcherOptions {
+                background: false,
                 concurrency,
                 until_idle: true,
             },

@@ -30,6 +30,14 @@ pub use store::{
 
 use store::{SqliteStore, Store};
 
+/// Holds glibc's malloc to two arenas in a long-running `fjord serve`, by running it again
+/// with `MALLOC_ARENA_MAX=2` unless that is set. With a heap per thread that was ever busy at
+/// once (the panel's threads, one per task, zstd's workers), it kept every heap's peak: the
+/// panel bench measured 73 MB resident against 40 MB with two arenas, at the same speed.
+pub fn limit_malloc_arenas() -> Result<()> {
+    Ok(host::reexec_with("MALLOC_ARENA_MAX", "2")?)
+}
+
 /// Blocks until the process is asked to stop (SIGTERM or SIGINT).
 pub fn wait_for_stop_signal() -> Result<()> {
     Ok(host::wait_for_stop()?)

@@ -39,7 +39,7 @@ pub use mail::{MailTransport, send_mail};
 pub use nginx::{NginxCtl, probe_generation};
 pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};
 pub use php_run::PhpRun;
-pub use process::{CommandOutput, run_command};
+pub use process::{CommandOutput, lower_this_thread_priority, reexec_with, run_command};
 pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb};
 pub use steps::{

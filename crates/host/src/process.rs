@@ -67,3 +67,47 @@ pub fn child_command_as(program: &str, uid: u32, gid: u32) -> Command {
     cmd.process_group(0);
     cmd
 }
+
+/// Lowers the scheduling priority of the calling thread to `nice`; the threads it starts and
+/// the processes they run from then on inherit it (Linux keeps a nice value per thread).
+/// `fjord serve` runs its dispatcher so, so that tasks and the programs they run (nginx -t,
+/// dumps, archives) yield the cores to the panel's requests.
+pub fn lower_this_thread_priority(nice: i32) -> Result<()> {
+    let link = std::fs::read_link("/proc/thread-self")
+        .map_err(|e| HostError::io(std::path::Path::new("/proc/thread-self"), e))?;
+    let tid = link
+        .file_name()
+        .map(|t| t.to_string_lossy().into_owned())
+        .ok_or_else(|| HostError::Refused("no thread id in /proc/thread-self".into()))?;
+    let out = run_command(&[
+        "renice".into(),
+        "-n".into(),
+        nice.to_string(),
+        "-p".into(),
+        tid,
+    ])?;
+    if !out.success {
+        return Err(HostError::Refused(format!(
+            "renice failed: {}",
+            out.output.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs this program again, in place of this process (same pid, same arguments), with `var`
+/// set to `value`, unless it is set already. For settings a library reads only when a process
+/// starts: glibc's malloc takes its arena limit from the environment.
+pub fn reexec_with(var: &str, value: &str) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(var).is_some() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| HostError::io(std::path::Path::new("/proc/self/exe"), e))?;
+    let err = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(var, value)
+        .exec();
+    Err(HostError::io(&exe, err))
+}

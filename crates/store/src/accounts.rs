@@ -126,6 +126,8 @@ pub trait Accounts: Send + Sync {
     fn clients(&self) -> Result<Vec<ClientSummary>>;
     fn client_summary(&self, id: i64) -> Result<ClientSummary>;
     fn client_by_name(&self, name: &str) -> Result<Client>;
+    /// The names of these clients (those that exist), in one query.
+    fn client_names(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>>;
     fn set_client_quota(&self, id: i64, quota: Option<u32>) -> Result<()>;
     fn set_client_platforms(&self, id: i64, platform_ids: &[i64]) -> Result<()>;
 

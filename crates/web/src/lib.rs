@@ -25,34 +25,46 @@ pub use error::WebError;
 
 /// How many connections to the state the panel keeps: page views read in parallel (SQLite in
 /// WAL mode lets readers run beside each other and beside a dispatcher's writes).
-const STATE_CONNECTIONS: usize = 4;
+const STATE_CONNECTIONS: usize = 8;
 
-/// What every handler shares: open connections to the state, used in turn.
+/// What every handler shares: open connections to the state, each given to the request that
+/// finds it least busy.
 #[derive(Clone)]
 pub struct AppState {
-    pool: Arc<Vec<Arc<Fjord>>>,
-    next: Arc<AtomicUsize>,
+    pool: Arc<Vec<(Arc<Fjord>, AtomicUsize)>>,
     /// Whether cookies are marked Secure (the panel is reached over https).
     secure_cookies: bool,
 }
 
 impl AppState {
     pub fn new(fjord: Arc<Fjord>) -> engine::Result<AppState> {
-        let mut pool = vec![fjord.clone()];
-        for _ in 1..STATE_CONNECTIONS {
-            pool.push(Arc::new(Fjord::open(fjord.data_dir())?));
-        }
         let secure_cookies = fjord.panel_url()?.starts_with("https://");
+        let mut pool = vec![(fjord.clone(), AtomicUsize::new(0))];
+        for _ in 1..STATE_CONNECTIONS {
+            pool.push((
+                Arc::new(Fjord::open(fjord.data_dir())?),
+                AtomicUsize::new(0),
+            ));
+        }
         Ok(AppState {
             pool: Arc::new(pool),
-            next: Arc::new(AtomicUsize::new(0)),
             secure_cookies,
         })
     }
 
-    fn fjord(&self) -> Arc<Fjord> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        self.pool[i].clone()
+    /// The connection with the fewest requests on it, marked busy until the guard drops.
+    fn fjord(&self) -> Lease {
+        let (i, _) = self
+            .pool
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (_, busy))| busy.load(Ordering::Relaxed))
+            .expect("a connection");
+        self.pool[i].1.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            pool: self.pool.clone(),
+            index: i,
+        }
     }
 
     /// Runs a use case (blocking: the state is SQLite, passwords are Argon2) off the async
@@ -61,11 +73,22 @@ impl AppState {
         &self,
         f: impl FnOnce(&Fjord) -> engine::Result<T> + Send + 'static,
     ) -> Result<T, WebError> {
-        let fjord = self.fjord();
-        tokio::task::spawn_blocking(move || f(&fjord))
+        let lease = self.fjord();
+        tokio::task::spawn_blocking(move || f(&lease.pool[lease.index].0))
             .await
             .map_err(|e| WebError::internal(format!("a request's worker failed: {e}")))?
             .map_err(WebError::from)
+    }
+}
+
+struct Lease {
+    pool: Arc<Vec<(Arc<Fjord>, AtomicUsize)>>,
+    index: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.pool[self.index].1.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -114,8 +137,8 @@ impl Server {
     pub fn start(fjord: Arc<Fjord>, listen: &str) -> Result<Server, String> {
         let state = AppState::new(fjord).map_err(|e| e.to_string())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .max_blocking_threads(16)
+            .worker_threads(4)
+            .max_blocking_threads(12)
             .thread_name("fjord-web")
             .enable_all()
             .build()
@@ -126,6 +149,10 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        // Pages go out whole as soon as they are written, not held back for more to send.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         runtime.spawn(async move {

@@ -80,20 +80,13 @@ impl Acting<'_> {
         &self,
         ids: impl IntoIterator<Item = i64>,
     ) -> Result<std::collections::HashMap<i64, String>> {
-        let mut out = std::collections::HashMap::new();
-        for id in ids {
-            if out.contains_key(&id) || !self.actor.sees_client(Some(id)) {
-                continue;
-            }
-            match self.fjord.store().client(id) {
-                Ok(c) => {
-                    out.insert(id, c.name.to_string());
-                }
-                Err(store::StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(out)
+        let mut wanted: Vec<i64> = ids
+            .into_iter()
+            .filter(|id| self.actor.sees_client(Some(*id)))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        Ok(self.fjord.store().client_names(&wanted)?)
     }
 
     pub fn dashboard(&self) -> Result<Dashboard> {

@@ -359,6 +359,9 @@ fn default_concurrency() -> usize {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    if matches!(cli.command, Command::Serve(_)) {
+        engine::limit_malloc_arenas()?;
+    }
     let data_dir = cli
         .data_dir
         .unwrap_or_else(|| engine::default_data_dir(is_root()));
@@ -376,12 +379,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             let result = if args.no_dispatcher {
                 engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
             } else {
-                run_dispatcher(&fjord, &args.dispatch)
+                run_dispatcher(&fjord, &args.dispatch, true)
             };
             server.stop();
             result
         }
-        Command::Dispatch(args) => run_dispatcher(&fjord, &args),
+        Command::Dispatch(args) => run_dispatcher(&fjord, &args, false),
         Command::Server(cmd) => server(&fjord, cmd),
         Command::Platform(cmd) => platform(&fjord, cmd),
         Command::Site(cmd) => site::site(&fjord, cmd),
@@ -393,7 +396,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-fn run_dispatcher(fjord: &Arc<Fjord>, args: &DispatchArgs) -> Result<ExitCode, Error> {
+fn run_dispatcher(
+    fjord: &Arc<Fjord>,
+    args: &DispatchArgs,
+    background: bool,
+) -> Result<ExitCode, Error> {
     let dispatcher = Dispatcher::new(fjord.clone())?;
     eprintln!(
         "fjord: dispatcher {} on {}",
@@ -403,6 +410,7 @@ fn run_dispatcher(fjord: &Arc<Fjord>, args: &DispatchArgs) -> Result<ExitCode, E
     let options = DispatcherOptions {
         concurrency: args.concurrency.unwrap_or_else(default_concurrency),
         until_idle: args.until_idle,
+        background,
     };
     dispatcher.run_until_signalled(&options)?;
     Ok(ExitCode::SUCCESS)

@@ -29,7 +29,7 @@ fn user_from_row(r: &Row) -> rusqlite::Result<Result<User>> {
 }
 
 fn load_users(c: &Connection, where_sql: &str, p: impl rusqlite::Params) -> Result<Vec<User>> {
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {USER_COLS} FROM users {where_sql} ORDER BY name"
     ))?;
     let rows = stmt.query_map(p, user_from_row)?;
@@ -92,6 +92,15 @@ fn summarize(c: &Connection, client: Client) -> Result<ClientSummary> {
         users,
         platforms,
     })
+}
+
+/// Whether a search term can go through the trigram index: three or more characters, all of
+/// them such as host names hold (so none is special to `LIKE`).
+fn indexed_search(term: &str) -> bool {
+    term.len() >= 3
+        && term
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
 /// `LIKE` with the user's `%`, `_` and `\` taken literally.
@@ -459,6 +468,21 @@ impl Accounts for SqliteStore {
         })
     }
 
+    fn client_names(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        self.with(|c| {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, name FROM clients WHERE id IN ({})",
+                list.join(",")
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     fn set_client_quota(&self, id: i64, quota: Option<u32>) -> Result<()> {
         self.with(|c| {
             if c.execute(
@@ -492,11 +516,22 @@ impl Accounts for SqliteStore {
             let mut clauses = Vec::new();
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
-                args.push(like_pattern(&search.to_lowercase()).into());
-                clauses.push(format!(
-                    "id IN (SELECT site_id FROM host_names WHERE name LIKE ?{} ESCAPE '\\')",
-                    args.len()
-                ));
+                let search = search.to_lowercase();
+                args.push(like_pattern(&search).into());
+                if indexed_search(&search) {
+                    // The trigram index answers a LIKE of three or more characters without
+                    // reading every name; a term of host name characters needs no escape.
+                    clauses.push(format!(
+                        "id IN (SELECT site_id FROM host_names WHERE rowid IN \
+                         (SELECT rowid FROM host_names_search WHERE name LIKE ?{}))",
+                        args.len()
+                    ));
+                } else {
+                    clauses.push(format!(
+                        "id IN (SELECT site_id FROM host_names WHERE name LIKE ?{} ESCAPE '\\')",
+                        args.len()
+                    ));
+                }
             }
             if let Some(status) = query.status {
                 args.push(status.as_str().to_string().into());
@@ -515,24 +550,48 @@ impl Accounts for SqliteStore {
             } else {
                 format!("WHERE {}", clauses.join(" AND "))
             };
-            let total: u64 = c.query_row(
-                &format!("SELECT count(*) FROM sites {where_sql}"),
-                rusqlite::params_from_iter(args.iter()),
-                |r| r.get(0),
-            )?;
+            // Without a search or a platform, the total is in the counts the triggers keep.
+            let total: u64 = if query.search.is_none() && query.platform_id.is_none() {
+                c.prepare_cached(
+                    "SELECT coalesce(sum(n), 0) FROM site_counts
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR client_id = ?2)",
+                )?
+                .query_row(
+                    params![query.status.map(|s| s.as_str()), query.client_id],
+                    |r| r.get(0),
+                )?
+            } else {
+                c.prepare_cached(&format!("SELECT count(*) FROM sites {where_sql}"))?
+                    .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
+            };
             // SQLite's integers are signed: an offset past them is past every row anyway.
             let offset = query.offset.min(i64::MAX as u64);
-            let tail = format!("LIMIT {} OFFSET {offset}", query.limit.min(1000));
-            let sites = load_sites_paged(c, &where_sql, &tail, rusqlite::params_from_iter(args))?;
+            // The page's ids first, from the name index alone (a far page steps over its
+            // offset in the index, not through the table); then those sites whole.
+            let mut stmt = c.prepare(&format!(
+                "SELECT id FROM sites {where_sql} ORDER BY name LIMIT {} OFFSET {offset}",
+                query.limit.min(1000)
+            ))?;
+            let ids = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            let sites = if ids.is_empty() {
+                Vec::new()
+            } else {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                load_sites(c, &format!("WHERE id IN ({})", list.join(",")), [])?
+            };
             Ok(SitePage { sites, total })
         })
     }
 
     fn site_counts(&self, client_id: Option<i64>) -> Result<Vec<(SiteStatus, u64)>> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT status, count(*) FROM sites WHERE ?1 IS NULL OR client_id = ?1
-                 GROUP BY status ORDER BY status",
+            let mut stmt = c.prepare_cached(
+                "SELECT status, sum(n) FROM site_counts WHERE ?1 IS NULL OR client_id = ?1
+                 GROUP BY status HAVING sum(n) > 0 ORDER BY status",
             )?;
             let rows = stmt.query_map([client_id], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))

@@ -192,4 +192,47 @@ CREATE INDEX login_failures_user ON login_failures(user_name, at);
 CREATE INDEX login_failures_address ON login_failures(address, at);
 CREATE INDEX sites_client ON sites(client_id, name);
 "#,
+    // 9: the panel's site search and counts at ten thousand sites: a trigram index of every
+    // host name (substring search through the index, kept by triggers), indexes that page
+    // through sites in name order from the index alone, and the number of sites per client
+    // and status, kept by triggers, for the dashboard.
+    r#"
+CREATE VIRTUAL TABLE host_names_search USING fts5(name, content='host_names', tokenize='trigram');
+CREATE TRIGGER host_names_search_insert AFTER INSERT ON host_names BEGIN
+    INSERT INTO host_names_search(rowid, name) VALUES (new.rowid, new.name);
+END;
+CREATE TRIGGER host_names_search_delete AFTER DELETE ON host_names BEGIN
+    INSERT INTO host_names_search(host_names_search, rowid, name) VALUES ('delete', old.rowid, old.name);
+END;
+CREATE TRIGGER host_names_search_update AFTER UPDATE ON host_names BEGIN
+    INSERT INTO host_names_search(host_names_search, rowid, name) VALUES ('delete', old.rowid, old.name);
+    INSERT INTO host_names_search(rowid, name) VALUES (new.rowid, new.name);
+END;
+INSERT INTO host_names_search(host_names_search) VALUES ('rebuild');
+CREATE INDEX sites_status ON sites(status, name);
+CREATE INDEX sites_client_status ON sites(client_id, status, name);
+CREATE INDEX sites_platform_name ON sites(platform_id, name);
+CREATE TABLE site_counts (
+    client_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (client_id, status)
+);
+INSERT INTO site_counts (client_id, status, n)
+    SELECT coalesce(client_id, 0), status, count(*) FROM sites GROUP BY 1, 2;
+CREATE TRIGGER site_counts_insert AFTER INSERT ON sites BEGIN
+    INSERT INTO site_counts (client_id, status, n) VALUES (coalesce(new.client_id, 0), new.status, 1)
+        ON CONFLICT (client_id, status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER site_counts_delete AFTER DELETE ON sites BEGIN
+    UPDATE site_counts SET n = n - 1
+        WHERE client_id = coalesce(old.client_id, 0) AND status = old.status;
+END;
+CREATE TRIGGER site_counts_update AFTER UPDATE OF status, client_id ON sites BEGIN
+    UPDATE site_counts SET n = n - 1
+        WHERE client_id = coalesce(old.client_id, 0) AND status = old.status;
+    INSERT INTO site_counts (client_id, status, n) VALUES (coalesce(new.client_id, 0), new.status, 1)
+        ON CONFLICT (client_id, status) DO UPDATE SET n = n + 1;
+END;
+"#,
 ];

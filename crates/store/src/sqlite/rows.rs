@@ -204,38 +204,54 @@ pub(super) fn load_sites_paged(
             app_secret: app_secret.unwrap_or_default(),
         });
     }
-    let mut alias_stmt = c.prepare(
-        "SELECT name FROM host_names WHERE site_id = ?1 AND is_main = 0 ORDER BY position",
-    )?;
-    let mut db_stmt = c.prepare(
-        "SELECT server_id, engine, name, user, password FROM site_databases WHERE site_id = ?1",
-    )?;
-    for site in &mut sites {
-        site.database = db_stmt
-            .query_row([site.id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            })
-            .optional()?
-            .map(|(server_id, engine, name, user, password)| {
-                Ok::<_, StoreError>(SiteDatabase {
-                    server_id,
-                    engine: DbEngine::parse(&engine).map_err(|e| corrupt(e.to_string()))?,
-                    name,
-                    user,
-                    password,
-                })
-            })
-            .transpose()?;
-        let names = alias_stmt.query_map([site.id], |r| r.get::<_, String>(0))?;
-        for name in names {
-            let name = name?;
-            site.aliases
+    if sites.is_empty() {
+        return Ok(sites);
+    }
+    // Aliases and databases of all the sites at once: a page of the panel's list is two
+    // queries, not a hundred. A long list reads the whole (small) tables instead of naming
+    // thousands of ids.
+    let at: HashMap<i64, usize> = sites.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let only = if sites.len() <= 500 {
+        let ids: Vec<String> = sites.iter().map(|s| s.id.to_string()).collect();
+        format!("AND site_id IN ({})", ids.join(","))
+    } else {
+        String::new()
+    };
+    let mut db_stmt = c.prepare(&format!(
+        "SELECT site_id, server_id, engine, name, user, password FROM site_databases
+         WHERE 1 = 1 {only}"
+    ))?;
+    let rows = db_stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (site_id, server_id, engine, name, user, password) = row?;
+        if let Some(&i) = at.get(&site_id) {
+            sites[i].database = Some(SiteDatabase {
+                server_id,
+                engine: DbEngine::parse(&engine).map_err(|e| corrupt(e.to_string()))?,
+                name,
+                user,
+                password,
+            });
+        }
+    }
+    let mut alias_stmt = c.prepare(&format!(
+        "SELECT site_id, name FROM host_names WHERE is_main = 0 {only} ORDER BY site_id, position"
+    ))?;
+    let rows = alias_stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (site_id, name) = row?;
+        if let Some(&i) = at.get(&site_id) {
+            sites[i]
+                .aliases
                 .push(Hostname::parse("alias", &name).map_err(|e| corrupt(e.to_string()))?);
         }
     }

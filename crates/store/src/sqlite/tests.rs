@@ -244,3 +244,81 @@ fn full_disk_and_busy_are_transient_constraints_are_not() {
     assert!(!failure(rusqlite::ffi::SQLITE_CONSTRAINT).is_transient());
     assert!(!StoreError::Conflict("x".into()).is_transient());
 }
+
+#[test]
+fn the_site_search_finds_names_and_aliases_through_every_change() {
+    use crate::{Accounts, SiteQuery};
+    let s = store();
+    let (_, p) = setup(&s);
+    for (name, aliases) in [
+        ("alpha.example", vec!["www.alpha.example"]),
+        ("beta.example", vec!["shop.beta.example"]),
+        ("gamma.test", vec![]),
+    ] {
+        s.insert_site(&new_site(name, p, &aliases), None).unwrap();
+    }
+    let find = |term: &str| -> Vec<String> {
+        s.site_page(&SiteQuery {
+            search: Some(term.into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .unwrap()
+        .sites
+        .iter()
+        .map(|x| x.name.to_string())
+        .collect()
+    };
+    assert_eq!(find("example"), ["alpha.example", "beta.example"]);
+    assert_eq!(find("shop"), ["beta.example"]);
+    assert_eq!(find("ALP"), ["alpha.example"]);
+    // Shorter than a trigram, and characters LIKE would take as wildcards: read literally.
+    assert_eq!(find("ga"), ["gamma.test"]);
+    assert!(find("%").is_empty());
+    assert!(find("_").is_empty());
+    // Renamed aliases are found by their new names only.
+    let beta = s.site_by_host("beta.example").unwrap();
+    s.update_site_names(beta.id, &[h("store.beta.example")], false, None)
+        .unwrap();
+    assert!(find("shop").is_empty());
+    assert_eq!(find("store"), ["beta.example"]);
+    // A deleted site is gone from the index with its names.
+    let gamma = s.site_by_host("gamma.test").unwrap();
+    s.delete_site(gamma.id).unwrap();
+    assert!(find("gamma").is_empty());
+    let page = s
+        .site_page(&SiteQuery {
+            limit: 1,
+            offset: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.sites[0].name.as_str(), "beta.example");
+}
+
+#[test]
+fn site_counts_follow_every_add_change_and_delete() {
+    use crate::Accounts;
+    let s = store();
+    let (_, p) = setup(&s);
+    let client = s
+        .client_by_name_or_insert(&Name::parse("client", "acme").unwrap())
+        .unwrap();
+    let mut with_client = new_site("a.com", p, &[]);
+    with_client.client_id = Some(client.id);
+    let (a, _) = s.insert_site(&with_client, None).unwrap();
+    let (b, _) = s.insert_site(&new_site("b.com", p, &[]), None).unwrap();
+    s.insert_site(&new_site("c.com", p, &[]), None).unwrap();
+    s.set_site_status(b.id, SiteStatus::Disabled).unwrap();
+    let all = s.site_counts(None).unwrap();
+    let status = a.status;
+    assert_eq!(all, vec![(SiteStatus::Disabled, 1), (status, 2)]);
+    assert_eq!(s.site_counts(Some(client.id)).unwrap(), vec![(status, 1)]);
+    s.delete_site(a.id).unwrap();
+    assert!(s.site_counts(Some(client.id)).unwrap().is_empty());
+    assert_eq!(
+        s.site_counts(None).unwrap(),
+        vec![(SiteStatus::Disabled, 1), (status, 1)]
+    );
+}

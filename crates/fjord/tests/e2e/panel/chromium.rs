@@ -1,6 +1,7 @@
 //! The panel in a real browser: Debian's headless Chromium, driven through chromedriver.
 //! Screenshots of each step are kept under `target/screenshots/`.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,8 +21,10 @@ struct Chromedriver {
 impl Chromedriver {
     fn start() -> Chromedriver {
         let port = free_port();
+        // Its own process group: the browsers it starts go with it, even after a failed test.
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -40,6 +43,9 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
