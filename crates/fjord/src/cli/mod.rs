@@ -91,6 +91,10 @@ struct InitArgs {
     /// The name of the panel's first administrator (made only if there is no user yet).
     #[arg(long, default_value = "admin", value_name = "USER")]
     admin: String,
+    /// The panel's address as its users reach it, for login links [default: what
+    /// `fjord serve` last listened on, or http://127.0.0.1:8470].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
     #[command(flatten)]
     nginx: NginxArgs,
 }
@@ -464,6 +468,9 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
         fjord.data_dir().display(),
         args.name
     );
+    if let Some(url) = &args.url {
+        fjord.set_panel_url(url)?;
+    }
     if let Some(link) = fjord.first_administrator(&args.admin)? {
         outln!(
             "The panel's first administrator is {}. Once `fjord serve` runs, sign in with",
