@@ -132,6 +132,8 @@ pub trait Accounts: Send + Sync {
     fn set_client_platforms(&self, id: i64, platform_ids: &[i64]) -> Result<()>;
 
     fn site_page(&self, query: &SiteQuery) -> Result<SitePage>;
+    /// The sites whose backups take the most room (a client's, or all): name, bytes, count.
+    fn backup_use(&self, client_id: Option<i64>, limit: u32) -> Result<Vec<(String, i64, i64)>>;
     /// How many sites are in each status (a client's, or all).
     fn site_counts(&self, client_id: Option<i64>) -> Result<Vec<(SiteStatus, u64)>>;
 }

@@ -39,6 +39,8 @@ pub struct Dashboard {
     pub failed: Vec<Task>,
     /// The last finished tasks, oldest first: their durations make the chart.
     pub finished: Vec<Task>,
+    /// The sites whose backups take the most room: name, bytes, how many backups.
+    pub backup_use: Vec<(String, i64, i64)>,
 }
 
 impl Acting<'_> {
@@ -92,6 +94,7 @@ impl Acting<'_> {
     pub fn dashboard(&self) -> Result<Dashboard> {
         let client = self.own_client();
         let site_counts = self.fjord.store().site_counts(client)?;
+        let backup_use = self.fjord.store().backup_use(client, 15)?;
         if !self.may(Action::ViewTasks) {
             return Ok(Dashboard {
                 site_counts,
@@ -99,6 +102,7 @@ impl Acting<'_> {
                 queued: vec![],
                 failed: vec![],
                 finished: vec![],
+                backup_use,
             });
         }
         let list = |status, limit| {
@@ -117,6 +121,7 @@ impl Acting<'_> {
             queued: list(TaskStatus::Queued, 50)?,
             failed: list(TaskStatus::Failed, 10)?,
             finished,
+            backup_use,
         })
     }
 
@@ -128,6 +133,12 @@ impl Acting<'_> {
     pub fn server(&self, name: &str) -> Result<Server> {
         self.require(Action::ViewServers)?;
         self.fjord.server(name)
+    }
+
+    /// Registers a server and queues its verify.
+    pub fn add_server(&self, input: &crate::ops::ServerInput) -> Result<Queued> {
+        self.require(Action::ManageServers)?;
+        self.fjord.add_server(input, false)
     }
 
     pub fn verify_server(&self, name: &str) -> Result<Queued> {

@@ -587,6 +587,22 @@ impl Accounts for SqliteStore {
         })
     }
 
+    fn backup_use(&self, client_id: Option<i64>, limit: u32) -> Result<Vec<(String, i64, i64)>> {
+        self.with(|c| {
+            // A client's view counts only the backups of its sites that still exist.
+            let mut stmt = c.prepare_cached(
+                "SELECT b.site_name, sum(b.size), count(*) FROM backups b
+                 LEFT JOIN sites s ON s.id = b.site_id
+                 WHERE ?1 IS NULL OR s.client_id = ?1
+                 GROUP BY b.site_name ORDER BY 2 DESC, 1 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![client_id, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     fn site_counts(&self, client_id: Option<i64>) -> Result<Vec<(SiteStatus, u64)>> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(

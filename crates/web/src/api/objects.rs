@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use engine::TaskFilter;
-use engine::ops::PlatformInput;
+use engine::ops::{PlatformInput, ServerInput};
 use serde::Deserialize;
 
 use super::{Body, Params, QueuedView, Refusals, Segments, queued};
@@ -113,6 +113,71 @@ pub async fn servers(
 ) -> ApiResult<Vec<ServerView>> {
     let servers = state.run(move |f| f.acting(actor).servers()).await?;
     Ok(Json(servers.iter().map(ServerView::new).collect()))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewServer {
+    name: String,
+    /// The nginx program [default: /usr/sbin/nginx].
+    #[serde(default)]
+    nginx_binary: Option<String>,
+    /// nginx's main config [default: /etc/nginx/nginx.conf].
+    #[serde(default)]
+    nginx_config: Option<String>,
+    /// nginx's prefix (-p), for an instance of its own.
+    #[serde(default)]
+    nginx_prefix: Option<String>,
+    /// A directory nginx includes at http level [default: /etc/nginx/conf.d].
+    #[serde(default)]
+    include_dir: Option<String>,
+    /// Where sites listen [default: 0.0.0.0:80].
+    #[serde(default)]
+    listen: Option<String>,
+    /// `signal`, or an absolute command [default: signal].
+    #[serde(default)]
+    reload: Option<String>,
+    /// Database services: mysql, postgresql, sqlite, with `:key=value` options.
+    #[serde(default)]
+    db: Vec<String>,
+    /// php-fpm services: a PHP version, with `:key=value` options.
+    #[serde(default)]
+    php: Vec<String>,
+    /// The group nginx's workers run as [default: www-data].
+    #[serde(default)]
+    web_group: Option<String>,
+}
+
+/// Registers a server and queues its verify.
+#[utoipa::path(post, path = "/servers", tag = "servers", request_body = NewServer,
+    responses((status = 202, body = QueuedView), Refusals))]
+pub async fn add_server(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Body(body): Body<NewServer>,
+) -> Result<Response, WebError> {
+    let input = ServerInput {
+        name: body.name,
+        nginx_binary: body
+            .nginx_binary
+            .unwrap_or_else(|| "/usr/sbin/nginx".into()),
+        nginx_config: body
+            .nginx_config
+            .unwrap_or_else(|| "/etc/nginx/nginx.conf".into()),
+        nginx_prefix: body.nginx_prefix,
+        include_dir: body
+            .include_dir
+            .unwrap_or_else(|| "/etc/nginx/conf.d".into()),
+        listen: body.listen.unwrap_or_else(|| "0.0.0.0:80".into()),
+        reload: body.reload.unwrap_or_else(|| "signal".into()),
+        files_owner: None,
+        db: body.db,
+        php: body.php,
+        web_group: body.web_group,
+    };
+    let q = state
+        .run(move |f| f.acting(actor).add_server(&input))
+        .await?;
+    Ok(queued(q))
 }
 
 #[utoipa::path(get, path = "/servers/{name}", tag = "servers",

@@ -50,6 +50,31 @@ pub fn bars(values: &[(String, f64, bool)], unit: impl Fn(f64) -> String) -> Bar
     }
 }
 
+/// One row of a horizontal bar list: a label, its value as people read it, and the bar's
+/// length in percent of the largest.
+pub struct Row {
+    pub label: String,
+    pub value: String,
+    pub percent: f64,
+}
+
+/// Rows scaled to the largest value; `values` are (label, value).
+pub fn rows(values: &[(String, f64)], unit: impl Fn(f64) -> String) -> Vec<Row> {
+    let max = values
+        .iter()
+        .map(|(_, v)| *v)
+        .fold(0.0_f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    values
+        .iter()
+        .map(|(label, v)| Row {
+            label: label.clone(),
+            value: unit(*v),
+            percent: (v / max * 100.0).max(0.5),
+        })
+        .collect()
+}
+
 /// Seconds for people: "850 ms", "12.3 s", "4.1 min".
 pub fn seconds(s: f64) -> String {
     if s < 1.0 {
@@ -77,5 +102,15 @@ mod tests {
         assert!(chart.bars[1].failed);
         assert_eq!(chart.max_label, "4.0 s");
         assert_eq!(bars(&[], seconds).bars.len(), 0);
+    }
+
+    #[test]
+    fn rows_scale_to_the_largest_value() {
+        let r = rows(&[("a".into(), 50.0), ("b".into(), 200.0)], |v| {
+            format!("{v}")
+        });
+        assert!((r[0].percent - 25.0).abs() < 1e-9);
+        assert!((r[1].percent - 100.0).abs() < 1e-9);
+        assert_eq!(r[1].value, "200");
     }
 }

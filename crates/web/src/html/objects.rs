@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use engine::kinds::Package;
-use engine::ops::PlatformInput;
+use engine::ops::{PlatformInput, ServerInput};
 use model::Action;
 use serde::Deserialize;
 
@@ -20,6 +20,7 @@ use crate::{AppState, WebError};
 struct ServersPage {
     ctx: Ctx,
     servers: Vec<ServerView>,
+    can_add: bool,
 }
 
 async fn servers(State(state): State<AppState>, viewer: Viewer) -> PageResult {
@@ -28,6 +29,7 @@ async fn servers(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     page(ServersPage {
         ctx: Ctx::new(&viewer, "servers"),
         servers: servers.iter().map(ServerView::new).collect(),
+        can_add: viewer.actor().may(Action::ManageServers),
     })
 }
 
@@ -81,6 +83,112 @@ async fn verify_server(
         .run(move |f| f.acting(actor).verify_server(&name))
         .await?;
     see_task(&q)
+}
+
+#[derive(Template)]
+#[template(path = "server_new.html")]
+struct NewServerPage {
+    ctx: Ctx,
+    form: ServerForm,
+    errors: FormErrors,
+}
+
+#[derive(Deserialize, Clone)]
+struct ServerForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    nginx_binary: String,
+    #[serde(default)]
+    nginx_config: String,
+    #[serde(default)]
+    nginx_prefix: String,
+    #[serde(default)]
+    include_dir: String,
+    #[serde(default)]
+    listen: String,
+    #[serde(default)]
+    reload: String,
+    #[serde(default)]
+    web_group: String,
+    /// Database services, one per line (`mysql`, `postgresql:host=…`).
+    #[serde(default)]
+    db: String,
+    /// php-fpm services, one per line (`8.2`).
+    #[serde(default)]
+    php: String,
+}
+
+impl Default for ServerForm {
+    /// Debian's nginx, as `fjord server add` takes it by default.
+    fn default() -> ServerForm {
+        ServerForm {
+            name: String::new(),
+            nginx_binary: "/usr/sbin/nginx".into(),
+            nginx_config: "/etc/nginx/nginx.conf".into(),
+            nginx_prefix: String::new(),
+            include_dir: "/etc/nginx/conf.d".into(),
+            listen: "0.0.0.0:80".into(),
+            reload: "signal".into(),
+            web_group: String::new(),
+            db: String::new(),
+            php: String::new(),
+        }
+    }
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn new_server_page(viewer: &Viewer, form: ServerForm, errors: FormErrors) -> PageResult {
+    let status = errors.status();
+    page_with_status(
+        status,
+        NewServerPage {
+            ctx: Ctx::new(viewer, "servers"),
+            form,
+            errors,
+        },
+    )
+}
+
+async fn new_server(viewer: Viewer) -> PageResult {
+    if !viewer.actor().may(Action::ManageServers) {
+        return Err(WebError::from(engine::Error::Forbidden(
+            "your role may not add servers".into(),
+        ))
+        .into());
+    }
+    new_server_page(&viewer, ServerForm::default(), FormErrors::default())
+}
+
+async fn create_server(State(state): State<AppState>, posted: Posted<ServerForm>) -> PageResult {
+    let Posted { viewer, form } = posted;
+    let actor = viewer.actor();
+    let optional = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let input = ServerInput {
+        name: form.name.trim().to_string(),
+        nginx_binary: form.nginx_binary.trim().to_string(),
+        nginx_config: form.nginx_config.trim().to_string(),
+        nginx_prefix: optional(&form.nginx_prefix),
+        include_dir: form.include_dir.trim().to_string(),
+        listen: form.listen.trim().to_string(),
+        reload: form.reload.trim().to_string(),
+        files_owner: None,
+        db: lines(&form.db),
+        php: lines(&form.php),
+        web_group: optional(&form.web_group),
+    };
+    match state.run(move |f| f.acting(actor).add_server(&input)).await {
+        Ok(q) => see_task(&q),
+        Err(e) if super::is_form_error(&e) => new_server_page(&viewer, form, FormErrors::from(&e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Template)]
@@ -306,7 +414,8 @@ async fn create_platform(
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/servers", get(servers))
+        .route("/servers", get(servers).post(create_server))
+        .route("/servers/new", get(new_server))
         .route("/servers/{name}", get(server))
         .route("/servers/{name}/verify", post(verify_server))
         .route("/platforms", get(platforms).post(create_platform))

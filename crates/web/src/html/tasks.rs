@@ -14,7 +14,7 @@ use engine::model::{Target, TaskStatus};
 use model::Action;
 use serde::Deserialize;
 
-use super::charts::{BarChart, bars, seconds};
+use super::charts::{BarChart, Row, bars, rows, seconds};
 use super::{Ctx, PageError, PageResult, page, see};
 use crate::session::{Posted, Viewer};
 use crate::views::{LogLineView, TaskView, when, when_opt};
@@ -30,6 +30,7 @@ struct DashboardPage {
     queued: Vec<TaskView>,
     failed: Vec<TaskView>,
     durations: BarChart,
+    backup_use: Vec<Row>,
     show_tasks: bool,
 }
 
@@ -66,6 +67,18 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult 
         queued: view(&d.queued),
         failed: view(&d.failed),
         durations: bars(&durations, seconds),
+        backup_use: rows(
+            &d.backup_use
+                .iter()
+                .map(|(site, bytes, n)| {
+                    (
+                        format!("{site} ({n} backup{})", if *n == 1 { "" } else { "s" }),
+                        *bytes as f64,
+                    )
+                })
+                .collect::<Vec<_>>(),
+            |b| crate::views::size(b as i64),
+        ),
         show_tasks: viewer.actor().may(Action::ViewTasks),
     })
 }

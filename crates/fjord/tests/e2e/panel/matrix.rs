@@ -133,6 +133,15 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
         html("POST", format!("/tasks/{other_task}/retry"), "", TECHNICAL),
         html("POST", "/platforms/p1/verify".into(), "", TECHNICAL),
         html("POST", "/servers/t/verify".into(), "", TECHNICAL),
+        html("GET", "/servers/new".into(), "", TECHNICAL),
+        // A name the rules refuse: permitted roles get 422, and no server is ever touched.
+        html("POST", "/servers".into(), "name=Not+A+Name", TECHNICAL),
+        json(
+            "POST",
+            "/api/v1/servers".into(),
+            r#"{"name":"Not A Name"}"#,
+            TECHNICAL,
+        ),
         html(
             "POST",
             "/platforms".into(),

@@ -84,6 +84,13 @@ fn forged_posts_guessed_passwords_and_every_secret_are_refused_or_hidden() {
     let r = post_form(&mut b, &path, &[]);
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(task_count(&env), before + 1);
+    let backup: i64 = r
+        .header("location")
+        .and_then(|l| l.strip_prefix("/tasks/"))
+        .and_then(|id| id.parse().ok())
+        .expect("the backup's task page");
+    let done = env.wait_task(backup, std::time::Duration::from_secs(120));
+    assert_eq!(done["status"], "success", "{done}");
 
     // Guessing: after five wrong passwords the account takes no password, not even the right
     // one, and says when to try again; other accounts are not held up.
@@ -165,6 +172,16 @@ fn forged_posts_guessed_passwords_and_every_secret_are_refused_or_hidden() {
             seen.push((path, r.body));
         }
     }
+    // The dashboard charts the room the site's backup takes.
+    let dashboard = &seen.iter().find(|(p, _)| p == "/").unwrap().1;
+    let use_table = dashboard
+        .split("id=\"backup-use\"")
+        .nth(1)
+        .expect("the backup use table");
+    assert!(
+        use_table.contains(&format!("{site} (1 backup)")),
+        "{use_table}"
+    );
     let site_json = &seen
         .iter()
         .find(|(p, _)| *p == format!("/api/v1/sites/{site}"))
