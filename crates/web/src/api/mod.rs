@@ -27,6 +27,8 @@ use crate::{AppState, WebError};
 
 pub const PREFIX: &str = "/api/v1";
 
+pub type ApiResult<T> = Result<Json<T>, WebError>;
+
 /// A JSON body, refused in the API's error shape when it cannot be read.
 pub struct Body<T>(pub T);
 

@@ -8,13 +8,11 @@ use engine::TaskFilter;
 use engine::ops::{PlatformInput, ServerInput};
 use serde::Deserialize;
 
-use super::{Body, Params, QueuedView, Refusals, Segments, queued};
+use super::{ApiResult, Body, Params, QueuedView, Refusals, Segments, queued};
 use crate::html::task_status;
 use crate::session::ApiUser;
 use crate::views::{LogLineView, Names, PlatformView, ServerView, TaskView};
 use crate::{AppState, WebError};
-
-type ApiResult<T> = Result<Json<T>, WebError>;
 
 #[utoipa::path(get, path = "/platforms", tag = "platforms",
     responses((status = 200, body = Vec<PlatformView>), Refusals))]

@@ -7,12 +7,10 @@ use axum::response::{IntoResponse, Response};
 use engine::acting::{ClientInput, UserInput};
 use serde::{Deserialize, Serialize};
 
-use super::{Body, Refusals, Segments};
+use super::{ApiResult, Body, Refusals, Segments};
 use crate::session::ApiUser;
 use crate::views::{ClientView, Names, TokenView, UserView};
 use crate::{AppState, WebError};
-
-type ApiResult<T> = Result<Json<T>, WebError>;
 
 #[utoipa::path(get, path = "/clients", tag = "clients",
     responses((status = 200, body = Vec<ClientView>), Refusals))]

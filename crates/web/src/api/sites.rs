@@ -9,13 +9,11 @@ use engine::model::TaskKind;
 use engine::ops::{SiteEdit, SiteInput};
 use serde::{Deserialize, Serialize};
 
-use super::{Body, Params, QueuedView, Refusals, Segments, queued};
+use super::{ApiResult, Body, Params, QueuedView, Refusals, Segments, queued};
 use crate::html::{ListQuery, site_query};
 use crate::session::ApiUser;
 use crate::views::{BackupView, MigrateCheckView, Names, SiteView, TaskView};
 use crate::{AppState, WebError};
-
-type ApiResult<T> = Result<Json<T>, WebError>;
 
 /// Who the token belongs to.
 #[derive(Serialize, utoipa::ToSchema)]

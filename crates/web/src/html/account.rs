@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::{Ctx, FormErrors, PageResult, page, page_with_status, see};
+use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see};
 use crate::session::{Posted, Viewer, clear_cookie, cross_site, session_cookie};
 use crate::views::{TokenView, when, when_opt};
 use crate::{AppState, WebError};
@@ -116,10 +116,7 @@ async fn login_link(
     Ok(signed_in(&state, &session.token, "/account"))
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn logout(State(state): State<AppState>, posted: Posted<Empty>) -> PageResult {
+async fn logout(State(state): State<AppState>, posted: Posted<NoFields>) -> PageResult {
     let token = posted.viewer.token.clone();
     state.run(move |f| f.logout(&token)).await?;
     Ok((
@@ -129,7 +126,7 @@ async fn logout(State(state): State<AppState>, posted: Posted<Empty>) -> PageRes
         .into_response())
 }
 
-async fn logout_everywhere(State(state): State<AppState>, posted: Posted<Empty>) -> PageResult {
+async fn logout_everywhere(State(state): State<AppState>, posted: Posted<NoFields>) -> PageResult {
     let actor = posted.viewer.actor();
     state.run(move |f| f.logout_everywhere(&actor)).await?;
     Ok((
@@ -272,7 +269,7 @@ async fn create_token(State(state): State<AppState>, posted: Posted<TokenForm>) 
 async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    posted: Posted<Empty>,
+    posted: Posted<NoFields>,
 ) -> PageResult {
     let actor = posted.viewer.actor();
     state

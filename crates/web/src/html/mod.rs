@@ -135,6 +135,10 @@ impl IntoResponse for PageError {
 
 pub type PageResult = Result<Response, PageError>;
 
+/// The form of a button: nothing but its CSRF token, which `Posted` checks.
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
 /// Renders a page.
 pub fn page(t: impl Template) -> PageResult {
     Ok(Html(t.render()?).into_response())

@@ -10,7 +10,7 @@ use model::Action;
 use serde::Deserialize;
 
 use super::sites::PAGE_SIZE;
-use super::{Ctx, FormErrors, PageResult, page, page_with_status, see, see_task};
+use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see, see_task};
 use crate::session::{Posted, Viewer};
 use crate::views::{Names, PlatformView, ServerView, SiteView};
 use crate::{AppState, WebError};
@@ -69,9 +69,6 @@ async fn server(
         can_verify: viewer.actor().may(Action::ManageServers),
     })
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn verify_server(
     State(state): State<AppState>,

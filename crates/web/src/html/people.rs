@@ -8,7 +8,7 @@ use engine::acting::{ClientInput, UserInput};
 use model::{Action, Role};
 use serde::Deserialize;
 
-use super::{Ctx, FormErrors, PageResult, page, page_with_status, see};
+use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see};
 use crate::AppState;
 use crate::session::{Posted, Viewer};
 use crate::views::{ClientView, Names, UserView};
@@ -419,9 +419,6 @@ async fn update_user(
         Err(e) => Err(e.into()),
     }
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn user_link(
     State(state): State<AppState>,

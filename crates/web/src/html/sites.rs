@@ -13,7 +13,7 @@ use engine::ops::{SiteEdit, SiteInput};
 use model::Action;
 use serde::Deserialize;
 
-use super::{Ctx, FormErrors, PageResult, page, page_with_status, see, see_task};
+use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see, see_task};
 use crate::session::{Posted, Viewer};
 use crate::views::{BackupView, Names, SiteView, TaskView, size, when, when_opt};
 use crate::{AppState, WebError};
@@ -293,9 +293,6 @@ async fn on_site_page<T: Send + 'static>(
         Err(e) => Err(e.into()),
     }
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn task(
     State(state): State<AppState>,

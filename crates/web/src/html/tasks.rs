@@ -15,7 +15,7 @@ use model::Action;
 use serde::Deserialize;
 
 use super::charts::{BarChart, Row, bars, rows, seconds};
-use super::{Ctx, PageError, PageResult, page, see};
+use super::{Ctx, NoFields, PageError, PageResult, page, see};
 use crate::session::{Posted, Viewer};
 use crate::views::{LogLineView, TaskView, when, when_opt};
 use crate::{AppState, WebError};
@@ -278,9 +278,6 @@ async fn events(
         .keep_alive(KeepAlive::default())
         .into_response())
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn retry(
     State(state): State<AppState>,
