@@ -130,6 +130,8 @@ pub trait Accounts: Send + Sync {
     fn client_names(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>>;
     fn set_client_quota(&self, id: i64, quota: Option<u32>) -> Result<()>;
     fn set_client_platforms(&self, id: i64, platform_ids: &[i64]) -> Result<()>;
+    /// The platforms a client's users may put sites on (none for a client that is gone).
+    fn client_platforms(&self, id: i64) -> Result<Vec<i64>>;
 
     fn site_page(&self, query: &SiteQuery) -> Result<SitePage>;
     /// The sites whose backups take the most room (a client's, or all): name, bytes, count.

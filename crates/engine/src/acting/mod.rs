@@ -163,11 +163,7 @@ impl Acting<'_> {
     }
 
     fn allowed_platforms(&self, client: i64) -> Result<Vec<i64>> {
-        match self.fjord.store().client_summary(client) {
-            Ok(summary) => Ok(summary.platforms),
-            Err(store::StoreError::NotFound(_)) => Ok(vec![]),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.fjord.store().client_platforms(client)?)
     }
 
     pub fn platform(&self, name: &str) -> Result<Platform> {

@@ -80,18 +80,23 @@ fn summarize(c: &Connection, client: Client) -> Result<ClientSummary> {
         [client.id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let mut stmt = c.prepare_cached(
-        "SELECT platform_id FROM client_platforms WHERE client_id = ?1 ORDER BY platform_id",
-    )?;
-    let platforms = stmt
-        .query_map([client.id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let platforms = platforms_of(c, client.id)?;
     Ok(ClientSummary {
         client,
         sites,
         users,
         platforms,
     })
+}
+
+fn platforms_of(c: &Connection, client_id: i64) -> Result<Vec<i64>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT platform_id FROM client_platforms WHERE client_id = ?1 ORDER BY platform_id",
+    )?;
+    let platforms = stmt
+        .query_map([client_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(platforms)
 }
 
 /// Whether a search term can go through the trigram index: three or more characters, all of
@@ -509,6 +514,10 @@ impl Accounts for SqliteStore {
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn client_platforms(&self, id: i64) -> Result<Vec<i64>> {
+        self.with(|c| platforms_of(c, id))
     }
 
     fn site_page(&self, query: &SiteQuery) -> Result<SitePage> {
