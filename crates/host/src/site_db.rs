@@ -9,8 +9,15 @@ use crate::{DbCtl, DbKind, HostError, Result};
 
 /// A site's database, to read from.
 pub enum SiteDb<'a> {
-    /// On a database server, read as its administrator.
-    Server { ctl: &'a DbCtl, database: &'a str },
+    /// On a database server, read as the site's own user: the site owns its schema, so
+    /// whatever it named like the tables fjord reads (a view, a function behind it) runs with
+    /// the site's rights, never the administrator's.
+    Server {
+        ctl: &'a DbCtl,
+        database: &'a str,
+        user: &'a str,
+        password: &'a str,
+    },
     /// A SQLite file, opened read-only.
     Sqlite(&'a Path),
 }
@@ -22,7 +29,12 @@ impl SiteDb<'_> {
     /// Runs one read-only query and returns its rows.
     pub fn rows(&self, sql: &str) -> Result<Vec<Row>> {
         match self {
-            SiteDb::Server { ctl, database } => ctl.read_rows(database, sql),
+            SiteDb::Server {
+                ctl,
+                database,
+                user,
+                password,
+            } => ctl.read_rows(database, user, password, sql),
             SiteDb::Sqlite(path) => sqlite_rows(path, sql),
         }
     }
@@ -41,7 +53,7 @@ impl SiteDb<'_> {
         let sql = match self {
             SiteDb::Server { ctl, .. } if ctl.kind == DbKind::Postgresql => format!(
                 "SELECT 1 FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_name = '{table}'"
+                 WHERE table_schema = 'public' AND table_name = '{table}'"
             ),
             SiteDb::Server { .. } => format!(
                 "SELECT 1 FROM information_schema.tables \
@@ -55,35 +67,52 @@ impl SiteDb<'_> {
     }
 }
 
+/// What fjord reads from a site's database is small (which packages are enabled); an answer
+/// beyond this is the site's doing and is refused rather than held in memory.
+pub const MOST_READ_FROM_A_SITE: u64 = 16 << 20;
+
+/// How long a query fjord runs in a site's database may take, in seconds.
+const SITE_QUERY_SECONDS: u32 = 10;
+
 impl DbCtl {
-    /// Rows of a read-only query in one database, as its administrator (see `SiteDb`).
-    pub(crate) fn read_rows(&self, database: &str, sql: &str) -> Result<Vec<Row>> {
+    /// Rows of a read-only query in one database, as the site's user `user` (see `SiteDb`),
+    /// bounded in time and in size.
+    pub(crate) fn read_rows(
+        &self,
+        database: &str,
+        user: &str,
+        password: &str,
+        sql: &str,
+    ) -> Result<Vec<Row>> {
         crate::db::check_identifier(database)?;
-        let password = self.admin_password()?;
-        let (cmd, null): (Command, &[u8]) = match self.kind {
+        crate::db::check_identifier(user)?;
+        let (cmd, script, null): (Command, String, &[u8]) = match self.kind {
             DbKind::Mysql => {
-                let mut c = self.command(
-                    DbCtl::mysql_client(),
-                    &self.admin_user,
-                    password.as_deref(),
-                    Some(database),
-                );
-                c.args(["--batch", "--skip-column-names", "-e", sql]);
-                (c, b"NULL")
+                let mut c =
+                    self.command(DbCtl::mysql_client(), user, Some(password), Some(database));
+                c.args(["--batch", "--skip-column-names", "--sandbox"]);
+                (
+                    c,
+                    format!("SET STATEMENT max_statement_time = {SITE_QUERY_SECONDS} FOR {sql};\n"),
+                    b"NULL",
+                )
             }
             DbKind::Postgresql => {
-                let mut c = self.command(
-                    "psql",
-                    &self.admin_user,
-                    password.as_deref(),
-                    Some(database),
-                );
-                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-                    .arg(format!("COPY ({sql}) TO STDOUT"));
-                (c, b"\\N")
+                let mut c = self.command("psql", user, Some(password), Some(database));
+                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+                (
+                    c,
+                    format!(
+                        "SET statement_timeout = '{SITE_QUERY_SECONDS}s';\n\
+                         SET search_path = pg_catalog, public;\n\
+                         COPY ({sql}) TO STDOUT;\n"
+                    ),
+                    b"\\N",
+                )
             }
         };
-        Ok(split_rows(&self.stdout_of(cmd)?, null))
+        let out = self.stdout_fed_bounded(cmd, script.as_bytes(), MOST_READ_FROM_A_SITE)?;
+        Ok(split_rows(&out, null))
     }
 }
 

@@ -301,13 +301,20 @@ impl DbCtl {
     /// `name` on this machine's server: creates the tables from the schema, discards their
     /// empty tablespaces, moves the copied files in and imports them. The files are moved,
     /// not copied, when they are on the same file system.
-    pub fn import_tablespaces(&self, name: &str, from: &Path) -> Result<()> {
+    pub fn import_tablespaces(
+        &self,
+        name: &str,
+        user: &str,
+        password: &str,
+        from: &Path,
+    ) -> Result<()> {
         let Some(dir) = self.local_database_dir(name)? else {
             return Err(HostError::Refused(format!(
                 "the files of database {name} are not on this machine"
             )));
         };
-        self.load(name, &self.admin_user, &from.join(SCHEMA))?;
+        // The schema comes from the archive: it is loaded with the site's rights, as a dump is.
+        self.load(name, user, password, &from.join(SCHEMA))?;
         let tables = match self.exportable_tables(name)? {
             Ok(tables) => tables,
             Err(why) => {
@@ -368,12 +375,18 @@ impl DbCtl {
     /// Loads a backup's database into `name`, a database this task has just created and
     /// nothing serves yet: from its tablespaces when the backup has them and they import
     /// here, else from its SQL dump. Returns a line for the task's log.
-    pub fn load_backup(&self, name: &str, user: &str, dump: &Path) -> Result<String> {
+    pub fn load_backup(
+        &self,
+        name: &str,
+        user: &str,
+        password: &str,
+        dump: &Path,
+    ) -> Result<String> {
         let tablespaces = tablespace_dir(dump);
         let mut note = String::new();
         if self.kind == DbKind::Mysql && tablespaces.is_dir() {
             let started = Instant::now();
-            match self.import_tablespaces(name, &tablespaces) {
+            match self.import_tablespaces(name, user, password, &tablespaces) {
                 Ok(()) => {
                     return Ok(format!(
                         "imported the InnoDB tablespaces of the backup into {name} in {:.1} s",
@@ -391,7 +404,7 @@ impl DbCtl {
             }
         }
         let started = Instant::now();
-        self.load(name, user, dump)?;
+        self.load(name, user, password, dump)?;
         Ok(format!(
             "{note}loaded the SQL dump of the backup into {name} in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -424,6 +437,34 @@ mod tests {
             for name in &self.1 {
                 let _ = self.0.drop_database_only(name);
             }
+        }
+    }
+
+    /// A site's database user, with no grant yet, as loads run; dropped with the guard.
+    struct SiteUser<'a>(&'a DbCtl, String, String);
+
+    impl<'a> SiteUser<'a> {
+        fn new(db: &'a DbCtl, tag: &str) -> Self {
+            let (user, password) = (format!("{tag}_u"), crate::random_hex(16));
+            db.admin(&[format!(
+                "CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}'"
+            )])
+            .unwrap();
+            SiteUser(db, user, password)
+        }
+
+        fn load_backup(&self, name: &str, dump: &Path) -> Result<String> {
+            self.0.with_grant_on(name, &self.1, || {
+                self.0.load_backup(name, &self.1, &self.2, dump)
+            })
+        }
+    }
+
+    impl Drop for SiteUser<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .admin(&[format!("DROP USER IF EXISTS '{}'@'localhost'", self.1)]);
         }
     }
 
@@ -480,7 +521,8 @@ mod tests {
         .unwrap();
 
         db.create_database_only(&fast).unwrap();
-        let note = db.load_backup(&fast, "root", &dump).unwrap();
+        let site = SiteUser::new(&db, &tag);
+        let note = site.load_backup(&fast, &dump).unwrap();
         assert!(
             note.starts_with("imported the InnoDB tablespaces"),
             "{note}"
@@ -488,7 +530,7 @@ mod tests {
         assert_eq!(rows(&db, &fast), want);
 
         db.create_database_only(&fallback).unwrap();
-        let note = db.load_backup(&fallback, "root", &spare).unwrap();
+        let note = site.load_backup(&fallback, &spare).unwrap();
         assert!(note.contains("loading its SQL dump instead"), "{note}");
         assert_eq!(rows(&db, &fallback), want);
     }
@@ -568,10 +610,16 @@ mod tests {
         );
         assert!(crate::db::is_zstd(&dump).unwrap());
         db.create_database_only(&from_dump).unwrap();
-        db.load(&from_dump, "root", &dump).unwrap();
+        let site = SiteUser::new(&db, &tag);
+        db.with_grant_on(&from_dump, &site.1, || {
+            db.load(&from_dump, &site.1, &site.2, &dump)
+        })
+        .unwrap();
         db.create_database_only(&from_files).unwrap();
-        db.import_tablespaces(&from_files, &tablespace_dir(&dump))
-            .unwrap();
+        db.with_grant_on(&from_files, &site.1, || {
+            db.import_tablespaces(&from_files, &site.1, &site.2, &tablespace_dir(&dump))
+        })
+        .unwrap();
         let (files, sql, live) = (
             rows(&db, &from_files),
             rows(&db, &from_dump),

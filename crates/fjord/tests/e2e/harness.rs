@@ -199,6 +199,8 @@ pub struct Env {
     pub data: tempfile::TempDir,
     pub platforms: tempfile::TempDir,
     dispatchers: Vec<Child>,
+    /// Environment given to every fjord this Env runs (see [`Env::set_env`]).
+    extra_env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Env {
@@ -209,6 +211,7 @@ impl Env {
             data: world_readable_tempdir(),
             platforms: world_readable_tempdir(),
             dispatchers: Vec::new(),
+            extra_env: Default::default(),
         }
     }
 
@@ -259,7 +262,17 @@ impl Env {
             .env("FJORD_DATA_DIR", self.data.path())
             .env_remove("FJORD_FAULTS")
             .stdin(Stdio::null());
+        for (key, value) in self.extra_env.borrow().iter() {
+            cmd.env(key, value);
+        }
         cmd
+    }
+
+    /// Gives `key=value` to every fjord this Env runs from now on.
+    pub fn set_env(&self, key: &str, value: &str) {
+        self.extra_env
+            .borrow_mut()
+            .push((key.to_string(), value.to_string()));
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -15,6 +15,7 @@ mod disk_full;
 mod drupal;
 mod hardening;
 mod hostile;
+mod isolation;
 mod kill_every_step;
 mod kill_random;
 mod lifecycle;

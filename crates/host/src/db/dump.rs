@@ -171,31 +171,30 @@ impl DbCtl {
     /// the task's log.
     pub fn restore(&self, name: &str, user: &str, password: &str, dump: &Path) -> Result<String> {
         self.create(name, user, password)?;
-        self.load_backup(name, user, dump)
+        self.load_backup(name, user, password, dump)
     }
 
-    /// Loads `dump` into the existing database `name` (on PostgreSQL, as role `user`).
-    pub fn load(&self, name: &str, user: &str, dump: &Path) -> Result<()> {
+    /// Loads `dump` into the existing database `name` as the site's own user `user`, never
+    /// as the administrator: a dump is the site's data (or an archive given to
+    /// `restore --file`) and may hold anything, so it runs with the rights the site has and
+    /// can touch no other database. MariaDB's client runs in its sandbox (no `\!`, no
+    /// `source`, no local files read), and definers name the loading user; PostgreSQL's
+    /// custom archives are read by pg_restore, which has no meta-commands.
+    pub fn load(&self, name: &str, user: &str, password: &str, dump: &Path) -> Result<()> {
         check_identifier(name)?;
-        let admin_password = self.admin_password()?;
+        check_identifier(user)?;
         let input = File::open(dump).map_err(|e| HostError::io(dump, e))?;
         let mut cmd = match self.kind {
-            DbKind::Mysql => self.command(
-                Self::mysql_client(),
-                &self.admin_user,
-                admin_password.as_deref(),
-                Some(name),
-            ),
+            DbKind::Mysql => {
+                let mut c = self.command(Self::mysql_client(), user, Some(password), Some(name));
+                c.args(["--sandbox", "--local-infile=0", "--batch"]);
+                c
+            }
             DbKind::Postgresql => {
-                let mut c = self.command(
-                    "pg_restore",
-                    &self.admin_user,
-                    admin_password.as_deref(),
-                    None,
-                );
+                let mut c = self.command("pg_restore", user, Some(password), None);
                 c.args([
                     "--no-owner",
-                    &format!("--role={user}"),
+                    "--no-privileges",
                     "--exit-on-error",
                     "-d",
                     name,
@@ -203,44 +202,155 @@ impl DbCtl {
                 c
             }
         };
-        // A backup's MariaDB dump is zstd-compressed: it is decompressed into the client.
-        let output = if is_zstd(dump)? {
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| HostError::io(dump, e))?;
-            let fed = child
-                .stdin
-                .take()
-                .ok_or_else(|| HostError::Refused("the database client has no stdin".into()))
-                .and_then(|mut stdin| {
-                    zstd::stream::copy_decode(input, &mut stdin).map_err(|e| HostError::io(dump, e))
-                });
-            let output = child
-                .wait_with_output()
-                .map_err(|e| HostError::io(dump, e))?;
-            // The client's own error says more than the broken pipe it left us.
-            if output.status.success() {
-                fed?;
-            }
-            output
-        } else {
-            cmd.stdin(input)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .map_err(|e| HostError::io(dump, e))?
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| HostError::io(dump, e))?;
+        let Some(stdin) = child.stdin.take() else {
+            return Err(HostError::Refused(
+                "the database client has no stdin".into(),
+            ));
         };
+        let mysql = self.kind == DbKind::Mysql;
+        let fed = (|| -> std::io::Result<()> {
+            // A backup's MariaDB dump is zstd-compressed: it is decompressed into the client.
+            let reader: Box<dyn Read> = if is_zstd(dump).unwrap_or(false) {
+                Box::new(zstd::stream::read::Decoder::new(input)?)
+            } else {
+                Box::new(input)
+            };
+            let mut stdin = std::io::BufWriter::with_capacity(1 << 20, stdin);
+            if mysql {
+                definers_to_current_user(
+                    std::io::BufReader::with_capacity(1 << 20, reader),
+                    &mut stdin,
+                )?;
+            } else {
+                std::io::copy(&mut std::io::BufReader::new(reader), &mut stdin)?;
+            }
+            stdin.flush()
+        })();
+        let output = child
+            .wait_with_output()
+            .map_err(|e| HostError::io(dump, e))?;
         if !output.status.success() {
+            // The client's own error says more than the broken pipe it left us.
             return Err(HostError::Command {
                 program: "restore".into(),
                 status: output.status.to_string(),
                 output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             });
         }
-        Ok(())
+        fed.map_err(|e| HostError::io(dump, e))
+    }
+}
+
+/// Copies a MariaDB dump, naming the loading user (`CURRENT_USER`) as the definer of every
+/// view, trigger, routine and event: the dump may name any account (root, or the user of
+/// the site it came from), which the site's own user may not, and should not, act as.
+/// Only statement lines are rewritten (mariadb-dump starts those with `/*!` or `CREATE`);
+/// rows (`INSERT …`) are copied untouched, whatever text they hold.
+pub(crate) fn definers_to_current_user(
+    mut input: impl std::io::BufRead,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if line.starts_with(b"/*!") || line.starts_with(b"CREATE") {
+            out.write_all(&without_definers(&line))?;
+        } else {
+            out.write_all(&line)?;
+        }
+    }
+}
+
+/// `DEFINER=`a`@`b`` (names quoted with backticks, doubled inside) → `DEFINER=CURRENT_USER`.
+fn without_definers(line: &[u8]) -> Vec<u8> {
+    const KEY: &[u8] = b"DEFINER=";
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(KEY) {
+            let mut j = i + KEY.len();
+            let mut names = 0;
+            while names < 2 {
+                let Some(end) = quoted_end(line, j) else {
+                    break;
+                };
+                names += 1;
+                j = end;
+                if names == 1 && line.get(j) == Some(&b'@') {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if names == 2 {
+                out.extend_from_slice(b"DEFINER=CURRENT_USER");
+                i = j;
+                continue;
+            }
+        }
+        out.push(line[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The index after a backtick-quoted name starting at `start`.
+fn quoted_end(line: &[u8], start: usize) -> Option<usize> {
+    if line.get(start) != Some(&b'`') {
+        return None;
+    }
+    let mut k = start + 1;
+    while k < line.len() {
+        if line[k] == b'`' {
+            if line.get(k + 1) == Some(&b'`') {
+                k += 2;
+                continue;
+            }
+            return Some(k + 1);
+        }
+        k += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod definer_tests {
+    use super::*;
+
+    fn rewritten(dump: &str) -> String {
+        let mut out = Vec::new();
+        definers_to_current_user(dump.as_bytes(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn definers_of_statements_become_the_loading_user_and_rows_stay_as_they_are() {
+        let dump = "/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n\
+                    /*!50003 CREATE*/ /*!50017 DEFINER=`fj1-2`@`%` */ /*!50003 TRIGGER t */;\n\
+                    CREATE DEFINER=`we``ird`@`localhost` PROCEDURE p() SELECT 1;\n\
+                    INSERT INTO posts VALUES (1,'DEFINER=`root`@`localhost`');\n";
+        assert_eq!(
+            rewritten(dump),
+            "/*!50013 DEFINER=CURRENT_USER SQL SECURITY DEFINER */\n\
+             /*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER */ /*!50003 TRIGGER t */;\n\
+             CREATE DEFINER=CURRENT_USER PROCEDURE p() SELECT 1;\n\
+             INSERT INTO posts VALUES (1,'DEFINER=`root`@`localhost`');\n"
+        );
+    }
+
+    #[test]
+    fn a_definer_that_is_not_two_quoted_names_is_left_for_the_server_to_refuse() {
+        let line = "CREATE DEFINER=root@localhost VIEW v AS SELECT 1;\n";
+        assert_eq!(rewritten(line), line);
     }
 }
 

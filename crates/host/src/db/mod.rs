@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::{HostError, Result};
 
 mod dump;
+#[cfg(test)]
+mod isolation_tests;
 
 #[cfg(test)]
 pub(crate) use dump::is_zstd;
@@ -63,6 +65,28 @@ fn check_password(password: &str) -> Result<()> {
             "unsafe database password (fjord generates alphanumeric ones)".into(),
         ))
     }
+}
+
+/// The target of a grant on exactly the database `name`. MariaDB reads `_` and `%` in a
+/// grant's database name as wildcards: unescaped, the grant on `ad_b_example` (from
+/// `ad-b.example`) would open `advb_example` too. Identifiers hold no `%` (see
+/// [`check_identifier`]), so escaping `_` is enough.
+fn grant_on(name: &str) -> String {
+    format!("`{}`.*", name.replace('_', "\\_"))
+}
+
+/// What a grant on the database pattern `pattern` (as the server keeps it) is written as.
+fn grant_on_pattern(pattern: &str) -> String {
+    format!("`{}`.*", pattern.replace('`', "``"))
+}
+
+/// Decodes a column read as `HEX(…)`.
+fn unhex(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// Table names come from the server; fjord quotes them with backticks and refuses the few
@@ -243,7 +267,7 @@ impl DbCtl {
         database: Option<&str>,
         statements: &[String],
     ) -> Result<String> {
-        let cmd = match self.kind {
+        let (cmd, script) = match self.kind {
             DbKind::Mysql => {
                 let mut c = self.command(Self::mysql_client(), user, password, database);
                 // Each statement carries its dispatcher's name in a comment (kept by
@@ -256,42 +280,83 @@ impl DbCtl {
                         .collect(),
                     None => statements.to_vec(),
                 };
-                c.args([
-                    "--batch",
-                    "--skip-column-names",
-                    "--comments",
-                    "-e",
-                    &tagged.join(";\n"),
-                ]);
-                c
+                c.args(["--batch", "--skip-column-names", "--comments"]);
+                (c, tagged.join(";\n") + ";\n")
             }
             DbKind::Postgresql => {
                 let mut c = self.command("psql", user, password, database);
                 c.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"]);
-                // Each -c runs on its own, outside a transaction block (CREATE DATABASE needs that).
-                for s in statements {
-                    c.arg("-c").arg(s);
-                }
-                c
+                // psql runs a script from its input statement by statement, each in its own
+                // transaction (CREATE DATABASE needs that).
+                (c, statements.join(";\n") + ";\n")
             }
         };
-        let stdout = self.stdout_of(cmd)?;
+        let stdout = self.stdout_fed(cmd, script.as_bytes())?;
         Ok(String::from_utf8_lossy(&stdout).into_owned())
     }
 
-    /// Runs the engine's client; its standard output, or its error output in the error.
-    pub(crate) fn stdout_of(&self, mut cmd: Command) -> Result<Vec<u8>> {
-        let out = cmd
-            .output()
-            .map_err(|e| HostError::io(Path::new(self.program()), e))?;
-        if !out.status.success() {
+    /// Runs the engine's client with `script` on its standard input: SQL, and the secrets in
+    /// it, never stand in a process's arguments, where any local user could read them.
+    pub(crate) fn stdout_fed(&self, cmd: Command, script: &[u8]) -> Result<Vec<u8>> {
+        self.stdout_fed_bounded(cmd, script, u64::MAX)
+    }
+
+    /// [`DbCtl::stdout_fed`], refusing an answer longer than `most` bytes (the client is
+    /// killed rather than read to its end).
+    pub(crate) fn stdout_fed_bounded(
+        &self,
+        mut cmd: Command,
+        script: &[u8],
+        most: u64,
+    ) -> Result<Vec<u8>> {
+        let failed = |e| HostError::io(Path::new(self.program()), e);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(failed)?;
+        let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(HostError::Refused(
+                "the database client has no pipes".into(),
+            ));
+        };
+        let script = script.to_vec();
+        // Fed and drained on their own threads, so that a client writing much before it has
+        // read all its input cannot stall both sides.
+        let feeder = std::thread::spawn(move || stdin.write_all(&script));
+        let errors = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            text
+        });
+        let mut out = Vec::new();
+        let read = stdout.take(most.saturating_add(1)).read_to_end(&mut out);
+        let too_long = out.len() as u64 > most;
+        if too_long {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(failed)?;
+        let fed = feeder.join().unwrap_or(Ok(()));
+        let stderr = errors.join().unwrap_or_default();
+        if too_long {
+            return Err(HostError::Refused(format!(
+                "{} answered more than {most} bytes; refused",
+                self.program()
+            )));
+        }
+        if !status.success() {
             return Err(HostError::Command {
                 program: self.program().to_string(),
-                status: out.status.to_string(),
-                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                status: status.to_string(),
+                output: String::from_utf8_lossy(&stderr).trim().to_string(),
             });
         }
-        Ok(out.stdout)
+        read.map_err(failed)?;
+        fed.map_err(failed)?;
+        Ok(out)
     }
 
     fn program(&self) -> &'static str {
@@ -365,7 +430,10 @@ impl DbCtl {
                     "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
                 ),
                 format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"),
-                format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'{host}'"),
+                format!(
+                    "GRANT ALL PRIVILEGES ON {} TO '{user}'@'{host}'",
+                    grant_on(name)
+                ),
             ],
             DbKind::Postgresql => vec![
                 format!("CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'"),
@@ -402,10 +470,14 @@ impl DbCtl {
         check_identifier(user)?;
         let host = self.client_host();
         let statements = match self.kind {
-            DbKind::Mysql => vec![
-                format!("REVOKE ALL PRIVILEGES ON `{name}`.* FROM '{user}'@'{host}'"),
-                format!("GRANT SELECT, SHOW VIEW ON `{name}`.* TO '{user}'@'{host}'"),
-            ],
+            DbKind::Mysql => {
+                let mut statements = self.revoke_database_grants(user)?;
+                statements.push(format!(
+                    "GRANT SELECT, SHOW VIEW ON {} TO '{user}'@'{host}'",
+                    grant_on(name)
+                ));
+                statements
+            }
             DbKind::Postgresql => vec![format!(
                 "ALTER ROLE \"{user}\" SET default_transaction_read_only = on"
             )],
@@ -424,9 +496,12 @@ impl DbCtl {
                 if !self.user_exists(user)? {
                     return Ok(());
                 }
-                vec![format!(
-                    "GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'{host}'"
-                )]
+                let mut statements = self.revoke_database_grants(user)?;
+                statements.push(format!(
+                    "GRANT ALL PRIVILEGES ON {} TO '{user}'@'{host}'",
+                    grant_on(name)
+                ));
+                statements
             }
             DbKind::Postgresql => {
                 if !self.user_exists(user)? {
@@ -496,14 +571,87 @@ impl DbCtl {
             DbKind::Mysql => vec![
                 format!("CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'"),
                 format!("ALTER USER '{user}'@'{host}' IDENTIFIED BY '{password}'"),
-                format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'{host}'"),
             ],
             DbKind::Postgresql => vec![
                 format!("ALTER ROLE \"{user}\" LOGIN PASSWORD '{password}'"),
                 format!("ALTER DATABASE \"{name}\" OWNER TO \"{user}\""),
             ],
         };
-        self.admin(&statements).map(|_| ())
+        self.admin(&statements)?;
+        if self.kind == DbKind::Mysql {
+            // After the user exists: its grants are then set to exactly its database.
+            let mut statements = self.revoke_database_grants(user)?;
+            statements.push(format!(
+                "GRANT ALL PRIVILEGES ON {} TO '{user}'@'{host}'",
+                grant_on(name)
+            ));
+            self.admin(&statements)?;
+        }
+        Ok(())
+    }
+
+    /// The database-level grants `user` holds, as the server keeps their patterns
+    /// (MariaDB; PostgreSQL keeps none: a site's role owns its database).
+    fn database_grants(&self, user: &str) -> Result<Vec<String>> {
+        check_identifier(user)?;
+        if self.kind != DbKind::Mysql {
+            return Ok(Vec::new());
+        }
+        let host = self.client_host();
+        let hex = self.admin(&[format!(
+            "SELECT HEX(Db) FROM mysql.db WHERE User = '{user}' AND Host = '{host}'"
+        )])?;
+        Ok(hex.lines().filter_map(|l| unhex(l.trim())).collect())
+    }
+
+    /// Statements revoking every database-level grant `user` holds, whatever its pattern
+    /// (grants made before fjord escaped `_` matched look-alike databases).
+    fn revoke_database_grants(&self, user: &str) -> Result<Vec<String>> {
+        let host = self.client_host();
+        Ok(self
+            .database_grants(user)?
+            .iter()
+            .map(|pattern| {
+                format!(
+                    "REVOKE ALL PRIVILEGES ON {} FROM '{user}'@'{host}'",
+                    grant_on_pattern(pattern)
+                )
+            })
+            .collect())
+    }
+
+    /// Whether `user` is granted on exactly its database and nothing else (MariaDB).
+    pub fn grants_are_exact(&self, name: &str, user: &str) -> Result<bool> {
+        check_identifier(name)?;
+        if self.kind != DbKind::Mysql {
+            return Ok(true);
+        }
+        Ok(self.database_grants(user)? == [name.replace('_', "\\_")])
+    }
+
+    /// Lets the site's user into a staging database of its own site for as long as `load`
+    /// runs, so that a backup is loaded with the site's rights and no more.
+    pub(crate) fn with_grant_on<T>(
+        &self,
+        name: &str,
+        user: &str,
+        load: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        check_identifier(name)?;
+        check_identifier(user)?;
+        if self.kind != DbKind::Mysql {
+            return load();
+        }
+        let (host, on) = (self.client_host(), grant_on(name));
+        self.admin(&[format!("GRANT ALL PRIVILEGES ON {on} TO '{user}'@'{host}'")])?;
+        let loaded = load();
+        let revoked = self
+            .admin(&[format!(
+                "REVOKE ALL PRIVILEGES ON {on} FROM '{user}'@'{host}'"
+            )])
+            .map(|_| ());
+        let loaded = loaded?;
+        revoked.map(|_| loaded)
     }
 
     /// Creates an empty database with no user (a staging or holding place).

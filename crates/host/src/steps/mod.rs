@@ -490,7 +490,9 @@ impl Steps for LiveSteps<'_> {
             )?;
             self.trash_databases.push((db.clone(), stage.clone()));
             db.create_database_only(&stage)?;
-            let note = db.load_backup(&stage, user, dump)?;
+            let note = db.with_grant_on(&stage, user, || {
+                db.load_backup(&stage, user, password, dump)
+            })?;
             self.journal.log(&note);
             self.after_step(&what)?;
             // An empty or unswappable restore goes the slow way; the staging database is
@@ -548,10 +550,15 @@ impl Steps for LiveSteps<'_> {
                 "database {name} is missing on the server: restore the site from a backup"
             )));
         }
-        if !db.can_login(name, user, password) {
-            self.journal.log(&format!(
-                "user {user} cannot open {name}: repairing its password and grants"
-            ));
+        let opens = db.can_login(name, user, password);
+        if !opens || !db.grants_are_exact(name, user)? {
+            self.journal.log(&if opens {
+                format!(
+                    "user {user} is granted more than {name}: setting its grants to {name} alone"
+                )
+            } else {
+                format!("user {user} cannot open {name}: repairing its password and grants")
+            });
             self.record(&format!("repair user {user}"), &Undo::Nothing, None)?;
             db.repair(name, user, password)?;
         }

@@ -66,6 +66,8 @@ fn site_packages(app: &SiteApp, layout: &Layout) -> std::result::Result<Vec<Pack
         host::SiteDb::Server {
             ctl: &ctl,
             database: &db.name,
+            user: &db.user,
+            password: &db.password,
         }
     };
     let enabled = schema::enabled(&reader, layout.major)?;

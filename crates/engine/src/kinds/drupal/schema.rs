@@ -27,16 +27,34 @@ pub const PG_EXTENSION_QUERY: &str = "SELECT convert_from(data, 'UTF8') FROM con
 pub const PG_SCHEMA_QUERY: &str = "SELECT name, convert_from(value, 'UTF8') FROM key_value \
      WHERE collection = 'system.schema' ORDER BY name";
 
-/// Reads them from the site's database.
+/// More packages than any Drupal site enables; the rest of a longer answer is not read.
+const MOST_PACKAGES: usize = 5_000;
+
+/// Reads them from the site's database. The site wrote what comes back, so only what is
+/// shaped like a package is kept: a Drupal machine name (`[a-z][a-z0-9_]*`, at most 128
+/// characters) of a kind fjord knows.
 pub fn enabled(db: &SiteDb, major: u32) -> Result<Vec<Enabled>, String> {
     let rows = |sql: &str| db.rows(sql).map_err(|e| e.to_string());
-    if major == 7 {
-        Ok(from_system_rows(&rows(SEVEN_QUERY)?))
+    let mut enabled = if major == 7 {
+        from_system_rows(&rows(SEVEN_QUERY)?)
     } else if db.is_postgresql() {
-        from_config_rows(&rows(PG_EXTENSION_QUERY)?, &rows(PG_SCHEMA_QUERY)?)
+        from_config_rows(&rows(PG_EXTENSION_QUERY)?, &rows(PG_SCHEMA_QUERY)?)?
     } else {
-        from_config_rows(&rows(EXTENSION_QUERY)?, &rows(SCHEMA_QUERY)?)
-    }
+        from_config_rows(&rows(EXTENSION_QUERY)?, &rows(SCHEMA_QUERY)?)?
+    };
+    enabled.retain(|e| is_machine_name(&e.name) && KINDS.contains(&e.kind.as_str()));
+    enabled.truncate(MOST_PACKAGES);
+    Ok(enabled)
+}
+
+const KINDS: [&str; 4] = ["module", "theme", "profile", "theme_engine"];
+
+fn is_machine_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn text(row: &SiteDbRow, i: usize) -> Option<String> {

@@ -265,84 +265,181 @@ fn enabled_packages_and_schema_versions_are_read_from_sqlite() {
     assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
 }
 
-#[test]
-#[allow(clippy::disallowed_methods)]
-fn enabled_packages_and_schema_versions_are_read_from_mariadb() {
-    let name = format!("t{}_drupal", &host::random_secret(3).unwrap());
-    let mariadb = |sql: &str| {
-        let out = std::process::Command::new("mariadb")
-            .args(["-uroot", "-e", sql])
-            .output()
-            .expect("mariadb runs");
+/// The machine's MariaDB (root on its socket) or PostgreSQL (postgres on 127.0.0.1).
+fn admin_ctl(kind: host::DbKind) -> host::DbCtl {
+    let mysql = kind == host::DbKind::Mysql;
+    host::DbCtl {
+        kind,
+        socket: None,
+        host: (!mysql).then(|| "127.0.0.1".into()),
+        port: (!mysql).then_some(5432),
+        admin_user: if mysql { "root" } else { "postgres" }.into(),
+        password_file: None,
+        password_env: None,
+    }
+}
+
+/// A site's database and user, as fjord makes them, with `sql` run in it as the site's user;
+/// dropped when the test ends, however it ends.
+struct TenantDb {
+    ctl: host::DbCtl,
+    name: String,
+    user: String,
+    password: String,
+}
+
+impl TenantDb {
+    fn new(kind: host::DbKind, sql: &str) -> Self {
+        let tag = host::random_secret(3).unwrap();
+        let tenant = TenantDb {
+            ctl: admin_ctl(kind),
+            name: format!("t{tag}_drupal"),
+            user: format!("t{tag}_user"),
+            password: host::random_secret(12).unwrap(),
+        };
+        tenant
+            .ctl
+            .create(&tenant.name, &tenant.user, &tenant.password)
+            .unwrap();
+        tenant.run_as_tenant(sql);
+        tenant
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn run_as_tenant(&self, sql: &str) {
+        use std::io::Write;
+        let mut cmd = if self.ctl.kind == host::DbKind::Mysql {
+            let mut c = std::process::Command::new("mariadb");
+            c.args(["-u", &self.user, "-D", &self.name]);
+            c
+        } else {
+            let mut c = std::process::Command::new("psql");
+            c.args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                &self.user,
+                "-d",
+                &self.name,
+                "-XqAt",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1"]);
+            c
+        };
+        let mut child = cmd
+            .env("MYSQL_PWD", &self.password)
+            .env("PGPASSWORD", &self.password)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the database client runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    };
-    mariadb(&format!("CREATE DATABASE {name}"));
-    let result = std::panic::catch_unwind(|| {
-        mariadb(&format!("USE {name};\n{}", drupal_tables_sql("LONGBLOB")));
-        let ctl = host::DbCtl {
-            kind: host::DbKind::Mysql,
-            socket: None,
-            host: None,
-            port: None,
-            admin_user: "root".into(),
-            password_file: None,
-            password_env: None,
-        };
-        let db = host::SiteDb::Server {
-            ctl: &ctl,
-            database: &name,
-        };
-        assert!(db.has_table("key_value").unwrap());
-        assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
-        assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
-    });
-    mariadb(&format!("DROP DATABASE {name}"));
-    result.unwrap();
+    }
+
+    fn reader(&self) -> host::SiteDb<'_> {
+        host::SiteDb::Server {
+            ctl: &self.ctl,
+            database: &self.name,
+            user: &self.user,
+            password: &self.password,
+        }
+    }
+}
+
+impl Drop for TenantDb {
+    fn drop(&mut self) {
+        let _ = self.ctl.drop(&self.name, &self.user);
+    }
 }
 
 #[test]
-#[allow(clippy::disallowed_methods)]
+fn enabled_packages_and_schema_versions_are_read_from_mariadb() {
+    let tenant = TenantDb::new(host::DbKind::Mysql, &drupal_tables_sql("LONGBLOB"));
+    let db = tenant.reader();
+    assert!(db.has_table("key_value").unwrap());
+    assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
+    assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
+}
+
+#[test]
 fn enabled_packages_and_schema_versions_are_read_from_postgresql() {
-    let name = format!("t{}_drupal", &host::random_secret(3).unwrap());
-    let psql = |database: &str, sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-XqAt"])
-            .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql("postgres", &format!("CREATE DATABASE {name}"));
-    let result = std::panic::catch_unwind(|| {
-        // Drupal on PostgreSQL keeps these values in bytea columns.
-        psql(&name, &drupal_tables_sql("BYTEA"));
-        let ctl = host::DbCtl {
-            kind: host::DbKind::Postgresql,
-            socket: None,
-            host: Some("127.0.0.1".into()),
-            port: Some(5432),
-            admin_user: "postgres".into(),
-            password_file: None,
-            password_env: None,
-        };
-        let db = host::SiteDb::Server {
-            ctl: &ctl,
-            database: &name,
-        };
-        assert!(db.is_postgresql() && db.has_table("system").unwrap());
-        assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
-        assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
-    });
-    psql("postgres", &format!("DROP DATABASE {name}"));
-    result.unwrap();
+    // Drupal on PostgreSQL keeps these values in bytea columns.
+    let tenant = TenantDb::new(host::DbKind::Postgresql, &drupal_tables_sql("BYTEA"));
+    let db = tenant.reader();
+    assert!(db.is_postgresql() && db.has_table("system").unwrap());
+    assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
+    assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
+}
+
+/// A site owns its schema: a view named like Drupal's `system` table, behind a function that
+/// runs with the rights of whoever reads it, reads nothing the site could not read itself.
+#[test]
+fn a_sites_view_over_its_own_function_runs_with_the_sites_rights_on_both_servers() {
+    let mariadb_trap = "CREATE FUNCTION leak() RETURNS TEXT SQL SECURITY INVOKER \
+          RETURN (SELECT GROUP_CONCAT(CONCAT(user, '@', host)) FROM mysql.user);
+        CREATE SQL SECURITY INVOKER VIEW system AS \
+          SELECT leak() AS name, 'module' AS type, 1 AS schema_version, 1 AS status;";
+    let postgresql_trap = "CREATE FUNCTION leak() RETURNS text LANGUAGE sql \
+          AS $$ SELECT string_agg(rolname || ':' || coalesce(rolpassword, ''), ',') FROM pg_authid $$;
+        CREATE FUNCTION run() RETURNS text LANGUAGE plpgsql AS $$ BEGIN \
+          EXECUTE 'COPY (SELECT 1) TO PROGRAM ''true'''; RETURN 'ran'; END $$;
+        CREATE VIEW system AS \
+          SELECT leak() AS name, 'module' AS type, 1 AS schema_version, 1 AS status \
+          UNION ALL SELECT run(), 'module', 1, 1;";
+    for (kind, trap) in [
+        (host::DbKind::Mysql, mariadb_trap),
+        (host::DbKind::Postgresql, postgresql_trap),
+    ] {
+        let tenant = TenantDb::new(kind, trap);
+        let read = schema::enabled(&tenant.reader(), 7);
+        let shown = format!("{read:?}");
+        for secret in ["root@", "postgres:", "ran"] {
+            assert!(!shown.contains(secret), "{kind:?}: {shown}");
+        }
+        // The server ends the function's read: the site may not read those tables.
+        match read {
+            Err(e) => assert!(
+                e.contains("denied") || e.contains("permission") || e.contains("lack rights"),
+                "{kind:?}: {e}"
+            ),
+            Ok(enabled) => panic!("{kind:?}: the trap was read: {enabled:?}"),
+        }
+    }
+}
+
+/// What a site's database answers is hostile: a name that is not a package name, or a kind
+/// fjord does not know, is dropped; a real one is kept.
+#[test]
+fn names_read_from_a_sites_database_that_are_not_package_names_are_dropped() {
+    let tenant = TenantDb::new(
+        host::DbKind::Mysql,
+        "CREATE VIEW system AS SELECT 'evil name; DROP' AS name, 'module' AS type, \
+           1 AS schema_version, 1 AS status \
+         UNION ALL SELECT 'node', 'module', 7016, 1 \
+         UNION ALL SELECT 'views', 'weird kind', 1, 1 \
+         UNION ALL SELECT REPEAT('a', 200), 'module', 1, 1;",
+    );
+    let enabled = schema::enabled(&tenant.reader(), 7).unwrap();
+    assert_eq!(
+        enabled,
+        vec![schema::Enabled {
+            kind: "module".into(),
+            name: "node".into(),
+            schema: Some(7016),
+        }]
+    );
 }
 
 #[test]
