@@ -56,16 +56,18 @@ impl Fjord {
     /// Opens (creating if needed) the state in `data_dir`, applying pending migrations.
     pub fn open(data_dir: &Path) -> Result<Fjord> {
         let data_dir = paths::absolute(data_dir)?;
-        for dir in [
-            data_dir.clone(),
-            data_dir.join("run"),
-            data_dir.join("config"),
-        ] {
-            host::ensure_dir(&dir)?;
+        // Sites' code runs on this machine as other users: they may pass through to a pool's
+        // socket, never list what fjord keeps.
+        for dir in [data_dir.clone(), data_dir.join("config")] {
+            host::ensure_unlisted_dir(&dir)?;
         }
         // Backups and task scratch dirs hold whole databases; the state holds site database
         // passwords: only fjord's own user may read them.
-        for dir in [data_dir.join("backups"), data_dir.join("journal")] {
+        for dir in [
+            data_dir.join("run"),
+            data_dir.join("backups"),
+            data_dir.join("journal"),
+        ] {
             host::ensure_private_dir(&dir)?;
         }
         let state = data_dir.join("state.db");

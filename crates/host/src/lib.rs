@@ -65,6 +65,25 @@ pub fn ensure_private_dir(dir: &std::path::Path) -> Result<()> {
         .map_err(|e| HostError::io(dir, e))
 }
 
+/// Makes `dir` (and its parents) if needed and gives it mode 0711: others may pass through it
+/// (nginx to a pool's socket beneath it) but not list it. A directory others may write to
+/// (`/tmp`, say) is refused: whoever can write there could swap what fjord keeps in it.
+pub fn ensure_unlisted_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    ensure_dir(dir)?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| HostError::io(dir, e))?;
+    if !meta.is_dir() || meta.mode() & 0o022 != 0 || meta.uid() != uzers::get_effective_uid() {
+        return Err(HostError::Refused(format!(
+            "{}: fjord's data dir must be a directory of its own user that no one else may write to (it is mode {:o}, owner {})",
+            dir.display(),
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| HostError::io(dir, e))
+}
+
 /// Gives an existing file mode 0600 (nothing if it does not exist).
 pub fn restrict_to_owner(path: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;

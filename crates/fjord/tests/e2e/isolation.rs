@@ -270,3 +270,639 @@ fn look_alike_sites_reach_only_their_own_database_and_no_password_is_ever_in_a_c
         );
     }
 }
+
+/// A PostgreSQL cluster of the test's own that asks every connection for its password
+/// (scram-sha-256), as a production server does: the machine's own trusts 127.0.0.1, so on
+/// it any local user, and any site's code, is its superuser whatever fjord does.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+    password_file: PathBuf,
+}
+
+impl PrivatePostgres {
+    fn start() -> PrivatePostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .expect("PostgreSQL's server binaries");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cluster = dir.path().join("cluster");
+        std::fs::create_dir(&cluster).unwrap();
+        let (uid, gid) = postgres_ids();
+        std::os::unix::fs::chown(&cluster, Some(uid), Some(gid)).unwrap();
+        let password = format!("pw{}", token());
+        let for_initdb = cluster.join("pwfile");
+        std::fs::write(&for_initdb, &password).unwrap();
+        std::os::unix::fs::chown(&for_initdb, Some(uid), Some(gid)).unwrap();
+        let password_file = dir.path().join("admin-password");
+        std::fs::write(&password_file, &password).unwrap();
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let data = cluster.join("data");
+        as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "-A",
+                "scram-sha-256",
+                &format!("--pwfile={}", for_initdb.display()),
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        let port = crate::harness::free_port();
+        as_postgres(
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-o",
+                &format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    cluster.display()
+                ),
+                "-l",
+                &cluster.join("log").display().to_string(),
+                "-w",
+                "start",
+            ],
+        );
+        PrivatePostgres {
+            dir,
+            port,
+            bin,
+            password_file,
+        }
+    }
+
+    /// The `--db` argument of `fjord server add` for this cluster.
+    fn service_arg(&self) -> String {
+        format!(
+            "postgresql:host=127.0.0.1,port={},user=postgres,password-file={}",
+            self.port,
+            self.password_file.display()
+        )
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("cluster/data");
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &data.display().to_string(), "-m", "immediate", "stop"],
+        );
+    }
+}
+
+fn postgres_ids() -> (u32, u32) {
+    let line = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .expect("a postgres user")
+        .to_string();
+    let fields: Vec<&str> = line.split(':').collect();
+    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
+}
+
+fn as_postgres(program: &Path, args: &[&str]) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(program)
+        .args(args)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A MariaDB server of the test's own, set up as Debian sets one up: root signs in through
+/// its socket only when the connecting process is root (`unix_socket`). The machine's own
+/// lets root in with an empty password, so on it any local user, and any site's code, is its
+/// administrator whatever fjord does.
+struct PrivateMariaDb {
+    dir: tempfile::TempDir,
+    server: std::process::Child,
+}
+
+impl PrivateMariaDb {
+    fn start() -> PrivateMariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("data");
+        let out = Command::new("mariadb-install-db")
+            .args([
+                "--user=mysql",
+                &format!("--datadir={}", data.display()),
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The server writes its socket and pid as mysql.
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let mysql = Command::new("id").args(["-u", "mysql"]).output().unwrap();
+        let uid: u32 = String::from_utf8_lossy(&mysql.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        std::os::unix::fs::chown(&run, Some(uid), None).unwrap();
+        let socket = run.join("mysqld.sock");
+        let server = Command::new("/usr/sbin/mariadbd")
+            .args([
+                "--no-defaults",
+                "--user=mysql",
+                &format!("--datadir={}", data.display()),
+                &format!("--socket={}", socket.display()),
+                &format!("--pid-file={}", run.join("mysqld.pid").display()),
+                "--skip-networking",
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-log-file-size=16M",
+                "--innodb-flush-log-at-trx-commit=0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mariadb = PrivateMariaDb { dir, server };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !Command::new("mariadb")
+            .arg(format!("--socket={}", mariadb.socket().display()))
+            .args(["-uroot", "-e", "SELECT 1"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private MariaDB did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        mariadb
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/mysqld.sock")
+    }
+
+    /// The `--db` argument of `fjord server add` for this server.
+    fn service_arg(&self) -> String {
+        format!("mysql:socket={}", self.socket().display())
+    }
+
+    /// Runs SQL as root.
+    fn sql(&self, sql: &str) {
+        let out = Command::new("mariadb")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "-e", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Site code that tries what it is given and says, per attempt, whether it got through.
+const PROBE: &str = r#"<?php
+if (!isset($_GET['a'])) {
+    return;
+}
+header('Content-Type: text/plain');
+$attempts = json_decode(base64_decode(strtr($_GET['a'], '-_', '+/')), true);
+$own = ['user' => '', 'password' => ''];
+if (defined('DB_USER')) {
+    $own = ['user' => DB_USER, 'password' => DB_PASSWORD];
+} elseif (is_array($config = @include getenv('FJORD_SITE_CONFIG')) && isset($config['database'])) {
+    $d = $config['database'];
+    $own = ['user' => $d['user'] ?? $d['username'] ?? '', 'password' => $d['password'] ?? ''];
+}
+foreach ($attempts as $t) {
+    $got = false;
+    $why = '';
+    error_clear_last();
+    try {
+        $user = ($t['user'] ?? '') === '@own' ? $own['user'] : ($t['user'] ?? '');
+        $password = ($t['user'] ?? '') === '@own' ? $own['password'] : '';
+        switch ($t['op']) {
+            case 'read': $got = @file_get_contents($t['path']) !== false; break;
+            case 'list': $got = @scandir($t['path']) !== false; break;
+            case 'write': $got = @file_put_contents($t['path'], '<?php echo "planted";') !== false; break;
+            case 'mysql':
+                $pdo = new PDO("mysql:unix_socket={$t['socket']};dbname={$t['db']}", $user, $password, [PDO::ATTR_TIMEOUT => 3, PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+                $pdo->query('SELECT COUNT(*) FROM information_schema.tables')->fetchAll();
+                $got = true;
+                break;
+            case 'pgsql':
+                $pdo = new PDO("pgsql:host={$t['host']};port={$t['port']};dbname={$t['db']};connect_timeout=3", $user, $password, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+                $pdo->query('SELECT 1')->fetchAll();
+                $got = true;
+                break;
+            case 'socket': $got = @stream_socket_client('unix://' . $t['path'], $no, $text, 2) !== false; break;
+            case 'signal': $got = function_exists('posix_kill') && @posix_kill((int) $t['pid'], 0); break;
+            case 'shell':
+                foreach (['shell_exec', 'exec', 'system', 'passthru', 'popen', 'proc_open'] as $f) {
+                    if (!function_exists($f)) { continue; }
+                    $out = match ($f) {
+                        'shell_exec' => @shell_exec($t['cmd']),
+                        'exec' => @exec($t['cmd']),
+                        'system' => (function ($c) { ob_start(); @system($c); return ob_get_clean(); })($t['cmd']),
+                        'passthru' => (function ($c) { ob_start(); @passthru($c); return ob_get_clean(); })($t['cmd']),
+                        'popen' => (($h = @popen($t['cmd'], 'r')) ? stream_get_contents($h) : false),
+                        'proc_open' => (($p = @proc_open($t['cmd'], [1 => ['pipe', 'w']], $pipes)) ? stream_get_contents($pipes[1]) : false),
+                    };
+                    if (is_string($out) && trim($out) !== '') { $got = true; $why = "$f: " . trim($out); break; }
+                }
+                break;
+        }
+    } catch (Throwable $e) {
+        $why = $e->getMessage();
+    }
+    if ($why === '' && ($e = error_get_last())) { $why = $e['message']; }
+    echo $t['name'], "\t", $got ? 'REACHED' : 'refused', "\t", str_replace(["\n", "\t"], ' ', substr($why, 0, 200)), "\n";
+}
+exit;
+"#;
+
+/// What one site is, as another's code would aim at it.
+struct Target {
+    host: String,
+    platform_path: PathBuf,
+    db: std::collections::HashMap<String, String>,
+    pool_socket: String,
+    pool_user: String,
+    pool_file: String,
+}
+
+fn attempts_against(
+    env: &Env,
+    fpm_prefix: &Path,
+    pg_port: u16,
+    victim: &Target,
+) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let private = victim.platform_path.join("private").join(&victim.host);
+    let files = victim.platform_path.join("sites").join(&victim.host);
+    let data = env.data.path();
+    let mut list = vec![
+        json!({"op": "read", "path": private.join("settings.php"), "name": "read its private settings"}),
+        json!({"op": "read", "path": private.join("db.env"), "name": "read its database credentials"}),
+        json!({"op": "list", "path": private, "name": "list its private dir"}),
+        json!({"op": "list", "path": files, "name": "list its files"}),
+        json!({"op": "write", "path": files.join("planted.php"), "name": "write into its files"}),
+        json!({"op": "read", "path": fpm_prefix.join("pool.d").join(format!("{}.conf", victim.pool_file)), "name": "read its pool's config"}),
+        json!({"op": "list", "path": fpm_prefix.join("pool.d"), "name": "list the pools"}),
+        json!({"op": "socket", "path": victim.pool_socket, "name": "connect to its pool's socket"}),
+        json!({"op": "list", "path": data, "name": "list fjord's data dir"}),
+        json!({"op": "read", "path": data.join("state.db"), "name": "read fjord's state"}),
+        json!({"op": "list", "path": env.nginx.prefix().join("conf.d"), "name": "list the vhosts"}),
+        json!({"op": "shell", "cmd": "echo started", "name": "start a process"}),
+        json!({"op": "shell", "cmd": format!("cat {}/settings.php; ls {}", private.display(), data.display()), "name": "read its settings and fjord's data dir through a shell"}),
+    ];
+    for pid in pids_of(&victim.pool_user) {
+        list.push(json!({"op": "signal", "pid": pid, "name": format!("signal its worker {pid}")}));
+        list.push(json!({"op": "read", "path": format!("/proc/{pid}/environ"), "name": format!("read its worker {pid}'s environment")}));
+    }
+    let (db, user) = (&victim.db["DB_NAME"], &victim.db["DB_USER"]);
+    match victim.db["DB_ENGINE"].as_str() {
+        "mysql" => {
+            let socket = &victim.db["DB_SOCKET"];
+            list.extend([
+                json!({"op": "mysql", "socket": socket, "db": db, "user": "@own", "name": "open its MariaDB database with my own credentials"}),
+                json!({"op": "mysql", "socket": socket, "db": db, "user": user, "name": "open its MariaDB database as its user, no password"}),
+                json!({"op": "mysql", "socket": socket, "db": db, "user": "root", "name": "open its MariaDB database as root, no password"}),
+            ]);
+        }
+        _ => list.extend([
+            json!({"op": "pgsql", "host": "127.0.0.1", "port": pg_port, "db": db, "user": "@own", "name": "open its PostgreSQL database with my own credentials"}),
+            json!({"op": "pgsql", "host": "127.0.0.1", "port": pg_port, "db": db, "user": user, "name": "open its PostgreSQL database as its role, no password"}),
+            json!({"op": "pgsql", "host": "127.0.0.1", "port": pg_port, "db": db, "user": "postgres", "name": "open its PostgreSQL database as postgres, no password"}),
+        ]),
+    }
+    list
+}
+
+/// Processes running as `user`, from /proc.
+fn pids_of(user: &str) -> Vec<u32> {
+    let Some(uid) = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(&format!("{user}:")))
+        .and_then(|l| l.split(':').nth(2).map(str::to_string))
+    else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .is_some_and(|l| l.split_whitespace().nth(1) == Some(uid.as_str()))
+            })
+        })
+        .collect()
+}
+
+/// Two clients, each with PHP sites on MariaDB and on PostgreSQL, on one platform and across
+/// two: from every site's code (run by its own pool), attempts against every other site's
+/// files, config, database (with its own credentials and with none), pool socket and
+/// processes, and against fjord's data dir. Every attempt fails; the list of what was tried
+/// is written to `target/tmp/isolation-attempts.txt`.
+#[test]
+fn no_sites_code_reaches_another_clients_site_its_database_its_pool_or_fjord() {
+    use crate::php_fpm::PrivatePhpFpm;
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let pg = PrivatePostgres::start();
+    let mariadb = PrivateMariaDb::start();
+    let env = Env::bare();
+    env.add_server_on(
+        &env.nginx,
+        "t",
+        &[
+            "--db",
+            &mariadb.service_arg(),
+            "--db",
+            &pg.service_arg(),
+            "--php",
+            &fpm.service_arg(),
+            "--web-group",
+            "nogroup",
+        ],
+    );
+    env.dispatch_until_idle(&[]);
+    for platform in ["app1", "app2"] {
+        let code = env.platforms.path().join(platform);
+        std::fs::create_dir(&code).unwrap();
+        std::fs::write(code.join("index.php"), PROBE).unwrap();
+        let path = code.display().to_string();
+        env.ok(&[
+            "platform", "add", platform, "--server", "t", "--path", &path, "--kind", "php",
+        ]);
+    }
+    crate::php_sites::wordpress_platform(&env, "wp");
+    // Drupal's fixture, whose front controller is the probe once the site's settings are read.
+    let drupal = env.platforms.path().join("d7");
+    crate::harness::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/fixtures/drupal7"),
+        &drupal,
+    );
+    let _ = std::fs::remove_dir_all(drupal.join("sites/example.com"));
+    std::fs::write(
+        drupal.join("index.php"),
+        PROBE.replacen(
+            "<?php",
+            "<?php\n$sites = [];\ninclude __DIR__ . '/sites/sites.php';\n\
+             $host = strtolower(preg_replace('/:\\d+$/', '', $_SERVER['HTTP_HOST']));\n\
+             include __DIR__ . '/sites/' . ($sites[$host] ?? $host) . '/settings.php';\n",
+            1,
+        ),
+    )
+    .unwrap();
+    // Drupal sites are found in sites/ and imported (the fixture cannot install one).
+    let mut sites = Vec::new();
+    for client in ["c1", "c2"] {
+        let host = format!("{t}-{client}-d7-mysql.example");
+        let db = format!("{t}_{client}_d7");
+        let password = format!("pw{}", token());
+        mariadb.sql(&format!(
+            "CREATE DATABASE `{db}`; CREATE USER '{db}'@'localhost' IDENTIFIED BY '{password}'; \
+             GRANT ALL ON `{db}`.* TO '{db}'@'localhost'; \
+             CREATE TABLE `{db}`.system (filename VARCHAR(255) PRIMARY KEY, name VARCHAR(255), \
+             type VARCHAR(12), owner VARCHAR(255) DEFAULT '', status INT, bootstrap INT DEFAULT 0, \
+             schema_version SMALLINT, weight INT DEFAULT 0, info BLOB); \
+             INSERT INTO `{db}`.system VALUES ('modules/node/node.module', 'node', 'module', '', 1, 0, 7016, 0, NULL)"
+        ));
+        let dir = drupal.join("sites").join(&host);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("settings.php"),
+            format!(
+                "<?php\n$databases = array (\n  'default' => \n  array (\n    'default' => \n    \
+                 array (\n      'database' => '{db}',\n      'username' => '{db}',\n      \
+                 'password' => '{password}',\n      'host' => 'localhost',\n      'port' => '',\n      \
+                 'driver' => 'mysql',\n      'prefix' => '',\n    ),\n  ),\n);\n\
+                 $drupal_hash_salt = 'Yq3-7TtzmLJ8pW0Xc9bHkNdRfa2sVgEuQeLo1iZyMxA';\n"
+            ),
+        )
+        .unwrap();
+        sites.push((client, "d7", host));
+    }
+    let path = drupal.display().to_string();
+    env.ok(&[
+        "platform", "add", "d7", "--server", "t", "--path", &path, "--kind", "drupal",
+    ]);
+    env.dispatch_until_idle(&[]);
+    for client in ["c1", "c2"] {
+        for (platform, engine) in [
+            ("app1", "mysql"),
+            ("app1", "postgresql"),
+            ("app2", "mysql"),
+            ("wp", "mysql"),
+        ] {
+            let host = format!("{t}-{client}-{platform}-{engine}.example");
+            env.ok(&[
+                "site",
+                "add",
+                &host,
+                "--platform",
+                platform,
+                "--db",
+                engine,
+                "--client",
+                client,
+            ]);
+            sites.push((client, platform, host));
+        }
+    }
+    env.dispatch_until_idle(&[]);
+    let tasks = env.ok(&["task", "list"]);
+    for (_, platform, host) in &sites {
+        let shown = env.run(&["site", "show", host]);
+        assert!(
+            shown.status.success(),
+            "{host} is not there: {tasks}\n{}",
+            env.ok(&["task", "log", "5"])
+        );
+        assert_eq!(
+            env.json(&["site", "show", host])["status"],
+            "installed",
+            "{host}"
+        );
+        if *platform == "wp" {
+            // The site's own code: a must-use plugin, run on every request by its pool.
+            let plugins = env
+                .platforms
+                .path()
+                .join("wp/sites")
+                .join(host)
+                .join("mu-plugins");
+            std::fs::write(plugins.join("probe.php"), PROBE).unwrap();
+            std::fs::set_permissions(
+                plugins.join("probe.php"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
+    }
+    let pools: Vec<(String, String)> = fpm
+        .pool_files()
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(fpm.prefix().join("pool.d").join(file)).unwrap();
+            (file.trim_end_matches(".conf").to_string(), text)
+        })
+        .collect();
+    let targets: Vec<Target> = sites
+        .iter()
+        .map(|(_, platform, host)| {
+            let (pool_user, pool) = pools
+                .iter()
+                .find(|(_, text)| text.contains(&format!("env[FJORD_SITE_DIR] = {host}\n")))
+                .unwrap_or_else(|| panic!("no pool for {host}"));
+            let field = |key: &str| {
+                pool.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+                    .unwrap()
+                    .to_string()
+            };
+            let database = &env.json(&["site", "show", host])["database"];
+            let text = |key: &str| database[key].as_str().unwrap_or_default().to_string();
+            let db = [
+                ("DB_NAME", text("name")),
+                ("DB_USER", text("user")),
+                ("DB_ENGINE", text("engine")),
+                ("DB_SOCKET", mariadb.socket().display().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            Target {
+                host: host.clone(),
+                platform_path: env.platforms.path().join(platform),
+                db,
+                pool_socket: field("listen"),
+                pool_user: field("user"),
+                pool_file: pool_user.clone(),
+            }
+        })
+        .collect();
+    // Every pool has a worker running, so that its processes are there to aim at.
+    for target in &targets {
+        let (status, _, body) = env.nginx.get(&target.host, "/?a=W10=");
+        assert_eq!(status, 200, "{}: {body}", target.host);
+    }
+
+    let mut report = String::new();
+    let mut reached = Vec::new();
+    for (i, attacker) in sites.iter().enumerate() {
+        for (j, victim) in targets.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let attempts = attempts_against(&env, fpm.prefix(), pg.port, victim);
+            let encoded = base64_url(&serde_json::to_vec(&attempts).unwrap());
+            let (status, _, body) = env.nginx.get(&attacker.2, &format!("/?a={encoded}"));
+            assert_eq!(status, 200, "{}: {body}", attacker.2);
+            assert_eq!(body.lines().count(), attempts.len(), "{body}");
+            for line in body.lines() {
+                let mut fields = line.splitn(3, '\t');
+                let (name, outcome, why) = (
+                    fields.next().unwrap(),
+                    fields.next().unwrap_or(""),
+                    fields.next().unwrap_or(""),
+                );
+                report.push_str(&format!(
+                    "{} ({}) -> {} ({}): {name}: {outcome} {why}\n",
+                    attacker.2, attacker.0, victim.host, sites[j].0
+                ));
+                if outcome != "refused" {
+                    reached.push(format!("{} -> {}: {name}: {why}", attacker.2, victim.host));
+                }
+            }
+        }
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("isolation-attempts.txt");
+    std::fs::write(&out, &report).unwrap();
+    eprintln!(
+        "{} attempts, listed in {}",
+        report.lines().count(),
+        out.display()
+    );
+    assert!(
+        reached.is_empty(),
+        "{} attempts got through:\n{}",
+        reached.len(),
+        reached.join("\n")
+    );
+    for target in &targets {
+        assert!(
+            !target
+                .platform_path
+                .join("sites")
+                .join(&target.host)
+                .join("planted.php")
+                .exists()
+        );
+    }
+    for (_, _, host) in &sites {
+        env.ok(&["site", "delete", host, "--force"]);
+    }
+    env.dispatch_until_idle(&[]);
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for k in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * k)) & 63) as usize] as char);
+        }
+    }
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
+}
