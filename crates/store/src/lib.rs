@@ -208,11 +208,21 @@ pub struct JournalEntry {
     pub saved: Option<Vec<u8>>,
 }
 
-/// A processing task and the dispatcher that runs it.
+/// One claim of a task by a dispatcher. Claims are numbered per task: a task recovered by
+/// another dispatcher, or retried and claimed again, has a new one, so an old claim can never
+/// record an outcome over the new one's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The dispatcher that holds it.
+    pub owner: String,
+    pub seq: i64,
+}
+
+/// A processing task and the claim it runs under.
 #[derive(Debug, Clone)]
 pub struct RunningTask {
     pub task: Task,
-    pub owner: String,
+    pub claim: Claim,
 }
 
 pub trait Store: Accounts + Send + Sync {
@@ -319,14 +329,21 @@ pub trait Store: Accounts + Send + Sync {
     /// Atomically moves the oldest runnable queued task to `processing`, owned by `owner`. A
     /// task is runnable when its locks conflict with no processing task's and no older queued
     /// task's, so tasks on one object run in the order they were queued.
-    fn claim_next(&self, owner: &str) -> Result<Option<Task>>;
+    fn claim_next(&self, owner: &str) -> Result<Option<RunningTask>>;
+    /// Records a task's outcome and its effect in one transaction, if `claim` still holds the
+    /// task (processing, same owner, same claim); otherwise changes nothing and returns false:
+    /// the task was recovered by another dispatcher, or retried and claimed again.
     fn finish_task(
         &self,
         id: i64,
+        claim: &Claim,
         status: TaskStatus,
         error: Option<&str>,
         effect: &TaskEffect,
-    ) -> Result<()>;
+    ) -> Result<bool>;
+    /// Takes a processing task over from `from` (a dead dispatcher's claim) for `owner`, with
+    /// a new claim; None if `from` no longer holds it (another dispatcher took it first).
+    fn adopt_task(&self, id: i64, from: &Claim, owner: &str) -> Result<Option<Claim>>;
     fn cancel_task(&self, id: i64) -> Result<Task>;
     fn retry_task(&self, id: i64) -> Result<Task>;
     fn running_tasks(&self) -> Result<Vec<RunningTask>>;

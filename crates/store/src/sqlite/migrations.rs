@@ -235,4 +235,9 @@ CREATE TRIGGER site_counts_update AFTER UPDATE OF status, client_id ON sites BEG
         ON CONFLICT (client_id, status) DO UPDATE SET n = n + 1;
 END;
 "#,
+    // 10: each claim of a task is numbered, so that only the claim running a task records its
+    // outcome (a late recovery of an older claim changes nothing).
+    r#"
+ALTER TABLE tasks ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

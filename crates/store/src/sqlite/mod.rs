@@ -1,6 +1,7 @@
 mod accounts;
 mod effects;
 mod migrations;
+mod queue;
 mod rows;
 
 use accounts::load_clients;
@@ -19,8 +20,8 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, SiteCron,
-    SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
+    Backup, Claim, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask,
+    SiteCron, SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -728,78 +729,23 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_next(&self, owner: &str) -> Result<Option<Task>> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let platform_of: HashMap<i64, i64> = {
-                let mut stmt = tx.prepare(
-                    "SELECT s.id, s.platform_id FROM sites s JOIN tasks t
-                     ON t.target_type = 'site' AND t.target_id = s.id
-                     WHERE t.status IN ('queued', 'processing')",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let server_of: HashMap<i64, i64> = {
-                let mut stmt = tx.prepare("SELECT id, server_id FROM platforms")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let server_of = |platform: i64| server_of.get(&platform).copied();
-            let locks_of = |t: &Task| match t.target {
-                Target::Site(id) => t.locks(platform_of.get(&id).copied(), &server_of),
-                _ => t.locks(None, &server_of),
-            };
-            let mut held: Vec<_> = query_tasks(
-                &tx,
-                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing'"),
-                [],
-            )?
-            .iter()
-            .flat_map(locks_of)
-            .collect();
-            let queued = query_tasks(
-                &tx,
-                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"),
-                [],
-            )?;
-            for task in queued {
-                let locks = locks_of(&task);
-                if locks_conflict(&locks, &held) {
-                    // Reserve its locks so that a younger task on the same object cannot
-                    // overtake it.
-                    held.extend(locks);
-                    continue;
-                }
-                tx.execute(
-                    "UPDATE tasks SET status = 'processing', started_at = ?2, owner = ?3 WHERE id = ?1",
-                    params![task.id, now_ms(), owner],
-                )?;
-                let claimed = get_task(&tx, task.id)?;
-                tx.commit()?;
-                return Ok(Some(claimed));
-            }
-            Ok(None)
-        })
+    fn claim_next(&self, owner: &str) -> Result<Option<RunningTask>> {
+        self.with(|c| queue::claim_next(c, owner))
     }
 
     fn finish_task(
         &self,
         id: i64,
+        claim: &Claim,
         status: TaskStatus,
         error: Option<&str>,
         effect: &TaskEffect,
-    ) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            apply_effect(&tx, effect)?;
-            tx.execute(
-                "UPDATE tasks SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-                params![id, status.as_str(), now_ms(), error],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
+    ) -> Result<bool> {
+        self.with(|c| queue::finish_task(c, id, claim, status, error, effect))
+    }
+
+    fn adopt_task(&self, id: i64, from: &Claim, owner: &str) -> Result<Option<Claim>> {
+        self.with(|c| queue::adopt_task(c, id, from, owner))
     }
 
     fn cancel_task(&self, id: i64) -> Result<Task> {
@@ -838,25 +784,7 @@ impl Store for SqliteStore {
     }
 
     fn running_tasks(&self) -> Result<Vec<RunningTask>> {
-        self.with(|c| {
-            let tasks = query_tasks(
-                c,
-                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing' ORDER BY id"),
-                [],
-            )?;
-            let mut out = Vec::new();
-            for task in tasks {
-                let owner: Option<String> =
-                    c.query_row("SELECT owner FROM tasks WHERE id = ?1", [task.id], |r| {
-                        r.get(0)
-                    })?;
-                out.push(RunningTask {
-                    task,
-                    owner: owner.unwrap_or_default(),
-                });
-            }
-            Ok(out)
-        })
+        self.with(queue::running_tasks)
     }
 
     fn append_log(&self, task_id: i64, line: &str) -> Result<()> {

@@ -121,21 +121,98 @@ fn claim_respects_locks_and_order() {
         )
         .unwrap();
 
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t1.unwrap().id);
+    let c1 = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(c1.task.id, t1.unwrap().id);
     // a.com is busy: its verify waits; b.com's install runs beside it.
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t2.unwrap().id);
+    let c2 = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(c2.task.id, t2.unwrap().id);
     assert!(
         s.claim_next("d").unwrap().is_none(),
         "platform verify waits for its sites"
     );
-    s.finish_task(1, TaskStatus::Success, None, &TaskEffect::None)
+    assert!(finish(&s, &c1, TaskStatus::Success));
+    let c3 = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(c3.task.id, t3.id);
+    assert!(finish(&s, &c2, TaskStatus::Success));
+    assert!(finish(&s, &c3, TaskStatus::Success));
+    assert_eq!(s.claim_next("d").unwrap().unwrap().task.id, pv.id);
+}
+
+fn finish(s: &SqliteStore, running: &RunningTask, status: TaskStatus) -> bool {
+    s.finish_task(
+        running.task.id,
+        &running.claim,
+        status,
+        None,
+        &TaskEffect::None,
+    )
+    .unwrap()
+}
+
+/// A dispatcher that lost its task (recovered by another, then retried and claimed again)
+/// records nothing with its late outcome: the task stays the new claim's.
+#[test]
+fn only_the_claim_that_holds_a_task_records_its_outcome() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (site, _) = s.insert_site(&new_site("a.com", p, &[]), None).unwrap();
+    let t = s
+        .enqueue(
+            Target::Site(site.id),
+            "a.com",
+            NewTask::new(TaskKind::SiteVerify),
+        )
         .unwrap();
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t3.id);
-    s.finish_task(2, TaskStatus::Success, None, &TaskEffect::None)
-        .unwrap();
-    s.finish_task(t3.id, TaskStatus::Success, None, &TaskEffect::None)
-        .unwrap();
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, pv.id);
+    let first = s.claim_next("dead").unwrap().unwrap();
+    // Two dispatchers saw "dead" die; one takes the task over, the other finds it taken.
+    let adopted = s.adopt_task(t.id, &first.claim, "b").unwrap().unwrap();
+    assert_ne!(adopted, first.claim);
+    assert_eq!(s.adopt_task(t.id, &first.claim, "c").unwrap(), None);
+    assert!(
+        !finish(&s, &first, TaskStatus::Failed),
+        "the dead claim records nothing"
+    );
+    assert!(
+        s.finish_task(
+            t.id,
+            &adopted,
+            TaskStatus::Failed,
+            Some("interrupted; rolled back"),
+            &TaskEffect::None
+        )
+        .unwrap()
+    );
+    // Retried and claimed again, by the same dispatcher name even: a new claim.
+    s.retry_task(t.id).unwrap();
+    let again = s.claim_next("b").unwrap().unwrap();
+    assert_eq!(again.task.id, t.id);
+    for stale in [&first.claim, &adopted] {
+        let late = s
+            .finish_task(
+                t.id,
+                stale,
+                TaskStatus::Failed,
+                Some("late"),
+                &TaskEffect::SetSiteStatus(site.id, SiteStatus::NeedsAttention),
+            )
+            .unwrap();
+        assert!(!late, "a late finish of {stale:?} is refused");
+        assert_eq!(s.adopt_task(t.id, stale, "c").unwrap(), None);
+    }
+    let task = s.task(t.id).unwrap();
+    assert_eq!(task.status, TaskStatus::Processing, "{task:?}");
+    assert_eq!(task.error, None);
+    assert_eq!(
+        s.site(site.id).unwrap().status,
+        SiteStatus::Queued,
+        "no effect applied"
+    );
+    let running = s.running_tasks().unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].claim, again.claim);
+    assert!(finish(&s, &again, TaskStatus::Success));
+    assert_eq!(s.task(t.id).unwrap().status, TaskStatus::Success);
+    assert!(!finish(&s, &again, TaskStatus::Failed), "recorded once");
 }
 
 #[test]
