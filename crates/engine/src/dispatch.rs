@@ -172,14 +172,15 @@ impl Dispatcher {
         // Site crons run beside the tasks, on a thread of their own (a slow cron never holds
         // a task back); `--until-idle` runs one round of what is due once the tasks are done.
         let cron = (!options.until_idle).then(|| {
-            let (fjord, stop, parallel) = (
+            let (fjord, stop, parallel, owner) = (
                 self.fjord.clone(),
                 listener_stop.clone(),
                 options.concurrency.max(1),
+                self.owner.clone(),
             );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Err(e) = fjord.run_due_crons(store::now_ms(), parallel) {
+                    if let Err(e) = fjord.run_due_crons(&owner, store::now_ms(), parallel) {
                         warn("running site crons failed (tried again later)", &e);
                     }
                     for _ in 0..10 {
@@ -194,9 +195,9 @@ impl Dispatcher {
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
             && result.is_ok()
-            && let Err(e) = self
-                .fjord
-                .run_due_crons(store::now_ms(), options.concurrency.max(1))
+            && let Err(e) =
+                self.fjord
+                    .run_due_crons(&self.owner, store::now_ms(), options.concurrency.max(1))
         {
             warn("running site crons failed", &e);
         }
@@ -413,8 +414,35 @@ impl Dispatcher {
             let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
             let _ = host::remove_file_if_exists(&lock_path);
         }
+        self.end_dead_crons()?;
         self.purge_left_behind()?;
         self.sweep_scratch_dirs()
+    }
+
+    /// Ends the cron runs of dead dispatchers (their PHP died with them: see
+    /// `host::process::child_command`), so that the sites they held are free again.
+    fn end_dead_crons(&self) -> Result<()> {
+        let store = self.fjord.store();
+        for run in store.cron_runs()? {
+            if run.owner == self.owner {
+                continue;
+            }
+            let lock_path = self
+                .fjord
+                .run_dir()
+                .join(format!("dispatcher-{}.lock", run.owner));
+            let Some(_held) = FileLock::try_acquire(&lock_path)? else {
+                continue;
+            };
+            store.record_cron(
+                run.site_id,
+                &run.owner,
+                run.started_at,
+                false,
+                &format!("interrupted: dispatcher {} died during the run", run.owner),
+            )?;
+        }
+        Ok(())
     }
 
     /// Removes the scratch dirs (`journal/task-N`, dumps for undos) of tasks that have ended
@@ -743,7 +771,7 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, claimed: &RunningTask, 
 /// Runs a store operation until it succeeds or fails for a reason that trying again cannot
 /// change, waiting longer between tries (up to 5 s): an outcome that is not recorded would
 /// leave its task `processing` for good.
-fn retry_transient<T>(mut op: impl FnMut() -> store::Result<T>) -> store::Result<T> {
+pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> store::Result<T>) -> store::Result<T> {
     let mut wait = Duration::from_millis(50);
     let mut warned = false;
     loop {

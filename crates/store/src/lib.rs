@@ -167,6 +167,16 @@ pub struct SiteSchedule {
     pub next_at: Option<i64>,
 }
 
+/// A site's cron run under way: it holds the site's locks until its outcome is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronRun {
+    pub site_id: i64,
+    /// The dispatcher running it.
+    pub owner: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+}
+
 /// A site's cron: how often, and how its last run went.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct SiteCron {
@@ -302,10 +312,24 @@ pub trait Store: Accounts + Send + Sync {
     /// Installed sites on platforms of `kinds` whose cron is due at `now` (never run first,
     /// then the longest overdue), at most `limit`.
     fn due_crons(&self, now: i64, kinds: &[&str], limit: usize) -> Result<Vec<i64>>;
-    /// Moves a site's cron on from `due` (None: never run) to `next`, unless another
-    /// dispatcher has moved it first: then returns false and the run is theirs.
-    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool>;
-    fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()>;
+    /// Starts a run of a site's cron for dispatcher `owner`: moves it on from `due` (None:
+    /// never run) to `next` and makes the run a holder of the site's locks (as a site task:
+    /// the site exclusive, its platform and server shared), in the transaction that task
+    /// claims use. False, changing nothing, if another dispatcher moved it first, a run of
+    /// it is under way, or a processing or queued task holds or waits for those locks.
+    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64, owner: &str)
+    -> Result<bool>;
+    /// Records a run's outcome and ends `owner`'s run (its locks), in one transaction.
+    fn record_cron(
+        &self,
+        site_id: i64,
+        owner: &str,
+        at: i64,
+        ok: bool,
+        message: &str,
+    ) -> Result<()>;
+    /// The cron runs under way, each holding its site's locks.
+    fn cron_runs(&self) -> Result<Vec<CronRun>>;
     fn site_cron(&self, site_id: i64) -> Result<SiteCron>;
     /// The version and packages (JSON) a platform's or site's last verify found.
     fn code_found(&self, target: Target) -> Result<(Option<String>, Option<String>)>;

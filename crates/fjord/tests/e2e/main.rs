@@ -10,6 +10,7 @@ mod backups;
 mod bad_input;
 mod concurrency;
 mod crash;
+mod cron_locks;
 mod databases;
 mod disk_full;
 mod drupal;

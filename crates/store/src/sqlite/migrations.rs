@@ -240,4 +240,12 @@ END;
     r#"
 ALTER TABLE tasks ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 11: a site's cron run holds the site's locks, as a task does, until it is recorded.
+    r#"
+CREATE TABLE cron_runs (
+    site_id INTEGER PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    started_at INTEGER NOT NULL
+);
+"#,
 ];

@@ -14,14 +14,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use model::{
-    AbsPath, Client, DbEngine, Hostname, Name, PhpVersion, Platform, PlatformKind, Server, Site,
-    SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, WebRoot, locks_conflict,
+    AbsPath, Client, DbEngine, Hostname, LockKey, Name, PhpVersion, Platform, PlatformKind, Server,
+    Site, SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, WebRoot, locks_conflict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    Backup, Claim, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask,
-    SiteCron, SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
+    Backup, Claim, CronRun, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result,
+    RunningTask, SiteCron, SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -230,24 +230,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool> {
-        self.with(|c| {
-            let moved = c.execute(
-                "UPDATE sites SET cron_next_at = ?3 WHERE id = ?1 AND cron_next_at IS ?2",
-                params![site_id, due, next],
-            )?;
-            Ok(moved == 1)
-        })
+    fn take_due_cron(
+        &self,
+        site_id: i64,
+        due: Option<i64>,
+        next: i64,
+        owner: &str,
+    ) -> Result<bool> {
+        self.with(|c| queue::take_due_cron(c, site_id, due, next, owner))
     }
 
-    fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE sites SET cron_last_at = ?2, cron_last_ok = ?3, cron_last_message = ?4 WHERE id = ?1",
-                params![site_id, at, ok, message],
-            )?;
-            Ok(())
-        })
+    fn record_cron(
+        &self,
+        site_id: i64,
+        owner: &str,
+        at: i64,
+        ok: bool,
+        message: &str,
+    ) -> Result<()> {
+        self.with(|c| queue::record_cron(c, site_id, owner, at, ok, message))
+    }
+
+    fn cron_runs(&self) -> Result<Vec<CronRun>> {
+        self.with(queue::cron_runs)
     }
 
     fn site_cron(&self, site_id: i64) -> Result<SiteCron> {

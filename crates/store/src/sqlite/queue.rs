@@ -19,40 +19,86 @@ fn claim_of(c: &Connection, id: i64) -> Result<Option<(String, i64)>> {
     .optional()?)
 }
 
-pub(super) fn claim_next(c: &mut Connection, owner: &str) -> Result<Option<RunningTask>> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let platform_of: HashMap<i64, i64> = {
-        let mut stmt = tx.prepare(
-            "SELECT s.id, s.platform_id FROM sites s JOIN tasks t
-             ON t.target_type = 'site' AND t.target_id = s.id
-             WHERE t.status IN ('queued', 'processing')",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let server_of: HashMap<i64, i64> = {
-        let mut stmt = tx.prepare("SELECT id, server_id FROM platforms")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let server_of = |platform: i64| server_of.get(&platform).copied();
-    let locks_of = |t: &Task| match t.target {
-        Target::Site(id) => t.locks(platform_of.get(&id).copied(), &server_of),
-        _ => t.locks(None, &server_of),
-    };
-    let mut held: Vec<_> = query_tasks(
-        &tx,
-        &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing'"),
-        [],
-    )?
-    .iter()
-    .flat_map(locks_of)
-    .collect();
-    let queued = query_tasks(
-        &tx,
+/// What the locks of running work are computed from: the platform of each site some work is
+/// on or waiting for, and each platform's server.
+struct LockMap {
+    platform_of: HashMap<i64, i64>,
+    server_of: HashMap<i64, i64>,
+}
+
+impl LockMap {
+    fn load(tx: &Connection) -> Result<LockMap> {
+        let platform_of = {
+            let mut stmt = tx.prepare(
+                "SELECT s.id, s.platform_id FROM sites s JOIN tasks t
+                 ON t.target_type = 'site' AND t.target_id = s.id
+                 WHERE t.status IN ('queued', 'processing')
+                 UNION SELECT s.id, s.platform_id FROM sites s JOIN cron_runs r ON r.site_id = s.id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let server_of = {
+            let mut stmt = tx.prepare("SELECT id, server_id FROM platforms")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        Ok(LockMap {
+            platform_of,
+            server_of,
+        })
+    }
+
+    fn server_of(&self, platform: i64) -> Option<i64> {
+        self.server_of.get(&platform).copied()
+    }
+
+    fn of_task(&self, t: &Task) -> Vec<(LockKey, bool)> {
+        let server_of = |p| self.server_of(p);
+        match t.target {
+            Target::Site(id) => t.locks(self.platform_of.get(&id).copied(), &server_of),
+            _ => t.locks(None, &server_of),
+        }
+    }
+
+    fn of_site(&self, site: i64, platform: Option<i64>) -> Vec<(LockKey, bool)> {
+        model::site_locks(site, platform, &|p| self.server_of(p))
+    }
+
+    /// The locks held by processing tasks and by running crons.
+    fn held(&self, tx: &Connection) -> Result<Vec<(LockKey, bool)>> {
+        let mut held: Vec<_> = query_tasks(
+            tx,
+            &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing'"),
+            [],
+        )?
+        .iter()
+        .flat_map(|t| self.of_task(t))
+        .collect();
+        let mut stmt = tx.prepare("SELECT site_id FROM cron_runs")?;
+        let crons = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        for site in crons {
+            let site = site?;
+            held.extend(self.of_site(site, self.platform_of.get(&site).copied()));
+        }
+        Ok(held)
+    }
+}
+
+fn queued_tasks(tx: &Connection) -> Result<Vec<Task>> {
+    query_tasks(
+        tx,
         &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"),
         [],
-    )?;
+    )
+}
+
+pub(super) fn claim_next(c: &mut Connection, owner: &str) -> Result<Option<RunningTask>> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let map = LockMap::load(&tx)?;
+    let locks_of = |t: &Task| map.of_task(t);
+    let mut held = map.held(&tx)?;
+    let queued = queued_tasks(&tx)?;
     for task in queued {
         let locks = locks_of(&task);
         if locks_conflict(&locks, &held) {
@@ -143,4 +189,90 @@ pub(super) fn running_tasks(c: &mut Connection) -> Result<Vec<RunningTask>> {
         }
     }
     Ok(out)
+}
+
+/// Starts a site's cron run for `owner`, as a holder of the site's locks, if it is due from
+/// `due` (None: never run), no task holds or waits for what it would lock, and no run of it
+/// is under way; moves its due time on to `next`. All in one transaction with the task
+/// claims, so a task and a cron never run on one site at once.
+pub(super) fn take_due_cron(
+    c: &mut Connection,
+    site_id: i64,
+    due: Option<i64>,
+    next: i64,
+    owner: &str,
+) -> Result<bool> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let running: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM cron_runs WHERE site_id = ?1)",
+        [site_id],
+        |r| r.get(0),
+    )?;
+    if running {
+        return Ok(false);
+    }
+    let platform: Option<i64> = tx
+        .query_row(
+            "SELECT platform_id FROM sites WHERE id = ?1",
+            [site_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let map = LockMap::load(&tx)?;
+    let locks = map.of_site(site_id, platform);
+    let mut busy = map.held(&tx)?;
+    // A task waiting for the site (or its platform, or server) goes first.
+    busy.extend(queued_tasks(&tx)?.iter().flat_map(|t| map.of_task(t)));
+    if locks_conflict(&locks, &busy) {
+        return Ok(false);
+    }
+    let moved = tx.execute(
+        "UPDATE sites SET cron_next_at = ?3 WHERE id = ?1 AND cron_next_at IS ?2",
+        params![site_id, due, next],
+    )?;
+    if moved != 1 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO cron_runs (site_id, owner, started_at) VALUES (?1, ?2, ?3)",
+        params![site_id, owner, now_ms()],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Records how a site's cron run went and ends `owner`'s hold of the site, in one
+/// transaction.
+pub(super) fn record_cron(
+    c: &mut Connection,
+    site_id: i64,
+    owner: &str,
+    at: i64,
+    ok: bool,
+    message: &str,
+) -> Result<()> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE sites SET cron_last_at = ?2, cron_last_ok = ?3, cron_last_message = ?4 WHERE id = ?1",
+        params![site_id, at, ok, message],
+    )?;
+    tx.execute(
+        "DELETE FROM cron_runs WHERE site_id = ?1 AND owner = ?2",
+        params![site_id, owner],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn cron_runs(c: &mut Connection) -> Result<Vec<CronRun>> {
+    let mut stmt =
+        c.prepare("SELECT site_id, owner, started_at FROM cron_runs ORDER BY site_id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(CronRun {
+            site_id: r.get(0)?,
+            owner: r.get(1)?,
+            started_at: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -399,3 +399,71 @@ fn site_counts_follow_every_add_change_and_delete() {
         vec![(SiteStatus::Disabled, 1), (status, 1)]
     );
 }
+
+/// A cron run holds its site's locks in the claim's transaction: no task on the site (or its
+/// platform) is claimed while it runs, and no cron starts while a task holds or waits for
+/// the site.
+#[test]
+fn a_cron_run_and_a_task_never_hold_one_site_at_once() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (a, _) = s.insert_site(&new_site("a.com", p, &[]), None).unwrap();
+    let (b, _) = s.insert_site(&new_site("b.com", p, &[]), None).unwrap();
+    assert!(s.take_due_cron(a.id, None, 1, "d1").unwrap());
+    assert!(
+        !s.take_due_cron(a.id, Some(1), 2, "d2").unwrap(),
+        "one run at a time"
+    );
+    let restore = s
+        .enqueue(
+            Target::Site(a.id),
+            "a.com",
+            NewTask::new(TaskKind::SiteBackup),
+        )
+        .unwrap();
+    let verify_b = s
+        .enqueue(
+            Target::Site(b.id),
+            "b.com",
+            NewTask::new(TaskKind::SiteVerify),
+        )
+        .unwrap();
+    let pv = s
+        .enqueue(
+            Target::Platform(p),
+            "p1",
+            NewTask::new(TaskKind::PlatformVerify),
+        )
+        .unwrap();
+    let claimed = s.claim_next("d2").unwrap().unwrap();
+    assert_eq!(
+        claimed.task.id, verify_b.id,
+        "only the other site's task runs"
+    );
+    assert!(
+        s.claim_next("d2").unwrap().is_none(),
+        "{:?}",
+        s.cron_runs().unwrap()
+    );
+    s.record_cron(a.id, "d1", 0, true, "ok").unwrap();
+    assert!(s.cron_runs().unwrap().is_empty());
+    let restore_run = s.claim_next("d2").unwrap().unwrap();
+    assert_eq!(restore_run.task.id, restore.id);
+    // The restore holds the site; the queued platform verify waits for it: no cron on
+    // either site starts meanwhile.
+    s.set_site_cron(a.id, None, None).unwrap();
+    assert!(!s.take_due_cron(a.id, None, 5, "d1").unwrap());
+    assert!(finish(&s, &claimed, TaskStatus::Success));
+    assert!(finish(&s, &restore_run, TaskStatus::Success));
+    assert!(
+        !s.take_due_cron(b.id, None, 5, "d1").unwrap(),
+        "the queued platform verify goes first"
+    );
+    let pv_run = s.claim_next("d2").unwrap().unwrap();
+    assert_eq!(pv_run.task.id, pv.id);
+    assert!(finish(&s, &pv_run, TaskStatus::Success));
+    assert!(s.take_due_cron(a.id, None, 5, "d1").unwrap());
+    assert_eq!(s.site_cron(a.id).unwrap().next_at, Some(5));
+    assert_eq!(s.cron_runs().unwrap()[0].owner, "d1");
+    s.delete_site(b.id).unwrap();
+}
