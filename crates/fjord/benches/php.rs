@@ -176,6 +176,7 @@ fn by_hand(
         tmp_dir: private.join("tmp"),
         site_config: config.clone(),
         max_children: 5,
+        allow_exec: false,
     };
     std::fs::write(
         fpm.prefix().join(format!("pool.d/hand-{user}.conf")),

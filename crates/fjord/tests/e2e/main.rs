@@ -25,4 +25,5 @@ mod panel;
 mod php_rollback;
 mod php_sites;
 mod rollback;
+mod site_limits;
 mod smtp;

@@ -248,4 +248,8 @@ CREATE TABLE cron_runs (
     started_at INTEGER NOT NULL
 );
 "#,
+    // 12: a platform whose sites' PHP may start processes (off by default).
+    r#"
+ALTER TABLE platforms ADD COLUMN allow_exec INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

@@ -423,7 +423,7 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO platforms (name, server_id, path, kind, php_version, drush, \
-                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 allow_exec, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     name.as_str(),
                     platform.server_id,
@@ -431,6 +431,7 @@ impl Store for SqliteStore {
                     platform.kind.as_str(),
                     platform.php_version.as_ref().map(|v| v.as_str()),
                     platform.drush.as_ref().map(|d| d.as_str()),
+                    platform.allow_exec,
                     now_ms()
                 ],
             )

@@ -42,6 +42,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         php_version: None,
         web_root: None,
         drush: None,
+        allow_exec: false,
     };
     let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)
