@@ -1,7 +1,7 @@
 //! A site's cron run holds the site as a task does: a restore queued while a slow cron runs
 //! is claimed only once the cron has ended, and a cron that falls due while a restore runs
 //! starts only once the restore has ended. The cron is real PHP (a must-use plugin that
-//! sleeps inside WordPress's cron and notes when it started and ended).
+//! sleeps inside WordPress's cron and notes when it started and ended, and what it may do).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +17,14 @@ add_action('init', function () {
         return;
     }
     $dir = dirname(__DIR__);
+    // What the site's code may do in a cron run: the limits of its pool, and of the kernel.
+    try {
+        $ran = shell_exec('id') === null ? 'refused' : 'ran';
+    } catch (Throwable $e) {
+        $ran = 'refused';
+    }
+    $l = posix_getrlimit();
+    file_put_contents("$dir/cron-limits", "exec=$ran maxproc={$l['soft maxproc']} core={$l['soft core']} openfiles={$l['soft openfiles']}");
     file_put_contents("$dir/cron-started", sprintf('%.0f', microtime(true) * 1000));
     sleep(5);
     file_put_contents("$dir/cron-ended", sprintf('%.0f', microtime(true) * 1000));
@@ -76,6 +84,10 @@ fn a_cron_run_and_a_restore_never_run_on_one_site_at_once() {
     let dispatcher = env.start_dispatcher(&[]);
     let cron_started = wait_note(&started);
     let restore = env.queue(&["site", "restore", &blog, "--backup", &backup]);
+    // A cron run is the site's code run from the command line: it starts no process and
+    // runs under the kernel's limits for the site's user.
+    let limits = std::fs::read_to_string(files.join("cron-limits")).unwrap();
+    assert_eq!(limits, "exec=refused maxproc=64 core=0 openfiles=1024");
     let done = env.wait_task(restore, Duration::from_secs(120));
     assert_eq!(done["status"], "success", "{done}\n{}", env.log(restore));
     let cron = &env.json(&["site", "show", &blog])["cron"];

@@ -63,7 +63,10 @@ fn processes_of(uid: u32) -> Vec<String> {
             continue;
         };
         // A zombie holds nothing; its parent (php-fpm's master) reaps it.
-        if status.lines().any(|l| l.starts_with("State:") && l.contains('Z')) {
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+        {
             continue;
         }
         let real = status
@@ -156,7 +159,11 @@ fn a_sites_php_starts_no_process_unless_its_platform_allows_and_none_outlives_th
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_of(owner).iter().any(|p| p.contains("sleep 150")) {
-        assert!(Instant::now() < deadline, "{:?}\n{body}", processes_of(owner));
+        assert!(
+            Instant::now() < deadline,
+            "{:?}\n{body}",
+            processes_of(owner)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let user_name = fpm
