@@ -126,9 +126,11 @@ impl Fjord {
         Ok(cron)
     }
 
-    /// Runs the crons due at `now_ms`, at most `parallel` at once, until none is due;
-    /// returns how many ran. A site with a task under way is skipped until it is done.
-    pub fn run_due_crons(&self, now_ms: i64, parallel: usize) -> Result<usize> {
+    /// Runs the crons due at `now_ms` for dispatcher `owner`, at most `parallel` at once,
+    /// until none is due; returns how many ran. A site that a task holds or waits for is
+    /// skipped until it is done; a run holds its site as a task does (see
+    /// `Store::take_due_cron`), so no task on the site is claimed until it is recorded.
+    pub fn run_due_crons(&self, owner: &str, now_ms: i64, parallel: usize) -> Result<usize> {
         let kinds = cron_kinds();
         let default = self.cron_default_interval()?;
         let mut ran = 0;
@@ -147,7 +149,12 @@ impl Fjord {
             let results: Vec<(i64, Result<bool>)> = std::thread::scope(|scope| {
                 let handles: Vec<_> = due
                     .iter()
-                    .map(|id| (*id, scope.spawn(move || self.run_site_cron(*id, default))))
+                    .map(|id| {
+                        (
+                            *id,
+                            scope.spawn(move || self.run_site_cron(*id, default, owner)),
+                        )
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -171,24 +178,23 @@ impl Fjord {
 
     /// One site's cron run; false if it was not this dispatcher's to run (taken by another,
     /// or a task is under way on the site).
-    fn run_site_cron(&self, site_id: i64, default_interval: i64) -> Result<bool> {
+    fn run_site_cron(&self, site_id: i64, default_interval: i64, owner: &str) -> Result<bool> {
         let store = self.store();
-        if !store.active_tasks(Target::Site(site_id))?.is_empty() {
-            return Ok(false);
-        }
         let cron = store.site_cron(site_id)?;
         let started = store::now_ms();
         let every = cron.own_interval_s.unwrap_or(default_interval);
-        if !store.take_due_cron(site_id, cron.next_at, started + every * 1000)? {
+        if !store.take_due_cron(site_id, cron.next_at, started + every * 1000, owner)? {
             return Ok(false);
         }
-        let objects = self.objects(
-            model::TaskKind::SiteVerify,
-            Target::Site(site_id),
-            &model::TaskArgs::None,
-        )?;
+        // From here the run holds the site: whatever happens, its outcome is recorded, which
+        // ends the hold.
         let env = self.script_env();
         let outcome = (|| {
+            let objects = self.objects(
+                model::TaskKind::SiteVerify,
+                Target::Site(site_id),
+                &model::TaskArgs::None,
+            )?;
             let app = env.site_app(&objects)?;
             let run = kinds::of(app.platform.kind)
                 .cron(&app)
@@ -199,7 +205,9 @@ impl Fjord {
             Ok(output) => (true, summary(&output)),
             Err(e) => (false, summary(&e.to_string())),
         };
-        store.record_cron(site_id, started, ok, &message)?;
+        crate::dispatch::retry_transient(|| {
+            store.record_cron(site_id, owner, started, ok, &message)
+        })?;
         Ok(true)
     }
 }

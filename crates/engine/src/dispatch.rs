@@ -17,8 +17,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use host::{Committers, FileLock, Journal, LiveSteps, Parking, Undo};
-use model::{Task, TaskStatus};
-use store::{JournalEntry, Store, TaskEffect};
+use model::TaskStatus;
+use store::{JournalEntry, RunningTask, Store, TaskEffect};
 
 use crate::scripts::{self, ScriptEnv};
 use crate::{Fjord, Result};
@@ -94,8 +94,9 @@ impl Parking for SlotParking {
 enum Event {
     Wake,
     SlotFree,
-    /// A task's worker thread has ended (its outcome recorded, or not: see `reap`).
-    Done(i64),
+    /// A task's worker thread has ended (its outcome recorded, or not: see `reap`): the
+    /// task and the number of the claim it ran under.
+    Done(i64, i64),
 }
 
 fn warn(what: &str, e: &dyn std::fmt::Display) {
@@ -171,14 +172,15 @@ impl Dispatcher {
         // Site crons run beside the tasks, on a thread of their own (a slow cron never holds
         // a task back); `--until-idle` runs one round of what is due once the tasks are done.
         let cron = (!options.until_idle).then(|| {
-            let (fjord, stop, parallel) = (
+            let (fjord, stop, parallel, owner) = (
                 self.fjord.clone(),
                 listener_stop.clone(),
                 options.concurrency.max(1),
+                self.owner.clone(),
             );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Err(e) = fjord.run_due_crons(store::now_ms(), parallel) {
+                    if let Err(e) = fjord.run_due_crons(&owner, store::now_ms(), parallel) {
                         warn("running site crons failed (tried again later)", &e);
                     }
                     for _ in 0..10 {
@@ -193,9 +195,9 @@ impl Dispatcher {
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
             && result.is_ok()
-            && let Err(e) = self
-                .fjord
-                .run_due_crons(store::now_ms(), options.concurrency.max(1))
+            && let Err(e) =
+                self.fjord
+                    .run_due_crons(&self.owner, store::now_ms(), options.concurrency.max(1))
         {
             warn("running site crons failed", &e);
         }
@@ -233,9 +235,9 @@ impl Dispatcher {
             if !stop.load(Ordering::Relaxed) {
                 while slots.try_take_for_new() {
                     match self.fjord.store().claim_next(&self.owner) {
-                        Ok(Some(task)) => {
+                        Ok(Some(claimed)) => {
                             running += 1;
-                            self.spawn(task, slots.clone(), tx.clone());
+                            self.spawn(claimed, slots.clone(), tx.clone());
                         }
                         Ok(None) => {
                             slots.release();
@@ -259,19 +261,19 @@ impl Dispatcher {
             }
             let mut ended = Vec::new();
             match rx.recv_timeout(POLL) {
-                Ok(Event::Done(id)) => ended.push(id),
+                Ok(Event::Done(id, seq)) => ended.push((id, seq)),
                 Ok(Event::Wake | Event::SlotFree) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             }
             // Drain what else arrived, so a burst of events costs one pass.
             while let Ok(event) = rx.try_recv() {
-                if let Event::Done(id) = event {
-                    ended.push(id);
+                if let Event::Done(id, seq) = event {
+                    ended.push((id, seq));
                 }
             }
-            for id in ended {
+            for (id, seq) in ended {
                 running -= 1;
-                self.reap(id);
+                self.reap(id, seq);
             }
             if last_recovery.elapsed() > RECOVERY_EVERY {
                 if let Err(e) = self.recover() {
@@ -291,11 +293,11 @@ impl Dispatcher {
     /// A task's worker has ended: if the task is still `processing` under this dispatcher,
     /// its outcome was never recorded (the worker died), so it is rolled back and failed as
     /// a crashed dispatcher's task would be.
-    fn reap(&self, task_id: i64) {
+    fn reap(&self, task_id: i64, seq: i64) {
         let still_running = retry_transient(|| self.fjord.store().running_tasks())
             .unwrap_or_default()
             .into_iter()
-            .find(|r| r.task.id == task_id && r.owner == self.owner);
+            .find(|r| r.task.id == task_id && r.claim.owner == self.owner && r.claim.seq == seq);
         if let Some(running) = still_running {
             let journal = StoreJournal {
                 store: self.fjord.store(),
@@ -305,7 +307,7 @@ impl Dispatcher {
             finish_failed(
                 &self.fjord,
                 &self.committers,
-                &running.task,
+                &running,
                 "interrupted; rolled back",
             );
         }
@@ -322,17 +324,17 @@ impl Dispatcher {
         Ok(queued.is_empty() && running.is_empty())
     }
 
-    fn spawn(&self, task: Task, slots: Arc<Slots>, tx: mpsc::Sender<Event>) {
+    fn spawn(&self, claimed: RunningTask, slots: Arc<Slots>, tx: mpsc::Sender<Event>) {
         let fjord = self.fjord.clone();
         let committers = self.committers.clone();
-        let owner = self.owner.clone();
         std::thread::spawn(move || {
+            let (task, seq) = (&claimed.task, claimed.claim.seq);
             let parking: Arc<dyn Parking> = Arc::new(SlotParking {
                 slots: slots.clone(),
                 wake: tx.clone(),
             });
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_task(&fjord, &committers, &owner, &task, parking)
+                run_task(&fjord, &committers, &claimed, parking)
             }));
             if let Ok(Some(trash)) = outcome {
                 // The task is done: its slot goes to the next one while its old state is
@@ -354,7 +356,7 @@ impl Dispatcher {
                 trash.purge(&journal);
                 let _ = fjord.store().journal_clear(task.id);
                 let _ = host::remove_dir_if_exists(&scratch_dir(&fjord, task.id));
-                let _ = tx.send(Event::Done(task.id));
+                let _ = tx.send(Event::Done(task.id, seq));
                 return;
             }
             if outcome.is_err() {
@@ -364,24 +366,32 @@ impl Dispatcher {
                     task_id: task.id,
                 };
                 journal.log("internal error (panic) while running the task");
-                finish_failed(&fjord, &committers, &task, "internal error (panic)");
+                finish_failed(&fjord, &committers, &claimed, "internal error (panic)");
             }
             slots.release();
-            let _ = tx.send(Event::Done(task.id));
+            let _ = tx.send(Event::Done(task.id, seq));
         });
     }
 
     /// Rolls back and fails every processing task whose dispatcher is dead.
     pub fn recover(&self) -> Result<()> {
         for running in self.fjord.store().running_tasks()? {
-            if running.owner == self.owner {
+            let dead = &running.claim.owner;
+            if *dead == self.owner {
                 continue;
             }
-            let lock_path = self
-                .fjord
-                .run_dir()
-                .join(format!("dispatcher-{}.lock", running.owner));
+            let lock_path = self.fjord.run_dir().join(format!("dispatcher-{dead}.lock"));
             let Some(_held) = FileLock::try_acquire(&lock_path)? else {
+                continue;
+            };
+            // Another dispatcher may have seen the same death and taken the task first (and
+            // it may have been retried and claimed again since): only the one that takes
+            // the dead claim over rolls the task back and records it.
+            let Some(claim) =
+                self.fjord
+                    .store()
+                    .adopt_task(running.task.id, &running.claim, &self.owner)?
+            else {
                 continue;
             };
             let journal = StoreJournal {
@@ -389,21 +399,50 @@ impl Dispatcher {
                 task_id: running.task.id,
             };
             journal.log(&format!(
-                "dispatcher {} died while running this task; rolling back",
-                running.owner
+                "dispatcher {dead} died while running this task; rolling back"
             ));
-            self.end_sessions_of(&running.owner, &journal);
+            self.end_sessions_of(dead, &journal);
             finish_failed(
                 &self.fjord,
                 &self.committers,
-                &running.task,
+                &RunningTask {
+                    task: running.task.clone(),
+                    claim,
+                },
                 "interrupted; rolled back",
             );
             let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
             let _ = host::remove_file_if_exists(&lock_path);
         }
+        self.end_dead_crons()?;
         self.purge_left_behind()?;
         self.sweep_scratch_dirs()
+    }
+
+    /// Ends the cron runs of dead dispatchers (their PHP died with them: see
+    /// `host::process::child_command`), so that the sites they held are free again.
+    fn end_dead_crons(&self) -> Result<()> {
+        let store = self.fjord.store();
+        for run in store.cron_runs()? {
+            if run.owner == self.owner {
+                continue;
+            }
+            let lock_path = self
+                .fjord
+                .run_dir()
+                .join(format!("dispatcher-{}.lock", run.owner));
+            let Some(_held) = FileLock::try_acquire(&lock_path)? else {
+                continue;
+            };
+            store.record_cron(
+                run.site_id,
+                &run.owner,
+                run.started_at,
+                false,
+                &format!("interrupted: dispatcher {} died during the run", run.owner),
+            )?;
+        }
+        Ok(())
     }
 
     /// Removes the scratch dirs (`journal/task-N`, dumps for undos) of tasks that have ended
@@ -536,10 +575,11 @@ impl Journal for StoreJournal<'_> {
 fn run_task(
     fjord: &Fjord,
     committers: &Committers,
-    owner: &str,
-    task: &Task,
+    claimed: &RunningTask,
     parking: Arc<dyn Parking>,
 ) -> Option<host::Trash> {
+    let (task, claim) = (&claimed.task, &claimed.claim);
+    let owner = &claim.owner;
     let store = fjord.store();
     let journal = StoreJournal {
         store,
@@ -580,9 +620,16 @@ fn run_task(
         Ok((effect, mut steps)) => {
             // The work is done and its undo still journaled: the success is recorded, however
             // long the store takes to accept it (a full disk), never rolled back for that.
-            match retry_transient(|| store.finish_task(task.id, TaskStatus::Success, None, &effect))
-            {
-                Ok(()) => {
+            match retry_transient(|| {
+                store.finish_task(task.id, claim, TaskStatus::Success, None, &effect)
+            }) {
+                Ok(false) => {
+                    // Only a dispatcher that found this one dead takes a task over, and it
+                    // rolled the task back: nothing of this run is recorded or purged.
+                    journal.log_durably(LOST_CLAIM);
+                    None
+                }
+                Ok(true) => {
                     journal.log_durably("success");
                     let outbox =
                         std::mem::take(&mut *env.outbox.lock().unwrap_or_else(|p| p.into_inner()));
@@ -596,14 +643,14 @@ fn run_task(
                 }
                 Err(e) => {
                     journal.log(&format!("could not record success: {e}"));
-                    finish_failed(fjord, committers, task, &e.to_string());
+                    finish_failed(fjord, committers, claimed, &e.to_string());
                     None
                 }
             }
         }
         Err(e) => {
             journal.log_durably(&format!("failed: {e}"));
-            finish_failed(fjord, committers, task, &e.to_string());
+            finish_failed(fjord, committers, claimed, &e.to_string());
             None
         }
     }
@@ -622,13 +669,39 @@ fn scratch_dir(fjord: &Fjord, task_id: i64) -> PathBuf {
         .join(format!("task-{task_id}"))
 }
 
-/// Rolls the task's journal back, then records the failure.
-fn finish_failed(fjord: &Fjord, committers: &Committers, task: &Task, error: &str) {
+/// What a dispatcher logs when the task it ran was taken over (its claim is gone): its
+/// outcome is not recorded, and nothing it would do after (purge, rollback, mail) is done.
+const LOST_CLAIM: &str = "this dispatcher no longer holds the task (another dispatcher took it \
+     over, or it was retried and claimed again): its outcome is not recorded";
+
+/// Rolls the task's journal back, then records the failure, if the claim still holds the
+/// task.
+fn finish_failed(fjord: &Fjord, committers: &Committers, claimed: &RunningTask, error: &str) {
+    let (task, claim) = (&claimed.task, &claimed.claim);
     let store = fjord.store();
     let journal = StoreJournal {
         store,
         task_id: task.id,
     };
+    // The journal is the claim's only while the claim holds the task: after a take-over and
+    // a retry it holds another run's steps, which this rollback must never undo.
+    match retry_transient(|| store.running_tasks()) {
+        Ok(running)
+            if !running
+                .iter()
+                .any(|r| r.claim == *claim && r.task.id == task.id) =>
+        {
+            journal.log_durably(LOST_CLAIM);
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            journal.log(&format!(
+                "cannot read the running tasks: {e}; the task stays processing for a later recovery"
+            ));
+            return;
+        }
+    }
     let entries: Vec<_> = match retry_transient(|| store.journal(task.id)) {
         Ok(entries) => entries
             .into_iter()
@@ -660,23 +733,32 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, task: &Task, error: &st
         }
     }
     let effect = scripts::failure_effect(task, data_lost);
-    let recorded =
-        retry_transient(|| store.finish_task(task.id, TaskStatus::Failed, Some(&message), &effect))
-            .or_else(|e| {
-                // The failure's effect itself is refused: the failure is recorded without it.
-                journal.log(&format!("could not record the failure's effect: {e}"));
-                retry_transient(|| {
-                    store.finish_task(
-                        task.id,
-                        TaskStatus::Failed,
-                        Some(&message),
-                        &TaskEffect::None,
-                    )
-                })
-            });
-    if let Err(e) = recorded {
-        journal.log(&format!("could not record the failure: {e}"));
-        return;
+    let recorded = retry_transient(|| {
+        store.finish_task(task.id, claim, TaskStatus::Failed, Some(&message), &effect)
+    })
+    .or_else(|e| {
+        // The failure's effect itself is refused: the failure is recorded without it.
+        journal.log(&format!("could not record the failure's effect: {e}"));
+        retry_transient(|| {
+            store.finish_task(
+                task.id,
+                claim,
+                TaskStatus::Failed,
+                Some(&message),
+                &TaskEffect::None,
+            )
+        })
+    });
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => {
+            journal.log_durably(LOST_CLAIM);
+            return;
+        }
+        Err(e) => {
+            journal.log(&format!("could not record the failure: {e}"));
+            return;
+        }
     }
     let _ = store.journal_clear(task.id);
     if !data_lost {
@@ -689,7 +771,7 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, task: &Task, error: &st
 /// Runs a store operation until it succeeds or fails for a reason that trying again cannot
 /// change, waiting longer between tries (up to 5 s): an outcome that is not recorded would
 /// leave its task `processing` for good.
-fn retry_transient<T>(mut op: impl FnMut() -> store::Result<T>) -> store::Result<T> {
+pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> store::Result<T>) -> store::Result<T> {
     let mut wait = Duration::from_millis(50);
     let mut warned = false;
     loop {

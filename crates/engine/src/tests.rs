@@ -135,3 +135,71 @@ fn secrets_are_readable_by_fjord_only() {
     assert_eq!(mode("backups"), 0o700);
     assert_eq!(mode("journal"), 0o700);
 }
+
+/// A cron run holds its site until its outcome is recorded; the run of a dispatcher that
+/// died is ended by the next recovery (its PHP died with it), so the site is not held for
+/// good, while a live dispatcher's run is left alone.
+#[test]
+fn a_dead_dispatchers_cron_run_is_ended_by_recovery_and_frees_its_site() {
+    let (_dir, fjord, site) = fjord_with_site();
+    let store = fjord.store();
+    while let Some(running) = store.claim_next("setup").unwrap() {
+        assert!(
+            store
+                .finish_task(
+                    running.task.id,
+                    &running.claim,
+                    model::TaskStatus::Success,
+                    None,
+                    &store::TaskEffect::None,
+                )
+                .unwrap()
+        );
+    }
+    let live = crate::dispatch::Dispatcher::new(fjord.clone()).unwrap();
+    assert!(
+        store
+            .take_due_cron(site, None, NOW, "1-deaddispatcher")
+            .unwrap()
+    );
+    store
+        .enqueue(
+            Target::Site(site),
+            "a.example",
+            store::NewTask::new(TaskKind::SiteVerify),
+        )
+        .unwrap();
+    assert!(
+        store.claim_next("x").unwrap().is_none(),
+        "the cron run holds the site"
+    );
+    let recovering = crate::dispatch::Dispatcher::new(fjord.clone()).unwrap();
+    recovering.recover().unwrap();
+    assert!(store.cron_runs().unwrap().is_empty());
+    let cron = store.site_cron(site).unwrap();
+    assert_eq!(cron.last_ok, Some(false));
+    assert!(
+        cron.last_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{cron:?}"
+    );
+    let verify = store.claim_next("x").unwrap().expect("the site is free");
+    assert!(
+        store
+            .finish_task(
+                verify.task.id,
+                &verify.claim,
+                model::TaskStatus::Success,
+                None,
+                &store::TaskEffect::None,
+            )
+            .unwrap()
+    );
+    // A live dispatcher's run stays.
+    store.set_site_cron(site, None, None).unwrap();
+    assert!(store.take_due_cron(site, None, NOW, live.owner()).unwrap());
+    recovering.recover().unwrap();
+    assert_eq!(store.cron_runs().unwrap().len(), 1);
+}

@@ -85,6 +85,7 @@ pub fn platform_json(names: &Names, p: &Platform) -> Value {
         "php": p.php_version,
         "web_root": p.web_root.map(|r| r.as_str()),
         "drush": p.drush,
+        "allow_exec": p.allow_exec,
         "locked": p.locked,
     })
 }

@@ -9,6 +9,13 @@ use std::process::Stdio;
 
 use crate::{HostError, Result};
 
+/// util-linux's `prlimit`: sets the limits of the process it then becomes.
+const PRLIMIT: &str = "/usr/bin/prlimit";
+
+/// Processes a site's user may have while fjord runs its PHP from the command line (its
+/// pool's workers count too: at most a handful).
+const NPROC: u32 = 64;
+
 #[derive(Debug, Clone)]
 pub struct PhpRun {
     /// The PHP command-line interpreter.
@@ -37,7 +44,17 @@ impl PhpRun {
             HostError::Refused(format!("user {} does not exist on this host", self.user))
         })?;
         let cli = self.cli.display().to_string();
-        let mut cmd = crate::process::child_command_as(&cli, uid, gid);
+        // The kernel's limits php-fpm cannot set per pool, for this run and every process it
+        // starts: no core dump of a site's memory, a bounded number of open files, and of
+        // processes of the site's user (a fork bomb stops there).
+        let mut cmd = crate::process::child_command_as(PRLIMIT, uid, gid);
+        cmd.args([
+            &format!("--nproc={NPROC}"),
+            "--nofile=1024",
+            "--core=0",
+            "--",
+            &cli,
+        ]);
         for (key, value) in &self.ini {
             cmd.arg("-d").arg(format!("{key}={value}"));
         }

@@ -92,13 +92,69 @@ pub fn create(name: &str, home: &std::path::Path, ids: Option<(u32, u32)>) -> Re
     })
 }
 
-/// Removes a user and its group; nothing if they are gone already.
+/// Removes a user and its group; nothing if they are gone already. Every process of the user
+/// is ended first: a site's code may leave processes behind (`setsid` from its PHP, when its
+/// platform allows processes), and `userdel` refuses a user that has any.
 pub fn remove(name: &str) -> Result<()> {
-    if lookup(name).is_some() {
+    if let Some((uid, _)) = lookup(name) {
+        end_processes_of(name, uid)?;
         run(&["userdel", name])?;
     }
     if lookup_group(name).is_some() {
         run(&["groupdel", name])?;
     }
     Ok(())
+}
+
+/// The processes that run with `uid` as their real, effective, saved or file-system user id
+/// (zombies left out: they hold nothing, and their parent reaps them).
+fn processes_of(uid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                return false; // gone meanwhile
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+            };
+            let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
+            let ids = field("Uid:").unwrap_or_default();
+            !zombie && ids.split_whitespace().any(|id| id.parse() == Ok(uid))
+        })
+        .collect()
+}
+
+/// Kills every process of the user, again until none is left (one may fork while the first
+/// are killed); refused if some are still there after a few seconds.
+fn end_processes_of(name: &str, uid: u32) -> Result<()> {
+    if uid == 0 {
+        return Err(HostError::Refused(format!(
+            "user {name} is root: fjord ends the processes of its sites' users only"
+        )));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pids = processes_of(uid);
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(HostError::Refused(format!(
+                "processes of user {name} (uid {uid}) survive SIGKILL: {pids:?}"
+            )));
+        }
+        let mut argv = vec!["kill".to_string(), "-KILL".to_string()];
+        argv.extend(pids.iter().map(u32::to_string));
+        // A process that ended meanwhile makes kill fail: the next pass looks again.
+        let _ = run_command(&argv)?;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -29,5 +29,5 @@ pub use objects::{
 pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
-pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict};
+pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict, site_locks};
 pub use task_args::{InstallInput, MigrateArgs, SiteNames, TaskArgs};

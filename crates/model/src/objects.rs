@@ -128,6 +128,9 @@ pub struct Platform {
     /// The drush to drive its sites with, when its code has none of its own
     /// (`vendor/bin/drush` wins).
     pub drush: Option<AbsPath>,
+    /// Its sites' PHP may start processes (`exec`, `proc_open`, `shell_exec`…), which
+    /// walk around `open_basedir`: off unless the platform is added with it.
+    pub allow_exec: bool,
 }
 
 impl Platform {

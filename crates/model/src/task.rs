@@ -209,10 +209,7 @@ impl Task {
             Target::Server(id) => locks.push((LockKey::Server(id), true)),
             Target::Platform(id) => platform(&mut locks, id, true),
             Target::Site(id) => {
-                locks.push((LockKey::Site(id), true));
-                if let Some(p) = platform_of_site {
-                    platform(&mut locks, p, false);
-                }
+                locks.extend(site_locks(id, platform_of_site, server_of));
                 // A clone reads its source site: no task may change that site meanwhile.
                 if let Some(source) = self.args.source_site() {
                     locks.push((LockKey::Site(source), false));
@@ -226,6 +223,23 @@ impl Task {
         }
         locks
     }
+}
+
+/// The locks of any work on one site (a site task, a site's cron run): the site exclusively,
+/// its platform and its server shared.
+pub fn site_locks(
+    site: i64,
+    platform_of_site: Option<i64>,
+    server_of: &dyn Fn(i64) -> Option<i64>,
+) -> Vec<(LockKey, bool)> {
+    let mut locks = vec![(LockKey::Site(site), true)];
+    if let Some(platform) = platform_of_site {
+        locks.push((LockKey::Platform(platform), false));
+        if let Some(server) = server_of(platform) {
+            locks.push((LockKey::Server(server), false));
+        }
+    }
+    locks
 }
 
 pub fn locks_conflict(a: &[(LockKey, bool)], b: &[(LockKey, bool)]) -> bool {

@@ -15,7 +15,7 @@ mod php;
 mod wordpress;
 
 pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
-pub use php::{PhpPool, php_fpm_pool, php_settings};
+pub use php::{DISABLED_FUNCTIONS, PhpPool, php_fpm_pool, php_limits, php_settings};
 pub use wordpress::{
     CONTENT_URL_PATH as WORDPRESS_CONTENT_URL_PATH, WordpressSite, wordpress_dispatcher,
     wordpress_mu_plugin, wordpress_site_config,

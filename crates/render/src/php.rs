@@ -24,11 +24,87 @@ pub struct PhpPool {
     /// which site runs, so no request header can pick another site's config.
     pub site_config: PathBuf,
     pub max_children: u32,
+    /// The platform lets its sites' PHP start processes ([`DISABLED_FUNCTIONS`] stay
+    /// enabled).
+    pub allow_exec: bool,
+}
+
+/// The functions a site's PHP may not call unless its platform allows processes: those
+/// that start a process (which runs outside `open_basedir` and may outlive the request:
+/// `exec`, `shell_exec`, `system`, `passthru`, `popen`, `proc_open` and its companions,
+/// `pcntl_exec`, `pcntl_fork`), that detach or signal processes (`pcntl_*` signals,
+/// `posix_kill`, `posix_setsid`, `posix_setpgid`), that change ids (`posix_set*id`), that load
+/// native code (`dl`), and `putenv`, which turns `mail()` into code execution (`LD_PRELOAD`
+/// for the sendmail it starts). `mail()` itself stays: its fifth parameter (extra sendmail
+/// options) is replaced by [`MAIL_EXTRA_PARAMETERS`].
+pub const DISABLED_FUNCTIONS: &[&str] = &[
+    "exec",
+    "shell_exec",
+    "system",
+    "passthru",
+    "popen",
+    "proc_open",
+    "proc_close",
+    "proc_get_status",
+    "proc_nice",
+    "proc_terminate",
+    "pcntl_exec",
+    "pcntl_fork",
+    "pcntl_rfork",
+    "pcntl_signal",
+    "pcntl_signal_dispatch",
+    "pcntl_alarm",
+    "pcntl_async_signals",
+    "posix_kill",
+    "posix_setsid",
+    "posix_setpgid",
+    "posix_setuid",
+    "posix_seteuid",
+    "posix_setgid",
+    "posix_setegid",
+    "dl",
+    "putenv",
+];
+
+/// What replaces `mail()`'s fifth parameter: sendmail's `-i`, which PHP passes anyway, so a
+/// site cannot hand sendmail options of its own (`-X` writes a log file anywhere its user
+/// may, outside `open_basedir`; `-C` reads a config).
+pub const MAIL_EXTRA_PARAMETERS: &str = "-i";
+
+/// Memory one PHP process of a site may use.
+pub const PHP_MEMORY_LIMIT: &str = "256M";
+
+/// The php.ini settings that hold a site's PHP, in its pool and on the command line alike.
+pub fn php_limits(allow_exec: bool) -> Vec<(String, String)> {
+    let mut ini = vec![
+        ("memory_limit".to_string(), PHP_MEMORY_LIMIT.to_string()),
+        // FFI calls any C function (`system`): never for a site's code.
+        ("ffi.enable".to_string(), "0".to_string()),
+        ("allow_url_include".to_string(), "0".to_string()),
+        (
+            "mail.force_extra_parameters".to_string(),
+            MAIL_EXTRA_PARAMETERS.to_string(),
+        ),
+    ];
+    if !allow_exec {
+        ini.push((
+            "disable_functions".to_string(),
+            DISABLED_FUNCTIONS.join(","),
+        ));
+    }
+    ini
 }
 
 /// A pool runs its site's PHP as the site's own user, on demand (an idle site costs no
-/// process), confined to its own directories by `open_basedir`.
+/// process), confined to its own directories by `open_basedir`, with at most `max_children`
+/// workers of its own (one site's load never takes another's workers), each bounded in
+/// memory, open files and time, and without the functions that start processes unless its
+/// platform allows them.
 pub fn php_fpm_pool(pool: &PhpPool) -> String {
+    let limits: String = php_limits(pool.allow_exec)
+        .iter()
+        .map(|(key, value)| format!("php_admin_value[{key}] = {value}\n"))
+        .collect();
     let basedir: Vec<String> = pool
         .open_basedir
         .iter()
@@ -53,13 +129,15 @@ clear_env = yes
 env[FJORD_SITE_CONFIG] = {site_config}
 env[FJORD_SITE_DIR] = {site}
 env[TMPDIR] = {tmp}
+request_terminate_timeout = 300s
+rlimit_files = 1024
+rlimit_core = 0
 security.limit_extensions = .php
 php_admin_value[open_basedir] = {basedir}
 php_admin_value[sys_temp_dir] = {tmp}
 php_admin_value[upload_tmp_dir] = {tmp}
 php_admin_value[session.save_path] = {tmp}
-php_admin_flag[allow_url_include] = off
-",
+{limits}",
         site = pool.site,
         name = pool.name,
         user = pool.user,

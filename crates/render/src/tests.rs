@@ -53,6 +53,7 @@ fn platform() -> Platform {
         php_version: None,
         web_root: None,
         drush: None,
+        allow_exec: false,
     }
 }
 
@@ -179,6 +180,7 @@ fn php_pool_and_settings() {
         tmp_dir: PathBuf::from("/srv/app/private/example.com/tmp"),
         site_config: PathBuf::from("/srv/app/private/example.com/settings.php"),
         max_children: 5,
+        allow_exec: false,
     };
     check("php_pool.conf", &php_fpm_pool(&pool));
     let db = mysql_db();

@@ -167,6 +167,16 @@ pub struct SiteSchedule {
     pub next_at: Option<i64>,
 }
 
+/// A site's cron run under way: it holds the site's locks until its outcome is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronRun {
+    pub site_id: i64,
+    /// The dispatcher running it.
+    pub owner: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+}
+
 /// A site's cron: how often, and how its last run went.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct SiteCron {
@@ -208,11 +218,21 @@ pub struct JournalEntry {
     pub saved: Option<Vec<u8>>,
 }
 
-/// A processing task and the dispatcher that runs it.
+/// One claim of a task by a dispatcher. Claims are numbered per task: a task recovered by
+/// another dispatcher, or retried and claimed again, has a new one, so an old claim can never
+/// record an outcome over the new one's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The dispatcher that holds it.
+    pub owner: String,
+    pub seq: i64,
+}
+
+/// A processing task and the claim it runs under.
 #[derive(Debug, Clone)]
 pub struct RunningTask {
     pub task: Task,
-    pub owner: String,
+    pub claim: Claim,
 }
 
 pub trait Store: Accounts + Send + Sync {
@@ -292,10 +312,24 @@ pub trait Store: Accounts + Send + Sync {
     /// Installed sites on platforms of `kinds` whose cron is due at `now` (never run first,
     /// then the longest overdue), at most `limit`.
     fn due_crons(&self, now: i64, kinds: &[&str], limit: usize) -> Result<Vec<i64>>;
-    /// Moves a site's cron on from `due` (None: never run) to `next`, unless another
-    /// dispatcher has moved it first: then returns false and the run is theirs.
-    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool>;
-    fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()>;
+    /// Starts a run of a site's cron for dispatcher `owner`: moves it on from `due` (None:
+    /// never run) to `next` and makes the run a holder of the site's locks (as a site task:
+    /// the site exclusive, its platform and server shared), in the transaction that task
+    /// claims use. False, changing nothing, if another dispatcher moved it first, a run of
+    /// it is under way, or a processing or queued task holds or waits for those locks.
+    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64, owner: &str)
+    -> Result<bool>;
+    /// Records a run's outcome and ends `owner`'s run (its locks), in one transaction.
+    fn record_cron(
+        &self,
+        site_id: i64,
+        owner: &str,
+        at: i64,
+        ok: bool,
+        message: &str,
+    ) -> Result<()>;
+    /// The cron runs under way, each holding its site's locks.
+    fn cron_runs(&self) -> Result<Vec<CronRun>>;
     fn site_cron(&self, site_id: i64) -> Result<SiteCron>;
     /// The version and packages (JSON) a platform's or site's last verify found.
     fn code_found(&self, target: Target) -> Result<(Option<String>, Option<String>)>;
@@ -319,14 +353,21 @@ pub trait Store: Accounts + Send + Sync {
     /// Atomically moves the oldest runnable queued task to `processing`, owned by `owner`. A
     /// task is runnable when its locks conflict with no processing task's and no older queued
     /// task's, so tasks on one object run in the order they were queued.
-    fn claim_next(&self, owner: &str) -> Result<Option<Task>>;
+    fn claim_next(&self, owner: &str) -> Result<Option<RunningTask>>;
+    /// Records a task's outcome and its effect in one transaction, if `claim` still holds the
+    /// task (processing, same owner, same claim); otherwise changes nothing and returns false:
+    /// the task was recovered by another dispatcher, or retried and claimed again.
     fn finish_task(
         &self,
         id: i64,
+        claim: &Claim,
         status: TaskStatus,
         error: Option<&str>,
         effect: &TaskEffect,
-    ) -> Result<()>;
+    ) -> Result<bool>;
+    /// Takes a processing task over from `from` (a dead dispatcher's claim) for `owner`, with
+    /// a new claim; None if `from` no longer holds it (another dispatcher took it first).
+    fn adopt_task(&self, id: i64, from: &Claim, owner: &str) -> Result<Option<Claim>>;
     fn cancel_task(&self, id: i64) -> Result<Task>;
     fn retry_task(&self, id: i64) -> Result<Task>;
     fn running_tasks(&self) -> Result<Vec<RunningTask>>;

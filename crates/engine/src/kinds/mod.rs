@@ -134,19 +134,20 @@ impl SiteApp<'_> {
             ),
         ];
         all_env.extend(env);
+        let mut ini = vec![
+            ("open_basedir".into(), basedir.join(":")),
+            ("sys_temp_dir".into(), php.tmp_dir.display().to_string()),
+            ("max_execution_time".into(), "300".into()),
+            ("display_errors".into(), "stderr".into()),
+        ];
+        ini.extend(render::php_limits(self.platform.allow_exec));
         Some(PhpRun {
             cli: php.cli.clone(),
             user: php.user.clone(),
             describe: describe.to_string(),
             code,
             env: all_env,
-            ini: vec![
-                ("open_basedir".into(), basedir.join(":")),
-                ("sys_temp_dir".into(), php.tmp_dir.display().to_string()),
-                ("memory_limit".into(), "256M".into()),
-                ("max_execution_time".into(), "300".into()),
-                ("display_errors".into(), "stderr".into()),
-            ],
+            ini,
             cwd: self.platform.path.as_path().to_path_buf(),
             args: Vec::new(),
             hide_lines_with: None,

@@ -59,6 +59,8 @@ pub struct PlatformInput {
     pub from: Option<String>,
     /// The drush to drive its sites with (Drupal), when its code has none of its own.
     pub drush: Option<String>,
+    /// Its sites' PHP may start processes (`exec`, `proc_open`…).
+    pub allow_exec: bool,
 }
 
 #[derive(Debug, Clone, Default)]

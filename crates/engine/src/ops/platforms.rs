@@ -43,6 +43,15 @@ impl Fjord {
                 Some(drush)
             }
         };
+        if input.allow_exec && !kind.runs_php() {
+            return Err(Error::Invalid(model::Invalid::new(
+                "--allow-exec",
+                "true",
+                format!(
+                    "only the PHP of a platform that runs PHP starts processes, not a {kind} one"
+                ),
+            )));
+        }
         let php_version = match (kind.runs_php(), &input.php) {
             (false, None) => None,
             (false, Some(v)) => {
@@ -99,6 +108,7 @@ impl Fjord {
             php_version,
             web_root: None,
             drush,
+            allow_exec: input.allow_exec,
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),

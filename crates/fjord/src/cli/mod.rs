@@ -260,6 +260,11 @@ enum PlatformCmd {
         /// own (a composer build's vendor/bin/drush wins) [default: fjord's own PHP].
         #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
         drush: Option<String>,
+        /// Let the sites' PHP start processes (exec, shell_exec, system, proc_open, popen,
+        /// putenv…), which are disabled otherwise: a process walks around open_basedir and
+        /// can outlive its request.
+        #[arg(long)]
+        allow_exec: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -676,6 +681,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             php,
             from,
             drush,
+            allow_exec,
             opts,
         } => {
             let input = engine::ops::PlatformInput {
@@ -686,6 +692,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
                 php,
                 from,
                 drush,
+                allow_exec,
             };
             queued(fjord, fjord.add_platform(&input, opts.dry_run)?, &opts)
         }

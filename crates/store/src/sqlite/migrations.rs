@@ -235,4 +235,21 @@ CREATE TRIGGER site_counts_update AFTER UPDATE OF status, client_id ON sites BEG
         ON CONFLICT (client_id, status) DO UPDATE SET n = n + 1;
 END;
 "#,
+    // 10: each claim of a task is numbered, so that only the claim running a task records its
+    // outcome (a late recovery of an older claim changes nothing).
+    r#"
+ALTER TABLE tasks ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 11: a site's cron run holds the site's locks, as a task does, until it is recorded.
+    r#"
+CREATE TABLE cron_runs (
+    site_id INTEGER PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    started_at INTEGER NOT NULL
+);
+"#,
+    // 12: a platform whose sites' PHP may start processes (off by default).
+    r#"
+ALTER TABLE platforms ADD COLUMN allow_exec INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

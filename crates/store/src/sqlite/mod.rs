@@ -1,6 +1,7 @@
 mod accounts;
 mod effects;
 mod migrations;
+mod queue;
 mod rows;
 
 use accounts::load_clients;
@@ -13,14 +14,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use model::{
-    AbsPath, Client, DbEngine, Hostname, Name, PhpVersion, Platform, PlatformKind, Server, Site,
-    SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, WebRoot, locks_conflict,
+    AbsPath, Client, DbEngine, Hostname, LockKey, Name, PhpVersion, Platform, PlatformKind, Server,
+    Site, SiteDatabase, SiteStatus, Target, Task, TaskKind, TaskStatus, WebRoot, locks_conflict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    Backup, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result, RunningTask, SiteCron,
-    SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
+    Backup, Claim, CronRun, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result,
+    RunningTask, SiteCron, SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -229,24 +230,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn take_due_cron(&self, site_id: i64, due: Option<i64>, next: i64) -> Result<bool> {
-        self.with(|c| {
-            let moved = c.execute(
-                "UPDATE sites SET cron_next_at = ?3 WHERE id = ?1 AND cron_next_at IS ?2",
-                params![site_id, due, next],
-            )?;
-            Ok(moved == 1)
-        })
+    fn take_due_cron(
+        &self,
+        site_id: i64,
+        due: Option<i64>,
+        next: i64,
+        owner: &str,
+    ) -> Result<bool> {
+        self.with(|c| queue::take_due_cron(c, site_id, due, next, owner))
     }
 
-    fn record_cron(&self, site_id: i64, at: i64, ok: bool, message: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE sites SET cron_last_at = ?2, cron_last_ok = ?3, cron_last_message = ?4 WHERE id = ?1",
-                params![site_id, at, ok, message],
-            )?;
-            Ok(())
-        })
+    fn record_cron(
+        &self,
+        site_id: i64,
+        owner: &str,
+        at: i64,
+        ok: bool,
+        message: &str,
+    ) -> Result<()> {
+        self.with(|c| queue::record_cron(c, site_id, owner, at, ok, message))
+    }
+
+    fn cron_runs(&self) -> Result<Vec<CronRun>> {
+        self.with(queue::cron_runs)
     }
 
     fn site_cron(&self, site_id: i64) -> Result<SiteCron> {
@@ -417,7 +423,7 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO platforms (name, server_id, path, kind, php_version, drush, \
-                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 allow_exec, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     name.as_str(),
                     platform.server_id,
@@ -425,6 +431,7 @@ impl Store for SqliteStore {
                     platform.kind.as_str(),
                     platform.php_version.as_ref().map(|v| v.as_str()),
                     platform.drush.as_ref().map(|d| d.as_str()),
+                    platform.allow_exec,
                     now_ms()
                 ],
             )
@@ -728,78 +735,23 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_next(&self, owner: &str) -> Result<Option<Task>> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let platform_of: HashMap<i64, i64> = {
-                let mut stmt = tx.prepare(
-                    "SELECT s.id, s.platform_id FROM sites s JOIN tasks t
-                     ON t.target_type = 'site' AND t.target_id = s.id
-                     WHERE t.status IN ('queued', 'processing')",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let server_of: HashMap<i64, i64> = {
-                let mut stmt = tx.prepare("SELECT id, server_id FROM platforms")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let server_of = |platform: i64| server_of.get(&platform).copied();
-            let locks_of = |t: &Task| match t.target {
-                Target::Site(id) => t.locks(platform_of.get(&id).copied(), &server_of),
-                _ => t.locks(None, &server_of),
-            };
-            let mut held: Vec<_> = query_tasks(
-                &tx,
-                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing'"),
-                [],
-            )?
-            .iter()
-            .flat_map(locks_of)
-            .collect();
-            let queued = query_tasks(
-                &tx,
-                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"),
-                [],
-            )?;
-            for task in queued {
-                let locks = locks_of(&task);
-                if locks_conflict(&locks, &held) {
-                    // Reserve its locks so that a younger task on the same object cannot
-                    // overtake it.
-                    held.extend(locks);
-                    continue;
-                }
-                tx.execute(
-                    "UPDATE tasks SET status = 'processing', started_at = ?2, owner = ?3 WHERE id = ?1",
-                    params![task.id, now_ms(), owner],
-                )?;
-                let claimed = get_task(&tx, task.id)?;
-                tx.commit()?;
-                return Ok(Some(claimed));
-            }
-            Ok(None)
-        })
+    fn claim_next(&self, owner: &str) -> Result<Option<RunningTask>> {
+        self.with(|c| queue::claim_next(c, owner))
     }
 
     fn finish_task(
         &self,
         id: i64,
+        claim: &Claim,
         status: TaskStatus,
         error: Option<&str>,
         effect: &TaskEffect,
-    ) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            apply_effect(&tx, effect)?;
-            tx.execute(
-                "UPDATE tasks SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-                params![id, status.as_str(), now_ms(), error],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
+    ) -> Result<bool> {
+        self.with(|c| queue::finish_task(c, id, claim, status, error, effect))
+    }
+
+    fn adopt_task(&self, id: i64, from: &Claim, owner: &str) -> Result<Option<Claim>> {
+        self.with(|c| queue::adopt_task(c, id, from, owner))
     }
 
     fn cancel_task(&self, id: i64) -> Result<Task> {
@@ -838,25 +790,7 @@ impl Store for SqliteStore {
     }
 
     fn running_tasks(&self) -> Result<Vec<RunningTask>> {
-        self.with(|c| {
-            let tasks = query_tasks(
-                c,
-                &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing' ORDER BY id"),
-                [],
-            )?;
-            let mut out = Vec::new();
-            for task in tasks {
-                let owner: Option<String> =
-                    c.query_row("SELECT owner FROM tasks WHERE id = ?1", [task.id], |r| {
-                        r.get(0)
-                    })?;
-                out.push(RunningTask {
-                    task,
-                    owner: owner.unwrap_or_default(),
-                });
-            }
-            Ok(out)
-        })
+        self.with(queue::running_tasks)
     }
 
     fn append_log(&self, task_id: i64, line: &str) -> Result<()> {

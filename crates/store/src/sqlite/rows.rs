@@ -133,12 +133,13 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
             drush: drush
                 .map(|v| AbsPath::parse("drush", &v).map_err(|e| corrupt(e.to_string())))
                 .transpose()?,
+            allow_exec: r.get(9)?,
         })
     })())
 }
 
 pub(super) const PLATFORM_COLS: &str =
-    "id, name, server_id, path, kind, locked, php_version, web_root, drush";
+    "id, name, server_id, path, kind, locked, php_version, web_root, drush, allow_exec";
 
 pub(super) fn collect<T>(
     c: &Connection,

@@ -42,6 +42,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         php_version: None,
         web_root: None,
         drush: None,
+        allow_exec: false,
     };
     let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)
@@ -121,21 +122,98 @@ fn claim_respects_locks_and_order() {
         )
         .unwrap();
 
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t1.unwrap().id);
+    let c1 = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(c1.task.id, t1.unwrap().id);
     // a.com is busy: its verify waits; b.com's install runs beside it.
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t2.unwrap().id);
+    let c2 = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(c2.task.id, t2.unwrap().id);
     assert!(
         s.claim_next("d").unwrap().is_none(),
         "platform verify waits for its sites"
     );
-    s.finish_task(1, TaskStatus::Success, None, &TaskEffect::None)
+    assert!(finish(&s, &c1, TaskStatus::Success));
+    let c3 = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(c3.task.id, t3.id);
+    assert!(finish(&s, &c2, TaskStatus::Success));
+    assert!(finish(&s, &c3, TaskStatus::Success));
+    assert_eq!(s.claim_next("d").unwrap().unwrap().task.id, pv.id);
+}
+
+fn finish(s: &SqliteStore, running: &RunningTask, status: TaskStatus) -> bool {
+    s.finish_task(
+        running.task.id,
+        &running.claim,
+        status,
+        None,
+        &TaskEffect::None,
+    )
+    .unwrap()
+}
+
+/// A dispatcher that lost its task (recovered by another, then retried and claimed again)
+/// records nothing with its late outcome: the task stays the new claim's.
+#[test]
+fn only_the_claim_that_holds_a_task_records_its_outcome() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (site, _) = s.insert_site(&new_site("a.com", p, &[]), None).unwrap();
+    let t = s
+        .enqueue(
+            Target::Site(site.id),
+            "a.com",
+            NewTask::new(TaskKind::SiteVerify),
+        )
         .unwrap();
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, t3.id);
-    s.finish_task(2, TaskStatus::Success, None, &TaskEffect::None)
-        .unwrap();
-    s.finish_task(t3.id, TaskStatus::Success, None, &TaskEffect::None)
-        .unwrap();
-    assert_eq!(s.claim_next("d").unwrap().unwrap().id, pv.id);
+    let first = s.claim_next("dead").unwrap().unwrap();
+    // Two dispatchers saw "dead" die; one takes the task over, the other finds it taken.
+    let adopted = s.adopt_task(t.id, &first.claim, "b").unwrap().unwrap();
+    assert_ne!(adopted, first.claim);
+    assert_eq!(s.adopt_task(t.id, &first.claim, "c").unwrap(), None);
+    assert!(
+        !finish(&s, &first, TaskStatus::Failed),
+        "the dead claim records nothing"
+    );
+    assert!(
+        s.finish_task(
+            t.id,
+            &adopted,
+            TaskStatus::Failed,
+            Some("interrupted; rolled back"),
+            &TaskEffect::None
+        )
+        .unwrap()
+    );
+    // Retried and claimed again, by the same dispatcher name even: a new claim.
+    s.retry_task(t.id).unwrap();
+    let again = s.claim_next("b").unwrap().unwrap();
+    assert_eq!(again.task.id, t.id);
+    for stale in [&first.claim, &adopted] {
+        let late = s
+            .finish_task(
+                t.id,
+                stale,
+                TaskStatus::Failed,
+                Some("late"),
+                &TaskEffect::SetSiteStatus(site.id, SiteStatus::NeedsAttention),
+            )
+            .unwrap();
+        assert!(!late, "a late finish of {stale:?} is refused");
+        assert_eq!(s.adopt_task(t.id, stale, "c").unwrap(), None);
+    }
+    let task = s.task(t.id).unwrap();
+    assert_eq!(task.status, TaskStatus::Processing, "{task:?}");
+    assert_eq!(task.error, None);
+    assert_eq!(
+        s.site(site.id).unwrap().status,
+        SiteStatus::Queued,
+        "no effect applied"
+    );
+    let running = s.running_tasks().unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].claim, again.claim);
+    assert!(finish(&s, &again, TaskStatus::Success));
+    assert_eq!(s.task(t.id).unwrap().status, TaskStatus::Success);
+    assert!(!finish(&s, &again, TaskStatus::Failed), "recorded once");
 }
 
 #[test]
@@ -321,4 +399,72 @@ fn site_counts_follow_every_add_change_and_delete() {
         s.site_counts(None).unwrap(),
         vec![(SiteStatus::Disabled, 1), (status, 1)]
     );
+}
+
+/// A cron run holds its site's locks in the claim's transaction: no task on the site (or its
+/// platform) is claimed while it runs, and no cron starts while a task holds or waits for
+/// the site.
+#[test]
+fn a_cron_run_and_a_task_never_hold_one_site_at_once() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (a, _) = s.insert_site(&new_site("a.com", p, &[]), None).unwrap();
+    let (b, _) = s.insert_site(&new_site("b.com", p, &[]), None).unwrap();
+    assert!(s.take_due_cron(a.id, None, 1, "d1").unwrap());
+    assert!(
+        !s.take_due_cron(a.id, Some(1), 2, "d2").unwrap(),
+        "one run at a time"
+    );
+    let restore = s
+        .enqueue(
+            Target::Site(a.id),
+            "a.com",
+            NewTask::new(TaskKind::SiteBackup),
+        )
+        .unwrap();
+    let verify_b = s
+        .enqueue(
+            Target::Site(b.id),
+            "b.com",
+            NewTask::new(TaskKind::SiteVerify),
+        )
+        .unwrap();
+    let pv = s
+        .enqueue(
+            Target::Platform(p),
+            "p1",
+            NewTask::new(TaskKind::PlatformVerify),
+        )
+        .unwrap();
+    let claimed = s.claim_next("d2").unwrap().unwrap();
+    assert_eq!(
+        claimed.task.id, verify_b.id,
+        "only the other site's task runs"
+    );
+    assert!(
+        s.claim_next("d2").unwrap().is_none(),
+        "{:?}",
+        s.cron_runs().unwrap()
+    );
+    s.record_cron(a.id, "d1", 0, true, "ok").unwrap();
+    assert!(s.cron_runs().unwrap().is_empty());
+    let restore_run = s.claim_next("d2").unwrap().unwrap();
+    assert_eq!(restore_run.task.id, restore.id);
+    // The restore holds the site; the queued platform verify waits for it: no cron on
+    // either site starts meanwhile.
+    s.set_site_cron(a.id, None, None).unwrap();
+    assert!(!s.take_due_cron(a.id, None, 5, "d1").unwrap());
+    assert!(finish(&s, &claimed, TaskStatus::Success));
+    assert!(finish(&s, &restore_run, TaskStatus::Success));
+    assert!(
+        !s.take_due_cron(b.id, None, 5, "d1").unwrap(),
+        "the queued platform verify goes first"
+    );
+    let pv_run = s.claim_next("d2").unwrap().unwrap();
+    assert_eq!(pv_run.task.id, pv.id);
+    assert!(finish(&s, &pv_run, TaskStatus::Success));
+    assert!(s.take_due_cron(a.id, None, 5, "d1").unwrap());
+    assert_eq!(s.site_cron(a.id).unwrap().next_at, Some(5));
+    assert_eq!(s.cron_runs().unwrap()[0].owner, "d1");
+    s.delete_site(b.id).unwrap();
 }

@@ -29,6 +29,11 @@ fn drush(app: &SiteApp, layout: &Layout, describe: &str, command: &[&str]) -> Op
         "--no-interaction".to_string(),
     ];
     run.args.extend(command.iter().map(|s| s.to_string()));
+    // drush runs its own work in processes of its own (updatedb's batches, site:install's
+    // steps): the platform's tool gets the functions that start them. It runs as the site's
+    // user under the process limits of every run (`host::PhpRun`), and whatever it leaves
+    // running ends with the site's user.
+    run.ini.retain(|(key, _)| key != "disable_functions");
     Some(run)
 }
 

@@ -105,6 +105,7 @@ fn a_configured_drush_drives_a_code_base_without_its_own() {
         php_version: None,
         web_root: None,
         drush: None,
+        allow_exec: false,
     };
     assert_eq!(platform_layout(&platform).unwrap().drush, None);
     platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
@@ -533,6 +534,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
         php_version: None,
         web_root: Some(model::WebRoot::Web),
         drush: None,
+        allow_exec: false,
     };
     let site = Site {
         id: 7,
