@@ -93,6 +93,10 @@ pub enum Action {
     ControlTasks,
     /// Mail, backup policy: installation-wide settings.
     ManageSettings,
+    /// Give a site a name that is not a public host name (`localhost`, a single label,
+    /// `*.local`: `Hostname::private_use`), which catches requests meant for the machine or
+    /// its network.
+    ClaimPrivateName,
 }
 
 /// The one table of permissions. A client user's rights are further held to its own client's
@@ -103,7 +107,7 @@ pub fn may(role: Role, action: Action) -> bool {
         Role::Administrator => true,
         Role::PlatformManager => !matches!(
             action,
-            ManageClients | ViewUsers | ManageUsers | ManageSettings
+            ManageClients | ViewUsers | ManageUsers | ManageSettings | ClaimPrivateName
         ),
         Role::AccountManager => matches!(
             action,
