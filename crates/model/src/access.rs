@@ -273,6 +273,7 @@ mod tests {
             ViewTasks,
             ControlTasks,
             ManageSettings,
+            ClaimPrivateName,
             SiteTask(TaskKind::SiteDelete),
             SiteTask(TaskKind::SiteBackup),
         ];
@@ -281,6 +282,9 @@ mod tests {
         assert!(may(Role::PlatformManager, SiteTask(TaskKind::SiteDelete)));
         assert!(!may(Role::PlatformManager, ManageUsers));
         assert!(!may(Role::PlatformManager, ManageClients));
+        for role in [Role::PlatformManager, Role::AccountManager, Role::Client] {
+            assert!(!may(role, ClaimPrivateName), "{role}");
+        }
         assert!(may(Role::AccountManager, ManageClients));
         assert!(may(Role::AccountManager, ManageUsers));
         assert!(!may(Role::AccountManager, SiteTask(TaskKind::SiteBackup)));
