@@ -111,7 +111,7 @@ struct ServeArgs {
     url: Option<String>,
     /// A TLS proxy in front of the panel (repeatable): an address, or a network as ADDR/BITS.
     /// Only connections from these are believed when their `Forwarded` or `X-Forwarded-For`
-    /// header names the client, which the login throttle and the session list then count;
+    /// header names the client, whom the login throttle then counts and sessions record;
     /// from anyone else the header is ignored and the connection's own address counts.
     #[arg(long = "trusted-proxy", value_name = "ADDR")]
     trusted_proxies: Vec<String>,
