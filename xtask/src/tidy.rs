@@ -25,6 +25,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
 const WEB_MAY_CALL: &[&str] = &[
     "acting",
     "login",
+    "login_delay",
     "login_with_link",
     "logout",
     "logout_everywhere",

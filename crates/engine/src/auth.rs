@@ -18,10 +18,30 @@ pub const SESSION_MAX_MS: i64 = 7 * 24 * 3600 * 1000;
 pub const LOGIN_LINK_TTL_MS: i64 = 24 * 3600 * 1000;
 /// Failed logins are counted over this window...
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
-/// ...and this many for one account, or
-pub const MAX_ACCOUNT_FAILURES: u64 = 5;
-/// this many from one address, refuse further tries until the window has moved on.
+/// ...and this many for one account from one address hold that account for that address,
+/// and only there: a stranger's failures never lock its owner out.
+pub const MAX_ACCOUNT_ADDRESS_FAILURES: u64 = 5;
+/// This many from one address, for any names, hold that address.
 pub const MAX_ADDRESS_FAILURES: u64 = 20;
+/// An account failed this many times from everywhere together answers later, not never:
+/// each try waits `ACCOUNT_DELAY_BASE_MS`, doubled for each further failure, up to
+/// `ACCOUNT_DELAY_MAX_MS`. Guessing one password from many addresses slows down, and its
+/// owner, whose right password is never refused for it, waits a few seconds at most.
+pub const ACCOUNT_DELAY_AFTER: u64 = 5;
+pub const ACCOUNT_DELAY_BASE_MS: u64 = 250;
+pub const ACCOUNT_DELAY_MAX_MS: u64 = 4_000;
+
+/// How long a try on an account that failed `failures` times (from everywhere) waits before
+/// its password is checked.
+pub fn account_delay(failures: u64) -> std::time::Duration {
+    let ms = match failures.checked_sub(ACCOUNT_DELAY_AFTER) {
+        None => 0,
+        Some(doublings) => ACCOUNT_DELAY_BASE_MS
+            .saturating_mul(1u64 << doublings.min(16))
+            .min(ACCOUNT_DELAY_MAX_MS),
+    };
+    std::time::Duration::from_millis(ms)
+}
 
 /// A session just opened: the secret goes into the cookie, and nowhere else.
 #[derive(Debug)]
@@ -92,13 +112,24 @@ fn new_secret() -> Result<(String, String)> {
 }
 
 impl Fjord {
-    /// Signs a user in with name and password, from `address` (the client's IP). Refused, the
-    /// same way for a wrong name and a wrong password, and throttled per account and per
-    /// address.
+    /// How long a login for `name` waits before its password is checked (the caller waits,
+    /// without holding a thread): see [`account_delay`].
+    pub fn login_delay(&self, name: &str) -> Result<std::time::Duration> {
+        let since = store::now_ms() - FAILURE_WINDOW_MS;
+        let failures = self.store().login_failures(name, "", since)?;
+        Ok(account_delay(failures.account))
+    }
+
+    /// Signs a user in with name and password, from `address` (the client's real IP, see
+    /// `fjord serve --trusted-proxy`). Refused, the same way for a wrong name and a wrong
+    /// password; throttled per account from that address and per address, so that failures
+    /// from elsewhere never refuse the right password (they only delay it, `login_delay`).
     pub fn login(&self, name: &str, password: &str, address: &str) -> Result<NewSession> {
         let since = store::now_ms() - FAILURE_WINDOW_MS;
-        let (account, from_address) = self.store().login_failures(name, address, since)?;
-        if account >= MAX_ACCOUNT_FAILURES || from_address >= MAX_ADDRESS_FAILURES {
+        let failures = self.store().login_failures(name, address, since)?;
+        if failures.account_from_address >= MAX_ACCOUNT_ADDRESS_FAILURES
+            || failures.address >= MAX_ADDRESS_FAILURES
+        {
             return Err(Error::Throttled {
                 retry_after_s: (FAILURE_WINDOW_MS / 1000) as u64,
             });
@@ -121,7 +152,7 @@ impl Fjord {
         };
         match user {
             Some(user) if ok && !user.disabled => {
-                self.store().clear_login_failures(name)?;
+                self.store().clear_login_failures(name, address)?;
                 self.open_session(user, address)
             }
             _ => {
@@ -272,6 +303,109 @@ impl Fjord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fjord_with_user(name: &str, password: &str) -> (tempfile::TempDir, Fjord) {
+        let dir = tempfile::tempdir().unwrap();
+        let fjord = Fjord::open(dir.path()).unwrap();
+        fjord
+            .store()
+            .insert_user(&store::NewUser {
+                name: model::Name::parse("user name", name).unwrap(),
+                email: None,
+                role: model::Role::Administrator,
+                client_id: None,
+                password_hash: Some(hash_password(password).unwrap()),
+            })
+            .unwrap();
+        (dir, fjord)
+    }
+
+    fn fail(f: &Fjord, name: &str, address: &str) {
+        assert!(matches!(
+            f.login(name, "not the password at all", address),
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn strangers_failing_on_an_account_never_lock_its_owner_out() {
+        let password = "the owner's long password";
+        let (_dir, f) = fjord_with_user("owner", password);
+        // Many strangers, each up to its own limit on the account.
+        for stranger in 0..6 {
+            let address = format!("203.0.113.{stranger}");
+            for _ in 0..MAX_ACCOUNT_ADDRESS_FAILURES {
+                fail(&f, "owner", &address);
+            }
+            assert!(
+                matches!(
+                    f.login("owner", password, &address),
+                    Err(Error::Throttled { .. })
+                ),
+                "an address that failed {MAX_ACCOUNT_ADDRESS_FAILURES} times on the account is held for it"
+            );
+        }
+        // The owner's right password from an address that did not fail goes through.
+        f.login("owner", password, "198.51.100.7").unwrap();
+        // The account answers later, not never.
+        assert_eq!(
+            f.login_delay("owner").unwrap(),
+            std::time::Duration::from_millis(ACCOUNT_DELAY_MAX_MS)
+        );
+    }
+
+    #[test]
+    fn an_address_failing_on_many_names_is_held_for_every_name_and_no_other_address_is() {
+        let password = "the owner's long password";
+        let (_dir, f) = fjord_with_user("owner", password);
+        for i in 0..MAX_ADDRESS_FAILURES {
+            fail(&f, &format!("guess{i}"), "203.0.113.9");
+        }
+        assert!(matches!(
+            f.login("owner", password, "203.0.113.9"),
+            Err(Error::Throttled { .. })
+        ));
+        f.login("owner", password, "203.0.113.10").unwrap();
+    }
+
+    #[test]
+    fn signing_in_forgets_the_failures_of_that_address_only() {
+        let password = "the owner's long password";
+        let (_dir, f) = fjord_with_user("owner", password);
+        for _ in 0..MAX_ACCOUNT_ADDRESS_FAILURES - 1 {
+            fail(&f, "owner", "198.51.100.7");
+            fail(&f, "owner", "203.0.113.1");
+        }
+        f.login("owner", password, "198.51.100.7").unwrap();
+        fail(&f, "owner", "198.51.100.7");
+        f.login("owner", password, "198.51.100.7").unwrap();
+        fail(&f, "owner", "203.0.113.1");
+        assert!(matches!(
+            f.login("owner", password, "203.0.113.1"),
+            Err(Error::Throttled { .. })
+        ));
+    }
+
+    #[test]
+    fn the_account_delay_doubles_from_its_threshold_and_stays_small() {
+        assert_eq!(account_delay(0), std::time::Duration::ZERO);
+        assert_eq!(
+            account_delay(ACCOUNT_DELAY_AFTER - 1),
+            std::time::Duration::ZERO
+        );
+        assert_eq!(
+            account_delay(ACCOUNT_DELAY_AFTER).as_millis() as u64,
+            ACCOUNT_DELAY_BASE_MS
+        );
+        assert_eq!(
+            account_delay(ACCOUNT_DELAY_AFTER + 1).as_millis() as u64,
+            2 * ACCOUNT_DELAY_BASE_MS
+        );
+        assert_eq!(
+            account_delay(u64::MAX).as_millis() as u64,
+            ACCOUNT_DELAY_MAX_MS
+        );
+    }
 
     #[test]
     fn passwords_hash_with_argon2id_and_verify() {

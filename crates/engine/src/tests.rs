@@ -203,3 +203,103 @@ fn a_dead_dispatchers_cron_run_is_ended_by_recovery_and_frees_its_site() {
     recovering.recover().unwrap();
     assert_eq!(store.cron_runs().unwrap().len(), 1);
 }
+
+#[test]
+fn names_that_are_not_public_are_claimed_only_when_an_administrator_allows_them() {
+    use model::{Actor, Role};
+
+    use crate::Error;
+    use crate::ops::{Rename, SiteEdit};
+
+    let (_dir, fjord, _) = fjord_with_site();
+    let refused_as_private = |result: crate::Result<crate::ops::Queued>, name: &str| match result {
+        Err(Error::Invalid(e)) => {
+            let e = e.to_string();
+            assert!(
+                e.contains(name) && e.contains("is not a public host name"),
+                "{e}"
+            );
+        }
+        other => panic!("{name}: {other:?}"),
+    };
+    let new_site = |name: &str, aliases: &[&str], allow: bool| SiteInput {
+        name: name.into(),
+        platform: "p".into(),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        allow_private_names: allow,
+        ..Default::default()
+    };
+    let sites_before = fjord.sites(None).unwrap().len();
+    refused_as_private(
+        fjord.add_site(&new_site("localhost", &[], false), false),
+        "localhost",
+    );
+    refused_as_private(
+        fjord.add_site(&new_site("b.example", &["printer.local"], false), false),
+        "printer.local",
+    );
+    let add_alias = |alias: &str, allow: bool| SiteEdit {
+        add_aliases: vec![alias.into()],
+        allow_private_names: allow,
+        ..Default::default()
+    };
+    for alias in ["localhost", "dev.localhost", "intranet", "nas.home.arpa"] {
+        refused_as_private(
+            fjord.edit_site("a.example", &add_alias(alias, false), false),
+            alias,
+        );
+    }
+    let clone_to = |name| Rename {
+        name,
+        allow_private_name: false,
+    };
+    refused_as_private(
+        fjord.clone_site("a.example", clone_to("copy.internal"), "p", false, false),
+        "copy.internal",
+    );
+    refused_as_private(
+        fjord.migrate_site("a.example", None, Some(clone_to("a")), None, false, false),
+        "a",
+    );
+    assert_eq!(fjord.sites(None).unwrap().len(), sites_before);
+    assert!(fjord.site("a.example").unwrap().aliases.is_empty());
+
+    // Only an administrator may allow them; everyone else is refused before anything is read.
+    for role in [Role::PlatformManager, Role::AccountManager, Role::Client] {
+        let actor = Actor {
+            user_id: Some(99),
+            name: "someone".into(),
+            role,
+            client_id: (role == Role::Client).then_some(1),
+        };
+        let acting = fjord.acting(actor);
+        assert!(
+            matches!(
+                acting.add_site(&new_site("localhost", &[], true)),
+                Err(Error::Forbidden(_))
+            ),
+            "{role}"
+        );
+        assert!(
+            matches!(
+                acting.edit_site("a.example", &add_alias("localhost", true)),
+                Err(Error::Forbidden(_) | Error::NotFound(_))
+            ),
+            "{role}"
+        );
+    }
+    assert!(fjord.site("a.example").unwrap().aliases.is_empty());
+
+    let admin = fjord.acting(Actor::operator());
+    admin
+        .edit_site("a.example", &add_alias("intranet", true))
+        .unwrap();
+    // A name allowed once stays: later edits of the site's other names need no allowance.
+    fjord
+        .edit_site("a.example", &add_alias("www.a.example", false), false)
+        .unwrap();
+    let aliases = fjord.site("a.example").unwrap().aliases;
+    let aliases: Vec<&str> = aliases.iter().map(|a| a.as_str()).collect();
+    assert_eq!(aliases, ["intranet", "www.a.example"]);
+    admin.add_site(&new_site("localhost", &[], true)).unwrap();
+}

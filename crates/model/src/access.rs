@@ -93,6 +93,10 @@ pub enum Action {
     ControlTasks,
     /// Mail, backup policy: installation-wide settings.
     ManageSettings,
+    /// Give a site a name that is not a public host name (`localhost`, a single label,
+    /// `*.local`: `Hostname::private_use`), which catches requests meant for the machine or
+    /// its network.
+    ClaimPrivateName,
 }
 
 /// The one table of permissions. A client user's rights are further held to its own client's
@@ -103,7 +107,7 @@ pub fn may(role: Role, action: Action) -> bool {
         Role::Administrator => true,
         Role::PlatformManager => !matches!(
             action,
-            ManageClients | ViewUsers | ManageUsers | ManageSettings
+            ManageClients | ViewUsers | ManageUsers | ManageSettings | ClaimPrivateName
         ),
         Role::AccountManager => matches!(
             action,
@@ -269,6 +273,7 @@ mod tests {
             ViewTasks,
             ControlTasks,
             ManageSettings,
+            ClaimPrivateName,
             SiteTask(TaskKind::SiteDelete),
             SiteTask(TaskKind::SiteBackup),
         ];
@@ -277,6 +282,9 @@ mod tests {
         assert!(may(Role::PlatformManager, SiteTask(TaskKind::SiteDelete)));
         assert!(!may(Role::PlatformManager, ManageUsers));
         assert!(!may(Role::PlatformManager, ManageClients));
+        for role in [Role::PlatformManager, Role::AccountManager, Role::Client] {
+            assert!(!may(role, ClaimPrivateName), "{role}");
+        }
         assert!(may(Role::AccountManager, ManageClients));
         assert!(may(Role::AccountManager, ManageUsers));
         assert!(!may(Role::AccountManager, SiteTask(TaskKind::SiteBackup)));

@@ -112,6 +112,53 @@ impl Hostname {
         Ok(Hostname(ascii))
     }
 
+    /// Why this name is not a public host name, if it is not: a name whose answer is decided
+    /// on this machine or its network, not by the public DNS, so that claiming it catches
+    /// requests meant for something else (the machine's own services, a neighbour on the
+    /// LAN). Names reserved for tests and documentation (`.test`, `.example`, RFC 6761 §6.2
+    /// and §6.5) resolve nowhere and catch nothing, so they stay allowed; IP literals and
+    /// `.invalid` never parse at all.
+    pub fn private_use(&self) -> Option<&'static str> {
+        let name = self.0.as_str();
+        let tld = name.rsplit('.').next().unwrap_or(name);
+        if name == "localhost" || tld == "localhost" {
+            Some("localhost and *.localhost name this machine's loopback (RFC 6761 §6.3)")
+        } else if !name.contains('.') {
+            Some(
+                "a single label is not a public name: resolvers complete it with the local search domains",
+            )
+        } else if tld == "local" {
+            Some("*.local names are answered by multicast DNS on the local link (RFC 6762)")
+        } else if tld == "internal" {
+            Some("*.internal is reserved for private networks (ICANN, 2024)")
+        } else if name == "home.arpa" || name.ends_with(".home.arpa") {
+            Some("*.home.arpa names a home network (RFC 8375)")
+        } else if tld == "arpa" {
+            Some("*.arpa holds the DNS's own infrastructure (reverse lookups), not sites")
+        } else if tld == "onion" {
+            Some("*.onion names are Tor's, not the DNS's (RFC 7686)")
+        } else if tld == "alt" {
+            Some("*.alt is reserved for names outside the DNS (RFC 9476)")
+        } else {
+            None
+        }
+    }
+
+    /// Refuses a name that is not a public host name ([`Hostname::private_use`]).
+    pub fn check_public(&self, field: &'static str) -> Result<(), Invalid> {
+        match self.private_use() {
+            Some(why) => Err(Invalid::new(
+                field,
+                &self.0,
+                format!(
+                    "is not a public host name: {why}; only an administrator may claim it \
+                     (--allow-private-name)"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The stored, ASCII form.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -250,6 +297,40 @@ mod tests {
         ] {
             let e = Hostname::parse("host name", bad).expect_err(bad);
             assert!(e.to_string().starts_with("invalid host name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_a_machine_or_its_network_decides_are_not_public() {
+        for private in [
+            "localhost",
+            "LocalHost",
+            "a.localhost",
+            "x.y.localhost",
+            "intranet",
+            "printer.local",
+            "db.internal",
+            "home.arpa",
+            "nas.home.arpa",
+            "4.3.2.1.in-addr.arpa",
+            "abc.onion",
+            "x.alt",
+        ] {
+            let host = Hostname::parse("alias", private).unwrap();
+            let e = host.check_public("alias").expect_err(private);
+            assert!(e.to_string().contains("is not a public host name"), "{e}");
+        }
+        for public in [
+            "example.com",
+            "a.example",
+            "shop.d7.test",
+            "localhost.example.com",
+            "local.example",
+            "xn--bcher-kva.example",
+            "arpa.example",
+        ] {
+            let host = Hostname::parse("alias", public).unwrap();
+            assert_eq!(host.private_use(), None, "{public}");
         }
     }
 

@@ -75,6 +75,17 @@ pub struct SitePage {
     pub total: u64,
 }
 
+/// Failed logins counted over a window, as the throttle reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// For the user name, from every address.
+    pub account: u64,
+    /// For the user name, from the address asking.
+    pub account_from_address: u64,
+    /// From the address asking, for any name.
+    pub address: u64,
+}
+
 pub trait Accounts: Send + Sync {
     /// Records a user; `Conflict` if the name is taken.
     fn insert_user(&self, user: &NewUser) -> Result<User>;
@@ -119,9 +130,11 @@ pub trait Accounts: Send + Sync {
     fn api_token_user(&self, token_sha256: &str) -> Result<Option<User>>;
 
     fn record_login_failure(&self, user_name: &str, address: &str) -> Result<()>;
-    /// Failures since `since` (Unix ms): for this user name, and from this address.
-    fn login_failures(&self, user_name: &str, address: &str, since: i64) -> Result<(u64, u64)>;
-    fn clear_login_failures(&self, user_name: &str) -> Result<()>;
+    /// Failures since `since` (Unix ms) for this user name: from anywhere, from this address;
+    /// and from this address for any name.
+    fn login_failures(&self, user_name: &str, address: &str, since: i64) -> Result<LoginFailures>;
+    /// Forgets the failures of this user name from this address (it signed in from there).
+    fn clear_login_failures(&self, user_name: &str, address: &str) -> Result<()>;
 
     fn clients(&self) -> Result<Vec<ClientSummary>>;
     fn client_summary(&self, id: i64) -> Result<ClientSummary>;

@@ -15,7 +15,8 @@ use model::{
 };
 
 pub use accounts::{
-    Accounts, ApiToken, ClientSummary, NewUser, SessionRecord, SitePage, SiteQuery, UserUpdate,
+    Accounts, ApiToken, ClientSummary, LoginFailures, NewUser, SessionRecord, SitePage, SiteQuery,
+    UserUpdate,
 };
 pub use sqlite::SqliteStore;
 

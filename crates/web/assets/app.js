@@ -39,6 +39,11 @@ function followLog(log) {
     // The page's buttons (re-queue, cancel) depend on the end state: show them.
     window.setTimeout(() => window.location.reload(), 600);
   });
+  // The session ended (signed out everywhere, disabled, expired): stop, and sign in again.
+  source.addEventListener("signed-out", () => {
+    source.close();
+    window.location.assign("/login");
+  });
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) return;
   };

@@ -5,12 +5,13 @@
 //! and decide nothing. Failures map to HTTP statuses in one place, [`error`].
 
 mod api;
+mod client;
 mod error;
 mod html;
+mod server;
 mod session;
 mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -21,7 +22,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use engine::Fjord;
 
+pub use client::TrustedProxies;
 pub use error::WebError;
+pub use server::{
+    BODY_READ_TIMEOUT, CONNECTIONS_PER_ADDRESS, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Server,
+};
 
 /// How many connections to the state the panel keeps: page views read in parallel (SQLite in
 /// WAL mode lets readers run beside each other and beside a dispatcher's writes).
@@ -34,10 +39,12 @@ pub struct AppState {
     pool: Arc<Vec<(Arc<Fjord>, AtomicUsize)>>,
     /// Whether cookies are marked Secure (the panel is reached over https).
     secure_cookies: bool,
+    /// Whose forwarding headers name the client (see [`client`]).
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
-    pub fn new(fjord: Arc<Fjord>) -> engine::Result<AppState> {
+    pub fn new(fjord: Arc<Fjord>, trusted_proxies: TrustedProxies) -> engine::Result<AppState> {
         let secure_cookies = fjord.panel_url()?.starts_with("https://");
         let mut pool = vec![(fjord.clone(), AtomicUsize::new(0))];
         for _ in 1..STATE_CONNECTIONS {
@@ -49,6 +56,7 @@ impl AppState {
         Ok(AppState {
             pool: Arc::new(pool),
             secure_cookies,
+            trusted_proxies: Arc::new(trusted_proxies),
         })
     }
 
@@ -122,62 +130,4 @@ async fn log_request(request: Request, next: Next) -> Response {
         started.elapsed().as_secs_f64() * 1000.0
     );
     response
-}
-
-/// A running panel.
-pub struct Server {
-    pub addr: SocketAddr,
-    runtime: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Server {
-    /// Binds `listen` and serves on a runtime of its own, beside the caller's threads (the
-    /// dispatcher runs on those).
-    pub fn start(fjord: Arc<Fjord>, listen: &str) -> Result<Server, String> {
-        let state = AppState::new(fjord).map_err(|e| e.to_string())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .max_blocking_threads(12)
-            .thread_name("fjord-web")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the panel's runtime: {e}"))?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(listen))
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        // Pages go out whole as soon as they are written, not held back for more to send.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        runtime.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                eprintln!("fjord: the panel stopped: {e}");
-            }
-        });
-        Ok(Server {
-            addr,
-            runtime,
-            stop: Some(stop),
-        })
-    }
-
-    /// Stops accepting requests; requests under way get a moment to finish.
-    pub fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.runtime
-            .shutdown_timeout(std::time::Duration::from_secs(5));
-    }
 }

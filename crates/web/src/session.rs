@@ -123,6 +123,17 @@ pub fn encode_path(path: &str) -> String {
         .collect()
 }
 
+/// Whether `target` is a path on this site that a `Location` header can carry as it is.
+/// Browsers drop tabs and newlines from a URL and read `\\` as `/` before they resolve it
+/// (`/\t/evil.example` becomes `//evil.example`, another origin), and a header value cannot
+/// hold a control character or a non-ASCII byte; so only printable ASCII is accepted, one
+/// leading `/`, and no backslash anywhere.
+pub fn same_origin_path(target: &str) -> bool {
+    target.starts_with('/')
+        && !target.starts_with("//")
+        && target.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+}
+
 /// A form posted by a signed-in person, with a valid CSRF token, from this site.
 pub struct Posted<T> {
     pub viewer: Viewer,
@@ -229,6 +240,31 @@ mod tests {
         assert!(!same_secret("abc", "abd"));
         assert!(!same_secret("abc", "ab"));
         assert!(!same_secret("", "a"));
+    }
+
+    #[test]
+    fn only_a_path_on_this_site_is_a_place_to_return_to() {
+        for good in ["/", "/sites/a.example", "/tasks/12?x=1", "/sites/%0Aa"] {
+            assert!(same_origin_path(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "sites",
+            "//evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/ /evil.example",
+            "/\u{7f}",
+            "/caf\u{e9}",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\u{2028}/evil.example",
+        ] {
+            assert!(!same_origin_path(bad), "{bad:?}");
+        }
     }
 
     #[test]

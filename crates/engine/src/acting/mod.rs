@@ -264,6 +264,7 @@ fn describe(action: Action) -> String {
         Action::ViewTasks => "see tasks".into(),
         Action::ControlTasks => "re-queue or cancel tasks".into(),
         Action::ManageSettings => "change installation settings".into(),
+        Action::ClaimPrivateName => "give a site a name that is not a public host name".into(),
     }
 }
 

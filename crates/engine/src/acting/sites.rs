@@ -6,7 +6,7 @@ use store::{Backup, SitePage, SiteQuery, TaskFilter};
 
 use super::Acting;
 use crate::compat;
-use crate::ops::{Queued, SiteEdit, SiteInput};
+use crate::ops::{Queued, Rename, SiteEdit, SiteInput};
 use crate::{Error, Result};
 
 /// The most sites one page of the list may hold.
@@ -52,6 +52,9 @@ impl Acting<'_> {
 
     pub fn add_site(&self, input: &SiteInput) -> Result<Queued> {
         self.require(Action::AddSite)?;
+        if input.allow_private_names {
+            self.require(Action::ClaimPrivateName)?;
+        }
         let mut input = input.clone();
         if let Some(client) = self.own_client() {
             self.check_target_platform(&input.platform)?;
@@ -73,6 +76,9 @@ impl Acting<'_> {
 
     pub fn edit_site(&self, name: &str, edit: &SiteEdit) -> Result<Queued> {
         self.site_for(name, Action::EditSite)?;
+        if edit.allow_private_names {
+            self.require(Action::ClaimPrivateName)?;
+        }
         self.fjord.edit_site(name, edit, false)
     }
 
@@ -97,6 +103,10 @@ impl Acting<'_> {
         self.site_for(source, Action::SiteTask(TaskKind::SiteClone))?;
         self.require(Action::AddSite)?;
         self.check_target_platform(platform)?;
+        let new_name = Rename {
+            name: new_name,
+            allow_private_name: false,
+        };
         self.fjord
             .clone_site(source, new_name, platform, false, false)
     }

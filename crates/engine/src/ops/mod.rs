@@ -76,6 +76,9 @@ pub struct SiteInput {
     pub db_server: Option<String>,
     /// What the application's installer is told (title, admin user and email).
     pub install: crate::kinds::InstallInput,
+    /// Accept names that are not public host names (`localhost`, single labels, `*.local`:
+    /// `Hostname::private_use`) as the name and aliases; only an administrator may.
+    pub allow_private_names: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -85,6 +88,16 @@ pub struct SiteEdit {
     pub add_aliases: Vec<String>,
     pub remove_aliases: Vec<String>,
     pub redirect_aliases: Option<bool>,
+    /// Accept aliases that are not public host names; only an administrator may.
+    pub allow_private_names: bool,
+}
+
+/// A new name for a site as it moves.
+#[derive(Debug, Clone, Copy)]
+pub struct Rename<'a> {
+    pub name: &'a str,
+    /// Accept a name that is not a public host name; only an administrator may.
+    pub allow_private_name: bool,
 }
 
 /// Title, admin user and email for an application's installer: refused with the rule when
@@ -160,6 +173,21 @@ fn validate_install_input(
         }
     }
     Ok(input.clone())
+}
+
+/// Refuses names that are not public host names (they catch requests meant for this machine
+/// or its network), unless an administrator allowed them; the panel's doors check who may.
+fn check_public_names<'a>(
+    field: &'static str,
+    hosts: impl IntoIterator<Item = &'a Hostname>,
+    allowed: bool,
+) -> Result<()> {
+    if !allowed {
+        for host in hosts {
+            host.check_public(field)?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> {

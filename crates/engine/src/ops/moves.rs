@@ -14,14 +14,15 @@ impl Fjord {
     pub fn clone_site(
         &self,
         source: &str,
-        new_name: &str,
+        new_name: Rename<'_>,
         platform: &str,
         force: bool,
         dry_run: bool,
     ) -> Result<Queued> {
         let source = self.site(source)?;
         scripts::check_site_status(TaskKind::SiteBackup, &source, false)?;
-        let name = Hostname::parse("site name", new_name)?;
+        let name = Hostname::parse("site name", new_name.name)?;
+        check_public_names("site name", [&name], new_name.allow_private_name)?;
         let platform = self.platform(platform)?;
         self.refuse_incompatible(&source, &platform, force)?;
         if platform.locked {
@@ -93,7 +94,7 @@ impl Fjord {
         &self,
         name: &str,
         to_platform: Option<&str>,
-        new_name: Option<&str>,
+        new_name: Option<Rename<'_>>,
         db_server: Option<&str>,
         force: bool,
         dry_run: bool,
@@ -113,10 +114,16 @@ impl Fjord {
                 platform.name
             )));
         }
-        let new_name = new_name
-            .map(|n| Hostname::parse("new site name", n))
-            .transpose()?
-            .unwrap_or_else(|| site.name.clone());
+        let new_name = match new_name {
+            Some(rename) => {
+                let name = Hostname::parse("new site name", rename.name)?;
+                if name != site.name {
+                    check_public_names("new site name", [&name], rename.allow_private_name)?;
+                }
+                name
+            }
+            None => site.name.clone(),
+        };
         if new_name != site.name {
             self.check_host_free(&new_name, Some(site.id))?;
         }

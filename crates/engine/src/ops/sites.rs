@@ -15,6 +15,8 @@ impl Fjord {
         let name = Hostname::parse("site name", &input.name)?;
         let aliases = parse_hosts("alias", &input.aliases)?;
         validate_aliases(&name, &aliases)?;
+        check_public_names("site name", [&name], input.allow_private_names)?;
+        check_public_names("alias", &aliases, input.allow_private_names)?;
         let client = input
             .client
             .as_deref()
@@ -200,6 +202,12 @@ impl Fjord {
             aliases.retain(|a| *a != remove);
         }
         validate_aliases(&site.name, &aliases)?;
+        // Aliases the site already has were allowed when they were added.
+        check_public_names(
+            "alias",
+            aliases.iter().filter(|a| !site.aliases.contains(a)),
+            edit.allow_private_names,
+        )?;
         for alias in &aliases {
             self.check_host_free(alias, Some(site.id))?;
         }

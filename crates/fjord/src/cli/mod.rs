@@ -109,6 +109,12 @@ struct ServeArgs {
     /// An https:// address marks the session cookie Secure.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// A TLS proxy in front of the panel (repeatable): an address, or a network as ADDR/BITS.
+    /// Only connections from these are believed when their `Forwarded` or `X-Forwarded-For`
+    /// header names the client, whom the login throttle then counts and sessions record;
+    /// from anyone else the header is ignored and the connection's own address counts.
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    trusted_proxies: Vec<String>,
     /// Serve the panel only, with no dispatcher: queued tasks wait for `fjord dispatch`
     /// (elsewhere, or started later).
     #[arg(long)]
@@ -378,7 +384,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Init(args) => init(&fjord, &args),
         Command::Serve(args) => {
-            let server = web::Server::start(fjord.clone(), &args.listen).map_err(Error::Refused)?;
+            let trusted =
+                web::TrustedProxies::parse(&args.trusted_proxies).map_err(Error::Refused)?;
+            let server =
+                web::Server::start(fjord.clone(), &args.listen, trusted).map_err(Error::Refused)?;
             let url = match &args.url {
                 Some(url) => url.clone(),
                 None => format!("http://{}", server.addr),

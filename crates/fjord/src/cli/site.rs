@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use engine::model::{TaskKind, TaskStatus};
-use engine::ops::{SiteEdit, SiteInput};
+use engine::ops::{Rename, SiteEdit, SiteInput};
 use engine::{Error, Fjord};
 
 use super::*;
@@ -48,6 +48,11 @@ pub enum SiteCmd {
         /// The installation profile, for Drupal [default: standard].
         #[arg(long, value_name = "PROFILE", allow_hyphen_values = true)]
         profile: Option<String>,
+        /// Accept a name that is not a public host name (localhost, *.localhost, *.local,
+        /// *.internal, *.home.arpa, *.arpa, *.onion, *.alt, a single label): it catches
+        /// requests meant for this machine or its network.
+        #[arg(long)]
+        allow_private_name: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -77,6 +82,11 @@ pub enum SiteCmd {
         /// Send aliases to the main name with a 301 (true or false).
         #[arg(long, value_name = "BOOL")]
         redirect: Option<bool>,
+        /// Accept a name that is not a public host name (localhost, *.localhost, *.local,
+        /// *.internal, *.home.arpa, *.arpa, *.onion, *.alt, a single label): it catches
+        /// requests meant for this machine or its network.
+        #[arg(long)]
+        allow_private_name: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -192,6 +202,11 @@ pub enum SiteCmd {
         /// holds older code than the site's database is at).
         #[arg(long)]
         force: bool,
+        /// Accept a name that is not a public host name (localhost, *.localhost, *.local,
+        /// *.internal, *.home.arpa, *.arpa, *.onion, *.alt, a single label): it catches
+        /// requests meant for this machine or its network.
+        #[arg(long)]
+        allow_private_name: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -212,6 +227,11 @@ pub enum SiteCmd {
         /// holds older code than the site's database is at).
         #[arg(long)]
         force: bool,
+        /// Accept a name that is not a public host name (localhost, *.localhost, *.local,
+        /// *.internal, *.home.arpa, *.arpa, *.onion, *.alt, a single label): it catches
+        /// requests meant for this machine or its network.
+        #[arg(long)]
+        allow_private_name: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -271,6 +291,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             admin_user,
             admin_email,
             profile,
+            allow_private_name,
             opts,
         } => {
             let input = SiteInput {
@@ -287,6 +308,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                     admin_email,
                     profile,
                 },
+                allow_private_names: allow_private_name,
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
         }
@@ -337,6 +359,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             add_aliases,
             remove_aliases,
             redirect,
+            allow_private_name,
             opts,
         } => {
             let set_aliases = (!set_aliases.is_empty())
@@ -346,6 +369,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 add_aliases,
                 remove_aliases,
                 redirect_aliases: redirect,
+                allow_private_names: allow_private_name,
             };
             queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
         }
@@ -397,6 +421,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             new_name,
             platform,
             force,
+            allow_private_name,
             opts,
         } => {
             let platform = match platform {
@@ -413,7 +438,16 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             };
             queued(
                 fjord,
-                fjord.clone_site(&name, &new_name, &platform, force, opts.dry_run)?,
+                fjord.clone_site(
+                    &name,
+                    Rename {
+                        name: &new_name,
+                        allow_private_name,
+                    },
+                    &platform,
+                    force,
+                    opts.dry_run,
+                )?,
                 &opts,
             )
         }
@@ -423,13 +457,17 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             rename,
             db_server,
             force,
+            allow_private_name,
             opts,
         } => queued(
             fjord,
             fjord.migrate_site(
                 &name,
                 platform.as_deref(),
-                rename.as_deref(),
+                rename.as_deref().map(|name| Rename {
+                    name,
+                    allow_private_name,
+                }),
                 db_server.as_deref(),
                 force,
                 opts.dry_run,

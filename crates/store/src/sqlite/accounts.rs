@@ -4,7 +4,8 @@ use model::{EmailAddress, Role, User};
 
 use super::*;
 use crate::{
-    Accounts, ApiToken, ClientSummary, NewUser, SessionRecord, SitePage, SiteQuery, UserUpdate,
+    Accounts, ApiToken, ClientSummary, LoginFailures, NewUser, SessionRecord, SitePage, SiteQuery,
+    UserUpdate,
 };
 
 const USER_COLS: &str = "id, name, email, role, client_id, created_at, disabled";
@@ -426,22 +427,30 @@ impl Accounts for SqliteStore {
         })
     }
 
-    fn login_failures(&self, user_name: &str, address: &str, since: i64) -> Result<(u64, u64)> {
+    fn login_failures(&self, user_name: &str, address: &str, since: i64) -> Result<LoginFailures> {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT (SELECT count(*) FROM login_failures WHERE user_name = ?1 AND at >= ?3),
+                        (SELECT count(*) FROM login_failures
+                         WHERE user_name = ?1 AND address = ?2 AND at >= ?3),
                         (SELECT count(*) FROM login_failures WHERE address = ?2 AND at >= ?3)",
                 params![user_name, address, since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(LoginFailures {
+                        account: r.get(0)?,
+                        account_from_address: r.get(1)?,
+                        address: r.get(2)?,
+                    })
+                },
             )?)
         })
     }
 
-    fn clear_login_failures(&self, user_name: &str) -> Result<()> {
+    fn clear_login_failures(&self, user_name: &str, address: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "DELETE FROM login_failures WHERE user_name = ?1",
-                [user_name],
+                "DELETE FROM login_failures WHERE user_name = ?1 AND address = ?2",
+                [user_name, address],
             )?;
             Ok(())
         })

@@ -145,6 +145,10 @@ pub struct NewSite {
     /// The application administrator's email.
     #[serde(default)]
     admin_email: Option<String>,
+    /// Accept names that are not public host names (localhost, *.local, a single label…):
+    /// an administrator's choice only.
+    #[serde(default)]
+    allow_private_names: bool,
 }
 
 /// Adds a site and queues its install.
@@ -166,6 +170,7 @@ pub async fn add_site(
             admin_email: body.admin_email,
             ..InstallInput::default()
         },
+        allow_private_names: body.allow_private_names,
         ..SiteInput::default()
     };
     let q = state.run(move |f| f.acting(actor).add_site(&input)).await?;
@@ -361,6 +366,10 @@ pub struct NamesBody {
     /// Redirect the aliases to the site's name.
     #[serde(default)]
     redirect_aliases: bool,
+    /// Accept names that are not public host names (localhost, *.local, a single label…):
+    /// an administrator's choice only.
+    #[serde(default)]
+    allow_private_names: bool,
 }
 
 /// Replaces the site's aliases; queues a verify when they changed.
@@ -376,6 +385,7 @@ pub async fn edit_names(
     let edit = SiteEdit {
         set_aliases: Some(body.aliases),
         redirect_aliases: Some(body.redirect_aliases),
+        allow_private_names: body.allow_private_names,
         ..SiteEdit::default()
     };
     let q = state

@@ -1,7 +1,7 @@
 //! Signing in and out, one-time login links, and one's own account: password and API tokens.
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -9,7 +9,8 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see};
-use crate::session::{Posted, Viewer, clear_cookie, cross_site, session_cookie};
+use crate::client::ClientAddress;
+use crate::session::{Posted, Viewer, clear_cookie, cross_site, same_origin_path, session_cookie};
 use crate::views::{TokenView, when, when_opt};
 use crate::{AppState, WebError};
 
@@ -38,13 +39,9 @@ struct LoginForm {
     next: String,
 }
 
-/// Where to go after signing in: a path on this site, never another site.
+/// Where to go after signing in: a path on this site, else the dashboard.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/"
-    }
+    if same_origin_path(next) { next } else { "/" }
 }
 
 async fn login_form(axum::extract::Query(q): axum::extract::Query<LoginQuery>) -> PageResult {
@@ -69,14 +66,18 @@ fn signed_in(state: &AppState, token: &str, to: &str) -> Response {
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> PageResult {
     if cross_site(&headers) {
         return Err(WebError::csrf().into());
     }
-    let address = peer.ip().to_string();
+    let address = client.to_string();
+    let name = form.name.clone();
+    let delay = state.run(move |f| f.login_delay(&name)).await?;
+    // Waited here, on a timer, so that a flood of tries on one account holds no thread.
+    tokio::time::sleep(delay).await;
     let (name, password) = (form.name.clone(), form.password);
     match state
         .run(move |f| f.login(&name, &password, &address))
@@ -106,10 +107,10 @@ async fn login(
 
 async fn login_link(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ClientAddress(client): ClientAddress,
     Path(token): Path<String>,
 ) -> PageResult {
-    let address = peer.ip().to_string();
+    let address = client.to_string();
     let session = state
         .run(move |f| f.login_with_link(&token, &address))
         .await?;

@@ -220,32 +220,46 @@ struct EventsQuery {
 
 /// The task's log as server-sent events: a `line` event per log line after `after`, and a
 /// `status` event when the task ends (then the stream closes).
+///
+/// The session is looked up again on every poll, not only when the stream opens: a user
+/// disabled, signed out everywhere or whose session expired gets a `signed-out` event and the
+/// stream closes, and a role or client changed meanwhile applies to what is read next.
 async fn events(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, PageError> {
-    let actor = viewer.actor();
-    let check = actor.clone();
+    let check = viewer.actor();
     state.run(move |f| f.acting(check).task(id)).await?;
     let stream = futures_util::stream::unfold(
-        (state, actor, q.after, false),
-        move |(state, actor, after, done)| async move {
+        (state, viewer.token, q.after, false),
+        move |(state, token, after, done)| async move {
             if done {
                 return None;
             }
             let mut after = after;
             loop {
-                let a = actor.clone();
+                let session_token = token.clone();
                 let polled = state
                     .run(move |f| {
-                        let acting = f.acting(a);
-                        Ok((acting.task(id)?, acting.task_log(id, after)?))
+                        let Some(session) = f.session(&session_token)? else {
+                            return Ok(None);
+                        };
+                        let acting = f.acting(session.actor());
+                        Ok(Some((acting.task(id)?, acting.task_log(id, after)?)))
                     })
                     .await;
-                let Ok((task, lines)) = polled else {
-                    return None;
+                let (task, lines) = match polled {
+                    Ok(Some(polled)) => polled,
+                    Ok(None) => {
+                        let ended = Event::default().event("signed-out").data("");
+                        return Some((
+                            futures_util::stream::iter(vec![Ok(ended)]),
+                            (state, token, after, true),
+                        ));
+                    }
+                    Err(_) => return None,
                 };
                 let finished = !matches!(task.status, TaskStatus::Queued | TaskStatus::Processing);
                 if !lines.is_empty() || finished {
@@ -266,7 +280,7 @@ async fn events(
                     }
                     return Some((
                         futures_util::stream::iter(events),
-                        (state, actor, after, finished),
+                        (state, token, after, finished),
                     ));
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;

@@ -2,6 +2,7 @@
 //! guessed requests, and a site run from the panel.
 
 mod chromium;
+mod doors;
 mod matrix;
 mod schema;
 mod security;
