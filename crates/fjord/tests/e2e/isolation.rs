@@ -139,6 +139,23 @@ fn look_alike_sites_reach_only_their_own_database_and_no_password_is_ever_in_a_c
     let clients = RecordedClients::new();
     let env = env_with_databases();
     env.set_env("PATH", &clients.path_env());
+    // The machine's own servers: fjord's verify says whether any local user can sign in as
+    // their administrator, as a stranger finds by trying.
+    let open_to_nobody = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(["mariadb", "--no-defaults", "-uroot", "-e", "SELECT 1"])
+        .current_dir("/")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert_eq!(
+        env.log(1)
+            .contains("any local user can sign in to this Mysql server as root"),
+        open_to_nobody,
+        "{}",
+        env.log(1)
+    );
     env.ok(&[
         "platform",
         "add",
@@ -672,6 +689,12 @@ fn no_sites_code_reaches_another_clients_site_its_database_its_pool_or_fjord() {
         ],
     );
     env.dispatch_until_idle(&[]);
+    let verify = env.log(1);
+    assert!(
+        verify.contains("administrator can create and drop databases")
+            && !verify.contains("any local user"),
+        "{verify}"
+    );
     for platform in ["app1", "app2"] {
         let code = env.platforms.path().join(platform);
         std::fs::create_dir(&code).unwrap();

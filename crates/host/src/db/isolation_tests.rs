@@ -215,3 +215,31 @@ fn a_plain_sql_file_given_as_a_postgresql_dump_is_refused_and_runs_nothing() {
     assert!(!marker.exists());
     assert!(!ctl.user_exists(&format!("{tag}_evil")).unwrap());
 }
+
+/// The machine's servers as they are set up here (MariaDB's root with an empty password,
+/// PostgreSQL trusting 127.0.0.1) let any local user in as their administrator, and fjord
+/// says so; a check with a password that is wrong is not mistaken for an open door.
+#[test]
+fn an_administrator_any_local_user_can_sign_in_as_is_found() {
+    for kind in [DbKind::Mysql, DbKind::Postgresql] {
+        let ctl = server(kind);
+        let open = {
+            let program = ctl.program();
+            let mut cmd = crate::process::child_command_as(program, 65534, 65534);
+            if kind == DbKind::Mysql {
+                cmd.arg("--no-defaults");
+            }
+            let cmd = ctl.connecting(cmd, program, &ctl.admin_user, None, None);
+            ctl.stdout_fed(cmd, b"SELECT 1;\n").is_ok()
+        };
+        assert_eq!(ctl.open_to_every_local_user().unwrap(), open, "{kind:?}");
+        let nobody_as_a_site = DbCtl {
+            admin_user: format!("t{}_nobody", crate::random_hex(3)),
+            ..server(kind)
+        };
+        assert!(
+            !nobody_as_a_site.open_to_every_local_user().unwrap(),
+            "{kind:?}"
+        );
+    }
+}

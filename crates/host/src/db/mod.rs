@@ -208,7 +208,24 @@ impl DbCtl {
         password: Option<&str>,
         database: Option<&str>,
     ) -> Command {
-        let mut cmd = crate::process::child_command(program);
+        self.connecting(
+            crate::process::child_command(program),
+            program,
+            user,
+            password,
+            database,
+        )
+    }
+
+    /// `cmd` (a database client) with the arguments and environment that connect it.
+    fn connecting(
+        &self,
+        mut cmd: Command,
+        program: &str,
+        user: &str,
+        password: Option<&str>,
+        database: Option<&str>,
+    ) -> Command {
         cmd.stdin(Stdio::null());
         match self.kind {
             DbKind::Mysql => {
@@ -756,6 +773,35 @@ impl DbCtl {
             )));
         }
         self.drop_database_only(hold)
+    }
+
+    /// Whether any local user, so any site's code, can sign in as the administrator without a
+    /// password (MariaDB's root with an empty password, PostgreSQL's `trust`): then no grant
+    /// fjord makes separates one site's database from another's. Tried as `nobody`, with no
+    /// password and no option files.
+    pub fn open_to_every_local_user(&self) -> Result<bool> {
+        let Some(nobody) = uzers::get_user_by_name("nobody") else {
+            return Ok(false);
+        };
+        let program = self.program();
+        let mut cmd =
+            crate::process::child_command_as(program, nobody.uid(), nobody.primary_group_id());
+        if self.kind == DbKind::Mysql {
+            cmd.arg("--no-defaults");
+        }
+        let mut cmd = self.connecting(cmd, program, &self.admin_user, None, None);
+        match self.kind {
+            DbKind::Mysql => cmd.args(["--batch", "--skip-column-names"]),
+            DbKind::Postgresql => cmd.args(["-X", "-q", "-t", "-A", "-w"]),
+        };
+        cmd.env("PGPASSFILE", "/dev/null")
+            .env_remove("MYSQL_PWD")
+            .env_remove("PGPASSWORD")
+            .env("HOME", "/nonexistent")
+            .current_dir("/");
+        Ok(self
+            .stdout_fed(cmd, b"SELECT 1;\n")
+            .is_ok_and(|out| out.starts_with(b"1")))
     }
 
     /// Checks that the administrator can create and drop a database.

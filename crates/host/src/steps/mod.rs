@@ -588,6 +588,14 @@ impl Steps for LiveSteps<'_> {
             "{:?} administrator can create and drop databases",
             db.kind
         ));
+        if db.open_to_every_local_user()? {
+            self.journal.log(&format!(
+                "warning: any local user can sign in to this {:?} server as {} without a password, \
+                 so any site's code can read and change every site's database: give the \
+                 administrator a password or socket-only authentication",
+                db.kind, db.admin_user
+            ));
+        }
         Ok(())
     }
 
