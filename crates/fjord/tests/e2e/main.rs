@@ -25,3 +25,4 @@ mod php_rollback;
 mod php_sites;
 mod rollback;
 mod smtp;
+mod undo_links;
