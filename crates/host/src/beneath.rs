@@ -245,6 +245,22 @@ impl Root {
     /// is gone. A link, at `rel` or on the way, is refused, as is anything but a regular file.
     pub fn read_file(&self, rel: &Path, max: u64) -> Result<Option<(Vec<u8>, u32)>> {
         use std::io::Read;
+        let Some(file) = self.open_file(rel)? else {
+            return Ok(None);
+        };
+        let full = self.path.join(rel);
+        let mode = file.metadata().map_err(|e| HostError::io(&full, e))?;
+        let mut content = Vec::new();
+        file.take(max)
+            .read_to_end(&mut content)
+            .map_err(|e| HostError::io(&full, e))?;
+        use std::os::unix::fs::PermissionsExt;
+        Ok(Some((content, mode.permissions().mode() & 0o7777)))
+    }
+
+    /// The regular file `rel` open for reading, `None` if it is gone. A link, at `rel` or on
+    /// the way, is refused, as is anything but a regular file.
+    pub fn open_file(&self, rel: &Path) -> Result<Option<File>> {
         let full = self.path.join(rel);
         let fd = match rustix::fs::openat2(
             &self.fd,
@@ -260,16 +276,20 @@ impl Root {
         let stat = rustix::fs::fstat(&fd).map_err(|e| error(&full, e))?;
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(HostError::Refused(format!(
-                "{} exists and is not a regular file; fjord will not read or replace it",
+                "{} is not a regular file; fjord reads only regular files",
                 full.display()
             )));
         }
-        let mut content = Vec::new();
-        File::from(fd)
-            .take(max)
-            .read_to_end(&mut content)
-            .map_err(|e| HostError::io(&full, e))?;
-        Ok(Some((content, stat.st_mode & 0o7777)))
+        Ok(Some(File::from(fd)))
+    }
+
+    /// Where the link `rel` points (read, never followed).
+    pub fn read_link(&self, rel: &Path) -> Result<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let (parent, name) = self.parent(rel)?;
+        let target = rustix::fs::readlinkat(&parent, name, Vec::new())
+            .map_err(|e| error(&self.path.join(rel), e))?;
+        Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
     }
 
     /// The names in the directory `rel` with whether each is a directory and whether a

@@ -447,6 +447,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)]
     fn a_theme_whose_style_css_is_a_link_is_never_read() {
         // The site's user links its theme's header to a file only root may read: fjord, as
         // root, reads the site's packages and would record a line of it as the version.
@@ -468,7 +469,10 @@ mod tests {
         packages(&content, &mut found);
         let found = format!("{found:?}");
         assert!(!found.contains("root-only-secret"), "{found}");
-        assert!(found.contains("\"own\"") && found.contains("1.0"), "{found}");
+        assert!(
+            found.contains("\"own\"") && found.contains("1.0"),
+            "{found}"
+        );
     }
 
     #[test]
