@@ -40,6 +40,15 @@ impl Root {
         &self.path
     }
 
+    /// The same directory, named `path` in messages and in the paths built from it (the
+    /// name it had before the links to it were resolved).
+    pub fn named(self, path: &Path) -> Root {
+        Root {
+            fd: self.fd,
+            path: path.to_path_buf(),
+        }
+    }
+
     /// Makes the directory `rel` with `mode` (exactly: the umask does not narrow it).
     pub fn create_dir(&self, rel: &Path, mode: u32) -> Result<()> {
         let (parent, name) = self.parent(rel)?;
@@ -91,6 +100,19 @@ impl Root {
     /// or on the way to it, is never followed or changed: `Ok(false)` then, as when `rel` is
     /// gone.
     pub fn set_mode_owner(&self, rel: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<bool> {
+        self.set_mode_owner_of(rel, mode, owner, None)
+    }
+
+    /// [`Root::set_mode_owner`], and only if `rel` is still the object `inode` (device,
+    /// inode) names: an undo gives back the mode and owner of what its step changed, never of
+    /// something put in its place since (another name for another site's file).
+    pub fn set_mode_owner_of(
+        &self,
+        rel: &Path,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+        inode: Option<(u64, u64)>,
+    ) -> Result<bool> {
         let full = self.path.join(rel);
         let fd = if rel.as_os_str().is_empty() {
             rustix::io::dup(&self.fd)
@@ -108,6 +130,12 @@ impl Root {
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOENT) => return Ok(false),
             Err(e) => return Err(error(&full, e)),
         };
+        if let Some(inode) = inode {
+            let stat = rustix::fs::fstat(&fd).map_err(|e| error(&full, e))?;
+            if identity(&stat) != inode {
+                return Ok(false);
+            }
+        }
         if let Some((uid, gid)) = owner {
             rustix::fs::fchown(
                 &fd,
@@ -128,21 +156,49 @@ impl Root {
         mode: u32,
         content: &mut dyn std::io::Read,
     ) -> Result<u64> {
+        self.replace_file_as(rel, mode, None, content)
+    }
+
+    /// [`Root::replace_file`], the new file owned by `owner` if given. The temporary file is
+    /// created with its final mode and given its owner before a byte is written, so the
+    /// content (a secret, often) is never readable by anyone it is not meant for, not even
+    /// for a moment; it is synced before the rename.
+    pub fn replace_file_as(
+        &self,
+        rel: &Path,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+        content: &mut dyn std::io::Read,
+    ) -> Result<u64> {
         let full = self.path.join(rel);
         let (parent, name) = self.parent(rel)?;
-        let mut tmp_name = std::ffi::OsString::from(".fjord-sync-");
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(".fjord-tmp-");
         tmp_name.push(crate::random_hex(4));
+        // Only the owner may touch it until it has its final mode and owner.
         let fd = rustix::fs::openat(
             &parent,
             &tmp_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            Mode::from_raw_mode(mode & 0o700),
         )
         .map_err(|e| error(&full, e))?;
         let written = (|| {
+            creation_hook(&fd);
+            if let Some((uid, gid)) = owner {
+                rustix::fs::fchown(
+                    &fd,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )?;
+            }
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
             let mut out = File::from(fd);
             let n = std::io::copy(content, &mut out).map_err(|e| {
+                rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
+            })?;
+            out.sync_all().map_err(|e| {
                 rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
             })?;
             rustix::fs::renameat(&parent, &tmp_name, &parent, name)?;
@@ -154,6 +210,165 @@ impl Root {
         })
     }
 
+    /// What `rel` is (never through a link: a link is reported as one), `None` if it is gone.
+    pub fn stat(&self, rel: &Path) -> Result<Option<rustix::fs::Stat>> {
+        let full = self.path.join(rel);
+        let found = if rel.as_os_str().is_empty() {
+            rustix::fs::fstat(&self.fd)
+        } else {
+            let (parent, name) = match self.parent(rel) {
+                Ok(p) => p,
+                Err(HostError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            rustix::fs::statat(&parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        };
+        match found {
+            Ok(stat) => Ok(Some(stat)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(error(&full, e)),
+        }
+    }
+
+    /// Whether `rel` is a directory (a link to one is not).
+    pub fn is_dir(&self, rel: &Path) -> Result<bool> {
+        Ok(self.stat(rel)?.is_some_and(|s| {
+            rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory
+        }))
+    }
+
+    /// The content (at most `max` bytes) and mode of the regular file `rel`, `None` if it
+    /// is gone. A link, at `rel` or on the way, is refused, as is anything but a regular file.
+    pub fn read_file(&self, rel: &Path, max: u64) -> Result<Option<(Vec<u8>, u32)>> {
+        use std::io::Read;
+        let Some(file) = self.open_file(rel)? else {
+            return Ok(None);
+        };
+        let full = self.path.join(rel);
+        let mode = file.metadata().map_err(|e| HostError::io(&full, e))?;
+        let mut content = Vec::new();
+        file.take(max)
+            .read_to_end(&mut content)
+            .map_err(|e| HostError::io(&full, e))?;
+        use std::os::unix::fs::PermissionsExt;
+        Ok(Some((content, mode.permissions().mode() & 0o7777)))
+    }
+
+    /// The regular file `rel` open for reading, `None` if it is gone. A link, at `rel` or on
+    /// the way, is refused, as is anything but a regular file.
+    pub fn open_file(&self, rel: &Path) -> Result<Option<File>> {
+        let full = self.path.join(rel);
+        let fd = match rustix::fs::openat2(
+            &self.fd,
+            rel,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(error(&full, e)),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| error(&full, e))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(HostError::Refused(format!(
+                "{} is not a regular file; fjord reads only regular files",
+                full.display()
+            )));
+        }
+        Ok(Some(File::from(fd)))
+    }
+
+    /// Where the link `rel` points (read, never followed).
+    pub fn read_link(&self, rel: &Path) -> Result<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let (parent, name) = self.parent(rel)?;
+        let target = rustix::fs::readlinkat(&parent, name, Vec::new())
+            .map_err(|e| error(&self.path.join(rel), e))?;
+        Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
+    }
+
+    /// The names in the directory `rel` with whether each is a directory and whether a
+    /// regular file (links are neither); nothing if it is gone.
+    pub fn list(&self, rel: &Path) -> Result<Vec<(std::ffi::OsString, rustix::fs::FileType)>> {
+        use std::os::unix::ffi::OsStrExt;
+        let full = self.path.join(rel);
+        let fd = if rel.as_os_str().is_empty() {
+            rustix::io::dup(&self.fd)
+        } else {
+            rustix::fs::openat2(
+                &self.fd,
+                rel,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(error(&full, e)),
+        };
+        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| error(&full, e))?;
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| error(&full, e))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = OsStr::from_bytes(name).to_os_string();
+            let kind = match entry.file_type() {
+                rustix::fs::FileType::Unknown => {
+                    match rustix::fs::statat(
+                        &fd,
+                        name.as_os_str(),
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    ) {
+                        Ok(s) => rustix::fs::FileType::from_raw_mode(s.st_mode),
+                        Err(_) => continue,
+                    }
+                }
+                known => known,
+            };
+            out.push((name, kind));
+        }
+        Ok(out)
+    }
+
+    /// Removes the file or link `rel`; nothing if it is gone. A directory is refused.
+    pub fn remove_file(&self, rel: &Path) -> Result<()> {
+        let full = self.path.join(rel);
+        let (parent, name) = self.parent(rel)?;
+        match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(error(&full, e)),
+        }
+    }
+
+    /// Removes the directory `rel` if it is empty; nothing if it is gone.
+    pub fn remove_empty_dir(&self, rel: &Path) -> Result<()> {
+        let full = self.path.join(rel);
+        let (parent, name) = self.parent(rel)?;
+        match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(error(&full, e)),
+        }
+    }
+
+    /// Renames `from` to `to`, both beneath the root (what `to` names, if a link, is
+    /// replaced, never followed).
+    pub fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        let (from_parent, from_name) = self.parent(from)?;
+        let (to_parent, to_name) = self.parent(to)?;
+        rustix::fs::renameat(&from_parent, from_name, &to_parent, to_name)
+            .map_err(|e| error(&self.path.join(to), e))
+    }
+
     /// Removes `rel` (a file, a link, or a directory with everything in it); nothing if it is
     /// gone. Links are removed, never followed.
     pub fn remove(&self, rel: &Path) -> Result<()> {
@@ -162,12 +377,15 @@ impl Root {
         match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty()) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(rustix::io::Errno::ISDIR) => {
-                for entry in std::fs::read_dir(&full).map_err(|e| HostError::io(&full, e))? {
-                    let entry = entry.map_err(|e| HostError::io(&full, e))?;
-                    self.remove(&rel.join(entry.file_name()))?;
+                // Listed through a handle opened beneath the root: a directory swapped for a
+                // link meanwhile is refused, not listed.
+                for (entry, _) in self.list(rel)? {
+                    self.remove(&rel.join(entry))?;
                 }
-                rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR)
-                    .map_err(|e| error(&full, e))
+                match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                    Err(e) => Err(error(&full, e)),
+                }
             }
             Err(e) => Err(error(&full, e)),
         }
@@ -193,6 +411,33 @@ impl Root {
         .map_err(|e| error(&full, e))?;
         Ok((fd, name))
     }
+}
+
+/// A file's device and inode: what it is, whatever it is named.
+#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+pub fn identity(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (stat.st_dev as u64, u64::from(stat.st_ino))
+}
+
+/// What tests hook into file creation.
+#[cfg(test)]
+pub(crate) type CreationHook = Option<Box<dyn Fn(&OwnedFd)>>;
+
+#[cfg(test)]
+thread_local! {
+    /// Called with each temporary file [`Root::replace_file_as`] creates, before it is given
+    /// its owner and content: tests look at its mode there.
+    pub(crate) static ON_CREATE: std::cell::RefCell<CreationHook> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn creation_hook(_fd: &OwnedFd) {
+    #[cfg(test)]
+    ON_CREATE.with(|hook| {
+        if let Some(hook) = hook.borrow().as_ref() {
+            hook(_fd)
+        }
+    });
 }
 
 fn error(path: &Path, errno: rustix::io::Errno) -> HostError {

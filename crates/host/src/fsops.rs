@@ -1,51 +1,39 @@
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::beneath::Root;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{HostError, Result};
 
-/// A file's content and mode, or `None` if it does not exist.
+/// A file's content and mode, or `None` if it does not exist. Read beneath its anchor
+/// (see `anchor`): a link on the way or at the end is refused.
 pub fn read_existing(path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => {
-            let data = fs::read(path).map_err(|e| HostError::io(path, e))?;
-            Ok(Some((data, meta.permissions().mode() & 0o7777)))
-        }
-        Ok(_) => Err(HostError::Refused(format!(
-            "{} exists and is not a regular file; fjord will not replace it",
-            path.display()
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(HostError::io(path, e)),
+    let (root, rel, _) = crate::anchor::open_now(path)?;
+    read_beneath(&root, &rel)
+}
+
+/// [`read_existing`] beneath an open root.
+pub fn read_beneath(root: &Root, rel: &Path) -> Result<Option<(Vec<u8>, u32)>> {
+    let max = crate::journal::SAVED_FILE_MAX;
+    let found = root.read_file(rel, max + 1)?;
+    if found.as_ref().is_some_and(|(c, _)| c.len() as u64 > max) {
+        return Err(HostError::Refused(format!(
+            "{} is larger than {max} bytes; fjord will not replace it",
+            root.path().join(rel).display()
+        )));
     }
+    Ok(found)
 }
 
 /// Replaces a file atomically: a reader (nginx, a web request) sees the old or the new
-/// content, never a torn one, and a crash leaves one of the two.
+/// content, never a torn one, and a crash leaves one of the two. The file is created with
+/// its final mode before its content is written, beneath its anchor (see `anchor`).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| HostError::Refused(format!("{} has no parent", path.display())))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.fjord-tmp-{}", crate::random_hex(4)));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(HostError::io(path, e));
-    }
-    Ok(())
+    let (root, rel, _) = crate::anchor::open_now(path)?;
+    root.replace_file_as(&rel, mode, None, &mut &contents[..])
+        .map(|_| ())
 }
 
 /// Flushes a file and the directory entry that names it to disk.
@@ -71,26 +59,22 @@ pub fn refuse_link(path: &Path) -> Result<()> {
     }
 }
 
+/// Removes a file or link beneath its anchor (see `anchor`); nothing if it is gone.
 pub fn remove_file(path: &Path) -> Result<()> {
-    crate::remove_file_if_exists(path)
+    let (root, rel, _) = crate::anchor::open_now(path)?;
+    root.remove_file(&rel)
 }
 
+/// The subdirectories of `dir`, listed beneath its anchor (see `anchor`): `dir` or a
+/// directory on the way to it that is a link is refused, not followed.
 pub fn list_subdirs(dir: &Path) -> Result<Vec<String>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(HostError::io(dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| HostError::io(dir, e))?;
-        let ty = entry
-            .file_type()
-            .map_err(|e| HostError::io(&entry.path(), e))?;
-        if ty.is_dir() {
-            out.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
+    let (root, rel, _) = crate::anchor::open_now(dir)?;
+    let mut out: Vec<String> = root
+        .list(&rel)?
+        .into_iter()
+        .filter(|(_, kind)| *kind == rustix::fs::FileType::Directory)
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect();
     out.sort();
     Ok(out)
 }
@@ -102,6 +86,10 @@ pub struct ModeEntry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// The device and inode the step changed: the undo changes that object back, and
+    /// nothing that took its name since. (Absent in entries an older fjord wrote.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<(u64, u64)>,
 }
 
 /// Who owns a tree of site files, and who else may read it.
@@ -164,27 +152,44 @@ pub fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Entries under `root` whose mode or owner differ from the wanted ones. Symlinks are never
-/// followed or changed: a site's owner could point one at a system file.
+/// What [`mode_changes`] found: each entry to change, with the mode it should have, and the
+/// files left alone because they have other names.
+pub type ModeChanges = (Vec<(ModeEntry, u32)>, Vec<PathBuf>);
+
+/// Entries under `root` (`rel` beneath it) whose mode or owner differ from the wanted ones.
+/// Walked beneath `root` without following a link: a site's owner could point one at a
+/// system file, or swap a directory for one while this walks. A file with more than one name
+/// is left out (and named in the second list): another of its names may be outside the site.
 pub fn mode_changes(
-    root: &Path,
+    root: &Root,
+    rel: &Path,
     owner: Option<(u32, u32)>,
     private: bool,
-) -> Result<Vec<(ModeEntry, u32)>> {
+) -> Result<ModeChanges> {
+    use rustix::fs::FileType;
     let (dir_mode, file_mode, exec_mode) = if private {
         (0o750, 0o640, 0o750)
     } else {
         (0o755, 0o644, 0o755)
     };
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let meta = fs::symlink_metadata(&path).map_err(|e| HostError::io(&path, e))?;
-        if meta.file_type().is_symlink() {
+    let mut shared = Vec::new();
+    let mut stack = vec![rel.to_path_buf()];
+    while let Some(rel) = stack.pop() {
+        let path = root.path().join(&rel);
+        let Some(stat) = root.stat(&rel)? else {
+            continue;
+        };
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        if kind == FileType::Symlink {
             continue;
         }
-        let mode = meta.permissions().mode() & 0o7777;
-        let wanted = if meta.is_dir() {
+        if kind != FileType::Directory && stat.st_nlink > 1 {
+            shared.push(path);
+            continue;
+        }
+        let mode = stat.st_mode & 0o7777;
+        let wanted = if kind == FileType::Directory {
             dir_mode
         } else if mode & 0o100 != 0 {
             // Keep the executable bit of scripts; drop group/world write and setuid bits.
@@ -192,49 +197,33 @@ pub fn mode_changes(
         } else {
             file_mode
         };
-        let owner_differs = owner.is_some_and(|(u, g)| meta.uid() != u || meta.gid() != g);
+        let owner_differs = owner.is_some_and(|(u, g)| stat.st_uid != u || stat.st_gid != g);
         if mode != wanted || owner_differs {
             out.push((
                 ModeEntry {
                     path: path.clone(),
                     mode,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
+                    uid: stat.st_uid,
+                    gid: stat.st_gid,
+                    inode: Some(crate::beneath::identity(&stat)),
                 },
                 wanted,
             ));
         }
-        if meta.is_dir() {
-            for entry in fs::read_dir(&path).map_err(|e| HostError::io(&path, e))? {
-                stack.push(entry.map_err(|e| HostError::io(&path, e))?.path());
+        if kind == FileType::Directory {
+            for (name, _) in root.list(&rel)? {
+                stack.push(rel.join(name));
             }
         }
     }
-    Ok(out)
+    Ok((out, shared))
 }
 
-/// Gives `path` a mode and owner through a handle opened without following a link at its
-/// end (a link is left alone, as is a path that is gone).
+/// Gives `path` a mode and owner beneath its anchor (see `anchor`): a link, at its end or on
+/// the way, is left alone, as is a path that is gone.
 pub fn set_mode_owner(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = match rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(HostError::io(path, e.into())),
-    };
-    if let Some((uid, gid)) = owner {
-        rustix::fs::fchown(
-            &fd,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )
-        .map_err(|e| HostError::io(path, e.into()))?;
-    }
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| HostError::io(path, e.into()))
+    let (root, rel, _) = crate::anchor::open_now(path)?;
+    root.set_mode_owner(&rel, mode, owner).map(|_| ())
 }
 
 /// Looks a user up through the system's user database (NSS: /etc/passwd, LDAP, …): its uid

@@ -1,11 +1,13 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::anchor;
+use crate::beneath::Root;
 use crate::commit::{Committers, Reloadable};
 use crate::db::DbCtl;
-use crate::fsops::{self, ModeEntry};
+use crate::fsops::ModeEntry;
 use crate::nginx::NginxCtl;
 use crate::php_fpm::PhpFpmCtl;
 use crate::{HostError, Result};
@@ -22,36 +24,41 @@ pub enum Undo {
         path: PathBuf,
         existed: bool,
         mode: u32,
+        /// The directory the step found `path` under that no site's user could change
+        /// (see `anchor`): the undo reaches `path` beneath it, through no link. Absent in
+        /// entries an older fjord wrote: they are reached from `/` through no link at all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
     },
     /// Remove a directory the step created, if it is empty.
     RemoveDir {
         path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
     },
     /// Move a directory set aside by a removal back into place.
     MoveBack {
         from: PathBuf,
         to: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
     },
     RestoreModes {
         entries: Vec<ModeEntry>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
     },
     /// Test and reload nginx after every other undo of the task has been made.
-    ReloadNginx {
-        ctl: NginxCtl,
-    },
+    ReloadNginx { ctl: NginxCtl },
     /// Remove a user (and its group) the step created.
-    RemoveUser {
-        name: String,
-    },
+    RemoveUser { name: String },
     /// Make a removed user again, with the ids it had.
     RecreateUser {
         user: crate::users::SystemUser,
         home: PathBuf,
     },
     /// Test and reload php-fpm after every other undo of the task has been made.
-    ReloadPhpFpm {
-        ctl: PhpFpmCtl,
-    },
+    ReloadPhpFpm { ctl: PhpFpmCtl },
     /// Drop a database and user the step created.
     DropDatabase {
         db: DbCtl,
@@ -69,6 +76,8 @@ pub enum Undo {
     /// Remove a directory tree the step created whole (a staging directory).
     RemoveTree {
         path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
     },
     /// Put back the directory that a swap set aside (or, if there was none, take the
     /// replacement away again).
@@ -77,6 +86,8 @@ pub enum Undo {
         replacement: PathBuf,
         aside: PathBuf,
         target_existed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
     },
     /// Put a replaced database back from the dump taken before it was replaced.
     ReplaceDatabaseBack {
@@ -87,10 +98,7 @@ pub enum Undo {
         dump: PathBuf,
     },
     /// Drop a staging database the step created (it never held anything the site served).
-    DropStagingDatabase {
-        db: DbCtl,
-        name: String,
-    },
+    DropStagingDatabase { db: DbCtl, name: String },
     /// Put the site's old tables back from the holding database, if the swap was made.
     SwapTablesBack {
         db: DbCtl,
@@ -246,43 +254,76 @@ fn saved_data(path: &std::path::Path, what: &str) -> Result<()> {
     }
 }
 
+/// The most of a file an undo puts back or a step saves for its undo: config files, far
+/// smaller.
+pub(crate) const SAVED_FILE_MAX: u64 = 16 << 20;
+
+/// Opens the directory an undo's paths were recorded under (`/` for an entry recorded
+/// without one) and gives the paths relative to it.
+fn beneath(recorded: &Option<PathBuf>, paths: &[&Path]) -> Result<(Root, Vec<PathBuf>)> {
+    anchor::open_all(recorded.as_deref().unwrap_or(&anchor::strict()), paths)
+}
+
 fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
     match undo {
         Undo::RestoreFile {
             path,
             existed: true,
             mode,
+            beneath: anchored,
         } => {
             let content =
                 saved.ok_or_else(|| HostError::Journal("saved content missing".into()))?;
-            if fsops::read_existing(path)?
+            let (root, rel) = beneath(anchored, &[path])?;
+            let rel = &rel[0];
+            if root
+                .read_file(rel, SAVED_FILE_MAX)?
                 .as_ref()
                 .map(|(c, m)| (c.as_slice(), *m))
                 != Some((content, *mode))
             {
-                fsops::write_atomic(path, content, *mode)?;
+                root.replace_file_as(rel, *mode, None, &mut &content[..])?;
             }
             Ok(())
         }
         Undo::RestoreFile {
             path,
             existed: false,
+            beneath: anchored,
             ..
-        } => fsops::remove_file(path),
-        Undo::RemoveDir { path } => match std::fs::remove_dir(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HostError::io(path, e)),
-            _ => Ok(()),
-        },
-        Undo::MoveBack { from, to } => {
-            if !to.exists() {
-                saved_data(from, "what the step set aside")?;
-                std::fs::rename(from, to).map_err(|e| HostError::io(to, e))?;
+        } => {
+            let (root, rel) = beneath(anchored, &[path])?;
+            root.remove_file(&rel[0])
+        }
+        Undo::RemoveDir {
+            path,
+            beneath: anchored,
+        } => {
+            let (root, rel) = beneath(anchored, &[path])?;
+            root.remove_empty_dir(&rel[0])
+        }
+        Undo::MoveBack {
+            from,
+            to,
+            beneath: anchored,
+        } => {
+            let (root, rel) = beneath(anchored, &[from, to])?;
+            if root.stat(&rel[1])?.is_none() {
+                if root.stat(&rel[0])?.is_none() {
+                    saved_data(from, "what the step set aside")?;
+                }
+                root.rename(&rel[0], &rel[1])?;
             }
             Ok(())
         }
-        Undo::RestoreModes { entries } => {
-            for e in entries {
-                fsops::set_mode_owner(&e.path, e.mode, Some((e.uid, e.gid)))?;
+        Undo::RestoreModes {
+            entries,
+            beneath: anchored,
+        } => {
+            let paths: Vec<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
+            let (root, rels) = beneath(anchored, &paths)?;
+            for (e, rel) in entries.iter().zip(&rels) {
+                root.set_mode_owner_of(rel, e.mode, Some((e.uid, e.gid)), e.inode)?;
             }
             Ok(())
         }
@@ -303,26 +344,35 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             db.drop(name, user)?;
             db.restore(name, user, password, dump).map(|_| ())
         }
-        Undo::RemoveTree { path } => crate::remove_dir_if_exists(path),
+        Undo::RemoveTree {
+            path,
+            beneath: anchored,
+        } => {
+            let (root, rel) = beneath(anchored, &[path])?;
+            root.remove(&rel[0])
+        }
         Undo::SwapBack {
             target,
             replacement,
             aside,
             target_existed,
+            beneath: anchored,
         } => {
-            if *target_existed && !aside.exists() {
+            let (root, rel) = beneath(anchored, &[target, replacement, aside])?;
+            let (target, replacement, aside) = (&rel[0], &rel[1], &rel[2]);
+            if *target_existed && root.stat(aside)?.is_none() {
                 // The swap never began: the target is still the original.
                 return Ok(());
             }
-            if target.exists() {
-                if replacement.exists() {
-                    crate::remove_dir_if_exists(target)?;
+            if root.stat(target)?.is_some() {
+                if root.stat(replacement)?.is_some() {
+                    root.remove(target)?;
                 } else {
-                    std::fs::rename(target, replacement).map_err(|e| HostError::io(target, e))?;
+                    root.rename(target, replacement)?;
                 }
             }
             if *target_existed {
-                std::fs::rename(aside, target).map_err(|e| HostError::io(target, e))?;
+                root.rename(aside, target)?;
             }
             Ok(())
         }

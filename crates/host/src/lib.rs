@@ -6,6 +6,7 @@
 //! to change through the [`Steps`] trait; [`LiveSteps`] makes each change only after writing
 //! its undo to the task's journal, and [`DryRun`] prints the change instead.
 
+mod anchor;
 mod archive;
 mod beneath;
 mod commit;
@@ -25,6 +26,8 @@ mod site_db;
 mod steps;
 mod sync;
 mod tablespaces;
+#[cfg(test)]
+mod undo_attack_tests;
 mod users;
 mod wake;
 
@@ -171,22 +174,26 @@ pub fn random_secret(bytes: usize) -> Result<String> {
 
 /// The first `max` bytes of a file, as text (lossy), or `None` if it cannot be read. For
 /// headers an application keeps at the top of its files (WordPress reads 8 KiB of each).
+/// Read beneath the file's anchor (see `anchor`) through no link, and only a regular file:
+/// a site's user may plant a link where fjord, as root, reads its files.
 pub fn read_head(path: &std::path::Path, max: u64) -> Option<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    let mut buf = Vec::new();
-    file.take(max).read_to_end(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    let (root, rel, _) = anchor::open_now(path).ok()?;
+    let (content, _) = root.read_file(&rel, max).ok()??;
+    Some(String::from_utf8_lossy(&content).into_owned())
 }
 
-/// The regular files directly in `dir` (not following links), sorted; none if it is gone.
+/// The regular files directly in `dir` (not following links), sorted; none if it is gone or
+/// is reached through a link.
 pub fn list_files(dir: &std::path::Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir)
+    let Ok((root, rel, _)) = anchor::open_now(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = root
+        .list(&rel)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|(_, kind)| *kind == rustix::fs::FileType::RegularFile)
+        .filter_map(|(name, _)| name.into_string().ok())
         .collect();
     out.sort();
     out

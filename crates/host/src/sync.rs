@@ -4,11 +4,10 @@
 //! mtime) is not older than the copy; links are copied as links, and only those that stay
 //! inside the site; nothing is ever followed.
 
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::Result;
 use crate::beneath::Root;
-use crate::{HostError, Result};
 
 /// What a sync did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,9 +21,14 @@ pub struct Synced {
 /// missing in `to` and, with `remove_gone`, removes from `to` what `from` no longer has.
 pub fn sync_tree(from: &Path, to: &Path, since_s: i64, remove_gone: bool) -> Result<Synced> {
     let root = Root::open(to)?;
+    // The source is a site's own tree, which its user may change while this reads it as
+    // root: it is read beneath the directory above it that no site's user can change, through
+    // no link, so a directory swapped for a link is refused instead of copied from.
+    let (source, from_rel, _) = crate::anchor::open_now(from)?;
     let mut done = Synced::default();
     let pass = Pass {
-        from,
+        from: &source,
+        from_rel: &from_rel,
         to: &root,
         since_s,
         remove_gone,
@@ -34,7 +38,8 @@ pub fn sync_tree(from: &Path, to: &Path, since_s: i64, remove_gone: bool) -> Res
 }
 
 struct Pass<'a> {
-    from: &'a Path,
+    from: &'a Root,
+    from_rel: &'a Path,
     to: &'a Root,
     since_s: i64,
     remove_gone: bool,
@@ -42,79 +47,75 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     fn dir(&self, rel: &Path, done: &mut Synced) -> Result<()> {
+        use rustix::fs::FileType;
         let (from, to, since_s) = (self.from, self.to, self.since_s);
-        let dir = from.join(rel);
+        let kind = |s: &rustix::fs::Stat| FileType::from_raw_mode(s.st_mode);
         let mut present = std::collections::BTreeSet::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| HostError::io(&dir, e))? {
-            let entry = entry.map_err(|e| HostError::io(&dir, e))?;
-            let name = entry.file_name();
+        for (name, _) in from.list(&self.from_rel.join(rel))? {
             present.insert(name.clone());
             let child: PathBuf = rel.join(&name);
-            let source = from.join(&child);
-            let meta = std::fs::symlink_metadata(&source).map_err(|e| HostError::io(&source, e))?;
-            let dest = to.path().join(&child);
-            let existing = std::fs::symlink_metadata(&dest).ok();
-            let kind = |m: &std::fs::Metadata| {
-                let t = m.file_type();
-                (t.is_dir(), t.is_file(), t.is_symlink())
+            let source = self.from_rel.join(&child);
+            let Some(meta) = from.stat(&source)? else {
+                continue;
             };
-            let mut changed = meta.ctime() >= since_s || meta.mtime() >= since_s;
+            let existing = to.stat(&child)?;
+            let mut changed = meta.st_ctime >= since_s || meta.st_mtime >= since_s;
             if !self.remove_gone {
                 // The last pass of a move: the new place may have been written since (fjord's
                 // own config of the site, or the site itself once switched); a file there
                 // newer than the source is kept.
-                let stamp = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
+                let stamp = |m: &rustix::fs::Stat| (m.st_ctime, m.st_ctime_nsec);
                 changed &= existing.as_ref().is_none_or(|e| stamp(e) < stamp(&meta));
             }
             let same_kind = existing.as_ref().is_some_and(|e| kind(e) == kind(&meta));
-            if meta.is_dir() {
-                if !same_kind {
+            let mode = meta.st_mode & 0o7777;
+            match kind(&meta) {
+                FileType::Directory => {
+                    if !same_kind {
+                        to.remove(&child)?;
+                        to.create_dir(&child, mode & 0o755 | 0o700)?;
+                    }
+                    self.dir(&child, done)?;
+                }
+                FileType::RegularFile => {
+                    // In the last pass a file newer at the destination counts as the same.
+                    let unchanged = !changed
+                        && existing
+                            .as_ref()
+                            .is_some_and(|e| e.st_size == meta.st_size || !self.remove_gone);
+                    if same_kind && unchanged {
+                        continue;
+                    }
+                    let Some(mut file) = from.open_file(&source)? else {
+                        continue;
+                    };
+                    if existing.is_some() && !same_kind {
+                        to.remove(&child)?;
+                    }
+                    done.bytes += to.replace_file(&child, (mode & 0o755) | 0o600, &mut file)?;
+                    done.copied += 1;
+                }
+                FileType::Symlink => {
+                    let target = from.read_link(&source)?;
+                    let same = to.read_link(&child).is_ok_and(|t| t == target);
+                    if same || !crate::archive::link_stays_inside(&child, &target) {
+                        continue;
+                    }
                     to.remove(&child)?;
-                    to.create_dir(&child, meta.mode() & 0o755 | 0o700)?;
+                    to.symlink(&child, &target)?;
+                    done.copied += 1;
                 }
-                self.dir(&child, done)?;
-            } else if meta.is_file() {
-                // In the last pass a file newer at the destination counts as the same.
-                let unchanged = !changed
-                    && existing
-                        .as_ref()
-                        .is_some_and(|e| e.len() == meta.len() || !self.remove_gone);
-                if same_kind && unchanged {
-                    continue;
-                }
-                let mut file = std::fs::File::options()
-                    .read(true)
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .open(&source)
-                    .map_err(|e| HostError::io(&source, e))?;
-                if existing.is_some() && !same_kind {
-                    to.remove(&child)?;
-                }
-                let mode = (meta.mode() & 0o755) | 0o600;
-                done.bytes += to.replace_file(&child, mode, &mut file)?;
-                done.copied += 1;
-            } else if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&source).map_err(|e| HostError::io(&source, e))?;
-                let same = std::fs::read_link(&dest).is_ok_and(|t| t == target);
-                if same || !crate::archive::link_stays_inside(&child, &target) {
-                    continue;
-                }
-                to.remove(&child)?;
-                to.symlink(&child, &target)?;
-                done.copied += 1;
+                _ => {}
             }
         }
         // What the source no longer has goes.
-        let dest_dir = to.path().join(rel);
         if !self.remove_gone {
             return Ok(());
         }
-        if let Ok(entries) = std::fs::read_dir(&dest_dir) {
-            for entry in entries.flatten() {
-                if !present.contains(&entry.file_name()) {
-                    to.remove(&rel.join(entry.file_name()))?;
-                    done.removed += 1;
-                }
+        for (name, _) in to.list(rel)? {
+            if !present.contains(&name) {
+                to.remove(&rel.join(name))?;
+                done.removed += 1;
             }
         }
         Ok(())
@@ -153,5 +154,22 @@ mod tests {
         let later = i64::MAX;
         let again = sync_tree(&from, &to, later, true).unwrap();
         assert_eq!(again, Synced::default());
+    }
+
+    #[test]
+    fn a_source_directory_swapped_for_a_link_is_never_copied_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, to, victim) = (
+            dir.path().join("site"),
+            dir.path().join("to"),
+            dir.path().join("victim"),
+        );
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("settings.php"), "victim's secret").unwrap();
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::create_dir_all(to.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&victim, site.join("sub")).unwrap();
+        assert!(sync_tree(&site.join("sub"), &to.join("sub"), 0, true).is_err());
+        assert_eq!(std::fs::read_dir(to.join("sub")).unwrap().count(), 0);
     }
 }

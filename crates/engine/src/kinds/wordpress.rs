@@ -447,6 +447,35 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)]
+    fn a_theme_whose_style_css_is_a_link_is_never_read() {
+        // The site's user links its theme's header to a file only root may read: fjord, as
+        // root, reads the site's packages and would record a line of it as the version.
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("root-only");
+        std::fs::write(&secret, "Theme Name: x\nVersion: root-only-secret\n").unwrap();
+        let content = dir.path().join("site");
+        for theme in ["linked", "own"] {
+            std::fs::create_dir_all(content.join("themes").join(theme)).unwrap();
+        }
+        std::os::unix::fs::symlink(&secret, content.join("themes/linked/style.css")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), content.join("themes/dir-link")).unwrap();
+        std::fs::write(
+            content.join("themes/own/style.css"),
+            "Theme Name: Own\nVersion: 1.0\n",
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        packages(&content, &mut found);
+        let found = format!("{found:?}");
+        assert!(!found.contains("root-only-secret"), "{found}");
+        assert!(
+            found.contains("\"own\"") && found.contains("1.0"),
+            "{found}"
+        );
+    }
+
+    #[test]
     fn versions_and_headers_are_read_as_wordpress_writes_them() {
         let source =
             "<?php\n/**\n * The version\n */\n$wp_version = '6.1.9';\n$wp_db_version = 53496;\n";

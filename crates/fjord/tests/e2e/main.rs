@@ -28,3 +28,4 @@ mod php_sites;
 mod rollback;
 mod site_limits;
 mod smtp;
+mod undo_links;

@@ -207,7 +207,9 @@ pub fn write_backup(
         }
         db_ready()?;
         lap("waited for the database dump");
-        add_file(&mut builder, out, path, Path::new(name), &mut members)?;
+        // The dump in fjord's own scratch dir.
+        let dump = File::open(path).map_err(io_err(path))?;
+        add_file(&mut builder, out, dump, path, Path::new(name), &mut members)?;
         lap("archived the database");
     }
     manifest.members = members;
@@ -302,17 +304,11 @@ impl Drop for EarlySync {
 fn add_file<W: io::Write>(
     builder: &mut tar::Builder<W>,
     out: &Path,
+    file: File,
     path: &Path,
     name: &Path,
     members: &mut Vec<Member>,
 ) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // A file swapped for a link after it was listed is not followed.
-    let file = File::options()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .map_err(io_err(path))?;
     let meta = file.metadata().map_err(io_err(path))?;
     let mut header = tar::Header::new_gnu();
     header.set_metadata(&meta);
@@ -357,33 +353,37 @@ fn add_tree<W: io::Write>(
             root.display()
         )));
     }
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
-        let name = Path::new(prefix).join(rel);
+    // Read beneath the directory above the tree that no site's user can change, through no
+    // link: a directory the site swaps for a link while it is archived (as root) is refused,
+    // never read into the site's backup.
+    let (beneath, base, _) = crate::anchor::open_now(root)?;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let name = Path::new(prefix).join(&rel);
         builder
             .append_dir(&name, &dir)
             .map_err(append_err(&dir, out))?;
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(io_err(&dir))?
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
+        let mut entries = beneath.list(&base.join(&rel))?;
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (entry, kind) in entries {
+            let rel = rel.join(&entry);
+            let path = root.join(&rel);
             if Some(path.as_path()) == skip {
                 continue;
             }
-            let ty = entry.file_type().map_err(io_err(&path))?;
-            let member = Path::new(prefix).join(path.strip_prefix(root).unwrap_or(&path));
-            if ty.is_dir() {
-                stack.push(path);
-            } else if ty.is_file() {
-                add_file(builder, out, &path, &member, members)?;
-            } else if ty.is_symlink() {
-                let target = std::fs::read_link(&path).map_err(io_err(&path))?;
-                let rel = path.strip_prefix(root).unwrap_or(&path);
-                if !extract::link_stays_inside(rel, &target) {
+            let member = Path::new(prefix).join(&rel);
+            if kind == rustix::fs::FileType::Directory {
+                stack.push(rel);
+            } else if kind == rustix::fs::FileType::RegularFile {
+                // A file swapped for a link after it was listed is refused, not followed.
+                let Some(file) = beneath.open_file(&base.join(&rel))? else {
+                    continue;
+                };
+                add_file(builder, out, file, &path, &member, members)?;
+            } else if kind == rustix::fs::FileType::Symlink {
+                let target = beneath.read_link(&base.join(&rel))?;
+                if !extract::link_stays_inside(&rel, &target) {
                     // A restore never makes such a link: it is left out, and said so.
                     outside_links.push((member, target));
                     continue;
@@ -404,6 +404,30 @@ fn add_tree<W: io::Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tree_reached_through_a_site_made_link_is_never_archived() {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, victim) = (dir.path().join("site"), dir.path().join("victim"));
+        // The site swapped a directory on the way to the tree for a link.
+        std::fs::create_dir_all(victim.join("inner")).unwrap();
+        std::fs::write(victim.join("inner/settings.php"), "victim's secret").unwrap();
+        std::fs::create_dir_all(&site).unwrap();
+        std::os::unix::fs::symlink(&victim, site.join("sub")).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let (mut members, mut outside) = (Vec::new(), Vec::new());
+        let archived = add_tree(
+            &mut builder,
+            Path::new("out.tar"),
+            &site.join("sub/inner"),
+            "files",
+            None,
+            &mut members,
+            &mut outside,
+        );
+        assert!(archived.is_err(), "{members:?}");
+        assert!(members.is_empty());
+    }
 
     fn manifest(format: u32) -> Manifest {
         Manifest {

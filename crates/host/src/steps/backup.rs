@@ -153,6 +153,7 @@ impl LiveSteps<'_> {
             path: request.out.clone(),
             existed: false,
             mode: 0,
+            beneath: Some(crate::anchor::anchor_of(&request.out)),
         };
         self.record(
             &format!("write backup {}", request.out.display()),
@@ -172,6 +173,7 @@ impl LiveSteps<'_> {
                 &format!("stage {}", dir.display()),
                 &Undo::RemoveTree {
                     path: dir.to_path_buf(),
+                    beneath: Some(crate::anchor::anchor_of(dir)),
                 },
                 None,
             )?;

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uzers::os::unix::UserExt;
 
+use crate::anchor;
 use crate::archive::Manifest;
 use crate::commit::{Committers, FileChange};
 use crate::db::DbCtl;
@@ -154,8 +155,8 @@ pub struct LiveSteps<'a> {
     parking: Option<Arc<dyn Parking>>,
     seq: i64,
     steps: u32,
-    /// Directories set aside by `remove_tree`, purged after success.
-    trash: Vec<PathBuf>,
+    /// Directories set aside by `remove_tree` (with their anchors), purged after success.
+    trash: Vec<(PathBuf, PathBuf)>,
     /// Staging and holding databases, dropped after success.
     trash_databases: Vec<(DbCtl, String)>,
     /// The task's own directory for dumps its undos may need.
@@ -256,7 +257,8 @@ impl<'a> LiveSteps<'a> {
 /// crash in the purge leaves only trash, never a half-removed site.
 #[derive(Default)]
 pub struct Trash {
-    dirs: Vec<PathBuf>,
+    /// Each with the directory above it that no site's user can change.
+    dirs: Vec<(PathBuf, PathBuf)>,
     databases: Vec<(DbCtl, String)>,
 }
 
@@ -270,16 +272,21 @@ impl Trash {
                 Ok(Undo::SwapBack {
                     aside,
                     target_existed: true,
+                    beneath,
                     ..
-                }) => trash.dirs.push(aside),
-                Ok(Undo::MoveBack { from, .. }) => trash.dirs.push(from),
+                }) => trash
+                    .dirs
+                    .push((beneath.unwrap_or_else(anchor::strict), aside)),
+                Ok(Undo::MoveBack { from, beneath, .. }) => trash
+                    .dirs
+                    .push((beneath.unwrap_or_else(anchor::strict), from)),
                 Ok(Undo::DropStagingDatabase { db, name }) => trash.databases.push((db, name)),
                 Ok(Undo::SwapTablesBack { db, hold, .. }) => trash.databases.push((db, hold)),
                 _ => {}
             }
         }
         // Only what fjord named as set aside is ever purged from a journal's say-so.
-        trash.dirs.retain(|d| {
+        trash.dirs.retain(|(_, d)| {
             d.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(".fjord-trash."))
         });
@@ -298,12 +305,10 @@ impl Trash {
                 ));
             }
         }
-        for dir in self.dirs.iter().filter(|d| d.exists()) {
-            let removed = if dir.is_dir() {
-                std::fs::remove_dir_all(dir)
-            } else {
-                std::fs::remove_file(dir)
-            };
+        for (anchor, dir) in &self.dirs {
+            // Removed beneath its anchor, through no link: what a site left in its old
+            // tree is removed, never what it points to.
+            let removed = anchor::open(anchor, dir).and_then(|(root, rel)| root.remove(&rel));
             if let Err(e) = removed {
                 journal.log(&format!("could not purge {}: {e}", dir.display()));
             }
@@ -378,18 +383,23 @@ impl Steps for LiveSteps<'_> {
     fn swap_tree(&mut self, target: &Path, replacement: &Path) -> Result<()> {
         let what = format!("replace {}", target.display());
         let aside = trash_path(target, &crate::random_hex(4));
+        // Renamed beneath the directory that holds them, which no site's user can change.
+        let anchor = anchor::anchor_of_all(&[target, replacement, &aside]);
+        let (root, rel) = anchor::open_all(&anchor, &[target, replacement, &aside])?;
+        let target_existed = root.stat(&rel[0])?.is_some();
         let undo = Undo::SwapBack {
             target: target.to_path_buf(),
             replacement: replacement.to_path_buf(),
             aside: aside.clone(),
-            target_existed: target.exists(),
+            target_existed,
+            beneath: Some(anchor.clone()),
         };
         self.record(&what, &undo, None)?;
-        if target.exists() {
-            std::fs::rename(target, &aside).map_err(|e| HostError::io(target, e))?;
-            self.trash.push(aside);
+        if target_existed {
+            root.rename(&rel[0], &rel[2])?;
+            self.trash.push((anchor, aside));
         }
-        std::fs::rename(replacement, target).map_err(|e| HostError::io(target, e))?;
+        root.rename(&rel[1], &rel[0])?;
         self.after_step(&what)
     }
 
@@ -606,21 +616,26 @@ impl Steps for LiveSteps<'_> {
     fn make_dir(&mut self, path: &Path) -> Result<()> {
         let what = format!("make directory {}", path.display());
         fsops::refuse_link(path)?;
-        if !path.is_dir() {
+        let (root, rel, anchor) = anchor::open_now(path)?;
+        if !root.is_dir(&rel)? {
             self.record(
                 &what,
                 &Undo::RemoveDir {
                     path: path.to_path_buf(),
+                    beneath: Some(anchor),
                 },
                 None,
             )?;
-            match std::fs::create_dir(path) {
+            match root.create_dir(&rel, 0o755) {
                 // Another task made it meanwhile (sites of one platform run side by side);
                 // the undo only removes it while it is empty.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                other => other.map_err(|e| HostError::io(path, e))?,
+                Err(HostError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    root.set_dir_mode(&rel, 0o755)?
+                }
+                other => other?,
             }
-            fsops::set_mode_owner(path, 0o755, None)?;
         }
         self.after_step(&what)
     }
@@ -628,31 +643,36 @@ impl Steps for LiveSteps<'_> {
     fn make_own_dir(&mut self, path: &Path) -> Result<()> {
         let what = format!("make directory {} (the site's own)", path.display());
         fsops::refuse_link(path)?;
-        if !path.is_dir() {
+        let (root, rel, anchor) = anchor::open_now(path)?;
+        if !root.is_dir(&rel)? {
             self.record(
                 &what,
                 &Undo::RemoveTree {
                     path: path.to_path_buf(),
+                    beneath: Some(anchor),
                 },
                 None,
             )?;
-            std::fs::create_dir(path).map_err(|e| HostError::io(path, e))?;
-            fsops::set_mode_owner(path, 0o755, None)?;
+            root.create_dir(&rel, 0o755)?;
         }
         self.after_step(&what)
     }
 
     fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         let what = format!("write {}", path.display());
-        let old = fsops::read_existing(path)?;
+        // Read and written beneath the directory above it that no site's user can change:
+        // a link planted on the way (or at the end) makes the step fail.
+        let (root, rel, anchor) = anchor::open_now(path)?;
+        let old = fsops::read_beneath(&root, &rel)?;
         if old.as_ref().map(|(c, m)| (c.as_slice(), *m)) != Some((contents, mode)) {
             let undo = Undo::RestoreFile {
                 path: path.to_path_buf(),
                 existed: old.is_some(),
                 mode: old.as_ref().map_or(0, |(_, m)| *m),
+                beneath: Some(anchor),
             };
             self.record(&what, &undo, old.as_ref().map(|(c, _)| c.as_slice()))?;
-            fsops::write_atomic(path, contents, mode)?;
+            root.replace_file_as(&rel, mode, None, &mut &contents[..])?;
         }
         self.after_step(&what)
     }
@@ -660,15 +680,18 @@ impl Steps for LiveSteps<'_> {
     fn remove_tree(&mut self, path: &Path) -> Result<Option<PathBuf>> {
         let what = format!("remove {}", path.display());
         let mut set_aside = None;
-        if path.exists() {
+        let (root, rel, anchor) = anchor::open_now(path)?;
+        if root.stat(&rel)?.is_some() {
             let aside = trash_path(path, &crate::random_hex(4));
             let undo = Undo::MoveBack {
                 from: aside.clone(),
                 to: path.to_path_buf(),
+                beneath: Some(anchor.clone()),
             };
             self.record(&what, &undo, None)?;
-            std::fs::rename(path, &aside).map_err(|e| HostError::io(path, e))?;
-            self.trash.push(aside.clone());
+            let aside_rel = rel.with_file_name(aside.file_name().unwrap_or_default());
+            root.rename(&rel, &aside_rel)?;
+            self.trash.push((anchor, aside.clone()));
             set_aside = Some(aside);
         }
         self.after_step(&what)?;
@@ -682,16 +705,33 @@ impl Steps for LiveSteps<'_> {
             ownership.describe()
         );
         let ids = ownership.ids()?;
-        let changes = fsops::mode_changes(root, ids, ownership.private)?;
+        // Walked and changed beneath the directory above the tree that no site's user can
+        // change, through no link: the site's owner may swap a directory for a link while
+        // this runs.
+        let (base, rel, anchor) = anchor::open_now(root)?;
+        let (changes, shared) = fsops::mode_changes(&base, &rel, ids, ownership.private)?;
+        for path in &shared {
+            self.journal.log(&format!(
+                "left as it is: {} has other names, which may lie outside the site",
+                path.display()
+            ));
+        }
         if !changes.is_empty() {
             let entries: Vec<ModeEntry> = changes.iter().map(|(e, _)| e.clone()).collect();
-            self.record(&what, &Undo::RestoreModes { entries }, None)?;
-            // Each entry is reached beneath the root without following a link: the site's
-            // owner may swap a directory for a link while this runs.
-            let beneath = crate::beneath::Root::open(root)?;
+            self.record(
+                &what,
+                &Undo::RestoreModes {
+                    entries,
+                    beneath: Some(anchor),
+                },
+                None,
+            )?;
             for (entry, mode) in &changes {
-                let rel = entry.path.strip_prefix(root).unwrap_or(Path::new(""));
-                beneath.set_mode_owner(rel, *mode, ids)?;
+                let rel = entry
+                    .path
+                    .strip_prefix(base.path())
+                    .unwrap_or(Path::new(""));
+                base.set_mode_owner_of(rel, *mode, ids, entry.inode)?;
             }
             self.journal
                 .log(&format!("fixed mode or owner of {} entries", changes.len()));
@@ -764,6 +804,7 @@ impl Steps for LiveSteps<'_> {
             &what,
             &Undo::RemoveTree {
                 path: to.to_path_buf(),
+                beneath: Some(anchor::anchor_of(to)),
             },
             None,
         )?;
@@ -771,6 +812,7 @@ impl Steps for LiveSteps<'_> {
             &what,
             &Undo::RemoveTree {
                 path: staging.clone(),
+                beneath: Some(anchor::anchor_of(&staging)),
             },
             None,
         )?;
@@ -782,13 +824,14 @@ impl Steps for LiveSteps<'_> {
                 &what,
                 &Undo::RemoveTree {
                     path: unpacked.clone(),
+                    beneath: Some(anchor::anchor_of(&unpacked)),
                 },
                 None,
             )?;
             crate::ensure_private_dir(&unpacked)?;
             let root = crate::copy_in::unpack(from, &unpacked)?;
             let copied = crate::copy_in::copy_tree(&root, &staging);
-            self.trash.push(unpacked);
+            self.trash.push((anchor::anchor_of(&unpacked), unpacked));
             copied?
         } else {
             crate::copy_in::copy_tree(from, &staging)?
@@ -857,6 +900,7 @@ impl LiveSteps<'_> {
                 path: path.clone(),
                 existed: old.is_some(),
                 mode: old.as_ref().map_or(0, |(_, m)| *m),
+                beneath: Some(anchor::anchor_of(&path)),
             };
             self.record(
                 &format!("{daemon} config {}", path.display()),
