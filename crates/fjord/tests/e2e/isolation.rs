@@ -361,6 +361,31 @@ impl PrivatePostgres {
         }
     }
 
+    /// Runs SQL as postgres in `database`.
+    fn sql(&self, database: &str, sql: &str) {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", database, "-XqAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env(
+                "PGPASSWORD",
+                std::fs::read_to_string(&self.password_file).unwrap().trim(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The `--db` argument of `fjord server add` for this cluster.
     fn service_arg(&self) -> String {
         format!(
@@ -725,18 +750,36 @@ fn no_sites_code_reaches_another_clients_site_its_database_its_pool_or_fjord() {
     .unwrap();
     // Drupal sites are found in sites/ and imported (the fixture cannot install one).
     let mut sites = Vec::new();
-    for client in ["c1", "c2"] {
-        let host = format!("{t}-{client}-d7-mysql.example");
-        let db = format!("{t}_{client}_d7");
+    for (client, engine) in [("c1", "mysql"), ("c2", "mysql"), ("c2", "postgresql")] {
+        let host = format!("{t}-{client}-d7-{engine}.example");
+        let db = format!("{t}_{client}_d7_{}", &engine[..2]);
         let password = format!("pw{}", token());
-        mariadb.sql(&format!(
+        let system_table = "CREATE TABLE system (filename VARCHAR(255) PRIMARY KEY, \
+             name VARCHAR(255), type VARCHAR(12), owner VARCHAR(255) DEFAULT '', status INT, \
+             bootstrap INT DEFAULT 0, schema_version SMALLINT, weight INT DEFAULT 0, info TEXT); \
+             INSERT INTO system VALUES ('modules/node/node.module', 'node', 'module', '', 1, 0, \
+             7016, 0, NULL)";
+        if engine == "postgresql" {
+            pg.sql(
+                "postgres",
+                &format!("CREATE ROLE {db} LOGIN PASSWORD '{password}'"),
+            );
+            pg.sql("postgres", &format!("CREATE DATABASE {db} OWNER {db}"));
+            pg.sql(&db, &format!("SET ROLE {db}; {system_table}"));
+        } else {
+            mariadb.sql(&format!(
             "CREATE DATABASE `{db}`; CREATE USER '{db}'@'localhost' IDENTIFIED BY '{password}'; \
              GRANT ALL ON `{db}`.* TO '{db}'@'localhost'; \
              CREATE TABLE `{db}`.system (filename VARCHAR(255) PRIMARY KEY, name VARCHAR(255), \
              type VARCHAR(12), owner VARCHAR(255) DEFAULT '', status INT, bootstrap INT DEFAULT 0, \
              schema_version SMALLINT, weight INT DEFAULT 0, info BLOB); \
              INSERT INTO `{db}`.system VALUES ('modules/node/node.module', 'node', 'module', '', 1, 0, 7016, 0, NULL)"
-        ));
+            ));
+        }
+        let (driver, db_host, port) = match engine {
+            "postgresql" => ("pgsql", "127.0.0.1", pg.port.to_string()),
+            _ => ("mysql", "localhost", String::new()),
+        };
         let dir = drupal.join("sites").join(&host);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
@@ -744,8 +787,8 @@ fn no_sites_code_reaches_another_clients_site_its_database_its_pool_or_fjord() {
             format!(
                 "<?php\n$databases = array (\n  'default' => \n  array (\n    'default' => \n    \
                  array (\n      'database' => '{db}',\n      'username' => '{db}',\n      \
-                 'password' => '{password}',\n      'host' => 'localhost',\n      'port' => '',\n      \
-                 'driver' => 'mysql',\n      'prefix' => '',\n    ),\n  ),\n);\n\
+                 'password' => '{password}',\n      'host' => '{db_host}',\n      'port' => '{port}',\n      \
+                 'driver' => '{driver}',\n      'prefix' => '',\n    ),\n  ),\n);\n\
                  $drupal_hash_salt = 'Yq3-7TtzmLJ8pW0Xc9bHkNdRfa2sVgEuQeLo1iZyMxA';\n"
             ),
         )

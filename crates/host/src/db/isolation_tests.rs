@@ -115,6 +115,19 @@ fn sites_whose_database_names_differ_only_where_a_wildcard_could_stand_reach_onl
             assert!(ctl.grants_are_exact(&a.name, &a.user).unwrap());
             assert!(a.sql(&b.name, "SELECT v FROM secrets").is_err());
         }
+        if kind == DbKind::Postgresql {
+            // A database made elsewhere (imported) lets every role connect, until a repair.
+            ctl.admin(&[format!(
+                "GRANT CONNECT ON DATABASE \"{}\" TO PUBLIC",
+                b.name
+            )])
+            .unwrap();
+            assert!(!ctl.grants_are_exact(&b.name, &b.user).unwrap());
+            assert!(a.sql(&b.name, "SELECT 1").is_ok(), "PUBLIC may connect");
+            ctl.repair(&b.name, &b.user, &b.password).unwrap();
+            assert!(ctl.grants_are_exact(&b.name, &b.user).unwrap());
+            assert!(a.sql(&b.name, "SELECT 1").is_err());
+        }
         assert_eq!(
             b.sql(&b.name, "SELECT v FROM secrets").unwrap().trim(),
             "b-only"

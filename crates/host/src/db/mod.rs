@@ -592,6 +592,7 @@ impl DbCtl {
             DbKind::Postgresql => vec![
                 format!("ALTER ROLE \"{user}\" LOGIN PASSWORD '{password}'"),
                 format!("ALTER DATABASE \"{name}\" OWNER TO \"{user}\""),
+                format!("REVOKE ALL ON DATABASE \"{name}\" FROM PUBLIC"),
             ],
         };
         self.admin(&statements)?;
@@ -637,13 +638,22 @@ impl DbCtl {
             .collect())
     }
 
-    /// Whether `user` is granted on exactly its database and nothing else (MariaDB).
+    /// Whether `user` is granted on exactly its database and nothing else (MariaDB), or
+    /// whether the site's database lets in its owner alone (PostgreSQL gives every role
+    /// `CONNECT` on a database it did not create with fjord, an imported one say).
     pub fn grants_are_exact(&self, name: &str, user: &str) -> Result<bool> {
         check_identifier(name)?;
-        if self.kind != DbKind::Mysql {
-            return Ok(true);
+        match self.kind {
+            DbKind::Mysql => Ok(self.database_grants(user)? == [name.replace('_', "\\_")]),
+            DbKind::Postgresql => Ok(self
+                .admin(&[format!(
+                    "SELECT count(*) FROM pg_database, \
+                     aclexplode(coalesce(datacl, acldefault('d', datdba))) AS acl \
+                     WHERE datname = '{name}' AND acl.grantee = 0"
+                )])?
+                .trim()
+                == "0"),
         }
-        Ok(self.database_grants(user)? == [name.replace('_', "\\_")])
     }
 
     /// Lets the site's user into a staging database of its own site for as long as `load`
