@@ -179,7 +179,18 @@ pub(crate) fn db_env(env: &Env, site: &str) -> std::collections::HashMap<String,
 
 /// Runs SQL as the site's own user, with the credentials fjord wrote.
 pub(crate) fn site_sql(env: &Env, site: &str, sql: &str) -> Result<String, String> {
+    site_sql_in(env, site, None, sql)
+}
+
+/// Runs SQL as the site's own user, in `database` (another site's, say) or else its own.
+pub(crate) fn site_sql_in(
+    env: &Env,
+    site: &str,
+    database: Option<&str>,
+    sql: &str,
+) -> Result<String, String> {
     let creds = db_env(env, site);
+    let database = database.unwrap_or(&creds["DB_NAME"]);
     let out = match creds["DB_ENGINE"].as_str() {
         "mysql" => Command::new("mariadb")
             .args([
@@ -188,7 +199,7 @@ pub(crate) fn site_sql(env: &Env, site: &str, sql: &str) -> Result<String, Strin
                 &format!("--user={}", creds["DB_USER"]),
                 "-N",
                 "-B",
-                &creds["DB_NAME"],
+                database,
                 "-e",
                 sql,
             ])
@@ -201,7 +212,7 @@ pub(crate) fn site_sql(env: &Env, site: &str, sql: &str) -> Result<String, Strin
                 "-U",
                 &creds["DB_USER"],
                 "-d",
-                &creds["DB_NAME"],
+                database,
                 "-XtAq",
                 "-c",
                 sql,

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::databases::{Cleanup, db_env, env_with_databases, site_sql, token};
+use crate::databases::{Cleanup, db_env, env_with_databases, site_sql, site_sql_in, token};
 use crate::harness::Env;
 
 /// The database clients fjord runs, each replaced on the PATH by a script that records its
@@ -81,51 +81,6 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Runs SQL with `site`'s credentials in another database, `database`.
-fn sql_in_other_database(
-    env: &Env,
-    site: &str,
-    database: &str,
-    sql: &str,
-) -> Result<String, String> {
-    let creds = db_env(env, site);
-    let out = match creds["DB_ENGINE"].as_str() {
-        "mysql" => Command::new("mariadb")
-            .args([
-                "--protocol=SOCKET",
-                &format!("--socket={}", creds["DB_SOCKET"]),
-                &format!("--user={}", creds["DB_USER"]),
-                "-N",
-                "-B",
-                database,
-                "-e",
-                sql,
-            ])
-            .env("MYSQL_PWD", &creds["DB_PASSWORD"])
-            .output(),
-        _ => Command::new("psql")
-            .args([
-                "-h",
-                &creds["DB_HOST"],
-                "-U",
-                &creds["DB_USER"],
-                "-d",
-                database,
-                "-XtAq",
-                "-c",
-                sql,
-            ])
-            .env("PGPASSWORD", &creds["DB_PASSWORD"])
-            .output(),
-    }
-    .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 /// Two clients' sites whose database names differ only where a `-` or `.` became `_` (which
 /// MariaDB reads as a wildcard in a grant): each reaches only its own database, on both
 /// servers, also after a grant made the old way is repaired by a verify. Through a whole life
@@ -189,7 +144,7 @@ fn look_alike_sites_reach_only_their_own_database_and_no_password_is_ever_in_a_c
                 "CREATE TABLE planted (x INT)",
                 "DROP TABLE secrets",
             ] {
-                let got = sql_in_other_database(&env, &a, &b_db, sql);
+                let got = site_sql_in(&env, &a, Some(&b_db), sql);
                 assert!(got.is_err(), "{engine} {why}: {sql}: {got:?}");
             }
         };
@@ -202,7 +157,7 @@ fn look_alike_sites_reach_only_their_own_database_and_no_password_is_ever_in_a_c
                 "GRANT ALL PRIVILEGES ON `{a_db}`.* TO '{user}'@'localhost'"
             ));
             assert!(
-                sql_in_other_database(&env, &a, &b_db, "SELECT v FROM secrets").is_ok(),
+                site_sql_in(&env, &a, Some(&b_db), "SELECT v FROM secrets").is_ok(),
                 "the old grant opened the look-alike"
             );
             let id = env.queue(&["site", "verify", &a]);
