@@ -190,7 +190,12 @@ pub(crate) fn site_sql_in(
     sql: &str,
 ) -> Result<String, String> {
     let creds = db_env(env, site);
-    let database = database.unwrap_or(&creds["DB_NAME"]);
+    // SQLite's credentials name a file, not a database.
+    let database = database
+        .or(creds.get("DB_NAME").map(String::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let database = database.as_str();
     let out = match creds["DB_ENGINE"].as_str() {
         "mysql" => Command::new("mariadb")
             .args([
