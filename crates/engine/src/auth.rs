@@ -204,6 +204,13 @@ impl Fjord {
         Ok(token)
     }
 
+    /// Makes a login link void before anyone used it.
+    pub(crate) fn forget_login_link(&self, token: &str) -> Result<()> {
+        self.store()
+            .take_login_link(&host::sha256_hex(token.as_bytes()))?;
+        Ok(())
+    }
+
     /// Opens a session with a one-time login link; the link is used up, whatever happens.
     pub fn login_with_link(&self, token: &str, address: &str) -> Result<NewSession> {
         let hash = host::sha256_hex(token.as_bytes());

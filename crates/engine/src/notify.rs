@@ -60,7 +60,15 @@ impl Fjord {
 
     /// Sends `mail`; logs on the task what happened.
     pub(crate) fn send(&self, settings: &MailSettings, mail: &Mail, log: &dyn Fn(&str)) {
-        let result = match settings {
+        match self.deliver(settings, mail) {
+            Ok(()) => log(&format!("mailed \"{}\" to {}", mail.subject, mail.to)),
+            Err(e) => log(&format!("{e}")),
+        }
+    }
+
+    /// Sends `mail` now.
+    pub(crate) fn deliver(&self, settings: &MailSettings, mail: &Mail) -> host::Result<()> {
+        match settings {
             MailSettings::Smtp {
                 host,
                 port,
@@ -86,10 +94,6 @@ impl Fjord {
                 &mail.subject,
                 &mail.body,
             ),
-        };
-        match result {
-            Ok(()) => log(&format!("mailed \"{}\" to {}", mail.subject, mail.to)),
-            Err(e) => log(&format!("{e}")),
         }
     }
 

@@ -97,6 +97,14 @@ pub enum Action {
     /// `*.local`: `Hostname::private_use`), which catches requests meant for the machine or
     /// its network.
     ClaimPrivateName,
+    /// Choose what root runs or reads on the host: a server's programs and paths beyond the
+    /// standard profile ([`crate::Server::beyond_standard_profile`]), an archive file to
+    /// restore, a directory to copy into a platform.
+    ChooseHostPaths,
+    /// Hold what signs in as another user: see their login link, set their password, change
+    /// the address their links are mailed to. Whoever manages a user without this right
+    /// only has its links mailed to the user's own address.
+    ActAsUsers,
 }
 
 /// The one table of permissions. A client user's rights are further held to its own client's
@@ -107,7 +115,13 @@ pub fn may(role: Role, action: Action) -> bool {
         Role::Administrator => true,
         Role::PlatformManager => !matches!(
             action,
-            ManageClients | ViewUsers | ManageUsers | ManageSettings | ClaimPrivateName
+            ManageClients
+                | ViewUsers
+                | ManageUsers
+                | ManageSettings
+                | ClaimPrivateName
+                | ChooseHostPaths
+                | ActAsUsers
         ),
         Role::AccountManager => matches!(
             action,
@@ -274,6 +288,8 @@ mod tests {
             ControlTasks,
             ManageSettings,
             ClaimPrivateName,
+            ChooseHostPaths,
+            ActAsUsers,
             SiteTask(TaskKind::SiteDelete),
             SiteTask(TaskKind::SiteBackup),
         ];
@@ -296,6 +312,11 @@ mod tests {
         assert!(!may(Role::Client, SiteTask(TaskKind::SiteDisable)));
         assert!(!may(Role::Client, ViewServers));
         assert!(!may(Role::Client, ManageUsers));
+        // Only an administrator runs programs of its choosing as root or signs in as others.
+        for role in [Role::PlatformManager, Role::AccountManager, Role::Client] {
+            assert!(!may(role, ChooseHostPaths), "{role}");
+            assert!(!may(role, ActAsUsers), "{role}");
+        }
     }
 
     #[test]

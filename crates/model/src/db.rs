@@ -68,17 +68,16 @@ pub struct DbService {
 }
 
 impl DbService {
-    /// Parses `ENGINE[:key=value,...]` with keys socket, host, port, user, password-file,
-    /// password-env.
-    /// Defaults: mysql through /run/mysqld/mysqld.sock as root; postgresql on
-    /// 127.0.0.1:5432 as postgres.
-    pub fn parse(input: &str) -> Result<DbService, Invalid> {
-        let (engine, rest) = input.split_once(':').unwrap_or((input, ""));
-        let engine = DbEngine::parse(engine)?;
-        let mut service = match engine {
+    /// What `ENGINE` alone stands for: Debian's MariaDB through its socket as root, PostgreSQL
+    /// on 127.0.0.1:5432 as postgres. Anything else is an administrator's choice
+    /// ([`crate::Server::beyond_standard_profile`]).
+    pub fn standard(engine: DbEngine) -> DbService {
+        match engine {
             DbEngine::Mysql => DbService {
                 engine,
-                socket: Some(AbsPath::parse("socket", "/run/mysqld/mysqld.sock")?),
+                socket: Some(
+                    AbsPath::parse("socket", "/run/mysqld/mysqld.sock").expect("an absolute path"),
+                ),
                 host: None,
                 port: None,
                 admin_user: Some("root".into()),
@@ -103,7 +102,17 @@ impl DbService {
                 password_file: None,
                 password_env: None,
             },
-        };
+        }
+    }
+
+    /// Parses `ENGINE[:key=value,...]` with keys socket, host, port, user, password-file,
+    /// password-env.
+    /// Defaults: mysql through /run/mysqld/mysqld.sock as root; postgresql on
+    /// 127.0.0.1:5432 as postgres.
+    pub fn parse(input: &str) -> Result<DbService, Invalid> {
+        let (engine, rest) = input.split_once(':').unwrap_or((input, ""));
+        let engine = DbEngine::parse(engine)?;
+        let mut service = DbService::standard(engine);
         for pair in rest.split(',').filter(|p| !p.is_empty()) {
             let fail = |rule: &str| {
                 Err(Invalid::new(

@@ -24,7 +24,8 @@ pub use mail::{EmailAddress, MailSettings};
 pub use name::Name;
 pub use objects::{
     Client, HttpService, NginxService, PhpFpmService, PhpVersion, Platform, PlatformKind,
-    ReloadMethod, Server, Site, SiteStatus, WebRoot, parse_listen,
+    ReloadMethod, STANDARD_NGINX_BINARY, STANDARD_NGINX_CONFIG, STANDARD_NGINX_INCLUDE_DIR, Server,
+    Site, SiteStatus, WebRoot, parse_listen,
 };
 pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};

@@ -18,7 +18,58 @@ pub struct Server {
     pub php: Vec<PhpFpmService>,
 }
 
+/// Debian's nginx: the programs and paths a server has unless an administrator chooses others.
+pub const STANDARD_NGINX_BINARY: &str = "/usr/sbin/nginx";
+pub const STANDARD_NGINX_CONFIG: &str = "/etc/nginx/nginx.conf";
+pub const STANDARD_NGINX_INCLUDE_DIR: &str = "/etc/nginx/conf.d";
+
 impl Server {
+    /// The choices of this server that differ from the standard profile (Debian's nginx
+    /// reloaded by signal, each database engine's and PHP version's defaults, files owned by
+    /// the sites' own users and given to nginx's default group), each as `field value`.
+    /// Every one of them names a program root runs, a file or socket root reads or writes,
+    /// or an account root hands files to: only an administrator chooses them.
+    pub fn beyond_standard_profile(&self) -> Vec<String> {
+        let mut odd = Vec::new();
+        let HttpService::Nginx(nginx) = &self.http;
+        for (field, value, standard) in [
+            ("nginx binary", &nginx.binary, STANDARD_NGINX_BINARY),
+            ("nginx config", &nginx.config, STANDARD_NGINX_CONFIG),
+            (
+                "nginx include dir",
+                &nginx.include_dir,
+                STANDARD_NGINX_INCLUDE_DIR,
+            ),
+        ] {
+            if value.as_str() != standard {
+                odd.push(format!("{field} {value}"));
+            }
+        }
+        if let Some(prefix) = &nginx.prefix {
+            odd.push(format!("nginx prefix {prefix}"));
+        }
+        if let ReloadMethod::Command(argv) = &nginx.reload {
+            odd.push(format!("reload command {}", argv.join(" ")));
+        }
+        if let Some(owner) = &nginx.files_owner {
+            odd.push(format!("files owner {owner}"));
+        }
+        if let Some(group) = &nginx.web_group {
+            odd.push(format!("web group {group}"));
+        }
+        for db in &self.db {
+            if *db != DbService::standard(db.engine) {
+                odd.push(format!("{} service options", db.engine));
+            }
+        }
+        for php in &self.php {
+            if PhpFpmService::standard(php.version.clone()).as_ref() != Ok(php) {
+                odd.push(format!("php-fpm {} paths", php.version));
+            }
+        }
+        odd
+    }
+
     pub fn db_service(&self, engine: DbEngine) -> Option<&DbService> {
         self.db.iter().find(|d| d.engine == engine)
     }
@@ -298,21 +349,27 @@ pub struct PhpFpmService {
 }
 
 impl PhpFpmService {
+    /// Debian's php-fpm of `version`: what a version alone stands for. Anything else is an
+    /// administrator's choice ([`Server::beyond_standard_profile`]).
+    pub fn standard(version: PhpVersion) -> Result<PhpFpmService, Invalid> {
+        let v = version.as_str();
+        let path = |field: &'static str, s: String| AbsPath::parse(field, &s);
+        Ok(PhpFpmService {
+            binary: path("php-fpm binary", format!("/usr/sbin/php-fpm{v}"))?,
+            config: path("php-fpm config", format!("/etc/php/{v}/fpm/php-fpm.conf"))?,
+            pool_dir: path("php-fpm pool dir", format!("/etc/php/{v}/fpm/pool.d"))?,
+            pid_file: path("php-fpm pid file", format!("/run/php/php{v}-fpm.pid"))?,
+            version,
+        })
+    }
+
     /// Parses `VERSION[:key=value,...]` with keys binary, config, pool-dir, pid. Defaults are
     /// Debian's paths for that version (`/usr/sbin/php-fpmV`, `/etc/php/V/fpm/...`,
     /// `/run/php/phpV-fpm.pid`).
     pub fn parse(input: &str) -> Result<PhpFpmService, Invalid> {
         let (version, rest) = input.split_once(':').unwrap_or((input, ""));
         let version = PhpVersion::parse(version)?;
-        let v = version.as_str();
-        let path = |field: &'static str, s: String| AbsPath::parse(field, &s);
-        let mut service = PhpFpmService {
-            binary: path("php-fpm binary", format!("/usr/sbin/php-fpm{v}"))?,
-            config: path("php-fpm config", format!("/etc/php/{v}/fpm/php-fpm.conf"))?,
-            pool_dir: path("php-fpm pool dir", format!("/etc/php/{v}/fpm/pool.d"))?,
-            pid_file: path("php-fpm pid file", format!("/run/php/php{v}-fpm.pid"))?,
-            version,
-        };
+        let mut service = PhpFpmService::standard(version)?;
         for pair in rest.split(',').filter(|p| !p.is_empty()) {
             let Some((key, value)) = pair.split_once('=') else {
                 return Err(Invalid::new(

@@ -9,13 +9,13 @@
 mod people;
 mod sites;
 
-use model::{Action, Actor, Platform, Server, SiteStatus, Target, Task, TaskStatus};
+use model::{Action, Actor, Platform, Server, SiteStatus, Target, Task, TaskArgs, TaskStatus};
 use store::{LogLine, TaskFilter};
 
 use crate::ops::{PlatformInput, Queued};
 use crate::{Error, Fjord, Result};
 
-pub use people::{ClientInput, UserInput};
+pub use people::{ClientInput, LinkDelivery, UserInput};
 pub use sites::MAX_SITE_PAGE;
 
 /// A use-case caller bound to who is acting.
@@ -135,9 +135,23 @@ impl Acting<'_> {
         self.fjord.server(name)
     }
 
-    /// Registers a server and queues its verify.
+    /// Registers a server and queues its verify. Its programs and paths are root's to run
+    /// and read, so beyond the standard profile only an administrator chooses them.
     pub fn add_server(&self, input: &crate::ops::ServerInput) -> Result<Queued> {
         self.require(Action::ManageServers)?;
+        if !self.may(Action::ChooseHostPaths) {
+            let odd = self.fjord.parse_server(input)?.beyond_standard_profile();
+            if !odd.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "{} ({}) adds servers with the standard programs and paths only; {} \
+                     {} an administrator's to choose",
+                    self.actor.name,
+                    self.actor.role.title().to_lowercase(),
+                    odd.join(", "),
+                    if odd.len() == 1 { "is" } else { "are" }
+                )));
+            }
+        }
         self.fjord.add_server(input, false)
     }
 
@@ -223,27 +237,97 @@ impl Acting<'_> {
         self.fjord.task_log(id, after_id)
     }
 
+    /// Re-queues a failed or cancelled task: only for whoever could queue it now, with its
+    /// arguments, as the actor.
     pub fn retry_task(&self, id: i64) -> Result<Task> {
         self.require(Action::ControlTasks)?;
         let task = self.task(id)?;
-        self.require_task_kind(&task)?;
+        self.require_could_queue(&task)?;
         self.fjord.retry_task(id)
     }
 
+    /// Cancels a queued task: held to the same rule as a retry, so that nobody undoes what
+    /// they could not have asked for (a client user and the operator's delete of its site).
     pub fn cancel_task(&self, id: i64) -> Result<Task> {
         self.require(Action::ControlTasks)?;
-        self.task(id)?;
+        let task = self.task(id)?;
+        self.require_could_queue(&task)?;
         self.fjord.cancel_task(id)
     }
 
-    /// Re-queueing a task runs its kind again: a client user may do that only for the kinds
-    /// it may queue.
-    fn require_task_kind(&self, task: &Task) -> Result<()> {
+    /// Whether the actor could queue `task` afresh, kind and arguments: the checks the doors
+    /// make when a task is queued, over the arguments stored with it.
+    fn require_could_queue(&self, task: &Task) -> Result<()> {
         match task.target {
-            Target::Site(_) => self.require(Action::SiteTask(task.kind)),
-            Target::Platform(_) => self.require(Action::ManagePlatforms),
-            Target::Server(_) => self.require(Action::ManageServers),
+            Target::Site(_) => self.require(Action::SiteTask(task.kind))?,
+            Target::Platform(_) => self.require(Action::ManagePlatforms)?,
+            Target::Server(_) => self.require(Action::ManageServers)?,
         }
+        match &task.args {
+            TaskArgs::None
+            | TaskArgs::SiteVerify { .. }
+            | TaskArgs::BackupDelete { .. }
+            | TaskArgs::LoginLink { .. }
+            | TaskArgs::MigrateAll { .. }
+            | TaskArgs::PlatformVerify { from: None } => Ok(()),
+            TaskArgs::Install(_) => self.require(Action::AddSite),
+            TaskArgs::PlatformVerify { from: Some(_) } => self.require(Action::ChooseHostPaths),
+            TaskArgs::Site { force } => self.require_unforced(*force),
+            TaskArgs::Backup { scheduled } => {
+                if *scheduled {
+                    self.require_staff("re-run or cancel a scheduled backup")?;
+                }
+                Ok(())
+            }
+            TaskArgs::Restore { own, .. } => {
+                if !own {
+                    self.require(Action::ChooseHostPaths)?;
+                }
+                Ok(())
+            }
+            TaskArgs::Clone { source, force } => {
+                self.require(Action::AddSite)?;
+                self.require_unforced(*force)?;
+                let source = self.fjord.store().site(*source)?;
+                self.site(source.name.as_str())?;
+                if let Target::Site(id) = task.target {
+                    let platform = self.fjord.store().site(id)?.platform_id;
+                    self.check_target_platform_id(platform)?;
+                }
+                Ok(())
+            }
+            TaskArgs::Migrate(m) => {
+                self.require_unforced(m.force)?;
+                self.check_target_platform_id(m.platform)?;
+                let renames = match task.target {
+                    Target::Site(id) => self.fjord.store().site(id)?.name != m.name,
+                    _ => false,
+                };
+                if m.db_server.is_some() || renames {
+                    self.require_staff("re-run or cancel a rename or a database move")?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Forcing a task past a check (missing packages, a site that is not disabled) is for the
+    /// operator's people, never a client user.
+    fn require_unforced(&self, force: bool) -> Result<()> {
+        if force {
+            self.require_staff("force a task past its checks")?;
+        }
+        Ok(())
+    }
+
+    fn require_staff(&self, what: &str) -> Result<()> {
+        if self.own_client().is_some() {
+            return Err(Error::Forbidden(format!(
+                "{} (client user) may not {what}",
+                self.actor.name
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -265,6 +349,15 @@ fn describe(action: Action) -> String {
         Action::ControlTasks => "re-queue or cancel tasks".into(),
         Action::ManageSettings => "change installation settings".into(),
         Action::ClaimPrivateName => "give a site a name that is not a public host name".into(),
+        Action::ChooseHostPaths => {
+            "choose programs and paths root runs or reads (server programs, archive files, \
+             directories to copy in)"
+                .into()
+        }
+        Action::ActAsUsers => {
+            "hold another user's login link or password, or change where their links are mailed"
+                .into()
+        }
     }
 }
 

@@ -1,6 +1,11 @@
 //! Clients, users and API tokens. An account manager manages clients and their users; only an
 //! administrator makes or changes administrators, platform and account managers. Everyone may
 //! change their own password and manage their own tokens.
+//!
+//! Whoever holds a user's login link or password signs in as that user, so only an
+//! administrator ever sees another user's link or sets their password
+//! (`Action::ActAsUsers`). An account manager's users get their links by mail, at the address
+//! they were created with, which only an administrator changes afterwards.
 
 use model::{Action, EmailAddress, Name, Role, User};
 use store::{ApiToken, ClientSummary, NewUser, UserUpdate};
@@ -16,6 +21,17 @@ pub struct ClientInput {
     pub site_quota: Option<u32>,
     /// Names of the platforms its users may put sites on.
     pub platforms: Vec<String>,
+}
+
+/// How a login link reached its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkDelivery {
+    /// The link's address, for the asker to pass on: an administrator, or the user itself.
+    Shown(String),
+    /// Mailed to the user's own address; the asker never sees it.
+    Mailed(EmailAddress),
+    /// No link was made, and why.
+    Withheld(String),
 }
 
 #[derive(Debug, Clone)]
@@ -144,8 +160,18 @@ impl Acting<'_> {
                     .into(),
             ));
         }
+        let email = parse_email(input.email.as_deref())?;
+        if email != user.email && !self.may(Action::ActAsUsers) {
+            return Err(Error::Forbidden(format!(
+                "{} ({}) may not change the email address of user {}: their login links are \
+                 mailed there; an administrator changes it",
+                self.actor.name,
+                self.actor.role.title().to_lowercase(),
+                user.name
+            )));
+        }
         let update = UserUpdate {
-            email: parse_email(input.email.as_deref())?,
+            email,
             role,
             client_id: self.client_id(role, input.client.as_deref())?,
             disabled,
@@ -178,8 +204,9 @@ impl Acting<'_> {
                 self.fjord
                     .check_own_password(user.id, current.unwrap_or_default())?;
             }
-        } else if self.actor.user_id.is_some() {
+        } else {
             self.require_role_power(user.role)?;
+            self.require(Action::ActAsUsers)?;
         }
         let hash = crate::auth::hash_password(new_password)?;
         self.fjord.store().set_password_hash(user.id, &hash)?;
@@ -189,14 +216,50 @@ impl Acting<'_> {
         Ok(())
     }
 
-    /// A one-time login link's secret for a user (the operator's `fjord user link`, or an
-    /// administrator's "send a login link").
-    pub fn user_login_link(&self, name: &str) -> Result<String> {
+    /// Makes a one-time login link for a user and gets it to them: shown to the user itself
+    /// or an administrator; for anyone else who manages the user, mailed to the user's own
+    /// address and never shown (without an address or mail set up, no link is made).
+    pub fn send_login_link(&self, name: &str) -> Result<LinkDelivery> {
         let user = self.user(name)?;
-        if self.actor.user_id != Some(user.id) {
+        let own = self.actor.user_id == Some(user.id);
+        if !own {
             self.require_role_power(user.role)?;
         }
-        self.fjord.make_login_link(&user)
+        if own || self.may(Action::ActAsUsers) {
+            let token = self.fjord.make_login_link(&user)?;
+            return Ok(LinkDelivery::Shown(self.fjord.login_link_url(&token)?));
+        }
+        let withheld = |why: String| {
+            Ok(LinkDelivery::Withheld(format!(
+                "no login link was made for {}: {why}; an administrator can make one",
+                user.name
+            )))
+        };
+        let Some(to) = user.email.clone() else {
+            return withheld("they have no email address to mail it to".into());
+        };
+        let Some(settings) = self.fjord.mail_settings()? else {
+            return withheld("fjord has no mail set up".into());
+        };
+        let token = self.fjord.make_login_link(&user)?;
+        let mail = crate::notify::Mail {
+            to: to.clone(),
+            subject: "fjord: your login link".into(),
+            body: format!(
+                "{} made you a login link for fjord, the hosting panel. It signs you in once, \
+                 within a day; then set your password:\n\n{}\n",
+                self.actor.name,
+                self.fjord.login_link_url(&token)?
+            ),
+        };
+        match self.fjord.deliver(&settings, &mail) {
+            Ok(()) => Ok(LinkDelivery::Mailed(to)),
+            Err(e) => {
+                // The link reached nobody: it must not stay valid.
+                self.fjord.forget_login_link(&token)?;
+                withheld(format!("mailing it failed ({e})"))
+            }
+        }
     }
 
     /// Whether the acting user has a password yet (one who signed in with a login link may

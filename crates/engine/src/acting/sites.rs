@@ -50,6 +50,15 @@ impl Acting<'_> {
         Ok(())
     }
 
+    /// A platform, by id, a client user may put a site on (for others, any).
+    pub(super) fn check_target_platform_id(&self, platform: i64) -> Result<()> {
+        if self.own_client().is_some() {
+            let platform = self.fjord.store().platform(platform)?;
+            self.platform(platform.name.as_str())?;
+        }
+        Ok(())
+    }
+
     pub fn add_site(&self, input: &SiteInput) -> Result<Queued> {
         self.require(Action::AddSite)?;
         if input.allow_private_names {
@@ -70,8 +79,32 @@ impl Acting<'_> {
                 )));
             }
             input.client = Some(own.name.to_string());
+        } else {
+            // A client user's sites are its client's whatever it names (above), so only
+            // other roles can make a client by naming it.
+            self.require_client_exists(input.client.as_deref())?;
         }
         self.fjord.add_site(&input, false)
+    }
+
+    /// Naming a client that does not exist would add it: only those who manage clients may.
+    fn require_client_exists(&self, client: Option<&str>) -> Result<()> {
+        let Some(client) = client.filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
+        if self.may(Action::ManageClients) {
+            return Ok(());
+        }
+        match self.fjord.store().client_by_name(client) {
+            Err(store::StoreError::NotFound(_)) => Err(Error::Forbidden(format!(
+                "there is no client named {client:?}, and {} ({}) may not add clients: an \
+                 administrator or account manager adds it first",
+                self.actor.name,
+                self.actor.role.title().to_lowercase()
+            ))),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
     }
 
     pub fn edit_site(&self, name: &str, edit: &SiteEdit) -> Result<Queued> {
@@ -114,11 +147,7 @@ impl Acting<'_> {
     pub fn migrate_site(&self, name: &str, platform: &str, force: bool) -> Result<Queued> {
         self.site_for(name, Action::SiteTask(TaskKind::SiteMigrate))?;
         self.check_target_platform(platform)?;
-        if force && self.own_client().is_some() {
-            return Err(Error::Forbidden(
-                "only a platform manager may force a migrate past missing packages".into(),
-            ));
-        }
+        self.require_unforced(force)?;
         self.fjord
             .migrate_site(name, Some(platform), None, None, force, false)
     }

@@ -35,15 +35,14 @@ impl Fjord {
             }
             (_, Some(file)) => AbsPath::parse("backup file", file)?.to_string(),
             (Some(id), None) => {
-                let backup = self.store().backup(id)?;
-                if backup.site_id != site.id {
-                    // Which site it is of is not said: the asker may not be allowed to know.
-                    return Err(Error::Refused(format!(
-                        "backup {id} is not one of site {}'s backups",
-                        site.name
-                    )));
+                // Another site's backup answers exactly as one that does not exist: whether
+                // an id is taken, and by whom, is not the asker's to learn.
+                let not_found = || Error::NotFound(format!("backup {id} of site {}", site.name));
+                match self.store().backup(id) {
+                    Ok(backup) if backup.site_id == site.id => backup.path,
+                    Ok(_) | Err(store::StoreError::NotFound(_)) => return Err(not_found()),
+                    Err(e) => return Err(e.into()),
                 }
-                backup.path
             }
             (None, None) => {
                 self.store()

@@ -11,7 +11,8 @@ use crate::scripts::TaskObjects;
 use crate::{Error, Fjord, Result};
 
 impl Fjord {
-    pub fn add_server(&self, input: &ServerInput, dry_run: bool) -> Result<Queued> {
+    /// The server `input` describes, checked field by field (not yet registered: id 0).
+    pub fn parse_server(&self, input: &ServerInput) -> Result<Server> {
         let name = Name::parse("server name", &input.name)?;
         let nginx = NginxService {
             binary: AbsPath::parse("nginx binary", &input.nginx_binary)?,
@@ -42,32 +43,30 @@ impl Fjord {
         let db = one_per(&input.db, "database service", DbService::parse, |d| {
             format!("{} service", d.engine)
         })?;
-        if self.store().server_by_name(name.as_str()).is_ok() {
+        Ok(Server {
+            id: 0,
+            name,
+            http,
+            db,
+            php,
+        })
+    }
+
+    pub fn add_server(&self, input: &ServerInput, dry_run: bool) -> Result<Queued> {
+        let server = self.parse_server(input)?;
+        if self.store().server_by_name(server.name.as_str()).is_ok() {
             return Err(Error::Conflict(format!(
-                "a server named {name} already exists"
+                "a server named {} already exists",
+                server.name
             )));
         }
         if dry_run {
-            let server = Server {
-                id: 0,
-                name,
-                http,
-                db,
-                php,
-            };
             return self.plan(
                 TaskKind::ServerVerify,
                 TaskObjects::server(server),
                 &TaskArgs::None,
             );
         }
-        let server = Server {
-            id: 0,
-            name,
-            http,
-            db,
-            php,
-        };
         let (_, task) = self
             .store()
             .insert_server(&server, Some(NewTask::new(TaskKind::ServerVerify)))?;

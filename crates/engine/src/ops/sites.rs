@@ -155,9 +155,9 @@ impl Fjord {
 
     pub(super) fn check_host_free(&self, host: &Hostname, except_site: Option<i64>) -> Result<()> {
         match self.store().site_by_host(host.as_str()) {
+            // Whose it is stays unsaid: it may be another client's site or alias.
             Ok(owner) if Some(owner.id) != except_site => Err(Error::Conflict(format!(
-                "host name {host} already belongs to site {}",
-                owner.name
+                "host name {host} is taken: it is already a site's name or alias"
             ))),
             Ok(_) | Err(store::StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use engine::acting::{ClientInput, UserInput};
+use engine::acting::{ClientInput, LinkDelivery, UserInput};
 use engine::model::Actor;
 use engine::{Error, Fjord};
 use serde_json::json;
@@ -116,6 +116,14 @@ fn read_password() -> Result<String, Error> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
+fn print_delivery(delivery: LinkDelivery, before_link: &str) {
+    match delivery {
+        LinkDelivery::Shown(link) => outln!("{before_link}{link}"),
+        LinkDelivery::Mailed(to) => outln!("the login link was mailed to {to}"),
+        LinkDelivery::Withheld(why) => outln!("{why}"),
+    }
+}
+
 pub fn user(fjord: &Fjord, cmd: UserCmd) -> Result<ExitCode, Error> {
     let acting = fjord.acting(Actor::operator());
     match cmd {
@@ -137,8 +145,10 @@ pub fn user(fjord: &Fjord, cmd: UserCmd) -> Result<ExitCode, Error> {
             })?;
             outln!("added user {} ({})", user.name, user.role);
             if !has_password {
-                let link = fjord.login_link_url(&acting.user_login_link(user.name.as_str())?)?;
-                outln!("sign in once with {link}");
+                print_delivery(
+                    acting.send_login_link(user.name.as_str())?,
+                    "sign in once with ",
+                );
             }
         }
         UserCmd::List(o) => {
@@ -220,8 +230,7 @@ pub fn user(fjord: &Fjord, cmd: UserCmd) -> Result<ExitCode, Error> {
             outln!("the password of {name} is set; its sessions have ended");
         }
         UserCmd::Link { name } => {
-            let token = acting.user_login_link(&name)?;
-            outln!("{}", fjord.login_link_url(&token)?);
+            print_delivery(acting.send_login_link(&name)?, "");
         }
         UserCmd::Remove { name } => {
             acting.delete_user(&name)?;

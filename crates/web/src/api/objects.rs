@@ -157,14 +157,14 @@ pub async fn add_server(
         name: body.name,
         nginx_binary: body
             .nginx_binary
-            .unwrap_or_else(|| "/usr/sbin/nginx".into()),
+            .unwrap_or_else(|| model::STANDARD_NGINX_BINARY.into()),
         nginx_config: body
             .nginx_config
-            .unwrap_or_else(|| "/etc/nginx/nginx.conf".into()),
+            .unwrap_or_else(|| model::STANDARD_NGINX_CONFIG.into()),
         nginx_prefix: body.nginx_prefix,
         include_dir: body
             .include_dir
-            .unwrap_or_else(|| "/etc/nginx/conf.d".into()),
+            .unwrap_or_else(|| model::STANDARD_NGINX_INCLUDE_DIR.into()),
         listen: body.listen.unwrap_or_else(|| "0.0.0.0:80".into()),
         reload: body.reload.unwrap_or_else(|| "signal".into()),
         files_owner: None,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use engine::acting::{ClientInput, UserInput};
+use engine::acting::{ClientInput, LinkDelivery, UserInput};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiResult, Body, Refusals, Segments};
@@ -174,11 +174,17 @@ pub struct UserBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NewUserView {
     pub user: UserView,
-    /// Signs the user in once, within a day, to set a password.
-    pub login_link: String,
+    /// Signs the user in once, within a day, to set a password: only in an administrator's
+    /// answer. Anyone else's new user gets it by mail.
+    pub login_link: Option<String>,
+    /// Where the login link was mailed, if it was.
+    pub login_link_mailed_to: Option<String>,
+    /// Why no login link was made, if none was.
+    pub login_link_withheld: Option<String>,
 }
 
-/// Adds a user; it signs in first with the login link in the answer.
+/// Adds a user; it signs in first with a login link: in an administrator's answer, else mailed to
+/// the user's address.
 #[utoipa::path(post, path = "/users", tag = "users", request_body = UserBody,
     responses((status = 201, body = NewUserView), Refusals))]
 pub async fn add_user(
@@ -197,11 +203,19 @@ pub async fn add_user(
         .run(move |f| {
             let a = f.acting(actor);
             let user = a.add_user(&input)?;
-            let token = a.user_login_link(user.name.as_str())?;
+            let delivery = a.send_login_link(user.name.as_str())?;
             let names = Names::load(&a, user.client_id)?;
+            let (mut shown, mut mailed, mut withheld) = (None, None, None);
+            match delivery {
+                LinkDelivery::Shown(url) => shown = Some(url),
+                LinkDelivery::Mailed(to) => mailed = Some(to.to_string()),
+                LinkDelivery::Withheld(why) => withheld = Some(why),
+            }
             Ok(NewUserView {
                 user: UserView::new(&names, &user),
-                login_link: f.login_link_url(&token)?,
+                login_link: shown,
+                login_link_mailed_to: mailed,
+                login_link_withheld: withheld,
             })
         })
         .await?;

@@ -121,10 +121,10 @@ impl Default for ServerForm {
     fn default() -> ServerForm {
         ServerForm {
             name: String::new(),
-            nginx_binary: "/usr/sbin/nginx".into(),
-            nginx_config: "/etc/nginx/nginx.conf".into(),
+            nginx_binary: model::STANDARD_NGINX_BINARY.into(),
+            nginx_config: model::STANDARD_NGINX_CONFIG.into(),
             nginx_prefix: String::new(),
-            include_dir: "/etc/nginx/conf.d".into(),
+            include_dir: model::STANDARD_NGINX_INCLUDE_DIR.into(),
             listen: "0.0.0.0:80".into(),
             reload: "signal".into(),
             web_group: String::new(),

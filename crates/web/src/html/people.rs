@@ -4,7 +4,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use engine::acting::{ClientInput, UserInput};
+use engine::acting::{ClientInput, LinkDelivery, UserInput};
 use model::{Action, Role};
 use serde::Deserialize;
 
@@ -247,8 +247,10 @@ struct UserFormPage {
     roles: Vec<(&'static str, &'static str)>,
     clients: Vec<String>,
     errors: FormErrors,
-    /// A login link just made for the user.
+    /// A login link just made for the user, shown to an administrator.
     link: Option<String>,
+    /// Where a login link went instead, or why none was made.
+    link_note: Option<String>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -271,7 +273,7 @@ async fn user_form(
     existing: Option<String>,
     form: Option<UserForm>,
     errors: FormErrors,
-    link: Option<String>,
+    delivery: Option<LinkDelivery>,
 ) -> PageResult {
     let actor = viewer.actor();
     let name = existing.clone();
@@ -316,7 +318,17 @@ async fn user_form(
             roles: Role::ALL.iter().map(|r| (r.as_str(), r.title())).collect(),
             clients,
             errors,
-            link,
+            link: match &delivery {
+                Some(LinkDelivery::Shown(url)) => Some(url.clone()),
+                _ => None,
+            },
+            link_note: match delivery {
+                Some(LinkDelivery::Mailed(to)) => Some(format!(
+                    "A login link was mailed to {to}; it works once, for a day."
+                )),
+                Some(LinkDelivery::Withheld(why)) => Some(why),
+                _ => None,
+            },
         },
     )
 }
@@ -359,8 +371,8 @@ async fn create_user(State(state): State<AppState>, posted: Posted<UserForm>) ->
         .run(move |f| {
             let a = f.acting(actor);
             let user = a.add_user(&input)?;
-            let token = a.user_login_link(user.name.as_str())?;
-            Ok((user, f.login_link_url(&token)?))
+            let delivery = a.send_login_link(user.name.as_str())?;
+            Ok((user, delivery))
         })
         .await;
     match result {
@@ -429,10 +441,7 @@ async fn user_link(
     let actor = viewer.actor();
     let target = name.clone();
     let link = state
-        .run(move |f| {
-            let token = f.acting(actor).user_login_link(&target)?;
-            f.login_link_url(&token)
-        })
+        .run(move |f| f.acting(actor).send_login_link(&target))
         .await?;
     user_form(
         &state,

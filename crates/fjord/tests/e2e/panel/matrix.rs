@@ -56,7 +56,9 @@ const SITE_TASK_OWN: [Expect; 4] = [Allow, Allow, Deny, Allow];
 const ALL_BUT_ACCOUNTS: [Expect; 4] = [Allow, Allow, Deny, Allow];
 
 fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &str) -> Vec<Case> {
-    let mut c = vec![
+    // First, while the victim user is still there.
+    let mut c = grant_cases(own, victim);
+    c.extend([
         html("GET", "/".into(), "", ALL),
         html("GET", "/sites".into(), "", ALL),
         html("GET", format!("/sites/{own}"), "", ALL),
@@ -268,16 +270,80 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
         ),
         json("DELETE", format!("/api/v1/users/{victim}"), "", ACCOUNTS),
         json("GET", "/api/v1/tokens".into(), "", ALL),
-    ];
-    // Guessing ids: the other client's backup through the own site.
+    ]);
+    // Guessing ids: the other client's backup through the own site answers as a missing one
+    // (404) to every role, and the account manager may not restore at all.
     c.push(html(
         "POST",
         format!("/sites/{own}/restore"),
         &format!("backup={other_backup}"),
-        // Permitted, but refused by the state: the backup is not the site's (409).
-        SITE_TASK_OWN,
+        [Deny, Deny, Deny, Deny],
     ));
     c
+}
+
+/// Impersonation through users and login links, server programs and client creation: the
+/// paths by which a role could reach past its grant.
+fn grant_cases(own: &str, victim: &str) -> Vec<Case> {
+    let new_user = format!("new-{victim}");
+    vec![
+        // A login link: an administrator is shown it; an account manager's goes to the user
+        // (none here: no mail is set up), and no answer but an administrator's holds one.
+        html("POST", format!("/users/{victim}/link"), "", ACCOUNTS),
+        html(
+            "POST",
+            "/users".into(),
+            &format!("name={new_user}&role=client&client=beta&email=someone%40example.org"),
+            ACCOUNTS,
+        ),
+        json(
+            "POST",
+            "/api/v1/users".into(),
+            &format!(r#"{{"name":"{new_user}-api","role":"client","client":"beta"}}"#),
+            ACCOUNTS,
+        ),
+        // Where a user's links are mailed is an administrator's to change.
+        html(
+            "POST",
+            format!("/users/{victim}"),
+            "role=client&client=beta&email=attacker%40example.org",
+            ADMIN_ONLY,
+        ),
+        // Programs and paths root runs: an administrator's (theirs fail to verify here,
+        // harmlessly: nothing they name exists).
+        html(
+            "POST",
+            "/servers".into(),
+            &format!(
+                "name=odd-html-{victim}&nginx_binary=/nonexistent/nginx&nginx_config=/nonexistent/\
+                 nginx.conf&include_dir=/nonexistent/conf.d&listen=127.0.0.1:9&reload=signal"
+            ),
+            ADMIN_ONLY,
+        ),
+        json(
+            "POST",
+            "/api/v1/servers".into(),
+            &format!(
+                r#"{{"name":"odd-api-{victim}","nginx_binary":"/nonexistent/nginx","nginx_config":"/nonexistent/nginx.conf","include_dir":"/nonexistent/conf.d","listen":"127.0.0.1:9","reload":"/nonexistent/reload now"}}"#
+            ),
+            ADMIN_ONLY,
+        ),
+        // A client that does not exist is made only by those who manage clients.
+        html(
+            "POST",
+            "/sites".into(),
+            &format!("name=site-{victim}.{own}&platform=p1&client=new-client-{victim}"),
+            ADMIN_ONLY,
+        ),
+        json(
+            "POST",
+            "/api/v1/sites".into(),
+            &format!(
+                r#"{{"name":"api-{victim}.{own}","platform":"p1","client":"new-api-client-{victim}"}}"#
+            ),
+            ADMIN_ONLY,
+        ),
+    ]
 }
 
 fn send(panel: &Panel, b: &mut Browser, token: &str, case: &Case) -> Response {
@@ -400,6 +466,9 @@ fn every_route_and_endpoint_holds_each_role_to_its_rights() {
                 }
                 _ => {}
             }
+            if *user != "root" && r.body.contains("/login/link/") {
+                failures.push(format!("{what} showed a login link"));
+            }
         }
         // The lists a client user sees hold only its own.
         if *user == "ann" {
@@ -429,6 +498,17 @@ fn every_route_and_endpoint_holds_each_role_to_its_rights() {
             }
         }
     }
+    // Only the administrator's new clients exist.
+    let clients = env.json(&["client", "list"]).to_string();
+    for user in ["pm", "am", "ann"] {
+        if clients.contains(&format!("client-victim-{user}\"")) {
+            failures.push(format!("{user} made a client by naming it"));
+        }
+    }
+    assert!(
+        clients.contains("new-client-victim-root"),
+        "the administrator's site made its client: {clients}"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // Nobody signed in: every page asks to sign in, every endpoint answers 401.
@@ -465,4 +545,157 @@ fn other_backup_marker(id: i64) -> String {
 fn excerpt(body: &str) -> String {
     let text: String = body.chars().take(300).collect();
     text.replace('\n', " ")
+}
+
+/// The newest task's id and status.
+fn newest_task(env: &Env) -> i64 {
+    env.json(&["task", "list"])[0]["id"].as_i64().unwrap()
+}
+
+fn task_status(env: &Env, id: i64) -> String {
+    env.json(&["task", "show", &id.to_string()])["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Cancel and retry of the operator's tasks, and the answers about another client's backups
+/// and names, through the panel and the API, with no dispatcher to take the queued tasks.
+#[test]
+fn others_tasks_backups_and_names_answer_by_the_grant_through_every_door() {
+    let env = Env::new();
+    env.add_platform("p2");
+    let t = token();
+    let own = format!("a-{t}.example");
+    let other = format!("b-{t}.example");
+    let their_alias = format!("shop-{t}.example");
+    env.ok(&["client", "add", "alpha", "--platform", "p1"]);
+    env.ok(&["client", "add", "beta", "--platform", "p1"]);
+    // No dispatcher runs beside the panel below: the setup's tasks are run here.
+    for (site, client, alias) in [(&own, "alpha", None), (&other, "beta", Some(&their_alias))] {
+        let mut args = vec!["site", "add", site, "--platform", "p1", "--client", client];
+        if let Some(alias) = alias {
+            args.extend(["--alias", alias.as_str()]);
+        }
+        env.ok(&args);
+    }
+    env.dispatch_until_idle(&[]);
+    for site in [&own, &other] {
+        env.ok(&["site", "backup", site]);
+    }
+    env.dispatch_until_idle(&[]);
+    let other_backup = env.json(&["site", "backups", &other])[0]["id"]
+        .as_i64()
+        .unwrap();
+    let own_archive = env.json(&["site", "backups", &own])[0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let password = "a long test password";
+    add_user(&env, "ann", "client", Some("alpha"), password);
+    add_user(&env, "pm", "platform-manager", None, password);
+    let panel = Panel::start_with(&env, &[], &["--no-dispatcher"]);
+
+    // The operator's tasks on ann's site: a delete, a forced migrate, a restore of a file.
+    env.ok(&["site", "delete", &own, "--force"]);
+    let delete = newest_task(&env);
+    env.ok(&["site", "migrate", &own, "--platform", "p2", "--force"]);
+    let forced = newest_task(&env);
+    env.ok(&["site", "restore", &own, "--file", &own_archive]);
+    let from_file = newest_task(&env);
+
+    let mut ann = sign_in(&panel, "ann", password);
+    let ann_token = api_token(&mut ann);
+    let mut pm = sign_in(&panel, "pm", password);
+    let pm_token = api_token(&mut pm);
+    let mut failures = Vec::new();
+    let mut expect_refused = |what: String, r: Response| {
+        if !matches!(r.status, 403 | 404) {
+            failures.push(format!("{what} → {}: {}", r.status, excerpt(&r.body)));
+        }
+    };
+    for id in [delete, forced, from_file] {
+        let path = format!("/api/v1/tasks/{id}/cancel");
+        expect_refused(
+            format!("ann: api cancel {id}"),
+            api(&panel, &ann_token, "POST", &path, None),
+        );
+        let r = super::post_form(&mut ann, &format!("/tasks/{id}/cancel"), &[]);
+        expect_refused(format!("ann: html cancel {id}"), r);
+        assert_eq!(task_status(&env, id), "queued", "task {id}");
+    }
+    for id in [forced, from_file] {
+        env.ok(&["task", "cancel", &id.to_string()]);
+        let path = format!("/api/v1/tasks/{id}/retry");
+        expect_refused(
+            format!("ann: api retry {id}"),
+            api(&panel, &ann_token, "POST", &path, None),
+        );
+        let r = super::post_form(&mut ann, &format!("/tasks/{id}/retry"), &[]);
+        expect_refused(format!("ann: html retry {id}"), r);
+        assert_eq!(task_status(&env, id), "cancelled", "task {id}");
+    }
+    // A file root reads is the administrator's to name, on a retry too.
+    let path = format!("/api/v1/tasks/{from_file}/retry");
+    expect_refused(
+        "pm: api retry of a restore from a file".into(),
+        api(&panel, &pm_token, "POST", &path, None),
+    );
+    assert_eq!(task_status(&env, from_file), "cancelled");
+
+    // Another client's backup answers as a missing one, word for word but the id.
+    let restore = |backup: i64| {
+        let body = format!(r#"{{"backup":{backup}}}"#);
+        let path = format!("/api/v1/sites/{own}/restore");
+        let r = api(&panel, &ann_token, "POST", &path, Some(&body));
+        (r.status, r.body.replace(&backup.to_string(), "ID"))
+    };
+    let theirs = restore(other_backup);
+    assert_eq!(theirs.0, 404, "{}", theirs.1);
+    assert_eq!(theirs, restore(other_backup + 100_000));
+    let r = super::post_form(
+        &mut ann,
+        &format!("/sites/{own}/restore"),
+        &[("backup", &other_backup.to_string())],
+    );
+    assert_eq!(r.status, 404, "{}", excerpt(&r.body));
+
+    // Another client's name or alias is taken, without saying whose.
+    let mut named = Vec::new();
+    for (path, body) in [
+        (
+            "/api/v1/sites".to_string(),
+            format!(r#"{{"name":"{their_alias}","platform":"p1"}}"#),
+        ),
+        (
+            format!("/api/v1/sites/{own}/names"),
+            format!(r#"{{"aliases":["{their_alias}"]}}"#),
+        ),
+        (
+            format!("/api/v1/sites/{own}/clone"),
+            format!(r#"{{"new_name":"{their_alias}","platform":"p1"}}"#),
+        ),
+    ] {
+        let r = api(&panel, &ann_token, "POST", &path, Some(&body));
+        if r.status != 409 || r.body.contains(&other) || !r.body.contains("taken") {
+            named.push(format!("{path} → {}: {}", r.status, excerpt(&r.body)));
+        }
+    }
+    assert!(named.is_empty(), "{}", named.join("\n"));
+
+    // What ann could queue herself she may cancel.
+    let r = api(
+        &panel,
+        &ann_token,
+        "POST",
+        &format!("/api/v1/sites/{own}/tasks"),
+        Some(r#"{"task":"verify"}"#),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let hers = newest_task(&env);
+    let path = format!("/api/v1/tasks/{hers}/cancel");
+    let r = api(&panel, &ann_token, "POST", &path, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(task_status(&env, hers), "cancelled");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
