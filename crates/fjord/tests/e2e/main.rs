@@ -25,6 +25,7 @@ mod moves;
 mod panel;
 mod php_rollback;
 mod php_sites;
+mod private_db;
 mod rollback;
 mod site_limits;
 mod smtp;
