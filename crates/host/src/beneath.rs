@@ -57,21 +57,25 @@ impl Root {
         self.set_dir_mode(rel, mode)
     }
 
+    /// `rel` opened beneath the root with `flags` (the root itself, again, if `rel` is empty).
+    fn open_beneath(
+        &self,
+        rel: &Path,
+        flags: OFlags,
+    ) -> std::result::Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+        if rel.as_os_str().is_empty() {
+            rustix::io::dup(&self.fd)
+        } else {
+            rustix::fs::openat2(&self.fd, rel, flags, Mode::empty(), RESOLVE)
+        }
+    }
+
     /// Gives the directory `rel` (the root itself if empty) `mode`.
     pub fn set_dir_mode(&self, rel: &Path, mode: u32) -> Result<()> {
         let full = self.path.join(rel);
-        let dir = if rel.as_os_str().is_empty() {
-            rustix::io::dup(&self.fd).map_err(|e| error(&full, e))?
-        } else {
-            rustix::fs::openat2(
-                &self.fd,
-                rel,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                RESOLVE,
-            )
-            .map_err(|e| error(&full, e))?
-        };
+        let dir = self
+            .open_beneath(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC)
+            .map_err(|e| error(&full, e))?;
         rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode)).map_err(|e| error(&full, e))
     }
 
@@ -114,17 +118,10 @@ impl Root {
         inode: Option<(u64, u64)>,
     ) -> Result<bool> {
         let full = self.path.join(rel);
-        let fd = if rel.as_os_str().is_empty() {
-            rustix::io::dup(&self.fd)
-        } else {
-            rustix::fs::openat2(
-                &self.fd,
-                rel,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                Mode::empty(),
-                RESOLVE,
-            )
-        };
+        let fd = self.open_beneath(
+            rel,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        );
         let fd = match fd {
             Ok(fd) => fd,
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOENT) => return Ok(false),
@@ -297,17 +294,10 @@ impl Root {
     pub fn list(&self, rel: &Path) -> Result<Vec<(std::ffi::OsString, rustix::fs::FileType)>> {
         use std::os::unix::ffi::OsStrExt;
         let full = self.path.join(rel);
-        let fd = if rel.as_os_str().is_empty() {
-            rustix::io::dup(&self.fd)
-        } else {
-            rustix::fs::openat2(
-                &self.fd,
-                rel,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-                RESOLVE,
-            )
-        };
+        let fd = self.open_beneath(
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        );
         let fd = match fd {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
