@@ -359,6 +359,21 @@ impl Root {
             .map_err(|e| error(&self.path.join(to), e))
     }
 
+    /// Exchanges `a` and `b` in one atomic step (`renameat2(RENAME_EXCHANGE)`), both beneath
+    /// the root: whoever looks sees both names at every moment.
+    pub fn exchange(&self, a: &Path, b: &Path) -> Result<()> {
+        let (a_parent, a_name) = self.parent(a)?;
+        let (b_parent, b_name) = self.parent(b)?;
+        rustix::fs::renameat_with(
+            &a_parent,
+            a_name,
+            &b_parent,
+            b_name,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| error(&self.path.join(a), e))
+    }
+
     /// Removes `rel` (a file, a link, or a directory with everything in it); nothing if it is
     /// gone. Links are removed, never followed.
     pub fn remove(&self, rel: &Path) -> Result<()> {

@@ -89,6 +89,15 @@ pub enum Undo {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         beneath: Option<PathBuf>,
     },
+    /// Exchange a tree and its replacement back (one atomic exchange), if the exchange was
+    /// made: the target then is the replacement's tree, known by its device and inode.
+    ExchangeBack {
+        target: PathBuf,
+        replacement: PathBuf,
+        staged: (u64, u64),
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beneath: Option<PathBuf>,
+    },
     /// Put a replaced database back from the dump taken before it was replaced.
     ReplaceDatabaseBack {
         db: DbCtl,
@@ -237,6 +246,7 @@ impl Undo {
             | Undo::RecreateUser { .. }
             | Undo::RestoreDatabase { .. }
             | Undo::SwapTablesBack { .. }
+            | Undo::ExchangeBack { .. }
             | Undo::ThawDatabaseWrites { .. }
             | Undo::Nothing => false,
         }
@@ -375,6 +385,22 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
                 root.rename(aside, target)?;
             }
             Ok(())
+        }
+        Undo::ExchangeBack {
+            target,
+            replacement,
+            staged,
+            beneath: anchored,
+        } => {
+            let (root, rel) = beneath(anchored, &[target, replacement])?;
+            // Exchanged only if the target is the staged tree: undoing twice, or undoing an
+            // exchange that was never made, changes nothing.
+            match root.stat(&rel[0])? {
+                Some(now) if crate::beneath::identity(&now) == *staged => {
+                    root.exchange(&rel[0], &rel[1])
+                }
+                _ => Ok(()),
+            }
         }
         Undo::ReplaceDatabaseBack {
             db,

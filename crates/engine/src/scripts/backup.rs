@@ -112,6 +112,28 @@ pub(super) fn site_restore(
         return Err(Error::Refused("a restore task without its backup".into()));
     };
     let (archive, own) = (PathBuf::from(backup), *own);
+    // Writes are frozen from before the pre-restore backup begins until the restored state
+    // is served: everything the site acknowledged is then in that backup, and nothing it
+    // acknowledges is lost by the swap. Reads are served (the old state) throughout.
+    let serving = site.status == SiteStatus::Installed;
+    let vhost = env.vhost_path(&objects.server, site);
+    if serving {
+        x.nginx(
+            &env.nginx_ctl(&objects.server),
+            vec![(vhost.clone(), Some(env.vhost_read_only(objects)?))],
+        )?;
+    }
+    let db = match &site.database {
+        Some(db) => db_ctl(objects.db_service(db)?).map(|ctl| (db, ctl)),
+        None => None,
+    };
+    let frozen = match &db {
+        Some((db, ctl)) if ctl.database_exists(&db.name)? => {
+            x.freeze_database_writes(ctl, &db.name, &db.user)?;
+            true
+        }
+        _ => false,
+    };
     // Extracting into staging checks every member on the way: a corrupt, truncated or
     // foreign archive fails here, and the journal removes the staging directories, before
     // anything the site serves has changed.
@@ -130,15 +152,21 @@ pub(super) fn site_restore(
         check_backup_fits(&archive, manifest, site, own)?;
     }
     let before = backup_effect(objects, &request, done.backup)?;
+    // The staged trees get the site's own config and owners before they are served: the
+    // site never runs on a config it cannot read, or on another site's.
+    prepare_stage(env, objects, &files_stage, &private_stage, x)?;
+    // The database first (one RENAME TABLE), then each tree in one atomic exchange.
+    if let Some((db, ctl)) = &db {
+        x.replace_database(ctl, &db.name, &db.user, &db.password, &dump)?;
+    }
     x.swap_tree(&docroot, &files_stage)?;
     x.swap_tree(&private, &private_stage)?;
-    if let Some(db) = &site.database
-        && let Some(ctl) = db_ctl(objects.db_service(db)?)
-    {
-        x.replace_database(&ctl, &db.name, &db.user, &db.password, &dump)?;
-    }
-    // Credentials, config and owners are the site's own, whatever the backup held.
+    // Credentials, config and owners are the site's own, whatever the backup held; then
+    // the database user gets its writes back, and the vhost last.
     site_runtime(env, objects, DbMode::Verify, x)?;
+    if frozen && let Some((db, ctl)) = &db {
+        x.thaw_database_writes(ctl, &db.name, &db.user)?;
+    }
     // What the site has now: its database is the backup's.
     let packages = site_packages(&env.site_app(objects)?, x);
     if site.status == SiteStatus::NeedsAttention {
@@ -146,7 +174,54 @@ pub(super) fn site_restore(
         let served = site_set_served(env, objects, SiteStatus::Installed, x)?;
         return Ok(TaskEffect::Many(vec![before, served, packages]));
     }
+    if serving {
+        x.nginx(
+            &env.nginx_ctl(&objects.server),
+            vec![(vhost, Some(env.vhost(objects)?))],
+        )?;
+    }
     Ok(TaskEffect::Many(vec![before, packages]))
+}
+
+/// Writes the site's own config files into the staged trees and gives them the site's
+/// owners and modes, as [`site_runtime`] does to the live ones. A site whose Unix user is
+/// gone (a site needing attention) gets both from `site_runtime` after the swap.
+fn prepare_stage(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    files_stage: &Path,
+    private_stage: &Path,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let app = env.site_app(objects)?;
+    if let Some(php) = &app.php
+        && !host::user_exists(&php.user)
+    {
+        return Ok(());
+    }
+    let kind = kinds::of(app.platform.kind);
+    for file in kind.site_config(&app) {
+        for (root, stage) in [
+            (&app.files_dir, files_stage),
+            (&app.private_dir, private_stage),
+        ] {
+            let Ok(rel) = file.path.strip_prefix(root) else {
+                continue;
+            };
+            let staged = stage.join(rel);
+            if let Some(link) = host::link_below(stage, &staged) {
+                return Err(Error::Refused(format!(
+                    "{} is a link in the backup's files: fjord writes nothing through it",
+                    link.display()
+                )));
+            }
+            make_parents(stage, &staged, x)?;
+            x.write_file(&staged, file.contents.as_bytes(), 0o640)?;
+        }
+    }
+    x.fix_permissions(files_stage, &files_ownership(&objects.server, &app))?;
+    x.fix_permissions(private_stage, &private_ownership(&app))?;
+    Ok(())
 }
 
 /// Refuses a backup of another site, or one whose database engine is not the site's. One of

@@ -74,7 +74,7 @@ fn welcome_mail(
 
 /// Makes the directories between `root` (which exists, and is the site's own) and `path`'s
 /// parent.
-fn make_parents(root: &Path, path: &Path, x: &mut dyn Steps) -> Result<()> {
+pub(super) fn make_parents(root: &Path, path: &Path, x: &mut dyn Steps) -> Result<()> {
     let mut dirs = Vec::new();
     let mut dir = path.parent();
     while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {

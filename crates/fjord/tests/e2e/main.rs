@@ -27,6 +27,7 @@ mod php_rollback;
 mod php_sites;
 mod private_db;
 mod rollback;
+mod served_restore;
 mod site_limits;
 mod smtp;
 mod undo_links;

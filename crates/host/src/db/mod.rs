@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::{HostError, Result};
 
 mod dump;
+mod freeze;
 mod grants;
+mod ids;
 
 use grants::grant_on;
 #[cfg(test)]
@@ -457,100 +459,6 @@ impl DbCtl {
             ],
         };
         self.admin(&statements).map(|_| ())
-    }
-
-    /// Holds the site's user to reads of its database, and ends its sessions (waiting until
-    /// they are gone), so that nothing it writes from now on can be acknowledged.
-    /// MariaDB: the user keeps SELECT only. PostgreSQL (the user owns its tables, so a grant
-    /// cannot hold it): its new sessions start read-only.
-    pub fn freeze_writes(&self, name: &str, user: &str) -> Result<()> {
-        check_identifier(name)?;
-        check_identifier(user)?;
-        let host = self.client_host();
-        let statements = match self.kind {
-            DbKind::Mysql => {
-                let mut statements = self.revoke_database_grants(user)?;
-                statements.push(format!(
-                    "GRANT SELECT, SHOW VIEW ON {} TO '{user}'@'{host}'",
-                    grant_on(name)
-                ));
-                statements
-            }
-            DbKind::Postgresql => vec![format!(
-                "ALTER ROLE \"{user}\" SET default_transaction_read_only = on"
-            )],
-        };
-        self.admin(&statements)?;
-        self.end_sessions(user)
-    }
-
-    /// Gives the site's user its writes back (the undo of [`DbCtl::freeze_writes`]).
-    pub fn thaw_writes(&self, name: &str, user: &str) -> Result<()> {
-        check_identifier(name)?;
-        check_identifier(user)?;
-        let host = self.client_host();
-        let statements = match self.kind {
-            DbKind::Mysql => {
-                if !self.user_exists(user)? {
-                    return Ok(());
-                }
-                let mut statements = self.revoke_database_grants(user)?;
-                statements.push(format!(
-                    "GRANT ALL PRIVILEGES ON {} TO '{user}'@'{host}'",
-                    grant_on(name)
-                ));
-                statements
-            }
-            DbKind::Postgresql => {
-                if !self.user_exists(user)? {
-                    return Ok(());
-                }
-                vec![format!(
-                    "ALTER ROLE \"{user}\" RESET default_transaction_read_only"
-                )]
-            }
-        };
-        self.admin(&statements).map(|_| ())
-    }
-
-    /// Ends every session of `user` and waits (up to a minute) until none is left: a
-    /// transaction that was committing when it was asked to end has then either committed
-    /// or rolled back.
-    fn end_sessions(&self, user: &str) -> Result<()> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let sessions = match self.kind {
-                DbKind::Mysql => {
-                    format!("SELECT id FROM information_schema.processlist WHERE user = '{user}'")
-                }
-                DbKind::Postgresql => format!(
-                    "SELECT pid FROM pg_stat_activity WHERE usename = '{user}' \
-                     AND pid <> pg_backend_pid()"
-                ),
-            };
-            let ids: Vec<u64> = self
-                .admin(&[sessions])?
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect();
-            if ids.is_empty() {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(HostError::Refused(format!(
-                    "sessions of database user {user} did not end within a minute"
-                )));
-            }
-            for id in ids {
-                let end = match self.kind {
-                    DbKind::Mysql => format!("KILL CONNECTION {id}"),
-                    DbKind::Postgresql => format!("SELECT pg_terminate_backend({id})"),
-                };
-                // Gone meanwhile: fine.
-                let _ = self.admin(&[end]);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
     }
 
     /// Whether the site's own credentials open its database.

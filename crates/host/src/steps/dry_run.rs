@@ -113,6 +113,14 @@ impl Steps for DryRun {
         Ok(())
     }
 
+    fn thaw_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
+        self.step(format!(
+            "give {:?} database user {user} its writes to {name} back",
+            db.kind
+        ));
+        Ok(())
+    }
+
     fn copy_database(
         &mut self,
         from: &DbCtl,

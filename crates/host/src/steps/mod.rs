@@ -101,6 +101,8 @@ pub trait Steps {
     /// Holds a site's database user to reads and ends its sessions: from here until the
     /// undo, nothing it writes is acknowledged (the write freeze of a move).
     fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()>;
+    /// Gives a frozen database user its writes back (the end of a restore's write freeze).
+    fn thaw_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()>;
     /// Makes database `name` for `user` on `to` from a dump of `from_name` on `from` taken now.
     #[allow(clippy::too_many_arguments)]
     fn copy_database(
@@ -277,6 +279,13 @@ impl Trash {
                 }) => trash
                     .dirs
                     .push((beneath.unwrap_or_else(anchor::strict), aside)),
+                Ok(Undo::ExchangeBack {
+                    replacement,
+                    beneath,
+                    ..
+                }) => trash
+                    .dirs
+                    .push((beneath.unwrap_or_else(anchor::strict), replacement)),
                 Ok(Undo::MoveBack { from, beneath, .. }) => trash
                     .dirs
                     .push((beneath.unwrap_or_else(anchor::strict), from)),
@@ -394,11 +403,25 @@ impl Steps for LiveSteps<'_> {
             target_existed,
             beneath: Some(anchor.clone()),
         };
-        self.record(&what, &undo, None)?;
         if target_existed {
-            root.rename(&rel[0], &rel[2])?;
-            self.trash.push((anchor, aside));
+            // One atomic exchange: the target is never missing, so a site is served its
+            // old tree or its new one, never neither. Afterwards `replacement` names the
+            // old tree, purged with the trash once the task has succeeded.
+            let staged = root
+                .stat(&rel[1])?
+                .ok_or_else(|| HostError::Refused(format!("{} is gone", replacement.display())))?;
+            let undo = Undo::ExchangeBack {
+                target: target.to_path_buf(),
+                replacement: replacement.to_path_buf(),
+                staged: crate::beneath::identity(&staged),
+                beneath: Some(anchor.clone()),
+            };
+            self.record(&what, &undo, None)?;
+            root.exchange(&rel[0], &rel[1])?;
+            self.trash.push((anchor, replacement.to_path_buf()));
+            return self.after_step(&what);
         }
+        self.record(&what, &undo, None)?;
         root.rename(&rel[1], &rel[0])?;
         self.after_step(&what)
     }
@@ -417,6 +440,15 @@ impl Steps for LiveSteps<'_> {
             "database writes of {user} frozen and its sessions ended in {} ms",
             started.elapsed().as_millis()
         ));
+        self.after_step(&what)
+    }
+
+    fn thaw_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
+        let what = format!("give database user {user} its writes to {name} back");
+        // Undone by nothing of its own: the undo of the freeze that came before thaws again,
+        // and a rollback from here on puts back the state the freeze began with.
+        self.record(&what, &Undo::Nothing, None)?;
+        db.thaw_writes(name, user)?;
         self.after_step(&what)
     }
 
@@ -500,10 +532,17 @@ impl Steps for LiveSteps<'_> {
             )?;
             self.trash_databases.push((db.clone(), stage.clone()));
             db.create_database_only(&stage)?;
-            let note = db.with_grant_on(&stage, user, || {
-                db.load_backup(&stage, user, password, dump)
+            // The site's writes are frozen: the ids it handed out so far are all in the
+            // backup taken before the restore, and none handed out after it may collide.
+            let before = db.id_counters(name, user, password)?;
+            let (note, raised) = db.with_grant_on(&stage, user, || {
+                let note = db.load_backup(&stage, user, password, dump)?;
+                Ok((note, db.raise_id_counters(&stage, user, password, &before)?))
             })?;
             self.journal.log(&note);
+            for line in raised {
+                self.journal.log(&line);
+            }
             self.after_step(&what)?;
             // An empty or unswappable restore goes the slow way; the staging database is
             // dropped with the task's trash.
@@ -522,6 +561,7 @@ impl Steps for LiveSteps<'_> {
             }
         }
         let what = format!("replace the content of database {name}");
+        let before = db.id_counters(name, user, password)?;
         let old = self.dump_to_scratch(db, name, "before-restore")?;
         let undo = Undo::ReplaceDatabaseBack {
             db: db.clone(),
@@ -533,6 +573,9 @@ impl Steps for LiveSteps<'_> {
         self.record(&what, &undo, None)?;
         db.drop(name, user)?;
         db.restore(name, user, password, dump)?;
+        for line in db.raise_id_counters(name, user, password, &before)? {
+            self.journal.log(&line);
+        }
         self.after_step(&what)
     }
 

@@ -1,0 +1,408 @@
+//! A PHP site on MariaDB, read and written all through a restore (and a clone of it), with
+//! pauses injected after every step to widen every window: readers check the status and the
+//! whole body of every page; a writer posts notes through the site's PHP and inserts rows as
+//! the site's database user. Every acknowledged write is found after the restore, in the live
+//! database or in the backup the restore took first, or was refused with 503 and
+//! `Retry-After`; no request gets any other error; ids handed out after the restore do not
+//! collide with ones only the pre-restore backup holds.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::browser::Browser;
+use crate::databases::{Cleanup, token};
+use crate::harness::{Env, mysql};
+use crate::php_fpm::PrivatePhpFpm;
+use crate::php_sites::php_server;
+
+/// Padding on every page: a page cut short is caught by its length.
+const PAD: usize = 60_000;
+
+const APP: &str = r#"<?php
+$settings = require getenv('FJORD_SITE_CONFIG');
+$db = $settings['database'];
+$pdo = new PDO("mysql:unix_socket={$db['socket']};dbname={$db['name']}", $db['user'], $db['password'],
+    [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+if ($_SERVER['REQUEST_METHOD'] === 'POST') {
+    $pdo->prepare('INSERT INTO notes (body) VALUES (?)')->execute([$_POST['note']]);
+    echo 'id=', $pdo->lastInsertId(), "\n";
+    exit;
+}
+$count = $pdo->query('SELECT COUNT(*) FROM notes')->fetchColumn();
+echo "notes=$count\n", str_repeat('x', 60000), "\nend\n";
+"#;
+
+/// The site's database name, user and password, from the config fjord wrote for it.
+fn credentials(env: &Env, site: &str) -> (String, String, String) {
+    let config = std::path::Path::new(&env.platform_path("app"))
+        .join("private")
+        .join(site)
+        .join("settings.php");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("'{key}' => '")))
+            .and_then(|v| v.strip_suffix("',"))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+            .to_string()
+    };
+    (value("name"), value("user"), value("password"))
+}
+
+/// The time of day (UTC), to set a failure beside the task log.
+fn now() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// Whether a page is the whole page.
+fn whole_page(body: &str) -> bool {
+    let Some((first, rest)) = body.split_once('\n') else {
+        return false;
+    };
+    first.starts_with("notes=")
+        && rest.len() == PAD + "\nend\n".len()
+        && rest.ends_with("\nend\n")
+        && rest[..PAD].bytes().all(|b| b == b'x')
+}
+
+#[derive(Default, Debug)]
+struct Seen {
+    /// Notes acknowledged through HTTP, with the id the site gave each.
+    posted: Vec<(String, u64)>,
+    /// Rows the site's database user committed.
+    inserted: Vec<String>,
+    /// Writes refused with 503 and `Retry-After`.
+    refused: u64,
+    /// Anything else: a failure.
+    errors: Vec<String>,
+    pages: u64,
+}
+
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Seen>>,
+}
+
+impl Traffic {
+    /// Two readers, an HTTP writer and a writer as the site's database user.
+    fn start(env: &Env, site: &str, tag: &str) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = env.nginx.port;
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let (stop, site) = (stop.clone(), site.to_string());
+            threads.push(std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let page = Browser::new(port, &site).get("/");
+                    seen.pages += 1;
+                    if page.status != 200 || !whole_page(&page.body) {
+                        seen.errors.push(format!(
+                            "{} GET /: {} ({} bytes) {}",
+                            now(),
+                            page.status,
+                            page.body.len(),
+                            page.body.chars().take(200).collect::<String>()
+                        ));
+                    }
+                }
+                seen
+            }));
+        }
+        {
+            let (stop, site, tag) = (stop.clone(), site.to_string(), tag.to_string());
+            threads.push(std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let note = format!("{tag}-http-{n}");
+                    let response = Browser::new(port, &site).post(
+                        "/",
+                        &[("Content-Type", "application/x-www-form-urlencoded")],
+                        format!("note={note}").as_bytes(),
+                    );
+                    match response.status {
+                        200 => match response
+                            .body
+                            .strip_prefix("id=")
+                            .and_then(|id| id.trim().parse().ok())
+                        {
+                            Some(id) => seen.posted.push((note, id)),
+                            None => seen.errors.push(format!("POST: 200 {}", response.body)),
+                        },
+                        503 if response.header("Retry-After").is_some() => seen.refused += 1,
+                        other => seen.errors.push(format!(
+                            "{} POST {note}: {other} {}",
+                            now(),
+                            response.body.chars().take(200).collect::<String>()
+                        )),
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                seen
+            }));
+        }
+        {
+            let (name, user, password) = credentials(env, site);
+            let (stop, tag) = (stop.clone(), tag.to_string());
+            threads.push(std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let row = format!("{tag}-db-{n}");
+                    let out = Command::new("mariadb")
+                        .args([&format!("--user={user}"), &name, "-e"])
+                        .arg(format!("INSERT INTO notes (body) VALUES ('{row}')"))
+                        .env("MYSQL_PWD", &password)
+                        .output()
+                        .unwrap();
+                    if out.status.success() {
+                        seen.inserted.push(row);
+                    } else {
+                        // Held to reads, or its session ended: refused, not acknowledged.
+                        seen.refused += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                seen
+            }));
+        }
+        Traffic { stop, threads }
+    }
+
+    fn finish(self) -> Seen {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Seen::default();
+        for thread in self.threads {
+            let seen = thread.join().unwrap();
+            all.posted.extend(seen.posted);
+            all.inserted.extend(seen.inserted);
+            all.refused += seen.refused;
+            all.errors.extend(seen.errors);
+            all.pages += seen.pages;
+        }
+        all
+    }
+}
+
+/// Pauses after each step of `kind`.
+fn pauses(kind: &str) -> Vec<String> {
+    (1..=30)
+        .map(|step| format!("pause-after:{kind}:{step}:250"))
+        .collect()
+}
+
+fn backup_paths(env: &Env, site: &str) -> BTreeSet<String> {
+    env.json(&["site", "backups", site])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The SQL dump inside a backup archive.
+fn dump_in(archive: &str) -> String {
+    let tar = Command::new("tar")
+        .args(["--zstd", "-xOf", archive, "database.sql.zst"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{archive}: {tar:?}");
+    let mut zstd = Command::new("zstd")
+        .args(["-dc"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = zstd.stdin.take().unwrap();
+    let feeding = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = input.write_all(&tar.stdout);
+    });
+    let out = zstd.wait_with_output().unwrap();
+    feeding.join().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn php_site(env: &Env, fpm: &PrivatePhpFpm, site: &str) -> String {
+    php_server(env, fpm);
+    let code = env.platforms.path().join("app");
+    std::fs::create_dir(&code).unwrap();
+    std::fs::write(code.join("index.php"), APP).unwrap();
+    let code_path = code.display().to_string();
+    env.ok(&[
+        "platform", "add", "app", "--server", "t", "--path", &code_path, "--kind", "php",
+    ]);
+    env.dispatch_until_idle(&[]);
+    env.ok(&["site", "add", site, "--platform", "app", "--db", "mysql"]);
+    env.dispatch_until_idle(&[]);
+    let (db, _, _) = credentials(env, site);
+    mysql(&format!(
+        "CREATE TABLE `{db}`.notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100))"
+    ));
+    db
+}
+
+#[test]
+fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    let site = format!("{t}-restored.php.test");
+    let db = php_site(&env, &fpm, &site);
+    for n in 0..3 {
+        mysql(&format!(
+            "INSERT INTO `{db}`.notes (body) VALUES ('backed-up-{n}')"
+        ));
+    }
+    env.ok(&["site", "backup", &site]);
+    env.dispatch_until_idle(&[]);
+    let backed_up = backup_paths(&env, &site);
+    // Written after the backup: the restore takes them away, and its own backup keeps them.
+    for n in 0..5 {
+        mysql(&format!(
+            "INSERT INTO `{db}`.notes (body) VALUES ('since-{n}')"
+        ));
+    }
+
+    let traffic = Traffic::start(&env, &site, &t);
+    std::thread::sleep(Duration::from_millis(500));
+    let id = env.queue(&["site", "restore", &site]);
+    let faults = pauses("site-restore");
+    let faults: Vec<&str> = faults.iter().map(String::as_str).collect();
+    env.dispatch_until_idle(&faults);
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = traffic.finish();
+    let log = env.log(id);
+    assert_eq!(env.task(id)["status"], "success", "{log}");
+
+    let pre_restore: Vec<String> = backup_paths(&env, &site)
+        .difference(&backed_up)
+        .cloned()
+        .collect();
+    assert_eq!(pre_restore.len(), 1, "the restore backs the site up first");
+    let kept = dump_in(&pre_restore[0]);
+    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.notes"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let is_kept = |note: &str| live.contains(note) || kept.contains(&format!("'{note}'"));
+    let lost: Vec<&str> = seen
+        .posted
+        .iter()
+        .map(|(note, _)| note.as_str())
+        .chain(seen.inserted.iter().map(String::as_str))
+        .filter(|note| !is_kept(note))
+        .collect();
+    eprintln!(
+        "restore: {} pages read, {} notes posted, {} rows inserted, {} writes refused, {} lost, {} errors",
+        seen.pages,
+        seen.posted.len(),
+        seen.inserted.len(),
+        seen.refused,
+        lost.len(),
+        seen.errors.len()
+    );
+    assert!(
+        seen.errors.is_empty(),
+        "requests failed during the restore: {:?}\n{log}",
+        &seen.errors[..seen.errors.len().min(40)]
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged writes in neither the restored database nor the pre-restore backup: {lost:?}\n{log}"
+    );
+    assert!(
+        !seen.posted.is_empty() && !seen.inserted.is_empty(),
+        "the writers wrote nothing: {seen:?}"
+    );
+    assert!(seen.refused > 0, "no write was refused while frozen");
+    assert!(
+        live.contains("backed-up-0") && !live.contains("since-0"),
+        "the backup was restored: {live:?}"
+    );
+
+    // Ids handed out after the restore are new ones: none only the pre-restore backup holds.
+    let highest = seen.posted.iter().map(|(_, id)| *id).max().unwrap();
+    let response = Browser::new(env.nginx.port, &site).post(
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"note=after",
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let after: u64 = response
+        .body
+        .trim()
+        .strip_prefix("id=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        after > highest,
+        "id {after} after the restore; ids up to {highest} are in the pre-restore backup\n{log}"
+    );
+    assert!(log.contains("raised the next id of notes"), "{log}");
+
+    // A clone of the site, read and written all through: the source serves throughout, and
+    // keeps every write it acknowledged.
+    let copy = format!("{t}-copy.php.test");
+    let traffic = Traffic::start(&env, &site, &format!("{t}c"));
+    std::thread::sleep(Duration::from_millis(500));
+    let id = env.queue(&["site", "clone", &site, &copy]);
+    let faults = pauses("site-clone");
+    let faults: Vec<&str> = faults.iter().map(String::as_str).collect();
+    env.dispatch_until_idle(&faults);
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = traffic.finish();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.notes"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let lost: Vec<&str> = seen
+        .posted
+        .iter()
+        .map(|(note, _)| note.as_str())
+        .chain(seen.inserted.iter().map(String::as_str))
+        .filter(|note| !live.contains(*note))
+        .collect();
+    eprintln!(
+        "clone: {} pages read, {} notes posted, {} rows inserted, {} refused",
+        seen.pages,
+        seen.posted.len(),
+        seen.inserted.len(),
+        seen.refused
+    );
+    assert!(
+        seen.errors.is_empty(),
+        "during the clone: {:?}",
+        seen.errors
+    );
+    assert!(lost.is_empty(), "lost during the clone: {lost:?}");
+    assert!(!seen.posted.is_empty() && !seen.inserted.is_empty());
+    let (status, _, body) = env.nginx.get(&copy, "/");
+    assert!(status == 200 && whole_page(&body), "{status} {body}");
+
+    for s in [&site, &copy] {
+        env.ok(&["site", "delete", s, "--force"]);
+    }
+    env.dispatch_until_idle(&[]);
+}
