@@ -304,6 +304,37 @@ fn a_swapped_tree_is_never_put_back_through_a_link() {
     );
 }
 
+#[test]
+fn a_tree_exchanged_in_place_comes_back_however_often_its_undo_runs() {
+    let host = Host::new();
+    let (target, stage) = (host.files.join("target"), host.files.join("stage"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("old.txt"), "old").unwrap();
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::write(stage.join("new.txt"), "new").unwrap();
+    let journal = Recorded::default();
+    let committers = Committers::default();
+    let faults = Faults::parse("");
+    let mut steps = LiveSteps::new(
+        &journal,
+        &committers,
+        &faults,
+        "site-restore",
+        None,
+        host.base.join("scratch"),
+    );
+    steps.swap_tree(&target, &stage).unwrap();
+    // Exchanged: the target never went missing, and the old tree is where the stage was.
+    assert!(target.join("new.txt").is_file() && stage.join("old.txt").is_file());
+    let entries = journal.0.lock().unwrap().clone();
+    assert!(entries[0].1.contains("exchange-back"), "{entries:?}");
+    // After a crash nobody knows whether an undo ran: running it twice changes nothing more.
+    for _ in 0..2 {
+        rollback(&entries, &committers, &|_| {}).unwrap();
+        assert!(target.join("old.txt").is_file() && stage.join("new.txt").is_file());
+    }
+}
+
 /// Every path under `dir`, sorted.
 fn names(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

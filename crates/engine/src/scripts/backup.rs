@@ -155,12 +155,12 @@ pub(super) fn site_restore(
     // The staged trees get the site's own config and owners before they are served: the
     // site never runs on a config it cannot read, or on another site's.
     prepare_stage(env, objects, &files_stage, &private_stage, x)?;
-    // The database first (one RENAME TABLE), then each tree in one atomic exchange.
+    // Each tree in one atomic exchange, then the database (one RENAME TABLE on MariaDB).
+    x.swap_tree(&docroot, &files_stage)?;
+    x.swap_tree(&private, &private_stage)?;
     if let Some((db, ctl)) = &db {
         x.replace_database(ctl, &db.name, &db.user, &db.password, &dump)?;
     }
-    x.swap_tree(&docroot, &files_stage)?;
-    x.swap_tree(&private, &private_stage)?;
     // Credentials, config and owners are the site's own, whatever the backup held; then
     // the database user gets its writes back, and the vhost last.
     site_runtime(env, objects, DbMode::Verify, x)?;

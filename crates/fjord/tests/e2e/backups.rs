@@ -299,7 +299,9 @@ fn backup_and_restore_roll_back_at_every_step_and_after_a_kill() {
     write_page(&env, &site, "v3\n");
     site_sql(&env, &site, "UPDATE kept SET x = 44").unwrap();
     let before = env.host_state(&[site.as_str()]);
-    let pid = env.start_dispatcher(&["pause-after:site-restore:4"]);
+    // Steps: read-only vhost, writes frozen, private dir, extract, backup, the staged
+    // trees' owners (two), the files swapped (8), the private dir (9), then the database.
+    let pid = env.start_dispatcher(&["pause-after:site-restore:9"]);
     let id = env.queue(&["site", "restore", &site, "--backup", &first.to_string()]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !env.log(id).contains("fault: paused") {
