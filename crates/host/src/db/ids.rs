@@ -81,17 +81,103 @@ impl DbCtl {
                 continue;
             }
             statements.push(statement);
+            // MariaDB keeps the next id, PostgreSQL the last one handed out.
+            let (first, last) = match self.kind {
+                DbKind::Mysql => (*new, old.saturating_sub(1)),
+                DbKind::Postgresql => (new + 1, *old),
+            };
             notes.push(format!(
-                "raised the next id of {shown} from {new} to {old}: ids {new} to {} are kept only in the pre-restore backup",
-                old.saturating_sub(match self.kind {
-                    DbKind::Mysql => 1,
-                    DbKind::Postgresql => 0,
-                })
+                "raised the next id of {shown} from {first} to {}: ids {first} to {last} are kept only in the pre-restore backup",
+                last + 1
             ));
         }
         if !statements.is_empty() {
             self.sql_as(user, Some(password), Some(name), &statements)?;
         }
         Ok(notes)
+    }
+}
+
+/// Against the machine's own MariaDB and PostgreSQL, as the project's tests are.
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn server(kind: DbKind) -> DbCtl {
+        let mysql = kind == DbKind::Mysql;
+        DbCtl {
+            kind,
+            socket: mysql.then(|| PathBuf::from("/run/mysqld/mysqld.sock")),
+            host: (!mysql).then(|| "127.0.0.1".to_string()),
+            port: (!mysql).then_some(5432),
+            admin_user: if mysql { "root" } else { "postgres" }.into(),
+            password_file: None,
+            password_env: None,
+        }
+    }
+
+    #[test]
+    fn ids_handed_out_before_a_restore_are_not_handed_out_again_on_both_servers() {
+        for kind in [DbKind::Mysql, DbKind::Postgresql] {
+            let ctl = server(kind);
+            let name = format!("fjids_{}", crate::random_hex(4));
+            let password = crate::random_hex(16);
+            ctl.create(&name, &name, &password).unwrap();
+            let sql = |statements: &[&str]| {
+                let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
+                ctl.sql_as(&name, Some(&password), Some(&name), &statements)
+            };
+            let (table, key) = match kind {
+                DbKind::Mysql => (
+                    "CREATE TABLE `we``ird` (id INT AUTO_INCREMENT PRIMARY KEY, x INT)",
+                    "we`ird",
+                ),
+                DbKind::Postgresql => (
+                    "CREATE TABLE \"we'ird\" (id SERIAL PRIMARY KEY, x INT)",
+                    "public\u{1}we'ird_id_seq",
+                ),
+            };
+            let insert = match kind {
+                DbKind::Mysql => "INSERT INTO `we``ird` (x) VALUES (1)",
+                DbKind::Postgresql => "INSERT INTO \"we'ird\" (x) VALUES (1)",
+            };
+            let drop = match kind {
+                DbKind::Mysql => "DROP TABLE `we``ird`",
+                DbKind::Postgresql => "DROP TABLE \"we'ird\"",
+            };
+            let result = (|| {
+                sql(&[table])?;
+                for _ in 0..5 {
+                    sql(&[insert])?;
+                }
+                let before = ctl.id_counters(&name, &name, &password)?;
+                assert!(before.contains_key(key), "{kind:?}: {before:?}");
+                // The restored table starts again from its backup's counter.
+                sql(&[drop, table, insert])?;
+                let notes = ctl.raise_id_counters(&name, &name, &password, &before)?;
+                assert_eq!(notes.len(), 1, "{kind:?}: {notes:?}");
+                assert!(notes[0].starts_with("raised the next id of "), "{notes:?}");
+                sql(&[insert])?;
+                let max = sql(&[match kind {
+                    DbKind::Mysql => "SELECT MAX(id) FROM `we``ird`",
+                    DbKind::Postgresql => "SELECT MAX(id) FROM \"we'ird\"",
+                }])?;
+                assert_eq!(
+                    max.trim(),
+                    "6",
+                    "{kind:?}: the next id follows those handed out"
+                );
+                // Raised once: nothing to raise the second time.
+                assert!(
+                    ctl.raise_id_counters(&name, &name, &password, &before)?
+                        .is_empty()
+                );
+                Ok::<_, crate::HostError>(())
+            })();
+            ctl.drop(&name, &name).unwrap();
+            result.unwrap();
+        }
     }
 }
