@@ -412,8 +412,15 @@ fn reloads_during_verifies_and_a_migrate_cut_no_response_and_an_unchanged_verify
     }
 
     // A migrate reloads nginx and php-fpm several times while the site serves.
+    let before = daemons(&env, &fpm);
     env.ok(&["site", "migrate", &sites[2], "--platform", "app2"]);
     env.dispatch_until_idle(&[]);
+    let after = daemons(&env, &fpm);
+    eprintln!(
+        "a migrate reloaded nginx {} times, php-fpm {} times",
+        after.nginx_reloads - before.nginx_reloads,
+        after.php_fpm_reloads - before.php_fpm_reloads
+    );
     assert_eq!(env.json(&["site", "show", &sites[2]])["platform"], "app2");
     // Readers go on until the last reload's old processes are gone.
     std::thread::sleep(Duration::from_millis(500));
