@@ -299,8 +299,11 @@ struct Daemons {
 
 fn daemons(env: &Env, fpm: &PrivatePhpFpm) -> Daemons {
     let log = std::fs::read_to_string(fpm.prefix().join("error.log")).unwrap_or_default();
+    let nginx_log =
+        std::fs::read_to_string(env.nginx.prefix().join("logs/error.log")).unwrap_or_default();
     Daemons {
-        nginx_reloads: env.nginx.reloads(),
+        // nginx says "reconfiguring" twice a reload, once with the signal.
+        nginx_reloads: nginx_log.matches("(SIGHUP) received").count(),
         php_fpm_reloads: log.matches("Reloading in progress").count(),
         nginx_workers: children_of(pid_in(&env.nginx.prefix().join("nginx.pid"))),
         php_fpm_children: children_of(pid_in(&fpm.prefix().join("php-fpm.pid"))),
