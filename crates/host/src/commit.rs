@@ -4,6 +4,14 @@
 //! thousand. A change the daemon's config test names is put back and its task fails with the
 //! daemon's message; only a config that passes is reloaded, and a reload counts only once it
 //! is live.
+//!
+//! A batch that changes nothing on disk (every file already holds what it would be written
+//! with, and nothing it removes exists) is neither tested nor reloaded: a reload is never
+//! free (it ends every idle keepalive connection, and php-fpm waits on every running request
+//! before it serves again). What is on disk is what is live all the same: a marker file is
+//! written before a batch changes a file and removed only once a reload of it is live, so a
+//! batch that finds it (a committer died or a reload failed between the write and the reload)
+//! reloads whatever it brings.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +35,10 @@ pub trait Reloadable: Clone + Send + Sync + 'static {
     /// The directories whose files only committers (holding the lock) write: a temporary
     /// file a killed writer left there is removed by the next commit.
     fn committed_dirs(&self) -> Vec<PathBuf>;
+    /// Present while files on disk may differ from the live config (see the module's note).
+    fn reload_pending_file(&self) -> PathBuf {
+        self.lock_file().with_file_name(".reload-pending")
+    }
 }
 
 /// One change to a file of a daemon's config: `contents: None` removes it. `old` is the content
@@ -43,6 +55,16 @@ impl FileChange {
         match &self.contents {
             Some(c) => fsops::write_atomic(&self.path, c, 0o644),
             None => fsops::remove_file(&self.path),
+        }
+    }
+
+    /// Whether the file already is what this change makes it: the same bytes and mode, or
+    /// absent when it is to be removed. Read under the committer's lock.
+    fn already_on_disk(&self) -> bool {
+        match (fsops::read_existing(&self.path), &self.contents) {
+            (Ok(Some((found, mode))), Some(wanted)) => found == *wanted && mode & 0o7777 == 0o644,
+            (Ok(None), None) => true,
+            _ => false,
         }
     }
 
@@ -92,8 +114,10 @@ impl<S: Reloadable> Committer<S> {
     }
 
     /// Applies `changes`, tests, reloads and confirms; returns once the changes are live, or
-    /// with the reason they were refused (in which case they have been put back). An empty
-    /// list asks for a tested reload only.
+    /// with the reason they were refused (in which case they have been put back). Changes
+    /// that leave every file as it is return at once, unless an earlier commit's reload is
+    /// still owed. An empty list asks for a tested reload (a rollback's, after it put files
+    /// back itself).
     pub fn submit(&self, changes: Vec<FileChange>) -> Result<()> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let id = state.next_id;
@@ -127,6 +151,29 @@ impl<S: Reloadable> Committer<S> {
         // Holding the lock, no live writer has a temporary file here: any is a dead one's.
         for dir in self.ctl.committed_dirs() {
             fsops::remove_stale_temporaries(&dir);
+        }
+        let forced = batch.iter().any(|r| r.changes.is_empty());
+        // What is already on disk is not written again (its old content is what it is).
+        let batch: Vec<Request> = batch
+            .into_iter()
+            .map(|r| Request {
+                id: r.id,
+                changes: r
+                    .changes
+                    .into_iter()
+                    .filter(|c| !c.already_on_disk())
+                    .collect(),
+            })
+            .collect();
+        let pending = self.ctl.reload_pending_file();
+        if batch.iter().any(|r| !r.changes.is_empty()) {
+            // Before the first file changes: from here until a reload is live, disk and
+            // daemon may differ.
+            if let Err(e) = fsops::write_atomic(&pending, b"", 0o644) {
+                return batch.iter().map(|r| (r.id, Err(e.to_string()))).collect();
+            }
+        } else if !forced && !pending.exists() {
+            return batch.iter().map(|r| (r.id, Ok(()))).collect();
         }
         let mut live = Vec::new();
         for req in batch {
@@ -171,6 +218,10 @@ impl<S: Reloadable> Committer<S> {
         }
         self.reloads.fetch_add(1, Ordering::Relaxed);
         let outcome = self.ctl.reload_and_confirm().map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            // A failed removal only costs the next batch a reload.
+            let _ = fsops::remove_file(&pending);
+        }
         results.extend(live.iter().map(|r| (r.id, outcome.clone())));
         results
     }
@@ -220,4 +271,149 @@ impl<S: Reloadable> Registry<S> {
 pub struct Committers {
     pub nginx: Registry<crate::NginxCtl>,
     pub php_fpm: Registry<crate::PhpFpmCtl>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A daemon that counts its tests and reloads; a reload fails while `fail_reload` is set.
+    #[derive(Clone)]
+    struct Counting {
+        dir: PathBuf,
+        tests: Arc<AtomicU64>,
+        reloads: Arc<AtomicU64>,
+        fail_reload: Arc<AtomicBool>,
+    }
+
+    impl Counting {
+        fn new(dir: &std::path::Path) -> Counting {
+            Counting {
+                dir: dir.to_path_buf(),
+                tests: Arc::default(),
+                reloads: Arc::default(),
+                fail_reload: Arc::default(),
+            }
+        }
+
+        fn counts(&self) -> (u64, u64) {
+            (
+                self.tests.load(Ordering::SeqCst),
+                self.reloads.load(Ordering::SeqCst),
+            )
+        }
+    }
+
+    impl Reloadable for Counting {
+        fn test(&self) -> Result<()> {
+            self.tests.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn reload_and_confirm(&self) -> Result<()> {
+            self.reloads.fetch_add(1, Ordering::SeqCst);
+            if self.fail_reload.load(Ordering::SeqCst) {
+                return Err(HostError::Nginx("reload failed".into()));
+            }
+            Ok(())
+        }
+        fn lock_file(&self) -> PathBuf {
+            self.dir.join(".lock")
+        }
+        fn key(&self) -> PathBuf {
+            self.dir.clone()
+        }
+        fn committed_dirs(&self) -> Vec<PathBuf> {
+            vec![self.dir.clone()]
+        }
+    }
+
+    /// A change as a task submits it: the old content read just before.
+    fn change(path: &std::path::Path, contents: Option<&str>) -> FileChange {
+        FileChange {
+            path: path.to_path_buf(),
+            contents: contents.map(|c| c.as_bytes().to_vec()),
+            old: fsops::read_existing(path).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_batch_that_leaves_every_file_as_it_is_is_neither_tested_nor_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Counting::new(dir.path());
+        let committer = Committer::new(daemon.clone());
+        let vhost = dir.path().join("site.conf");
+        committer
+            .submit(vec![change(&vhost, Some("server {}\n"))])
+            .unwrap();
+        assert_eq!(daemon.counts(), (1, 1));
+        // A verify that renders the same file, and removes one that is not there.
+        let gone = dir.path().join("gone.conf");
+        for _ in 0..4 {
+            committer
+                .submit(vec![
+                    change(&vhost, Some("server {}\n")),
+                    change(&gone, None),
+                ])
+                .unwrap();
+        }
+        assert_eq!(daemon.counts(), (1, 1), "unchanged batches were reloaded");
+        assert_eq!(committer.reloads(), 1);
+        // A real change is tested and reloaded.
+        committer
+            .submit(vec![change(&vhost, Some("server { }\n"))])
+            .unwrap();
+        assert_eq!(daemon.counts(), (2, 2));
+        // So is a removal of a file that exists, and a change of mode only.
+        committer.submit(vec![change(&vhost, None)]).unwrap();
+        assert_eq!(daemon.counts(), (3, 3));
+        std::fs::write(&vhost, "server {}\n").unwrap();
+        std::fs::set_permissions(&vhost, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        committer
+            .submit(vec![change(&vhost, Some("server {}\n"))])
+            .unwrap();
+        assert_eq!(daemon.counts(), (4, 4));
+    }
+
+    #[test]
+    fn an_empty_list_still_asks_for_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Counting::new(dir.path());
+        let committer = Committer::new(daemon.clone());
+        // A rollback puts files back itself, then asks for the reload.
+        committer.submit(Vec::new()).unwrap();
+        assert_eq!(daemon.counts(), (1, 1));
+    }
+
+    #[test]
+    fn a_reload_owed_by_a_failed_or_killed_commit_is_made_by_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Counting::new(dir.path());
+        let committer = Committer::new(daemon.clone());
+        let vhost = dir.path().join("site.conf");
+        // The reload fails: the file stays written (the task's undo would put it back), and
+        // the next batch, though it writes the same bytes, reloads.
+        daemon.fail_reload.store(true, Ordering::SeqCst);
+        assert!(committer.submit(vec![change(&vhost, Some("a\n"))]).is_err());
+        daemon.fail_reload.store(false, Ordering::SeqCst);
+        committer.submit(vec![change(&vhost, Some("a\n"))]).unwrap();
+        assert_eq!(daemon.counts(), (2, 2));
+        // Once that reload is live, the same batch again costs nothing.
+        committer.submit(vec![change(&vhost, Some("a\n"))]).unwrap();
+        assert_eq!(daemon.counts(), (2, 2));
+
+        // A committer of another process was killed between its write and its reload: its
+        // marker is left, with the file it wrote.
+        let other = Committer::new(daemon.clone());
+        std::fs::write(daemon.reload_pending_file(), "").unwrap();
+        std::fs::write(&vhost, "b\n").unwrap();
+        other.submit(vec![change(&vhost, Some("b\n"))]).unwrap();
+        assert_eq!(
+            daemon.counts(),
+            (3, 3),
+            "what was on disk was never made live"
+        );
+        assert!(!daemon.reload_pending_file().exists());
+    }
 }

@@ -19,6 +19,9 @@ use crate::{HostError, Result, fsops, run_command};
 
 pub const PROBE_POOL: &str = "fjord-probe";
 pub const PING_PATH: &str = "/fjord-ping";
+/// How long a reload lets running PHP requests finish (see [`PhpFpmCtl::probe_pool`]).
+/// Requests that arrive meanwhile wait in the sockets' queues until the new master serves.
+pub const PROCESS_CONTROL_TIMEOUT_SECS: u64 = 10;
 
 /// How to test and reload one php-fpm master.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,11 +42,20 @@ impl PhpFpmCtl {
         self.pool_dir.join(format!("{PROBE_POOL}.conf"))
     }
 
-    /// The probe pool, answering `generation` to a ping. Pure, so that server verify writes
-    /// the same file the committer does.
+    /// The probe pool, answering `generation` to a ping, after fjord's global settings. Pure,
+    /// so that server verify writes the same file the committer does.
+    ///
+    /// php-fpm reads `[global]` in an included file too, and the main config of a package
+    /// (Debian's) includes the pool dir last, so these settings win over its defaults.
+    /// `process_control_timeout`: on a reload (SIGUSR2) the master asks every child to end
+    /// and, after this long, kills those still busy; its default, 0, kills them at once, which
+    /// cut the responses being sent (of every site) on every reload.
     pub fn probe_pool(&self, generation: u64) -> String {
         format!(
-            "; Managed by fjord: its probe pool, which tells which config php-fpm runs.\n\
+            "; Managed by fjord: its global settings, and its probe pool, which tells which \
+             config php-fpm runs.\n\
+             [global]\n\
+             process_control_timeout = {PROCESS_CONTROL_TIMEOUT_SECS}s\n\
              [{PROBE_POOL}]\n\
              user = {user}\n\
              listen = {socket}\n\
@@ -55,6 +67,20 @@ impl PhpFpmCtl {
             user = self.probe_user,
             socket = self.probe_socket.display(),
         )
+    }
+
+    /// The probe pool with the generation it answers now (0 if there is none): what server
+    /// verify writes, so that a verify that changes nothing else leaves the file as it is and
+    /// reloads nothing.
+    pub fn probe_pool_as_it_is(&self) -> String {
+        let generation = std::fs::read_to_string(self.probe_pool_file())
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("ping.response = ")?.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        self.probe_pool(generation)
     }
 
     fn pid(&self) -> Result<u32> {
@@ -113,7 +139,8 @@ impl Reloadable for PhpFpmCtl {
                 out.output.trim()
             )));
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // The master first waits (up to the timeout) for the requests in flight.
+        let deadline = Instant::now() + Duration::from_secs(20 + PROCESS_CONTROL_TIMEOUT_SECS);
         let want = generation.to_string();
         while Instant::now() < deadline {
             if ping(&self.probe_socket).is_some_and(|answer| answer.trim() == want) {
@@ -122,8 +149,9 @@ impl Reloadable for PhpFpmCtl {
             std::thread::sleep(Duration::from_millis(5));
         }
         Err(HostError::PhpFpm(format!(
-            "reloaded, but after 20 s php-fpm does not answer the new config (generation \
+            "reloaded, but after {} s php-fpm does not answer the new config (generation \
              {generation}) on {}: does {} include {}?",
+            20 + PROCESS_CONTROL_TIMEOUT_SECS,
             self.probe_socket.display(),
             self.config.display(),
             self.pool_dir.display()

@@ -39,14 +39,18 @@ pub(super) fn server_verify(
     for ctl in server.db.iter().filter_map(db_ctl) {
         x.check_db_admin(&ctl)?;
     }
-    // Each php-fpm gets fjord's probe pool, through which a reload is seen to be live; the
-    // sockets of the sites' pools live beside the probe's.
+    // Each php-fpm gets fjord's probe pool, through which a reload is seen to be live, and
+    // fjord's global settings (a reload lets running requests finish); the sockets of the
+    // sites' pools live beside the probe's.
     for service in &server.php {
         let ctl = env.php_ctl(server, service);
         x.make_dir(&ctl.config_dir)?;
         x.php_fpm(
             &ctl,
-            vec![(ctl.probe_pool_file(), Some(ctl.probe_pool(0).into_bytes()))],
+            vec![(
+                ctl.probe_pool_file(),
+                Some(ctl.probe_pool_as_it_is().into_bytes()),
+            )],
         )?;
     }
     Ok(TaskEffect::None)

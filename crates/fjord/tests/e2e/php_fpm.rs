@@ -27,8 +27,8 @@ impl PrivatePhpFpm {
 pid = {p}/php-fpm.pid
 error_log = {p}/error.log
 daemonize = yes
-; Requests still running when a reload comes finish before their worker goes.
-process_control_timeout = 20s
+; Nothing more than Debian's php-fpm.conf sets: fjord's own global settings (a reload lets
+; running requests finish) come with the probe pool server verify writes.
 include = {p}/pool.d/*.conf
 ",
                 p = p.display()

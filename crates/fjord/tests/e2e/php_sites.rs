@@ -626,10 +626,18 @@ fn comments_posted_all_through_a_wordpress_migrate_are_all_kept() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let moved = Arc::new(AtomicBool::new(false));
+    // Comments taken at the new place so far: the writer goes on until there are a few,
+    // however fast the move was.
+    let taken_after_move = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let port = env.nginx.port;
     let writer = {
-        let (stop, moved, blog, post_id) =
-            (stop.clone(), moved.clone(), blog.clone(), post_id.clone());
+        let (stop, moved, blog, post_id, taken_after_move) = (
+            stop.clone(),
+            moved.clone(),
+            blog.clone(),
+            post_id.clone(),
+            taken_after_move.clone(),
+        );
         std::thread::spawn(move || {
             let mut acked = Vec::new();
             let mut acked_after_move = 0;
@@ -650,6 +658,7 @@ fn comments_posted_all_through_a_wordpress_migrate_are_all_kept() {
                         acked.push(format!("note-{n}-of-the-writer"));
                         if moved.load(Ordering::Relaxed) {
                             acked_after_move += 1;
+                            taken_after_move.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     503 => refused += 1,
@@ -681,7 +690,10 @@ fn comments_posted_all_through_a_wordpress_migrate_are_all_kept() {
     env.ok(&["site", "migrate", &blog, "--platform", "wp2"]);
     env.dispatch_until_idle(&[]);
     moved.store(true, Ordering::Relaxed);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while taken_after_move.load(Ordering::Relaxed) < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     stop.store(true, Ordering::Relaxed);
     let (acked, acked_after_move, refused) = writer.join().unwrap();
     let pages = reader.join().unwrap();

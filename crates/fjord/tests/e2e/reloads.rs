@@ -1,0 +1,455 @@
+//! Reloads cut nothing: readers check the status and the whole body of every response (a
+//! ~52 KB PHP page sent in several flushes, and a static file of the same size) on several
+//! sites, while fjord verifies sites whose config changed and sites whose config did not, a
+//! site migrates, and nginx and php-fpm are reloaded by hand as well. A verify that changes
+//! nothing reloads nothing: the nginx master's workers and php-fpm's children stay as they were.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::databases::{Cleanup, token};
+use crate::harness::{Env, signal};
+use crate::php_fpm::PrivatePhpFpm;
+
+/// The size of the page and of the static file every reader checks.
+const BODY_LEN: usize = 52 * 1024;
+
+/// 52 lines of 1 KiB, flushed every 8 lines with a pause: nginx passes the response on
+/// while PHP still writes it, as a real page does.
+const PAGE: &str = r#"<?php
+header('Content-Type: text/plain');
+$line = str_repeat('x', 1023) . "\n";
+for ($i = 0; $i < 52; $i++) {
+    echo $line;
+    if ($i % 8 == 7) { flush(); usleep(15000); }
+}
+"#;
+
+/// One thing a reader asks for, again and again.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub path: String,
+    pub body_len: usize,
+}
+
+/// Readers on keep-alive connections to one nginx port, each asking for its target again and
+/// again until stopped, and checking that every response is a 200 with the whole body.
+///
+/// A response cut anywhere (a short body, a chunked body without its last chunk, any status
+/// but 200) is a failure. A reused connection closed before any byte of the answer is not:
+/// the server may close an idle keep-alive connection at any moment (nginx does on every
+/// reload), and a client then retries a GET on a new connection (RFC 9112, 9.3.1); those are
+/// counted apart.
+pub struct BodyCheckingReaders {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Tally {
+    /// Whole responses, per target (`host path`).
+    pub whole: BTreeMap<String, u64>,
+    /// Idle keep-alive connections closed under a reader (retried).
+    pub idle_closed: u64,
+    /// Every cut or failed response, described.
+    pub failures: Vec<String>,
+}
+
+impl BodyCheckingReaders {
+    pub fn start(port: u16, targets: &[Target], readers_per_target: usize) -> BodyCheckingReaders {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let mut threads = Vec::new();
+        for target in targets {
+            for _ in 0..readers_per_target {
+                let (stop, tally, target) = (stop.clone(), tally.clone(), target.clone());
+                threads.push(std::thread::spawn(move || {
+                    read_until(port, &target, &stop, &tally)
+                }));
+            }
+        }
+        BodyCheckingReaders {
+            stop,
+            threads,
+            tally,
+        }
+    }
+
+    /// What the readers found so far.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().unwrap().clone()
+    }
+
+    /// Stops the readers (each finishes the response it reads) and returns what they found.
+    pub fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        self.tally.lock().unwrap().clone()
+    }
+}
+
+/// How one request on a connection went.
+enum Outcome {
+    Whole {
+        keep_alive: bool,
+    },
+    /// The connection was closed before any byte of the answer (a reused one: retried).
+    ClosedBeforeAnswer,
+    Failed(String),
+}
+
+fn read_until(port: u16, target: &Target, stop: &AtomicBool, tally: &Mutex<Tally>) {
+    let key = format!("{} {}", target.host, target.path);
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let reused = conn.is_some();
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                    BufReader::new(s)
+                }
+                Err(e) => {
+                    tally
+                        .lock()
+                        .unwrap()
+                        .failures
+                        .push(format!("{key}: connect: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            },
+        };
+        match request(&mut c, target) {
+            Outcome::Whole { keep_alive } => {
+                *tally.lock().unwrap().whole.entry(key.clone()).or_default() += 1;
+                if keep_alive {
+                    conn = Some(c);
+                }
+            }
+            Outcome::ClosedBeforeAnswer if reused => tally.lock().unwrap().idle_closed += 1,
+            Outcome::ClosedBeforeAnswer => tally
+                .lock()
+                .unwrap()
+                .failures
+                .push(format!("{key}: a new connection closed before any answer")),
+            Outcome::Failed(why) => tally.lock().unwrap().failures.push(format!("{key}: {why}")),
+        }
+    }
+}
+
+fn request(c: &mut BufReader<TcpStream>, target: &Target) -> Outcome {
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: fjord-body-checker\r\n\r\n",
+        target.path, target.host
+    );
+    if c.get_mut().write_all(req.as_bytes()).is_err() {
+        return Outcome::ClosedBeforeAnswer;
+    }
+    let mut status = String::new();
+    match c.read_line(&mut status) {
+        Ok(0) | Err(_) => return Outcome::ClosedBeforeAnswer,
+        Ok(_) => {}
+    }
+    let code: u16 = status
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut line = String::new();
+        match c.read_line(&mut line) {
+            Ok(0) | Err(_) => {
+                return Outcome::Failed(format!("cut in the headers after {status:?}"));
+            }
+            Ok(_) => {}
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    let keep_alive = headers
+        .get("connection")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("close"));
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        read_chunked(c)
+    } else if let Some(len) = headers.get("content-length").and_then(|l| l.parse().ok()) {
+        let mut body = vec![0; len];
+        let mut got = 0;
+        while got < len {
+            match c.read(&mut body[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        body.truncate(got);
+        if got < len { Err(got) } else { Ok(body) }
+    } else {
+        let mut body = Vec::new();
+        let _ = c.read_to_end(&mut body);
+        Ok(body)
+    };
+    match body {
+        Err(got) => Outcome::Failed(format!("status {code}: body cut after {got} bytes")),
+        Ok(body) if code != 200 => Outcome::Failed(format!(
+            "status {code} ({} bytes): {}",
+            body.len(),
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )),
+        Ok(body) if body.len() != target.body_len => Outcome::Failed(format!(
+            "a body of {} bytes, not {}",
+            body.len(),
+            target.body_len
+        )),
+        Ok(_) => Outcome::Whole { keep_alive },
+    }
+}
+
+/// A chunked body up to its last chunk; `Err` with the bytes read if it was cut before.
+fn read_chunked(c: &mut BufReader<TcpStream>) -> Result<Vec<u8>, usize> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        match c.read_line(&mut size) {
+            Ok(0) | Err(_) => return Err(body.len()),
+            Ok(_) => {}
+        }
+        let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+            .map_err(|_| body.len())?;
+        if size == 0 {
+            // The trailer section ends with an empty line.
+            loop {
+                let mut line = String::new();
+                match c.read_line(&mut line) {
+                    Ok(0) | Err(_) => return Err(body.len()),
+                    Ok(_) if line.trim_end().is_empty() => return Ok(body),
+                    Ok(_) => {}
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size + 2, 0);
+        if c.read_exact(&mut body[start..]).is_err() {
+            body.truncate(start);
+            return Err(body.len());
+        }
+        body.truncate(start + size);
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> BTreeSet<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|i| stat[i + 2..].split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
+/// The pid a daemon's pid file names, once it names a live process (php-fpm daemonizes
+/// again when it reloads: its master's pid changes, and the file is rewritten).
+fn pid_in(file: &std::path::Path) -> u32 {
+    for _ in 0..500 {
+        let pid = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} names no live process", file.display());
+}
+
+/// What tells whether nginx or php-fpm reloaded: their reload counts (from their logs) and
+/// the pids of nginx's workers and php-fpm's children.
+#[derive(Debug)]
+struct Daemons {
+    nginx_reloads: usize,
+    php_fpm_reloads: usize,
+    nginx_workers: BTreeSet<u32>,
+    php_fpm_children: BTreeSet<u32>,
+}
+
+fn daemons(env: &Env, fpm: &PrivatePhpFpm) -> Daemons {
+    let log = std::fs::read_to_string(fpm.prefix().join("error.log")).unwrap_or_default();
+    let nginx_log =
+        std::fs::read_to_string(env.nginx.prefix().join("logs/error.log")).unwrap_or_default();
+    Daemons {
+        // nginx says "reconfiguring" twice a reload, once with the signal.
+        nginx_reloads: nginx_log.matches("(SIGHUP) received").count(),
+        php_fpm_reloads: log.matches("Reloading in progress").count(),
+        nginx_workers: children_of(pid_in(&env.nginx.prefix().join("nginx.pid"))),
+        php_fpm_children: children_of(pid_in(&fpm.prefix().join("php-fpm.pid"))),
+    }
+}
+
+fn site_installed(env: &Env, site: &str) {
+    let shown = env.json(&["site", "show", site]);
+    assert_eq!(shown["status"], "installed", "{site}: {shown}");
+}
+
+#[test]
+fn reloads_during_verifies_and_a_migrate_cut_no_response_and_an_unchanged_verify_reloads_nothing() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    let php = fpm.service_arg();
+    env.add_server_on(&env.nginx, "t", &["--php", &php, "--web-group", "nogroup"]);
+    env.dispatch_until_idle(&[]);
+    for platform in ["app", "app2"] {
+        let code = env.platforms.path().join(platform);
+        std::fs::create_dir(&code).unwrap();
+        std::fs::write(code.join("page.php"), PAGE).unwrap();
+        std::fs::write(code.join("index.php"), "<?php echo 'home';\n").unwrap();
+        std::fs::write(code.join("static.txt"), "s".repeat(BODY_LEN)).unwrap();
+        let path = code.display().to_string();
+        env.ok(&[
+            "platform", "add", platform, "--server", "t", "--path", &path, "--kind", "php",
+        ]);
+    }
+    env.dispatch_until_idle(&[]);
+    let sites: Vec<String> = (1..=3).map(|i| format!("{t}-r{i}.reload.test")).collect();
+    for site in &sites {
+        env.ok(&["site", "add", site, "--platform", "app"]);
+    }
+    env.dispatch_until_idle(&[]);
+    let mut targets = Vec::new();
+    for site in &sites {
+        site_installed(&env, site);
+        for path in ["/page.php", "/static.txt"] {
+            targets.push(Target {
+                host: site.clone(),
+                path: path.to_string(),
+                body_len: BODY_LEN,
+            });
+        }
+    }
+    let readers = BodyCheckingReaders::start(env.nginx.port, &targets, 2);
+    let mut problems = Vec::new();
+
+    // Verifies that change nothing: no reload, the same workers and children.
+    while readers.tally().whole.len() < targets.len() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for round in 0..2 {
+        let before = daemons(&env, &fpm);
+        env.ok(&["site", "verify", &sites[0]]);
+        env.ok(&["server", "verify", "t"]);
+        env.dispatch_until_idle(&[]);
+        site_installed(&env, &sites[0]);
+        let after = daemons(&env, &fpm);
+        // A pool starts children on demand while readers press on it; a reload would have
+        // replaced every one of them.
+        let kept = after.nginx_reloads == before.nginx_reloads
+            && after.php_fpm_reloads == before.php_fpm_reloads
+            && after.nginx_workers == before.nginx_workers
+            && after.php_fpm_children.is_superset(&before.php_fpm_children);
+        if !kept {
+            problems.push(format!(
+                "round {round}: unchanged verifies reloaded: before {before:?}, after {after:?}"
+            ));
+        }
+    }
+
+    // A verify that repairs a vhost and a pool changed on disk reloads both.
+    let vhost = env
+        .data
+        .path()
+        .join(format!("config/t/nginx/vhost.d/{}.conf", sites[1]));
+    let pool = std::fs::read_dir(fpm.prefix().join("pool.d"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|c| c.contains(&sites[1])))
+        .expect("the site's pool");
+    for file in [&vhost, &pool] {
+        let mut text = std::fs::read_to_string(file).unwrap();
+        text.push_str("# drifted\n");
+        std::fs::write(file, text).unwrap();
+    }
+    let before = daemons(&env, &fpm);
+    env.ok(&["site", "verify", &sites[1]]);
+    env.dispatch_until_idle(&[]);
+    site_installed(&env, &sites[1]);
+    let after = daemons(&env, &fpm);
+    assert!(
+        after.nginx_reloads > before.nginx_reloads
+            && after.php_fpm_reloads > before.php_fpm_reloads,
+        "a verify that changed files reloads: before {before:?}, after {after:?}"
+    );
+    assert!(!std::fs::read_to_string(&vhost).unwrap().contains("drifted"));
+
+    // Reloads by hand, as an operator (or a package upgrade) makes them.
+    for _ in 0..6 {
+        signal(pid_in(&env.nginx.prefix().join("nginx.pid")), "HUP");
+        signal(pid_in(&fpm.prefix().join("php-fpm.pid")), "USR2");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+
+    // A migrate reloads nginx and php-fpm several times while the site serves.
+    let before = daemons(&env, &fpm);
+    env.ok(&["site", "migrate", &sites[2], "--platform", "app2"]);
+    env.dispatch_until_idle(&[]);
+    let after = daemons(&env, &fpm);
+    eprintln!(
+        "a migrate reloaded nginx {} times, php-fpm {} times",
+        after.nginx_reloads - before.nginx_reloads,
+        after.php_fpm_reloads - before.php_fpm_reloads
+    );
+    assert_eq!(env.json(&["site", "show", &sites[2]])["platform"], "app2");
+    // Readers go on until the last reload's old processes are gone.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let tally = readers.finish();
+    let end = daemons(&env, &fpm);
+    eprintln!(
+        "readers: {:?}; idle keep-alive connections closed (retried): {}; reloads: nginx {}, \
+         php-fpm {}",
+        tally.whole, tally.idle_closed, end.nginx_reloads, end.php_fpm_reloads
+    );
+    if !tally.failures.is_empty() {
+        let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in &tally.failures {
+            *counted.entry(f).or_default() += 1;
+        }
+        problems.push(format!(
+            "{} responses cut or failed: {counted:#?}",
+            tally.failures.len()
+        ));
+    }
+    for target in &targets {
+        let key = format!("{} {}", target.host, target.path);
+        if tally.whole.get(&key).copied().unwrap_or(0) == 0 {
+            problems.push(format!("{key}: no whole response at all"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
