@@ -144,7 +144,7 @@ fn by_hand(
     std::fs::write(
         &config,
         render::wordpress_site_config(&render::WordpressSite {
-            url: format!("http://{site}"),
+            url: format!("http://{site}:{}", env.nginx.port),
             code: code.to_path_buf(),
             content_dir: files.clone(),
             db: &database,
@@ -198,10 +198,11 @@ function wp_new_blog_notification() {{}}
 require '{code}/wp-load.php';
 require_once ABSPATH . 'wp-admin/includes/upgrade.php';
 wp_install('{title}', 'admin', 'admin@example.com', 1, '', wp_slash('{password}'));
-update_option('siteurl', 'http://{site}');
-update_option('home', 'http://{site}');
+update_option('siteurl', 'http://{site}:{port}');
+update_option('home', 'http://{site}:{port}');
 ",
-        code = code.display()
+        code = code.display(),
+        port = env.nginx.port
     );
     let uid = String::from_utf8(
         Command::new("id")

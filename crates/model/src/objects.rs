@@ -24,6 +24,17 @@ pub const STANDARD_NGINX_CONFIG: &str = "/etc/nginx/nginx.conf";
 pub const STANDARD_NGINX_INCLUDE_DIR: &str = "/etc/nginx/conf.d";
 
 impl Server {
+    /// A site's canonical address on this server: its name, and the port its vhosts listen
+    /// on unless it is HTTP's own. Links a site makes and links fjord prints use it, never
+    /// the `Host` a request brought.
+    pub fn site_url(&self, host: &str) -> String {
+        let HttpService::Nginx(nginx) = &self.http;
+        match nginx.listen.port() {
+            80 => format!("http://{host}"),
+            port => format!("http://{host}:{port}"),
+        }
+    }
+
     /// The choices of this server that differ from the standard profile (Debian's nginx
     /// reloaded by signal, each database engine's and PHP version's defaults, files owned by
     /// the sites' own users and given to nginx's default group), each as `field value`.

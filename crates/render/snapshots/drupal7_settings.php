@@ -19,6 +19,7 @@ if (PHP_SAPI !== 'cli' && isset($_GET['fjord-login']) && is_string($_GET['fjord-
     exit;
   }
 }
+$base_url = 'http://example.com:8080';
 $drupal_hash_salt = $fjord['hash_salt'];
 $conf['file_public_path'] = 'sites/example.com/files';
 $conf['file_private_path'] = '/srv/d/private/example.com/files';

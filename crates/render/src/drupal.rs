@@ -12,6 +12,9 @@ use crate::php::{db_address, php_str};
 pub struct DrupalSite<'a> {
     /// 7, or 8 and later (10, 11), whose settings differ.
     pub major: u32,
+    /// The site's canonical address (scheme, name, port): Drupal 7's `$base_url`, so that no
+    /// forged `Host` changes the links it makes.
+    pub base_url: &'a str,
     /// The site's main name and its aliases: Drupal 8+ answers only these
     /// (`trusted_host_patterns`).
     pub names: Vec<&'a str>,
@@ -70,6 +73,7 @@ pub fn drupal_settings(site: &DrupalSite) -> String {
     let private = |sub: &str| php_str(&site.private_dir.join(sub).display().to_string());
     let public = php_str(&format!("{}/files", site.site_dir));
     if site.major == 7 {
+        let _ = writeln!(out, "$base_url = {};", php_str(site.base_url));
         out.push_str("$drupal_hash_salt = $fjord['hash_salt'];\n");
         let _ = writeln!(out, "$conf['file_public_path'] = {public};");
         let _ = writeln!(out, "$conf['file_private_path'] = {};", private("files"));

@@ -185,10 +185,15 @@ server {{
 server {{
     listen {listen};
     server_name {aliases};
-    return 301 $scheme://{main}$request_uri;
+    return 301 $scheme://{main}{port}$request_uri;
 }}
 ",
             aliases = aliases.join(" "),
+            // The site's canonical address names the port when it is not HTTP's own.
+            port = match listen.port() {
+                80 => String::new(),
+                port => format!(":{port}"),
+            },
         );
     }
     out

@@ -147,6 +147,7 @@ fn drupal_files() {
         db.engine = engine.engine;
         let site = DrupalSite {
             major,
+            base_url: "http://example.com:8080",
             names: vec!["example.com", "www.example.com"],
             site_dir: "sites/example.com".into(),
             credentials: "/srv/d/private/example.com/settings.php".into(),

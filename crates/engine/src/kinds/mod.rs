@@ -86,6 +86,8 @@ pub struct SiteApp<'a> {
     pub php: Option<SitePhp>,
     pub db: Option<(&'a SiteDatabase, &'a DbService)>,
     pub sqlite: PathBuf,
+    /// Its canonical address (`Server::site_url`): the port of its server's vhosts included.
+    pub url: String,
 }
 
 /// How a PHP site's code runs.
@@ -105,7 +107,7 @@ pub struct SitePhp {
 
 impl SiteApp<'_> {
     pub fn url(&self) -> String {
-        format!("http://{}", self.site.name.as_str())
+        self.url.clone()
     }
 
     /// A run of PHP as the site's user, with its pool's limits and its settings file named.

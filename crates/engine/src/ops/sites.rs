@@ -290,6 +290,10 @@ impl Fjord {
             expires_at_s,
         };
         let queued = self.queue(Target::Site(site.id), TaskKind::SiteLoginLink, args, false)?;
-        Ok((queued, format!("http://{}/?fjord-login={token}", site.name)))
+        let url = self
+            .store()
+            .server(platform.server_id)?
+            .site_url(site.name.as_str());
+        Ok((queued, format!("{url}/?fjord-login={token}")))
     }
 }

@@ -241,6 +241,7 @@ impl ScriptEnv {
             private_dir,
             php,
             db,
+            url: objects.server.site_url(site.name.as_str()),
         })
     }
 

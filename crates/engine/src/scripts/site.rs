@@ -56,7 +56,7 @@ fn welcome_mail(
     if let Some(run) = app.php_run("arm the login link of the welcome mail", code, Vec::new()) {
         x.run_php(&run)?;
     }
-    let site = app.site.name.as_str();
+    let (site, url) = (app.site.name.as_str(), app.url());
     env.outbox
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -65,7 +65,7 @@ fn welcome_mail(
             subject: format!("Your new site {site} is ready"),
             body: format!(
                 "Your site {site} is installed.\n\nLog in with this link, once, within 15 \
-                 minutes:\n\nhttp://{site}/?fjord-login={token}\n\nThen set a password of \
+                 minutes:\n\n{url}/?fjord-login={token}\n\nThen set a password of \
                  your own in your profile.\n"
             ),
         });

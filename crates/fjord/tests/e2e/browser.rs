@@ -57,7 +57,7 @@ impl Browser {
             .unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.host,
+            crate::harness::host_header(&self.host, self.port),
             body.len()
         );
         if !self.cookies.is_empty() {

@@ -74,6 +74,9 @@ fn two_hundred_tasks_over_fifty_sites() {
     eprintln!("200 tasks over 50 sites: {reloads} nginx reloads");
     for (i, site) in sites.iter().enumerate() {
         let (status, location, _) = env.nginx.get(&format!("alias{i}.example"), "/");
-        assert_eq!((status, location), (301, Some(format!("http://{site}/"))));
+        assert_eq!(
+            (status, location),
+            (301, Some(format!("http://{site}:{}/", env.nginx.port)))
+        );
     }
 }

@@ -30,6 +30,10 @@ $salt = isset($drupal_hash_salt) ? $drupal_hash_salt : $settings['hash_salt'];
 echo 'salt-length=', strlen($salt), "\n";
 $tables = $pdo->query('SHOW TABLES')->fetchAll(PDO::FETCH_COLUMN);
 echo 'tables=', implode(',', $tables), "\n";
+// Drupal 7's drupal_settings_initialize(): links start at $base_url when settings.php sets
+// it, else at the request's own Host.
+$link_base = isset($base_url) ? $base_url : 'http://' . $_SERVER['HTTP_HOST'];
+echo 'link=', $link_base, "/node/1\n";
 "#;
 
 fn fixture(name: &str) -> PathBuf {
@@ -420,4 +424,57 @@ fn a_composer_built_drupal_10_serves_from_web_and_reads_its_config_tables() {
     env.ok(&["site", "delete", &host, "--force"]);
     env.dispatch_until_idle(&[]);
     assert_eq!(mysql(&format!("SHOW DATABASES LIKE '{db}'")), "");
+}
+
+/// A request for `/` on `host` whose `Host` header says `forged` (the request line names the
+/// site, so nginx serves it; PHP sees the forged header): the body.
+fn get_with_forged_host(port: u16, host: &str, forged: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET http://{host}:{port}/ HTTP/1.1\r\nHost: {forged}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    raw
+}
+
+#[test]
+fn a_drupal_7_sites_links_follow_its_canonical_address_not_a_forged_host() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    let docroot = code_base(&env, "d7url", "drupal7", ".");
+    let host = format!("{t}-url.d7.test");
+    let db = format!("{t}_url");
+    foreign_site(&docroot, &host, &db);
+    seven_tables(&db, &[("system", 7085), ("user", 7018)]);
+    add_platform(&env, "d7url");
+    assert_eq!(env.json(&["site", "show", &host])["status"], "installed");
+    let port = env.nginx.port;
+    let canonical = format!("link=http://{host}:{port}/node/1");
+
+    let (status, _, page) = env.nginx.get(&host, "/");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&canonical), "{page}");
+    for forged in ["evil.example", &format!("{host}:6666"), "evil.example:80"] {
+        let page = get_with_forged_host(port, &host, forged);
+        assert!(page.contains("site-dir="), "served by the site: {page}");
+        assert!(
+            page.contains(&canonical) && !page.contains("evil") && !page.contains("6666"),
+            "Host {forged}: {page}"
+        );
+    }
+
+    // The login link fjord prints names the port of the server's vhosts.
+    let link = env.ok(&["site", "login-link", &host, "--no-wait"]);
+    assert!(
+        link.trim()
+            .starts_with(&format!("http://{host}:{port}/?fjord-login=")),
+        "{link}"
+    );
 }

@@ -145,6 +145,15 @@ impl Drop for PrivateNginx {
     }
 }
 
+/// The `Host` a browser sends to a site at `port`: the port named, as it is not HTTP's own.
+pub fn host_header(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 pub fn http_get(port: u16, host: &str, path: &str) -> (u16, Option<String>, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
@@ -152,7 +161,8 @@ pub fn http_get(port: u16, host: &str, path: &str) -> (u16, Option<String>, Stri
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        host_header(host, port)
     )
     .unwrap();
     let mut raw = Vec::new();

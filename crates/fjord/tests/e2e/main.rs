@@ -26,6 +26,7 @@ mod panel;
 mod php_rollback;
 mod php_sites;
 mod private_db;
+mod real_apps;
 mod reloads;
 mod rollback;
 mod served_restore;

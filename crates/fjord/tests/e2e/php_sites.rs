@@ -265,7 +265,7 @@ fn log_in(env: &Env, browser: &mut Browser, site: &str) -> String {
         .trim()
         .to_string();
     assert!(
-        link.starts_with(&format!("http://{site}/?fjord-login=")),
+        link.starts_with(&format!("http://{site}:{}/?fjord-login=", env.nginx.port)),
         "{link}"
     );
     env.dispatch_until_idle(&[]);
@@ -863,8 +863,10 @@ fn a_platform_comes_from_a_release_archive_and_a_hostile_one_writes_nothing_outs
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    // A release archive holds files, not links into this machine's other packages (Debian's
+    // tree links 24 files elsewhere): made with the links followed.
     tar(&[
-        "-czf",
+        "-czhf",
         &release.display().to_string(),
         "-C",
         "/usr/share",
@@ -941,5 +943,12 @@ fn a_platform_comes_from_a_release_archive_and_a_hostile_one_writes_nothing_outs
     assert!(
         !app.join("out").is_symlink(),
         "a link out of the code base was copied in"
+    );
+    // Refused whole, the link named: nothing of it is a platform.
+    assert!(!app.exists(), "a platform was made of the hostile archive");
+    let log = last_task_log(&env);
+    assert!(
+        log.contains("app/out") || log.contains("out in") && log.contains("release archive"),
+        "{log}"
     );
 }

@@ -304,7 +304,7 @@ impl Steps for DryRun {
 
     fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()> {
         self.step(format!(
-            "copy the code base {} to {} (links out of it and special files left out)",
+            "copy the code base {} to {} (what its links out of it lead to copied, as cp -L would)",
             from.display(),
             to.display()
         ));

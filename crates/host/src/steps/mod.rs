@@ -873,19 +873,21 @@ impl Steps for LiveSteps<'_> {
             )?;
             crate::ensure_private_dir(&unpacked)?;
             let root = crate::copy_in::unpack(from, &unpacked)?;
-            let copied = crate::copy_in::copy_tree(&root, &staging);
+            let copied =
+                crate::copy_in::copy_tree(&root, &staging, crate::copy_in::LinksOut::Refuse);
             self.trash.push((anchor::anchor_of(&unpacked), unpacked));
             copied?
         } else {
-            crate::copy_in::copy_tree(from, &staging)?
+            crate::copy_in::copy_tree(from, &staging, crate::copy_in::LinksOut::Follow)?
         };
         std::fs::rename(&staging, to).map_err(|e| HostError::io(to, e))?;
         self.journal.log(&format!(
             "copied {} files ({} bytes)",
             copied.files, copied.bytes
         ));
-        for left_out in &copied.left_out {
-            self.journal.log(&format!("left out: {left_out}"));
+        for followed in &copied.followed {
+            self.journal
+                .log(&format!("copied through a link: {followed}"));
         }
         self.after_step(&what)
     }

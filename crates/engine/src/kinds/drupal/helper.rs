@@ -33,7 +33,13 @@ fn drush(app: &SiteApp, layout: &Layout, describe: &str, command: &[&str]) -> Op
     // steps): the platform's tool gets the functions that start them. It runs as the site's
     // user under the process limits of every run (`host::PhpRun`), and whatever it leaves
     // running ends with the site's user.
-    run.ini.retain(|(key, _)| key != "disable_functions");
+    // drush's preflight refuses to run under `open_basedir` ("restricted PHP modes"), as its
+    // documentation says for the command line: drush runs without it, held to the site's
+    // files by the site's Unix user (other sites' files and private dirs are closed to it),
+    // with the rest of the pool's limits (memory, FFI off, mail's parameters). Web requests
+    // keep `open_basedir` in the pool.
+    run.ini
+        .retain(|(key, _)| key != "disable_functions" && key != "open_basedir");
     Some(run)
 }
 

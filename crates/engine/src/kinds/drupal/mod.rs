@@ -202,7 +202,9 @@ impl AppKind for Drupal {
         };
         let major = platform_layout(app.platform).map_or(7, |l| l.major);
         let names: Vec<&str> = app.site.all_names().map(|n| n.as_str()).collect();
+        let url = app.url();
         let site = render::DrupalSite {
+            base_url: &url,
             major,
             names,
             site_dir: format!("sites/{}", app.site.name.as_str()),
