@@ -28,25 +28,31 @@ $db = $settings['database'];
 $pdo = new PDO("mysql:unix_socket={$db['socket']};dbname={$db['name']}", $db['user'], $db['password'],
     [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
 if ($_SERVER['REQUEST_METHOD'] === 'POST') {
-    $pdo->prepare('INSERT INTO notes (body) VALUES (?)')->execute([$_POST['note']]);
+    $pdo->prepare('INSERT INTO fjord_notes (body) VALUES (?)')->execute([$_POST['note']]);
     echo 'id=', $pdo->lastInsertId(), "\n";
     exit;
 }
-$count = $pdo->query('SELECT COUNT(*) FROM notes')->fetchColumn();
+$count = $pdo->query('SELECT COUNT(*) FROM fjord_notes')->fetchColumn();
 echo "notes=$count\n", str_repeat('x', 60000), "\nend\n";
 "#;
 
 /// The site's database name, user and password, from the config fjord wrote for it.
-fn credentials(env: &Env, site: &str) -> (String, String, String) {
-    let config = std::path::Path::new(&env.platform_path("app"))
+/// (A `php` site's settings array, or WordPress's `define`s.)
+fn credentials(env: &Env, platform: &str, site: &str) -> (String, String, String) {
+    let config = std::path::Path::new(&env.platform_path(platform))
         .join("private")
         .join(site)
         .join("settings.php");
     let text = std::fs::read_to_string(&config).unwrap();
     let value = |key: &str| {
+        let define = format!("define('DB_{}', '", key.to_uppercase());
         text.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("'{key}' => '")))
-            .and_then(|v| v.strip_suffix("',"))
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix(&format!("'{key}' => '"))
+                    .and_then(|v| v.strip_suffix("',"))
+                    .or_else(|| l.strip_prefix(&define).and_then(|v| v.strip_suffix("');")))
+            })
             .unwrap_or_else(|| panic!("{key} in {text}"))
             .to_string()
     };
@@ -93,6 +99,34 @@ struct Seen {
     pages: u64,
 }
 
+/// How the test reads and writes one application.
+struct App {
+    platform: &'static str,
+    /// Whether a page is whole.
+    page_ok: fn(&str) -> bool,
+    /// Posts a note; the id it got when acknowledged, else `None`.
+    post: fn(&mut Browser, &str) -> (crate::browser::Response, Option<u64>),
+    /// The table and column a posted note is kept in.
+    posted_to: (&'static str, &'static str),
+}
+
+const PHP_APP: App = App {
+    platform: "app",
+    page_ok: whole_page,
+    post: |browser, note| {
+        let response = browser.post(
+            "/",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            format!("note={note}").as_bytes(),
+        );
+        let id = (response.status == 200)
+            .then(|| response.body.strip_prefix("id=")?.trim().parse().ok())
+            .flatten();
+        (response, id)
+    },
+    posted_to: ("fjord_notes", "body"),
+};
+
 struct Traffic {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Seen>>,
@@ -100,7 +134,7 @@ struct Traffic {
 
 impl Traffic {
     /// Two readers, an HTTP writer and a writer as the site's database user.
-    fn start(env: &Env, site: &str, tag: &str) -> Traffic {
+    fn start(env: &Env, app: &'static App, site: &str, tag: &str) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let port = env.nginx.port;
         let mut threads = Vec::new();
@@ -111,7 +145,7 @@ impl Traffic {
                 while !stop.load(Ordering::Relaxed) {
                     let page = Browser::new(port, &site).get("/");
                     seen.pages += 1;
-                    if page.status != 200 || !whole_page(&page.body) {
+                    if page.status != 200 || !(app.page_ok)(&page.body) {
                         seen.errors.push(format!(
                             "{} GET /: {} ({} bytes) {}",
                             now(),
@@ -132,22 +166,11 @@ impl Traffic {
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let note = format!("{tag}-http-{n}");
-                    let response = Browser::new(port, &site).post(
-                        "/",
-                        &[("Content-Type", "application/x-www-form-urlencoded")],
-                        format!("note={note}").as_bytes(),
-                    );
-                    match response.status {
-                        200 => match response
-                            .body
-                            .strip_prefix("id=")
-                            .and_then(|id| id.trim().parse().ok())
-                        {
-                            Some(id) => seen.posted.push((note, id)),
-                            None => seen.errors.push(format!("POST: 200 {}", response.body)),
-                        },
-                        503 if response.header("Retry-After").is_some() => seen.refused += 1,
-                        other => seen.errors.push(format!(
+                    let (response, id) = (app.post)(&mut Browser::new(port, &site), &note);
+                    match (response.status, id) {
+                        (_, Some(id)) => seen.posted.push((note, id)),
+                        (503, _) if response.header("Retry-After").is_some() => seen.refused += 1,
+                        (other, _) => seen.errors.push(format!(
                             "{} POST {note}: {other} {}",
                             now(),
                             response.body.chars().take(200).collect::<String>()
@@ -159,7 +182,7 @@ impl Traffic {
             }));
         }
         {
-            let (name, user, password) = credentials(env, site);
+            let (name, user, password) = credentials(env, app.platform, site);
             let (stop, tag) = (stop.clone(), tag.to_string());
             threads.push(std::thread::spawn(move || {
                 let mut seen = Seen::default();
@@ -169,7 +192,7 @@ impl Traffic {
                     let row = format!("{tag}-db-{n}");
                     let out = Command::new("mariadb")
                         .args([&format!("--user={user}"), &name, "-e"])
-                        .arg(format!("INSERT INTO notes (body) VALUES ('{row}')"))
+                        .arg(format!("INSERT INTO fjord_notes (body) VALUES ('{row}')"))
                         .env("MYSQL_PWD", &password)
                         .output()
                         .unwrap();
@@ -253,39 +276,32 @@ fn php_site(env: &Env, fpm: &PrivatePhpFpm, site: &str) -> String {
     env.dispatch_until_idle(&[]);
     env.ok(&["site", "add", site, "--platform", "app", "--db", "mysql"]);
     env.dispatch_until_idle(&[]);
-    let (db, _, _) = credentials(env, site);
+    notes_table(env, "app", site)
+}
+
+/// The table the writer inserts into as the site's database user; the site's database.
+fn notes_table(env: &Env, platform: &str, site: &str) -> String {
+    let (db, _, _) = credentials(env, platform, site);
     mysql(&format!(
-        "CREATE TABLE `{db}`.notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100))"
+        "CREATE TABLE `{db}`.fjord_notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100))"
     ));
     db
 }
 
-#[test]
-fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
-    let t = token();
-    let _cleanup = Cleanup(t.clone());
-    let fpm = PrivatePhpFpm::start();
-    let env = Env::bare();
-    let site = format!("{t}-restored.php.test");
-    let db = php_site(&env, &fpm, &site);
-    for n in 0..3 {
-        mysql(&format!(
-            "INSERT INTO `{db}`.notes (body) VALUES ('backed-up-{n}')"
-        ));
-    }
-    env.ok(&["site", "backup", &site]);
-    env.dispatch_until_idle(&[]);
-    let backed_up = backup_paths(&env, &site);
-    // Written after the backup: the restore takes them away, and its own backup keeps them.
-    for n in 0..5 {
-        mysql(&format!(
-            "INSERT INTO `{db}`.notes (body) VALUES ('since-{n}')"
-        ));
-    }
-
-    let traffic = Traffic::start(&env, &site, &t);
+/// Restores the site's newest backup with the traffic running and pauses after every step,
+/// and checks what the module's comment promises.
+fn restore_under_traffic(
+    env: &Env,
+    app: &'static App,
+    site: &str,
+    db: &str,
+    tag: &str,
+    backed_up: &BTreeSet<String>,
+) {
+    let (table, column) = app.posted_to;
+    let traffic = Traffic::start(env, app, site, tag);
     std::thread::sleep(Duration::from_millis(500));
-    let id = env.queue(&["site", "restore", &site]);
+    let id = env.queue(&["site", "restore", site]);
     let faults = pauses("site-restore");
     let faults: Vec<&str> = faults.iter().map(String::as_str).collect();
     env.dispatch_until_idle(&faults);
@@ -294,14 +310,15 @@ fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
     let log = env.log(id);
     assert_eq!(env.task(id)["status"], "success", "{log}");
 
-    let pre_restore: Vec<String> = backup_paths(&env, &site)
-        .difference(&backed_up)
+    let pre_restore: Vec<String> = backup_paths(env, site)
+        .difference(backed_up)
         .cloned()
         .collect();
     assert_eq!(pre_restore.len(), 1, "the restore backs the site up first");
     let kept = dump_in(&pre_restore[0]);
-    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.notes"))
+    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.fjord_notes"))
         .lines()
+        .chain(mysql(&format!("SELECT {column} FROM `{db}`.{table}")).lines())
         .map(str::to_string)
         .collect();
     let is_kept = |note: &str| live.contains(note) || kept.contains(&format!("'{note}'"));
@@ -335,36 +352,61 @@ fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
         "the writers wrote nothing: {seen:?}"
     );
     assert!(seen.refused > 0, "no write was refused while frozen");
+
+    // Ids handed out after the restore are new ones: none only the pre-restore backup holds.
+    let highest = seen.posted.iter().map(|(_, id)| *id).max().unwrap();
+    let (response, after) = (app.post)(
+        &mut Browser::new(env.nginx.port, site),
+        &format!("{tag}-after"),
+    );
+    let after = after.unwrap_or_else(|| panic!("{} {}", response.status, response.body));
+    assert!(
+        after > highest,
+        "id {after} after the restore; ids up to {highest} are in the pre-restore backup\n{log}"
+    );
+    assert!(
+        log.contains(&format!("raised the next id of {table}")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    let site = format!("{t}-restored.php.test");
+    let db = php_site(&env, &fpm, &site);
+    for n in 0..3 {
+        mysql(&format!(
+            "INSERT INTO `{db}`.fjord_notes (body) VALUES ('backed-up-{n}')"
+        ));
+    }
+    env.ok(&["site", "backup", &site]);
+    env.dispatch_until_idle(&[]);
+    let backed_up = backup_paths(&env, &site);
+    // Written after the backup: the restore takes them away, and its own backup keeps them.
+    for n in 0..5 {
+        mysql(&format!(
+            "INSERT INTO `{db}`.fjord_notes (body) VALUES ('since-{n}')"
+        ));
+    }
+
+    restore_under_traffic(&env, &PHP_APP, &site, &db, &t, &backed_up);
+    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.fjord_notes"))
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert!(
         live.contains("backed-up-0") && !live.contains("since-0"),
         "the backup was restored: {live:?}"
     );
 
-    // Ids handed out after the restore are new ones: none only the pre-restore backup holds.
-    let highest = seen.posted.iter().map(|(_, id)| *id).max().unwrap();
-    let response = Browser::new(env.nginx.port, &site).post(
-        "/",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"note=after",
-    );
-    assert_eq!(response.status, 200, "{}", response.body);
-    let after: u64 = response
-        .body
-        .trim()
-        .strip_prefix("id=")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        after > highest,
-        "id {after} after the restore; ids up to {highest} are in the pre-restore backup\n{log}"
-    );
-    assert!(log.contains("raised the next id of notes"), "{log}");
-
     // A clone of the site, read and written all through: the source serves throughout, and
     // keeps every write it acknowledged.
     let copy = format!("{t}-copy.php.test");
-    let traffic = Traffic::start(&env, &site, &format!("{t}c"));
+    let traffic = Traffic::start(&env, &PHP_APP, &site, &format!("{t}c"));
     std::thread::sleep(Duration::from_millis(500));
     let id = env.queue(&["site", "clone", &site, &copy]);
     let faults = pauses("site-clone");
@@ -373,7 +415,7 @@ fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
     std::thread::sleep(Duration::from_millis(500));
     let seen = traffic.finish();
     assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
-    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.notes"))
+    let live: BTreeSet<String> = mysql(&format!("SELECT body FROM `{db}`.fjord_notes"))
         .lines()
         .map(str::to_string)
         .collect();
@@ -404,5 +446,74 @@ fn a_restore_keeps_every_acknowledged_write_and_answers_every_request() {
     for s in [&site, &copy] {
         env.ok(&["site", "delete", s, "--force"]);
     }
+    env.dispatch_until_idle(&[]);
+}
+
+/// WordPress from Debian's package: a comment on the first post is the HTTP write.
+const WORDPRESS: App = App {
+    platform: "wp",
+    page_ok: |body| body.contains("<title>") && body.trim_end().ends_with("</html>"),
+    post: |browser, note| {
+        let response = browser.post(
+            "/wp-comments-post.php",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            format!(
+                "comment_post_ID=1&author=Writer&email=writer%40example.com&url=&comment={note}"
+            )
+            .as_bytes(),
+        );
+        // Acknowledged: a redirect to the comment, `#comment-<id>`.
+        let id = (response.status == 302)
+            .then(|| {
+                let location = response.header("Location")?;
+                location.rsplit_once("#comment-")?.1.parse().ok()
+            })
+            .flatten();
+        (response, id)
+    },
+    posted_to: ("wp_comments", "comment_content"),
+};
+
+#[test]
+#[ignore = "WordPress pages are cut off by the restore's nginx reloads until issue 17 item 2 \
+            (a reload cuts responses in flight) is fixed; run with --ignored"]
+fn a_wordpress_restore_keeps_every_acknowledged_comment_and_answers_every_request() {
+    let t = token();
+    let _cleanup = Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    crate::php_sites::wordpress_platform(&env, "wp");
+    let blog = format!("{t}-restored.wp.test");
+    env.ok(&["site", "add", &blog, "--platform", "wp", "--title", "Busy"]);
+    env.dispatch_until_idle(&[]);
+    // Everyone comments from 127.0.0.1 here: WordPress's flood control would refuse all but
+    // the first comment every 15 s.
+    let plugin = std::path::Path::new(&env.platform_path("wp"))
+        .join("sites")
+        .join(&blog)
+        .join("mu-plugins/no-flood.php");
+    std::fs::write(
+        &plugin,
+        "<?php\nadd_filter('wp_is_comment_flood', '__return_false', 99);\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let db = notes_table(&env, "wp", &blog);
+    // A site in use is warm: its first request, compiling WordPress, takes seconds on a busy
+    // machine, and a write that reaches PHP before the read-only vhost and the database only
+    // after the freeze fails (500, not acknowledged: that window is left open).
+    let mut browser = Browser::new(env.nginx.port, &blog);
+    assert_eq!(browser.get("/").status, 200);
+    assert!(
+        (WORDPRESS.post)(&mut browser, &format!("{t}-warm"))
+            .1
+            .is_some()
+    );
+    env.ok(&["site", "backup", &blog]);
+    env.dispatch_until_idle(&[]);
+    let backed_up = backup_paths(&env, &blog);
+    restore_under_traffic(&env, &WORDPRESS, &blog, &db, &t, &backed_up);
+    env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
 }
