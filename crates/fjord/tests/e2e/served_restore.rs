@@ -475,8 +475,6 @@ const WORDPRESS: App = App {
 };
 
 #[test]
-#[ignore = "WordPress pages are cut off by the restore's nginx reloads until issue 17 item 2 \
-            (a reload cuts responses in flight) is fixed; run with --ignored"]
 fn a_wordpress_restore_keeps_every_acknowledged_comment_and_answers_every_request() {
     let t = token();
     let _cleanup = Cleanup(t.clone());
