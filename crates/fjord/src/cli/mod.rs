@@ -558,9 +558,13 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
 
 /// Prints a task's log lines as they come until it finishes.
 fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task, Error> {
+    // A dispatcher may be starting beside this command: only a few seconds without any
+    // live dispatcher mean that nobody will run the task.
+    const NO_DISPATCHER_GRACE: Duration = Duration::from_secs(3);
     let mut after = 0;
     let mut waited = Duration::ZERO;
     let mut hinted = false;
+    let mut none_alive_since: Option<Duration> = None;
     loop {
         let task = fjord.task(id)?;
         for line in fjord.task_log(id, after)? {
@@ -575,8 +579,22 @@ fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task
         if task.status.is_finished() {
             return Ok(task);
         }
+        if fjord.dispatcher_alive()? {
+            none_alive_since = None;
+        } else {
+            let since = *none_alive_since.get_or_insert(waited);
+            if waited - since >= NO_DISPATCHER_GRACE {
+                return Err(Error::Refused(format!(
+                    "no dispatcher is running on {}: task {id} stays {}. Start one with \
+                     `fjord serve` (or `fjord dispatch`), then follow the task with \
+                     `fjord task log {id} --follow`",
+                    fjord.data_dir().display(),
+                    task.status.as_str()
+                )));
+            }
+        }
         if task.status == TaskStatus::Queued && waited > Duration::from_secs(5) && !hinted {
-            eprintln!("  (still queued: is a dispatcher running? start one with `fjord serve`)");
+            eprintln!("  (still queued: the dispatchers are busy with other tasks)");
             hinted = true;
         }
         std::thread::sleep(Duration::from_millis(50));

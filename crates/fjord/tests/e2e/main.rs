@@ -22,6 +22,7 @@ mod kill_random;
 mod lifecycle;
 mod migrate;
 mod moves;
+mod newuser;
 mod panel;
 mod php_rollback;
 mod php_sites;

@@ -1,0 +1,75 @@
+//! What a new user meets first: a fresh data dir opened by several processes at once, a
+//! `--wait` with nobody to run its task.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Env, FJORD, world_readable_tempdir};
+
+/// Waits for `child` for up to `limit` (a guard against a hang, not a timing assertion);
+/// kills it and panics if it is still running then.
+fn wait_or_kill(
+    mut child: std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn processes_opening_a_fresh_data_dir_at_once_all_open_it() {
+    for round in 0..5 {
+        let data = world_readable_tempdir();
+        let dir = data.path().join("fjord");
+        let spawn = |args: &[&str]| {
+            std::process::Command::new(FJORD)
+                .args(args)
+                .env("FJORD_DATA_DIR", &dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        // A dispatcher started beside the first commands, as a new user does.
+        let mut children = vec![spawn(&["dispatch", "--until-idle"])];
+        children.extend((0..7).map(|_| spawn(&["task", "list"])));
+        for child in children {
+            let out = wait_or_kill(child, Duration::from_secs(120), "fjord");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn wait_with_no_dispatcher_alive_says_so_and_fails_instead_of_hanging() {
+    let env = Env::bare();
+    let args = env.nginx.server_add_args("t", &["--wait"]);
+    let child = env
+        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_or_kill(child, Duration::from_secs(120), "fjord server add --wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no dispatcher is running"), "{stderr}");
+    assert!(stderr.contains("fjord serve"), "{stderr}");
+    // The task is still there for a dispatcher to run.
+    let tasks = env.json(&["task", "list"]);
+    assert_eq!(tasks[0]["status"], "queued", "{tasks}");
+}
