@@ -243,6 +243,14 @@ pub trait Store: Accounts + Send + Sync {
         server: &Server,
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)>;
+    /// Replaces a server's database and php-fpm services and queues `then` on it, in one
+    /// transaction that refuses (naming them) to take away a database engine a site's
+    /// database uses or a PHP version a platform runs on.
+    fn update_server_services(
+        &self,
+        server: &Server,
+        then: Option<NewTask>,
+    ) -> Result<(Server, Option<Task>)>;
     fn server(&self, id: i64) -> Result<Server>;
     fn server_by_name(&self, name: &str) -> Result<Server>;
     fn servers(&self) -> Result<Vec<Server>>;

@@ -155,6 +155,33 @@ impl Acting<'_> {
         self.fjord.add_server(input, false)
     }
 
+    /// Adds and removes a server's services and queues its verify; beyond the standard
+    /// profile, as for a new server, only an administrator chooses them.
+    pub fn edit_server(&self, edit: &crate::ops::ServerEdit) -> Result<Queued> {
+        self.require(Action::ManageServers)?;
+        if !self.may(Action::ChooseHostPaths) {
+            let before = self.fjord.server(&edit.name)?.beyond_standard_profile();
+            let odd: Vec<String> = self
+                .fjord
+                .edited_server(edit)?
+                .beyond_standard_profile()
+                .into_iter()
+                .filter(|o| !before.contains(o))
+                .collect();
+            if !odd.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "{} ({}) adds services with the standard programs and paths only; {} \
+                     {} an administrator's to choose",
+                    self.actor.name,
+                    self.actor.role.title().to_lowercase(),
+                    odd.join(", "),
+                    if odd.len() == 1 { "is" } else { "are" }
+                )));
+            }
+        }
+        self.fjord.edit_server(edit, false)
+    }
+
     pub fn verify_server(&self, name: &str) -> Result<Queued> {
         self.require(Action::ManageServers)?;
         self.fjord.verify_server(name, false)

@@ -231,6 +231,29 @@ enum ServerCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// Add or remove a server's database and php-fpm services, then verify it. A service that
+    /// a site's database or a platform uses is not removed (they are named).
+    Edit {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// A database service to add (repeatable): mysql, postgresql or sqlite, with options
+        /// as ENGINE:key=value,... as for `server add --db`.
+        #[arg(long = "add-db", value_name = "SERVICE")]
+        add_db: Vec<String>,
+        /// A database engine whose service goes (repeatable); with --add-db of the same
+        /// engine, its options are replaced.
+        #[arg(long = "remove-db", value_name = "ENGINE")]
+        remove_db: Vec<String>,
+        /// A php-fpm service to add (repeatable): VERSION[:key=value,...] as for
+        /// `server add --php`.
+        #[arg(long = "add-php", value_name = "SERVICE")]
+        add_php: Vec<String>,
+        /// A PHP version whose php-fpm service goes (repeatable).
+        #[arg(long = "remove-php", value_name = "VERSION")]
+        remove_php: Vec<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
     /// Rewrite fjord's server-level config and hook it into nginx.
     Verify {
         #[arg(allow_hyphen_values = true)]
@@ -440,6 +463,18 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
         .into_iter()
         .any(|s| s.name.as_str() == args.name);
     if exists {
+        // init registers this machine once; it never changes a registered server, so options
+        // that describe one are refused rather than ignored.
+        let given = init_server_changes(fjord, args)?;
+        if !given.is_empty() {
+            return Err(Error::Refused(format!(
+                "server {name} is already registered, and init does not change it ({given} \
+                 would be ignored): add or remove its services with `fjord server edit {name} \
+                 --add-db ENGINE` (or --remove-db, --add-php, --remove-php)",
+                name = args.name,
+                given = given.join(" ")
+            )));
+        }
         eprintln!(
             "fjord: server {} is already registered; verifying it again",
             args.name
@@ -504,6 +539,61 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
     );
     outln!("  fjord site add example.com --platform web --alias www.example.com --wait");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server options given to `init` that differ from the registered server's (`--db
+/// mysql` on a server without it, …): init cannot make them.
+fn init_server_changes(fjord: &Fjord, args: &InitArgs) -> Result<Vec<String>, Error> {
+    let registered = fjord.server(&args.name)?;
+    let wanted = fjord.parse_server(&args.nginx.input(&args.name))?;
+    let mut changes = Vec::new();
+    if !args.nginx.db.is_empty() && wanted.db != registered.db {
+        changes.extend(args.nginx.db.iter().map(|d| format!("--db {d}")));
+    }
+    if !args.nginx.php.is_empty() && wanted.php != registered.php {
+        changes.extend(args.nginx.php.iter().map(|p| format!("--php {p}")));
+    }
+    let http_given = nginx_options_given(&args.nginx);
+    if !http_given.is_empty() && wanted.http != registered.http {
+        changes.extend(http_given);
+    }
+    Ok(changes)
+}
+
+/// The nginx options given beyond their defaults.
+fn nginx_options_given(n: &NginxArgs) -> Vec<String> {
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        nginx: NginxArgs,
+    }
+    let defaults = Defaults::parse_from(["defaults"]).nginx;
+    let mut given = Vec::new();
+    for (flag, value, default) in [
+        ("--nginx-bin", &n.nginx_bin, &defaults.nginx_bin),
+        ("--nginx-conf", &n.nginx_conf, &defaults.nginx_conf),
+        (
+            "--nginx-include-dir",
+            &n.nginx_include_dir,
+            &defaults.nginx_include_dir,
+        ),
+        ("--listen", &n.listen, &defaults.listen),
+        ("--reload", &n.reload, &defaults.reload),
+    ] {
+        if value != default {
+            given.push(format!("{flag} {value}"));
+        }
+    }
+    for (flag, value) in [
+        ("--nginx-prefix", &n.nginx_prefix),
+        ("--files-owner", &n.files_owner),
+        ("--web-group", &n.web_group),
+    ] {
+        if let Some(value) = value {
+            given.push(format!("{flag} {value}"));
+        }
+    }
+    given
 }
 
 /// Prints what a task command produced, waiting for the task with `--wait`.
@@ -609,6 +699,23 @@ fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
             fjord.add_server(&nginx.input(&name), opts.dry_run)?,
             &opts,
         ),
+        ServerCmd::Edit {
+            name,
+            add_db,
+            remove_db,
+            add_php,
+            remove_php,
+            opts,
+        } => {
+            let edit = engine::ops::ServerEdit {
+                name,
+                add_db,
+                remove_db,
+                add_php,
+                remove_php,
+            };
+            queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
+        }
         ServerCmd::Verify { name, opts } => {
             queued(fjord, fjord.verify_server(&name, opts.dry_run)?, &opts)
         }

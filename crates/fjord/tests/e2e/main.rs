@@ -27,6 +27,7 @@ mod panel;
 mod php_rollback;
 mod php_sites;
 mod private_db;
+mod readme;
 mod rollback;
 mod site_limits;
 mod smtp;

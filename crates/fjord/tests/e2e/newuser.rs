@@ -73,3 +73,24 @@ fn wait_with_no_dispatcher_alive_says_so_and_fails_instead_of_hanging() {
     let tasks = env.json(&["task", "list"]);
     assert_eq!(tasks[0]["status"], "queued", "{tasks}");
 }
+
+#[test]
+fn a_site_that_never_installed_is_deleted_plainly_and_its_name_is_free_again() {
+    let env = Env::new();
+    let id = env.queue(&["site", "add", "never.example", "--platform", "p1"]);
+    env.dispatch_until_idle(&["fail-after:site-install:2"]);
+    assert_eq!(env.task(id)["status"], "failed");
+    // Adding it again names the command that frees the name.
+    let err = env.fails(&["site", "add", "never.example", "--platform", "p1"]);
+    assert!(err.contains("fjord site delete never.example"), "{err}");
+    // It is deleted without --force: it has nothing on the host to lose.
+    let id = env.queue(&["site", "delete", "never.example"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    env.ok(&["site", "add", "never.example", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.nginx.get("never.example", "/").0, 200);
+    // An installed site is still refused a plain delete, and the message says how.
+    let err = env.fails(&["site", "delete", "never.example"]);
+    assert!(err.contains("fjord site disable never.example"), "{err}");
+}

@@ -400,6 +400,76 @@ impl Store for SqliteStore {
         })
     }
 
+    fn update_server_services(
+        &self,
+        server: &Server,
+        then: Option<NewTask>,
+    ) -> Result<(Server, Option<Task>)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let in_use: Vec<(String, String)> = collect(
+                &tx,
+                "SELECT d.engine, s.name FROM site_databases d JOIN sites s ON s.id = d.site_id \
+                 WHERE d.server_id = ?1 ORDER BY s.name",
+                [server.id],
+                |r: &Row| Ok(Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))),
+            )?;
+            let mut refused = Vec::new();
+            for engine in in_use.iter().map(|(e, _)| e) {
+                if server.db.iter().any(|d| d.engine.as_str() == engine)
+                    || refused.iter().any(|(e, _): &(String, _)| e == engine)
+                {
+                    continue;
+                }
+                let sites: Vec<&str> = in_use
+                    .iter()
+                    .filter(|(e, _)| e == engine)
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                refused.push((
+                    engine.clone(),
+                    format!(
+                        "the {engine} service holds the databases of sites {}",
+                        sites.join(", ")
+                    ),
+                ));
+            }
+            let platforms: Vec<(String, String)> = collect(
+                &tx,
+                "SELECT php_version, name FROM platforms WHERE server_id = ?1 \
+                 AND php_version IS NOT NULL ORDER BY name",
+                [server.id],
+                |r: &Row| Ok(Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))),
+            )?;
+            for (version, platform) in &platforms {
+                if !server.php.iter().any(|p| p.version.as_str() == version) {
+                    refused.push((
+                        version.clone(),
+                        format!("platform {platform} runs on php-fpm {version}"),
+                    ));
+                }
+            }
+            if !refused.is_empty() {
+                let why: Vec<String> = refused.into_iter().map(|(_, why)| why).collect();
+                return Err(StoreError::Conflict(format!(
+                    "server {} keeps the services in use: {}",
+                    server.name,
+                    why.join("; ")
+                )));
+            }
+            let changed = tx.execute(
+                "UPDATE servers SET db = ?2, php = ?3 WHERE id = ?1",
+                params![server.id, to_json(&server.db)?, to_json(&server.php)?],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("server {}", server.name)));
+            }
+            let task = maybe_enqueue(&tx, Target::Server(server.id), server.name.as_str(), then)?;
+            tx.commit()?;
+            Ok((server.clone(), task))
+        })
+    }
+
     fn server(&self, id: i64) -> Result<Server> {
         self.with(|c| {
             one(
