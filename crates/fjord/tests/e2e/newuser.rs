@@ -94,3 +94,35 @@ fn a_site_that_never_installed_is_deleted_plainly_and_its_name_is_free_again() {
     let err = env.fails(&["site", "delete", "never.example"]);
     assert!(err.contains("fjord site disable never.example"), "{err}");
 }
+
+#[test]
+fn a_server_whose_nginx_never_loads_fjords_hook_is_refused_at_once_leaving_nothing() {
+    let env = Env::bare();
+    // nginx's main config without the include of the dir fjord puts its hook in.
+    let conf = env.nginx.prefix().join("nginx.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("conf.d/*.conf"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(text, without);
+    std::fs::write(&conf, without).unwrap();
+    let args = env.nginx.server_add_args("t", &[]);
+    let id = env.queue(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    env.dispatch_until_idle(&[]);
+    let task = env.task(id);
+    assert_eq!(task["status"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap();
+    assert!(error.contains("does not include"), "{error}");
+    assert!(error.contains("conf.d/*.conf;"), "{error}");
+    // Nothing was made: no hook, no config dir of the server.
+    let conf_d: Vec<_> = std::fs::read_dir(env.nginx.prefix().join("conf.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(conf_d.is_empty(), "{conf_d:?}");
+    assert!(!env.data.path().join("config/t").exists());
+    let log = env.log(id);
+    assert!(!log.contains("incomplete"), "{log}");
+}
