@@ -356,6 +356,8 @@ pub trait Store: Accounts + Send + Sync {
 
     fn enqueue(&self, target: Target, target_name: &str, task: NewTask) -> Result<Task>;
     fn task(&self, id: i64) -> Result<Task>;
+    /// Records who queued a task (a panel or API user's name); tasks are `cli`'s otherwise.
+    fn set_task_queued_by(&self, id: i64, by: &str) -> Result<()>;
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
     /// The unfinished (queued or processing) tasks on a target.
     fn active_tasks(&self, target: Target) -> Result<Vec<Task>>;

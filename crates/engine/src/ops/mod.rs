@@ -29,6 +29,17 @@ impl Queued {
     }
 }
 
+/// A platform as the add-site form offers it.
+#[derive(Debug, Clone)]
+pub struct PlatformChoice {
+    pub name: String,
+    /// Its last verify succeeded (a platform whose verify failed serves no site).
+    pub ready: bool,
+    /// The database engines a new site on it may ask for: its server's services that its
+    /// kind runs on.
+    pub db_engines: Vec<&'static str>,
+}
+
 /// Services to add to and remove from a registered server (`fjord server edit`).
 #[derive(Debug, Clone, Default)]
 pub struct ServerEdit {

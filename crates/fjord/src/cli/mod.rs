@@ -224,7 +224,9 @@ enum ServerCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// List the servers.
     List(JsonOpt),
+    /// Show a server and its services.
     Show {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -275,15 +277,17 @@ enum PlatformCmd {
         #[arg(long, allow_hyphen_values = true)]
         path: String,
         /// What the code base is: static (files served as they are), php (any PHP
-        /// application with an index.php: MediaWiki, DokuWiki, custom code) or wordpress.
+        /// application with an index.php: MediaWiki, DokuWiki, custom code), wordpress or
+        /// drupal (7, or 8 and later, many sites on one code base).
         #[arg(long, default_value = "static")]
         kind: String,
         /// The PHP version its sites run on [default: the server's newest php-fpm].
         #[arg(long, value_name = "VERSION")]
         php: Option<String>,
-        /// Copy the code base in from this directory (for example /usr/share/wordpress);
+        /// Copy the code base in from this directory (for example /usr/share/wordpress) or
+        /// release archive (.tar.gz, .tgz or .zip: wordpress-6.8.3.tar.gz);
         /// --path must not exist yet. Without it, --path must already hold the code base.
-        #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+        #[arg(long, value_name = "DIR|ARCHIVE", allow_hyphen_values = true)]
         from: Option<String>,
         /// The drush that drives the sites of a drupal platform whose code has none of its
         /// own (a composer build's vendor/bin/drush wins) [default: fjord's own PHP].
@@ -297,7 +301,9 @@ enum PlatformCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// List the platforms.
     List(JsonOpt),
+    /// Show a platform: its kind, path, version and what its last verify found.
     Show {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -324,6 +330,7 @@ enum PlatformCmd {
         #[arg(allow_hyphen_values = true)]
         name: String,
     },
+    /// Take new sites on this platform again.
     Unlock {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -353,6 +360,7 @@ enum PlatformCmd {
 
 #[derive(Subcommand, Debug)]
 enum TaskCmd {
+    /// List tasks, newest first.
     List {
         /// queued, processing, success, failed, warning or cancelled.
         #[arg(long)]
@@ -362,6 +370,7 @@ enum TaskCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// Show a task: its target, status, times, who queued it and its error.
     Show {
         id: i64,
         #[command(flatten)]
@@ -745,21 +754,31 @@ fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
     }
 }
 
-/// `show` without --json: the JSON's fields, one per line.
+/// `show` without --json: the JSON's fields, one per line, with labels for people (`cron
+/// last run`, not `cron.last_run_ms`) and times in UTC rather than epoch milliseconds.
 fn show(v: &serde_json::Value, json: bool) {
     if json {
         return print_json(v);
     }
-    fn walk(prefix: &str, v: &serde_json::Value) {
+    fn label(prefix: &str, key: &str) -> (String, bool) {
+        let (key, is_time) = match key.strip_suffix("_ms") {
+            Some(k) => (k, true),
+            None => (key, false),
+        };
+        let key = key.replace('_', " ");
+        let label = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix} {key}")
+        };
+        (label, is_time)
+    }
+    fn walk(prefix: &str, is_time: bool, v: &serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v);
+                    let (label, is_time) = label(prefix, k);
+                    walk(&label, is_time, v);
                 }
             }
             serde_json::Value::Array(items) => {
@@ -771,14 +790,19 @@ fn show(v: &serde_json::Value, json: bool) {
                             .unwrap_or_else(|| i.to_string())
                     })
                     .collect();
-                outln!("{prefix:<20} {}", items.join(", "));
+                outln!("{prefix:<22} {}", items.join(", "));
             }
-            serde_json::Value::String(s) => outln!("{prefix:<20} {s}"),
-            serde_json::Value::Null => outln!("{prefix:<20} -"),
-            other => outln!("{prefix:<20} {other}"),
+            serde_json::Value::String(s) => outln!("{prefix:<22} {s}"),
+            serde_json::Value::Null => outln!("{prefix:<22} -"),
+            serde_json::Value::Bool(b) => outln!("{prefix:<22} {}", if *b { "yes" } else { "no" }),
+            serde_json::Value::Number(n) if is_time && n.as_i64().is_some() => {
+                let at = engine::model::time::utc_display(n.as_i64().unwrap_or_default());
+                outln!("{prefix:<22} {at} UTC")
+            }
+            other => outln!("{prefix:<22} {other}"),
         }
     }
-    walk("", v);
+    walk("", false, v);
 }
 
 fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode, Error> {

@@ -126,3 +126,49 @@ fn a_server_whose_nginx_never_loads_fjords_hook_is_refused_at_once_leaving_nothi
     let log = env.log(id);
     assert!(!log.contains("incomplete"), "{log}");
 }
+
+#[test]
+fn every_command_says_what_it_does_and_shows_speak_to_people() {
+    let env = Env::new();
+    let mut bare = Vec::new();
+    for group in [
+        "", "server", "platform", "site", "task", "client", "user", "mail",
+    ] {
+        let args: Vec<&str> = [group, "--help"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let help = env.ok(&args);
+        let commands = help
+            .split("Commands:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap_or_default();
+        for line in commands.lines() {
+            // A command's line is indented by two; its description's continuations by more.
+            if line.starts_with("  ") && !line.starts_with("   ") {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if words.len() == 1 {
+                    bare.push(format!("fjord {group} {}", words[0]));
+                }
+            }
+        }
+    }
+    assert!(bare.is_empty(), "commands without a description: {bare:?}");
+    let platform_help = env.ok(&["platform", "add", "--help"]);
+    assert!(platform_help.contains("drupal"), "{platform_help}");
+    assert!(platform_help.contains("release archive"), "{platform_help}");
+
+    let id = env.queue(&["site", "add", "shown.example", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let shown = env.ok(&["task", "show", &id.to_string()]);
+    assert!(!shown.contains("_ms"), "{shown}");
+    assert!(shown.contains("queued by"), "{shown}");
+    assert!(shown.contains("cli"), "{shown}");
+    assert!(shown.contains("UTC"), "{shown}");
+    assert!(shown.contains("duration"), "{shown}");
+    let site = env.ok(&["site", "show", "shown.example"]);
+    assert!(!site.contains('_') || !site.contains("_ms"), "{site}");
+    assert!(!site.contains("redirect_aliases"), "{site}");
+    assert!(site.contains("redirect aliases"), "{site}");
+}

@@ -229,7 +229,15 @@ impl Store for SqliteStore {
             )?;
             let queued = match backup {
                 Some(task) if moved == 1 => {
-                    Some(insert_task(&tx, Target::Site(site_id), site_name, &task)?)
+                    let task = insert_task(&tx, Target::Site(site_id), site_name, &task)?;
+                    tx.execute(
+                        "UPDATE tasks SET queued_by = 'schedule' WHERE id = ?1",
+                        [task.id],
+                    )?;
+                    Some(Task {
+                        queued_by: "schedule".into(),
+                        ..task
+                    })
                 }
                 _ => None,
             };
@@ -790,6 +798,16 @@ impl Store for SqliteStore {
 
     fn task(&self, id: i64) -> Result<Task> {
         self.with(|c| get_task(c, id))
+    }
+
+    fn set_task_queued_by(&self, id: i64, by: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET queued_by = ?2 WHERE id = ?1",
+                params![id, by],
+            )?;
+            Ok(())
+        })
     }
 
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
