@@ -70,6 +70,10 @@ impl Fjord {
         ] {
             host::ensure_private_dir(&dir)?;
         }
+        // Processes that open a fresh data dir at once (a dispatcher started beside the first
+        // command) take turns: one creates and migrates the state, the others then find it
+        // whole, never a file another is still writing (which would read as empty).
+        let opening = host::FileLock::acquire(&data_dir.join("run").join("state-open.lock"))?;
         let state = data_dir.join("state.db");
         let store = SqliteStore::open(&state)?;
         for file in ["state.db", "state.db-wal", "state.db-shm"] {
@@ -83,6 +87,7 @@ impl Fjord {
                 id
             }
         };
+        drop(opening);
         Ok(Fjord {
             data_dir,
             store: Arc::new(store),
@@ -100,6 +105,12 @@ impl Fjord {
 
     fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
+    }
+
+    /// Whether a dispatcher is alive on this data dir: one holds its lock in the run dir for
+    /// as long as it lives (see ARCHITECTURE, "Crash recovery").
+    pub fn dispatcher_alive(&self) -> Result<bool> {
+        Ok(host::any_lock_held(&self.run_dir(), "dispatcher-")?)
     }
 
     /// Wakes every dispatcher on this data dir so that a new task starts at once.

@@ -303,3 +303,44 @@ fn names_that_are_not_public_are_claimed_only_when_an_administrator_allows_them(
     assert_eq!(aliases, ["intranet", "www.a.example"]);
     admin.add_site(&new_site("localhost", &[], true)).unwrap();
 }
+
+#[test]
+fn many_openers_of_one_fresh_data_dir_at_once_all_open_the_same_installation() {
+    // Each round is a new data dir that 8 openers create and migrate at once, as processes do
+    // when a dispatcher starts beside the first command (flock locks of separate opens
+    // exclude each other between threads as between processes).
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("fjord");
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let (data_dir, start) = (data_dir.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    Fjord::open(&data_dir).map(|f| f.installation.clone())
+                })
+            })
+            .collect();
+        let ids: Vec<String> = openers
+            .into_iter()
+            .map(|o| {
+                o.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"))
+            })
+            .collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
+    }
+}
+
+#[test]
+fn no_dispatcher_is_alive_until_one_holds_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let fjord = Arc::new(Fjord::open(dir.path()).unwrap());
+    assert!(!fjord.dispatcher_alive().unwrap());
+    let dispatcher = crate::dispatch::Dispatcher::new(fjord.clone()).unwrap();
+    assert!(fjord.dispatcher_alive().unwrap());
+    drop(dispatcher);
+    assert!(!fjord.dispatcher_alive().unwrap());
+}

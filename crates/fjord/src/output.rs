@@ -116,6 +116,8 @@ pub fn task_json(t: &Task) -> Value {
         "created_at_ms": t.created_at,
         "started_at_ms": t.started_at,
         "finished_at_ms": t.finished_at,
+        "duration": t.started_at.zip(t.finished_at).map(|(s, f)| duration(f - s)),
+        "queued_by": t.queued_by,
         "error": t.error,
     })
 }
@@ -147,6 +149,15 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
 
 pub fn time(ms: Option<i64>) -> String {
     ms.map_or_else(|| "-".into(), engine::model::time::utc_display)
+}
+
+/// A task's time for people: `850 ms`, `12.3 s`, `4 min 05 s`.
+pub fn duration(ms: i64) -> String {
+    match ms {
+        ..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
 }
 
 pub fn log_time(ms: i64) -> String {

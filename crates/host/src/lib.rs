@@ -124,6 +124,43 @@ impl FileLock {
     }
 }
 
+impl FileLock {
+    /// Whether a live process holds the lock at `path` (a file that is gone is held by
+    /// nobody). Never creates the file: a dead holder's file may be removed meanwhile.
+    pub fn is_held(path: &std::path::Path) -> Result<bool> {
+        let file = match std::fs::OpenOptions::new().write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(HostError::io(path, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => Err(HostError::io(path, e)),
+        }
+    }
+}
+
+/// Whether a live process holds any lock file in `dir` whose name starts with `prefix` and
+/// ends in `.lock` (the run dir's `dispatcher-<id>.lock`: see [`FileLock`]).
+pub fn any_lock_held(dir: &std::path::Path, prefix: &str) -> Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(HostError::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| HostError::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(".lock") && FileLock::is_held(&entry.path())?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .create(true)

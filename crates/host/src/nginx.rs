@@ -70,6 +70,28 @@ impl NginxCtl {
         }
     }
 
+    /// Whether nginx's whole config (`nginx -T`) has an `include` that would load `file`.
+    /// `None` when nginx cannot dump its config (its own test then says why).
+    pub fn would_include(&self, file: &std::path::Path) -> Option<bool> {
+        let mut argv = self.base_argv();
+        argv.push("-T".into());
+        let out = run_command(&argv).ok().filter(|o| o.success)?;
+        let base = self
+            .config
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let file = file.display().to_string();
+        Some(included_patterns(&out.output).iter().any(|pattern| {
+            let pattern = if pattern.starts_with('/') {
+                pattern.clone()
+            } else {
+                base.join(pattern).display().to_string()
+            };
+            glob_matches(&pattern, &file)
+        }))
+    }
+
     fn generation_file(&self) -> PathBuf {
         self.config_dir.join("generation.conf")
     }
@@ -205,6 +227,39 @@ fn live_workers_beside(worker: u32) -> Vec<u32> {
 }
 
 /// The probe answers with the generation and the pid of the worker that served it.
+/// The arguments of every `include` directive in a config dump (comments left out).
+fn included_patterns(dump: &str) -> Vec<String> {
+    dump.lines()
+        .map(|line| line.split('#').next().unwrap_or_default())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|statement| {
+            let mut words = statement.split_whitespace();
+            (words.next() == Some("include"))
+                .then(|| words.next())
+                .flatten()
+                .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+        })
+        .collect()
+}
+
+/// Whether `path` matches the glob `pattern` (`*` and `?` within one path component), as
+/// nginx's `include` expands it.
+fn glob_matches(pattern: &str, path: &str) -> bool {
+    fn matches(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                matches(&p[1..], s)
+                    || (s.first().is_some_and(|&c| c != b'/') && matches(p, &s[1..]))
+            }
+            (Some(b'?'), Some(&c)) if c != b'/' => matches(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    matches(pattern.as_bytes(), path.as_bytes())
+}
+
 pub fn generation_conf(path: &str, generation: u64) -> String {
     format!(
         "location = {path} {{\n    default_type text/plain;\n    return 200 \"{generation} $pid\";\n}}\n"
@@ -252,4 +307,39 @@ pub fn probe_generation(ctl: &NginxCtl) -> Option<(String, u32)> {
     }
     let (generation, pid) = body.trim().split_once(' ')?;
     Some((generation.to_string(), pid.parse().ok()?))
+}
+
+#[cfg(test)]
+mod include_tests {
+    use super::*;
+
+    #[test]
+    fn an_include_glob_is_matched_as_nginx_expands_it() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n  include /etc/nginx/mime.types;\n  # include /etc/nginx/off/*.conf;\n  include /etc/nginx/conf.d/*.conf; include sites-enabled/*;\n}\n";
+        let patterns = included_patterns(dump);
+        assert_eq!(
+            patterns,
+            [
+                "/etc/nginx/mime.types",
+                "/etc/nginx/conf.d/*.conf",
+                "sites-enabled/*"
+            ]
+        );
+        assert!(glob_matches(
+            "/etc/nginx/conf.d/*.conf",
+            "/etc/nginx/conf.d/fjord-local.conf"
+        ));
+        assert!(!glob_matches(
+            "/etc/nginx/conf.d/*.conf",
+            "/etc/nginx/conf.d/a/b.conf"
+        ));
+        assert!(!glob_matches(
+            "/etc/nginx/off/*.conf",
+            "/etc/nginx/conf.d/fjord-local.conf"
+        ));
+        assert!(glob_matches(
+            "/etc/nginx/conf.d/fjord-?ocal.conf",
+            "/etc/nginx/conf.d/fjord-local.conf"
+        ));
+    }
 }

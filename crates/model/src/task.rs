@@ -176,6 +176,9 @@ pub struct Task {
     pub error: Option<String>,
     /// The client of the site it was queued on, if any: whose users may see it.
     pub client_id: Option<i64>,
+    /// Who queued it: a user of the panel or the API (their name), `cli` (the command line,
+    /// or a task a task queued) or `schedule` (a scheduled backup).
+    pub queued_by: String,
 }
 
 /// A lock a running task holds. Exclusive locks conflict with every lock on the same key;
@@ -264,6 +267,7 @@ mod tests {
             finished_at: None,
             error: None,
             client_id: None,
+            queued_by: "cli".into(),
         }
     }
 

@@ -243,6 +243,14 @@ pub trait Store: Accounts + Send + Sync {
         server: &Server,
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)>;
+    /// Replaces a server's database and php-fpm services and queues `then` on it, in one
+    /// transaction that refuses (naming them) to take away a database engine a site's
+    /// database uses or a PHP version a platform runs on.
+    fn update_server_services(
+        &self,
+        server: &Server,
+        then: Option<NewTask>,
+    ) -> Result<(Server, Option<Task>)>;
     fn server(&self, id: i64) -> Result<Server>;
     fn server_by_name(&self, name: &str) -> Result<Server>;
     fn servers(&self) -> Result<Vec<Server>>;
@@ -348,6 +356,8 @@ pub trait Store: Accounts + Send + Sync {
 
     fn enqueue(&self, target: Target, target_name: &str, task: NewTask) -> Result<Task>;
     fn task(&self, id: i64) -> Result<Task>;
+    /// Records who queued a task (a panel or API user's name); tasks are `cli`'s otherwise.
+    fn set_task_queued_by(&self, id: i64, by: &str) -> Result<()>;
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
     /// The unfinished (queued or processing) tasks on a target.
     fn active_tasks(&self, target: Target) -> Result<Vec<Task>>;

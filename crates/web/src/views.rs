@@ -144,6 +144,10 @@ pub struct TaskView {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
+    /// Who queued it: a user's name, `cli` or `schedule`.
+    pub queued_by: String,
+    /// From start to finish, in milliseconds, once it has finished.
+    pub duration_ms: Option<i64>,
 }
 
 impl TaskView {
@@ -158,6 +162,8 @@ impl TaskView {
             started_at: t.started_at,
             finished_at: t.finished_at,
             error: t.error.clone(),
+            queued_by: t.queued_by.clone(),
+            duration_ms: t.started_at.zip(t.finished_at).map(|(s, f)| f - s),
         }
     }
 

@@ -152,12 +152,39 @@ impl Acting<'_> {
                 )));
             }
         }
-        self.fjord.add_server(input, false)
+        self.stamp(self.fjord.add_server(input, false))
+    }
+
+    /// Adds and removes a server's services and queues its verify; beyond the standard
+    /// profile, as for a new server, only an administrator chooses them.
+    pub fn edit_server(&self, edit: &crate::ops::ServerEdit) -> Result<Queued> {
+        self.require(Action::ManageServers)?;
+        if !self.may(Action::ChooseHostPaths) {
+            let before = self.fjord.server(&edit.name)?.beyond_standard_profile();
+            let odd: Vec<String> = self
+                .fjord
+                .edited_server(edit)?
+                .beyond_standard_profile()
+                .into_iter()
+                .filter(|o| !before.contains(o))
+                .collect();
+            if !odd.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "{} ({}) adds services with the standard programs and paths only; {} \
+                     {} an administrator's to choose",
+                    self.actor.name,
+                    self.actor.role.title().to_lowercase(),
+                    odd.join(", "),
+                    if odd.len() == 1 { "is" } else { "are" }
+                )));
+            }
+        }
+        self.stamp(self.fjord.edit_server(edit, false))
     }
 
     pub fn verify_server(&self, name: &str) -> Result<Queued> {
         self.require(Action::ManageServers)?;
-        self.fjord.verify_server(name, false)
+        self.stamp(self.fjord.verify_server(name, false))
     }
 
     /// Every platform, or for a client user those its client may put sites on.
@@ -174,6 +201,17 @@ impl Acting<'_> {
                     .collect())
             }
         }
+    }
+
+    /// The platforms the actor may add a site on (unlocked), as the add-site form offers
+    /// them.
+    pub fn new_site_platforms(&self) -> Result<Vec<crate::ops::PlatformChoice>> {
+        let platforms: Vec<Platform> = self
+            .platforms()?
+            .into_iter()
+            .filter(|p| !p.locked)
+            .collect();
+        self.fjord.platform_choices(&platforms)
     }
 
     fn allowed_platforms(&self, client: i64) -> Result<Vec<i64>> {
@@ -193,12 +231,12 @@ impl Acting<'_> {
 
     pub fn add_platform(&self, input: &PlatformInput) -> Result<Queued> {
         self.require(Action::ManagePlatforms)?;
-        self.fjord.add_platform(input, false)
+        self.stamp(self.fjord.add_platform(input, false))
     }
 
     pub fn verify_platform(&self, name: &str) -> Result<Queued> {
         self.require(Action::ManagePlatforms)?;
-        self.fjord.verify_platform(name, false)
+        self.stamp(self.fjord.verify_platform(name, false))
     }
 
     pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {
@@ -243,7 +281,27 @@ impl Acting<'_> {
         self.require(Action::ControlTasks)?;
         let task = self.task(id)?;
         self.require_could_queue(&task)?;
-        self.fjord.retry_task(id)
+        let task = self.fjord.retry_task(id)?;
+        Ok(self
+            .stamp(Ok(Queued {
+                task: Some(task),
+                plan: None,
+            }))?
+            .task
+            .expect("a retried task"))
+    }
+
+    /// Records the actor as who queued the task `queued` holds (the state's default is
+    /// `cli`).
+    fn stamp(&self, queued: Result<Queued>) -> Result<Queued> {
+        let mut queued = queued?;
+        if let Some(task) = &mut queued.task {
+            self.fjord
+                .store()
+                .set_task_queued_by(task.id, self.actor.name.as_str())?;
+            task.queued_by = self.actor.name.to_string();
+        }
+        Ok(queued)
     }
 
     /// Cancels a queued task: held to the same rule as a retry, so that nobody undoes what

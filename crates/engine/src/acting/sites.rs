@@ -112,14 +112,14 @@ impl Acting<'_> {
         if edit.allow_private_names {
             self.require(Action::ClaimPrivateName)?;
         }
-        self.fjord.edit_site(name, edit, false)
+        self.stamp(self.fjord.edit_site(name, edit, false))
     }
 
     /// Queues a task that takes nothing but the site: install, verify, disable, enable,
     /// delete, backup, cache clear.
     pub fn site_task(&self, name: &str, kind: TaskKind) -> Result<Queued> {
         self.site_for(name, Action::SiteTask(kind))?;
-        self.fjord.site_task(name, kind, false, false)
+        self.stamp(self.fjord.site_task(name, kind, false, false))
     }
 
     pub fn backups(&self, name: &str) -> Result<Vec<Backup>> {
@@ -129,7 +129,7 @@ impl Acting<'_> {
 
     pub fn restore_site(&self, name: &str, backup_id: Option<i64>) -> Result<Queued> {
         self.site_for(name, Action::SiteTask(TaskKind::SiteRestore))?;
-        self.fjord.restore_site(name, backup_id, None, false)
+        self.stamp(self.fjord.restore_site(name, backup_id, None, false))
     }
 
     pub fn clone_site(&self, source: &str, new_name: &str, platform: &str) -> Result<Queued> {
@@ -140,16 +140,20 @@ impl Acting<'_> {
             name: new_name,
             allow_private_name: false,
         };
-        self.fjord
-            .clone_site(source, new_name, platform, false, false)
+        self.stamp(
+            self.fjord
+                .clone_site(source, new_name, platform, false, false),
+        )
     }
 
     pub fn migrate_site(&self, name: &str, platform: &str, force: bool) -> Result<Queued> {
         self.site_for(name, Action::SiteTask(TaskKind::SiteMigrate))?;
         self.check_target_platform(platform)?;
         self.require_unforced(force)?;
-        self.fjord
-            .migrate_site(name, Some(platform), None, None, force, false)
+        self.stamp(
+            self.fjord
+                .migrate_site(name, Some(platform), None, None, force, false),
+        )
     }
 
     pub fn migrate_check(&self, name: &str, platform: &str) -> Result<compat::Report> {
@@ -161,7 +165,8 @@ impl Acting<'_> {
     /// Queues a one-time login link to the site's application; returns it.
     pub fn login_link(&self, name: &str) -> Result<(Queued, String)> {
         self.site_for(name, Action::SiteTask(TaskKind::SiteLoginLink))?;
-        self.fjord.login_link(name)
+        let (queued, link) = self.fjord.login_link(name)?;
+        Ok((self.stamp(Ok(queued))?, link))
     }
 
     /// The site's tasks, newest first.

@@ -145,8 +145,12 @@ fn a_client_user_sees_and_touches_only_its_clients_sites() {
     }
     assert_eq!(queued_count(&w), before, "nothing may be queued");
 
-    // Its own site: the everyday tasks, none that takes it down.
-    ann.site_task("a.example", TaskKind::SiteVerify).unwrap();
+    // Its own site: the everyday tasks, none that takes it down. A task records who queued
+    // it.
+    let verify = ann.site_task("a.example", TaskKind::SiteVerify).unwrap();
+    let verify = verify.task.unwrap();
+    assert_eq!(verify.queued_by, "ann");
+    assert_eq!(w.fjord.store().task(verify.id).unwrap().queued_by, "ann");
     assert!(matches!(
         ann.site_task("a.example", TaskKind::SiteDelete),
         Err(Error::Forbidden(_))

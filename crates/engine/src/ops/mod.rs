@@ -29,6 +29,31 @@ impl Queued {
     }
 }
 
+/// A platform as the add-site form offers it.
+#[derive(Debug, Clone)]
+pub struct PlatformChoice {
+    pub name: String,
+    /// Its last verify succeeded (a platform whose verify failed serves no site).
+    pub ready: bool,
+    /// The database engines a new site on it may ask for: its server's services that its
+    /// kind runs on.
+    pub db_engines: Vec<&'static str>,
+}
+
+/// Services to add to and remove from a registered server (`fjord server edit`).
+#[derive(Debug, Clone, Default)]
+pub struct ServerEdit {
+    pub name: String,
+    /// Database services to add: `ENGINE[:key=value,...]`.
+    pub add_db: Vec<String>,
+    /// Database engines whose service goes.
+    pub remove_db: Vec<String>,
+    /// php-fpm services to add: `VERSION[:key=value,...]`.
+    pub add_php: Vec<String>,
+    /// PHP versions whose php-fpm service goes.
+    pub remove_php: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerInput {
     pub name: String,

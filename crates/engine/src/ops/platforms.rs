@@ -8,6 +8,48 @@ use crate::scripts::TaskObjects;
 use crate::{Error, Fjord, Result};
 
 impl Fjord {
+    /// What the add-site form offers for each of `platforms`: whether it is ready for sites
+    /// and which database engines its sites may ask for.
+    pub fn platform_choices(&self, platforms: &[Platform]) -> Result<Vec<PlatformChoice>> {
+        let servers = self.servers()?;
+        platforms
+            .iter()
+            .map(|p| {
+                let last_verify = self
+                    .tasks(&store::TaskFilter {
+                        target: Some(Target::Platform(p.id)),
+                        limit: Some(20),
+                        ..Default::default()
+                    })?
+                    .into_iter()
+                    .find(|t| t.kind == TaskKind::PlatformVerify && t.status.is_finished());
+                let ready = last_verify.is_some_and(|t| {
+                    matches!(
+                        t.status,
+                        model::TaskStatus::Success | model::TaskStatus::Warning
+                    )
+                });
+                let allowed = crate::kinds::of(p.kind).db_engines();
+                let db_engines = servers
+                    .iter()
+                    .find(|s| s.id == p.server_id)
+                    .map(|s| {
+                        s.db.iter()
+                            .map(|d| d.engine)
+                            .filter(|e| allowed.is_none_or(|a| a.contains(e)))
+                            .map(|e| e.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(PlatformChoice {
+                    name: p.name.to_string(),
+                    ready,
+                    db_engines,
+                })
+            })
+            .collect()
+    }
+
     pub fn add_platform(&self, input: &PlatformInput, dry_run: bool) -> Result<Queued> {
         let name = Name::parse("platform name", &input.name)?;
         let path = AbsPath::parse("platform path", &input.path)?;

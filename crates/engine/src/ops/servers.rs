@@ -1,8 +1,8 @@
 //! Servers: their services (nginx, databases, php-fpm) and their verify.
 
 use model::{
-    AbsPath, DbService, HttpService, Name, NginxService, PhpFpmService, ReloadMethod, Server,
-    Target, TaskArgs, TaskKind, parse_listen,
+    AbsPath, DbEngine, DbService, HttpService, Name, NginxService, PhpFpmService, PhpVersion,
+    ReloadMethod, Server, Target, TaskArgs, TaskKind, parse_listen,
 };
 use store::NewTask;
 
@@ -70,6 +70,94 @@ impl Fjord {
         let (_, task) = self
             .store()
             .insert_server(&server, Some(NewTask::new(TaskKind::ServerVerify)))?;
+        self.notify_dispatchers();
+        Ok(Queued::task(task))
+    }
+
+    /// The server `name` with `edit`'s services added and removed (a service removed and
+    /// added again is replaced: its options change). Not yet recorded.
+    pub fn edited_server(&self, edit: &ServerEdit) -> Result<Server> {
+        let mut server = self.server(&edit.name)?;
+        for spec in &edit.remove_db {
+            let engine = DbEngine::parse(spec)?;
+            if !server.db.iter().any(|d| d.engine == engine) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "database service",
+                    spec,
+                    format!(
+                        "server {} offers no {engine} service to remove",
+                        server.name
+                    ),
+                )));
+            }
+            server.db.retain(|d| d.engine != engine);
+        }
+        for spec in &edit.remove_php {
+            let version = PhpVersion::parse(spec)?;
+            if server.php_service(&version).is_none() {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "php-fpm service",
+                    spec,
+                    format!(
+                        "server {} offers no php-fpm {version} to remove",
+                        server.name
+                    ),
+                )));
+            }
+            server.php.retain(|p| p.version != version);
+        }
+        for service in one_per(&edit.add_db, "database service", DbService::parse, |d| {
+            format!("{} service", d.engine)
+        })? {
+            if server.db.iter().any(|d| d.engine == service.engine) {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "database service",
+                    service.engine.as_str(),
+                    format!(
+                        "server {} already offers a {} service (remove it in the same edit to \
+                         replace it)",
+                        server.name, service.engine
+                    ),
+                )));
+            }
+            server.db.push(service);
+        }
+        for service in one_per(
+            &edit.add_php,
+            "php-fpm service",
+            PhpFpmService::parse,
+            |p| format!("php-fpm {}", p.version),
+        )? {
+            if server.php_service(&service.version).is_some() {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "php-fpm service",
+                    service.version.as_str(),
+                    format!(
+                        "server {} already offers php-fpm {} (remove it in the same edit to \
+                         replace it)",
+                        server.name, service.version
+                    ),
+                )));
+            }
+            server.php.push(service);
+        }
+        Ok(server)
+    }
+
+    /// Adds and removes a server's database and php-fpm services, then queues its verify.
+    /// A service that a site's database or a platform uses is not removed (they are named).
+    pub fn edit_server(&self, edit: &ServerEdit, dry_run: bool) -> Result<Queued> {
+        let server = self.edited_server(edit)?;
+        if dry_run {
+            return self.plan(
+                TaskKind::ServerVerify,
+                TaskObjects::server(server),
+                &TaskArgs::None,
+            );
+        }
+        let (_, task) = self
+            .store()
+            .update_server_services(&server, Some(NewTask::new(TaskKind::ServerVerify)))?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }

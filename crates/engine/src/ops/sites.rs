@@ -156,8 +156,10 @@ impl Fjord {
     pub(super) fn check_host_free(&self, host: &Hostname, except_site: Option<i64>) -> Result<()> {
         match self.store().site_by_host(host.as_str()) {
             // Whose it is stays unsaid: it may be another client's site or alias.
+            // A site whose install failed keeps its name until it is deleted: say how.
             Ok(owner) if Some(owner.id) != except_site => Err(Error::Conflict(format!(
-                "host name {host} is taken: it is already a site's name or alias"
+                "host name {host} is taken: it is already a site's name or alias (a site \
+                 whose install failed keeps its names until `fjord site delete {host}` removes it)"
             ))),
             Ok(_) | Err(store::StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),

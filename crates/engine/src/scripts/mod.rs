@@ -398,7 +398,9 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         TaskKind::SiteVerify => matches!(site.status, Installed | Disabled | NeedsAttention),
         TaskKind::SiteDisable => site.status == Installed,
         TaskKind::SiteEnable => site.status == Disabled,
-        TaskKind::SiteDelete => site.status == Disabled || force,
+        // A site that never installed (its install or clone failed and was rolled back)
+        // has nothing on the host to lose: it is deleted plainly.
+        TaskKind::SiteDelete => matches!(site.status, Disabled | Failed) || force,
         TaskKind::SiteBackupDelete => true,
         TaskKind::SiteBackup | TaskKind::SiteRestore => {
             matches!(site.status, Installed | Disabled | NeedsAttention)
@@ -413,8 +415,11 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         return Ok(());
     }
     let hint = match kind {
-        TaskKind::SiteDelete => ": disable it first, or pass --force",
-        _ => "",
+        TaskKind::SiteDelete => format!(
+            ": disable it first (`fjord site disable {}`), or pass --force",
+            site.name
+        ),
+        _ => String::new(),
     };
     Err(Error::Refused(format!(
         "site {} is {}: {} is not possible{hint}",

@@ -10,6 +10,22 @@ pub(super) fn server_verify(
 ) -> Result<TaskEffect> {
     let HttpService::Nginx(nginx) = &server.http;
     let dir = env.nginx_dir(server);
+    let hook = nginx
+        .include_dir
+        .join(&format!("fjord-{}.conf", server.name));
+    // A hook nginx never loads would pass `nginx -t` and then never be served: the commit
+    // would wait for a generation that never comes. Checked before any step, so a refusal
+    // leaves nothing behind.
+    if env.nginx_ctl(server).would_include(&hook) == Some(false) {
+        return Err(crate::Error::Refused(format!(
+            "nginx's main config {config} does not include {dir}, so fjord's hook {hook} would \
+             never be loaded: add `include {dir}/*.conf;` to the http block of {config}, or \
+             give the server the include dir its config has (--nginx-include-dir)",
+            config = nginx.config,
+            dir = nginx.include_dir,
+            hook = hook.display(),
+        )));
+    }
     x.make_dir(dir.parent().expect("nginx dir has a parent"))?;
     x.make_dir(&dir)?;
     x.make_dir(&dir.join("vhost.d"))?;
@@ -20,9 +36,6 @@ pub(super) fn server_verify(
         0o644,
     )?;
     let server_conf = dir.join("server.conf");
-    let hook = nginx
-        .include_dir
-        .join(&format!("fjord-{}.conf", server.name));
     let mut changes = vec![
         (
             server_conf.clone(),

@@ -224,12 +224,37 @@ enum ServerCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// List the servers.
     List(JsonOpt),
+    /// Show a server and its services.
     Show {
         #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         json: JsonOpt,
+    },
+    /// Add or remove a server's database and php-fpm services, then verify it. A service that
+    /// a site's database or a platform uses is not removed (they are named).
+    Edit {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// A database service to add (repeatable): mysql, postgresql or sqlite, with options
+        /// as ENGINE:key=value,... as for `server add --db`.
+        #[arg(long = "add-db", value_name = "SERVICE")]
+        add_db: Vec<String>,
+        /// A database engine whose service goes (repeatable); with --add-db of the same
+        /// engine, its options are replaced.
+        #[arg(long = "remove-db", value_name = "ENGINE")]
+        remove_db: Vec<String>,
+        /// A php-fpm service to add (repeatable): VERSION[:key=value,...] as for
+        /// `server add --php`.
+        #[arg(long = "add-php", value_name = "SERVICE")]
+        add_php: Vec<String>,
+        /// A PHP version whose php-fpm service goes (repeatable).
+        #[arg(long = "remove-php", value_name = "VERSION")]
+        remove_php: Vec<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
     },
     /// Rewrite fjord's server-level config and hook it into nginx.
     Verify {
@@ -252,15 +277,17 @@ enum PlatformCmd {
         #[arg(long, allow_hyphen_values = true)]
         path: String,
         /// What the code base is: static (files served as they are), php (any PHP
-        /// application with an index.php: MediaWiki, DokuWiki, custom code) or wordpress.
+        /// application with an index.php: MediaWiki, DokuWiki, custom code), wordpress or
+        /// drupal (7, or 8 and later, many sites on one code base).
         #[arg(long, default_value = "static")]
         kind: String,
         /// The PHP version its sites run on [default: the server's newest php-fpm].
         #[arg(long, value_name = "VERSION")]
         php: Option<String>,
-        /// Copy the code base in from this directory (for example /usr/share/wordpress);
+        /// Copy the code base in from this directory (for example /usr/share/wordpress) or
+        /// release archive (.tar.gz, .tgz or .zip: wordpress-6.8.3.tar.gz);
         /// --path must not exist yet. Without it, --path must already hold the code base.
-        #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+        #[arg(long, value_name = "DIR|ARCHIVE", allow_hyphen_values = true)]
         from: Option<String>,
         /// The drush that drives the sites of a drupal platform whose code has none of its
         /// own (a composer build's vendor/bin/drush wins) [default: fjord's own PHP].
@@ -274,7 +301,9 @@ enum PlatformCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// List the platforms.
     List(JsonOpt),
+    /// Show a platform: its kind, path, version and what its last verify found.
     Show {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -301,6 +330,7 @@ enum PlatformCmd {
         #[arg(allow_hyphen_values = true)]
         name: String,
     },
+    /// Take new sites on this platform again.
     Unlock {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -330,6 +360,7 @@ enum PlatformCmd {
 
 #[derive(Subcommand, Debug)]
 enum TaskCmd {
+    /// List tasks, newest first.
     List {
         /// queued, processing, success, failed, warning or cancelled.
         #[arg(long)]
@@ -339,6 +370,7 @@ enum TaskCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// Show a task: its target, status, times, who queued it and its error.
     Show {
         id: i64,
         #[command(flatten)]
@@ -440,6 +472,18 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
         .into_iter()
         .any(|s| s.name.as_str() == args.name);
     if exists {
+        // init registers this machine once; it never changes a registered server, so options
+        // that describe one are refused rather than ignored.
+        let given = init_server_changes(fjord, args)?;
+        if !given.is_empty() {
+            return Err(Error::Refused(format!(
+                "server {name} is already registered, and init does not change it ({given} \
+                 would be ignored): add or remove its services with `fjord server edit {name} \
+                 --add-db ENGINE` (or --remove-db, --add-php, --remove-php)",
+                name = args.name,
+                given = given.join(" ")
+            )));
+        }
         eprintln!(
             "fjord: server {} is already registered; verifying it again",
             args.name
@@ -506,6 +550,61 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The server options given to `init` that differ from the registered server's (`--db
+/// mysql` on a server without it, …): init cannot make them.
+fn init_server_changes(fjord: &Fjord, args: &InitArgs) -> Result<Vec<String>, Error> {
+    let registered = fjord.server(&args.name)?;
+    let wanted = fjord.parse_server(&args.nginx.input(&args.name))?;
+    let mut changes = Vec::new();
+    if !args.nginx.db.is_empty() && wanted.db != registered.db {
+        changes.extend(args.nginx.db.iter().map(|d| format!("--db {d}")));
+    }
+    if !args.nginx.php.is_empty() && wanted.php != registered.php {
+        changes.extend(args.nginx.php.iter().map(|p| format!("--php {p}")));
+    }
+    let http_given = nginx_options_given(&args.nginx);
+    if !http_given.is_empty() && wanted.http != registered.http {
+        changes.extend(http_given);
+    }
+    Ok(changes)
+}
+
+/// The nginx options given beyond their defaults.
+fn nginx_options_given(n: &NginxArgs) -> Vec<String> {
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        nginx: NginxArgs,
+    }
+    let defaults = Defaults::parse_from(["defaults"]).nginx;
+    let mut given = Vec::new();
+    for (flag, value, default) in [
+        ("--nginx-bin", &n.nginx_bin, &defaults.nginx_bin),
+        ("--nginx-conf", &n.nginx_conf, &defaults.nginx_conf),
+        (
+            "--nginx-include-dir",
+            &n.nginx_include_dir,
+            &defaults.nginx_include_dir,
+        ),
+        ("--listen", &n.listen, &defaults.listen),
+        ("--reload", &n.reload, &defaults.reload),
+    ] {
+        if value != default {
+            given.push(format!("{flag} {value}"));
+        }
+    }
+    for (flag, value) in [
+        ("--nginx-prefix", &n.nginx_prefix),
+        ("--files-owner", &n.files_owner),
+        ("--web-group", &n.web_group),
+    ] {
+        if let Some(value) = value {
+            given.push(format!("{flag} {value}"));
+        }
+    }
+    given
+}
+
 /// Prints what a task command produced, waiting for the task with `--wait`.
 fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> {
     if let Some(plan) = q.plan {
@@ -558,9 +657,13 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
 
 /// Prints a task's log lines as they come until it finishes.
 fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task, Error> {
+    // A dispatcher may be starting beside this command: only a few seconds without any
+    // live dispatcher mean that nobody will run the task.
+    const NO_DISPATCHER_GRACE: Duration = Duration::from_secs(3);
     let mut after = 0;
     let mut waited = Duration::ZERO;
     let mut hinted = false;
+    let mut none_alive_since: Option<Duration> = None;
     loop {
         let task = fjord.task(id)?;
         for line in fjord.task_log(id, after)? {
@@ -575,8 +678,22 @@ fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task
         if task.status.is_finished() {
             return Ok(task);
         }
+        if fjord.dispatcher_alive()? {
+            none_alive_since = None;
+        } else {
+            let since = *none_alive_since.get_or_insert(waited);
+            if waited - since >= NO_DISPATCHER_GRACE {
+                return Err(Error::Refused(format!(
+                    "no dispatcher is running on {}: task {id} stays {}. Start one with \
+                     `fjord serve` (or `fjord dispatch`), then follow the task with \
+                     `fjord task log {id} --follow`",
+                    fjord.data_dir().display(),
+                    task.status.as_str()
+                )));
+            }
+        }
         if task.status == TaskStatus::Queued && waited > Duration::from_secs(5) && !hinted {
-            eprintln!("  (still queued: is a dispatcher running? start one with `fjord serve`)");
+            eprintln!("  (still queued: the dispatchers are busy with other tasks)");
             hinted = true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -591,6 +708,23 @@ fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
             fjord.add_server(&nginx.input(&name), opts.dry_run)?,
             &opts,
         ),
+        ServerCmd::Edit {
+            name,
+            add_db,
+            remove_db,
+            add_php,
+            remove_php,
+            opts,
+        } => {
+            let edit = engine::ops::ServerEdit {
+                name,
+                add_db,
+                remove_db,
+                add_php,
+                remove_php,
+            };
+            queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
+        }
         ServerCmd::Verify { name, opts } => {
             queued(fjord, fjord.verify_server(&name, opts.dry_run)?, &opts)
         }
@@ -620,21 +754,31 @@ fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
     }
 }
 
-/// `show` without --json: the JSON's fields, one per line.
+/// `show` without --json: the JSON's fields, one per line, with labels for people (`cron
+/// last run`, not `cron.last_run_ms`) and times in UTC rather than epoch milliseconds.
 fn show(v: &serde_json::Value, json: bool) {
     if json {
         return print_json(v);
     }
-    fn walk(prefix: &str, v: &serde_json::Value) {
+    fn label(prefix: &str, key: &str) -> (String, bool) {
+        let (key, is_time) = match key.strip_suffix("_ms") {
+            Some(k) => (k, true),
+            None => (key, false),
+        };
+        let key = key.replace('_', " ");
+        let label = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix} {key}")
+        };
+        (label, is_time)
+    }
+    fn walk(prefix: &str, is_time: bool, v: &serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v);
+                    let (label, is_time) = label(prefix, k);
+                    walk(&label, is_time, v);
                 }
             }
             serde_json::Value::Array(items) => {
@@ -646,14 +790,19 @@ fn show(v: &serde_json::Value, json: bool) {
                             .unwrap_or_else(|| i.to_string())
                     })
                     .collect();
-                outln!("{prefix:<20} {}", items.join(", "));
+                outln!("{prefix:<22} {}", items.join(", "));
             }
-            serde_json::Value::String(s) => outln!("{prefix:<20} {s}"),
-            serde_json::Value::Null => outln!("{prefix:<20} -"),
-            other => outln!("{prefix:<20} {other}"),
+            serde_json::Value::String(s) => outln!("{prefix:<22} {s}"),
+            serde_json::Value::Null => outln!("{prefix:<22} -"),
+            serde_json::Value::Bool(b) => outln!("{prefix:<22} {}", if *b { "yes" } else { "no" }),
+            serde_json::Value::Number(n) if is_time && n.as_i64().is_some() => {
+                let at = engine::model::time::utc_display(n.as_i64().unwrap_or_default());
+                outln!("{prefix:<22} {at} UTC")
+            }
+            other => outln!("{prefix:<22} {other}"),
         }
     }
-    walk("", v);
+    walk("", false, v);
 }
 
 fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode, Error> {

@@ -56,12 +56,14 @@ pub enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// List the sites (of one platform with --platform).
     List {
         #[arg(long)]
         platform: Option<String>,
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// Show a site: its names, platform, status, database, cron and backup policy.
     Show {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -104,6 +106,7 @@ pub enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Serve a disabled site again.
     Enable {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -111,7 +114,8 @@ pub enum SiteCmd {
         opts: TaskOpts,
     },
     /// Run the site's cron now and show how it went; or with --every, set how often it
-    /// runs (WordPress). The dispatcher runs every site's cron on its interval.
+    /// runs (sites whose kind has a cron: WordPress, Drupal). The dispatcher runs every
+    /// site's cron on its interval.
     Cron {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -128,7 +132,7 @@ pub enum SiteCmd {
         interval: Option<String>,
     },
     /// Print a link that logs the site's administrator in, once, within 15 minutes
-    /// (WordPress). Waits until the link is armed, unless --no-wait.
+    /// (WordPress, Drupal). Waits until the link is armed, unless --no-wait.
     LoginLink {
         #[arg(allow_hyphen_values = true)]
         name: String,

@@ -252,4 +252,8 @@ CREATE TABLE cron_runs (
     r#"
 ALTER TABLE platforms ADD COLUMN allow_exec INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 13: who queued a task: a panel or API user's name, `cli` or `schedule`.
+    r#"
+ALTER TABLE tasks ADD COLUMN queued_by TEXT NOT NULL DEFAULT 'cli';
+"#,
 ];

@@ -68,8 +68,10 @@ impl SqliteStore {
     }
 
     fn setup(mut conn: Connection) -> Result<SqliteStore> {
+        // The busy timeout comes first, so that everything below waits for another process
+        // that is creating or migrating the same state instead of failing "locked".
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
@@ -88,8 +90,32 @@ impl SqliteStore {
     }
 }
 
+/// Switches the state to WAL. The switch needs the database to itself and SQLite may answer
+/// busy at once, without calling the busy handler, while another connection opens it: retried
+/// for as long as the busy timeout would wait. A database already in WAL returns at once.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") || mode == "memory" => return Ok(()),
+            Ok(mode) => return Err(corrupt(format!("journal mode stays {mode}, not WAL"))),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Applies pending migrations in one IMMEDIATE transaction: it takes the write lock before it
+/// reads the version, so two processes never both see a migration as pending.
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current as usize > MIGRATIONS.len() {
         return Err(corrupt(format!(
@@ -203,7 +229,15 @@ impl Store for SqliteStore {
             )?;
             let queued = match backup {
                 Some(task) if moved == 1 => {
-                    Some(insert_task(&tx, Target::Site(site_id), site_name, &task)?)
+                    let task = insert_task(&tx, Target::Site(site_id), site_name, &task)?;
+                    tx.execute(
+                        "UPDATE tasks SET queued_by = 'schedule' WHERE id = ?1",
+                        [task.id],
+                    )?;
+                    Some(Task {
+                        queued_by: "schedule".into(),
+                        ..task
+                    })
                 }
                 _ => None,
             };
@@ -371,6 +405,76 @@ impl Store for SqliteStore {
                 },
                 task,
             ))
+        })
+    }
+
+    fn update_server_services(
+        &self,
+        server: &Server,
+        then: Option<NewTask>,
+    ) -> Result<(Server, Option<Task>)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let in_use: Vec<(String, String)> = collect(
+                &tx,
+                "SELECT d.engine, s.name FROM site_databases d JOIN sites s ON s.id = d.site_id \
+                 WHERE d.server_id = ?1 ORDER BY s.name",
+                [server.id],
+                |r: &Row| Ok(Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))),
+            )?;
+            let mut refused = Vec::new();
+            for engine in in_use.iter().map(|(e, _)| e) {
+                if server.db.iter().any(|d| d.engine.as_str() == engine)
+                    || refused.iter().any(|(e, _): &(String, _)| e == engine)
+                {
+                    continue;
+                }
+                let sites: Vec<&str> = in_use
+                    .iter()
+                    .filter(|(e, _)| e == engine)
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                refused.push((
+                    engine.clone(),
+                    format!(
+                        "the {engine} service holds the databases of sites {}",
+                        sites.join(", ")
+                    ),
+                ));
+            }
+            let platforms: Vec<(String, String)> = collect(
+                &tx,
+                "SELECT php_version, name FROM platforms WHERE server_id = ?1 \
+                 AND php_version IS NOT NULL ORDER BY name",
+                [server.id],
+                |r: &Row| Ok(Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))),
+            )?;
+            for (version, platform) in &platforms {
+                if !server.php.iter().any(|p| p.version.as_str() == version) {
+                    refused.push((
+                        version.clone(),
+                        format!("platform {platform} runs on php-fpm {version}"),
+                    ));
+                }
+            }
+            if !refused.is_empty() {
+                let why: Vec<String> = refused.into_iter().map(|(_, why)| why).collect();
+                return Err(StoreError::Conflict(format!(
+                    "server {} keeps the services in use: {}",
+                    server.name,
+                    why.join("; ")
+                )));
+            }
+            let changed = tx.execute(
+                "UPDATE servers SET db = ?2, php = ?3 WHERE id = ?1",
+                params![server.id, to_json(&server.db)?, to_json(&server.php)?],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("server {}", server.name)));
+            }
+            let task = maybe_enqueue(&tx, Target::Server(server.id), server.name.as_str(), then)?;
+            tx.commit()?;
+            Ok((server.clone(), task))
         })
     }
 
@@ -694,6 +798,16 @@ impl Store for SqliteStore {
 
     fn task(&self, id: i64) -> Result<Task> {
         self.with(|c| get_task(c, id))
+    }
+
+    fn set_task_queued_by(&self, id: i64, by: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET queued_by = ?2 WHERE id = ?1",
+                params![id, by],
+            )?;
+            Ok(())
+        })
     }
 
     fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) const TASK_COLS: &str = "id, kind, target_type, target_id, args, status, created_at, started_at, \
-     finished_at, error, target_name, client_id";
+     finished_at, error, target_name, client_id, queued_by";
 
 pub(super) fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
     let kind: String = r.get(1)?;
@@ -28,6 +28,7 @@ pub(super) fn task_from_row(r: &Row) -> rusqlite::Result<Result<Task>> {
             error: r.get(9)?,
             target_name: r.get(10)?,
             client_id: r.get(11)?,
+            queued_by: r.get(12)?,
         })
     })())
 }

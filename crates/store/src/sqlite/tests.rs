@@ -263,6 +263,9 @@ fn a_due_backup_is_taken_by_one_dispatcher_only() {
         .take_due_backup(site.id, "a.com", 1_000, Some(2_000), backup())
         .unwrap();
     assert!(first.is_some(), "the first dispatcher queues it");
+    let first = first.unwrap();
+    assert_eq!(first.queued_by, "schedule");
+    assert_eq!(s.task(first.id).unwrap().queued_by, "schedule");
     // A second dispatcher that read the same due time before the first moved it on.
     let second = s
         .take_due_backup(site.id, "a.com", 1_000, Some(2_000), backup())

@@ -170,6 +170,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(objects::servers, objects::add_server))
         .routes(routes!(objects::server))
         .routes(routes!(objects::verify_server))
+        .routes(routes!(objects::edit_server))
         .routes(routes!(objects::tasks))
         .routes(routes!(objects::task))
         .routes(routes!(objects::task_log))

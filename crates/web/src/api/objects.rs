@@ -190,6 +190,49 @@ pub async fn server(
     Ok(Json(ServerView::new(&server)))
 }
 
+/// Services to add to and remove from a server.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerServices {
+    /// Database services to add: mysql, postgresql, sqlite, with `:key=value` options.
+    #[serde(default)]
+    add_db: Vec<String>,
+    /// Database engines whose service goes (with `add_db` of the same engine: replaced).
+    #[serde(default)]
+    remove_db: Vec<String>,
+    /// php-fpm services to add: a PHP version, with `:key=value` options.
+    #[serde(default)]
+    add_php: Vec<String>,
+    /// PHP versions whose php-fpm service goes.
+    #[serde(default)]
+    remove_php: Vec<String>,
+}
+
+/// Adds and removes a server's database and php-fpm services, and queues its verify. A
+/// service that sites or platforms use is not removed (409, naming them).
+#[utoipa::path(post, path = "/servers/{name}/services", tag = "servers",
+    params(("name" = String, Path, description = "The server's name")),
+    request_body = ServerServices,
+    responses((status = 202, body = QueuedView), Refusals))]
+pub async fn edit_server(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+    Body(body): Body<ServerServices>,
+) -> Result<Response, WebError> {
+    let edit = engine::ops::ServerEdit {
+        name,
+        add_db: body.add_db,
+        remove_db: body.remove_db,
+        add_php: body.add_php,
+        remove_php: body.remove_php,
+    };
+    let q = state
+        .run(move |f| f.acting(actor).edit_server(&edit))
+        .await?;
+    Ok(queued(q))
+}
+
 #[utoipa::path(post, path = "/servers/{name}/verify", tag = "servers",
     params(("name" = String, Path, description = "The server's name")),
     responses((status = 202, body = QueuedView), Refusals))]

@@ -82,6 +82,46 @@ async fn verify_server(
     see_task(&q)
 }
 
+/// The services form of a server's page: one service per line to add, engines or PHP
+/// versions to remove.
+#[derive(Deserialize, Default)]
+struct ServicesForm {
+    #[serde(default)]
+    add_db: String,
+    #[serde(default)]
+    remove_db: String,
+    #[serde(default)]
+    add_php: String,
+    #[serde(default)]
+    remove_php: String,
+}
+
+async fn edit_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<ServicesForm>,
+) -> PageResult {
+    let actor = posted.viewer.actor();
+    let form = posted.form;
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let edit = engine::ops::ServerEdit {
+        name,
+        add_db: lines(&form.add_db),
+        remove_db: words(&form.remove_db),
+        add_php: lines(&form.add_php),
+        remove_php: words(&form.remove_php),
+    };
+    let q = state
+        .run(move |f| f.acting(actor).edit_server(&edit))
+        .await?;
+    see_task(&q)
+}
+
 #[derive(Template)]
 #[template(path = "server_new.html")]
 struct NewServerPage {
@@ -415,6 +455,7 @@ pub fn routes() -> Router<AppState> {
         .route("/servers/new", get(new_server))
         .route("/servers/{name}", get(server))
         .route("/servers/{name}/verify", post(verify_server))
+        .route("/servers/{name}/services", post(edit_server))
         .route("/platforms", get(platforms).post(create_platform))
         .route("/platforms/new", get(new_platform))
         .route("/platforms/{name}", get(platform))

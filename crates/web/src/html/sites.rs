@@ -493,7 +493,9 @@ async fn edit_names(
 struct NewSitePage {
     ctx: Ctx,
     form: NewSiteForm,
-    platforms: Vec<String>,
+    platforms: Vec<engine::ops::PlatformChoice>,
+    /// The engines the selected platform's sites may ask for.
+    db_engines: Vec<&'static str>,
     clients: Vec<String>,
     /// A client user adds sites for its own client only.
     choose_client: bool,
@@ -529,7 +531,7 @@ async fn new_site_page(
     let (platforms, clients) = state
         .run(move |f| {
             let a = f.acting(actor);
-            let platforms = a.platforms()?;
+            let platforms = a.new_site_platforms()?;
             let clients = if a.may(Action::ViewClients) {
                 a.clients()?
                     .into_iter()
@@ -538,16 +540,24 @@ async fn new_site_page(
             } else {
                 vec![]
             };
-            Ok((
-                platforms
-                    .into_iter()
-                    .filter(|p| !p.locked)
-                    .map(|p| p.name.to_string())
-                    .collect(),
-                clients,
-            ))
+            Ok((platforms, clients))
         })
         .await?;
+    // The platform asked for, or else the first that is ready: never one whose verify
+    // failed unless asked for.
+    let mut form = form;
+    if !platforms.iter().any(|p| p.name == form.platform) {
+        form.platform = platforms
+            .iter()
+            .find(|p| p.ready)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+    }
+    let db_engines = platforms
+        .iter()
+        .find(|p| p.name == form.platform)
+        .map(|p| p.db_engines.clone())
+        .unwrap_or_else(|| vec!["mysql", "postgresql", "sqlite"]);
     let status = errors.status();
     page_with_status(
         status,
@@ -555,6 +565,7 @@ async fn new_site_page(
             ctx: Ctx::new(viewer, "sites"),
             form,
             platforms,
+            db_engines,
             clients,
             choose_client,
             errors,

@@ -177,6 +177,15 @@ impl TaskPage {
     fn clock(&self, ms: &i64) -> String {
         model::time::utc_display_ms(*ms)
     }
+
+    /// `850 ms`, `12.3 s`, `4 min 05 s`.
+    fn duration(&self, ms: &i64) -> String {
+        match *ms {
+            ..1_000 => format!("{ms} ms"),
+            1_000..60_000 => format!("{:.1} s", *ms as f64 / 1000.0),
+            ms => format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000),
+        }
+    }
 }
 
 async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> PageResult {

@@ -4,6 +4,7 @@
 mod chromium;
 mod doors;
 mod matrix;
+mod newuser;
 mod schema;
 mod security;
 
