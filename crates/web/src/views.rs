@@ -14,6 +14,8 @@ pub struct Names {
     pub platforms: HashMap<i64, String>,
     pub servers: HashMap<i64, String>,
     pub clients: HashMap<i64, String>,
+    /// Each platform's server, whose web service gives its sites their address.
+    pub platform_servers: HashMap<i64, Server>,
 }
 
 impl Names {
@@ -23,16 +25,21 @@ impl Names {
         client_ids: impl IntoIterator<Item = i64>,
     ) -> engine::Result<Names> {
         let fjord = acting.fjord();
+        let platforms = fjord.platforms()?;
+        let servers: HashMap<i64, Server> =
+            fjord.servers()?.into_iter().map(|s| (s.id, s)).collect();
         Ok(Names {
-            platforms: fjord
-                .platforms()?
+            platform_servers: platforms
+                .iter()
+                .filter_map(|p| Some((p.id, servers.get(&p.server_id)?.clone())))
+                .collect(),
+            platforms: platforms
                 .into_iter()
                 .map(|p| (p.id, p.name.to_string()))
                 .collect(),
-            servers: fjord
-                .servers()?
+            servers: servers
                 .into_iter()
-                .map(|s| (s.id, s.name.to_string()))
+                .map(|(id, s)| (id, s.name.to_string()))
                 .collect(),
             clients: acting.client_names(client_ids)?,
         })
@@ -40,6 +47,14 @@ impl Names {
 
     fn platform(&self, id: i64) -> String {
         self.platforms.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// The site's canonical address (its name and its server's port), as links use it.
+    fn site_url(&self, platform_id: i64, name: &str) -> String {
+        match self.platform_servers.get(&platform_id) {
+            Some(server) => server.site_url(name),
+            None => format!("http://{name}"),
+        }
     }
 
     fn server(&self, id: i64) -> String {
@@ -54,6 +69,8 @@ impl Names {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SiteView {
     pub name: String,
+    /// Where the site answers: its name and its server's port.
+    pub url: String,
     pub aliases: Vec<String>,
     pub redirect_aliases: bool,
     pub platform: String,
@@ -73,6 +90,7 @@ impl SiteView {
     pub fn new(names: &Names, s: &Site) -> SiteView {
         SiteView {
             name: s.name.to_string(),
+            url: names.site_url(s.platform_id, s.name.as_str()),
             aliases: s.aliases.iter().map(|a| a.to_string()).collect(),
             redirect_aliases: s.redirect_aliases,
             platform: names.platform(s.platform_id),

@@ -63,10 +63,11 @@ fn server_services_tasks_and_the_add_site_form_as_a_new_user_meets_them() {
     let r = api(&panel, &token, "GET", &format!("/api/v1/tasks/{id}"), None);
     assert!(r.body.contains("\"queued_by\":\"ada\""), "{}", r.body);
 
-    // The site's page links to the site.
+    // The site's page links to the site, at its server's port.
     let page = ada.get("/sites/kept.example");
     assert!(
-        page.body.contains("href=\"http://kept.example/\""),
+        page.body
+            .contains(&format!("href=\"http://kept.example:{}/\"", env.nginx.port)),
         "{}",
         page.body
     );
