@@ -222,10 +222,14 @@ fn web_locations(out: &mut String, web: &WebApp) {
     }
     for (prefix, dir) in &web.files {
         // ^~ keeps the PHP location off these: an uploaded .php file is only ever a file.
+        // Regex locations at the server level are not tried under a ^~ prefix, so the
+        // denials are repeated inside.
         let _ = write!(
             out,
             "    location ^~ {prefix} {{\n        alias {}/;\n        try_files $uri =404;\n        \
-             location ~ \\.php$ {{\n            return 404;\n        }}\n    }}\n",
+             location ~ \\.php$ {{\n            return 404;\n        }}\n        \
+             location ~ /\\. {{\n            return 404;\n        }}\n        \
+             location ~* {NEVER_SERVED} {{\n            return 404;\n        }}\n    }}\n",
             dir.display()
         );
     }
@@ -242,6 +246,14 @@ fn web_locations(out: &mut String, web: &WebApp) {
     out.push_str(
         "    # Dot files (.git, .env, .htaccess) are never served.\n    location ~ /\\. {\n        \
          return 404;\n    }\n",
+    );
+    out.push_str(
+        "    # Editor and backup copies (settings.php~, .bak, .swp…) and the files that tell the\n    \
+         # application's version (CHANGELOG.txt…) are never served, under any directory.\n",
+    );
+    let _ = write!(
+        out,
+        "    location ~* {NEVER_SERVED} {{\n        return 404;\n    }}\n"
     );
     if let Some(denied) = web.denied_files {
         let _ = write!(
@@ -272,6 +284,17 @@ fn web_locations(out: &mut String, web: &WebApp) {
         }
     }
 }
+
+/// File names no site ever serves, whatever its kind (a case-insensitive regex on the URL's
+/// path): an editor's or a merge's leftovers (`settings.php~`, `.bak`, `.orig`, `.save`,
+/// `.swp`/`.swo`, `.old`, `.rej`, emacs' `#name#`), which would hand out a config's source as
+/// text, and the files that tell which version of an application runs (Drupal's
+/// `CHANGELOG.txt`, `INSTALL*.txt`, `UPGRADE.txt`, `UPDATE.txt`, `MAINTAINERS.txt`,
+/// `LICENSE.txt`, `COPYRIGHT.txt`, `README.txt`, composer's manifests), as Drupal's own
+/// `.htaccess` and Aegir's nginx config deny them. `robots.txt` and assets stay served.
+pub const NEVER_SERVED: &str = "(?:~|\\.(?:bak|orig|save|sw[op]|old|rej)|/#[^/]*#|/(?:CHANGELOG|\
+     CHANGES|INSTALL[^/]*|UPGRADE|UPDATE|MAINTAINERS|LICENSE|COPYRIGHT|README)\\.(?:txt|md)|\
+     /composer\\.(?:json|lock))$";
 
 /// nginx's `fastcgi_params`, inline: a private nginx has no `/etc/nginx/fastcgi_params`.
 const FASTCGI_PARAMS: &str =

@@ -30,3 +30,4 @@ mod rollback;
 mod site_limits;
 mod smtp;
 mod undo_links;
+mod uploads;
