@@ -361,11 +361,14 @@ fn files_ownership(server: &Server, app: &kinds::SiteApp) -> Ownership {
             user: Some(php.user.clone()),
             group: Some(web_group(server)),
             private: true,
+            // What the site writes (uploads, caches) takes the web group at once.
+            inherit_group: true,
         },
         None => Ownership {
             user: nginx.files_owner.as_ref().map(|o| o.to_string()),
             group: None,
             private: false,
+            inherit_group: false,
         },
     }
 }
@@ -376,6 +379,7 @@ fn private_ownership(app: &kinds::SiteApp) -> Ownership {
         user: app.php.as_ref().map(|p| p.user.clone()),
         group: None,
         private: true,
+        inherit_group: false,
     }
 }
 
