@@ -164,6 +164,8 @@ server {{
     # A link below the docroot is followed only if its owner owns what it points to: a
     # site's owner cannot publish another user's files through one.
     disable_symlinks if_not_owner from=$document_root;
+    # The site's upload limit and what a form carries beside the file (PHP's post_max_size).
+    client_max_body_size {body}m;
     index {index};
 {read_only}",
         served = served_names.join(" "),
@@ -174,6 +176,7 @@ server {{
             "index.html index.htm"
         },
         read_only = if read_only { READ_ONLY } else { "" },
+        body = site.upload_limit_on(platform).body_mb(),
     );
     web_locations(&mut out, web);
     out.push_str("}\n");

@@ -93,6 +93,11 @@ impl Fjord {
                     })?,
             ),
         };
+        let upload_limit = input
+            .upload_limit
+            .as_deref()
+            .map(model::UploadLimit::parse)
+            .transpose()?;
         if self.store().platform_by_name(name.as_str()).is_ok() {
             return Err(Error::Conflict(format!(
                 "a platform named {name} already exists"
@@ -109,6 +114,7 @@ impl Fjord {
             web_root: None,
             drush,
             allow_exec: input.allow_exec,
+            upload_limit,
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),

@@ -512,6 +512,7 @@ pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
                 site_id,
                 aliases: before.aliases.clone(),
                 redirect_aliases: before.redirect_aliases,
+                upload_limit: before.upload_limit,
             },
             _ => TaskEffect::None,
         },

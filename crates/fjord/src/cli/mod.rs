@@ -271,6 +271,10 @@ enum PlatformCmd {
         /// can outlive its request.
         #[arg(long)]
         allow_exec: bool,
+        /// The largest file its sites take in one upload, which nginx and PHP both allow
+        /// (MiB, or with M or G: 64, 64M, 1G; 1M to 4G) [default: 64M].
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -691,6 +695,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             from,
             drush,
             allow_exec,
+            upload_limit,
             opts,
         } => {
             let input = engine::ops::PlatformInput {
@@ -702,6 +707,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
                 from,
                 drush,
                 allow_exec,
+                upload_limit,
             };
             queued(fjord, fjord.add_platform(&input, opts.dry_run)?, &opts)
         }

@@ -53,6 +53,10 @@ pub enum SiteCmd {
         /// requests meant for this machine or its network.
         #[arg(long)]
         allow_private_name: bool,
+        /// The largest file the site takes in one upload, which nginx and PHP both allow
+        /// (MiB, or with M or G: 64, 64M, 1G; 1M to 4G) [default: its platform's].
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -68,7 +72,7 @@ pub enum SiteCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
-    /// Change a site's aliases or redirect, and queue its verify.
+    /// Change a site's aliases, redirect or upload limit, and queue its verify.
     Edit {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -87,6 +91,10 @@ pub enum SiteCmd {
         /// requests meant for this machine or its network.
         #[arg(long)]
         allow_private_name: bool,
+        /// The largest file the site takes in one upload (MiB, or with M or G: 64, 64M,
+        /// 1G; 1M to 4G), or "platform" for its platform's.
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -292,6 +300,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             admin_email,
             profile,
             allow_private_name,
+            upload_limit,
             opts,
         } => {
             let input = SiteInput {
@@ -309,6 +318,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                     profile,
                 },
                 allow_private_names: allow_private_name,
+                upload_limit,
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
         }
@@ -360,6 +370,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             remove_aliases,
             redirect,
             allow_private_name,
+            upload_limit,
             opts,
         } => {
             let set_aliases = (!set_aliases.is_empty())
@@ -370,6 +381,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 remove_aliases,
                 redirect_aliases: redirect,
                 allow_private_names: allow_private_name,
+                upload_limit: upload_limit.map(|l| (l != "platform").then_some(l)),
             };
             queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
         }
