@@ -12,6 +12,8 @@ use serde::Serialize;
 /// Names by id, loaded once per request.
 pub struct Names {
     pub platforms: HashMap<i64, String>,
+    /// Each platform's upload limit, which its sites without their own take.
+    pub upload_limits: HashMap<i64, Option<model::UploadLimit>>,
     pub servers: HashMap<i64, String>,
     pub clients: HashMap<i64, String>,
 }
@@ -23,9 +25,10 @@ impl Names {
         client_ids: impl IntoIterator<Item = i64>,
     ) -> engine::Result<Names> {
         let fjord = acting.fjord();
+        let platforms = fjord.platforms()?;
         Ok(Names {
-            platforms: fjord
-                .platforms()?
+            upload_limits: platforms.iter().map(|p| (p.id, p.upload_limit)).collect(),
+            platforms: platforms
                 .into_iter()
                 .map(|p| (p.id, p.name.to_string()))
                 .collect(),
@@ -60,6 +63,12 @@ pub struct SiteView {
     pub status: String,
     pub client: Option<String>,
     pub database: Option<DatabaseView>,
+    /// The largest file it takes in one upload (`64M`).
+    pub upload_limit: String,
+    /// Whose limit that is: `site`, `platform` or `default`.
+    pub upload_limit_of: String,
+    /// Its own limit, if it has one.
+    pub own_upload_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -71,7 +80,16 @@ pub struct DatabaseView {
 
 impl SiteView {
     pub fn new(names: &Names, s: &Site) -> SiteView {
+        let platform_limit = names.upload_limits.get(&s.platform_id).copied().flatten();
+        let upload_limit_of = match (s.upload_limit, platform_limit) {
+            (Some(_), _) => "site",
+            (None, Some(_)) => "platform",
+            (None, None) => "default",
+        };
         SiteView {
+            upload_limit: model::UploadLimit::of(s.upload_limit, platform_limit).to_string(),
+            upload_limit_of: upload_limit_of.to_string(),
+            own_upload_limit: s.upload_limit.map(|l| l.to_string()),
             name: s.name.to_string(),
             aliases: s.aliases.iter().map(|a| a.to_string()).collect(),
             redirect_aliases: s.redirect_aliases,
@@ -96,6 +114,8 @@ pub struct PlatformView {
     pub php: Option<String>,
     pub web_root: Option<String>,
     pub locked: bool,
+    /// The largest file its sites take in one upload, unless a site has its own (`64M`).
+    pub upload_limit: String,
 }
 
 impl PlatformView {
@@ -108,6 +128,7 @@ impl PlatformView {
             php: p.php_version.as_ref().map(|v| v.to_string()),
             web_root: p.web_root.map(|r| r.as_str().to_string()),
             locked: p.locked,
+            upload_limit: model::UploadLimit::of(None, p.upload_limit).to_string(),
         }
     }
 }

@@ -94,8 +94,9 @@ pub struct SiteEdit {
     pub redirect_aliases: Option<bool>,
     /// Accept aliases that are not public host names; only an administrator may.
     pub allow_private_names: bool,
-    /// A new upload limit of its own (`Some(None)`: back to its platform's).
-    pub upload_limit: Option<Option<String>>,
+    /// A new upload limit of its own (`model::UploadLimit::parse`), or `platform`: back to
+    /// its platform's.
+    pub upload_limit: Option<String>,
 }
 
 /// A new name for a site as it moves.

@@ -219,10 +219,10 @@ impl Fjord {
             self.check_host_free(alias, Some(site.id))?;
         }
         let redirect = edit.redirect_aliases.unwrap_or(site.redirect_aliases);
-        let upload_limit = match &edit.upload_limit {
+        let upload_limit = match edit.upload_limit.as_deref().map(str::trim) {
             None => site.upload_limit,
-            Some(None) => None,
-            Some(Some(limit)) => Some(model::UploadLimit::parse(limit)?),
+            Some("platform") => None,
+            Some(limit) => Some(model::UploadLimit::parse(limit)?),
         };
         let verify = matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled);
         if dry_run {

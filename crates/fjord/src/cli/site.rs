@@ -381,7 +381,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 remove_aliases,
                 redirect_aliases: redirect,
                 allow_private_names: allow_private_name,
-                upload_limit: upload_limit.map(|l| (l != "platform").then_some(l)),
+                upload_limit,
             };
             queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
         }

@@ -185,6 +185,36 @@ fn an_editors_upload_is_served_at_once_up_to_the_sites_limit_and_no_other_site_r
         &big[..3 << 20],
     );
     assert!(matches!(status, 200 | 201), "{status} {body}");
+
+    // A restore ends with the same bits (an archive's directories come back without
+    // setgid): what the site writes next is served at once too.
+    env.ok(&["site", "backup", &blog]);
+    env.dispatch_until_idle(&[]);
+    env.ok(&["site", "restore", &blog]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.json(&["site", "show", &blog])["status"], "installed");
+    let month = on_disk.parent().unwrap();
+    assert_eq!(
+        std::fs::metadata(month).unwrap().mode() & 0o7777,
+        0o2750,
+        "{}",
+        month.display()
+    );
+    let mut editor = Browser::new(env.nginx.port, &blog);
+    let nonce = log_in_with_password(&mut editor, "ed", "an-editors-long-password");
+    let (status, body) = upload(
+        &mut editor,
+        &nonce,
+        "after.txt",
+        "text/plain",
+        &big[..1 << 20],
+    );
+    assert!(matches!(status, 200 | 201), "{status} {body}");
+    let media: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let url = media["source_url"].as_str().unwrap();
+    let served = Browser::new(env.nginx.port, &blog).get(&path_of(url));
+    assert_eq!(served.status, 200, "{url} after a restore");
+
     // A limit that is no size is refused, naming the value and the rule.
     let refused = env.fails(&["site", "edit", &blog, "--upload-limit", "5T"]);
     assert!(refused.contains("upload limit \"5T\""), "{refused}");

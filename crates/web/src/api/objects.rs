@@ -65,6 +65,10 @@ pub struct NewPlatform {
     /// Its sites' PHP version [default: the server's newest].
     #[serde(default)]
     php: Option<String>,
+    /// The largest file its sites take in one upload (MiB, or `64M`, `1G`; 1M to 4G)
+    /// [default: 64M].
+    #[serde(default)]
+    upload_limit: Option<String>,
 }
 
 /// Adds a platform and queues its verify.
@@ -81,6 +85,7 @@ pub async fn add_platform(
         path: body.path,
         kind: body.kind,
         php: body.php,
+        upload_limit: body.upload_limit,
         ..PlatformInput::default()
     };
     let q = state

@@ -333,6 +333,8 @@ struct PlatformForm {
     kind: String,
     #[serde(default)]
     php: String,
+    #[serde(default)]
+    upload_limit: String,
 }
 
 async fn new_platform_page(
@@ -395,6 +397,7 @@ async fn create_platform(
         path: form.path.trim().to_string(),
         kind: form.kind.clone(),
         php: Some(form.php.trim().to_string()).filter(|s| !s.is_empty()),
+        upload_limit: Some(form.upload_limit.trim().to_string()).filter(|s| !s.is_empty()),
         ..PlatformInput::default()
     };
     match state
