@@ -300,6 +300,17 @@ enum PlatformCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Change the largest file its sites take in one upload (those without a limit of
+    /// their own), and queue their verify.
+    Edit {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// MiB, or with M or G (64, 64M, 1G; 1M to 4G), or "default" (64M).
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: String,
+        #[arg(long)]
+        wait: bool,
+    },
     /// Refuse new sites on this platform.
     Lock {
         #[arg(allow_hyphen_values = true)]
@@ -785,6 +796,27 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
                     dry_run,
                 },
             )
+        }
+        PlatformCmd::Edit {
+            name,
+            upload_limit,
+            wait,
+        } => {
+            let tasks = fjord.set_platform_upload_limit(&name, &upload_limit)?;
+            let limit = fjord.platform(&name)?.upload_limit;
+            outln!(
+                "platform {name} takes uploads up to {}; {} site verify task(s) queued",
+                engine::model::UploadLimit::of(None, limit),
+                tasks.len()
+            );
+            let mut code = ExitCode::SUCCESS;
+            for task in &tasks {
+                outln!("{}", task.id);
+                if wait && follow(fjord, task.id, false)?.status != TaskStatus::Success {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Ok(code)
         }
         PlatformCmd::Lock { name } => {
             fjord.lock_platform(&name, true)?;

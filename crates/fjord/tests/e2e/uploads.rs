@@ -219,6 +219,30 @@ fn an_editors_upload_is_served_at_once_up_to_the_sites_limit_and_no_other_site_r
     let refused = env.fails(&["site", "edit", &blog, "--upload-limit", "5T"]);
     assert!(refused.contains("upload limit \"5T\""), "{refused}");
 
+    // The platform's limit: taken by the site without one of its own, at once.
+    let mut visitor = Browser::new(env.nginx.port, &other);
+    let post = |visitor: &mut Browser, size: usize| {
+        visitor
+            .post(
+                "/index.php",
+                &[("Content-Type", "text/plain")],
+                &big[..size],
+            )
+            .status
+    };
+    assert_ne!(post(&mut visitor, (3 << 20) + 4096), 413);
+    let out = env.ok(&["platform", "edit", "wp", "--upload-limit", "2M"]);
+    assert!(out.contains("1 site verify task(s) queued"), "{out}");
+    env.dispatch_until_idle(&[]);
+    let site = env.json(&["site", "show", &other]);
+    assert_eq!(
+        (&site["upload_limit"], &site["upload_limit_of"]),
+        (&serde_json::json!("2M"), &serde_json::json!("platform")),
+        "{site}"
+    );
+    assert_eq!(post(&mut visitor, (3 << 20) + 4096), 413);
+    assert_eq!(env.json(&["site", "show", &blog])["upload_limit"], "4M");
+
     env.ok(&["site", "delete", &blog, "--force"]);
     env.ok(&["site", "delete", &other, "--force"]);
     env.dispatch_until_idle(&[]);

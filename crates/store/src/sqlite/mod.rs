@@ -495,6 +495,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_platform_upload_limit(&self, id: i64, limit: Option<model::UploadLimit>) -> Result<()> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE platforms SET upload_limit_mb = ?2 WHERE id = ?1",
+                params![id, limit.map(|l| l.mb())],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("platform {id}")));
+            }
+            Ok(())
+        })
+    }
+
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()> {
         self.with(|c| {
             let n = c.execute(
