@@ -141,11 +141,28 @@ fn an_editors_upload_is_served_at_once_up_to_the_sites_limit_and_no_other_site_r
         uploaded.push(url);
     }
 
-    // No other site reads it: not its PHP (through its pool), not its user.
     let files = env.docroot("wp", &blog);
     let on_disk = files.join(path_of(&uploaded[1]).trim_start_matches("/site-content/"));
     assert!(on_disk.is_file(), "{}", on_disk.display());
-    let platform = std::path::PathBuf::from(env.platform_path("wp"));
+    // An editor's copy beside an upload is not served (the site's files prefix too), nor a
+    // copy of the code's config; the code's assets are.
+    let copy = on_disk.with_file_name("big.txt.bak");
+    std::fs::copy(&on_disk, &copy).unwrap();
+    let copy_url = path_of(&uploaded[1]).replace("big.txt", "big.txt.bak");
+    let platform_dir = std::path::PathBuf::from(env.platform_path("wp"));
+    std::fs::write(platform_dir.join("wp-config.php~"), "<?php // DB_PASSWORD").unwrap();
+    for (path, wanted) in [
+        (copy_url.as_str(), 404),
+        ("/wp-config.php~", 404),
+        ("/wp-includes/css/buttons.min.css", 200),
+    ] {
+        assert_eq!(env.nginx.get(&blog, path).0, wanted, "{path}");
+    }
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::remove_file(platform_dir.join("wp-config.php~")).unwrap();
+
+    // No other site reads it: not its PHP (through its pool), not its user.
+    let platform = platform_dir;
     std::fs::write(
         platform.join("fjord-peek.php"),
         "<?php echo @file_get_contents($_GET['f']) === false ? 'denied' : 'read';",
