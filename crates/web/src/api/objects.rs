@@ -108,6 +108,35 @@ pub async fn verify_platform(
     Ok(queued(q))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UploadLimitBody {
+    /// The largest file its sites take in one upload (MiB, or `64M`, `1G`; 1M to 4G), or
+    /// `default` (64M).
+    upload_limit: String,
+}
+
+/// Sets the largest upload a platform's sites take; queues the verify of each of its served
+/// sites without a limit of its own.
+#[utoipa::path(post, path = "/platforms/{name}/upload-limit", tag = "platforms",
+    request_body = UploadLimitBody,
+    params(("name" = String, Path, description = "The platform's name")),
+    responses((status = 202, body = Vec<TaskView>), Refusals))]
+pub async fn platform_upload_limit(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+    Body(body): Body<UploadLimitBody>,
+) -> Result<Response, WebError> {
+    let tasks = state
+        .run(move |f| {
+            f.acting(actor)
+                .set_platform_upload_limit(&name, &body.upload_limit)
+        })
+        .await?;
+    let views: Vec<TaskView> = tasks.iter().map(TaskView::new).collect();
+    Ok((StatusCode::ACCEPTED, Json(views)).into_response())
+}
+
 #[utoipa::path(get, path = "/servers", tag = "servers",
     responses((status = 200, body = Vec<ServerView>), Refusals))]
 pub async fn servers(

@@ -134,6 +134,13 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
         ),
         html("POST", format!("/tasks/{other_task}/retry"), "", TECHNICAL),
         html("POST", "/platforms/p1/verify".into(), "", TECHNICAL),
+        // A limit the rules refuse: permitted roles get 422, and nothing changes.
+        html(
+            "POST",
+            "/platforms/p1/upload-limit".into(),
+            "upload_limit=lots",
+            TECHNICAL,
+        ),
         html("POST", "/servers/t/verify".into(), "", TECHNICAL),
         html("GET", "/servers/new".into(), "", TECHNICAL),
         // A name the rules refuse: permitted roles get 422, and no server is ever touched.
@@ -230,6 +237,12 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
             TECHNICAL,
         ),
         json("POST", "/api/v1/platforms/p1/verify".into(), "", TECHNICAL),
+        json(
+            "POST",
+            "/api/v1/platforms/p1/upload-limit".into(),
+            r#"{"upload_limit":"lots"}"#,
+            TECHNICAL,
+        ),
         json("GET", "/api/v1/servers".into(), "", TECHNICAL),
         json("GET", "/api/v1/servers/t".into(), "", TECHNICAL),
         json("POST", "/api/v1/servers/t/verify".into(), "", TECHNICAL),
