@@ -177,6 +177,7 @@ fn by_hand(
         site_config: config.clone(),
         max_children: 5,
         allow_exec: false,
+        upload_limit: engine::model::UploadLimit::DEFAULT,
     };
     std::fs::write(
         fpm.prefix().join(format!("pool.d/hand-{user}.conf")),
@@ -268,6 +269,7 @@ fn hand_vhost(env: &harness::Env, site: &str, code: &Path, socket: &Path) -> Htt
         client_id: None,
         database: None,
         app_secret: String::new(),
+        upload_limit: None,
     };
     let web = render::WebApp {
         docroot: code.to_path_buf(),

@@ -57,13 +57,16 @@ pub fn server_json(s: &Server) -> Value {
 pub struct Names {
     platforms: HashMap<i64, String>,
     servers: HashMap<i64, String>,
+    /// Each platform's upload limit, from which its sites without one of their own take it.
+    upload_limits: HashMap<i64, Option<engine::model::UploadLimit>>,
 }
 
 impl Names {
     pub fn load(fjord: &Fjord) -> Result<Names, engine::Error> {
+        let platforms = fjord.platforms()?;
         Ok(Names {
-            platforms: fjord
-                .platforms()?
+            upload_limits: platforms.iter().map(|p| (p.id, p.upload_limit)).collect(),
+            platforms: platforms
                 .into_iter()
                 .map(|p| (p.id, p.name.to_string()))
                 .collect(),
@@ -86,6 +89,7 @@ pub fn platform_json(names: &Names, p: &Platform) -> Value {
         "web_root": p.web_root.map(|r| r.as_str()),
         "drush": p.drush,
         "allow_exec": p.allow_exec,
+        "upload_limit": engine::model::UploadLimit::of(None, p.upload_limit).to_string(),
         "locked": p.locked,
     })
 }
@@ -95,6 +99,12 @@ pub fn site_json(names: &Names, s: &Site) -> Value {
     let database = s.database.as_ref().map(|d| {
         json!({ "engine": d.engine.as_str(), "name": d.name, "user": d.user, "server": names.servers.get(&d.server_id) })
     });
+    let platform_limit = names.upload_limits.get(&s.platform_id).copied().flatten();
+    let upload_limit_of = match (s.upload_limit, platform_limit) {
+        (Some(_), _) => "site",
+        (None, Some(_)) => "platform",
+        (None, None) => "default",
+    };
     json!({
         "name": s.name,
         "name_unicode": s.name.to_unicode(),
@@ -103,6 +113,9 @@ pub fn site_json(names: &Names, s: &Site) -> Value {
         "redirect_aliases": s.redirect_aliases,
         "status": s.status.as_str(),
         "database": database,
+        // What it takes, and whether that is its own, its platform's or the default.
+        "upload_limit": engine::model::UploadLimit::of(s.upload_limit, platform_limit).to_string(),
+        "upload_limit_of": upload_limit_of,
     })
 }
 

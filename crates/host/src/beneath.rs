@@ -102,7 +102,7 @@ impl Root {
 
     /// Gives `rel` (the root itself if empty) `mode` and, if given, an owner. A link, at `rel`
     /// or on the way to it, is never followed or changed: `Ok(false)` then, as when `rel` is
-    /// gone.
+    /// gone. Only a directory keeps setuid or setgid bits of `mode`.
     pub fn set_mode_owner(&self, rel: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<bool> {
         self.set_mode_owner_of(rel, mode, owner, None)
     }
@@ -127,12 +127,16 @@ impl Root {
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOENT) => return Ok(false),
             Err(e) => return Err(error(&full, e)),
         };
-        if let Some(inode) = inode {
-            let stat = rustix::fs::fstat(&fd).map_err(|e| error(&full, e))?;
-            if identity(&stat) != inode {
-                return Ok(false);
-            }
+        let stat = rustix::fs::fstat(&fd).map_err(|e| error(&full, e))?;
+        if inode.is_some_and(|inode| identity(&stat) != inode) {
+            return Ok(false);
         }
+        // Never setuid or setgid on anything but a directory, not even as an undo gives a
+        // mode back: while a step had given the file to a site's user, the site could have
+        // written it, and the bit would then run the site's code with another's ids.
+        let is_dir =
+            rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory;
+        let mode = if is_dir { mode } else { mode & !0o6000 };
         if let Some((uid, gid)) = owner {
             rustix::fs::fchown(
                 &fd,

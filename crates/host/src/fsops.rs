@@ -101,14 +101,21 @@ pub struct Ownership {
     pub group: Option<String>,
     /// Private: no access for others (dirs 0750, files 0640); else dirs 0755, files 0644.
     pub private: bool,
+    /// Directories carry the set-group-id bit (dirs 2750 or 2755): what the site's code
+    /// makes in them takes their group (the web server's, which the site's user is not a
+    /// member of) instead of the site's own, and a new directory carries the bit on, so the
+    /// web server reads a new upload from the moment it is written. Only directories: a file
+    /// never gets the bit (it would run with the group).
+    pub inherit_group: bool,
 }
 
 impl Ownership {
     pub fn describe(&self) -> String {
-        let (dirs, files) = if self.private {
-            ("0750", "0640")
-        } else {
-            ("0755", "0644")
+        let (dirs, files) = match (self.private, self.inherit_group) {
+            (true, false) => ("0750", "0640"),
+            (true, true) => ("2750", "0640"),
+            (false, false) => ("0755", "0644"),
+            (false, true) => ("2755", "0644"),
         };
         let mut out = format!("dirs {dirs}, files {files}");
         if let Some(user) = &self.user {
@@ -160,18 +167,23 @@ pub type ModeChanges = (Vec<(ModeEntry, u32)>, Vec<PathBuf>);
 /// Walked beneath `root` without following a link: a site's owner could point one at a
 /// system file, or swap a directory for one while this walks. A file with more than one name
 /// is left out (and named in the second list): another of its names may be outside the site.
+/// Files lose setuid, setgid and sticky bits; directories get setgid only with
+/// [`Ownership::inherit_group`].
 pub fn mode_changes(
     root: &Root,
     rel: &Path,
     owner: Option<(u32, u32)>,
-    private: bool,
+    ownership: &Ownership,
 ) -> Result<ModeChanges> {
     use rustix::fs::FileType;
-    let (dir_mode, file_mode, exec_mode) = if private {
+    let (mut dir_mode, file_mode, exec_mode) = if ownership.private {
         (0o750, 0o640, 0o750)
     } else {
         (0o755, 0o644, 0o755)
     };
+    if ownership.inherit_group {
+        dir_mode |= 0o2000;
+    }
     let mut out = Vec::new();
     let mut shared = Vec::new();
     let mut stack = vec![rel.to_path_buf()];

@@ -194,6 +194,79 @@ fn restored_modes_never_reach_another_name_of_a_file_put_in_its_place() {
 }
 
 #[test]
+fn a_mode_undo_never_gives_a_file_setuid_or_setgid_back() {
+    let host = Host::new();
+    // A root's setuid program in the site's files (put there by hand): the fix takes the
+    // bits away; the site's user then gets the file and writes its own code into it.
+    let program = host.files.join("tool");
+    std::fs::write(&program, "root's tool").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    task(
+        &host,
+        |x| {
+            x.fix_permissions(&host.files, &Ownership::default())
+                .unwrap();
+        },
+        || {
+            host.give_to_site();
+            std::fs::write(&program, "the site's code").unwrap();
+        },
+    );
+    let meta = std::fs::metadata(&program).unwrap();
+    assert_eq!(
+        meta.mode() & 0o7777,
+        0o755,
+        "the undo gave back a set-id bit to a file the site wrote"
+    );
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "its owner is given back");
+}
+
+#[test]
+fn only_directories_take_the_set_group_id_bit() {
+    let host = Host::new();
+    std::fs::create_dir(host.files.join("uploads")).unwrap();
+    std::fs::write(host.files.join("uploads/a.jpg"), "jpeg").unwrap();
+    std::fs::write(host.files.join("run.sh"), "#!/bin/sh").unwrap();
+    std::fs::set_permissions(
+        host.files.join("run.sh"),
+        std::fs::Permissions::from_mode(0o2755),
+    )
+    .unwrap();
+    let ownership = Ownership {
+        private: true,
+        inherit_group: true,
+        ..Ownership::default()
+    };
+    let mode = |rel: &str| {
+        std::fs::symlink_metadata(host.files.join(rel))
+            .unwrap()
+            .mode()
+            & 0o7777
+    };
+    let journal = Recorded::default();
+    let committers = Committers::default();
+    let faults = Faults::parse("");
+    let mut x = LiveSteps::new(
+        &journal,
+        &committers,
+        &faults,
+        "site-verify",
+        None,
+        host.base.join("scratch"),
+    );
+    x.fix_permissions(&host.files, &ownership).unwrap();
+    assert_eq!(
+        (
+            mode(""),
+            mode("uploads"),
+            mode("uploads/a.jpg"),
+            mode("run.sh")
+        ),
+        (0o2750, 0o2750, 0o640, 0o750)
+    );
+}
+
+#[test]
 fn a_restored_file_is_never_written_through_a_link() {
     let host = Host::new();
     std::fs::create_dir(host.files.join("sub")).unwrap();

@@ -16,6 +16,7 @@ mod site_name;
 mod task;
 mod task_args;
 pub mod time;
+mod upload;
 
 pub use access::{Action, Actor, Role, User};
 pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
@@ -32,3 +33,4 @@ pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict, site_locks};
 pub use task_args::{InstallInput, MigrateArgs, SiteNames, TaskArgs};
+pub use upload::UploadLimit;

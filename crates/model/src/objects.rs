@@ -193,6 +193,10 @@ pub struct Platform {
     /// Its sites' PHP may start processes (`exec`, `proc_open`, `shell_exec`…), which
     /// walk around `open_basedir`: off unless the platform is added with it.
     pub allow_exec: bool,
+    /// The largest upload its sites take, unless a site sets its own
+    /// ([`crate::UploadLimit::DEFAULT`] when neither does).
+    #[serde(default)]
+    pub upload_limit: Option<crate::UploadLimit>,
 }
 
 impl Platform {
@@ -427,9 +431,18 @@ pub struct Site {
     /// derived (kept in fjord's state, so that a verify rewrites the same config).
     #[serde(default)]
     pub app_secret: String,
+    /// The largest upload it takes, over its platform's.
+    #[serde(default)]
+    pub upload_limit: Option<crate::UploadLimit>,
 }
 
 impl Site {
+    /// The largest upload it takes on `platform`: its own limit, else the platform's, else
+    /// the default.
+    pub fn upload_limit_on(&self, platform: &Platform) -> crate::UploadLimit {
+        crate::UploadLimit::of(self.upload_limit, platform.upload_limit)
+    }
+
     /// Every host name the site answers to, main name first.
     pub fn all_names(&self) -> impl Iterator<Item = &Hostname> {
         std::iter::once(&self.name).chain(&self.aliases)

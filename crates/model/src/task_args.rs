@@ -23,6 +23,9 @@ pub struct InstallInput {
 pub struct SiteNames {
     pub aliases: Vec<Hostname>,
     pub redirect_aliases: bool,
+    /// Its own upload limit (none: its platform's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<crate::UploadLimit>,
 }
 
 /// Where a migrate takes a site.
@@ -310,6 +313,7 @@ mod tests {
                     names_before: Some(SiteNames {
                         aliases: vec![host.clone()],
                         redirect_aliases: true,
+                        upload_limit: crate::UploadLimit::from_mb(8),
                     }),
                 },
             ),

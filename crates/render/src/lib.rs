@@ -164,6 +164,8 @@ server {{
     # A link below the docroot is followed only if its owner owns what it points to: a
     # site's owner cannot publish another user's files through one.
     disable_symlinks if_not_owner from=$document_root;
+    # The site's upload limit and what a form carries beside the file (PHP's post_max_size).
+    client_max_body_size {body}m;
     index {index};
 {read_only}",
         served = served_names.join(" "),
@@ -174,6 +176,7 @@ server {{
             "index.html index.htm"
         },
         read_only = if read_only { READ_ONLY } else { "" },
+        body = site.upload_limit_on(platform).body_mb(),
     );
     web_locations(&mut out, web);
     out.push_str("}\n");
@@ -227,10 +230,14 @@ fn web_locations(out: &mut String, web: &WebApp) {
     }
     for (prefix, dir) in &web.files {
         // ^~ keeps the PHP location off these: an uploaded .php file is only ever a file.
+        // Regex locations at the server level are not tried under a ^~ prefix, so the
+        // denials are repeated inside.
         let _ = write!(
             out,
             "    location ^~ {prefix} {{\n        alias {}/;\n        try_files $uri =404;\n        \
-             location ~ \\.php$ {{\n            return 404;\n        }}\n    }}\n",
+             location ~ \\.php$ {{\n            return 404;\n        }}\n        \
+             location ~ /\\. {{\n            return 404;\n        }}\n        \
+             location ~* {NEVER_SERVED} {{\n            return 404;\n        }}\n    }}\n",
             dir.display()
         );
     }
@@ -247,6 +254,14 @@ fn web_locations(out: &mut String, web: &WebApp) {
     out.push_str(
         "    # Dot files (.git, .env, .htaccess) are never served.\n    location ~ /\\. {\n        \
          return 404;\n    }\n",
+    );
+    out.push_str(
+        "    # Editor and backup copies (settings.php~, .bak, .swp…) and the files that tell the\n    \
+         # application's version (CHANGELOG.txt…) are never served, under any directory.\n",
+    );
+    let _ = write!(
+        out,
+        "    location ~* {NEVER_SERVED} {{\n        return 404;\n    }}\n"
     );
     if let Some(denied) = web.denied_files {
         let _ = write!(
@@ -277,6 +292,17 @@ fn web_locations(out: &mut String, web: &WebApp) {
         }
     }
 }
+
+/// File names no site ever serves, whatever its kind (a case-insensitive regex on the URL's
+/// path): an editor's or a merge's leftovers (`settings.php~`, `.bak`, `.orig`, `.save`,
+/// `.swp`/`.swo`, `.old`, `.rej`, emacs' `#name#`), which would hand out a config's source as
+/// text, and the files that tell which version of an application runs (Drupal's
+/// `CHANGELOG.txt`, `INSTALL*.txt`, `UPGRADE.txt`, `UPDATE.txt`, `MAINTAINERS.txt`,
+/// `LICENSE.txt`, `COPYRIGHT.txt`, `README.txt`, composer's manifests), as Drupal's own
+/// `.htaccess` and Aegir's nginx config deny them. `robots.txt` and assets stay served.
+pub const NEVER_SERVED: &str = "(?:~|\\.(?:bak|orig|save|sw[op]|old|rej)|/#[^/]*#|/(?:CHANGELOG|\
+     CHANGES|INSTALL[^/]*|UPGRADE|UPDATE|MAINTAINERS|LICENSE|COPYRIGHT|README)\\.(?:txt|md)|\
+     /composer\\.(?:json|lock))$";
 
 /// nginx's `fastcgi_params`, inline: a private nginx has no `/etc/nginx/fastcgi_params`.
 const FASTCGI_PARAMS: &str =

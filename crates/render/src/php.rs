@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use model::{DbEngine, DbService, SiteDatabase};
+use model::{DbEngine, DbService, SiteDatabase, UploadLimit};
 
 /// One site's php-fpm pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct PhpPool {
     /// The platform lets its sites' PHP start processes ([`DISABLED_FUNCTIONS`] stay
     /// enabled).
     pub allow_exec: bool,
+    /// The largest file one upload may carry; nginx's vhost allows the same.
+    pub upload_limit: UploadLimit,
 }
 
 /// The functions a site's PHP may not call unless its platform allows processes: those
@@ -137,6 +139,8 @@ php_admin_value[open_basedir] = {basedir}
 php_admin_value[sys_temp_dir] = {tmp}
 php_admin_value[upload_tmp_dir] = {tmp}
 php_admin_value[session.save_path] = {tmp}
+php_admin_value[upload_max_filesize] = {upload}M
+php_admin_value[post_max_size] = {body}M
 {limits}",
         site = pool.site,
         name = pool.name,
@@ -146,6 +150,8 @@ php_admin_value[session.save_path] = {tmp}
         max_children = pool.max_children,
         site_config = pool.site_config.display(),
         basedir = basedir.join(":"),
+        upload = pool.upload_limit.mb(),
+        body = pool.upload_limit.body_mb(),
     )
 }
 

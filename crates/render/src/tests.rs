@@ -54,6 +54,7 @@ fn platform() -> Platform {
         web_root: None,
         drush: None,
         allow_exec: false,
+        upload_limit: None,
     }
 }
 
@@ -69,6 +70,7 @@ fn site(status: SiteStatus, redirect: bool) -> Site {
         client_id: None,
         database: None,
         app_secret: String::new(),
+        upload_limit: None,
     }
 }
 
@@ -99,18 +101,25 @@ fn vhost_php_and_wordpress() {
         denied_files: None,
         php_scripts: None,
     };
-    let site = site(SiteStatus::Installed, false);
+    // The platform's upload limit (16M), which this site takes.
+    let platform = Platform {
+        upload_limit: model::UploadLimit::from_mb(16),
+        ..platform()
+    };
+    let mut site = site(SiteStatus::Installed, false);
     check(
         "vhost_php.conf",
-        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
+        &nginx_vhost(&nginx(), &platform, &site, &web, Path::new(CONFIG_DIR)),
     );
+    // The site's own limit (8M) wins.
+    site.upload_limit = model::UploadLimit::from_mb(8);
     web.files = vec![(
         format!("{WORDPRESS_CONTENT_URL_PATH}/"),
         PathBuf::from("/srv/wp/sites/example.com"),
     )];
     check(
         "vhost_wordpress.conf",
-        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
+        &nginx_vhost(&nginx(), &platform, &site, &web, Path::new(CONFIG_DIR)),
     );
 }
 
@@ -182,6 +191,7 @@ fn php_pool_and_settings() {
         site_config: PathBuf::from("/srv/app/private/example.com/settings.php"),
         max_children: 5,
         allow_exec: false,
+        upload_limit: model::UploadLimit::DEFAULT,
     };
     check("php_pool.conf", &php_fpm_pool(&pool));
     let db = mysql_db();

@@ -98,11 +98,12 @@ pub enum TaskEffect {
         name: Hostname,
         database: Option<SiteDatabase>,
     },
-    /// Put a site's aliases and redirect back (an edit whose verify failed).
+    /// Put a site's aliases, redirect and upload limit back (an edit whose verify failed).
     SetSiteNames {
         site_id: i64,
         aliases: Vec<Hostname>,
         redirect_aliases: bool,
+        upload_limit: Option<model::UploadLimit>,
     },
     /// Forget backups whose files the task removed.
     RemoveBackups(Vec<i64>),
@@ -136,6 +137,8 @@ pub struct NewSite {
     pub status: SiteStatus,
     pub database: Option<SiteDatabase>,
     pub app_secret: String,
+    /// Its own upload limit (none: its platform's).
+    pub upload_limit: Option<model::UploadLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,6 +268,8 @@ pub trait Store: Accounts + Send + Sync {
     fn platform_by_name(&self, name: &str) -> Result<Platform>;
     fn platforms(&self) -> Result<Vec<Platform>>;
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()>;
+    /// The largest upload a platform's sites take (none: the default).
+    fn set_platform_upload_limit(&self, id: i64, limit: Option<model::UploadLimit>) -> Result<()>;
     fn delete_platform(&self, id: i64) -> Result<()>;
 
     fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)>;
@@ -272,11 +277,13 @@ pub trait Store: Accounts + Send + Sync {
     /// Finds a site by its main name or any alias.
     fn site_by_host(&self, host: &str) -> Result<Site>;
     fn sites(&self, platform_id: Option<i64>) -> Result<Vec<Site>>;
+    /// A site's aliases, redirect and own upload limit.
     fn update_site_names(
         &self,
         id: i64,
         aliases: &[Hostname],
         redirect_aliases: bool,
+        upload_limit: Option<model::UploadLimit>,
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)>;
     fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()>;

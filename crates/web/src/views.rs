@@ -12,6 +12,8 @@ use serde::Serialize;
 /// Names by id, loaded once per request.
 pub struct Names {
     pub platforms: HashMap<i64, String>,
+    /// Each platform's upload limit, which its sites without their own take.
+    pub upload_limits: HashMap<i64, Option<model::UploadLimit>>,
     pub servers: HashMap<i64, String>,
     pub clients: HashMap<i64, String>,
     /// Each platform's server, whose web service gives its sites their address.
@@ -33,6 +35,7 @@ impl Names {
                 .iter()
                 .filter_map(|p| Some((p.id, servers.get(&p.server_id)?.clone())))
                 .collect(),
+            upload_limits: platforms.iter().map(|p| (p.id, p.upload_limit)).collect(),
             platforms: platforms
                 .into_iter()
                 .map(|p| (p.id, p.name.to_string()))
@@ -77,6 +80,12 @@ pub struct SiteView {
     pub status: String,
     pub client: Option<String>,
     pub database: Option<DatabaseView>,
+    /// The largest file it takes in one upload (`64M`).
+    pub upload_limit: String,
+    /// Whose limit that is: `site`, `platform` or `default`.
+    pub upload_limit_of: String,
+    /// Its own limit, if it has one.
+    pub own_upload_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -88,7 +97,16 @@ pub struct DatabaseView {
 
 impl SiteView {
     pub fn new(names: &Names, s: &Site) -> SiteView {
+        let platform_limit = names.upload_limits.get(&s.platform_id).copied().flatten();
+        let upload_limit_of = match (s.upload_limit, platform_limit) {
+            (Some(_), _) => "site",
+            (None, Some(_)) => "platform",
+            (None, None) => "default",
+        };
         SiteView {
+            upload_limit: model::UploadLimit::of(s.upload_limit, platform_limit).to_string(),
+            upload_limit_of: upload_limit_of.to_string(),
+            own_upload_limit: s.upload_limit.map(|l| l.to_string()),
             name: s.name.to_string(),
             url: names.site_url(s.platform_id, s.name.as_str()),
             aliases: s.aliases.iter().map(|a| a.to_string()).collect(),
@@ -114,6 +132,8 @@ pub struct PlatformView {
     pub php: Option<String>,
     pub web_root: Option<String>,
     pub locked: bool,
+    /// The largest file its sites take in one upload, unless a site has its own (`64M`).
+    pub upload_limit: String,
 }
 
 impl PlatformView {
@@ -126,6 +146,7 @@ impl PlatformView {
             php: p.php_version.as_ref().map(|v| v.to_string()),
             web_root: p.web_root.map(|r| r.as_str().to_string()),
             locked: p.locked,
+            upload_limit: model::UploadLimit::of(None, p.upload_limit).to_string(),
         }
     }
 }

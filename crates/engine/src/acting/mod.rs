@@ -239,6 +239,11 @@ impl Acting<'_> {
         self.stamp(self.fjord.verify_platform(name, false))
     }
 
+    pub fn set_platform_upload_limit(&self, name: &str, limit: &str) -> Result<Vec<Task>> {
+        self.require(Action::ManagePlatforms)?;
+        self.fjord.set_platform_upload_limit(name, limit)
+    }
+
     pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {
         self.require(Action::ManagePlatforms)?;
         self.fjord.lock_platform(name, locked)

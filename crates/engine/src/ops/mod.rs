@@ -86,6 +86,8 @@ pub struct PlatformInput {
     pub drush: Option<String>,
     /// Its sites' PHP may start processes (`exec`, `proc_open`…).
     pub allow_exec: bool,
+    /// The largest upload its sites take (`model::UploadLimit::parse`) [default: 64M].
+    pub upload_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,6 +106,8 @@ pub struct SiteInput {
     /// Accept names that are not public host names (`localhost`, single labels, `*.local`:
     /// `Hostname::private_use`) as the name and aliases; only an administrator may.
     pub allow_private_names: bool,
+    /// The largest upload it takes (`model::UploadLimit::parse`) [default: its platform's].
+    pub upload_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -115,6 +119,9 @@ pub struct SiteEdit {
     pub redirect_aliases: Option<bool>,
     /// Accept aliases that are not public host names; only an administrator may.
     pub allow_private_names: bool,
+    /// A new upload limit of its own (`model::UploadLimit::parse`), or `platform`: back to
+    /// its platform's.
+    pub upload_limit: Option<String>,
 }
 
 /// A new name for a site as it moves.

@@ -53,6 +53,8 @@ impl Fjord {
             status: SiteStatus::Queued,
             database,
             app_secret: host::random_secret(256)?,
+            // A clone takes what its source takes.
+            upload_limit: source.upload_limit,
         };
         let args = TaskArgs::Clone {
             source: source.id,
@@ -69,6 +71,7 @@ impl Fjord {
                 client_id: None,
                 database: new.database,
                 app_secret: new.app_secret,
+                upload_limit: new.upload_limit,
             };
             let mut objects = self.objects(TaskKind::SiteClone, Target::Site(source.id), &args)?;
             objects.db_server = site

@@ -1,6 +1,8 @@
 //! Platforms: code bases of a kind, on a server.
 
-use model::{AbsPath, Name, PhpVersion, Platform, PlatformKind, Target, TaskArgs, TaskKind};
+use model::{
+    AbsPath, Name, PhpVersion, Platform, PlatformKind, SiteStatus, Target, Task, TaskArgs, TaskKind,
+};
 use store::NewTask;
 
 use super::*;
@@ -135,6 +137,11 @@ impl Fjord {
                     })?,
             ),
         };
+        let upload_limit = input
+            .upload_limit
+            .as_deref()
+            .map(model::UploadLimit::parse)
+            .transpose()?;
         if self.store().platform_by_name(name.as_str()).is_ok() {
             return Err(Error::Conflict(format!(
                 "a platform named {name} already exists"
@@ -151,6 +158,7 @@ impl Fjord {
             web_root: None,
             drush,
             allow_exec: input.allow_exec,
+            upload_limit,
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),
@@ -300,6 +308,34 @@ impl Fjord {
             TaskArgs::none_for(TaskKind::PlatformVerify),
             dry_run,
         )
+    }
+
+    /// Sets the largest upload a platform's sites take (`default`: 64M) and queues the verify
+    /// of each of its served sites that has no limit of its own, which rewrites its vhost
+    /// and pool. Returns those tasks.
+    pub fn set_platform_upload_limit(&self, name: &str, limit: &str) -> Result<Vec<Task>> {
+        let platform = self.platform(name)?;
+        let limit = match limit.trim() {
+            "default" => None,
+            limit => Some(model::UploadLimit::parse(limit)?),
+        };
+        self.store().set_platform_upload_limit(platform.id, limit)?;
+        let mut tasks = Vec::new();
+        for site in self.store().sites(Some(platform.id))? {
+            let served = matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled);
+            if served && site.upload_limit.is_none() {
+                tasks.push(self.store().enqueue(
+                    Target::Site(site.id),
+                    site.name.as_str(),
+                    NewTask::with_args(
+                        TaskKind::SiteVerify,
+                        TaskArgs::none_for(TaskKind::SiteVerify),
+                    ),
+                )?);
+            }
+        }
+        self.notify_dispatchers();
+        Ok(tasks)
     }
 
     pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {

@@ -53,6 +53,11 @@ impl Fjord {
             }
         }
         let install = validate_install_input(&input.install)?;
+        let upload_limit = input
+            .upload_limit
+            .as_deref()
+            .map(model::UploadLimit::parse)
+            .transpose()?;
         let database = match db_engine {
             Some(engine) => Some(self.new_site_database(
                 &name,
@@ -76,6 +81,7 @@ impl Fjord {
             status: SiteStatus::Queued,
             database,
             app_secret,
+            upload_limit,
         };
         let args = TaskArgs::Install(install);
         if dry_run {
@@ -89,6 +95,7 @@ impl Fjord {
                 client_id: None,
                 database: new.database,
                 app_secret: new.app_secret,
+                upload_limit: new.upload_limit,
             };
             let server = self.store().server(platform.server_id)?;
             let db_server = site
@@ -214,10 +221,16 @@ impl Fjord {
             self.check_host_free(alias, Some(site.id))?;
         }
         let redirect = edit.redirect_aliases.unwrap_or(site.redirect_aliases);
+        let upload_limit = match edit.upload_limit.as_deref().map(str::trim) {
+            None => site.upload_limit,
+            Some("platform") => None,
+            Some(limit) => Some(model::UploadLimit::parse(limit)?),
+        };
         let verify = matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled);
         if dry_run {
             site.aliases = aliases;
             site.redirect_aliases = redirect;
+            site.upload_limit = upload_limit;
             if !verify {
                 return Ok(Queued::plan(vec![
                     "# the site is not installed: only its record changes".into(),
@@ -236,12 +249,13 @@ impl Fjord {
             names_before: Some(model::SiteNames {
                 aliases: site.aliases.clone(),
                 redirect_aliases: site.redirect_aliases,
+                upload_limit: site.upload_limit,
             }),
         };
         let then = verify.then(|| NewTask::with_args(TaskKind::SiteVerify, before));
-        let (_, task) = self
-            .store()
-            .update_site_names(site.id, &aliases, redirect, then)?;
+        let (_, task) =
+            self.store()
+                .update_site_names(site.id, &aliases, redirect, upload_limit, then)?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }

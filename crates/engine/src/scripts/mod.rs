@@ -362,11 +362,14 @@ fn files_ownership(server: &Server, app: &kinds::SiteApp) -> Ownership {
             user: Some(php.user.clone()),
             group: Some(web_group(server)),
             private: true,
+            // What the site writes (uploads, caches) takes the web group at once.
+            inherit_group: true,
         },
         None => Ownership {
             user: nginx.files_owner.as_ref().map(|o| o.to_string()),
             group: None,
             private: false,
+            inherit_group: false,
         },
     }
 }
@@ -377,6 +380,7 @@ fn private_ownership(app: &kinds::SiteApp) -> Ownership {
         user: app.php.as_ref().map(|p| p.user.clone()),
         group: None,
         private: true,
+        inherit_group: false,
     }
 }
 
@@ -514,6 +518,7 @@ pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
                 site_id,
                 aliases: before.aliases.clone(),
                 redirect_aliases: before.redirect_aliases,
+                upload_limit: before.upload_limit,
             },
             _ => TaskEffect::None,
         },

@@ -199,6 +199,7 @@ fn placeholder_site(name: &model::Hostname) -> Site {
         client_id: None,
         database: None,
         app_secret: String::new(),
+        upload_limit: None,
     }
 }
 

@@ -298,6 +298,10 @@ enum PlatformCmd {
         /// can outlive its request.
         #[arg(long)]
         allow_exec: bool,
+        /// The largest file its sites take in one upload, which nginx and PHP both allow
+        /// (MiB, or with M or G: 64, 64M, 1G; 1M to 4G) [default: 64M].
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -324,6 +328,17 @@ enum PlatformCmd {
         name: String,
         #[command(flatten)]
         opts: TaskOpts,
+    },
+    /// Change the largest file its sites take in one upload (those without a limit of
+    /// their own), and queue their verify.
+    Edit {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// MiB, or with M or G (64, 64M, 1G; 1M to 4G), or "default" (64M).
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: String,
+        #[arg(long)]
+        wait: bool,
     },
     /// Refuse new sites on this platform.
     Lock {
@@ -840,6 +855,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
             from,
             drush,
             allow_exec,
+            upload_limit,
             opts,
         } => {
             let input = engine::ops::PlatformInput {
@@ -851,6 +867,7 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
                 from,
                 drush,
                 allow_exec,
+                upload_limit,
             };
             queued(fjord, fjord.add_platform(&input, opts.dry_run)?, &opts)
         }
@@ -928,6 +945,27 @@ fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Error> {
                     dry_run,
                 },
             )
+        }
+        PlatformCmd::Edit {
+            name,
+            upload_limit,
+            wait,
+        } => {
+            let tasks = fjord.set_platform_upload_limit(&name, &upload_limit)?;
+            let limit = fjord.platform(&name)?.upload_limit;
+            outln!(
+                "platform {name} takes uploads up to {}; {} site verify task(s) queued",
+                engine::model::UploadLimit::of(None, limit),
+                tasks.len()
+            );
+            let mut code = ExitCode::SUCCESS;
+            for task in &tasks {
+                outln!("{}", task.id);
+                if wait && follow(fjord, task.id, false)?.status != TaskStatus::Success {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Ok(code)
         }
         PlatformCmd::Lock { name } => {
             fjord.lock_platform(&name, true)?;

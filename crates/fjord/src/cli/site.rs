@@ -53,6 +53,10 @@ pub enum SiteCmd {
         /// requests meant for this machine or its network.
         #[arg(long)]
         allow_private_name: bool,
+        /// The largest file the site takes in one upload, which nginx and PHP both allow
+        /// (MiB, or with M or G: 64, 64M, 1G; 1M to 4G) [default: its platform's].
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -70,7 +74,7 @@ pub enum SiteCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
-    /// Change a site's aliases or redirect, and queue its verify.
+    /// Change a site's aliases, redirect or upload limit, and queue its verify.
     Edit {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -89,6 +93,10 @@ pub enum SiteCmd {
         /// requests meant for this machine or its network.
         #[arg(long)]
         allow_private_name: bool,
+        /// The largest file the site takes in one upload (MiB, or with M or G: 64, 64M,
+        /// 1G; 1M to 4G), or "platform" for its platform's.
+        #[arg(long, value_name = "SIZE")]
+        upload_limit: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -296,6 +304,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             admin_email,
             profile,
             allow_private_name,
+            upload_limit,
             opts,
         } => {
             let input = SiteInput {
@@ -313,6 +322,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                     profile,
                 },
                 allow_private_names: allow_private_name,
+                upload_limit,
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
         }
@@ -364,6 +374,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             remove_aliases,
             redirect,
             allow_private_name,
+            upload_limit,
             opts,
         } => {
             let set_aliases = (!set_aliases.is_empty())
@@ -374,6 +385,7 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 remove_aliases,
                 redirect_aliases: redirect,
                 allow_private_names: allow_private_name,
+                upload_limit,
             };
             queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
         }

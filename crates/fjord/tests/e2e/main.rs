@@ -35,3 +35,4 @@ mod served_restore;
 mod site_limits;
 mod smtp;
 mod undo_links;
+mod uploads;

@@ -259,7 +259,7 @@ fn wordpress_from_debians_package_installs_and_serves_its_title() {
 }
 
 /// Logs in through a one-time login link; returns the REST nonce of the logged-in admin.
-fn log_in(env: &Env, browser: &mut Browser, site: &str) -> String {
+pub fn log_in(env: &Env, browser: &mut Browser, site: &str) -> String {
     let link = env
         .ok(&["site", "login-link", site, "--no-wait"])
         .trim()

@@ -752,7 +752,7 @@ impl Steps for LiveSteps<'_> {
         // change, through no link: the site's owner may swap a directory for a link while
         // this runs.
         let (base, rel, anchor) = anchor::open_now(root)?;
-        let (changes, shared) = fsops::mode_changes(&base, &rel, ids, ownership.private)?;
+        let (changes, shared) = fsops::mode_changes(&base, &rel, ids, ownership)?;
         for path in &shared {
             self.journal.log(&format!(
                 "left as it is: {} has other names, which may lie outside the site",

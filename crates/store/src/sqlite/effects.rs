@@ -48,10 +48,11 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
             site_id,
             aliases,
             redirect_aliases,
+            upload_limit,
         } => {
             tx.execute(
-                "UPDATE sites SET redirect_aliases = ?2 WHERE id = ?1",
-                params![site_id, redirect_aliases],
+                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3 WHERE id = ?1",
+                params![site_id, redirect_aliases, upload_limit.map(|l| l.mb())],
             )?;
             tx.execute(
                 "DELETE FROM host_names WHERE site_id = ?1 AND is_main = 0",

@@ -256,4 +256,10 @@ ALTER TABLE platforms ADD COLUMN allow_exec INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE tasks ADD COLUMN queued_by TEXT NOT NULL DEFAULT 'cli';
 "#,
+    // 14: the largest upload a platform's sites take, and a site's own (MiB; none: the
+    // platform's, else the default).
+    r#"
+ALTER TABLE platforms ADD COLUMN upload_limit_mb INTEGER;
+ALTER TABLE sites ADD COLUMN upload_limit_mb INTEGER;
+"#,
 ];

@@ -527,7 +527,8 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO platforms (name, server_id, path, kind, php_version, drush, \
-                 allow_exec, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 allow_exec, created_at, upload_limit_mb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+                 ?8, ?9)",
                 params![
                     name.as_str(),
                     platform.server_id,
@@ -536,7 +537,8 @@ impl Store for SqliteStore {
                     platform.php_version.as_ref().map(|v| v.as_str()),
                     platform.drush.as_ref().map(|d| d.as_str()),
                     platform.allow_exec,
-                    now_ms()
+                    now_ms(),
+                    platform.upload_limit.map(|l| l.mb())
                 ],
             )
             .map_err(|e| {
@@ -597,6 +599,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_platform_upload_limit(&self, id: i64, limit: Option<model::UploadLimit>) -> Result<()> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE platforms SET upload_limit_mb = ?2 WHERE id = ?1",
+                params![id, limit.map(|l| l.mb())],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("platform {id}")));
+            }
+            Ok(())
+        })
+    }
+
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()> {
         self.with(|c| {
             let n = c.execute(
@@ -638,8 +653,8 @@ impl Store for SqliteStore {
                 }
             }
             tx.execute(
-                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret, upload_limit_mb)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     site.name.as_str(),
                     site.platform_id,
@@ -647,7 +662,8 @@ impl Store for SqliteStore {
                     site.status.as_str(),
                     site.client_id,
                     now_ms(),
-                    site.app_secret
+                    site.app_secret,
+                    site.upload_limit.map(|l| l.mb())
                 ],
             )
             .map_err(|e| conflict_or(e, || format!("a site named {} already exists", site.name)))?;
@@ -703,13 +719,14 @@ impl Store for SqliteStore {
         id: i64,
         aliases: &[Hostname],
         redirect_aliases: bool,
+        upload_limit: Option<model::UploadLimit>,
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
-                "UPDATE sites SET redirect_aliases = ?2 WHERE id = ?1",
-                params![id, redirect_aliases],
+                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3 WHERE id = ?1",
+                params![id, redirect_aliases, upload_limit.map(|l| l.mb())],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("site {id}")));

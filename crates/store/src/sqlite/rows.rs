@@ -135,12 +135,23 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
                 .map(|v| AbsPath::parse("drush", &v).map_err(|e| corrupt(e.to_string())))
                 .transpose()?,
             allow_exec: r.get(9)?,
+            upload_limit: upload_limit(r.get(10)?)?,
         })
     })())
 }
 
-pub(super) const PLATFORM_COLS: &str =
-    "id, name, server_id, path, kind, locked, php_version, web_root, drush, allow_exec";
+pub(super) const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked, php_version, web_root, drush, allow_exec, upload_limit_mb";
+
+/// An upload limit as the state keeps it (MiB), checked against the model's bounds.
+fn upload_limit(mb: Option<i64>) -> Result<Option<model::UploadLimit>> {
+    mb.map(|mb| {
+        u32::try_from(mb)
+            .ok()
+            .and_then(model::UploadLimit::from_mb)
+            .ok_or_else(|| corrupt(format!("upload limit {mb} MiB")))
+    })
+    .transpose()
+}
 
 pub(super) fn collect<T>(
     c: &Connection,
@@ -177,7 +188,7 @@ pub(super) fn load_sites_paged(
     p: impl rusqlite::Params,
 ) -> Result<Vec<Site>> {
     let mut stmt = c.prepare(&format!(
-        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret FROM sites {where_sql} ORDER BY name {tail}"
+        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret, upload_limit_mb FROM sites {where_sql} ORDER BY name {tail}"
     ))?;
     let rows = stmt.query_map(p, |r| {
         Ok((
@@ -188,11 +199,12 @@ pub(super) fn load_sites_paged(
             r.get::<_, String>(4)?,
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<i64>>(7)?,
         ))
     })?;
     let mut sites = Vec::new();
     for row in rows {
-        let (id, name, platform_id, redirect_aliases, status, client_id, app_secret) = row?;
+        let (id, name, platform_id, redirect_aliases, status, client_id, app_secret, upload) = row?;
         sites.push(Site {
             id,
             name: Hostname::parse("site name", &name).map_err(|e| corrupt(e.to_string()))?,
@@ -204,6 +216,7 @@ pub(super) fn load_sites_paged(
             client_id,
             database: None,
             app_secret: app_secret.unwrap_or_default(),
+            upload_limit: upload_limit(upload)?,
         });
     }
     if sites.is_empty() {

@@ -43,6 +43,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         web_root: None,
         drush: None,
         allow_exec: false,
+        upload_limit: model::UploadLimit::from_mb(16),
     };
     let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)
@@ -58,7 +59,34 @@ fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
         status: SiteStatus::Queued,
         database: None,
         app_secret: String::new(),
+        upload_limit: None,
     }
+}
+
+#[test]
+fn upload_limits_are_kept_for_platforms_and_sites() {
+    let s = SqliteStore::open_in_memory().unwrap();
+    let (_, platform_id) = setup(&s);
+    let platform = s.platform(platform_id).unwrap();
+    assert_eq!(platform.upload_limit.map(|l| l.mb()), Some(16));
+    let (site, _) = s
+        .insert_site(
+            &NewSite {
+                upload_limit: model::UploadLimit::from_mb(8),
+                ..new_site("uploads.example", platform_id, &[])
+            },
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        s.site(site.id).unwrap().upload_limit.map(|l| l.mb()),
+        Some(8)
+    );
+    s.update_site_names(site.id, &[], false, None, None)
+        .unwrap();
+    let site = s.site(site.id).unwrap();
+    assert_eq!(site.upload_limit, None);
+    assert_eq!(site.upload_limit_on(&platform).mb(), 16);
 }
 
 #[test]
@@ -359,7 +387,7 @@ fn the_site_search_finds_names_and_aliases_through_every_change() {
     assert!(find("_").is_empty());
     // Renamed aliases are found by their new names only.
     let beta = s.site_by_host("beta.example").unwrap();
-    s.update_site_names(beta.id, &[h("store.beta.example")], false, None)
+    s.update_site_names(beta.id, &[h("store.beta.example")], false, None, None)
         .unwrap();
     assert!(find("shop").is_empty());
     assert_eq!(find("store"), ["beta.example"]);

@@ -167,6 +167,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(objects::platforms, objects::add_platform))
         .routes(routes!(objects::platform))
         .routes(routes!(objects::verify_platform))
+        .routes(routes!(objects::platform_upload_limit))
         .routes(routes!(objects::servers, objects::add_server))
         .routes(routes!(objects::server))
         .routes(routes!(objects::verify_server))

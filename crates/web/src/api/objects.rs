@@ -65,6 +65,10 @@ pub struct NewPlatform {
     /// Its sites' PHP version [default: the server's newest].
     #[serde(default)]
     php: Option<String>,
+    /// The largest file its sites take in one upload (MiB, or `64M`, `1G`; 1M to 4G)
+    /// [default: 64M].
+    #[serde(default)]
+    upload_limit: Option<String>,
 }
 
 /// Adds a platform and queues its verify.
@@ -81,6 +85,7 @@ pub async fn add_platform(
         path: body.path,
         kind: body.kind,
         php: body.php,
+        upload_limit: body.upload_limit,
         ..PlatformInput::default()
     };
     let q = state
@@ -101,6 +106,35 @@ pub async fn verify_platform(
         .run(move |f| f.acting(actor).verify_platform(&name))
         .await?;
     Ok(queued(q))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UploadLimitBody {
+    /// The largest file its sites take in one upload (MiB, or `64M`, `1G`; 1M to 4G), or
+    /// `default` (64M).
+    upload_limit: String,
+}
+
+/// Sets the largest upload a platform's sites take; queues the verify of each of its served
+/// sites without a limit of its own.
+#[utoipa::path(post, path = "/platforms/{name}/upload-limit", tag = "platforms",
+    request_body = UploadLimitBody,
+    params(("name" = String, Path, description = "The platform's name")),
+    responses((status = 202, body = Vec<TaskView>), Refusals))]
+pub async fn platform_upload_limit(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+    Body(body): Body<UploadLimitBody>,
+) -> Result<Response, WebError> {
+    let tasks = state
+        .run(move |f| {
+            f.acting(actor)
+                .set_platform_upload_limit(&name, &body.upload_limit)
+        })
+        .await?;
+    let views: Vec<TaskView> = tasks.iter().map(TaskView::new).collect();
+    Ok((StatusCode::ACCEPTED, Json(views)).into_response())
 }
 
 #[utoipa::path(get, path = "/servers", tag = "servers",

@@ -149,6 +149,10 @@ pub struct NewSite {
     /// an administrator's choice only.
     #[serde(default)]
     allow_private_names: bool,
+    /// The largest file it takes in one upload (MiB, or `64M`, `1G`; 1M to 4G) [default:
+    /// its platform's].
+    #[serde(default)]
+    upload_limit: Option<String>,
 }
 
 /// Adds a site and queues its install.
@@ -171,6 +175,7 @@ pub async fn add_site(
             ..InstallInput::default()
         },
         allow_private_names: body.allow_private_names,
+        upload_limit: body.upload_limit,
         ..SiteInput::default()
     };
     let q = state.run(move |f| f.acting(actor).add_site(&input)).await?;
@@ -370,9 +375,13 @@ pub struct NamesBody {
     /// an administrator's choice only.
     #[serde(default)]
     allow_private_names: bool,
+    /// A new upload limit of its own (MiB, or `64M`, `1G`; 1M to 4G), or `platform` for its
+    /// platform's; absent: unchanged.
+    #[serde(default)]
+    upload_limit: Option<String>,
 }
 
-/// Replaces the site's aliases; queues a verify when they changed.
+/// Replaces the site's aliases (and, if given, its upload limit); queues a verify.
 #[utoipa::path(post, path = "/sites/{name}/names", tag = "sites", request_body = NamesBody,
     params(("name" = String, Path, description = "The site's name")),
     responses((status = 202, body = QueuedView), Refusals))]
@@ -386,6 +395,7 @@ pub async fn edit_names(
         set_aliases: Some(body.aliases),
         redirect_aliases: Some(body.redirect_aliases),
         allow_private_names: body.allow_private_names,
+        upload_limit: body.upload_limit,
         ..SiteEdit::default()
     };
     let q = state

@@ -339,6 +339,29 @@ async fn lock_platform(
     see(&back)
 }
 
+#[derive(Deserialize)]
+struct UploadLimitForm {
+    #[serde(default)]
+    upload_limit: String,
+}
+
+async fn platform_upload_limit(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<UploadLimitForm>,
+) -> PageResult {
+    let actor = posted.viewer.actor();
+    let back = format!("/platforms/{name}");
+    let limit = match posted.form.upload_limit.trim() {
+        "" => "default".to_string(),
+        l => l.to_string(),
+    };
+    state
+        .run(move |f| f.acting(actor).set_platform_upload_limit(&name, &limit))
+        .await?;
+    see(&back)
+}
+
 async fn delete_platform(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -373,6 +396,8 @@ struct PlatformForm {
     kind: String,
     #[serde(default)]
     php: String,
+    #[serde(default)]
+    upload_limit: String,
 }
 
 async fn new_platform_page(
@@ -435,6 +460,7 @@ async fn create_platform(
         path: form.path.trim().to_string(),
         kind: form.kind.clone(),
         php: Some(form.php.trim().to_string()).filter(|s| !s.is_empty()),
+        upload_limit: Some(form.upload_limit.trim().to_string()).filter(|s| !s.is_empty()),
         ..PlatformInput::default()
     };
     match state
@@ -461,5 +487,9 @@ pub fn routes() -> Router<AppState> {
         .route("/platforms/{name}", get(platform))
         .route("/platforms/{name}/verify", post(verify_platform))
         .route("/platforms/{name}/lock", post(lock_platform))
+        .route(
+            "/platforms/{name}/upload-limit",
+            post(platform_upload_limit),
+        )
         .route("/platforms/{name}/delete", post(delete_platform))
 }

@@ -454,6 +454,9 @@ struct NamesForm {
     aliases: String,
     #[serde(default)]
     redirect_aliases: Option<String>,
+    /// Empty: the platform's. Absent (an older page): unchanged.
+    #[serde(default)]
+    upload_limit: Option<String>,
 }
 
 /// Aliases as typed in a text area: one per line, or separated by commas or spaces.
@@ -474,6 +477,10 @@ async fn edit_names(
     let edit = SiteEdit {
         set_aliases: Some(split_names(&posted.form.aliases)),
         redirect_aliases: Some(posted.form.redirect_aliases.is_some()),
+        upload_limit: posted.form.upload_limit.as_deref().map(|l| match l.trim() {
+            "" => "platform".to_string(),
+            l => l.to_string(),
+        }),
         ..SiteEdit::default()
     };
     let result = state
@@ -518,6 +525,8 @@ struct NewSiteForm {
     title: String,
     #[serde(default)]
     admin_email: String,
+    #[serde(default)]
+    upload_limit: String,
 }
 
 async fn new_site_page(
@@ -599,6 +608,7 @@ async fn create_site(State(state): State<AppState>, posted: Posted<NewSiteForm>)
         aliases: split_names(&form.aliases),
         client: non_empty(&form.client),
         db: non_empty(&form.db),
+        upload_limit: non_empty(&form.upload_limit),
         install: InstallInput {
             title: non_empty(&form.title),
             admin_email: non_empty(&form.admin_email),

@@ -106,6 +106,7 @@ fn a_configured_drush_drives_a_code_base_without_its_own() {
         web_root: None,
         drush: None,
         allow_exec: false,
+        upload_limit: None,
     };
     assert_eq!(platform_layout(&platform).unwrap().drush, None);
     platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
@@ -535,6 +536,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
         web_root: Some(model::WebRoot::Web),
         drush: None,
         allow_exec: false,
+        upload_limit: None,
     };
     let site = Site {
         id: 7,
@@ -546,6 +548,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
         client_id: None,
         database: None,
         app_secret: "ab".repeat(32),
+        upload_limit: None,
     };
     let private_dir = code.join("private/example.com");
     let app = SiteApp {

@@ -134,6 +134,13 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
         ),
         html("POST", format!("/tasks/{other_task}/retry"), "", TECHNICAL),
         html("POST", "/platforms/p1/verify".into(), "", TECHNICAL),
+        // A limit the rules refuse: permitted roles get 422, and nothing changes.
+        html(
+            "POST",
+            "/platforms/p1/upload-limit".into(),
+            "upload_limit=lots",
+            TECHNICAL,
+        ),
         html("POST", "/servers/t/verify".into(), "", TECHNICAL),
         // An engine the rules refuse: permitted roles get 422, and the server is untouched.
         html(
@@ -237,6 +244,12 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
             TECHNICAL,
         ),
         json("POST", "/api/v1/platforms/p1/verify".into(), "", TECHNICAL),
+        json(
+            "POST",
+            "/api/v1/platforms/p1/upload-limit".into(),
+            r#"{"upload_limit":"lots"}"#,
+            TECHNICAL,
+        ),
         json("GET", "/api/v1/servers".into(), "", TECHNICAL),
         json("GET", "/api/v1/servers/t".into(), "", TECHNICAL),
         json("POST", "/api/v1/servers/t/verify".into(), "", TECHNICAL),
