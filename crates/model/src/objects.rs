@@ -251,14 +251,18 @@ pub enum PlatformKind {
     /// Drupal 7 and Drupal 8 and later (10, 11): sites in `sites/<host>/`, in Drupal's
     /// multisite layout.
     Drupal,
+    /// DokuWiki (upstream's archive or Debian's package): a config dir and a data dir per
+    /// site over one code base.
+    Dokuwiki,
 }
 
 impl PlatformKind {
-    pub const ALL: [PlatformKind; 4] = [
+    pub const ALL: [PlatformKind; 5] = [
         PlatformKind::Static,
         PlatformKind::Php,
         PlatformKind::Wordpress,
         PlatformKind::Drupal,
+        PlatformKind::Dokuwiki,
     ];
 
     pub fn parse(input: &str) -> Result<PlatformKind, Invalid> {
@@ -279,6 +283,7 @@ impl PlatformKind {
             PlatformKind::Php => "php",
             PlatformKind::Wordpress => "wordpress",
             PlatformKind::Drupal => "drupal",
+            PlatformKind::Dokuwiki => "dokuwiki",
         }
     }
 

@@ -10,10 +10,12 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+mod dokuwiki;
 mod drupal;
 mod php;
 mod wordpress;
 
+pub use dokuwiki::{DOKUWIKI_DEFAULT_CONF, dokuwiki_preload, dokuwiki_protected};
 pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
 pub use php::{DISABLED_FUNCTIONS, PhpPool, php_fpm_pool, php_limits, php_settings};
 pub use wordpress::{

@@ -231,6 +231,18 @@ fn wordpress_files() {
 }
 
 #[test]
+fn dokuwiki_files() {
+    check("dokuwiki_preload.php", &dokuwiki_preload());
+    check(
+        "dokuwiki_protected.php",
+        &dokuwiki_protected(
+            "http://wiki.example.com:8080",
+            Path::new("/srv/wiki/sites/wiki.example.com/data"),
+        ),
+    );
+}
+
+#[test]
 fn vhost_installed() {
     check(
         "vhost_installed.conf",

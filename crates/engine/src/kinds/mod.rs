@@ -9,6 +9,7 @@ use model::{DbEngine, DbService, Hostname, Platform, PlatformKind, Site, SiteDat
 
 use crate::Result;
 
+mod dokuwiki;
 pub mod drupal;
 mod php;
 mod static_site;
@@ -21,6 +22,7 @@ pub fn of(kind: PlatformKind) -> &'static dyn AppKind {
         PlatformKind::Php => &php::Php,
         PlatformKind::Wordpress => &wordpress::Wordpress,
         PlatformKind::Drupal => &drupal::Drupal,
+        PlatformKind::Dokuwiki => &dokuwiki::Dokuwiki,
     }
 }
 
@@ -173,6 +175,21 @@ pub trait AppKind: Sync {
     /// read.
     fn site_packages(&self, _app: &SiteApp) -> std::result::Result<Vec<Package>, String> {
         Ok(Vec::new())
+    }
+
+    /// Files a code base needs from outside it, copied into the platform by its verify:
+    /// (the file, where it goes relative to the platform). Debian's DokuWiki keeps its
+    /// default config in `/etc/dokuwiki`, which no site's PHP may read.
+    fn brought_in(&self, _code: &Path) -> Vec<(PathBuf, PathBuf)> {
+        Vec::new()
+    }
+
+    /// Directories of the system's shared, packaged code the application reads beside its
+    /// code base (Debian's DokuWiki loads phpseclib, SimplePie, GeSHi and jQuery from
+    /// `/usr/share`): added to the sites' `open_basedir`, those that exist. Public code
+    /// only, owned by root: never a place a site can write or another site's files.
+    fn system_libraries(&self) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     /// Files the kind keeps in the platform's code base, rewritten by platform verify.

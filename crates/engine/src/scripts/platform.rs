@@ -65,6 +65,19 @@ pub(super) fn platform_verify(
         ..platform.clone()
     };
     x.make_dir(platform.path.as_path())?;
+    for (source, to) in kind.brought_in(platform.path.as_path()) {
+        let contents = host::read_head(&source, 1 << 20).ok_or_else(|| {
+            Error::Refused(format!(
+                "{} (which the code base needs) could not be read",
+                source.display()
+            ))
+        })?;
+        let to = platform.path.as_path().join(to);
+        if let Some(dir) = to.parent() {
+            x.make_dir(dir)?;
+        }
+        x.write_file(&to, contents.as_bytes(), 0o644)?;
+    }
     for file in kind.platform_files(platform) {
         x.write_file(&file.path, file.contents.as_bytes(), 0o644)?;
     }

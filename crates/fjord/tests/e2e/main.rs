@@ -33,3 +33,4 @@ mod served_restore;
 mod site_limits;
 mod smtp;
 mod undo_links;
+mod wikis;
