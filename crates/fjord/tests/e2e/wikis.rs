@@ -1,12 +1,40 @@
 //! Real wikis from Debian's packages, several sites on one code base: DokuWiki's per-site
 //! config and data, served with DokuWiki's own deny rules, each site reading only its own.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::databases::token;
 use crate::harness::Env;
 use crate::php_fpm::PrivatePhpFpm;
 use crate::php_sites::php_server;
+
+/// POSTs a form to `host` on the private nginx: the status and the body.
+fn post_form(port: u16, host: &str, path: &str, form: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        crate::harness::host_header(host, port),
+        form.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
 
 fn dokuwiki_platform(env: &Env, name: &str) {
     let path = env.platform_path(name);
@@ -91,6 +119,45 @@ fn two_dokuwiki_sites_on_debians_package_each_serve_their_own_wiki_and_hide_thei
     assert!(body.contains(&format!("Hello from {t}")), "{body}");
     let (_, _, body) = env.nginx.get(&two, "/doku.php?id=hello");
     assert!(!body.contains(&format!("Hello from {t}")), "{body}");
+
+    // A page saved through DokuWiki's editor (its access rules let anyone edit one
+    // namespace here) is written by the site's user into its own data dir and served.
+    let acl = code.join("private").join(&one).join("conf/acl.auth.php");
+    let mut rules = std::fs::read_to_string(&acl).unwrap();
+    rules.push_str("playground:*\t@ALL\t8\n");
+    std::fs::write(&acl, rules).unwrap();
+    let (status, answer) = post_form(
+        env.nginx.port,
+        &one,
+        "/doku.php",
+        &format!("id=playground:note&do=save&sectok=&summary=e2e&wikitext=Saved+by+{t}"),
+    );
+    assert!(matches!(status, 302 | 303), "save: {answer}");
+    let saved = env
+        .docroot("dw", &one)
+        .join("data/pages/playground/note.txt");
+    assert_eq!(
+        std::fs::read_to_string(&saved).unwrap().trim(),
+        format!("Saved by {t}")
+    );
+    let (status, _, body) = env.nginx.get(&one, "/doku.php?id=playground:note");
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("Saved by {t}")), "{body}");
+    let (_, _, body) = env.nginx.get(&two, "/doku.php?id=playground:note");
+    assert!(!body.contains(&format!("Saved by {t}")), "{body}");
+    // Another site may not edit there: its access rules are its own.
+    let (_, answer) = post_form(
+        env.nginx.port,
+        &two,
+        "/doku.php",
+        &format!("id=playground:note&do=save&sectok=&summary=e2e&wikitext=Forged+by+{t}"),
+    );
+    assert!(
+        !env.docroot("dw", &two)
+            .join("data/pages/playground/note.txt")
+            .exists(),
+        "{answer}"
+    );
 
     // What DokuWiki keeps private is never served: data, config (shared and the site's),
     // code, tools and the web installer.
