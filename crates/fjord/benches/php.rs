@@ -177,6 +177,7 @@ fn by_hand(
         site_config: config.clone(),
         max_children: 5,
         allow_exec: false,
+        putenv: false,
     };
     std::fs::write(
         fpm.prefix().join(format!("pool.d/hand-{user}.conf")),

@@ -254,15 +254,19 @@ pub enum PlatformKind {
     /// DokuWiki (upstream's archive or Debian's package): a config dir and a data dir per
     /// site over one code base.
     Dokuwiki,
+    /// MediaWiki (upstream's archive or Debian's package): settings, uploads and a database
+    /// per site over one code base.
+    Mediawiki,
 }
 
 impl PlatformKind {
-    pub const ALL: [PlatformKind; 5] = [
+    pub const ALL: [PlatformKind; 6] = [
         PlatformKind::Static,
         PlatformKind::Php,
         PlatformKind::Wordpress,
         PlatformKind::Drupal,
         PlatformKind::Dokuwiki,
+        PlatformKind::Mediawiki,
     ];
 
     pub fn parse(input: &str) -> Result<PlatformKind, Invalid> {
@@ -284,6 +288,7 @@ impl PlatformKind {
             PlatformKind::Wordpress => "wordpress",
             PlatformKind::Drupal => "drupal",
             PlatformKind::Dokuwiki => "dokuwiki",
+            PlatformKind::Mediawiki => "mediawiki",
         }
     }
 

@@ -33,11 +33,11 @@ pub(super) fn platform_verify(
         // A directory is checked before it is copied; an archive once it is unpacked.
         Some(from) if !platform.path.as_path().exists() && from.is_dir() => {
             let code = kind.describe(from)?;
-            x.copy_in(from, platform.path.as_path())?;
+            x.copy_in(from, platform.path.as_path(), kind.owned_files())?;
             code
         }
         Some(from) if !platform.path.as_path().exists() => {
-            x.copy_in(from, platform.path.as_path())?;
+            x.copy_in(from, platform.path.as_path(), kind.owned_files())?;
             match kind.describe(platform.path.as_path()) {
                 Ok(code) => code,
                 // A dry run unpacked nothing: there is nothing to describe yet.

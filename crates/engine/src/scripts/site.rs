@@ -144,6 +144,7 @@ pub(super) fn site_runtime(
             site_config: php.site_config.clone(),
             max_children: 5,
             allow_exec: app.platform.allow_exec,
+            putenv: kind.needs_putenv(),
         };
         let mut conf = render::php_fpm_pool(&pool);
         if env.faults.corrupt_pool(app.site.name.as_str()) {

@@ -252,7 +252,7 @@ enum PlatformCmd {
         #[arg(long, allow_hyphen_values = true)]
         path: String,
         /// What the code base is: static (files served as they are), php (any PHP
-        /// application with an index.php), wordpress, drupal or dokuwiki.
+        /// application with an index.php), wordpress, drupal, dokuwiki or mediawiki.
         #[arg(long, default_value = "static")]
         kind: String,
         /// The PHP version its sites run on [default: the server's newest php-fpm].

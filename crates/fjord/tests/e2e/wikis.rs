@@ -199,3 +199,146 @@ fn two_dokuwiki_sites_on_debians_package_each_serve_their_own_wiki_and_hide_thei
     }
     env.dispatch_until_idle(&[]);
 }
+
+#[test]
+fn two_mediawiki_sites_on_debians_package_each_serve_their_own_wiki_with_its_own_settings() {
+    let t = token();
+    let _cleanup = crate::databases::Cleanup(t.clone());
+    let fpm = PrivatePhpFpm::start();
+    let env = Env::bare();
+    php_server(&env, &fpm);
+    let path = env.platform_path("mw");
+    env.ok(&[
+        "platform",
+        "add",
+        "mw",
+        "--server",
+        "t",
+        "--path",
+        &path,
+        "--kind",
+        "mediawiki",
+        "--from",
+        "/usr/share/mediawiki",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let platform = env.json(&["platform", "show", "mw"]);
+    assert!(
+        platform["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{platform}: {}",
+        env.ok(&["task", "log", "2"])
+    );
+    let code = PathBuf::from(&path);
+
+    let one = format!("{t}-one.mw.test");
+    let two = format!("{t}-two.mw.test");
+    let (title_one, title_two) = (format!("Wiki One {t}"), format!("Wiki Two {t}"));
+    for (site, title) in [(&one, &title_one), (&two, &title_two)] {
+        env.ok(&["site", "add", site, "--platform", "mw", "--title", title]);
+    }
+    env.dispatch_until_idle(&[]);
+    for site in [&one, &two] {
+        let shown = env.json(&["site", "show", site]);
+        assert_eq!(
+            shown["status"],
+            "installed",
+            "{}\n{}",
+            env.ok(&["task", "log", "3"]),
+            env.ok(&["task", "log", "4"])
+        );
+    }
+
+    for (site, own, other) in [
+        (&one, &title_one, &title_two),
+        (&two, &title_two, &title_one),
+    ] {
+        let (status, _, body) = env.nginx.get(site, "/index.php?title=Main_Page");
+        assert_eq!(
+            status,
+            200,
+            "{site}: {body}\n{}",
+            std::fs::read_to_string(fpm.dir.path().join("error.log")).unwrap_or_default()
+        );
+        assert!(
+            body.contains(own.as_str()),
+            "{site} lacks its title: {body}"
+        );
+        assert!(!body.contains(other.as_str()), "{site} shows {other}");
+        // Its canonical address, whatever Host the request forged.
+        assert!(
+            body.contains(&format!("{site}:{}", env.nginx.port)),
+            "{body}"
+        );
+        let (status, _, _) = env
+            .nginx
+            .get(site, "/load.php?modules=startup&only=scripts");
+        assert_eq!(status, 200, "{site} load.php");
+    }
+
+    // A page saved through MediaWiki's API by an anonymous editor is that site's alone.
+    let (status, token_answer) = post_form(
+        env.nginx.port,
+        &one,
+        "/api.php",
+        "action=query&meta=tokens&format=json",
+    );
+    assert_eq!(status, 200, "{token_answer}");
+    let csrf = token_answer
+        .split("\"csrftoken\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .replace("\\\\", "\\");
+    let encoded: String = csrf
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, answer) = post_form(
+        env.nginx.port,
+        &one,
+        "/api.php",
+        &format!("action=edit&title=Note&text=Saved+by+{t}&format=json&token={encoded}"),
+    );
+    assert!(
+        status == 200 && answer.contains("\"result\":\"Success\""),
+        "{answer}"
+    );
+    let (_, _, body) = env.nginx.get(&one, "/index.php?title=Note");
+    assert!(body.contains(&format!("Saved by {t}")), "{body}");
+    let (_, _, body) = env.nginx.get(&two, "/index.php?title=Note");
+    assert!(!body.contains(&format!("Saved by {t}")), "{body}");
+
+    let denied = [
+        format!("/private/{one}/settings.php"),
+        format!("/private/{one}/local.php"),
+        format!("/sites/{one}/images/README"),
+        "/LocalSettings.php".to_string(),
+        "/maintenance/install.php".to_string(),
+        "/mw-config/index.php".to_string(),
+        "/includes/Defines.php".to_string(),
+        "/vendor/autoload.php".to_string(),
+        "/cache/".to_string(),
+    ];
+    for path in &denied {
+        let (status, _, body) = env.nginx.get(&one, path);
+        assert!(
+            status == 403 || status == 404 || (path == "/LocalSettings.php" && body.is_empty()),
+            "{path} answered {status}: {body}"
+        );
+        assert!(!body.contains("wgDBpassword"), "{path}");
+    }
+    // Uploads are served from the site's own images dir.
+    let (status, _, body) = env.nginx.get(&one, "/images/README");
+    assert_eq!(status, 200, "{body}");
+    assert!(code.join("LocalSettings.php").is_file());
+
+    for site in [&one, &two] {
+        env.ok(&["site", "delete", site, "--force"]);
+    }
+    env.dispatch_until_idle(&[]);
+}
