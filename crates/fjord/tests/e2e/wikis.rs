@@ -337,6 +337,32 @@ fn two_mediawiki_sites_on_debians_package_each_serve_their_own_wiki_with_its_own
     assert_eq!(status, 200, "{body}");
     assert!(code.join("LocalSettings.php").is_file());
 
+    // A migrate onto another platform runs MediaWiki's update.php as the site's user; the
+    // site keeps its pages and serves from its new place.
+    let path_b = env.platform_path("mwb");
+    env.ok(&[
+        "platform",
+        "add",
+        "mwb",
+        "--server",
+        "t",
+        "--path",
+        &path_b,
+        "--kind",
+        "mediawiki",
+        "--from",
+        "/usr/share/mediawiki",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let id = env.queue(&["site", "migrate", &one, "--platform", "mwb"]);
+    env.dispatch_until_idle(&[]);
+    let task = env.task(id);
+    assert_eq!(task["status"], "success", "{}", env.log(id));
+    assert!(env.log(id).contains("update.php") || env.log(id).contains("update MediaWiki"));
+    let (status, _, body) = env.nginx.get(&one, "/index.php?title=Note");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("Saved by {t}")), "{body}");
+
     for site in [&one, &two] {
         env.ok(&["site", "delete", site, "--force"]);
     }
