@@ -178,6 +178,7 @@ fn by_hand(
         max_children: 5,
         allow_exec: false,
         upload_limit: engine::model::UploadLimit::DEFAULT,
+        putenv: false,
     };
     std::fs::write(
         fpm.prefix().join(format!("pool.d/hand-{user}.conf")),

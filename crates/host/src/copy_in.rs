@@ -55,15 +55,17 @@ pub enum LinksOut {
     Refuse,
 }
 
-/// Copies the tree `from` to `to`, which must not exist.
-pub fn copy_tree(from: &Path, to: &Path, links_out: LinksOut) -> Result<Copied> {
-    copy_tree_bounded(from, to, links_out, MAX_ENTRIES, MAX_BYTES)
+/// Copies the tree `from` to `to`, which must not exist, leaving out the paths in `owned`
+/// (relative to `from`: files the platform's kind writes itself).
+pub fn copy_tree(from: &Path, to: &Path, links_out: LinksOut, owned: &[&str]) -> Result<Copied> {
+    copy_tree_bounded(from, to, links_out, owned, MAX_ENTRIES, MAX_BYTES)
 }
 
 pub(crate) fn copy_tree_bounded(
     from: &Path,
     to: &Path,
     links_out: LinksOut,
+    owned: &[&str],
     max_entries: u64,
     max_bytes: u64,
 ) -> Result<Copied> {
@@ -106,6 +108,9 @@ pub(crate) fn copy_tree_bounded(
                 dir.rel.join(&name),
                 dir.within.join(&name),
             );
+            if owned.iter().any(|o| Path::new(o) == rel) {
+                continue;
+            }
             let dst = to.join(&rel);
             let meta = fs::symlink_metadata(&src).map_err(|e| HostError::io(&src, e))?;
             if meta.file_type().is_symlink() {
@@ -382,7 +387,7 @@ mod tests {
         symlink("index.php", code.join("alias.php")).unwrap();
         // An absolute link into the code base means the copy's file.
         symlink(code.join("index.php"), code.join("js/absolute.php")).unwrap();
-        let copied = copy_tree(&code, &to, LinksOut::Follow).unwrap();
+        let copied = copy_tree(&code, &to, LinksOut::Follow, &[]).unwrap();
         assert_eq!(
             fs::read(to.join("js/underscore.js")).unwrap(),
             b"var _ = 1;"
@@ -410,12 +415,45 @@ mod tests {
     }
 
     #[test]
+    fn a_file_its_kind_writes_itself_is_left_out_even_as_a_dangling_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("code");
+        fs::create_dir_all(code.join("lib")).unwrap();
+        fs::write(code.join("index.php"), "<?php").unwrap();
+        symlink("/nowhere/LocalSettings.php", code.join("LocalSettings.php")).unwrap();
+        symlink(
+            "/nowhere/LocalSettings.php",
+            code.join("lib/LocalSettings.php"),
+        )
+        .unwrap();
+        let to = dir.path().join("a");
+        // Only the path named is left out: the same name elsewhere is still refused.
+        let why = refusal(copy_tree(
+            &code,
+            &to,
+            LinksOut::Follow,
+            &["LocalSettings.php"],
+        ));
+        assert!(why.contains("lib/LocalSettings.php"), "{why}");
+        fs::remove_file(code.join("lib/LocalSettings.php")).unwrap();
+        let to = dir.path().join("b");
+        copy_tree(&code, &to, LinksOut::Follow, &["LocalSettings.php"]).unwrap();
+        assert!(to.join("index.php").is_file());
+        assert!(fs::symlink_metadata(to.join("LocalSettings.php")).is_err());
+    }
+
+    #[test]
     fn a_link_that_cannot_be_resolved_refuses_the_copy_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let code = dir.path().join("code");
         fs::create_dir_all(code.join("lib")).unwrap();
         symlink("../../nowhere/x.js", code.join("lib/gone.js")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("a"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("a"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(
             why.contains("lib/gone.js") && why.contains("dangling"),
             "{why}"
@@ -425,7 +463,12 @@ mod tests {
         symlink(dir.path().join("loop-b"), dir.path().join("loop-a")).unwrap();
         symlink(dir.path().join("loop-a"), dir.path().join("loop-b")).unwrap();
         symlink(dir.path().join("loop-a"), code.join("lib/loop")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("b"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("b"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(
             why.contains("lib/loop") && why.contains("loop of links"),
             "{why}"
@@ -434,7 +477,12 @@ mod tests {
         // A link inside the tree that leads nowhere is refused too.
         fs::remove_file(code.join("lib/loop")).unwrap();
         symlink("missing.php", code.join("lib/inside.php")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("c"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("c"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(why.contains("lib/inside.php"), "{why}");
     }
 
@@ -444,7 +492,12 @@ mod tests {
         let code = dir.path().join("apps/code");
         fs::create_dir_all(code.join("lib")).unwrap();
         symlink("/", code.join("lib/root")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("a"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("a"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(
             why.contains("lib/root") && why.contains("never end"),
             "{why}"
@@ -452,7 +505,12 @@ mod tests {
 
         fs::remove_file(code.join("lib/root")).unwrap();
         symlink(dir.path().join("apps"), code.join("lib/up")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("b"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("b"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(why.contains("lib/up") && why.contains("never end"), "{why}");
 
         // A loop reached only through a directory the copy followed.
@@ -461,17 +519,32 @@ mod tests {
         fs::create_dir_all(outside.join("deeper")).unwrap();
         symlink(&outside, outside.join("deeper/back")).unwrap();
         symlink(&outside, code.join("lib/outside")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("c"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("c"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(why.contains("lib/outside/deeper/back"), "{why}");
 
         fs::remove_file(code.join("lib/outside")).unwrap();
         symlink("/dev/null", code.join("lib/null")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("d"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("d"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(why.contains("lib/null") && why.contains("kernel"), "{why}");
 
         fs::remove_file(code.join("lib/null")).unwrap();
         symlink("/proc/self/environ", code.join("lib/env")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("e"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("e"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(why.contains("lib/env"), "{why}");
     }
 
@@ -488,7 +561,12 @@ mod tests {
             0,
         )
         .unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("a"), LinksOut::Follow));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("a"),
+            LinksOut::Follow,
+            &[],
+        ));
         assert!(why.contains("pipe") && why.contains("not a file"), "{why}");
 
         fs::remove_file(code.join("pipe")).unwrap();
@@ -502,6 +580,7 @@ mod tests {
             &code,
             &dir.path().join("b"),
             LinksOut::Follow,
+            &[],
             10,
             1 << 30,
         ));
@@ -510,11 +589,20 @@ mod tests {
             &code,
             &dir.path().join("c"),
             LinksOut::Follow,
+            &[],
             100,
             4096,
         ));
         assert!(why.contains("GiB") || why.contains("large"), "{why}");
-        copy_tree_bounded(&code, &dir.path().join("d"), LinksOut::Follow, 100, 1 << 30).unwrap();
+        copy_tree_bounded(
+            &code,
+            &dir.path().join("d"),
+            LinksOut::Follow,
+            &[],
+            100,
+            1 << 30,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -524,7 +612,12 @@ mod tests {
         fs::create_dir_all(&code).unwrap();
         fs::write(dir.path().join("secret"), "s").unwrap();
         symlink(dir.path().join("secret"), code.join("secret.txt")).unwrap();
-        let why = refusal(copy_tree(&code, &dir.path().join("a"), LinksOut::Refuse));
+        let why = refusal(copy_tree(
+            &code,
+            &dir.path().join("a"),
+            LinksOut::Refuse,
+            &[],
+        ));
         assert!(
             why.contains("secret.txt") && why.contains("archive"),
             "{why}"
@@ -532,7 +625,7 @@ mod tests {
         fs::remove_file(code.join("secret.txt")).unwrap();
         fs::write(code.join("index.php"), "<?php").unwrap();
         symlink("index.php", code.join("alias.php")).unwrap();
-        copy_tree(&code, &dir.path().join("b"), LinksOut::Refuse).unwrap();
+        copy_tree(&code, &dir.path().join("b"), LinksOut::Refuse, &[]).unwrap();
         assert!(dir.path().join("b/alias.php").is_symlink());
     }
 }

@@ -255,14 +255,22 @@ pub enum PlatformKind {
     /// Drupal 7 and Drupal 8 and later (10, 11): sites in `sites/<host>/`, in Drupal's
     /// multisite layout.
     Drupal,
+    /// DokuWiki (upstream's archive or Debian's package): a config dir and a data dir per
+    /// site over one code base.
+    Dokuwiki,
+    /// MediaWiki (upstream's archive or Debian's package): settings, uploads and a database
+    /// per site over one code base.
+    Mediawiki,
 }
 
 impl PlatformKind {
-    pub const ALL: [PlatformKind; 4] = [
+    pub const ALL: [PlatformKind; 6] = [
         PlatformKind::Static,
         PlatformKind::Php,
         PlatformKind::Wordpress,
         PlatformKind::Drupal,
+        PlatformKind::Dokuwiki,
+        PlatformKind::Mediawiki,
     ];
 
     pub fn parse(input: &str) -> Result<PlatformKind, Invalid> {
@@ -283,6 +291,8 @@ impl PlatformKind {
             PlatformKind::Php => "php",
             PlatformKind::Wordpress => "wordpress",
             PlatformKind::Drupal => "drupal",
+            PlatformKind::Dokuwiki => "dokuwiki",
+            PlatformKind::Mediawiki => "mediawiki",
         }
     }
 

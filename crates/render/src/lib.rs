@@ -10,12 +10,19 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+mod dokuwiki;
 mod drupal;
+mod mediawiki;
 mod php;
 mod wordpress;
 
+pub use dokuwiki::{DOKUWIKI_DEFAULT_CONF, dokuwiki_preload, dokuwiki_protected};
 pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
-pub use php::{DISABLED_FUNCTIONS, PhpPool, php_fpm_pool, php_limits, php_settings};
+pub use mediawiki::{MediawikiSite, mediawiki_dispatcher, mediawiki_settings};
+pub use php::{
+    DISABLED_FUNCTIONS, MAIL_FUNCTIONS, PhpPool, db_address_of, php_fpm_pool, php_limits,
+    php_settings,
+};
 pub use wordpress::{
     CONTENT_URL_PATH as WORDPRESS_CONTENT_URL_PATH, WordpressSite, wordpress_dispatcher,
     wordpress_mu_plugin, wordpress_site_config,

@@ -29,6 +29,10 @@ pub struct PhpPool {
     pub allow_exec: bool,
     /// The largest file one upload may carry; nginx's vhost allows the same.
     pub upload_limit: UploadLimit,
+    /// The application cannot run without `putenv` (MediaWiki calls it on every request):
+    /// it stays, and what would run a process with the environment it sets (`mail()` and
+    /// its kin, which start sendmail through a shell) goes instead.
+    pub putenv: bool,
 }
 
 /// The functions a site's PHP may not call unless its platform allows processes: those
@@ -68,6 +72,11 @@ pub const DISABLED_FUNCTIONS: &[&str] = &[
     "putenv",
 ];
 
+/// What starts sendmail (through a shell) with the process's environment: off where a site
+/// may call `putenv` (`LD_PRELOAD` would run a library of its own in that shell). `error_log`
+/// mails with its message type 1.
+pub const MAIL_FUNCTIONS: [&str; 4] = ["mail", "mb_send_mail", "error_log", "imap_mail"];
+
 /// What replaces `mail()`'s fifth parameter: sendmail's `-i`, which PHP passes anyway, so a
 /// site cannot hand sendmail options of its own (`-X` writes a log file anywhere its user
 /// may, outside `open_basedir`; `-C` reads a config).
@@ -77,7 +86,7 @@ pub const MAIL_EXTRA_PARAMETERS: &str = "-i";
 pub const PHP_MEMORY_LIMIT: &str = "256M";
 
 /// The php.ini settings that hold a site's PHP, in its pool and on the command line alike.
-pub fn php_limits(allow_exec: bool) -> Vec<(String, String)> {
+pub fn php_limits(allow_exec: bool, putenv: bool) -> Vec<(String, String)> {
     let mut ini = vec![
         ("memory_limit".to_string(), PHP_MEMORY_LIMIT.to_string()),
         // FFI calls any C function (`system`): never for a site's code.
@@ -88,7 +97,15 @@ pub fn php_limits(allow_exec: bool) -> Vec<(String, String)> {
             MAIL_EXTRA_PARAMETERS.to_string(),
         ),
     ];
-    if !allow_exec {
+    if !allow_exec && putenv {
+        let disabled: Vec<&str> = DISABLED_FUNCTIONS
+            .iter()
+            .copied()
+            .filter(|f| *f != "putenv")
+            .chain(MAIL_FUNCTIONS)
+            .collect();
+        ini.push(("disable_functions".to_string(), disabled.join(",")));
+    } else if !allow_exec {
         ini.push((
             "disable_functions".to_string(),
             DISABLED_FUNCTIONS.join(","),
@@ -103,7 +120,7 @@ pub fn php_limits(allow_exec: bool) -> Vec<(String, String)> {
 /// memory, open files and time, and without the functions that start processes unless its
 /// platform allows them.
 pub fn php_fpm_pool(pool: &PhpPool) -> String {
-    let limits: String = php_limits(pool.allow_exec)
+    let limits: String = php_limits(pool.allow_exec, pool.putenv)
         .iter()
         .map(|(key, value)| format!("php_admin_value[{key}] = {value}\n"))
         .collect();
@@ -210,6 +227,11 @@ pub fn php_settings(
 }
 
 /// Host, socket and port of a database service as an application connects to it.
+/// Where a site reaches its database server: (host, socket, port).
+pub fn db_address_of(service: &DbService) -> (String, Option<String>, Option<u16>) {
+    db_address(service)
+}
+
 pub(crate) fn db_address(service: &DbService) -> (String, Option<String>, Option<u16>) {
     match (&service.socket, &service.host) {
         (Some(socket), _) => ("localhost".into(), Some(socket.to_string()), service.port),

@@ -192,6 +192,7 @@ fn php_pool_and_settings() {
         max_children: 5,
         allow_exec: false,
         upload_limit: model::UploadLimit::DEFAULT,
+        putenv: false,
     };
     check("php_pool.conf", &php_fpm_pool(&pool));
     let db = mysql_db();
@@ -238,6 +239,36 @@ fn wordpress_files() {
     check("wordpress_site_config.php", &wordpress_site_config(&site));
     check("wordpress_dispatcher.php", &wordpress_dispatcher());
     check("wordpress_mu_plugin.php", &wordpress_mu_plugin());
+}
+
+#[test]
+fn mediawiki_files() {
+    let (db, service) = (mysql_db(), model::DbService::parse("mysql").unwrap());
+    let site = MediawikiSite {
+        url: "http://wiki.example.com:8080".into(),
+        upload_dir: PathBuf::from("/srv/mw/sites/wiki.example.com/images"),
+        cache_dir: PathBuf::from("/srv/mw/private/wiki.example.com/cache"),
+        tmp_dir: PathBuf::from("/srv/mw/private/wiki.example.com/tmp"),
+        local: PathBuf::from("/srv/mw/private/wiki.example.com/local.php"),
+        db: &db,
+        db_service: &service,
+        secret_key: "0123456789abcdef0123456789abcdef",
+        skins: vec!["MonoBook".into(), "Vector".into()],
+    };
+    check("mediawiki_settings.php", &mediawiki_settings(&site));
+    check("mediawiki_dispatcher.php", &mediawiki_dispatcher());
+}
+
+#[test]
+fn dokuwiki_files() {
+    check("dokuwiki_preload.php", &dokuwiki_preload());
+    check(
+        "dokuwiki_protected.php",
+        &dokuwiki_protected(
+            "http://wiki.example.com:8080",
+            Path::new("/srv/wiki/sites/wiki.example.com/data"),
+        ),
+    );
 }
 
 #[test]
@@ -335,4 +366,26 @@ fn db_env() {
         let service = model::DbService::parse(engine.as_str()).unwrap();
         check(file, &site_db_env(&db(engine), &service, sqlite));
     }
+}
+
+#[test]
+fn an_application_that_needs_putenv_keeps_it_and_loses_every_way_to_start_sendmail() {
+    let disabled = |allow_exec, putenv| {
+        php_limits(allow_exec, putenv)
+            .into_iter()
+            .find(|(k, _)| k == "disable_functions")
+            .map(|(_, v)| v.split(',').map(String::from).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let plain = disabled(false, false);
+    assert!(plain.iter().any(|f| f == "putenv") && !plain.iter().any(|f| f == "mail"));
+    let putenv = disabled(false, true);
+    assert!(!putenv.iter().any(|f| f == "putenv"));
+    for f in MAIL_FUNCTIONS
+        .iter()
+        .chain(["exec", "proc_open", "popen"].iter())
+    {
+        assert!(putenv.iter().any(|d| d == f), "{f} stays enabled");
+    }
+    assert!(disabled(true, true).is_empty());
 }

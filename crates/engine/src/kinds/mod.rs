@@ -9,7 +9,9 @@ use model::{DbEngine, DbService, Hostname, Platform, PlatformKind, Site, SiteDat
 
 use crate::Result;
 
+mod dokuwiki;
 pub mod drupal;
+mod mediawiki;
 mod php;
 mod static_site;
 mod wordpress;
@@ -21,6 +23,8 @@ pub fn of(kind: PlatformKind) -> &'static dyn AppKind {
         PlatformKind::Php => &php::Php,
         PlatformKind::Wordpress => &wordpress::Wordpress,
         PlatformKind::Drupal => &drupal::Drupal,
+        PlatformKind::Dokuwiki => &dokuwiki::Dokuwiki,
+        PlatformKind::Mediawiki => &mediawiki::Mediawiki,
     }
 }
 
@@ -142,7 +146,10 @@ impl SiteApp<'_> {
             ("max_execution_time".into(), "300".into()),
             ("display_errors".into(), "stderr".into()),
         ];
-        ini.extend(render::php_limits(self.platform.allow_exec));
+        ini.extend(render::php_limits(
+            self.platform.allow_exec,
+            of(self.platform.kind).needs_putenv(),
+        ));
         Some(PhpRun {
             cli: php.cli.clone(),
             user: php.user.clone(),
@@ -173,6 +180,35 @@ pub trait AppKind: Sync {
     /// read.
     fn site_packages(&self, _app: &SiteApp) -> std::result::Result<Vec<Package>, String> {
         Ok(Vec::new())
+    }
+
+    /// Files a code base needs from outside it, copied into the platform by its verify:
+    /// (the file, where it goes relative to the platform). Debian's DokuWiki keeps its
+    /// default config in `/etc/dokuwiki`, which no site's PHP may read.
+    fn brought_in(&self, _code: &Path) -> Vec<(PathBuf, PathBuf)> {
+        Vec::new()
+    }
+
+    /// Whether the application cannot run without `putenv` (MediaWiki sets its locale with
+    /// it on every request): its sites keep it and lose `mail()` and its kin instead
+    /// (`render::MAIL_FUNCTIONS`).
+    fn needs_putenv(&self) -> bool {
+        false
+    }
+
+    /// Directories of the system's shared, packaged code the application reads beside its
+    /// code base (Debian's DokuWiki loads phpseclib, SimplePie, GeSHi and jQuery from
+    /// `/usr/share`): added to the sites' `open_basedir`, those that exist. Public code
+    /// only, owned by root: never a place a site can write or another site's files.
+    fn system_libraries(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// Paths below a code base's root that `platform_files` writes: `platform add --from`
+    /// leaves them out of its copy, whatever they are in the source (Debian's MediaWiki
+    /// links `LocalSettings.php` to a file that does not exist).
+    fn owned_files(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Files the kind keeps in the platform's code base, rewritten by platform verify.

@@ -219,11 +219,14 @@ impl ScriptEnv {
                     .join(format!("{pool}.sock")),
                 pool,
                 site_config: private_dir.join("settings.php"),
-                open_basedir: vec![
+                open_basedir: [
                     platform.path.as_path().to_path_buf(),
                     files_dir.clone(),
                     private_dir.clone(),
-                ],
+                ]
+                .into_iter()
+                .chain(kinds::of(platform.kind).system_libraries())
+                .collect(),
                 tmp_dir,
             })
         } else {

@@ -33,11 +33,11 @@ pub(super) fn platform_verify(
         // A directory is checked before it is copied; an archive once it is unpacked.
         Some(from) if !platform.path.as_path().exists() && from.is_dir() => {
             let code = kind.describe(from)?;
-            x.copy_in(from, platform.path.as_path())?;
+            x.copy_in(from, platform.path.as_path(), kind.owned_files())?;
             code
         }
         Some(from) if !platform.path.as_path().exists() => {
-            x.copy_in(from, platform.path.as_path())?;
+            x.copy_in(from, platform.path.as_path(), kind.owned_files())?;
             match kind.describe(platform.path.as_path()) {
                 Ok(code) => code,
                 // A dry run unpacked nothing: there is nothing to describe yet.
@@ -65,6 +65,19 @@ pub(super) fn platform_verify(
         ..platform.clone()
     };
     x.make_dir(platform.path.as_path())?;
+    for (source, to) in kind.brought_in(platform.path.as_path()) {
+        let contents = host::read_head(&source, 1 << 20).ok_or_else(|| {
+            Error::Refused(format!(
+                "{} (which the code base needs) could not be read",
+                source.display()
+            ))
+        })?;
+        let to = platform.path.as_path().join(to);
+        if let Some(dir) = to.parent() {
+            x.make_dir(dir)?;
+        }
+        x.write_file(&to, contents.as_bytes(), 0o644)?;
+    }
     for file in kind.platform_files(platform) {
         x.write_file(&file.path, file.contents.as_bytes(), 0o644)?;
     }

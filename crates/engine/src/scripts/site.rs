@@ -145,6 +145,7 @@ pub(super) fn site_runtime(
             max_children: 5,
             allow_exec: app.platform.allow_exec,
             upload_limit: app.site.upload_limit_on(app.platform),
+            putenv: kind.needs_putenv(),
         };
         let mut conf = render::php_fpm_pool(&pool);
         if env.faults.corrupt_pool(app.site.name.as_str()) {

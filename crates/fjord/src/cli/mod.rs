@@ -277,8 +277,8 @@ enum PlatformCmd {
         #[arg(long, allow_hyphen_values = true)]
         path: String,
         /// What the code base is: static (files served as they are), php (any PHP
-        /// application with an index.php: MediaWiki, DokuWiki, custom code), wordpress or
-        /// drupal (7, or 8 and later, many sites on one code base).
+        /// application with an index.php: custom code), wordpress, drupal (7, or 8 and later,
+        /// many sites on one code base), dokuwiki or mediawiki (Debian's packages).
         #[arg(long, default_value = "static")]
         kind: String,
         /// The PHP version its sites run on [default: the server's newest php-fpm].

@@ -36,3 +36,4 @@ mod site_limits;
 mod smtp;
 mod undo_links;
 mod uploads;
+mod wikis;

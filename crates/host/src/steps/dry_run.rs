@@ -302,7 +302,7 @@ impl Steps for DryRun {
         Ok(())
     }
 
-    fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()> {
+    fn copy_in(&mut self, from: &Path, to: &Path, _owned: &[&str]) -> Result<()> {
         self.step(format!(
             "copy the code base {} to {} (what its links out of it lead to copied, as cp -L would)",
             from.display(),

@@ -48,7 +48,9 @@ pub trait Steps {
     /// Runs a PHP script as a site's user; returns its output, which is also logged.
     fn run_php(&mut self, run: &PhpRun) -> Result<String>;
     /// Copies a code base in from a directory to `to`, which must not exist (undo: removed).
-    fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()>;
+    /// `owned`: paths below the code base's root that its kind writes itself (MediaWiki's
+    /// `LocalSettings.php`), left out of the copy whatever they are (a dangling link too).
+    fn copy_in(&mut self, from: &Path, to: &Path, owned: &[&str]) -> Result<()>;
     /// Changes files of an nginx config, then tests and reloads it (group-committed with
     /// other tasks' changes). Fails, with the changes put back, if nginx rejects them.
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
@@ -832,7 +834,7 @@ impl Steps for LiveSteps<'_> {
         self.after_step(&what)
     }
 
-    fn copy_in(&mut self, from: &Path, to: &Path) -> Result<()> {
+    fn copy_in(&mut self, from: &Path, to: &Path, owned: &[&str]) -> Result<()> {
         let what = format!("copy the code base {} to {}", from.display(), to.display());
         if to.exists() {
             return Err(HostError::Refused(format!(
@@ -874,11 +876,11 @@ impl Steps for LiveSteps<'_> {
             crate::ensure_private_dir(&unpacked)?;
             let root = crate::copy_in::unpack(from, &unpacked)?;
             let copied =
-                crate::copy_in::copy_tree(&root, &staging, crate::copy_in::LinksOut::Refuse);
+                crate::copy_in::copy_tree(&root, &staging, crate::copy_in::LinksOut::Refuse, owned);
             self.trash.push((anchor::anchor_of(&unpacked), unpacked));
             copied?
         } else {
-            crate::copy_in::copy_tree(from, &staging, crate::copy_in::LinksOut::Follow)?
+            crate::copy_in::copy_tree(from, &staging, crate::copy_in::LinksOut::Follow, owned)?
         };
         std::fs::rename(&staging, to).map_err(|e| HostError::io(to, e))?;
         self.journal.log(&format!(
