@@ -15,6 +15,7 @@ mod dump;
 mod freeze;
 mod grants;
 mod ids;
+mod parallel_load;
 
 use grants::grant_on;
 #[cfg(test)]
@@ -517,6 +518,39 @@ impl DbCtl {
             DbKind::Postgresql => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
         }])
         .map(|_| ())
+    }
+
+    /// Drops a database fjord set aside (a staging or holding place), its MariaDB tables
+    /// first, several connections side by side: dropping is bound by the server's syncs,
+    /// and DROP DATABASE removes its tables one after another. Nothing if it is gone.
+    pub fn drop_set_aside(&self, name: &str) -> Result<()> {
+        check_identifier(name)?;
+        if self.kind == DbKind::Mysql {
+            let tables: Vec<String> = self
+                .admin(&[format!(
+                    "SELECT table_name FROM information_schema.tables \
+                     WHERE table_schema = '{name}' AND table_type = 'BASE TABLE'"
+                )])?
+                .lines()
+                .filter(|t| quotable_table(t))
+                .map(str::to_string)
+                .collect();
+            let share = tables.len().div_ceil(parallel_load::CONNECTIONS).max(1);
+            std::thread::scope(|scope| {
+                for part in tables.chunks(share) {
+                    scope.spawn(move || {
+                        let mut statements = vec!["SET SESSION foreign_key_checks = 0".to_string()];
+                        statements.extend(
+                            part.iter()
+                                .map(|t| format!("DROP TABLE IF EXISTS `{name}`.`{t}`")),
+                        );
+                        // What is left is dropped with the database below.
+                        let _ = self.admin(&statements);
+                    });
+                }
+            });
+        }
+        self.drop_database_only(name)
     }
 
     /// The tables of a MariaDB database when a table swap can move all of its content: only

@@ -62,7 +62,7 @@ pub(super) fn dump_database(
                 // The dump starts while the tables are locked for the tablespace copy, and
                 // runs beside it: both hold the same state, and neither waits for the other.
                 let mut dumping = None;
-                let snapshot = ctl.snapshot_tablespaces(
+                let snapshot = ctl.snapshot_tablespaces_that_pay_off(
                     name,
                     &crate::tablespace_dir(out),
                     Some(crate::tablespaces::DumpUnderLock {

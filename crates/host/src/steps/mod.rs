@@ -310,7 +310,7 @@ impl Trash {
         }
         let started = std::time::Instant::now();
         for (db, name) in &self.databases {
-            if let Err(e) = db.drop_database_only(name) {
+            if let Err(e) = db.drop_set_aside(name) {
                 journal.log(&format!(
                     "could not drop the set-aside database {name}: {e}"
                 ));
