@@ -5,7 +5,7 @@ use uzers::os::unix::UserExt;
 
 use crate::anchor;
 use crate::archive::Manifest;
-use crate::commit::{Committers, FileChange};
+use crate::commit::Committers;
 use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry, Ownership};
 use crate::journal::{Journal, Undo};
@@ -16,11 +16,15 @@ use crate::users::SystemUser;
 use crate::{Faults, HostError, Result};
 
 mod backup;
+mod config;
+mod databases;
 mod dry_run;
+mod trash;
 
 use backup::*;
 pub use backup::{BackupDb, BackupRequest, ExtractedAndBackedUp};
 pub use dry_run::DryRun;
+pub use trash::{Trash, trash_path};
 
 /// What a task script may do to a host. Each method is one step: in [`LiveSteps`] it is
 /// journaled with its undo before it is made; in [`DryRun`] it is printed and not made.
@@ -212,40 +216,6 @@ impl<'a> LiveSteps<'a> {
         Ok(())
     }
 
-    /// Dumps a database into the task's scratch dir, for an undo that may need it.
-    fn dump_to_scratch(&self, db: &DbCtl, name: &str, suffix: &str) -> Result<PathBuf> {
-        crate::ensure_dir(&self.scratch)?;
-        let dump = self.scratch.join(format!("{name}.{suffix}"));
-        db.dump(name, &dump)?;
-        // The undo of a drop: it must outlive a power cut right after the drop.
-        crate::fsops::sync_file_and_dir(&dump)?;
-        Ok(dump)
-    }
-
-    /// Makes a database that must not exist yet: fjord never adopts one it did not create.
-    fn new_database(
-        &mut self,
-        db: &DbCtl,
-        name: &str,
-        user: &str,
-        what: &str,
-        make: impl FnOnce() -> Result<()>,
-    ) -> Result<()> {
-        if db.database_exists(name)? || db.user_exists(user)? {
-            return Err(HostError::Refused(format!(
-                "database or user {name} already exists on the server and is not this site's: fjord will not touch it"
-            )));
-        }
-        let undo = Undo::DropDatabase {
-            db: db.clone(),
-            name: name.into(),
-            user: user.into(),
-        };
-        self.record(what, &undo, None)?;
-        make()?;
-        self.after_step(what)
-    }
-
     /// Hands over what the task set aside, to be purged once the task is recorded as a
     /// success (see [`Trash::purge`]).
     pub fn take_trash(&mut self) -> Trash {
@@ -256,91 +226,8 @@ impl<'a> LiveSteps<'a> {
     }
 }
 
-/// Directories and databases a task set aside: the old state it replaced. Kept until the
-/// task has succeeded, so a crash before then leaves a full state to roll back to, and a
-/// crash in the purge leaves only trash, never a half-removed site.
-#[derive(Default)]
-pub struct Trash {
-    /// Each with the directory above it that no site's user can change.
-    dirs: Vec<(PathBuf, PathBuf)>,
-    databases: Vec<(DbCtl, String)>,
-}
-
-impl Trash {
-    /// What a task that succeeded had set aside, read back from its journal (its
-    /// dispatcher stopped before the purge): the old state its undos would have put back.
-    pub fn from_journal(entries: &[(String, String, Option<Vec<u8>>)]) -> Trash {
-        let mut trash = Trash::default();
-        for (_, undo, _) in entries {
-            match serde_json::from_str(undo) {
-                Ok(Undo::SwapBack {
-                    aside,
-                    target_existed: true,
-                    beneath,
-                    ..
-                }) => trash
-                    .dirs
-                    .push((beneath.unwrap_or_else(anchor::strict), aside)),
-                Ok(Undo::ExchangeBack {
-                    replacement,
-                    beneath,
-                    ..
-                }) => trash
-                    .dirs
-                    .push((beneath.unwrap_or_else(anchor::strict), replacement)),
-                Ok(Undo::MoveBack { from, beneath, .. }) => trash
-                    .dirs
-                    .push((beneath.unwrap_or_else(anchor::strict), from)),
-                Ok(Undo::DropStagingDatabase { db, name }) => trash.databases.push((db, name)),
-                Ok(Undo::SwapTablesBack { db, hold, .. }) => trash.databases.push((db, hold)),
-                _ => {}
-            }
-        }
-        // Only what fjord named as set aside is ever purged from a journal's say-so.
-        trash.dirs.retain(|(_, d)| {
-            d.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".fjord-trash."))
-        });
-        trash
-    }
-
-    pub fn purge(self, journal: &dyn Journal) {
-        if self.dirs.is_empty() && self.databases.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        for (db, name) in &self.databases {
-            if let Err(e) = db.drop_set_aside(name) {
-                journal.log(&format!(
-                    "could not drop the set-aside database {name}: {e}"
-                ));
-            }
-        }
-        for (anchor, dir) in &self.dirs {
-            // Removed beneath its anchor, through no link: what a site left in its old
-            // tree is removed, never what it points to.
-            let removed = anchor::open(anchor, dir).and_then(|(root, rel)| root.remove(&rel));
-            if let Err(e) = removed {
-                journal.log(&format!("could not purge {}: {e}", dir.display()));
-            }
-        }
-        journal.log(&format!(
-            "purged {} set-aside directories and {} set-aside databases in {:.1} s",
-            self.dirs.len(),
-            self.databases.len(),
-            started.elapsed().as_secs_f64()
-        ));
-    }
-}
-
-pub fn trash_path(path: &Path, tag: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".fjord-trash.{tag}.{name}"))
-}
-
+// The database steps are made in `databases.rs`, the config commits in `config.rs` and the
+// backups in `backup.rs`; the methods here that only forward keep the trait in one place.
 impl Steps for LiveSteps<'_> {
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
         let dump = self.begin_backup(request)?;
@@ -429,29 +316,11 @@ impl Steps for LiveSteps<'_> {
     }
 
     fn freeze_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
-        let what = format!("hold database user {user} to reads of {name}");
-        let undo = Undo::ThawDatabaseWrites {
-            db: db.clone(),
-            name: name.into(),
-            user: user.into(),
-        };
-        self.record(&what, &undo, None)?;
-        let started = std::time::Instant::now();
-        db.freeze_writes(name, user)?;
-        self.journal.log(&format!(
-            "database writes of {user} frozen and its sessions ended in {} ms",
-            started.elapsed().as_millis()
-        ));
-        self.after_step(&what)
+        LiveSteps::freeze_database_writes(self, db, name, user)
     }
 
     fn thaw_database_writes(&mut self, db: &DbCtl, name: &str, user: &str) -> Result<()> {
-        let what = format!("give database user {user} its writes to {name} back");
-        // Undone by nothing of its own: the undo of the freeze that came before thaws again,
-        // and a rollback from here on puts back the state the freeze began with.
-        self.record(&what, &Undo::Nothing, None)?;
-        db.thaw_writes(name, user)?;
-        self.after_step(&what)
+        LiveSteps::thaw_database_writes(self, db, name, user)
     }
 
     fn copy_database(
@@ -463,8 +332,7 @@ impl Steps for LiveSteps<'_> {
         user: &str,
         password: &str,
     ) -> Result<()> {
-        let dump = self.dump_to_scratch(from, from_name, "move")?;
-        self.create_database_from(to, name, user, password, &dump)
+        LiveSteps::copy_database(self, from, from_name, to, name, user, password)
     }
 
     fn sync_tree(&mut self, from: &Path, to: &Path, since_s: i64, remove_gone: bool) -> Result<()> {
@@ -490,12 +358,7 @@ impl Steps for LiveSteps<'_> {
         password: &str,
         dump: &Path,
     ) -> Result<()> {
-        let what = format!("create database {name} from {}", dump.display());
-        let journal = self.journal;
-        self.new_database(db, name, user, &what, || {
-            journal.log(&db.restore(name, user, password, dump)?);
-            Ok(())
-        })
+        LiveSteps::create_database_from(self, db, name, user, password, dump)
     }
 
     fn replace_database(
@@ -506,79 +369,7 @@ impl Steps for LiveSteps<'_> {
         password: &str,
         dump: &Path,
     ) -> Result<()> {
-        if !db.database_exists(name)? {
-            // Lost (a rollback that could not bring it back): the backup brings it back.
-            let what = format!("recreate the missing database {name} from the backup");
-            let undo = Undo::DropDatabase {
-                db: db.clone(),
-                name: name.into(),
-                user: user.into(),
-            };
-            self.record(&what, &undo, None)?;
-            // A user left without its database goes first.
-            db.drop(name, user)?;
-            db.restore(name, user, password, dump)?;
-            return self.after_step(&what);
-        }
-        if db.swappable_tables(name)?.is_some() {
-            let tag = crate::random_hex(4);
-            let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
-            let what = format!("load {} into staging database {stage}", dump.display());
-            self.record(
-                &what,
-                &Undo::DropStagingDatabase {
-                    db: db.clone(),
-                    name: stage.clone(),
-                },
-                None,
-            )?;
-            self.trash_databases.push((db.clone(), stage.clone()));
-            db.create_database_only(&stage)?;
-            // The site's writes are frozen: the ids it handed out so far are all in the
-            // backup taken before the restore, and none handed out after it may collide.
-            let before = db.id_counters(name, user, password)?;
-            let (note, raised) = db.with_grant_on(&stage, user, || {
-                let note = db.load_backup(&stage, user, password, dump)?;
-                Ok((note, db.raise_id_counters(&stage, user, password, &before)?))
-            })?;
-            self.journal.log(&note);
-            for line in raised {
-                self.journal.log(&line);
-            }
-            self.after_step(&what)?;
-            // An empty or unswappable restore goes the slow way; the staging database is
-            // dropped with the task's trash.
-            if db.swappable_tables(&stage)?.is_some_and(|t| !t.is_empty()) {
-                let what = format!("swap the tables of {name} for those of {stage}");
-                let undo = Undo::SwapTablesBack {
-                    db: db.clone(),
-                    live: name.into(),
-                    hold: hold.clone(),
-                    stage: stage.clone(),
-                };
-                self.record(&what, &undo, None)?;
-                self.trash_databases.push((db.clone(), hold.clone()));
-                db.swap_tables(name, &hold, &stage)?;
-                return self.after_step(&what);
-            }
-        }
-        let what = format!("replace the content of database {name}");
-        let before = db.id_counters(name, user, password)?;
-        let old = self.dump_to_scratch(db, name, "before-restore")?;
-        let undo = Undo::ReplaceDatabaseBack {
-            db: db.clone(),
-            name: name.into(),
-            user: user.into(),
-            password: password.into(),
-            dump: old,
-        };
-        self.record(&what, &undo, None)?;
-        db.drop(name, user)?;
-        db.restore(name, user, password, dump)?;
-        for line in db.raise_id_counters(name, user, password, &before)? {
-            self.journal.log(&line);
-        }
-        self.after_step(&what)
+        LiveSteps::replace_database(self, db, name, user, password, dump)
     }
 
     fn create_database(
@@ -588,8 +379,7 @@ impl Steps for LiveSteps<'_> {
         user: &str,
         password: &str,
     ) -> Result<()> {
-        let what = format!("create database {name} and user {user}");
-        self.new_database(db, name, user, &what, || db.create(name, user, password))
+        LiveSteps::create_database(self, db, name, user, password)
     }
 
     fn repair_database(
@@ -599,59 +389,15 @@ impl Steps for LiveSteps<'_> {
         user: &str,
         password: &str,
     ) -> Result<()> {
-        let what = format!("check database {name}");
-        if !db.database_exists(name)? {
-            return Err(HostError::Refused(format!(
-                "database {name} is missing on the server: restore the site from a backup"
-            )));
-        }
-        let opens = db.can_login(name, user, password);
-        if !opens || !db.grants_are_exact(name, user)? {
-            self.journal.log(&if opens {
-                format!(
-                    "user {user} is granted more than {name}: setting its grants to {name} alone"
-                )
-            } else {
-                format!("user {user} cannot open {name}: repairing its password and grants")
-            });
-            self.record(&format!("repair user {user}"), &Undo::Nothing, None)?;
-            db.repair(name, user, password)?;
-        }
-        self.after_step(&what)
+        LiveSteps::repair_database(self, db, name, user, password)
     }
 
     fn drop_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str) -> Result<()> {
-        let what = format!("drop database {name} and user {user}");
-        if db.database_exists(name)? {
-            let dump = self.dump_to_scratch(db, name, "dump")?;
-            let undo = Undo::RestoreDatabase {
-                db: db.clone(),
-                name: name.into(),
-                user: user.into(),
-                password: password.into(),
-                dump,
-            };
-            self.record(&what, &undo, None)?;
-        }
-        db.drop(name, user)?;
-        self.after_step(&what)
+        LiveSteps::drop_database(self, db, name, user, password)
     }
 
     fn check_db_admin(&mut self, db: &DbCtl) -> Result<()> {
-        db.check_admin()?;
-        self.journal.log(&format!(
-            "{:?} administrator can create and drop databases",
-            db.kind
-        ));
-        if db.open_to_every_local_user()? {
-            self.journal.log(&format!(
-                "warning: any local user can sign in to this {:?} server as {} without a password, \
-                 so any site's code can read and change every site's database: give the \
-                 administrator a password or socket-only authentication",
-                db.kind, db.admin_user
-            ));
-        }
-        Ok(())
+        LiveSteps::check_db_admin(self, db)
     }
 
     fn log(&mut self, line: &str) {
@@ -791,17 +537,7 @@ impl Steps for LiveSteps<'_> {
         user: &str,
         password: &str,
     ) -> Result<()> {
-        let what = format!("snapshot database {name} before it is changed in place");
-        let dump = self.dump_to_scratch(db, name, "before-change.dump")?;
-        let undo = Undo::ReplaceDatabaseBack {
-            db: db.clone(),
-            name: name.into(),
-            user: user.into(),
-            password: password.into(),
-            dump,
-        };
-        self.record(&what, &undo, None)?;
-        self.after_step(&what)
+        LiveSteps::snapshot_database(self, db, name, user, password)
     }
 
     fn create_user(&mut self, name: &str, home: &Path) -> Result<()> {
@@ -915,60 +651,5 @@ impl Steps for LiveSteps<'_> {
         let undo = Undo::ReloadPhpFpm { ctl: ctl.clone() };
         let committer = self.committers.php_fpm.committer(ctl);
         self.commit_config("php-fpm", changes, undo, &|c| committer.submit(c))
-    }
-}
-
-impl LiveSteps<'_> {
-    /// Journals each config file's old content, then the reload, then hands the changes to
-    /// the daemon's committer and waits (its concurrency slot given back) until they are live.
-    fn commit_config(
-        &mut self,
-        daemon: &str,
-        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
-        reload_undo: Undo,
-        submit: &dyn Fn(Vec<FileChange>) -> Result<()>,
-    ) -> Result<()> {
-        let what = format!(
-            "{daemon}: {} and reload",
-            changes
-                .iter()
-                .map(|(p, c)| format!(
-                    "{} {}",
-                    if c.is_some() { "write" } else { "remove" },
-                    p.display()
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut file_changes = Vec::new();
-        for (path, contents) in changes {
-            let old = fsops::read_existing(&path)?;
-            let undo = Undo::RestoreFile {
-                path: path.clone(),
-                existed: old.is_some(),
-                mode: old.as_ref().map_or(0, |(_, m)| *m),
-                beneath: Some(anchor::anchor_of(&path)),
-            };
-            self.record(
-                &format!("{daemon} config {}", path.display()),
-                &undo,
-                old.as_ref().map(|(c, _)| c.as_slice()),
-            )?;
-            file_changes.push(FileChange {
-                path,
-                contents,
-                old,
-            });
-        }
-        self.record(&format!("{daemon} reload"), &reload_undo, None)?;
-        if let Some(p) = &self.parking {
-            p.park();
-        }
-        let result = submit(file_changes);
-        if let Some(p) = &self.parking {
-            p.unpark();
-        }
-        result?;
-        self.after_step(&what)
     }
 }

@@ -1,8 +1,12 @@
 mod accounts;
+mod backups;
 mod effects;
 mod migrations;
+mod platforms;
 mod queue;
 mod rows;
+mod servers;
+mod sites;
 
 use accounts::load_clients;
 use effects::*;
@@ -133,15 +137,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 impl Store for SqliteStore {
     fn site_backup_policy(&self, site_id: i64) -> Result<(Option<String>, Option<String>)> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT backup_schedule, backup_retention FROM sites WHERE id = ?1",
-                [site_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))
-        })
+        SqliteStore::site_backup_policy(self, site_id)
     }
 
     fn set_site_backup_policy(
@@ -150,13 +146,7 @@ impl Store for SqliteStore {
         schedule: Option<&str>,
         retention: Option<&str>,
     ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE sites SET backup_schedule = ?2, backup_retention = ?3, next_backup_at = NULL WHERE id = ?1",
-                params![site_id, schedule, retention],
-            )?;
-            Ok(())
-        })
+        SqliteStore::set_site_backup_policy(self, site_id, schedule, retention)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -186,31 +176,11 @@ impl Store for SqliteStore {
     }
 
     fn backup_schedules(&self) -> Result<Vec<SiteSchedule>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, name, backup_schedule, next_backup_at FROM sites
-                 WHERE status IN ('installed', 'disabled') ORDER BY id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(SiteSchedule {
-                    site_id: r.get(0)?,
-                    site_name: r.get(1)?,
-                    own_schedule: r.get(2)?,
-                    next_at: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        SqliteStore::backup_schedules(self)
     }
 
     fn set_next_backup(&self, site_id: i64, at: Option<i64>) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE sites SET next_backup_at = ?2 WHERE id = ?1",
-                params![site_id, at],
-            )?;
-            Ok(())
-        })
+        SqliteStore::set_next_backup(self, site_id, at)
     }
 
     fn take_due_backup(
@@ -221,29 +191,7 @@ impl Store for SqliteStore {
         next: Option<i64>,
         backup: Option<NewTask>,
     ) -> Result<Option<Task>> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let moved = tx.execute(
-                "UPDATE sites SET next_backup_at = ?3 WHERE id = ?1 AND next_backup_at = ?2",
-                params![site_id, due, next],
-            )?;
-            let queued = match backup {
-                Some(task) if moved == 1 => {
-                    let task = insert_task(&tx, Target::Site(site_id), site_name, &task)?;
-                    tx.execute(
-                        "UPDATE tasks SET queued_by = 'schedule' WHERE id = ?1",
-                        [task.id],
-                    )?;
-                    Some(Task {
-                        queued_by: "schedule".into(),
-                        ..task
-                    })
-                }
-                _ => None,
-            };
-            tx.commit()?;
-            Ok(queued)
-        })
+        SqliteStore::take_due_backup(self, site_id, site_name, due, next, backup)
     }
 
     fn due_crons(&self, now: i64, kinds: &[&str], limit: usize) -> Result<Vec<i64>> {
@@ -346,34 +294,15 @@ impl Store for SqliteStore {
     }
 
     fn backups(&self, site_name: &str) -> Result<Vec<Backup>> {
-        self.with(|c| {
-            collect(
-                c,
-                "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE site_name = ?1 ORDER BY id DESC",
-                [site_name],
-                backup_from_row,
-            )
-        })
+        SqliteStore::backups(self, site_name)
     }
 
     fn site_backups(&self, site_id: i64) -> Result<Vec<Backup>> {
-        self.with(|c| {
-            collect(
-                c,
-                "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE site_id = ?1 ORDER BY id DESC",
-                [site_id],
-                backup_from_row,
-            )
-        })
+        SqliteStore::site_backups(self, site_id)
     }
 
     fn backup(&self, id: i64) -> Result<Backup> {
-        self.with(|c| {
-            one(
-                collect(c, "SELECT id, site_id, site_name, path, size, created_at FROM backups WHERE id = ?1", [id], backup_from_row)?,
-                || format!("backup {id}"),
-            )
-        })
+        SqliteStore::backup(self, id)
     }
 
     fn insert_server(
@@ -381,31 +310,7 @@ impl Store for SqliteStore {
         server: &Server,
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let name = &server.name;
-            tx.execute(
-                "INSERT INTO servers (name, http, db, php, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    name.as_str(),
-                    to_json(&server.http)?,
-                    to_json(&server.db)?,
-                    to_json(&server.php)?,
-                    now_ms()
-                ],
-            )
-            .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
-            let id = tx.last_insert_rowid();
-            let task = maybe_enqueue(&tx, Target::Server(id), name.as_str(), then)?;
-            tx.commit()?;
-            Ok((
-                Server {
-                    id,
-                    ..server.clone()
-                },
-                task,
-            ))
-        })
+        SqliteStore::insert_server(self, server, then)
     }
 
     fn update_server_services(
@@ -413,108 +318,19 @@ impl Store for SqliteStore {
         server: &Server,
         then: Option<NewTask>,
     ) -> Result<(Server, Option<Task>)> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let in_use: Vec<(String, String)> = collect(
-                &tx,
-                "SELECT d.engine, s.name FROM site_databases d JOIN sites s ON s.id = d.site_id \
-                 WHERE d.server_id = ?1 ORDER BY s.name",
-                [server.id],
-                |r: &Row| Ok(Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))),
-            )?;
-            let mut refused = Vec::new();
-            for engine in in_use.iter().map(|(e, _)| e) {
-                if server.db.iter().any(|d| d.engine.as_str() == engine)
-                    || refused.iter().any(|(e, _): &(String, _)| e == engine)
-                {
-                    continue;
-                }
-                let sites: Vec<&str> = in_use
-                    .iter()
-                    .filter(|(e, _)| e == engine)
-                    .map(|(_, s)| s.as_str())
-                    .collect();
-                refused.push((
-                    engine.clone(),
-                    format!(
-                        "the {engine} service holds the databases of sites {}",
-                        sites.join(", ")
-                    ),
-                ));
-            }
-            let platforms: Vec<(String, String)> = collect(
-                &tx,
-                "SELECT php_version, name FROM platforms WHERE server_id = ?1 \
-                 AND php_version IS NOT NULL ORDER BY name",
-                [server.id],
-                |r: &Row| Ok(Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))),
-            )?;
-            for (version, platform) in &platforms {
-                if !server.php.iter().any(|p| p.version.as_str() == version) {
-                    refused.push((
-                        version.clone(),
-                        format!("platform {platform} runs on php-fpm {version}"),
-                    ));
-                }
-            }
-            if !refused.is_empty() {
-                let why: Vec<String> = refused.into_iter().map(|(_, why)| why).collect();
-                return Err(StoreError::Conflict(format!(
-                    "server {} keeps the services in use: {}",
-                    server.name,
-                    why.join("; ")
-                )));
-            }
-            let changed = tx.execute(
-                "UPDATE servers SET db = ?2, php = ?3 WHERE id = ?1",
-                params![server.id, to_json(&server.db)?, to_json(&server.php)?],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!("server {}", server.name)));
-            }
-            let task = maybe_enqueue(&tx, Target::Server(server.id), server.name.as_str(), then)?;
-            tx.commit()?;
-            Ok((server.clone(), task))
-        })
+        SqliteStore::update_server_services(self, server, then)
     }
 
     fn server(&self, id: i64) -> Result<Server> {
-        self.with(|c| {
-            one(
-                collect(
-                    c,
-                    "SELECT id, name, http, db, php FROM servers WHERE id = ?1",
-                    [id],
-                    server_from_row,
-                )?,
-                || format!("server {id}"),
-            )
-        })
+        SqliteStore::server(self, id)
     }
 
     fn server_by_name(&self, name: &str) -> Result<Server> {
-        self.with(|c| {
-            one(
-                collect(
-                    c,
-                    "SELECT id, name, http, db, php FROM servers WHERE name = ?1",
-                    [name],
-                    server_from_row,
-                )?,
-                || format!("server {name:?}"),
-            )
-        })
+        SqliteStore::server_by_name(self, name)
     }
 
     fn servers(&self) -> Result<Vec<Server>> {
-        self.with(|c| {
-            collect(
-                c,
-                "SELECT id, name, http, db, php FROM servers ORDER BY name",
-                [],
-                server_from_row,
-            )
-        })
+        SqliteStore::servers(self)
     }
 
     fn insert_platform(
@@ -522,196 +338,47 @@ impl Store for SqliteStore {
         platform: &Platform,
         then: Option<NewTask>,
     ) -> Result<(Platform, Option<Task>)> {
-        let (name, path) = (&platform.name, &platform.path);
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO platforms (name, server_id, path, kind, php_version, drush, \
-                 allow_exec, created_at, upload_limit_mb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                 ?8, ?9)",
-                params![
-                    name.as_str(),
-                    platform.server_id,
-                    path.as_str(),
-                    platform.kind.as_str(),
-                    platform.php_version.as_ref().map(|v| v.as_str()),
-                    platform.drush.as_ref().map(|d| d.as_str()),
-                    platform.allow_exec,
-                    now_ms(),
-                    platform.upload_limit.map(|l| l.mb())
-                ],
-            )
-            .map_err(|e| {
-                conflict_or(e, || {
-                    format!("a platform named {name} or at {path} already exists")
-                })
-            })?;
-            let id = tx.last_insert_rowid();
-            let task = maybe_enqueue(&tx, Target::Platform(id), name.as_str(), then)?;
-            tx.commit()?;
-            Ok((
-                Platform {
-                    id,
-                    locked: false,
-                    ..platform.clone()
-                },
-                task,
-            ))
-        })
+        SqliteStore::insert_platform(self, platform, then)
     }
 
     fn platform(&self, id: i64) -> Result<Platform> {
-        self.with(|c| {
-            one(
-                collect(
-                    c,
-                    &format!("SELECT {PLATFORM_COLS} FROM platforms WHERE id = ?1"),
-                    [id],
-                    platform_from_row,
-                )?,
-                || format!("platform {id}"),
-            )
-        })
+        SqliteStore::platform(self, id)
     }
 
     fn platform_by_name(&self, name: &str) -> Result<Platform> {
-        self.with(|c| {
-            one(
-                collect(
-                    c,
-                    &format!("SELECT {PLATFORM_COLS} FROM platforms WHERE name = ?1"),
-                    [name],
-                    platform_from_row,
-                )?,
-                || format!("platform {name:?}"),
-            )
-        })
+        SqliteStore::platform_by_name(self, name)
     }
 
     fn platforms(&self) -> Result<Vec<Platform>> {
-        self.with(|c| {
-            collect(
-                c,
-                &format!("SELECT {PLATFORM_COLS} FROM platforms ORDER BY name"),
-                [],
-                platform_from_row,
-            )
-        })
+        SqliteStore::platforms(self)
     }
 
     fn set_platform_upload_limit(&self, id: i64, limit: Option<model::UploadLimit>) -> Result<()> {
-        self.with(|c| {
-            let n = c.execute(
-                "UPDATE platforms SET upload_limit_mb = ?2 WHERE id = ?1",
-                params![id, limit.map(|l| l.mb())],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("platform {id}")));
-            }
-            Ok(())
-        })
+        SqliteStore::set_platform_upload_limit(self, id, limit)
     }
 
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()> {
-        self.with(|c| {
-            let n = c.execute(
-                "UPDATE platforms SET locked = ?2 WHERE id = ?1",
-                params![id, locked],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("platform {id}")));
-            }
-            Ok(())
-        })
+        SqliteStore::set_platform_locked(self, id, locked)
     }
 
     fn delete_platform(&self, id: i64) -> Result<()> {
-        self.with(|c| {
-            c.execute("DELETE FROM platforms WHERE id = ?1", [id])
-                .map_err(|e| conflict_or(e, || format!("platform {id} still has sites")))?;
-            Ok(())
-        })
+        SqliteStore::delete_platform(self, id)
     }
 
     fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // The quota is checked in the transaction that adds the site, so that two adds at
-            // once cannot both take the last place.
-            if let Some(client) = site.client_id {
-                let (name, quota, count): (String, Option<u32>, u32) = tx.query_row(
-                    "SELECT name, site_quota, (SELECT count(*) FROM sites WHERE client_id = ?1)
-                     FROM clients WHERE id = ?1",
-                    [client],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
-                if let Some(quota) = quota.filter(|q| count >= *q) {
-                    return Err(StoreError::Conflict(format!(
-                        "client {name} has {count} sites and may have at most {quota} \
-                         (its quota): delete one or raise the quota"
-                    )));
-                }
-            }
-            tx.execute(
-                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret, upload_limit_mb)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    site.name.as_str(),
-                    site.platform_id,
-                    site.redirect_aliases,
-                    site.status.as_str(),
-                    site.client_id,
-                    now_ms(),
-                    site.app_secret,
-                    site.upload_limit.map(|l| l.mb())
-                ],
-            )
-            .map_err(|e| conflict_or(e, || format!("a site named {} already exists", site.name)))?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO host_names (name, site_id, is_main, position) VALUES (?1, ?2, 1, 0)",
-                params![site.name.as_str(), id],
-            )
-            .map_err(|e| {
-                conflict_or(e, || format!("host name {} is already an alias of another site", site.name))
-            })?;
-            insert_aliases(&tx, id, &site.aliases)?;
-            if let Some(db) = &site.database {
-                insert_site_database(&tx, id, db)?;
-            }
-            let task = maybe_enqueue(&tx, Target::Site(id), site.name.as_str(), then)?;
-            let created = one(load_sites(&tx, "WHERE id = ?1", [id])?, || format!("site {id}"))?;
-            tx.commit()?;
-            Ok((created, task))
-        })
+        SqliteStore::insert_site(self, site, then)
     }
 
     fn site(&self, id: i64) -> Result<Site> {
-        self.with(|c| {
-            one(load_sites(c, "WHERE id = ?1", [id])?, || {
-                format!("site {id}")
-            })
-        })
+        SqliteStore::site(self, id)
     }
 
     fn site_by_host(&self, host: &str) -> Result<Site> {
-        self.with(|c| {
-            one(
-                load_sites(
-                    c,
-                    "WHERE id = (SELECT site_id FROM host_names WHERE name = ?1)",
-                    [host],
-                )?,
-                || format!("site {host:?}"),
-            )
-        })
+        SqliteStore::site_by_host(self, host)
     }
 
     fn sites(&self, platform_id: Option<i64>) -> Result<Vec<Site>> {
-        self.with(|c| match platform_id {
-            Some(p) => load_sites(c, "WHERE platform_id = ?1", [p]),
-            None => load_sites(c, "", []),
-        })
+        SqliteStore::sites(self, platform_id)
     }
 
     fn update_site_names(
@@ -722,58 +389,19 @@ impl Store for SqliteStore {
         upload_limit: Option<model::UploadLimit>,
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3 WHERE id = ?1",
-                params![id, redirect_aliases, upload_limit.map(|l| l.mb())],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("site {id}")));
-            }
-            tx.execute(
-                "DELETE FROM host_names WHERE site_id = ?1 AND is_main = 0",
-                [id],
-            )?;
-            insert_aliases(&tx, id, aliases)?;
-            let name: String =
-                tx.query_row("SELECT name FROM sites WHERE id = ?1", [id], |r| r.get(0))?;
-            let task = maybe_enqueue(&tx, Target::Site(id), &name, then)?;
-            let site = one(load_sites(&tx, "WHERE id = ?1", [id])?, || {
-                format!("site {id}")
-            })?;
-            tx.commit()?;
-            Ok((site, task))
-        })
+        SqliteStore::update_site_names(self, id, aliases, redirect_aliases, upload_limit, then)
     }
 
     fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE sites SET status = ?2 WHERE id = ?1",
-                params![id, status.as_str()],
-            )?;
-            Ok(())
-        })
+        SqliteStore::set_site_status(self, id, status)
     }
 
     fn delete_site(&self, id: i64) -> Result<()> {
-        self.with(|c| {
-            c.execute("DELETE FROM site_databases WHERE site_id = ?1", [id])?;
-            c.execute("DELETE FROM sites WHERE id = ?1", [id])?;
-            Ok(())
-        })
+        SqliteStore::delete_site(self, id)
     }
 
     fn database_name_taken(&self, server_id: i64, engine: DbEngine, name: &str) -> Result<bool> {
-        self.with(|c| {
-            let n: i64 = c.query_row(
-                "SELECT count(*) FROM site_databases WHERE server_id = ?1 AND engine = ?2 AND (name = ?3 OR user = ?3)",
-                params![server_id, engine.as_str(), name],
-                |r| r.get(0),
-            )?;
-            Ok(n > 0)
-        })
+        SqliteStore::database_name_taken(self, server_id, engine, name)
     }
 
     fn client_by_name_or_insert(&self, name: &Name) -> Result<Client> {

@@ -1,0 +1,114 @@
+//! `fjord server`: the servers fjord manages, and their nginx, database and PHP services.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use engine::{Error, Fjord};
+
+use super::{JsonOpt, NginxArgs, TaskOpts, queued, show};
+use crate::output::{self, print_json, table};
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCmd {
+    /// Register a server with an nginx service, and verify it.
+    Add {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        nginx: Box<NginxArgs>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// List the servers.
+    List(JsonOpt),
+    /// Show a server and its services.
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Add or remove a server's database and php-fpm services, then verify it. A service that
+    /// a site's database or a platform uses is not removed (they are named).
+    Edit {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// A database service to add (repeatable): mysql, postgresql or sqlite, with options
+        /// as ENGINE:key=value,... as for `server add --db`.
+        #[arg(long = "add-db", value_name = "SERVICE")]
+        add_db: Vec<String>,
+        /// A database engine whose service goes (repeatable); with --add-db of the same
+        /// engine, its options are replaced.
+        #[arg(long = "remove-db", value_name = "ENGINE")]
+        remove_db: Vec<String>,
+        /// A php-fpm service to add (repeatable): VERSION[:key=value,...] as for
+        /// `server add --php`.
+        #[arg(long = "add-php", value_name = "SERVICE")]
+        add_php: Vec<String>,
+        /// A PHP version whose php-fpm service goes (repeatable).
+        #[arg(long = "remove-php", value_name = "VERSION")]
+        remove_php: Vec<String>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Rewrite fjord's server-level config and hook it into nginx.
+    Verify {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+}
+
+pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
+    match cmd {
+        ServerCmd::Add { name, nginx, opts } => queued(
+            fjord,
+            fjord.add_server(&nginx.input(&name), opts.dry_run)?,
+            &opts,
+        ),
+        ServerCmd::Edit {
+            name,
+            add_db,
+            remove_db,
+            add_php,
+            remove_php,
+            opts,
+        } => {
+            let edit = engine::ops::ServerEdit {
+                name,
+                add_db,
+                remove_db,
+                add_php,
+                remove_php,
+            };
+            queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
+        }
+        ServerCmd::Verify { name, opts } => {
+            queued(fjord, fjord.verify_server(&name, opts.dry_run)?, &opts)
+        }
+        ServerCmd::List(o) => {
+            let servers = fjord.servers()?;
+            if o.json {
+                print_json(&servers.iter().map(output::server_json).collect());
+            } else {
+                table(
+                    &["name", "http", "listen"],
+                    servers
+                        .iter()
+                        .map(|s| {
+                            let engine::model::HttpService::Nginx(n) = &s.http;
+                            vec![s.name.to_string(), "nginx".into(), n.listen.to_string()]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ServerCmd::Show { name, json } => {
+            let v = output::server_json(&fjord.server(&name)?);
+            show(&v, json.json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Config commits: the nginx and php-fpm steps journal each config file's old content and
+//! the reload, then hand the changes to the daemon's committer.
+
+use std::path::PathBuf;
+
+use super::LiveSteps;
+use crate::Result;
+use crate::anchor;
+use crate::commit::FileChange;
+use crate::fsops;
+use crate::journal::Undo;
+
+impl LiveSteps<'_> {
+    /// Journals each config file's old content, then the reload, then hands the changes to
+    /// the daemon's committer and waits (its concurrency slot given back) until they are live.
+    pub(super) fn commit_config(
+        &mut self,
+        daemon: &str,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        reload_undo: Undo,
+        submit: &dyn Fn(Vec<FileChange>) -> Result<()>,
+    ) -> Result<()> {
+        let what = format!(
+            "{daemon}: {} and reload",
+            changes
+                .iter()
+                .map(|(p, c)| format!(
+                    "{} {}",
+                    if c.is_some() { "write" } else { "remove" },
+                    p.display()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut file_changes = Vec::new();
+        for (path, contents) in changes {
+            let old = fsops::read_existing(&path)?;
+            let undo = Undo::RestoreFile {
+                path: path.clone(),
+                existed: old.is_some(),
+                mode: old.as_ref().map_or(0, |(_, m)| *m),
+                beneath: Some(anchor::anchor_of(&path)),
+            };
+            self.record(
+                &format!("{daemon} config {}", path.display()),
+                &undo,
+                old.as_ref().map(|(c, _)| c.as_slice()),
+            )?;
+            file_changes.push(FileChange {
+                path,
+                contents,
+                old,
+            });
+        }
+        self.record(&format!("{daemon} reload"), &reload_undo, None)?;
+        if let Some(p) = &self.parking {
+            p.park();
+        }
+        let result = submit(file_changes);
+        if let Some(p) = &self.parking {
+            p.unpark();
+        }
+        result?;
+        self.after_step(&what)
+    }
+}
