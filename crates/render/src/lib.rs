@@ -284,7 +284,10 @@ fn web_locations(out: &mut String, web: &WebApp) {
         let _ = write!(
             out,
             "    location {location} {{\n        try_files $uri =404;\n        \
-             fastcgi_pass unix:{socket};\n{params}    }}\n",
+             fastcgi_pass unix:{socket};\n        \
+             # Unbuffered: nginx 1.22's buffered reader can leave a response with no timer,\n        \
+             # and a worker retiring on reload drops it mid-body (nginx ticket #2367).\n        \
+             fastcgi_buffering off;\n{params}    }}\n",
             socket = socket.display(),
             params = FASTCGI_PARAMS,
         );
