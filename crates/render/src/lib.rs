@@ -286,8 +286,10 @@ fn web_locations(out: &mut String, web: &WebApp) {
             "    location {location} {{\n        try_files $uri =404;\n        \
              fastcgi_pass unix:{socket};\n        \
              # Unbuffered: nginx 1.22's buffered reader can leave a response with no timer,\n        \
-             # and a worker retiring on reload drops it mid-body (nginx ticket #2367).\n        \
-             fastcgi_buffering off;\n{params}    }}\n",
+             # and a worker retiring on reload drops it mid-body (nginx ticket #2367); the\n        \
+             # application may not turn buffering back on.\n        \
+             fastcgi_buffering off;\n        \
+             fastcgi_ignore_headers X-Accel-Buffering;\n{params}    }}\n",
             socket = socket.display(),
             params = FASTCGI_PARAMS,
         );
