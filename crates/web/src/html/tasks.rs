@@ -259,16 +259,29 @@ async fn events(
                         Ok(Some((acting.task(id)?, acting.task_log(id, after)?)))
                     })
                     .await;
-                let (task, lines) = match polled {
-                    Ok(Some(polled)) => polled,
-                    Ok(None) => {
+                let signed_out = match polled {
+                    Ok(Some(polled)) => Ok(polled),
+                    Ok(None) => Err(true),
+                    // A user disabled between the session's read and the task's is refused
+                    // by the second: the session, read again, tells a sign-out from a failure.
+                    Err(_) => {
+                        let session_token = token.clone();
+                        let gone = state
+                            .run(move |f| Ok(f.session(&session_token)?.is_none()))
+                            .await;
+                        Err(matches!(gone, Ok(true)))
+                    }
+                };
+                let (task, lines) = match signed_out {
+                    Ok(polled) => polled,
+                    Err(true) => {
                         let ended = Event::default().event("signed-out").data("");
                         return Some((
                             futures_util::stream::iter(vec![Ok(ended)]),
                             (state, token, after, true),
                         ));
                     }
-                    Err(_) => return None,
+                    Err(false) => return None,
                 };
                 let finished = !matches!(task.status, TaskStatus::Queued | TaskStatus::Processing);
                 if !lines.is_empty() || finished {
