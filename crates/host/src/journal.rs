@@ -115,6 +115,14 @@ pub enum Undo {
         hold: String,
         stage: String,
     },
+    /// Put the site's old database back in its place from `hold`, if the rename was made,
+    /// and let connections in again (PostgreSQL).
+    SwapDatabasesBack {
+        db: DbCtl,
+        live: String,
+        hold: String,
+        stage: String,
+    },
     /// Give the site's database user its writes back.
     ThawDatabaseWrites {
         db: DbCtl,
@@ -246,6 +254,7 @@ impl Undo {
             | Undo::RecreateUser { .. }
             | Undo::RestoreDatabase { .. }
             | Undo::SwapTablesBack { .. }
+            | Undo::SwapDatabasesBack { .. }
             | Undo::ExchangeBack { .. }
             | Undo::ThawDatabaseWrites { .. }
             | Undo::Nothing => false,
@@ -420,6 +429,12 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             hold,
             stage,
         } => db.swap_tables_back(live, hold, stage),
+        Undo::SwapDatabasesBack {
+            db,
+            live,
+            hold,
+            stage,
+        } => db.swap_databases_back(live, hold, stage),
         Undo::ThawDatabaseWrites { db, name, user } => db.thaw_writes(name, user),
         Undo::RemoveUser { name } => crate::users::remove(name),
         Undo::RecreateUser { user, home } => {

@@ -188,6 +188,9 @@ impl DbCtl {
             return self.load_mysql(name, user, password, dump, input);
         }
         let mut c = self.command("pg_restore", user, Some(password), None);
+        // A restore loads while the site's writes are frozen, which makes its role's
+        // sessions read-only by default: fjord's own load is the one writer let through.
+        c.env("PGOPTIONS", "-c default_transaction_read_only=off");
         c.args([
             "--no-owner",
             "--no-privileges",

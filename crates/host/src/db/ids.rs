@@ -102,6 +102,10 @@ impl DbCtl {
             ));
         }
         if !statements.is_empty() {
+            if self.kind == DbKind::Postgresql {
+                // The role's sessions are read-only while its writes are frozen.
+                statements.insert(0, "SET default_transaction_read_only = off".to_string());
+            }
             self.sql_as(user, Some(password), Some(name), &statements)?;
         }
         Ok(notes)

@@ -16,6 +16,7 @@ mod freeze;
 mod grants;
 mod ids;
 mod parallel_load;
+mod rename;
 
 use grants::grant_on;
 #[cfg(test)]

@@ -131,6 +131,9 @@ impl LiveSteps<'_> {
             db.restore(name, user, password, dump)?;
             return self.after_step(&what);
         }
+        if db.kind == crate::DbKind::Postgresql {
+            return self.replace_database_by_rename(db, name, user, password, dump);
+        }
         if db.swappable_tables(name)?.is_some() {
             let tag = crate::random_hex(4);
             let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
@@ -189,6 +192,53 @@ impl LiveSteps<'_> {
         for line in db.raise_id_counters(name, user, password, &before)? {
             self.journal.log(&line);
         }
+        self.after_step(&what)
+    }
+
+    /// PostgreSQL: the backup is loaded into a staging database the site's user owns while
+    /// the site reads its live one, then the two are switched by renames (`db/rename.rs`).
+    fn replace_database_by_rename(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        user: &str,
+        password: &str,
+        dump: &Path,
+    ) -> Result<()> {
+        let tag = crate::random_hex(4);
+        let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
+        let what = format!("load {} into staging database {stage}", dump.display());
+        self.record(
+            &what,
+            &Undo::DropStagingDatabase {
+                db: db.clone(),
+                name: stage.clone(),
+            },
+            None,
+        )?;
+        self.trash_databases.push((db.clone(), stage.clone()));
+        db.create_staging_database_for(&stage, user)?;
+        let before = db.id_counters(name, user, password)?;
+        db.load(&stage, user, password, dump)?;
+        for line in db.raise_id_counters(&stage, user, password, &before)? {
+            self.journal.log(&line);
+        }
+        self.after_step(&what)?;
+        let what = format!("switch database {name} for {stage} (the old one kept as {hold})");
+        let undo = Undo::SwapDatabasesBack {
+            db: db.clone(),
+            live: name.into(),
+            hold: hold.clone(),
+            stage: stage.clone(),
+        };
+        self.record(&what, &undo, None)?;
+        self.trash_databases.push((db.clone(), hold.clone()));
+        let started = std::time::Instant::now();
+        db.swap_databases(name, &hold, &stage)?;
+        self.journal.log(&format!(
+            "database {name} switched in {} ms (connections to it refused meanwhile)",
+            started.elapsed().as_millis()
+        ));
         self.after_step(&what)
     }
 

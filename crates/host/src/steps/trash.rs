@@ -42,7 +42,8 @@ impl Trash {
                     .dirs
                     .push((beneath.unwrap_or_else(anchor::strict), from)),
                 Ok(Undo::DropStagingDatabase { db, name }) => trash.databases.push((db, name)),
-                Ok(Undo::SwapTablesBack { db, hold, .. }) => trash.databases.push((db, hold)),
+                Ok(Undo::SwapTablesBack { db, hold, .. })
+                | Ok(Undo::SwapDatabasesBack { db, hold, .. }) => trash.databases.push((db, hold)),
                 _ => {}
             }
         }
