@@ -18,12 +18,14 @@ pub(super) fn site_install(
             x.write_file(&seed.path, seed.contents.as_bytes(), 0o644)?;
         }
     }
-    site_runtime(env, objects, DbMode::Install, x)?;
     let input = match args {
         model::TaskArgs::Install(input) => input.clone(),
         _ => model::InstallInput::default(),
     };
-    kind.install(&app, &input, x)?;
+    // The installer runs from the command line, so php-fpm takes the new pool meanwhile.
+    site_runtime_beside(env, objects, DbMode::Install, x, &mut |x| {
+        kind.install(&app, &input, x)
+    })?;
     let served = TaskEffect::Many(vec![
         site_set_served(env, objects, SiteStatus::Installed, x)?,
         site_packages(&app, x),
@@ -96,6 +98,18 @@ pub(super) fn site_runtime(
     db_mode: DbMode,
     x: &mut dyn Steps,
 ) -> Result<()> {
+    site_runtime_beside(env, objects, db_mode, x, &mut |_| Ok(()))
+}
+
+/// [`site_runtime`], with `beside` (steps that need no pool) run while php-fpm takes the
+/// site's pool.
+pub(super) fn site_runtime_beside(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    db_mode: DbMode,
+    x: &mut dyn Steps,
+    beside: &mut dyn FnMut(&mut dyn Steps) -> Result<()>,
+) -> Result<()> {
     let app = env.site_app(objects)?;
     let kind = kinds::of(app.platform.kind);
     if let Some(php) = &app.php
@@ -151,12 +165,22 @@ pub(super) fn site_runtime(
         if env.faults.corrupt_pool(app.site.name.as_str()) {
             conf.push_str("fjord_injected_fault_not_a_directive = 1\n");
         }
-        x.php_fpm(
-            &env.php_ctl(&objects.server, service),
-            vec![(env.pool_path(service, &php.pool), Some(conf.into_bytes()))],
-        )?;
+        let pool = vec![(env.pool_path(service, &php.pool), Some(conf.into_bytes()))];
+        // `beside` fails with the engine's error, which is kept whole for the task.
+        let mut beside_failed = None;
+        let committed = x.php_fpm_beside(&env.php_ctl(&objects.server, service), pool, &mut |x| {
+            beside(x).map_err(|e| {
+                let message = e.to_string();
+                beside_failed = Some(e);
+                host::HostError::Refused(message)
+            })
+        });
+        return match (committed, beside_failed) {
+            (_, Some(failed)) => Err(failed),
+            (committed, None) => Ok(committed?),
+        };
     }
-    Ok(())
+    beside(x)
 }
 
 /// Verify (and import) rewrite everything a site needs and repair what drifted; running it

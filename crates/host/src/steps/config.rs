@@ -20,6 +20,54 @@ impl LiveSteps<'_> {
         reload_undo: Undo,
         submit: &dyn Fn(Vec<FileChange>) -> Result<()>,
     ) -> Result<()> {
+        let (what, file_changes) = self.journal_config(daemon, changes, reload_undo)?;
+        if let Some(p) = &self.parking {
+            p.park();
+        }
+        let result = submit(file_changes);
+        if let Some(p) = &self.parking {
+            p.unpark();
+        }
+        result?;
+        self.after_step(&what)
+    }
+
+    /// [`LiveSteps::commit_config`] made on another thread while `beside` runs its steps on
+    /// this one; returns once both are done, with the first failure. The reload waits for
+    /// the daemon; `beside` (an installer run from the command line) needs nothing it
+    /// changes, so neither waits for the other.
+    pub(super) fn commit_config_beside(
+        &mut self,
+        daemon: &str,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        reload_undo: Undo,
+        submit: &(dyn Fn(Vec<FileChange>) -> Result<()> + Sync),
+        beside: &mut dyn FnMut(&mut dyn super::Steps) -> Result<()>,
+    ) -> Result<()> {
+        let (what, file_changes) = self.journal_config(daemon, changes, reload_undo)?;
+        let (committed, done_beside) = std::thread::scope(|scope| {
+            let commit = scope.spawn(|| submit(file_changes));
+            let done_beside = beside(self);
+            // A rollback starts only once the commit is over: it puts the same files back.
+            let committed = commit.join().unwrap_or_else(|_| {
+                Err(crate::HostError::Refused(format!(
+                    "the {daemon} commit thread panicked"
+                )))
+            });
+            (committed, done_beside)
+        });
+        done_beside?;
+        committed?;
+        self.after_step(&what)
+    }
+
+    /// Journals each config file's old content and then the reload, before anything changes.
+    fn journal_config(
+        &mut self,
+        daemon: &str,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        reload_undo: Undo,
+    ) -> Result<(String, Vec<FileChange>)> {
         let what = format!(
             "{daemon}: {} and reload",
             changes
@@ -53,14 +101,6 @@ impl LiveSteps<'_> {
             });
         }
         self.record(&format!("{daemon} reload"), &reload_undo, None)?;
-        if let Some(p) = &self.parking {
-            p.park();
-        }
-        let result = submit(file_changes);
-        if let Some(p) = &self.parking {
-            p.unpark();
-        }
-        result?;
-        self.after_step(&what)
+        Ok((what, file_changes))
     }
 }

@@ -326,6 +326,16 @@ impl Steps for DryRun {
         Ok(())
     }
 
+    fn php_fpm_beside(
+        &mut self,
+        ctl: &PhpFpmCtl,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        beside: &mut dyn FnMut(&mut dyn Steps) -> Result<()>,
+    ) -> Result<()> {
+        self.php_fpm(ctl, changes)?;
+        beside(self)
+    }
+
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
         self.config_changes("nginx config", &changes);
         self.step(format!(

@@ -61,6 +61,15 @@ pub trait Steps {
     /// Writes (or, with `None`, removes) php-fpm pool files, then a tested reload, group
     /// committed like nginx's.
     fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
+    /// [`Steps::php_fpm`], its test and reload made while `beside` runs steps that need no
+    /// pool (an installer run from the command line); fails, once both are done, if either
+    /// did.
+    fn php_fpm_beside(
+        &mut self,
+        ctl: &PhpFpmCtl,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        beside: &mut dyn FnMut(&mut dyn Steps) -> Result<()>,
+    ) -> Result<()>;
     /// Creates a database and a user granted only on it. Refuses a name that already exists
     /// on the server: fjord never adopts a database it did not make.
     fn create_database(&mut self, db: &DbCtl, name: &str, user: &str, password: &str)
@@ -651,5 +660,16 @@ impl Steps for LiveSteps<'_> {
         let undo = Undo::ReloadPhpFpm { ctl: ctl.clone() };
         let committer = self.committers.php_fpm.committer(ctl);
         self.commit_config("php-fpm", changes, undo, &|c| committer.submit(c))
+    }
+
+    fn php_fpm_beside(
+        &mut self,
+        ctl: &PhpFpmCtl,
+        changes: Vec<(PathBuf, Option<Vec<u8>>)>,
+        beside: &mut dyn FnMut(&mut dyn Steps) -> Result<()>,
+    ) -> Result<()> {
+        let undo = Undo::ReloadPhpFpm { ctl: ctl.clone() };
+        let committer = self.committers.php_fpm.committer(ctl);
+        self.commit_config_beside("php-fpm", changes, undo, &|c| committer.submit(c), beside)
     }
 }
