@@ -55,6 +55,8 @@ pub struct Extra {
     pub retention: Option<model::Retention>,
     /// Platform verify: every site of the state (their names and aliases are taken).
     pub all_sites: Vec<Site>,
+    /// Platform verify: the servers of its sites' databases.
+    pub db_servers: Vec<Server>,
 }
 
 impl TaskObjects {
@@ -450,9 +452,7 @@ pub fn run(
     }
     match kind {
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
-        TaskKind::PlatformVerify => {
-            platform_verify(objects.platform()?, &objects.extra.all_sites, args, x)
-        }
+        TaskKind::PlatformVerify => platform_verify(env, objects, args, x),
         TaskKind::SiteInstall => site_install(env, objects, args, x),
         // A verify leaves the site's status as it is (a site needing attention still does);
         // what it found in the site's code is recorded.
