@@ -105,6 +105,11 @@ pub enum TaskEffect {
         redirect_aliases: bool,
         upload_limit: Option<model::UploadLimit>,
     },
+    /// Put a platform's upload limit back (an edit whose verify failed).
+    SetPlatformUploadLimit {
+        platform_id: i64,
+        upload_limit: Option<model::UploadLimit>,
+    },
     /// Forget backups whose files the task removed.
     RemoveBackups(Vec<i64>),
     /// Record a backup the task wrote.

@@ -160,6 +160,7 @@ impl Fjord {
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),
+            limit_before: None,
         };
         if dry_run {
             let objects = TaskObjects {
@@ -328,7 +329,12 @@ impl Fjord {
             limit,
             Some(NewTask::with_args(
                 TaskKind::PlatformVerify,
-                TaskArgs::none_for(TaskKind::PlatformVerify),
+                TaskArgs::PlatformVerify {
+                    from: None,
+                    limit_before: Some(model::PlatformLimitBefore {
+                        upload_limit: platform.upload_limit,
+                    }),
+                },
             )),
         )?;
         self.notify_dispatchers();

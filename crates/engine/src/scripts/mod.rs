@@ -525,6 +525,17 @@ pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
             },
             _ => TaskEffect::None,
         },
+        // The verify of a `platform edit`: its limit goes back to what its sites still take.
+        (TaskKind::PlatformVerify, Target::Platform(platform_id)) => match &task.args {
+            model::TaskArgs::PlatformVerify {
+                limit_before: Some(before),
+                ..
+            } => TaskEffect::SetPlatformUploadLimit {
+                platform_id,
+                upload_limit: before.upload_limit,
+            },
+            _ => TaskEffect::None,
+        },
         (TaskKind::SiteInstall | TaskKind::SiteImport | TaskKind::SiteClone, Target::Site(id)) => {
             TaskEffect::SetSiteStatus(id, SiteStatus::Failed)
         }

@@ -27,7 +27,9 @@ pub(super) fn platform_verify(
     }
     let kind = kinds::of(platform.kind);
     let from = match args {
-        model::TaskArgs::PlatformVerify { from: Some(from) } => Some(Path::new(from.as_str())),
+        model::TaskArgs::PlatformVerify {
+            from: Some(from), ..
+        } => Some(Path::new(from.as_str())),
         _ => None,
     };
     let code = match from {

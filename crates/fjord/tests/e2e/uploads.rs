@@ -283,6 +283,14 @@ fn an_editors_upload_is_served_at_once_up_to_the_sites_limit_and_no_other_site_r
     assert_eq!(post(&mut visitor, (3 << 20) + 4096), 413);
     assert_eq!(env.json(&["site", "show", &blog])["upload_limit"], "4M");
 
+    // An edit whose verify fails puts the platform's limit back: what its sites still take.
+    env.ok(&["platform", "edit", "wp", "--upload-limit", "8M"]);
+    let edit = newest(&env).unwrap();
+    env.dispatch_until_idle(&["fail-after:platform-verify:1"]);
+    assert_eq!(env.task(edit)["status"], "failed", "{}", env.log(edit));
+    assert_eq!(env.json(&["platform", "show", "wp"])["upload_limit"], "2M");
+    assert_eq!(post(&mut visitor, (3 << 20) + 4096), 413);
+
     env.ok(&["site", "delete", &blog, "--force"]);
     env.ok(&["site", "delete", &other, "--force"]);
     env.dispatch_until_idle(&[]);
