@@ -28,6 +28,15 @@ pub struct SiteNames {
     pub upload_limit: Option<crate::UploadLimit>,
 }
 
+/// A platform's upload limit before `platform edit` changed it: put back if the verify
+/// that brings its sites in line fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformLimitBefore {
+    /// None: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<crate::UploadLimit>,
+}
+
 /// Where a migrate takes a site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigrateArgs {
@@ -53,9 +62,11 @@ pub enum TaskArgs {
         force: bool,
     },
     Install(InstallInput),
-    /// Copy the code base in from a directory first.
+    /// Copy the code base in from a directory first; a verify queued by `platform edit`
+    /// carries the limit to put back if it fails.
     PlatformVerify {
         from: Option<String>,
+        limit_before: Option<PlatformLimitBefore>,
     },
     /// A verify queued by `site edit` carries the names to put back if it fails.
     SiteVerify {
@@ -105,6 +116,8 @@ struct InstallJson {
 struct FromJson {
     #[serde(default)]
     from: Option<String>,
+    #[serde(default)]
+    limit_before: Option<PlatformLimitBefore>,
 }
 
 #[derive(Deserialize)]
@@ -159,7 +172,10 @@ impl TaskArgs {
                 TaskArgs::Site { force: false }
             }
             TaskKind::SiteInstall => TaskArgs::Install(InstallInput::default()),
-            TaskKind::PlatformVerify => TaskArgs::PlatformVerify { from: None },
+            TaskKind::PlatformVerify => TaskArgs::PlatformVerify {
+                from: None,
+                limit_before: None,
+            },
             TaskKind::SiteVerify => TaskArgs::SiteVerify { names_before: None },
             TaskKind::SiteBackup => TaskArgs::Backup { scheduled: false },
             _ => TaskArgs::None,
@@ -186,9 +202,13 @@ impl TaskArgs {
                 force: read::<ForceJson>(kind, json)?.force,
             },
             TaskKind::SiteInstall => TaskArgs::Install(read::<InstallJson>(kind, json)?.install),
-            TaskKind::PlatformVerify => TaskArgs::PlatformVerify {
-                from: read::<FromJson>(kind, json)?.from,
-            },
+            TaskKind::PlatformVerify => {
+                let read = read::<FromJson>(kind, json)?;
+                TaskArgs::PlatformVerify {
+                    from: read.from,
+                    limit_before: read.limit_before,
+                }
+            }
             TaskKind::SiteVerify => TaskArgs::SiteVerify {
                 names_before: read::<NamesJson>(kind, json)?.names_before,
             },
@@ -237,8 +257,20 @@ impl TaskArgs {
             TaskArgs::Site { force: false } => Value::Null,
             TaskArgs::Site { force: true } => json!({ "force": true }),
             TaskArgs::Install(install) => json!({ "install": install }),
-            TaskArgs::PlatformVerify { from: None } => Value::Null,
-            TaskArgs::PlatformVerify { from: Some(from) } => json!({ "from": from }),
+            TaskArgs::PlatformVerify {
+                from: None,
+                limit_before: None,
+            } => Value::Null,
+            TaskArgs::PlatformVerify { from, limit_before } => {
+                let mut args = serde_json::Map::new();
+                if let Some(from) = from {
+                    args.insert("from".into(), json!(from));
+                }
+                if let Some(before) = limit_before {
+                    args.insert("limit_before".into(), json!(before));
+                }
+                Value::Object(args)
+            }
             TaskArgs::SiteVerify { names_before: None } => Value::Null,
             TaskArgs::SiteVerify {
                 names_before: Some(names),
@@ -305,6 +337,23 @@ mod tests {
                 TaskKind::PlatformVerify,
                 TaskArgs::PlatformVerify {
                     from: Some("/usr/share/wordpress".into()),
+                    limit_before: None,
+                },
+            ),
+            (
+                TaskKind::PlatformVerify,
+                TaskArgs::PlatformVerify {
+                    from: None,
+                    limit_before: Some(PlatformLimitBefore {
+                        upload_limit: crate::UploadLimit::from_mb(8),
+                    }),
+                },
+            ),
+            (
+                TaskKind::PlatformVerify,
+                TaskArgs::PlatformVerify {
+                    from: None,
+                    limit_before: Some(PlatformLimitBefore { upload_limit: None }),
                 },
             ),
             (

@@ -124,24 +124,43 @@ pub fn wordpress_mu_plugin() -> String {
 // searches both: the site's own themes, then the platform's.
 register_theme_directory(WP_CONTENT_DIR . '/themes');
 register_theme_directory(ABSPATH . 'wp-content/themes');
-// WordPress stores the active theme's directory as an absolute path. While a site moves, its
-// old and new places share one database, each with its own platform: each finds the theme
-// among its own theme directories.
-foreach (['template_root' => 'template', 'stylesheet_root' => 'stylesheet'] as $root => $theme) {
-    add_filter('option_' . $root, function ($value) use ($theme) {
+// WordPress keeps the theme directories it found as absolute paths in the database, which a
+// site's old and new places share while it moves (each with a platform of its own): the
+// active theme's (`template_root`, `stylesheet_root`) and every theme's (the `theme_roots`
+// transient, rewritten by whichever place looks first). A root that is not one of this
+// place's theme directories is read as if below WP_CONTENT_DIR, the theme is not found, and
+// pages answer 200 with nothing in them: each place maps such a root to its own directory
+// that holds the theme.
+(function () {
+    $own_root = function ($root, $theme) {
         global $wp_theme_directories;
-        if (!is_string($value) || $value === '' || $value[0] !== '/' || is_dir($value)) {
-            return $value;
+        $dirs = (array) $wp_theme_directories;
+        if (!is_string($root) || $root === '' || $root[0] !== '/' || !is_string($theme)
+            || $theme === '' || in_array($root, $dirs, true)
+            || in_array(WP_CONTENT_DIR . $root, $dirs, true)) {
+            return $root;
         }
-        $name = get_option($theme);
-        foreach ((array) $wp_theme_directories as $dir) {
-            if (is_string($name) && $name !== '' && is_dir($dir . '/' . $name)) {
+        foreach ($dirs as $dir) {
+            if (is_dir($dir . '/' . $theme)) {
                 return $dir;
             }
         }
-        return $value;
+        return $root;
+    };
+    foreach (['template_root' => 'template', 'stylesheet_root' => 'stylesheet'] as $root => $theme) {
+        add_filter('option_' . $root, function ($value) use ($own_root, $theme) {
+            return $own_root($value, get_option($theme));
+        });
+    }
+    add_filter('site_transient_theme_roots', function ($roots) use ($own_root) {
+        if (is_array($roots)) {
+            foreach ($roots as $theme => $root) {
+                $roots[$theme] = $own_root($root, $theme);
+            }
+        }
+        return $roots;
     });
-}
+})();
 
 // A platform is changed by moving its sites to a newer one, never by a site: no update
 // checks, and no calls home to wordpress.org (version, browser and news checks).

@@ -105,6 +105,11 @@ pub enum TaskEffect {
         redirect_aliases: bool,
         upload_limit: Option<model::UploadLimit>,
     },
+    /// Put a platform's upload limit back (an edit whose verify failed).
+    SetPlatformUploadLimit {
+        platform_id: i64,
+        upload_limit: Option<model::UploadLimit>,
+    },
     /// Forget backups whose files the task removed.
     RemoveBackups(Vec<i64>),
     /// Record a backup the task wrote.
@@ -268,8 +273,14 @@ pub trait Store: Accounts + Send + Sync {
     fn platform_by_name(&self, name: &str) -> Result<Platform>;
     fn platforms(&self) -> Result<Vec<Platform>>;
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()>;
-    /// The largest upload a platform's sites take (none: the default).
-    fn set_platform_upload_limit(&self, id: i64, limit: Option<model::UploadLimit>) -> Result<()>;
+    /// The largest upload a platform's sites take (none: the default), and the task that
+    /// brings its sites' config in line, in one transaction.
+    fn set_platform_upload_limit(
+        &self,
+        id: i64,
+        limit: Option<model::UploadLimit>,
+        then: Option<NewTask>,
+    ) -> Result<Option<Task>>;
     fn delete_platform(&self, id: i64) -> Result<()>;
 
     fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)>;

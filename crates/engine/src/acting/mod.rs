@@ -332,9 +332,9 @@ impl Acting<'_> {
             | TaskArgs::BackupDelete { .. }
             | TaskArgs::LoginLink { .. }
             | TaskArgs::MigrateAll { .. }
-            | TaskArgs::PlatformVerify { from: None } => Ok(()),
+            | TaskArgs::PlatformVerify { from: None, .. } => Ok(()),
             TaskArgs::Install(_) => self.require(Action::AddSite),
-            TaskArgs::PlatformVerify { from: Some(_) } => self.require(Action::ChooseHostPaths),
+            TaskArgs::PlatformVerify { from: Some(_), .. } => self.require(Action::ChooseHostPaths),
             TaskArgs::Site { force } => self.require_unforced(*force),
             TaskArgs::Backup { scheduled } => {
                 if *scheduled {

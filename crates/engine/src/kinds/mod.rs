@@ -284,6 +284,12 @@ pub trait AppKind: Sync {
         &[]
     }
 
+    /// The command-line tool that drives the platform's sites, as its code is now (Drupal:
+    /// the drush used), or none for a kind without one.
+    fn site_tool(&self, _platform: &Platform) -> Option<String> {
+        None
+    }
+
     /// Whether the application has a login fjord can hand out a link to.
     fn has_login_link(&self) -> bool {
         false

@@ -1,8 +1,6 @@
 //! Platforms: code bases of a kind, on a server.
 
-use model::{
-    AbsPath, Name, PhpVersion, Platform, PlatformKind, SiteStatus, Target, Task, TaskArgs, TaskKind,
-};
+use model::{AbsPath, Name, PhpVersion, Platform, PlatformKind, Target, Task, TaskArgs, TaskKind};
 use store::NewTask;
 
 use super::*;
@@ -162,6 +160,7 @@ impl Fjord {
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),
+            limit_before: None,
         };
         if dry_run {
             let objects = TaskObjects {
@@ -296,6 +295,12 @@ impl Fjord {
         Ok((version, packages))
     }
 
+    /// The command-line tool its sites are driven with (a Drupal platform's drush: the code
+    /// base's own `vendor/bin/drush` before the one the platform was given).
+    pub fn platform_tool(&self, platform: &Platform) -> Option<String> {
+        crate::kinds::of(platform.kind).site_tool(platform)
+    }
+
     pub fn platforms(&self) -> Result<Vec<Platform>> {
         Ok(self.store().platforms()?)
     }
@@ -310,32 +315,30 @@ impl Fjord {
         )
     }
 
-    /// Sets the largest upload a platform's sites take (`default`: 64M) and queues the verify
-    /// of each of its served sites that has no limit of its own, which rewrites its vhost
-    /// and pool. Returns those tasks.
+    /// Sets the largest upload a platform's sites take (`default`: 64M) and queues, in the
+    /// same transaction, one platform verify, which rewrites the vhost and pool of each of
+    /// its served sites in one commit per daemon. Returns that task.
     pub fn set_platform_upload_limit(&self, name: &str, limit: &str) -> Result<Vec<Task>> {
         let platform = self.platform(name)?;
         let limit = match limit.trim() {
             "default" => None,
             limit => Some(model::UploadLimit::parse(limit)?),
         };
-        self.store().set_platform_upload_limit(platform.id, limit)?;
-        let mut tasks = Vec::new();
-        for site in self.store().sites(Some(platform.id))? {
-            let served = matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled);
-            if served && site.upload_limit.is_none() {
-                tasks.push(self.store().enqueue(
-                    Target::Site(site.id),
-                    site.name.as_str(),
-                    NewTask::with_args(
-                        TaskKind::SiteVerify,
-                        TaskArgs::none_for(TaskKind::SiteVerify),
-                    ),
-                )?);
-            }
-        }
+        let task = self.store().set_platform_upload_limit(
+            platform.id,
+            limit,
+            Some(NewTask::with_args(
+                TaskKind::PlatformVerify,
+                TaskArgs::PlatformVerify {
+                    from: None,
+                    limit_before: Some(model::PlatformLimitBefore {
+                        upload_limit: platform.upload_limit,
+                    }),
+                },
+            )),
+        )?;
         self.notify_dispatchers();
-        Ok(tasks)
+        Ok(task.into_iter().collect())
     }
 
     pub fn lock_platform(&self, name: &str, locked: bool) -> Result<Platform> {

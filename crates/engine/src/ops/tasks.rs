@@ -80,18 +80,29 @@ impl Fjord {
             Target::Platform(id) => {
                 let platform = store.platform(id)?;
                 let all_sites = store.sites(None)?;
+                let sites: Vec<_> = all_sites
+                    .iter()
+                    .filter(|s| s.platform_id == platform.id)
+                    .cloned()
+                    .collect();
+                let mut db_servers: Vec<model::Server> = Vec::new();
+                for id in sites
+                    .iter()
+                    .filter_map(|s| Some(s.database.as_ref()?.server_id))
+                {
+                    if !db_servers.iter().any(|s| s.id == id) {
+                        db_servers.push(store.server(id)?);
+                    }
+                }
                 TaskObjects {
                     server: store.server(platform.server_id)?,
-                    sites: all_sites
-                        .iter()
-                        .filter(|s| s.platform_id == platform.id)
-                        .cloned()
-                        .collect(),
+                    sites,
                     platform: Some(platform),
                     site: None,
                     db_server: None,
                     extra: scripts::Extra {
                         all_sites,
+                        db_servers,
                         ..Default::default()
                     },
                 }

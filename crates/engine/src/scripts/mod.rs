@@ -55,6 +55,8 @@ pub struct Extra {
     pub retention: Option<model::Retention>,
     /// Platform verify: every site of the state (their names and aliases are taken).
     pub all_sites: Vec<Site>,
+    /// Platform verify: the servers of its sites' databases.
+    pub db_servers: Vec<Server>,
 }
 
 impl TaskObjects {
@@ -450,9 +452,7 @@ pub fn run(
     }
     match kind {
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
-        TaskKind::PlatformVerify => {
-            platform_verify(objects.platform()?, &objects.extra.all_sites, args, x)
-        }
+        TaskKind::PlatformVerify => platform_verify(env, objects, args, x),
         TaskKind::SiteInstall => site_install(env, objects, args, x),
         // A verify leaves the site's status as it is (a site needing attention still does);
         // what it found in the site's code is recorded.
@@ -521,6 +521,17 @@ pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
                 site_id,
                 aliases: before.aliases.clone(),
                 redirect_aliases: before.redirect_aliases,
+                upload_limit: before.upload_limit,
+            },
+            _ => TaskEffect::None,
+        },
+        // The verify of a `platform edit`: its limit goes back to what its sites still take.
+        (TaskKind::PlatformVerify, Target::Platform(platform_id)) => match &task.args {
+            model::TaskArgs::PlatformVerify {
+                limit_before: Some(before),
+                ..
+            } => TaskEffect::SetPlatformUploadLimit {
+                platform_id,
                 upload_limit: before.upload_limit,
             },
             _ => TaskEffect::None,

@@ -6,11 +6,12 @@ use super::*;
 /// Makes sure the platform's directories exist and records the sites found in `sites/` that
 /// fjord does not know, each with an import task.
 pub(super) fn platform_verify(
-    platform: &Platform,
-    all: &[Site],
+    env: &ScriptEnv,
+    objects: &TaskObjects,
     args: &model::TaskArgs,
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
+    let (platform, all) = (objects.platform()?, &objects.extra.all_sites);
     // Sites recorded but not installed yet (queued with the platform) have nothing there.
     let own = all
         .iter()
@@ -26,7 +27,9 @@ pub(super) fn platform_verify(
     }
     let kind = kinds::of(platform.kind);
     let from = match args {
-        model::TaskArgs::PlatformVerify { from: Some(from) } => Some(Path::new(from.as_str())),
+        model::TaskArgs::PlatformVerify {
+            from: Some(from), ..
+        } => Some(Path::new(from.as_str())),
         _ => None,
     };
     let code = match from {
@@ -84,6 +87,7 @@ pub(super) fn platform_verify(
     let sites_dir = render::platform_sites_dir(platform);
     x.make_dir(&sites_dir)?;
     x.make_dir(&platform.path.join("private"))?;
+    served_sites_config(env, objects, platform, x)?;
     let mut found = Vec::new();
     for dir in host::list_subdirs(&sites_dir)? {
         if dir.starts_with('.') || kind.not_sites().contains(&dir.as_str()) {
@@ -135,6 +139,58 @@ pub(super) fn platform_verify(
             },
         ])
     })
+}
+
+/// Files a daemon's config commit writes (or, with `None`, removes).
+type ConfigChanges = Vec<(PathBuf, Option<Vec<u8>>)>;
+
+/// Rewrites the vhost and pool of each site the platform serves (what they take from the
+/// platform, such as its upload limit, may have changed): one commit per daemon, and none
+/// when nothing changed.
+fn served_sites_config(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+    platform: &Platform,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let mut vhosts = Vec::new();
+    let mut pools: Vec<(host::PhpFpmCtl, ConfigChanges)> = Vec::new();
+    let served = objects
+        .sites
+        .iter()
+        .filter(|s| matches!(s.status, SiteStatus::Installed | SiteStatus::Disabled));
+    for site in served {
+        let db_server = site.database.as_ref().and_then(|db| {
+            objects
+                .extra
+                .db_servers
+                .iter()
+                .find(|s| s.id == db.server_id)
+                .cloned()
+        });
+        let one = TaskObjects {
+            platform: Some(platform.clone()),
+            site: Some(site.clone()),
+            sites: Vec::new(),
+            db_server,
+            extra: Default::default(),
+            server: objects.server.clone(),
+        };
+        vhosts.push((env.vhost_path(&one.server, site), Some(env.vhost(&one)?)));
+        if let Some((ctl, path, conf)) = site_pool(env, &one)? {
+            match pools.iter_mut().find(|(c, _)| c.config == ctl.config) {
+                Some((_, changes)) => changes.push((path, Some(conf))),
+                None => pools.push((ctl, vec![(path, Some(conf))])),
+            }
+        }
+    }
+    if !vhosts.is_empty() {
+        x.nginx(&env.nginx_ctl(&objects.server), vhosts)?;
+    }
+    for (ctl, changes) in pools {
+        x.php_fpm(&ctl, changes)?;
+    }
+    Ok(())
 }
 
 /// A site found in the platform's `sites/`: for a kind with a config of its own, what its

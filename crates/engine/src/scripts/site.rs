@@ -145,30 +145,10 @@ pub(super) fn site_runtime_beside(
     }
     x.fix_permissions(&app.files_dir, &files_ownership(&objects.server, &app))?;
     x.fix_permissions(&app.private_dir, &private_ownership(&app))?;
-    if let Some(php) = &app.php {
-        let service = php_service(&objects.server, app.platform)?;
-        let pool = render::PhpPool {
-            name: php.pool.clone(),
-            user: php.user.clone(),
-            site: app.site.name.to_string(),
-            socket: php.socket.clone(),
-            web_group: web_group(&objects.server),
-            open_basedir: php.open_basedir.clone(),
-            tmp_dir: php.tmp_dir.clone(),
-            site_config: php.site_config.clone(),
-            max_children: 5,
-            allow_exec: app.platform.allow_exec,
-            upload_limit: app.site.upload_limit_on(app.platform),
-            putenv: kind.needs_putenv(),
-        };
-        let mut conf = render::php_fpm_pool(&pool);
-        if env.faults.corrupt_pool(app.site.name.as_str()) {
-            conf.push_str("fjord_injected_fault_not_a_directive = 1\n");
-        }
-        let pool = vec![(env.pool_path(service, &php.pool), Some(conf.into_bytes()))];
+    if let Some((ctl, path, conf)) = site_pool(env, objects)? {
         // `beside` fails with the engine's error, which is kept whole for the task.
         let mut beside_failed = None;
-        let committed = x.php_fpm_beside(&env.php_ctl(&objects.server, service), pool, &mut |x| {
+        let committed = x.php_fpm_beside(&ctl, vec![(path, Some(conf))], &mut |x| {
             beside(x).map_err(|e| {
                 let message = e.to_string();
                 beside_failed = Some(e);
@@ -181,6 +161,41 @@ pub(super) fn site_runtime_beside(
         };
     }
     beside(x)
+}
+
+/// A PHP site's pool: the php-fpm it runs under, its file and what the file holds.
+pub(super) fn site_pool(
+    env: &ScriptEnv,
+    objects: &TaskObjects,
+) -> Result<Option<(host::PhpFpmCtl, PathBuf, Vec<u8>)>> {
+    let app = env.site_app(objects)?;
+    let Some(php) = &app.php else {
+        return Ok(None);
+    };
+    let service = php_service(&objects.server, app.platform)?;
+    let pool = render::PhpPool {
+        name: php.pool.clone(),
+        user: php.user.clone(),
+        site: app.site.name.to_string(),
+        socket: php.socket.clone(),
+        web_group: web_group(&objects.server),
+        open_basedir: php.open_basedir.clone(),
+        tmp_dir: php.tmp_dir.clone(),
+        site_config: php.site_config.clone(),
+        max_children: 5,
+        allow_exec: app.platform.allow_exec,
+        upload_limit: app.site.upload_limit_on(app.platform),
+        putenv: kinds::of(app.platform.kind).needs_putenv(),
+    };
+    let mut conf = render::php_fpm_pool(&pool);
+    if env.faults.corrupt_pool(app.site.name.as_str()) {
+        conf.push_str("fjord_injected_fault_not_a_directive = 1\n");
+    }
+    Ok(Some((
+        env.php_ctl(&objects.server, service),
+        env.pool_path(service, &php.pool),
+        conf.into_bytes(),
+    )))
 }
 
 /// Verify (and import) rewrite everything a site needs and repair what drifted; running it

@@ -75,7 +75,7 @@ pub enum PlatformCmd {
         opts: TaskOpts,
     },
     /// Change the largest file its sites take in one upload (those without a limit of
-    /// their own), and queue their verify.
+    /// their own), and queue the platform's verify, which rewrites its sites' config.
     Edit {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -182,6 +182,7 @@ pub(super) fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Erro
             let (version, packages) =
                 fjord.code_found(engine::model::Target::Platform(platform.id))?;
             shown["version"] = version.into();
+            shown["drush"] = fjord.platform_tool(&platform).into();
             shown["packages"] = output::packages_field(
                 packages,
                 json.json,
@@ -228,9 +229,8 @@ pub(super) fn platform(fjord: &Fjord, cmd: PlatformCmd) -> Result<ExitCode, Erro
             let tasks = fjord.set_platform_upload_limit(&name, &upload_limit)?;
             let limit = fjord.platform(&name)?.upload_limit;
             outln!(
-                "platform {name} takes uploads up to {}; {} site verify task(s) queued",
+                "platform {name} takes uploads up to {}; its verify rewrites its sites' config",
                 engine::model::UploadLimit::of(None, limit),
-                tasks.len()
             );
             let mut code = ExitCode::SUCCESS;
             for task in &tasks {

@@ -10,6 +10,9 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Why the response ended before the server closed it in order (a reset, a timeout),
+    /// or why it is not whole (a body shorter than its `Content-Length`).
+    pub error: Option<String>,
 }
 
 impl Response {
@@ -75,7 +78,19 @@ impl Browser {
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(body).unwrap();
         let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
+        let started = std::time::Instant::now();
+        let mut error = stream.read_to_end(&mut raw).err().map(|e| {
+            format!(
+                "{e} ({:?}) after {} bytes and {} ms",
+                e.kind(),
+                raw.len(),
+                started.elapsed().as_millis()
+            )
+        });
+        let body_len = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |at| raw.len() - at - 4);
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let mut lines = head.lines();
@@ -99,11 +114,21 @@ impl Browser {
                 }
             }
         }
-        Response {
+        let response = Response {
             status,
             headers,
             body: body.to_string(),
+            error: None,
+        };
+        if error.is_none()
+            && let Some(len) = response.header("Content-Length")
+            && len.parse::<usize>().ok() != Some(body_len)
+        {
+            error = Some(format!(
+                "a body of {body_len} bytes, not its Content-Length {len}"
+            ));
         }
+        Response { error, ..response }
     }
 }
 

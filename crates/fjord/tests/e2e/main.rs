@@ -5,6 +5,7 @@
 mod browser;
 mod harness;
 mod php_fpm;
+mod readers;
 
 mod backups;
 mod bad_input;

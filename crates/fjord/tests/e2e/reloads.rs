@@ -5,16 +5,12 @@
 //! nothing reloads nothing: the nginx master's workers and php-fpm's children stay as they were.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::databases::{Cleanup, token};
 use crate::harness::{Env, signal};
 use crate::php_fpm::PrivatePhpFpm;
+use crate::readers::{BodyCheckingReaders, Connections, Target, Whole};
 
 /// The size of the page and of the static file every reader checks.
 const BODY_LEN: usize = 52 * 1024;
@@ -29,231 +25,6 @@ for ($i = 0; $i < 52; $i++) {
     if ($i % 8 == 7) { flush(); usleep(15000); }
 }
 "#;
-
-/// One thing a reader asks for, again and again.
-#[derive(Clone)]
-pub struct Target {
-    pub host: String,
-    pub path: String,
-    pub body_len: usize,
-}
-
-/// Readers on keep-alive connections to one nginx port, each asking for its target again and
-/// again until stopped, and checking that every response is a 200 with the whole body.
-///
-/// A response cut anywhere (a short body, a chunked body without its last chunk, any status
-/// but 200) is a failure. A reused connection closed before any byte of the answer is not:
-/// the server may close an idle keep-alive connection at any moment (nginx does on every
-/// reload), and a client then retries a GET on a new connection (RFC 9112, 9.3.1); those are
-/// counted apart.
-pub struct BodyCheckingReaders {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    tally: Arc<Mutex<Tally>>,
-}
-
-#[derive(Default, Debug, Clone)]
-pub struct Tally {
-    /// Whole responses, per target (`host path`).
-    pub whole: BTreeMap<String, u64>,
-    /// Idle keep-alive connections closed under a reader (retried).
-    pub idle_closed: u64,
-    /// Every cut or failed response, described.
-    pub failures: Vec<String>,
-}
-
-impl BodyCheckingReaders {
-    pub fn start(port: u16, targets: &[Target], readers_per_target: usize) -> BodyCheckingReaders {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let mut threads = Vec::new();
-        for target in targets {
-            for _ in 0..readers_per_target {
-                let (stop, tally, target) = (stop.clone(), tally.clone(), target.clone());
-                threads.push(std::thread::spawn(move || {
-                    read_until(port, &target, &stop, &tally)
-                }));
-            }
-        }
-        BodyCheckingReaders {
-            stop,
-            threads,
-            tally,
-        }
-    }
-
-    /// What the readers found so far.
-    pub fn tally(&self) -> Tally {
-        self.tally.lock().unwrap().clone()
-    }
-
-    /// Stops the readers (each finishes the response it reads) and returns what they found.
-    pub fn finish(self) -> Tally {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
-            t.join().unwrap();
-        }
-        self.tally.lock().unwrap().clone()
-    }
-}
-
-/// How one request on a connection went.
-enum Outcome {
-    Whole {
-        keep_alive: bool,
-    },
-    /// The connection was closed before any byte of the answer (a reused one: retried).
-    ClosedBeforeAnswer,
-    Failed(String),
-}
-
-fn read_until(port: u16, target: &Target, stop: &AtomicBool, tally: &Mutex<Tally>) {
-    let key = format!("{} {}", target.host, target.path);
-    let mut conn: Option<BufReader<TcpStream>> = None;
-    while !stop.load(Ordering::SeqCst) {
-        let reused = conn.is_some();
-        let mut c = match conn.take() {
-            Some(c) => c,
-            None => match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => {
-                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                    BufReader::new(s)
-                }
-                Err(e) => {
-                    tally
-                        .lock()
-                        .unwrap()
-                        .failures
-                        .push(format!("{key}: connect: {e}"));
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            },
-        };
-        match request(&mut c, target) {
-            Outcome::Whole { keep_alive } => {
-                *tally.lock().unwrap().whole.entry(key.clone()).or_default() += 1;
-                if keep_alive {
-                    conn = Some(c);
-                }
-            }
-            Outcome::ClosedBeforeAnswer if reused => tally.lock().unwrap().idle_closed += 1,
-            Outcome::ClosedBeforeAnswer => tally
-                .lock()
-                .unwrap()
-                .failures
-                .push(format!("{key}: a new connection closed before any answer")),
-            Outcome::Failed(why) => tally.lock().unwrap().failures.push(format!("{key}: {why}")),
-        }
-    }
-}
-
-fn request(c: &mut BufReader<TcpStream>, target: &Target) -> Outcome {
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: fjord-body-checker\r\n\r\n",
-        target.path, target.host
-    );
-    if c.get_mut().write_all(req.as_bytes()).is_err() {
-        return Outcome::ClosedBeforeAnswer;
-    }
-    let mut status = String::new();
-    match c.read_line(&mut status) {
-        Ok(0) | Err(_) => return Outcome::ClosedBeforeAnswer,
-        Ok(_) => {}
-    }
-    let code: u16 = status
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        match c.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                return Outcome::Failed(format!("cut in the headers after {status:?}"));
-            }
-            Ok(_) => {}
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-        }
-    }
-    let keep_alive = headers
-        .get("connection")
-        .is_none_or(|v| !v.eq_ignore_ascii_case("close"));
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
-        read_chunked(c)
-    } else if let Some(len) = headers.get("content-length").and_then(|l| l.parse().ok()) {
-        let mut body = vec![0; len];
-        let mut got = 0;
-        while got < len {
-            match c.read(&mut body[got..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got += n,
-            }
-        }
-        body.truncate(got);
-        if got < len { Err(got) } else { Ok(body) }
-    } else {
-        let mut body = Vec::new();
-        let _ = c.read_to_end(&mut body);
-        Ok(body)
-    };
-    match body {
-        Err(got) => Outcome::Failed(format!("status {code}: body cut after {got} bytes")),
-        Ok(body) if code != 200 => Outcome::Failed(format!(
-            "status {code} ({} bytes): {}",
-            body.len(),
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        )),
-        Ok(body) if body.len() != target.body_len => Outcome::Failed(format!(
-            "a body of {} bytes, not {}",
-            body.len(),
-            target.body_len
-        )),
-        Ok(_) => Outcome::Whole { keep_alive },
-    }
-}
-
-/// A chunked body up to its last chunk; `Err` with the bytes read if it was cut before.
-fn read_chunked(c: &mut BufReader<TcpStream>) -> Result<Vec<u8>, usize> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        match c.read_line(&mut size) {
-            Ok(0) | Err(_) => return Err(body.len()),
-            Ok(_) => {}
-        }
-        let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-            .map_err(|_| body.len())?;
-        if size == 0 {
-            // The trailer section ends with an empty line.
-            loop {
-                let mut line = String::new();
-                match c.read_line(&mut line) {
-                    Ok(0) | Err(_) => return Err(body.len()),
-                    Ok(_) if line.trim_end().is_empty() => return Ok(body),
-                    Ok(_) => {}
-                }
-            }
-        }
-        let start = body.len();
-        body.resize(start + size + 2, 0);
-        if c.read_exact(&mut body[start..]).is_err() {
-            body.truncate(start);
-            return Err(body.len());
-        }
-        body.truncate(start + size);
-    }
-}
 
 /// The processes whose parent is `pid`.
 fn children_of(pid: u32) -> BTreeSet<u32> {
@@ -348,11 +119,11 @@ fn reloads_during_verifies_and_a_migrate_cut_no_response_and_an_unchanged_verify
             targets.push(Target {
                 host: site.clone(),
                 path: path.to_string(),
-                body_len: BODY_LEN,
+                whole: Whole::Len(BODY_LEN),
             });
         }
     }
-    let readers = BodyCheckingReaders::start(env.nginx.port, &targets, 2);
+    let readers = BodyCheckingReaders::start(env.nginx.port, &targets, 2, Connections::KeepAlive);
     let mut problems = Vec::new();
 
     // Verifies that change nothing: no reload, the same workers and children.

@@ -18,6 +18,7 @@ use crate::databases::{Cleanup, token};
 use crate::harness::{Env, mysql};
 use crate::php_fpm::PrivatePhpFpm;
 use crate::php_sites::php_server;
+use crate::readers::{BodyCheckingReaders, Connections, Target, Whole, now};
 
 /// Padding on every page: a page cut short is caught by its length.
 const PAD: usize = 60_000;
@@ -57,22 +58,6 @@ fn credentials(env: &Env, platform: &str, site: &str) -> (String, String, String
             .to_string()
     };
     (value("name"), value("user"), value("password"))
-}
-
-/// The time of day (UTC), to set a failure beside the task log.
-fn now() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        % 86_400_000;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 /// Whether a page is the whole page.
@@ -129,6 +114,7 @@ const PHP_APP: App = App {
 
 struct Traffic {
     stop: Arc<AtomicBool>,
+    readers: BodyCheckingReaders,
     threads: Vec<JoinHandle<Seen>>,
 }
 
@@ -137,27 +123,17 @@ impl Traffic {
     fn start(env: &Env, app: &'static App, site: &str, tag: &str) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let port = env.nginx.port;
+        let readers = BodyCheckingReaders::start(
+            port,
+            &[Target {
+                host: site.to_string(),
+                path: "/".to_string(),
+                whole: Whole::Page(app.page_ok),
+            }],
+            2,
+            Connections::OnePerRequest,
+        );
         let mut threads = Vec::new();
-        for _ in 0..2 {
-            let (stop, site) = (stop.clone(), site.to_string());
-            threads.push(std::thread::spawn(move || {
-                let mut seen = Seen::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let page = Browser::new(port, &site).get("/");
-                    seen.pages += 1;
-                    if page.status != 200 || !(app.page_ok)(&page.body) {
-                        seen.errors.push(format!(
-                            "{} GET /: {} ({} bytes) {}",
-                            now(),
-                            page.status,
-                            page.body.len(),
-                            page.body.chars().take(200).collect::<String>()
-                        ));
-                    }
-                }
-                seen
-            }));
-        }
         {
             let (stop, site, tag) = (stop.clone(), site.to_string(), tag.to_string());
             threads.push(std::thread::spawn(move || {
@@ -207,12 +183,21 @@ impl Traffic {
                 seen
             }));
         }
-        Traffic { stop, threads }
+        Traffic {
+            stop,
+            readers,
+            threads,
+        }
     }
 
     fn finish(self) -> Seen {
         self.stop.store(true, Ordering::Relaxed);
-        let mut all = Seen::default();
+        let read = self.readers.finish();
+        let mut all = Seen {
+            pages: read.responses(),
+            errors: read.failures,
+            ..Seen::default()
+        };
         for thread in self.threads {
             let seen = thread.join().unwrap();
             all.posted.extend(seen.posted);

@@ -248,8 +248,31 @@ fn an_editors_upload_is_served_at_once_up_to_the_sites_limit_and_no_other_site_r
             .status
     };
     assert_ne!(post(&mut visitor, (3 << 20) + 4096), 413);
+    // One platform verify rewrites every site's vhost and pool: no task per site.
+    let newest = |env: &Env| env.json(&["task", "list", "--limit", "1"])[0]["id"].as_i64();
+    let before = newest(&env).unwrap();
     let out = env.ok(&["platform", "edit", "wp", "--upload-limit", "2M"]);
-    assert!(out.contains("1 site verify task(s) queued"), "{out}");
+    assert!(
+        out.contains("its verify rewrites its sites' config"),
+        "{out}"
+    );
+    let queued: Vec<serde_json::Value> = env
+        .json(&["task", "list", "--limit", "20"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["id"].as_i64().unwrap() > before)
+        .cloned()
+        .collect();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(
+        (&queued[0]["kind"], &queued[0]["target"]["name"]),
+        (
+            &serde_json::json!("platform-verify"),
+            &serde_json::json!("wp")
+        ),
+        "{queued:?}"
+    );
     env.dispatch_until_idle(&[]);
     let site = env.json(&["site", "show", &other]);
     assert_eq!(
@@ -259,6 +282,14 @@ fn an_editors_upload_is_served_at_once_up_to_the_sites_limit_and_no_other_site_r
     );
     assert_eq!(post(&mut visitor, (3 << 20) + 4096), 413);
     assert_eq!(env.json(&["site", "show", &blog])["upload_limit"], "4M");
+
+    // An edit whose verify fails puts the platform's limit back: what its sites still take.
+    env.ok(&["platform", "edit", "wp", "--upload-limit", "8M"]);
+    let edit = newest(&env).unwrap();
+    env.dispatch_until_idle(&["fail-after:platform-verify:1"]);
+    assert_eq!(env.task(edit)["status"], "failed", "{}", env.log(edit));
+    assert_eq!(env.json(&["platform", "show", "wp"])["upload_limit"], "2M");
+    assert_eq!(post(&mut visitor, (3 << 20) + 4096), 413);
 
     env.ok(&["site", "delete", &blog, "--force"]);
     env.ok(&["site", "delete", &other, "--force"]);

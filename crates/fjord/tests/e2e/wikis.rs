@@ -194,10 +194,66 @@ fn two_dokuwiki_sites_on_debians_package_each_serve_their_own_wiki_and_hide_thei
             .unwrap();
     assert!(users.contains(":admin,user"), "{users}");
 
-    for site in [&one, &two] {
+    // Backed up, changed, restored: the page as it was; cloned: the page on the clone's
+    // name, with settings of its own.
+    let hello = |env: &Env, site: &str| env.nginx.get(site, "/doku.php?id=hello");
+    backup_restore_and_clone(&env, "dw", &one, &|env| {
+        std::fs::write(&page, "====== Changed after the backup ======\n").unwrap();
+        let (_, _, body) = hello(env, &one);
+        assert!(body.contains("Changed after the backup"), "{body}");
+    });
+    let (status, _, body) = hello(&env, &one);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("Hello from {t}")),
+        "restored: {body}"
+    );
+    let copy = format!("{t}-copy.dw.test");
+    let (status, _, body) = hello(&env, &copy);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("Hello from {t}")), "cloned: {body}");
+    assert!(body.contains(&copy) && !body.contains(&one), "{body}");
+    let protected = std::fs::read_to_string(
+        code.join("private")
+            .join(&copy)
+            .join("conf/local.protected.php"),
+    )
+    .unwrap();
+    assert!(
+        protected.contains(&format!("sites/{copy}/data")) && !protected.contains(&one),
+        "{protected}"
+    );
+
+    for site in [&one, &two, &copy] {
         env.ok(&["site", "delete", site, "--force"]);
     }
     env.dispatch_until_idle(&[]);
+}
+
+/// Backs `site` up, runs `change`, restores the backup and clones the site to
+/// `<token>-copy.<rest of its name>`, each task a success.
+fn backup_restore_and_clone(env: &Env, platform: &str, site: &str, change: &dyn Fn(&Env)) {
+    let id = env.queue(&["site", "backup", site]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    change(env);
+    let id = env.queue(&["site", "restore", site]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let (token, rest) = site.split_once("-one.").unwrap();
+    let copy = format!("{token}-copy.{rest}");
+    let id = env.queue(&["site", "clone", site, &copy]);
+    env.dispatch_until_idle(&[]);
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let shown = env.json(&["site", "show", &copy]);
+    assert_eq!(
+        (&shown["status"], &shown["platform"]),
+        (
+            &serde_json::json!("installed"),
+            &serde_json::json!(platform)
+        ),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -363,7 +419,59 @@ fn two_mediawiki_sites_on_debians_package_each_serve_their_own_wiki_with_its_own
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&format!("Saved by {t}")), "{body}");
 
-    for site in [&one, &two] {
+    // Backed up, changed, restored: the page as it was; cloned: the page on the clone's
+    // name, with settings of its own (its address, its database).
+    backup_restore_and_clone(&env, "mwb", &one, &|env| {
+        let (status, answer) = post_form(
+            env.nginx.port,
+            &one,
+            "/api.php",
+            &format!(
+                "action=edit&title=Note&text=Changed+after+the+backup&format=json&token={encoded}"
+            ),
+        );
+        assert!(
+            status == 200 && answer.contains("\"result\":\"Success\""),
+            "{answer}"
+        );
+    });
+    let (status, _, body) = env.nginx.get(&one, "/index.php?title=Note");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("Saved by {t}")) && !body.contains("Changed after the backup"),
+        "restored: {body}"
+    );
+    let copy = format!("{t}-copy.mw.test");
+    let (status, _, body) = env.nginx.get(&copy, "/index.php?title=Note");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("Saved by {t}")), "cloned: {body}");
+    assert!(
+        body.contains(&format!("{copy}:{}", env.nginx.port)) && !body.contains(&one),
+        "{body}"
+    );
+    let settings = |site: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new(&path_b)
+                .join("private")
+                .join(site)
+                .join("settings.php"),
+        )
+        .unwrap()
+    };
+    let (of_one, of_copy) = (settings(&one), settings(&copy));
+    let db_name = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("$wgDBname"))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(db_name(&of_one), db_name(&of_copy));
+    assert!(
+        of_copy.contains(&copy) && !of_copy.contains(&one),
+        "{of_copy}"
+    );
+
+    for site in [&one, &two, &copy] {
         env.ok(&["site", "delete", site, "--force"]);
     }
     env.dispatch_until_idle(&[]);

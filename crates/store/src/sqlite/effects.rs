@@ -60,6 +60,15 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
             )?;
             insert_aliases(tx, *site_id, aliases)?;
         }
+        TaskEffect::SetPlatformUploadLimit {
+            platform_id,
+            upload_limit,
+        } => {
+            tx.execute(
+                "UPDATE platforms SET upload_limit_mb = ?2 WHERE id = ?1",
+                params![platform_id, upload_limit.map(|l| l.mb())],
+            )?;
+        }
         TaskEffect::DeleteSite(site) => {
             tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
             tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;

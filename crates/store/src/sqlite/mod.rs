@@ -353,8 +353,13 @@ impl Store for SqliteStore {
         SqliteStore::platforms(self)
     }
 
-    fn set_platform_upload_limit(&self, id: i64, limit: Option<model::UploadLimit>) -> Result<()> {
-        SqliteStore::set_platform_upload_limit(self, id, limit)
+    fn set_platform_upload_limit(
+        &self,
+        id: i64,
+        limit: Option<model::UploadLimit>,
+        then: Option<NewTask>,
+    ) -> Result<Option<Task>> {
+        SqliteStore::set_platform_upload_limit(self, id, limit, then)
     }
 
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()> {

@@ -90,16 +90,24 @@ impl SqliteStore {
         &self,
         id: i64,
         limit: Option<model::UploadLimit>,
-    ) -> Result<()> {
+        then: Option<NewTask>,
+    ) -> Result<Option<Task>> {
         self.with(|c| {
-            let n = c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
                 "UPDATE platforms SET upload_limit_mb = ?2 WHERE id = ?1",
                 params![id, limit.map(|l| l.mb())],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("platform {id}")));
             }
-            Ok(())
+            let name: String =
+                tx.query_row("SELECT name FROM platforms WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            let task = maybe_enqueue(&tx, Target::Platform(id), &name, then)?;
+            tx.commit()?;
+            Ok(task)
         })
     }
 

@@ -296,6 +296,18 @@ impl AppKind for Drupal {
         &["all", "default", "simpletest"]
     }
 
+    fn site_tool(&self, platform: &Platform) -> Option<String> {
+        let drush = match platform_layout(platform) {
+            Ok(layout) => layout.drush,
+            // Code that cannot be read now: what the platform was given, if anything.
+            Err(_) => platform.drush.as_ref().map(|d| d.as_path().to_path_buf()),
+        };
+        Some(drush.map_or_else(
+            || "none: fjord's own PHP drives its sites".to_string(),
+            |d| d.display().to_string(),
+        ))
+    }
+
     fn has_login_link(&self) -> bool {
         true
     }

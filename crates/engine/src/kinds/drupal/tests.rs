@@ -114,6 +114,49 @@ fn a_configured_drush_drives_a_code_base_without_its_own() {
         platform_layout(&platform).unwrap().drush.as_deref(),
         Some(Path::new("/usr/local/bin/drush8"))
     );
+    assert_eq!(
+        Drupal.site_tool(&platform).as_deref(),
+        Some("/usr/local/bin/drush8")
+    );
+}
+
+/// A composer-built Drupal 10 platform (served from `web/`) whose code is at `code`.
+fn drupal10_platform(code: &Path) -> Platform {
+    Platform {
+        id: 3,
+        name: model::Name::parse("n", "d10").unwrap(),
+        server_id: 1,
+        path: model::AbsPath::parse("p", code.to_str().unwrap()).unwrap(),
+        kind: model::PlatformKind::Drupal,
+        locked: false,
+        php_version: None,
+        web_root: Some(model::WebRoot::Web),
+        drush: None,
+        allow_exec: false,
+        upload_limit: None,
+    }
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)]
+fn the_drush_shown_is_the_one_used_the_code_bases_own_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("d10");
+    copy_tree(&fixture("drupal10"), &code);
+    let mut platform = drupal10_platform(&code);
+    assert_eq!(
+        Drupal.site_tool(&platform).as_deref(),
+        Some("none: fjord's own PHP drives its sites")
+    );
+    let own = code.join("vendor/bin/drush");
+    std::fs::create_dir_all(own.parent().unwrap()).unwrap();
+    std::fs::write(&own, "#!/usr/bin/env php\n").unwrap();
+    platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
+    assert_eq!(Drupal.site_tool(&platform), Some(own.display().to_string()));
+    assert_eq!(
+        crate::kinds::of(model::PlatformKind::Static).site_tool(&platform),
+        None
+    );
 }
 
 #[test]
@@ -525,19 +568,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
     let stand_in = dir.path().join("recording-php-stand-in");
     std::fs::write(&stand_in, RECORDING_PHP_STAND_IN).unwrap();
     std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let platform = Platform {
-        id: 3,
-        name: model::Name::parse("n", "d10").unwrap(),
-        server_id: 1,
-        path: model::AbsPath::parse("p", code.to_str().unwrap()).unwrap(),
-        kind: model::PlatformKind::Drupal,
-        locked: false,
-        php_version: None,
-        web_root: Some(model::WebRoot::Web),
-        drush: None,
-        allow_exec: false,
-        upload_limit: None,
-    };
+    let platform = drupal10_platform(&code);
     let site = Site {
         id: 7,
         name: Hostname::parse("n", "example.com").unwrap(),
