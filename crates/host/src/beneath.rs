@@ -211,6 +211,42 @@ impl Root {
         })
     }
 
+    /// Writes `content` to a temporary file beside `rel`, with its final mode, and neither
+    /// syncs it nor puts it in place: a commit of many files writes them all, syncs them at
+    /// once ([`Staged::sync_filesystem`]) and then puts each in place ([`Staged::put_in_place`]),
+    /// where [`Root::replace_file`] syncs every file on its own. Dropped before it is put in
+    /// place, the temporary file is removed.
+    pub fn stage_file(&self, rel: &Path, mode: u32, content: &[u8]) -> Result<Staged> {
+        let full = self.path.join(rel);
+        let (parent, name) = self.parent(rel)?;
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(name);
+        tmp.push(".fjord-tmp-");
+        tmp.push(crate::random_hex(4));
+        let fd = rustix::fs::openat(
+            &parent,
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o700),
+        )
+        .map_err(|e| error(&full, e))?;
+        let staged = Staged {
+            parent,
+            tmp,
+            name: name.to_os_string(),
+            full,
+            placed: false,
+        };
+        let written = (|| {
+            creation_hook(&fd);
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+            std::io::Write::write_all(&mut File::from(fd), content)
+                .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+        })();
+        written.map_err(|e| error(&staged.full, e))?;
+        Ok(staged)
+    }
+
     /// What `rel` is (never through a link: a link is reported as one), `None` if it is gone.
     pub fn stat(&self, rel: &Path) -> Result<Option<rustix::fs::Stat>> {
         let full = self.path.join(rel);
@@ -419,6 +455,46 @@ impl Root {
         )
         .map_err(|e| error(&full, e))?;
         Ok((fd, name))
+    }
+}
+
+/// A file written beside the one it replaces (see [`Root::stage_file`]).
+pub struct Staged {
+    parent: OwnedFd,
+    tmp: std::ffi::OsString,
+    name: std::ffi::OsString,
+    full: PathBuf,
+    placed: bool,
+}
+
+impl Staged {
+    /// Flushes every file written on the file system that holds this one: one sync for all
+    /// the files a commit stages, before any is put in place.
+    pub fn sync_filesystem(&self) -> Result<()> {
+        let dir = rustix::fs::openat(
+            &self.parent,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(rustix::fs::syncfs);
+        dir.map_err(|e| error(&self.full, e))
+    }
+
+    /// Renames the file over the one it replaces.
+    pub fn put_in_place(mut self) -> Result<()> {
+        rustix::fs::renameat(&self.parent, &self.tmp, &self.parent, &self.name)
+            .map_err(|e| error(&self.full, e))?;
+        self.placed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = rustix::fs::unlinkat(&self.parent, &self.tmp, rustix::fs::AtFlags::empty());
+        }
     }
 }
 

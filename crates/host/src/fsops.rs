@@ -36,6 +36,17 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .map(|_| ())
 }
 
+/// [`crate::beneath::Root::stage_file`] beneath the path's anchor: the file written beside
+/// `path`, not synced, not yet in place.
+pub(crate) fn stage_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> Result<crate::beneath::Staged> {
+    let (root, rel, _) = crate::anchor::open_now(path)?;
+    root.stage_file(&rel, mode, contents)
+}
+
 /// Flushes a file and the directory entry that names it to disk.
 pub fn sync_file_and_dir(path: &Path) -> Result<()> {
     let sync = |p: &Path| fs::File::open(p).and_then(|f| f.sync_all());

@@ -400,6 +400,8 @@ pub trait Store: Accounts + Send + Sync {
     fn cancel_task(&self, id: i64) -> Result<Task>;
     fn retry_task(&self, id: i64) -> Result<Task>;
     fn running_tasks(&self) -> Result<Vec<RunningTask>>;
+    /// The claim that holds task `id`, while it is processing.
+    fn task_claim(&self, id: i64) -> Result<Option<Claim>>;
 
     fn append_log(&self, task_id: i64, line: &str) -> Result<()>;
     fn log(&self, task_id: i64, after_id: i64) -> Result<Vec<LogLine>>;

@@ -140,6 +140,11 @@ impl Dispatcher {
         self.committers.nginx.total_reloads()
     }
 
+    /// `nginx -t` runs made by this dispatcher so far.
+    pub fn nginx_tests(&self) -> u64 {
+        self.committers.nginx.total_tests()
+    }
+
     /// [`Dispatcher::run`] until SIGTERM or SIGINT: the first stops it claiming tasks and it
     /// exits once the running ones are done; a second exits at once (see
     /// [`host::stop_on_signals`]).
@@ -296,11 +301,17 @@ impl Dispatcher {
     /// its outcome was never recorded (the worker died), so it is rolled back and failed as
     /// a crashed dispatcher's task would be.
     fn reap(&self, task_id: i64, seq: i64) {
-        let still_running = retry_transient(|| self.fjord.store().running_tasks())
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.task.id == task_id && r.claim.owner == self.owner && r.claim.seq == seq);
-        if let Some(running) = still_running {
+        let store = self.fjord.store();
+        let claim = store::Claim {
+            owner: self.owner.clone(),
+            seq,
+        };
+        // Asked of this one task: a scan of every running task here made each task's end cost
+        // as much as the tasks parked beside it (thousands, waiting for one nginx commit).
+        let still_held =
+            retry_transient(|| store.task_claim(task_id)).ok().flatten() == Some(claim.clone());
+        if still_held && let Ok(task) = retry_transient(|| store.task(task_id)) {
+            let running = RunningTask { task, claim };
             let journal = StoreJournal {
                 store: self.fjord.store(),
                 task_id,
@@ -530,12 +541,8 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, claimed: &RunningTask, 
     };
     // The journal is the claim's only while the claim holds the task: after a take-over and
     // a retry it holds another run's steps, which this rollback must never undo.
-    match retry_transient(|| store.running_tasks()) {
-        Ok(running)
-            if !running
-                .iter()
-                .any(|r| r.claim == *claim && r.task.id == task.id) =>
-        {
+    match retry_transient(|| store.task_claim(task.id)) {
+        Ok(held) if held.as_ref() != Some(claim) => {
             journal.log_durably(LOST_CLAIM);
             return;
         }

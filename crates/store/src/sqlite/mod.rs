@@ -34,6 +34,8 @@ pub use migrations::MIGRATIONS;
 /// dispatchers) share it; writes that must not interleave run in `BEGIN IMMEDIATE`.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Taken only while `conn` is held.
+    held_locks: Mutex<queue::HeldLocks>,
 }
 
 fn corrupt(what: impl Into<String>) -> StoreError {
@@ -81,6 +83,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            held_locks: Mutex::default(),
         })
     }
 
@@ -219,7 +222,10 @@ impl Store for SqliteStore {
         next: i64,
         owner: &str,
     ) -> Result<bool> {
-        self.with(|c| queue::take_due_cron(c, site_id, due, next, owner))
+        self.with(|c| {
+            let mut held = self.held_locks.lock().unwrap_or_else(|p| p.into_inner());
+            queue::take_due_cron(c, &mut held, site_id, due, next, owner)
+        })
     }
 
     fn record_cron(
@@ -500,7 +506,10 @@ impl Store for SqliteStore {
     }
 
     fn claim_next(&self, owner: &str) -> Result<Option<RunningTask>> {
-        self.with(|c| queue::claim_next(c, owner))
+        self.with(|c| {
+            let mut held = self.held_locks.lock().unwrap_or_else(|p| p.into_inner());
+            queue::claim_next(c, &mut held, owner)
+        })
     }
 
     fn finish_task(
@@ -555,6 +564,10 @@ impl Store for SqliteStore {
 
     fn running_tasks(&self) -> Result<Vec<RunningTask>> {
         self.with(queue::running_tasks)
+    }
+
+    fn task_claim(&self, id: i64) -> Result<Option<Claim>> {
+        self.with(|c| Ok(queue::claim_of(c, id)?.map(|(owner, seq)| Claim { owner, seq })))
     }
 
     fn append_log(&self, task_id: i64, line: &str) -> Result<()> {

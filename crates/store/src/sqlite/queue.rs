@@ -3,9 +3,11 @@
 //! outcome is recorded only by the claim that still holds the task: a dispatcher that lost
 //! it (recovered by another, retried and claimed again) changes nothing.
 
+use std::collections::HashSet;
+
 use super::*;
 
-fn claim_of(c: &Connection, id: i64) -> Result<Option<(String, i64)>> {
+pub(super) fn claim_of(c: &Connection, id: i64) -> Result<Option<(String, i64)>> {
     Ok(c.query_row(
         "SELECT owner, claim FROM tasks WHERE id = ?1 AND status = 'processing'",
         [id],
@@ -19,111 +21,141 @@ fn claim_of(c: &Connection, id: i64) -> Result<Option<(String, i64)>> {
     .optional()?)
 }
 
-/// What the locks of running work are computed from: the platform of each site some work is
-/// on or waiting for, and each platform's server.
+/// What the locks of running work are computed from: each platform's server, and the
+/// platform of each site some work is on or waiting for, read when first asked (a claim
+/// usually looks at one queued task, however many are queued).
 struct LockMap {
-    platform_of: HashMap<i64, i64>,
+    platform_of: HashMap<i64, Option<i64>>,
     server_of: HashMap<i64, i64>,
 }
 
 impl LockMap {
     fn load(tx: &Connection) -> Result<LockMap> {
-        let platform_of = {
-            let mut stmt = tx.prepare(
-                "SELECT s.id, s.platform_id FROM sites s JOIN tasks t
-                 ON t.target_type = 'site' AND t.target_id = s.id
-                 WHERE t.status IN ('queued', 'processing')
-                 UNION SELECT s.id, s.platform_id FROM sites s JOIN cron_runs r ON r.site_id = s.id",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
         let server_of = {
             let mut stmt = tx.prepare("SELECT id, server_id FROM platforms")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         Ok(LockMap {
-            platform_of,
+            platform_of: HashMap::new(),
             server_of,
         })
+    }
+
+    fn platform_of(&mut self, tx: &Connection, site: i64) -> Result<Option<i64>> {
+        if let Some(platform) = self.platform_of.get(&site) {
+            return Ok(*platform);
+        }
+        let platform = tx
+            .prepare_cached("SELECT platform_id FROM sites WHERE id = ?1")?
+            .query_row([site], |r| r.get(0))
+            .optional()?;
+        self.platform_of.insert(site, platform);
+        Ok(platform)
     }
 
     fn server_of(&self, platform: i64) -> Option<i64> {
         self.server_of.get(&platform).copied()
     }
 
-    fn of_task(&self, t: &Task) -> Vec<(LockKey, bool)> {
-        let server_of = |p| self.server_of(p);
-        match t.target {
-            Target::Site(id) => t.locks(self.platform_of.get(&id).copied(), &server_of),
-            _ => t.locks(None, &server_of),
+    fn of_task(&mut self, tx: &Connection, t: &Task) -> Result<Vec<(LockKey, bool)>> {
+        let platform = match t.target {
+            Target::Site(id) => self.platform_of(tx, id)?,
+            _ => None,
+        };
+        Ok(t.locks(platform, &|p| self.server_of(p)))
+    }
+
+    fn of_site(&mut self, tx: &Connection, site: i64) -> Result<Vec<(LockKey, bool)>> {
+        let platform = self.platform_of(tx, site)?;
+        Ok(model::site_locks(site, platform, &|p| self.server_of(p)))
+    }
+
+    /// The locks held by processing tasks and by running crons. A processing task's locks
+    /// are computed once per claim and kept in `cache`: its target and arguments never change,
+    /// nor, while it holds its site, the site's platform. Reading and parsing every processing
+    /// task on each claim made a claim cost as much as the tasks waiting beside it for one
+    /// nginx commit (thousands, when a platform's sites are verified).
+    fn held(&mut self, tx: &Connection, cache: &mut HeldLocks) -> Result<Vec<(LockKey, bool)>> {
+        let running: HashSet<(i64, i64)> = {
+            let mut stmt =
+                tx.prepare_cached("SELECT id, claim FROM tasks WHERE status = 'processing'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        cache.retain(|claim, _| running.contains(claim));
+        let mut held = Vec::new();
+        for claim in running {
+            if !cache.contains_key(&claim) {
+                let task = get_task(tx, claim.0)?;
+                cache.insert(claim, self.of_task(tx, &task)?);
+            }
+            held.extend(cache[&claim].iter().cloned());
         }
-    }
-
-    fn of_site(&self, site: i64, platform: Option<i64>) -> Vec<(LockKey, bool)> {
-        model::site_locks(site, platform, &|p| self.server_of(p))
-    }
-
-    /// The locks held by processing tasks and by running crons.
-    fn held(&self, tx: &Connection) -> Result<Vec<(LockKey, bool)>> {
-        let mut held: Vec<_> = query_tasks(
-            tx,
-            &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing'"),
-            [],
-        )?
-        .iter()
-        .flat_map(|t| self.of_task(t))
-        .collect();
-        let mut stmt = tx.prepare("SELECT site_id FROM cron_runs")?;
-        let crons = stmt.query_map([], |r| r.get::<_, i64>(0))?;
-        for site in crons {
-            let site = site?;
-            held.extend(self.of_site(site, self.platform_of.get(&site).copied()));
+        let sites: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT site_id FROM cron_runs")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for site in sites {
+            held.extend(self.of_site(tx, site)?);
         }
         Ok(held)
     }
 }
 
-fn queued_tasks(tx: &Connection) -> Result<Vec<Task>> {
-    query_tasks(
-        tx,
-        &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"),
-        [],
-    )
-}
+/// The locks of processing tasks, by task id and claim number (see [`LockMap::held`]).
+pub(super) type HeldLocks = HashMap<(i64, i64), Vec<(LockKey, bool)>>;
 
-pub(super) fn claim_next(c: &mut Connection, owner: &str) -> Result<Option<RunningTask>> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let map = LockMap::load(&tx)?;
-    let locks_of = |t: &Task| map.of_task(t);
-    let mut held = map.held(&tx)?;
-    let queued = queued_tasks(&tx)?;
-    for task in queued {
-        let locks = locks_of(&task);
-        if locks_conflict(&locks, &held) {
-            // Reserve its locks so that a younger task on the same object cannot
-            // overtake it.
-            held.extend(locks);
-            continue;
+/// The oldest queued task whose locks conflict with none of `held` nor of an older queued
+/// task's (whose locks are added to `held`, so that a younger task on the same object cannot
+/// overtake it). Reads queued tasks one by one, and stops at the first one that may run.
+fn first_runnable(
+    tx: &Connection,
+    map: &mut LockMap,
+    held: &mut Vec<(LockKey, bool)>,
+) -> Result<Option<Task>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let task = task_from_row(row)??;
+        let locks = map.of_task(tx, &task)?;
+        if !locks_conflict(&locks, held) {
+            return Ok(Some(task));
         }
-        tx.execute(
-            "UPDATE tasks SET status = 'processing', started_at = ?2, owner = ?3,
-             claim = claim + 1 WHERE id = ?1",
-            params![task.id, now_ms(), owner],
-        )?;
-        let claimed = get_task(&tx, task.id)?;
-        let seq = claim_of(&tx, task.id)?.map(|(_, seq)| seq).unwrap_or(0);
-        tx.commit()?;
-        return Ok(Some(RunningTask {
-            task: claimed,
-            claim: Claim {
-                owner: owner.to_string(),
-                seq,
-            },
-        }));
+        held.extend(locks);
     }
     Ok(None)
+}
+
+pub(super) fn claim_next(
+    c: &mut Connection,
+    cache: &mut HeldLocks,
+    owner: &str,
+) -> Result<Option<RunningTask>> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut map = LockMap::load(&tx)?;
+    let mut held = map.held(&tx, cache)?;
+    let Some(task) = first_runnable(&tx, &mut map, &mut held)? else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE tasks SET status = 'processing', started_at = ?2, owner = ?3,
+         claim = claim + 1 WHERE id = ?1",
+        params![task.id, now_ms(), owner],
+    )?;
+    let claimed = get_task(&tx, task.id)?;
+    let seq = claim_of(&tx, task.id)?.map(|(_, seq)| seq).unwrap_or(0);
+    tx.commit()?;
+    Ok(Some(RunningTask {
+        task: claimed,
+        claim: Claim {
+            owner: owner.to_string(),
+            seq,
+        },
+    }))
 }
 
 pub(super) fn finish_task(
@@ -197,6 +229,7 @@ pub(super) fn running_tasks(c: &mut Connection) -> Result<Vec<RunningTask>> {
 /// claims, so a task and a cron never run on one site at once.
 pub(super) fn take_due_cron(
     c: &mut Connection,
+    cache: &mut HeldLocks,
     site_id: i64,
     due: Option<i64>,
     next: i64,
@@ -211,18 +244,17 @@ pub(super) fn take_due_cron(
     if running {
         return Ok(false);
     }
-    let platform: Option<i64> = tx
-        .query_row(
-            "SELECT platform_id FROM sites WHERE id = ?1",
-            [site_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let map = LockMap::load(&tx)?;
-    let locks = map.of_site(site_id, platform);
-    let mut busy = map.held(&tx)?;
+    let mut map = LockMap::load(&tx)?;
+    let locks = map.of_site(&tx, site_id)?;
+    let mut busy = map.held(&tx, cache)?;
     // A task waiting for the site (or its platform, or server) goes first.
-    busy.extend(queued_tasks(&tx)?.iter().flat_map(|t| map.of_task(t)));
+    for task in query_tasks(
+        &tx,
+        &format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1000"),
+        [],
+    )? {
+        busy.extend(map.of_task(&tx, &task)?);
+    }
     if locks_conflict(&locks, &busy) {
         return Ok(false);
     }
