@@ -113,7 +113,10 @@ mod tests {
     fn modes_parse_and_refuse_with_the_rule() {
         assert_eq!(HttpsMode::parse("required"), Ok(HttpsMode::Required));
         let err = HttpsMode::parse("always").unwrap_err().to_string();
-        assert!(err.contains("always") && err.contains("off, on or required"), "{err}");
+        assert!(
+            err.contains("always") && err.contains("off, on or required"),
+            "{err}"
+        );
         assert_eq!(SiteHttps::default().mode, HttpsMode::On);
         assert!(!SiteHttps::default().serves_https(false));
     }
@@ -134,6 +137,9 @@ mod tests {
         let err = parse_listens("https listen address", &list(&["localhost:443"]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("https listen address") && err.contains("localhost:443"), "{err}");
+        assert!(
+            err.contains("https listen address") && err.contains("localhost:443"),
+            "{err}"
+        );
     }
 }

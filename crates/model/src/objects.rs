@@ -37,9 +37,7 @@ impl Server {
     pub fn site_url_of(&self, site: &Site, has_certificate: bool) -> String {
         let HttpService::Nginx(nginx) = &self.http;
         match nginx.https_port() {
-            Some(port)
-                if site.https.mode == crate::HttpsMode::Required && has_certificate =>
-            {
+            Some(port) if site.https.mode == crate::HttpsMode::Required && has_certificate => {
                 canonical_url("https", site.name.as_str(), port, 443)
             }
             _ => self.site_url(site.name.as_str()),

@@ -19,12 +19,12 @@ mod wordpress;
 
 pub use dokuwiki::{DOKUWIKI_DEFAULT_CONF, dokuwiki_preload, dokuwiki_protected};
 pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
+pub use mediawiki::{MediawikiSite, mediawiki_dispatcher, mediawiki_settings};
 pub use nginx::{
     ACME_CHALLENGE_DIR, ACME_CHALLENGE_PATH, NEVER_SERVED, PROBE_GENERATION_PATH, PROBE_HOST,
     VhostSpec, VhostState, WebApp, acme_challenge_dir, acme_challenge_file, acme_root, nginx_hook,
     nginx_server_conf, nginx_vhost,
 };
-pub use mediawiki::{MediawikiSite, mediawiki_dispatcher, mediawiki_settings};
 pub use php::{
     DISABLED_FUNCTIONS, MAIL_FUNCTIONS, PhpPool, db_address_of, php_fpm_pool, php_limits,
     php_settings,

@@ -96,7 +96,11 @@ fn static_web() -> WebApp {
 fn spec(platform: &Platform, site: &Site, web: &WebApp, state: VhostState) -> VhostSpec {
     VhostSpec {
         name: site.name.as_str().to_string(),
-        aliases: site.aliases.iter().map(|h| h.as_str().to_string()).collect(),
+        aliases: site
+            .aliases
+            .iter()
+            .map(|h| h.as_str().to_string())
+            .collect(),
         redirect_aliases: site.redirect_aliases,
         platform: platform.name.to_string(),
         http_listen: vec!["127.0.0.1:8080".parse().unwrap()],
@@ -141,20 +145,14 @@ fn vhost_php_and_wordpress() {
         ..platform()
     };
     let mut site = site(SiteStatus::Installed, false);
-    check(
-        "vhost_php.conf",
-        &vhost(&platform, &site, &web),
-    );
+    check("vhost_php.conf", &vhost(&platform, &site, &web));
     // The site's own limit (8M) wins.
     site.upload_limit = model::UploadLimit::from_mb(8);
     web.files = vec![(
         format!("{WORDPRESS_CONTENT_URL_PATH}/"),
         PathBuf::from("/srv/wp/sites/example.com"),
     )];
-    check(
-        "vhost_wordpress.conf",
-        &vhost(&platform, &site, &web),
-    );
+    check("vhost_wordpress.conf", &vhost(&platform, &site, &web));
 }
 
 #[test]
@@ -170,10 +168,7 @@ fn vhost_drupal() {
         headers: &[("X-Frame-Options", "SAMEORIGIN")],
     };
     let site = site(SiteStatus::Installed, false);
-    check(
-        "vhost_drupal.conf",
-        &vhost(&platform(), &site, &web),
-    );
+    check("vhost_drupal.conf", &vhost(&platform(), &site, &web));
 }
 
 #[test]
@@ -310,7 +305,11 @@ fn dokuwiki_files() {
 fn vhost_installed() {
     check(
         "vhost_installed.conf",
-        &vhost(&platform(), &site(SiteStatus::Installed, false), &static_web()),
+        &vhost(
+            &platform(),
+            &site(SiteStatus::Installed, false),
+            &static_web(),
+        ),
     );
 }
 
@@ -331,7 +330,11 @@ fn vhost_read_only_while_moving() {
 fn vhost_redirect() {
     check(
         "vhost_redirect.conf",
-        &vhost(&platform(), &site(SiteStatus::Installed, true), &static_web()),
+        &vhost(
+            &platform(),
+            &site(SiteStatus::Installed, true),
+            &static_web(),
+        ),
     );
 }
 
@@ -339,7 +342,11 @@ fn vhost_redirect() {
 fn vhost_disabled() {
     check(
         "vhost_disabled.conf",
-        &vhost(&platform(), &site(SiteStatus::Disabled, true), &static_web()),
+        &vhost(
+            &platform(),
+            &site(SiteStatus::Disabled, true),
+            &static_web(),
+        ),
     );
 }
 
@@ -459,7 +466,8 @@ fn vhost_tls_required_redirects_http_but_the_challenges() {
     check("vhost_tls_required.conf", &conf);
     // Every block answers ACME's challenges, the redirecting ones included.
     assert_eq!(
-        conf.matches("location ^~ /.well-known/acme-challenge/").count(),
+        conf.matches("location ^~ /.well-known/acme-challenge/")
+            .count(),
         conf.matches("\nserver {").count()
     );
     check(
@@ -476,7 +484,10 @@ fn vhost_without_a_certificate_serves_http_whatever_its_mode() {
         ..tls_spec(Required, true, false, VhostState::Serving)
     };
     let conf = nginx_vhost(&spec);
-    assert!(!conf.contains("ssl") && !conf.contains("return 301"), "{conf}");
+    assert!(
+        !conf.contains("ssl") && !conf.contains("return 301"),
+        "{conf}"
+    );
     assert!(!conf.contains("Strict-Transport-Security \""), "{conf}");
     // Off keeps HTTP even with a certificate.
     let off = VhostSpec {

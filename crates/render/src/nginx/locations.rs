@@ -159,4 +159,3 @@ const FASTCGI_PARAMS: &str =
         # httpoxy: a request's Proxy header never becomes the app's HTTP_PROXY.
         fastcgi_param HTTP_PROXY \"\";
 ";
-
