@@ -248,13 +248,27 @@ fn every_site_is_served_on_every_address_with_the_challenge_path_headers_and_gzi
         assert_eq!(asset.one("cache-control"), Some("max-age=604800"));
         assert!(page.header("cache-control").is_empty());
     }
+    // An HTTPS address for the server: its vhosts are rewritten, and without certificates
+    // every site still serves HTTP; one address serves one protocol.
+    let err = env.fails(&["server", "edit", "t", "--https-listen", &second]);
+    assert!(err.contains("also an HTTP address"), "{err}");
+    let https_addr = format!("127.0.0.1:{}", free_port());
+    env.ok(&["server", "edit", "t", "--https-listen", &https_addr]);
+    env.dispatch_until_idle(&[]);
+    let http = &env.json(&["server", "show", "t"])["http"];
+    assert_eq!(
+        http["https_listen"],
+        serde_json::json!([https_addr]),
+        "{http}"
+    );
+    assert_eq!(get(&second, &required, "/", &[]).status, 200);
     std::fs::remove_file(&challenge).unwrap();
     assert_eq!(
         get(&env.nginx.listen(), &serving, &challenge_path, &[]).status,
         404
     );
     for site in [&serving, &disabled, &required, &php_site] {
-        env.ok(&["site", "delete", site]);
+        env.ok(&["site", "delete", site, "--force"]);
     }
     env.dispatch_until_idle(&[]);
 }
