@@ -122,6 +122,47 @@ mod tests {
     }
 
     #[test]
+    fn the_canonical_address_is_https_only_for_a_required_site_with_a_certificate() {
+        let mut server: crate::Server = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "s", "db": [],
+            "http": {"type": "nginx", "binary": "/usr/sbin/nginx",
+                "config": "/etc/nginx/nginx.conf", "prefix": null,
+                "include_dir": "/etc/nginx/conf.d", "listen": "0.0.0.0:8080",
+                "reload": "signal", "files_owner": null}
+        }))
+        .unwrap();
+        let mut site: crate::Site = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "example.com", "platform_id": 1, "aliases": [],
+            "redirect_aliases": false, "status": "installed", "client_id": null,
+            "database": null
+        }))
+        .unwrap();
+        // An old state's one address reads as a list of one; HTTPS is on by default.
+        assert_eq!(site.https, SiteHttps::default());
+        assert_eq!(server.site_url_of(&site, true), "http://example.com:8080");
+        site.https.mode = HttpsMode::Required;
+        assert_eq!(server.site_url_of(&site, false), "http://example.com:8080");
+        // No HTTPS address on the server: HTTP still.
+        assert_eq!(server.site_url_of(&site, true), "http://example.com:8080");
+        let crate::HttpService::Nginx(nginx) = &mut server.http;
+        nginx.https_listen = vec!["0.0.0.0:443".parse().unwrap(), "[::]:8443".parse().unwrap()];
+        assert_eq!(server.site_url_of(&site, true), "https://example.com");
+        nginx_listen_check(&server);
+    }
+
+    fn nginx_listen_check(server: &crate::Server) {
+        let crate::HttpService::Nginx(nginx) = &server.http;
+        assert!(nginx.check_listens().is_ok());
+        let mut both = nginx.clone();
+        both.https_listen.push(both.listen[0]);
+        let err = both.check_listens().unwrap_err().to_string();
+        assert!(
+            err.contains("0.0.0.0:8080") && err.contains("one protocol"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn listen_lists_refuse_a_repeated_or_malformed_address() {
         let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(

@@ -329,10 +329,11 @@ impl Fjord {
             expires_at_s,
         };
         let queued = self.queue(Target::Site(site.id), TaskKind::SiteLoginLink, args, false)?;
+        let has_certificate = self.store().site_tls(site.id)?.is_some();
         let url = self
             .store()
             .server(platform.server_id)?
-            .site_url(site.name.as_str());
+            .site_url_of(&site, has_certificate);
         Ok((queued, format!("{url}/?fjord-login={token}")))
     }
 }

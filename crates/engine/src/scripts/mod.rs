@@ -246,7 +246,9 @@ impl ScriptEnv {
             private_dir,
             php,
             db,
-            url: objects.server.site_url(site.name.as_str()),
+            url: objects
+                .server
+                .site_url_of(site, objects.extra.tls.is_some()),
         })
     }
 
