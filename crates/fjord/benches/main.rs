@@ -119,8 +119,18 @@ fn main() {
             files: Vec::new(),
             denied_files: None,
             php_scripts: None,
+            headers: &[],
         };
-        let vhost = render::nginx_vhost(nginx, &platform, &site, &web, &config_dir);
+        let spec = engine::scripts::vhost_spec(
+            nginx,
+            &platform,
+            &site,
+            web,
+            &config_dir,
+            None,
+            render::VhostState::Serving,
+        );
+        let vhost = render::nginx_vhost(&spec);
         std::fs::write(
             config_dir.join("vhost.d").join(format!("{name}.conf")),
             vhost,

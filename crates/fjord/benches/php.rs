@@ -271,6 +271,7 @@ fn hand_vhost(env: &harness::Env, site: &str, code: &Path, socket: &Path) -> Htt
         database: None,
         app_secret: String::new(),
         upload_limit: None,
+        https: Default::default(),
     };
     let web = render::WebApp {
         docroot: code.to_path_buf(),
@@ -280,11 +281,20 @@ fn hand_vhost(env: &harness::Env, site: &str, code: &Path, socket: &Path) -> Htt
         files: Vec::new(),
         denied_files: None,
         php_scripts: None,
+        headers: &[],
     };
     let config_dir = env.data.path().join("config/t/nginx");
     HttpVhost {
         path: env.nginx.prefix().join(format!("conf.d/hand-{site}.conf")),
-        text: render::nginx_vhost(nginx, &platform, &site_record, &web, &config_dir),
+        text: render::nginx_vhost(&engine::scripts::vhost_spec(
+            nginx,
+            &platform,
+            &site_record,
+            web,
+            &config_dir,
+            None,
+            render::VhostState::Serving,
+        )),
     }
 }
 

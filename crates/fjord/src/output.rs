@@ -42,7 +42,8 @@ pub fn server_json(s: &Server) -> Value {
             "config": n.config,
             "prefix": n.prefix,
             "include_dir": n.include_dir,
-            "listen": n.listen.to_string(),
+            "listen": n.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "https_listen": n.https_listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "reload": n.reload,
             "files_owner": n.files_owner,
             "web_group": n.web_group,
@@ -116,6 +117,9 @@ pub fn site_json(names: &Names, s: &Site) -> Value {
         // What it takes, and whether that is its own, its platform's or the default.
         "upload_limit": engine::model::UploadLimit::of(s.upload_limit, platform_limit).to_string(),
         "upload_limit_of": upload_limit_of,
+        // Takes effect once the site has a certificate.
+        "https": s.https.mode.as_str(),
+        "hsts": s.https.hsts,
     })
 }
 

@@ -24,14 +24,23 @@ pub const STANDARD_NGINX_CONFIG: &str = "/etc/nginx/nginx.conf";
 pub const STANDARD_NGINX_INCLUDE_DIR: &str = "/etc/nginx/conf.d";
 
 impl Server {
-    /// A site's canonical address on this server: its name, and the port its vhosts listen
-    /// on unless it is HTTP's own. Links a site makes and links fjord prints use it, never
-    /// the `Host` a request brought.
+    /// A site's canonical address on this server, over HTTP: its name, and the port of the
+    /// server's first HTTP address unless it is HTTP's own. Links a site makes and links
+    /// fjord prints use it, never the `Host` a request brought.
     pub fn site_url(&self, host: &str) -> String {
         let HttpService::Nginx(nginx) = &self.http;
-        match nginx.listen.port() {
-            80 => format!("http://{host}"),
-            port => format!("http://{host}:{port}"),
+        canonical_url("http", host, nginx.http_port(), 80)
+    }
+
+    /// A site's canonical address: over HTTPS when the site requires it and has a
+    /// certificate to serve it with (and the server an HTTPS address), else over HTTP.
+    pub fn site_url_of(&self, site: &Site, has_certificate: bool) -> String {
+        let HttpService::Nginx(nginx) = &self.http;
+        match nginx.https_port() {
+            Some(port) if site.https.mode == crate::HttpsMode::Required && has_certificate => {
+                canonical_url("https", site.name.as_str(), port, 443)
+            }
+            _ => self.site_url(site.name.as_str()),
         }
     }
 
@@ -108,8 +117,13 @@ pub struct NginxService {
     /// A directory the main config includes at `http` level (Debian: `/etc/nginx/conf.d`);
     /// server verify puts fjord's one hook file there.
     pub include_dir: AbsPath,
-    /// Where vhosts listen.
-    pub listen: SocketAddr,
+    /// Where vhosts answer HTTP (one or more; the first is the canonical port and the
+    /// probe's). An older state's single address reads as a list of one.
+    #[serde(deserialize_with = "crate::https::one_or_many")]
+    pub listen: Vec<SocketAddr>,
+    /// Where vhosts answer HTTPS, for sites that have a certificate (none: HTTP only).
+    #[serde(default)]
+    pub https_listen: Vec<SocketAddr>,
     pub reload: ReloadMethod,
     /// The user that should own site files, if any (needs root).
     pub files_owner: Option<Name>,
@@ -117,6 +131,46 @@ pub struct NginxService {
     /// given to it, so that nginx reads them and other sites' PHP does not.
     #[serde(default)]
     pub web_group: Option<Name>,
+}
+
+fn canonical_url(scheme: &str, host: &str, port: u16, default_port: u16) -> String {
+    if port == default_port {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+impl NginxService {
+    /// The port of the canonical HTTP address.
+    pub fn http_port(&self) -> u16 {
+        self.listen.first().map_or(80, SocketAddr::port)
+    }
+
+    /// The port of the canonical HTTPS address, when the server serves HTTPS.
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_listen.first().map(SocketAddr::port)
+    }
+
+    /// Checks the two lists: at least one HTTP address (the probe and ACME's challenges
+    /// come over HTTP) and no address on both.
+    pub fn check_listens(&self) -> Result<(), Invalid> {
+        if self.listen.is_empty() {
+            return Err(Invalid::new(
+                "listen address",
+                "",
+                "a server needs at least one HTTP address",
+            ));
+        }
+        if let Some(both) = self.https_listen.iter().find(|a| self.listen.contains(a)) {
+            return Err(Invalid::new(
+                "https listen address",
+                &both.to_string(),
+                "is also an HTTP address: one address serves one protocol",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -444,6 +498,9 @@ pub struct Site {
     /// The largest upload it takes, over its platform's.
     #[serde(default)]
     pub upload_limit: Option<crate::UploadLimit>,
+    /// Whether it is served over HTTPS once it has a certificate, and with HSTS.
+    #[serde(default)]
+    pub https: crate::SiteHttps,
 }
 
 impl Site {

@@ -26,6 +26,8 @@ pub struct SiteNames {
     /// Its own upload limit (none: its platform's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_limit: Option<crate::UploadLimit>,
+    #[serde(default)]
+    pub https: crate::SiteHttps,
 }
 
 /// A platform's upload limit before `platform edit` changed it: put back if the verify
@@ -363,6 +365,10 @@ mod tests {
                         aliases: vec![host.clone()],
                         redirect_aliases: true,
                         upload_limit: crate::UploadLimit::from_mb(8),
+                        https: crate::SiteHttps {
+                            mode: crate::HttpsMode::Required,
+                            hsts: true,
+                        },
                     }),
                 },
             ),

@@ -35,7 +35,8 @@ fn nginx() -> NginxService {
         config: AbsPath::parse("p", "/etc/nginx/nginx.conf").unwrap(),
         prefix: None,
         include_dir: AbsPath::parse("p", "/etc/nginx/conf.d").unwrap(),
-        listen: "127.0.0.1:8080".parse().unwrap(),
+        listen: vec!["127.0.0.1:8080".parse().unwrap()],
+        https_listen: Vec::new(),
         reload: ReloadMethod::Signal,
         files_owner: None,
         web_group: None,
@@ -71,6 +72,7 @@ fn site(status: SiteStatus, redirect: bool) -> Site {
         database: None,
         app_secret: String::new(),
         upload_limit: None,
+        https: Default::default(),
     }
 }
 
@@ -85,7 +87,42 @@ fn static_web() -> WebApp {
         files: Vec::new(),
         denied_files: None,
         php_scripts: None,
+        headers: &[],
     }
+}
+
+/// The vhost of `site` on `platform` as the engine builds it for a server listening on
+/// 127.0.0.1:8080 (HTTP only).
+fn spec(platform: &Platform, site: &Site, web: &WebApp, state: VhostState) -> VhostSpec {
+    VhostSpec {
+        name: site.name.as_str().to_string(),
+        aliases: site
+            .aliases
+            .iter()
+            .map(|h| h.as_str().to_string())
+            .collect(),
+        redirect_aliases: site.redirect_aliases,
+        platform: platform.name.to_string(),
+        http_listen: vec!["127.0.0.1:8080".parse().unwrap()],
+        https_listen: Vec::new(),
+        tls: None,
+        https: site.https.mode,
+        hsts: site.https.hsts,
+        acme_dir: acme_root(Path::new(CONFIG_DIR)),
+        disabled_dir: Path::new(CONFIG_DIR).join("disabled"),
+        web: web.clone(),
+        state: match (site.status, state) {
+            (SiteStatus::Disabled, _) => VhostState::Disabled,
+            (_, state) => state,
+        },
+        upload_limit: site.upload_limit_on(platform),
+        canonical_http_port: 8080,
+        canonical_https_port: None,
+    }
+}
+
+fn vhost(platform: &Platform, site: &Site, web: &WebApp) -> String {
+    nginx_vhost(&spec(platform, site, web, VhostState::Serving))
 }
 
 const SOCKET: &str = "/var/lib/fjord/config/local/php-8.2/fj1a2b3c-1-1-a379a6.sock";
@@ -100,6 +137,7 @@ fn vhost_php_and_wordpress() {
         files: Vec::new(),
         denied_files: None,
         php_scripts: None,
+        headers: &[("X-Frame-Options", "SAMEORIGIN")],
     };
     // The platform's upload limit (16M), which this site takes.
     let platform = Platform {
@@ -107,20 +145,14 @@ fn vhost_php_and_wordpress() {
         ..platform()
     };
     let mut site = site(SiteStatus::Installed, false);
-    check(
-        "vhost_php.conf",
-        &nginx_vhost(&nginx(), &platform, &site, &web, Path::new(CONFIG_DIR)),
-    );
+    check("vhost_php.conf", &vhost(&platform, &site, &web));
     // The site's own limit (8M) wins.
     site.upload_limit = model::UploadLimit::from_mb(8);
     web.files = vec![(
         format!("{WORDPRESS_CONTENT_URL_PATH}/"),
         PathBuf::from("/srv/wp/sites/example.com"),
     )];
-    check(
-        "vhost_wordpress.conf",
-        &nginx_vhost(&nginx(), &platform, &site, &web, Path::new(CONFIG_DIR)),
-    );
+    check("vhost_wordpress.conf", &vhost(&platform, &site, &web));
 }
 
 #[test]
@@ -133,12 +165,10 @@ fn vhost_drupal() {
         files: Vec::new(),
         denied_files: Some("\\.(install|module|yml)$"),
         php_scripts: Some(vec!["/index.php".into()]),
+        headers: &[("X-Frame-Options", "SAMEORIGIN")],
     };
     let site = site(SiteStatus::Installed, false);
-    check(
-        "vhost_drupal.conf",
-        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
-    );
+    check("vhost_drupal.conf", &vhost(&platform(), &site, &web));
 }
 
 #[test]
@@ -275,12 +305,10 @@ fn dokuwiki_files() {
 fn vhost_installed() {
     check(
         "vhost_installed.conf",
-        &nginx_vhost(
-            &nginx(),
+        &vhost(
             &platform(),
             &site(SiteStatus::Installed, false),
             &static_web(),
-            Path::new(CONFIG_DIR),
         ),
     );
 }
@@ -289,13 +317,12 @@ fn vhost_installed() {
 fn vhost_read_only_while_moving() {
     check(
         "vhost_read_only.conf",
-        &nginx_vhost_read_only(
-            &nginx(),
+        &nginx_vhost(&spec(
             &platform(),
             &site(SiteStatus::Installed, false),
             &static_web(),
-            Path::new(CONFIG_DIR),
-        ),
+            VhostState::ReadOnly,
+        )),
     );
 }
 
@@ -303,12 +330,10 @@ fn vhost_read_only_while_moving() {
 fn vhost_redirect() {
     check(
         "vhost_redirect.conf",
-        &nginx_vhost(
-            &nginx(),
+        &vhost(
             &platform(),
             &site(SiteStatus::Installed, true),
             &static_web(),
-            Path::new(CONFIG_DIR),
         ),
     );
 }
@@ -317,12 +342,10 @@ fn vhost_redirect() {
 fn vhost_disabled() {
     check(
         "vhost_disabled.conf",
-        &nginx_vhost(
-            &nginx(),
+        &vhost(
             &platform(),
             &site(SiteStatus::Disabled, true),
             &static_web(),
-            Path::new(CONFIG_DIR),
         ),
     );
 }
@@ -388,4 +411,128 @@ fn an_application_that_needs_putenv_keeps_it_and_loses_every_way_to_start_sendma
         assert!(putenv.iter().any(|d| d == f), "{f} stays enabled");
     }
     assert!(disabled(true, true).is_empty());
+}
+
+/// A site with a certificate, on a server listening on two HTTP and two HTTPS addresses
+/// (IPv4 and IPv6).
+fn tls_spec(https: model::HttpsMode, hsts: bool, redirect: bool, state: VhostState) -> VhostSpec {
+    let mut site = site(SiteStatus::Installed, redirect);
+    site.https = model::SiteHttps { mode: https, hsts };
+    let web = WebApp {
+        headers: &[
+            ("X-Frame-Options", "SAMEORIGIN"),
+            ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ],
+        ..static_web()
+    };
+    VhostSpec {
+        http_listen: vec!["0.0.0.0:80".parse().unwrap(), "[::]:80".parse().unwrap()],
+        https_listen: vec!["0.0.0.0:443".parse().unwrap(), "[::]:443".parse().unwrap()],
+        tls: Some(model::TlsFiles {
+            cert: AbsPath::parse("cert", "/var/lib/fjord/tls/example.com/fullchain.pem").unwrap(),
+            key: AbsPath::parse("key", "/var/lib/fjord/tls/example.com/key.pem").unwrap(),
+        }),
+        canonical_http_port: 80,
+        canonical_https_port: Some(443),
+        ..spec(&platform(), &site, &web, state)
+    }
+}
+
+#[test]
+fn vhost_tls_serving_both_protocols_in_one_block() {
+    use model::HttpsMode::On;
+    check(
+        "vhost_tls_on.conf",
+        &nginx_vhost(&tls_spec(On, false, false, VhostState::Serving)),
+    );
+}
+
+#[test]
+fn vhost_tls_with_hsts_sends_it_over_https_only() {
+    use model::HttpsMode::On;
+    let conf = nginx_vhost(&tls_spec(On, true, false, VhostState::Serving));
+    check("vhost_tls_hsts.conf", &conf);
+    // Two blocks: the HTTPS one alone carries the header.
+    let blocks: Vec<&str> = conf.split("\nserver {").skip(1).collect();
+    assert_eq!(blocks.len(), 2);
+    assert!(!blocks[0].contains("Strict-Transport-Security \"") && !blocks[0].contains("ssl"));
+    assert!(blocks[1].contains("Strict-Transport-Security \"max-age="));
+}
+
+#[test]
+fn vhost_tls_required_redirects_http_but_the_challenges() {
+    use model::HttpsMode::Required;
+    let conf = nginx_vhost(&tls_spec(Required, true, true, VhostState::Serving));
+    check("vhost_tls_required.conf", &conf);
+    // Every block answers ACME's challenges, the redirecting ones included.
+    assert_eq!(
+        conf.matches("location ^~ /.well-known/acme-challenge/")
+            .count(),
+        conf.matches("\nserver {").count()
+    );
+    check(
+        "vhost_tls_read_only.conf",
+        &nginx_vhost(&tls_spec(Required, false, false, VhostState::ReadOnly)),
+    );
+}
+
+#[test]
+fn vhost_without_a_certificate_serves_http_whatever_its_mode() {
+    use model::HttpsMode::Required;
+    let spec = VhostSpec {
+        tls: None,
+        ..tls_spec(Required, true, false, VhostState::Serving)
+    };
+    let conf = nginx_vhost(&spec);
+    assert!(
+        !conf.contains("ssl") && !conf.contains("return 301"),
+        "{conf}"
+    );
+    assert!(!conf.contains("Strict-Transport-Security \""), "{conf}");
+    // Off keeps HTTP even with a certificate.
+    let off = VhostSpec {
+        https: model::HttpsMode::Off,
+        ..tls_spec(Required, true, false, VhostState::Serving)
+    };
+    assert!(!nginx_vhost(&off).contains("ssl"));
+}
+
+#[test]
+fn vhost_tls_disabled() {
+    use model::HttpsMode::Required;
+    check(
+        "vhost_tls_disabled.conf",
+        &nginx_vhost(&tls_spec(Required, true, true, VhostState::Disabled)),
+    );
+}
+
+#[test]
+fn server_conf_with_https_addresses() {
+    let nginx = NginxService {
+        listen: vec!["0.0.0.0:80".parse().unwrap(), "[::]:80".parse().unwrap()],
+        https_listen: vec!["0.0.0.0:443".parse().unwrap(), "[::]:443".parse().unwrap()],
+        ..nginx()
+    };
+    check(
+        "server_tls.conf",
+        &nginx_server_conf(&nginx, Path::new(CONFIG_DIR)),
+    );
+}
+
+#[test]
+fn the_acme_challenge_layout_is_the_one_the_vhost_serves() {
+    let dir = Path::new(CONFIG_DIR);
+    let spec = spec(
+        &platform(),
+        &site(SiteStatus::Installed, false),
+        &static_web(),
+        VhostState::Serving,
+    );
+    // nginx maps /.well-known/acme-challenge/T to <root>/.well-known/acme-challenge/T.
+    assert_eq!(
+        acme_challenge_file(dir, "T"),
+        spec.acme_dir
+            .join(ACME_CHALLENGE_PATH.trim_start_matches('/'))
+            .join("T")
+    );
 }

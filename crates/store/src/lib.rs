@@ -98,12 +98,13 @@ pub enum TaskEffect {
         name: Hostname,
         database: Option<SiteDatabase>,
     },
-    /// Put a site's aliases, redirect and upload limit back (an edit whose verify failed).
+    /// Put a site's aliases, redirect, upload limit and HTTPS settings back (an edit whose verify failed).
     SetSiteNames {
         site_id: i64,
         aliases: Vec<Hostname>,
         redirect_aliases: bool,
         upload_limit: Option<model::UploadLimit>,
+        https: model::SiteHttps,
     },
     /// Put a platform's upload limit back (an edit whose verify failed).
     SetPlatformUploadLimit {
@@ -144,6 +145,7 @@ pub struct NewSite {
     pub app_secret: String,
     /// Its own upload limit (none: its platform's).
     pub upload_limit: Option<model::UploadLimit>,
+    pub https: model::SiteHttps,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,9 +297,15 @@ pub trait Store: Accounts + Send + Sync {
         aliases: &[Hostname],
         redirect_aliases: bool,
         upload_limit: Option<model::UploadLimit>,
+        https: model::SiteHttps,
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)>;
     fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()>;
+    /// The certificate a site's vhost serves HTTPS with, once it has one. The ACME side of
+    /// issue 18 records certificates; until then no site has one.
+    fn site_tls(&self, _site_id: i64) -> Result<Option<model::TlsFiles>> {
+        Ok(None)
+    }
     fn delete_site(&self, id: i64) -> Result<()>;
 
     /// Whether a site database of this name exists on that server and engine.

@@ -86,6 +86,10 @@ pub struct SiteView {
     pub upload_limit_of: String,
     /// Its own limit, if it has one.
     pub own_upload_limit: Option<String>,
+    /// `off`, `on` or `required`: how it is served once it has a certificate.
+    pub https: String,
+    /// Strict-Transport-Security on its HTTPS responses.
+    pub hsts: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -107,6 +111,8 @@ impl SiteView {
             upload_limit: model::UploadLimit::of(s.upload_limit, platform_limit).to_string(),
             upload_limit_of: upload_limit_of.to_string(),
             own_upload_limit: s.upload_limit.map(|l| l.to_string()),
+            https: s.https.mode.as_str().to_string(),
+            hsts: s.https.hsts,
             name: s.name.to_string(),
             url: names.site_url(s.platform_id, s.name.as_str()),
             aliases: s.aliases.iter().map(|a| a.to_string()).collect(),
@@ -164,7 +170,13 @@ impl ServerView {
         let model::HttpService::Nginx(n) = &s.http;
         ServerView {
             name: s.name.to_string(),
-            listen: n.listen.to_string(),
+            listen: n
+                .listen
+                .iter()
+                .map(ToString::to_string)
+                .chain(n.https_listen.iter().map(|a| format!("{a} (HTTPS)")))
+                .collect::<Vec<_>>()
+                .join(", "),
             php: s.php.iter().map(|p| p.version.to_string()).collect(),
             databases: s.db.iter().map(|d| d.engine.as_str().to_string()).collect(),
         }

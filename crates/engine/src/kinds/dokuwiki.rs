@@ -130,6 +130,7 @@ impl AppKind for Dokuwiki {
                 .map(String::from),
         );
         render::WebApp {
+            headers: super::APP_HEADERS,
             docroot: app.platform.path.as_path().to_path_buf(),
             php_socket: app.php.as_ref().map(|p| p.socket.clone()),
             front_controller: true,

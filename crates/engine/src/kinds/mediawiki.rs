@@ -176,6 +176,7 @@ impl AppKind for Mediawiki {
             .map(String::from),
         );
         render::WebApp {
+            headers: super::SITE_HEADERS,
             docroot: app.platform.path.as_path().to_path_buf(),
             php_socket: app.php.as_ref().map(|p| p.socket.clone()),
             front_controller: true,

@@ -338,3 +338,14 @@ pub(crate) fn php_single_quoted(text: &str) -> Option<String> {
 }
 
 pub use model::InstallInput;
+
+/// The headers of an application with a login, which no other site may frame.
+pub(crate) const APP_HEADERS: &[(&str, &str)] = &[
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+];
+
+/// The headers of a site whose framing is its own affair (static files, a custom PHP
+/// application, MediaWiki, which sets `X-Frame-Options` per page itself).
+pub(crate) const SITE_HEADERS: &[(&str, &str)] =
+    &[("Referrer-Policy", "strict-origin-when-cross-origin")];

@@ -11,6 +11,7 @@ impl AppKind for Static {
 
     fn web(&self, app: &SiteApp) -> render::WebApp {
         render::WebApp {
+            headers: super::SITE_HEADERS,
             docroot: app.files_dir.clone(),
             php_socket: None,
             front_controller: false,

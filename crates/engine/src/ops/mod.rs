@@ -52,6 +52,10 @@ pub struct ServerEdit {
     pub add_php: Vec<String>,
     /// PHP versions whose php-fpm service goes.
     pub remove_php: Vec<String>,
+    /// New HTTP listen addresses (none given: unchanged).
+    pub listen: Vec<String>,
+    /// New HTTPS listen addresses (none given: unchanged; `none`: no HTTPS).
+    pub https_listen: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +65,10 @@ pub struct ServerInput {
     pub nginx_config: String,
     pub nginx_prefix: Option<String>,
     pub include_dir: String,
-    pub listen: String,
+    /// The HTTP addresses its vhosts listen on (at least one).
+    pub listen: Vec<String>,
+    /// The HTTPS addresses (none: HTTP only).
+    pub https_listen: Vec<String>,
     pub reload: String,
     pub files_owner: Option<String>,
     /// Database services: `ENGINE[:key=value,...]` (see `model::DbService::parse`).
@@ -108,6 +115,10 @@ pub struct SiteInput {
     pub allow_private_names: bool,
     /// The largest upload it takes (`model::UploadLimit::parse`) [default: its platform's].
     pub upload_limit: Option<String>,
+    /// Its HTTPS mode (`model::HttpsMode::parse`) [default: on].
+    pub https: Option<String>,
+    /// Strict-Transport-Security on its HTTPS responses.
+    pub hsts: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -122,6 +133,10 @@ pub struct SiteEdit {
     /// A new upload limit of its own (`model::UploadLimit::parse`), or `platform`: back to
     /// its platform's.
     pub upload_limit: Option<String>,
+    /// A new HTTPS mode (`model::HttpsMode::parse`: off, on, required).
+    pub https: Option<String>,
+    /// HSTS on or off.
+    pub hsts: Option<bool>,
 }
 
 /// A new name for a site as it moves.

@@ -55,6 +55,7 @@ impl Fjord {
             app_secret: host::random_secret(256)?,
             // A clone takes what its source takes.
             upload_limit: source.upload_limit,
+            https: source.https,
         };
         let args = TaskArgs::Clone {
             source: source.id,
@@ -72,6 +73,7 @@ impl Fjord {
                 database: new.database,
                 app_secret: new.app_secret,
                 upload_limit: new.upload_limit,
+                https: new.https,
             };
             let mut objects = self.objects(TaskKind::SiteClone, Target::Site(source.id), &args)?;
             objects.db_server = site

@@ -2,7 +2,7 @@
 
 use model::{
     AbsPath, DbEngine, DbService, HttpService, Name, NginxService, PhpFpmService, PhpVersion,
-    ReloadMethod, Server, Target, TaskArgs, TaskKind, parse_listen,
+    ReloadMethod, Server, SiteStatus, Target, TaskArgs, TaskKind, parse_listens,
 };
 use store::NewTask;
 
@@ -23,7 +23,8 @@ impl Fjord {
                 .map(|p| AbsPath::parse("nginx prefix", p))
                 .transpose()?,
             include_dir: AbsPath::parse("nginx include dir", &input.include_dir)?,
-            listen: parse_listen(&input.listen)?,
+            listen: parse_listens("listen address", &input.listen)?,
+            https_listen: parse_listens("https listen address", &input.https_listen)?,
             reload: ReloadMethod::parse(&input.reload)?,
             files_owner: input
                 .files_owner
@@ -36,6 +37,7 @@ impl Fjord {
                 .map(|g| Name::parse("web group", g))
                 .transpose()?,
         };
+        nginx.check_listens()?;
         let php = one_per(&input.php, "php-fpm service", PhpFpmService::parse, |p| {
             format!("php-fpm {}", p.version)
         })?;
@@ -141,6 +143,16 @@ impl Fjord {
             }
             server.php.push(service);
         }
+        let model::HttpService::Nginx(nginx) = &mut server.http;
+        if !edit.listen.is_empty() {
+            nginx.listen = parse_listens("listen address", &edit.listen)?;
+        }
+        match edit.https_listen.as_slice() {
+            [] => {}
+            [none] if none.trim() == "none" => nginx.https_listen.clear(),
+            addrs => nginx.https_listen = parse_listens("https listen address", addrs)?,
+        }
+        nginx.check_listens()?;
         Ok(server)
     }
 
@@ -155,9 +167,30 @@ impl Fjord {
                 &TaskArgs::None,
             );
         }
+        let before = self.server(&edit.name)?;
         let (_, task) = self
             .store()
             .update_server_services(&server, Some(NewTask::new(TaskKind::ServerVerify)))?;
+        // Every vhost names the addresses: the served sites are verified after the server.
+        if before.http != server.http {
+            for platform in self.store().platforms()? {
+                if platform.server_id != server.id {
+                    continue;
+                }
+                for site in self.store().sites(Some(platform.id))? {
+                    if matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled) {
+                        self.store().enqueue(
+                            Target::Site(site.id),
+                            site.name.as_str(),
+                            NewTask::with_args(
+                                TaskKind::SiteVerify,
+                                TaskArgs::none_for(TaskKind::SiteVerify),
+                            ),
+                        )?;
+                    }
+                }
+            }
+        }
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }

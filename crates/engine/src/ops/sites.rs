@@ -58,6 +58,13 @@ impl Fjord {
             .as_deref()
             .map(model::UploadLimit::parse)
             .transpose()?;
+        let https = model::SiteHttps {
+            mode: match input.https.as_deref() {
+                Some(mode) => model::HttpsMode::parse(mode.trim())?,
+                None => model::HttpsMode::default(),
+            },
+            hsts: input.hsts,
+        };
         let database = match db_engine {
             Some(engine) => Some(self.new_site_database(
                 &name,
@@ -82,6 +89,7 @@ impl Fjord {
             database,
             app_secret,
             upload_limit,
+            https,
         };
         let args = TaskArgs::Install(install);
         if dry_run {
@@ -96,6 +104,7 @@ impl Fjord {
                 database: new.database,
                 app_secret: new.app_secret,
                 upload_limit: new.upload_limit,
+                https: new.https,
             };
             let server = self.store().server(platform.server_id)?;
             let db_server = site
@@ -226,11 +235,19 @@ impl Fjord {
             Some("platform") => None,
             Some(limit) => Some(model::UploadLimit::parse(limit)?),
         };
+        let https = model::SiteHttps {
+            mode: match edit.https.as_deref() {
+                Some(mode) => model::HttpsMode::parse(mode.trim())?,
+                None => site.https.mode,
+            },
+            hsts: edit.hsts.unwrap_or(site.https.hsts),
+        };
         let verify = matches!(site.status, SiteStatus::Installed | SiteStatus::Disabled);
         if dry_run {
             site.aliases = aliases;
             site.redirect_aliases = redirect;
             site.upload_limit = upload_limit;
+            site.https = https;
             if !verify {
                 return Ok(Queued::plan(vec![
                     "# the site is not installed: only its record changes".into(),
@@ -250,12 +267,18 @@ impl Fjord {
                 aliases: site.aliases.clone(),
                 redirect_aliases: site.redirect_aliases,
                 upload_limit: site.upload_limit,
+                https: site.https,
             }),
         };
         let then = verify.then(|| NewTask::with_args(TaskKind::SiteVerify, before));
-        let (_, task) =
-            self.store()
-                .update_site_names(site.id, &aliases, redirect, upload_limit, then)?;
+        let (_, task) = self.store().update_site_names(
+            site.id,
+            &aliases,
+            redirect,
+            upload_limit,
+            https,
+            then,
+        )?;
         self.notify_dispatchers();
         Ok(Queued::task(task))
     }
@@ -306,10 +329,11 @@ impl Fjord {
             expires_at_s,
         };
         let queued = self.queue(Target::Site(site.id), TaskKind::SiteLoginLink, args, false)?;
+        let has_certificate = self.store().site_tls(site.id)?.is_some();
         let url = self
             .store()
             .server(platform.server_id)?
-            .site_url(site.name.as_str());
+            .site_url_of(&site, has_certificate);
         Ok((queued, format!("{url}/?fjord-login={token}")))
     }
 }

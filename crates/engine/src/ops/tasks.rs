@@ -118,9 +118,12 @@ impl Fjord {
                         .map(|d| store.server(d.server_id))
                         .transpose()?,
                     platform: Some(platform),
+                    extra: scripts::Extra {
+                        tls: store.site_tls(site.id)?,
+                        ..Default::default()
+                    },
                     site: Some(site),
                     sites: Vec::new(),
-                    extra: Default::default(),
                 }
             }
         })

@@ -57,6 +57,8 @@ pub struct Extra {
     pub all_sites: Vec<Site>,
     /// Platform verify: the servers of its sites' databases.
     pub db_servers: Vec<Server>,
+    /// Site tasks: the certificate its vhost serves HTTPS with.
+    pub tls: Option<model::TlsFiles>,
 }
 
 impl TaskObjects {
@@ -155,7 +157,7 @@ impl ScriptEnv {
                 model::ReloadMethod::Command(argv) => Some(argv.clone()),
             },
             config_dir: self.nginx_dir(server),
-            listen: nginx.listen,
+            listen: nginx.listen[0],
             probe_host: render::PROBE_HOST.to_string(),
             probe_path: render::PROBE_GENERATION_PATH.to_string(),
         }
@@ -246,7 +248,9 @@ impl ScriptEnv {
             private_dir,
             php,
             db,
-            url: objects.server.site_url(site.name.as_str()),
+            url: objects
+                .server
+                .site_url_of(site, objects.extra.tls.is_some()),
         })
     }
 
@@ -258,24 +262,78 @@ impl ScriptEnv {
 
     /// The vhost of an installed site whose writes are frozen while it moves.
     fn vhost_read_only(&self, objects: &TaskObjects) -> Result<Vec<u8>> {
-        let app = self.site_app(objects)?;
-        let web = kinds::of(app.platform.kind).web(&app);
-        let HttpService::Nginx(nginx) = &objects.server.http;
-        let dir = self.nginx_dir(&objects.server);
-        Ok(render::nginx_vhost_read_only(nginx, app.platform, app.site, &web, &dir).into_bytes())
+        let spec = self.vhost_spec(objects, render::VhostState::ReadOnly)?;
+        Ok(render::nginx_vhost(&spec).into_bytes())
     }
 
     fn vhost(&self, objects: &TaskObjects) -> Result<Vec<u8>> {
-        let app = self.site_app(objects)?;
-        let web = kinds::of(app.platform.kind).web(&app);
-        let (server, site) = (&objects.server, app.site);
-        let HttpService::Nginx(nginx) = &server.http;
-        let mut conf =
-            render::nginx_vhost(nginx, app.platform, site, &web, &self.nginx_dir(server));
-        if self.faults.corrupt_vhost(site.name.as_str()) {
+        let spec = self.vhost_spec(objects, render::VhostState::Serving)?;
+        let mut conf = render::nginx_vhost(&spec);
+        if self.faults.corrupt_vhost(&spec.name) {
             conf.push_str("fjord_injected_fault_not_a_directive;\n");
         }
         Ok(conf.into_bytes())
+    }
+
+    /// Everything a web server needs to serve the task's site, from the state (a disabled
+    /// site is disabled whatever `state`).
+    fn vhost_spec(
+        &self,
+        objects: &TaskObjects,
+        state: render::VhostState,
+    ) -> Result<render::VhostSpec> {
+        let app = self.site_app(objects)?;
+        let web = kinds::of(app.platform.kind).web(&app);
+        let HttpService::Nginx(nginx) = &objects.server.http;
+        Ok(vhost_spec(
+            nginx,
+            app.platform,
+            app.site,
+            web,
+            &self.nginx_dir(&objects.server),
+            objects.extra.tls.clone(),
+            state,
+        ))
+    }
+}
+
+/// What a site's vhost serves, and how: the one place a vhost's contents are decided from
+/// the state, whichever web server renders it. `config_dir` is fjord's config dir of the
+/// server's nginx; `tls` the site's certificate, once it has one.
+pub fn vhost_spec(
+    nginx: &model::NginxService,
+    platform: &Platform,
+    site: &Site,
+    web: render::WebApp,
+    config_dir: &Path,
+    tls: Option<model::TlsFiles>,
+    state: render::VhostState,
+) -> render::VhostSpec {
+    render::VhostSpec {
+        name: site.name.as_str().to_string(),
+        aliases: site
+            .aliases
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
+        redirect_aliases: site.redirect_aliases,
+        platform: platform.name.to_string(),
+        http_listen: nginx.listen.clone(),
+        https_listen: nginx.https_listen.clone(),
+        tls,
+        https: site.https.mode,
+        hsts: site.https.hsts,
+        acme_dir: render::acme_root(config_dir),
+        disabled_dir: config_dir.join("disabled"),
+        web,
+        state: if site.status == SiteStatus::Disabled {
+            render::VhostState::Disabled
+        } else {
+            state
+        },
+        upload_limit: site.upload_limit_on(platform),
+        canonical_http_port: nginx.http_port(),
+        canonical_https_port: nginx.https_port(),
     }
 }
 
@@ -522,6 +580,7 @@ pub fn failure_effect(task: &model::Task, data_lost: bool) -> TaskEffect {
                 aliases: before.aliases.clone(),
                 redirect_aliases: before.redirect_aliases,
                 upload_limit: before.upload_limit,
+                https: before.https,
             },
             _ => TaskEffect::None,
         },

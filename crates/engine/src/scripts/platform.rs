@@ -269,6 +269,7 @@ fn placeholder_site(name: &model::Hostname) -> Site {
         database: None,
         app_secret: String::new(),
         upload_limit: None,
+        https: Default::default(),
     }
 }
 

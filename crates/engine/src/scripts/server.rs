@@ -30,6 +30,11 @@ pub(super) fn server_verify(
     x.make_dir(&dir)?;
     x.make_dir(&dir.join("vhost.d"))?;
     x.make_dir(&dir.join("disabled"))?;
+    // ACME's challenge answers: root's, served by every vhost, never a site's docroot.
+    let acme = render::acme_root(&dir);
+    x.make_dir(&acme)?;
+    x.make_dir(&acme.join(".well-known"))?;
+    x.make_dir(&render::acme_challenge_dir(&dir))?;
     x.write_file(
         &dir.join("disabled/fjord-disabled.html"),
         render::disabled_page().as_bytes(),

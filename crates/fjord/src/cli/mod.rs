@@ -174,9 +174,14 @@ struct NginxArgs {
     /// A directory nginx's main config includes at http level; fjord puts its hook file there.
     #[arg(long, default_value = "/etc/nginx/conf.d", value_name = "DIR")]
     nginx_include_dir: String,
-    /// Where site vhosts listen.
+    /// Where site vhosts answer HTTP (repeatable: IPv4 and IPv6, several ports); the first
+    /// is the sites' canonical port.
     #[arg(long, default_value = "0.0.0.0:80", value_name = "IP:PORT")]
-    listen: String,
+    listen: Vec<String>,
+    /// Where site vhosts answer HTTPS, for sites with a certificate (repeatable, for example
+    /// 0.0.0.0:443 and [::]:443) [default: none].
+    #[arg(long, value_name = "IP:PORT")]
+    https_listen: Vec<String>,
     /// How to reload nginx: `signal` (nginx -s reload) or an absolute command, run without a
     /// shell.
     #[arg(long, default_value = "signal", value_name = "HOW")]
@@ -210,6 +215,7 @@ impl NginxArgs {
             nginx_prefix: self.nginx_prefix.clone(),
             include_dir: self.nginx_include_dir.clone(),
             listen: self.listen.clone(),
+            https_listen: self.https_listen.clone(),
             reload: self.reload.clone(),
             files_owner: self.files_owner.clone(),
             db: self.db.clone(),
@@ -413,7 +419,16 @@ fn nginx_options_given(n: &NginxArgs) -> Vec<String> {
             &n.nginx_include_dir,
             &defaults.nginx_include_dir,
         ),
-        ("--listen", &n.listen, &defaults.listen),
+        (
+            "--listen",
+            &n.listen.join(" --listen "),
+            &defaults.listen.join(" "),
+        ),
+        (
+            "--https-listen",
+            &n.https_listen.join(" --https-listen "),
+            &String::new(),
+        ),
         ("--reload", &n.reload, &defaults.reload),
     ] {
         if value != default {

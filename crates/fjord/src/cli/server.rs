@@ -28,7 +28,8 @@ pub enum ServerCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
-    /// Add or remove a server's database and php-fpm services, then verify it. A service that
+    /// Add or remove a server's database and php-fpm services, change its listen addresses,
+    /// then verify it. A service that
     /// a site's database or a platform uses is not removed (they are named).
     Edit {
         #[arg(allow_hyphen_values = true)]
@@ -48,6 +49,13 @@ pub enum ServerCmd {
         /// A PHP version whose php-fpm service goes (repeatable).
         #[arg(long = "remove-php", value_name = "VERSION")]
         remove_php: Vec<String>,
+        /// New HTTP addresses for the vhosts, replacing the old ones (repeatable); every
+        /// served site is verified after the server.
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Vec<String>,
+        /// New HTTPS addresses, replacing the old ones (repeatable), or `none`.
+        #[arg(long, value_name = "IP:PORT")]
+        https_listen: Vec<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -73,6 +81,8 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
             remove_db,
             add_php,
             remove_php,
+            listen,
+            https_listen,
             opts,
         } => {
             let edit = engine::ops::ServerEdit {
@@ -81,6 +91,8 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
                 remove_db,
                 add_php,
                 remove_php,
+                listen,
+                https_listen,
             };
             queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
         }
@@ -98,7 +110,13 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
                         .iter()
                         .map(|s| {
                             let engine::model::HttpService::Nginx(n) = &s.http;
-                            vec![s.name.to_string(), "nginx".into(), n.listen.to_string()]
+                            let listen: Vec<String> = n
+                                .listen
+                                .iter()
+                                .map(ToString::to_string)
+                                .chain(n.https_listen.iter().map(|a| format!("{a} (https)")))
+                                .collect();
+                            vec![s.name.to_string(), "nginx".into(), listen.join(" ")]
                         })
                         .collect(),
                 );

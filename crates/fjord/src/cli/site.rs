@@ -57,6 +57,13 @@ pub enum SiteCmd {
         /// (MiB, or with M or G: 64, 64M, 1G; 1M to 4G) [default: its platform's].
         #[arg(long, value_name = "SIZE")]
         upload_limit: Option<String>,
+        /// HTTPS once the site has a certificate: off, on (HTTP and HTTPS) or required (HTTP
+        /// answers 301 to HTTPS, ACME's challenges excepted) [default: on].
+        #[arg(long, value_name = "MODE")]
+        https: Option<String>,
+        /// Send Strict-Transport-Security on HTTPS (browsers then refuse HTTP for a year).
+        #[arg(long)]
+        hsts: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -74,7 +81,7 @@ pub enum SiteCmd {
         #[command(flatten)]
         json: JsonOpt,
     },
-    /// Change a site's aliases, redirect or upload limit, and queue its verify.
+    /// Change a site's aliases, redirect, upload limit or HTTPS settings, and queue its verify.
     Edit {
         #[arg(allow_hyphen_values = true)]
         name: String,
@@ -97,6 +104,16 @@ pub enum SiteCmd {
         /// 1G; 1M to 4G), or "platform" for its platform's.
         #[arg(long, value_name = "SIZE")]
         upload_limit: Option<String>,
+        /// HTTPS once the site has a certificate: off, on (HTTP and HTTPS) or required (HTTP
+        /// answers 301 to HTTPS, ACME's challenges excepted).
+        #[arg(long, value_name = "MODE")]
+        https: Option<String>,
+        /// Send Strict-Transport-Security on HTTPS.
+        #[arg(long, conflicts_with = "no_hsts")]
+        hsts: bool,
+        /// Stop sending Strict-Transport-Security.
+        #[arg(long)]
+        no_hsts: bool,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -305,6 +322,8 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             profile,
             allow_private_name,
             upload_limit,
+            https,
+            hsts,
             opts,
         } => {
             let input = SiteInput {
@@ -323,6 +342,8 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 },
                 allow_private_names: allow_private_name,
                 upload_limit,
+                https,
+                hsts,
             };
             queued(fjord, fjord.add_site(&input, opts.dry_run)?, &opts)
         }
@@ -375,6 +396,9 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             redirect,
             allow_private_name,
             upload_limit,
+            https,
+            hsts,
+            no_hsts,
             opts,
         } => {
             let set_aliases = (!set_aliases.is_empty())
@@ -386,6 +410,8 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 redirect_aliases: redirect,
                 allow_private_names: allow_private_name,
                 upload_limit,
+                https,
+                hsts: (hsts || no_hsts).then_some(hsts),
             };
             queued(fjord, fjord.edit_site(&name, &edit, opts.dry_run)?, &opts)
         }

@@ -15,6 +15,7 @@ mod cron_locks;
 mod databases;
 mod disk_full;
 mod drupal;
+mod edge;
 mod hardening;
 mod hostile;
 mod isolation;

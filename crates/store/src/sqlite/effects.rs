@@ -49,10 +49,18 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
             aliases,
             redirect_aliases,
             upload_limit,
+            https,
         } => {
             tx.execute(
-                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3 WHERE id = ?1",
-                params![site_id, redirect_aliases, upload_limit.map(|l| l.mb())],
+                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3, https = ?4, hsts = ?5 \
+                 WHERE id = ?1",
+                params![
+                    site_id,
+                    redirect_aliases,
+                    upload_limit.map(|l| l.mb()),
+                    https.mode.as_str(),
+                    https.hsts
+                ],
             )?;
             tx.execute(
                 "DELETE FROM host_names WHERE site_id = ?1 AND is_main = 0",

@@ -262,4 +262,14 @@ ALTER TABLE tasks ADD COLUMN queued_by TEXT NOT NULL DEFAULT 'cli';
 ALTER TABLE platforms ADD COLUMN upload_limit_mb INTEGER;
 ALTER TABLE sites ADD COLUMN upload_limit_mb INTEGER;
 "#,
+    // 15: a site's HTTPS mode and HSTS; a server's nginx listens on several HTTP addresses
+    // and on HTTPS addresses (its one `listen` address becomes a list of one).
+    r#"
+ALTER TABLE sites ADD COLUMN https TEXT NOT NULL DEFAULT 'on';
+ALTER TABLE sites ADD COLUMN hsts INTEGER NOT NULL DEFAULT 0;
+UPDATE servers SET http = json_set(http, '$.listen', json_array(json_extract(http, '$.listen')))
+    WHERE json_type(http, '$.listen') = 'text';
+UPDATE servers SET http = json_set(http, '$.https_listen', json_array())
+    WHERE json_type(http, '$.https_listen') IS NULL;
+"#,
 ];

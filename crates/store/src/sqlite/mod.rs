@@ -398,9 +398,18 @@ impl Store for SqliteStore {
         aliases: &[Hostname],
         redirect_aliases: bool,
         upload_limit: Option<model::UploadLimit>,
+        https: model::SiteHttps,
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)> {
-        SqliteStore::update_site_names(self, id, aliases, redirect_aliases, upload_limit, then)
+        SqliteStore::update_site_names(
+            self,
+            id,
+            aliases,
+            redirect_aliases,
+            upload_limit,
+            https,
+            then,
+        )
     }
 
     fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()> {

@@ -188,7 +188,7 @@ pub(super) fn load_sites_paged(
     p: impl rusqlite::Params,
 ) -> Result<Vec<Site>> {
     let mut stmt = c.prepare(&format!(
-        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret, upload_limit_mb FROM sites {where_sql} ORDER BY name {tail}"
+        "SELECT id, name, platform_id, redirect_aliases, status, client_id, app_secret, upload_limit_mb, https, hsts FROM sites {where_sql} ORDER BY name {tail}"
     ))?;
     let rows = stmt.query_map(p, |r| {
         Ok((
@@ -200,11 +200,13 @@ pub(super) fn load_sites_paged(
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, Option<String>>(6)?,
             r.get::<_, Option<i64>>(7)?,
+            (r.get::<_, String>(8)?, r.get::<_, bool>(9)?),
         ))
     })?;
     let mut sites = Vec::new();
     for row in rows {
-        let (id, name, platform_id, redirect_aliases, status, client_id, app_secret, upload) = row?;
+        let (id, name, platform_id, redirect_aliases, status, client_id, app_secret, upload, https) =
+            row?;
         sites.push(Site {
             id,
             name: Hostname::parse("site name", &name).map_err(|e| corrupt(e.to_string()))?,
@@ -217,6 +219,11 @@ pub(super) fn load_sites_paged(
             database: None,
             app_secret: app_secret.unwrap_or_default(),
             upload_limit: upload_limit(upload)?,
+            https: model::SiteHttps {
+                mode: model::HttpsMode::parse(&https.0)
+                    .map_err(|_| corrupt(format!("https mode {}", https.0)))?,
+                hsts: https.1,
+            },
         });
     }
     if sites.is_empty() {

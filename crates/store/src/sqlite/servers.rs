@@ -94,8 +94,13 @@ impl SqliteStore {
                 )));
             }
             let changed = tx.execute(
-                "UPDATE servers SET db = ?2, php = ?3 WHERE id = ?1",
-                params![server.id, to_json(&server.db)?, to_json(&server.php)?],
+                "UPDATE servers SET db = ?2, php = ?3, http = ?4 WHERE id = ?1",
+                params![
+                    server.id,
+                    to_json(&server.db)?,
+                    to_json(&server.php)?,
+                    to_json(&server.http)?
+                ],
             )?;
             if changed == 0 {
                 return Err(StoreError::NotFound(format!("server {}", server.name)));

@@ -28,8 +28,8 @@ impl SqliteStore {
                 }
             }
             tx.execute(
-                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret, upload_limit_mb)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO sites (name, platform_id, redirect_aliases, status, client_id, created_at, app_secret, upload_limit_mb, https, hsts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     site.name.as_str(),
                     site.platform_id,
@@ -38,7 +38,9 @@ impl SqliteStore {
                     site.client_id,
                     now_ms(),
                     site.app_secret,
-                    site.upload_limit.map(|l| l.mb())
+                    site.upload_limit.map(|l| l.mb()),
+                    site.https.mode.as_str(),
+                    site.https.hsts
                 ],
             )
             .map_err(|e| conflict_or(e, || format!("a site named {} already exists", site.name)))?;
@@ -95,13 +97,21 @@ impl SqliteStore {
         aliases: &[Hostname],
         redirect_aliases: bool,
         upload_limit: Option<model::UploadLimit>,
+        https: model::SiteHttps,
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
-                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3 WHERE id = ?1",
-                params![id, redirect_aliases, upload_limit.map(|l| l.mb())],
+                "UPDATE sites SET redirect_aliases = ?2, upload_limit_mb = ?3, https = ?4, hsts = ?5 \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    redirect_aliases,
+                    upload_limit.map(|l| l.mb()),
+                    https.mode.as_str(),
+                    https.hsts
+                ],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("site {id}")));

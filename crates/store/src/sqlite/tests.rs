@@ -12,7 +12,8 @@ fn http() -> HttpService {
         config: AbsPath::parse("p", "/etc/nginx/nginx.conf").unwrap(),
         prefix: None,
         include_dir: AbsPath::parse("p", "/etc/nginx/conf.d").unwrap(),
-        listen: "127.0.0.1:80".parse().unwrap(),
+        listen: vec!["127.0.0.1:80".parse().unwrap()],
+        https_listen: Vec::new(),
         reload: ReloadMethod::Signal,
         files_owner: None,
         web_group: None,
@@ -60,6 +61,7 @@ fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
         database: None,
         app_secret: String::new(),
         upload_limit: None,
+        https: Default::default(),
     }
 }
 
@@ -82,11 +84,67 @@ fn upload_limits_are_kept_for_platforms_and_sites() {
         s.site(site.id).unwrap().upload_limit.map(|l| l.mb()),
         Some(8)
     );
-    s.update_site_names(site.id, &[], false, None, None)
+    s.update_site_names(site.id, &[], false, None, Default::default(), None)
         .unwrap();
     let site = s.site(site.id).unwrap();
     assert_eq!(site.upload_limit, None);
     assert_eq!(site.upload_limit_on(&platform).mb(), 16);
+}
+
+#[test]
+fn https_settings_are_kept_and_an_old_servers_one_address_becomes_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    // A state as fjord left it before listen lists: schema 14, one address.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..14] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 14).unwrap();
+        let mut http = serde_json::to_value(http()).unwrap();
+        http["listen"] = serde_json::json!("127.0.0.1:8080");
+        http.as_object_mut().unwrap().remove("https_listen");
+        c.execute(
+            "INSERT INTO servers (name, http, db, php, created_at) VALUES ('old', ?1, '[]', '[]', 0)",
+            [http.to_string()],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    // The migration rewrote the column itself (the reader would also take the old shape).
+    let kept: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT json_type(http, '$.listen') || ' ' || json_type(http, '$.https_listen') \
+             FROM servers WHERE name = 'old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, "array array");
+    let old = s.server_by_name("old").unwrap();
+    let HttpService::Nginx(nginx) = &old.http;
+    assert_eq!(nginx.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+    assert!(nginx.https_listen.is_empty());
+    let (_, platform_id) = setup(&s);
+    let https = model::SiteHttps {
+        mode: model::HttpsMode::Required,
+        hsts: true,
+    };
+    let (site, _) = s
+        .insert_site(
+            &NewSite {
+                https,
+                ..new_site("tls.example", platform_id, &[])
+            },
+            None,
+        )
+        .unwrap();
+    assert_eq!(s.site(site.id).unwrap().https, https);
+    s.update_site_names(site.id, &[], false, None, Default::default(), None)
+        .unwrap();
+    assert_eq!(s.site(site.id).unwrap().https.mode, model::HttpsMode::On);
 }
 
 #[test]
@@ -387,8 +445,15 @@ fn the_site_search_finds_names_and_aliases_through_every_change() {
     assert!(find("_").is_empty());
     // Renamed aliases are found by their new names only.
     let beta = s.site_by_host("beta.example").unwrap();
-    s.update_site_names(beta.id, &[h("store.beta.example")], false, None, None)
-        .unwrap();
+    s.update_site_names(
+        beta.id,
+        &[h("store.beta.example")],
+        false,
+        None,
+        Default::default(),
+        None,
+    )
+    .unwrap();
     assert!(find("shop").is_empty());
     assert_eq!(find("store"), ["beta.example"]);
     // A deleted site is gone from the index with its names.

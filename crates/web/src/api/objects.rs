@@ -162,9 +162,12 @@ pub struct NewServer {
     /// A directory nginx includes at http level [default: /etc/nginx/conf.d].
     #[serde(default)]
     include_dir: Option<String>,
-    /// Where sites listen [default: 0.0.0.0:80].
+    /// Where sites answer HTTP: one address or a list [default: 0.0.0.0:80].
     #[serde(default)]
-    listen: Option<String>,
+    listen: Option<Addresses>,
+    /// Where sites with a certificate answer HTTPS [default: none].
+    #[serde(default)]
+    https_listen: Vec<String>,
     /// `signal`, or an absolute command [default: signal].
     #[serde(default)]
     reload: Option<String>,
@@ -177,6 +180,14 @@ pub struct NewServer {
     /// The group nginx's workers run as [default: www-data].
     #[serde(default)]
     web_group: Option<String>,
+}
+
+/// One listen address, as the API took before, or several.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Addresses {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Registers a server and queues its verify.
@@ -199,7 +210,12 @@ pub async fn add_server(
         include_dir: body
             .include_dir
             .unwrap_or_else(|| model::STANDARD_NGINX_INCLUDE_DIR.into()),
-        listen: body.listen.unwrap_or_else(|| "0.0.0.0:80".into()),
+        listen: match body.listen {
+            None => vec!["0.0.0.0:80".into()],
+            Some(Addresses::One(addr)) => vec![addr],
+            Some(Addresses::Many(addrs)) => addrs,
+        },
+        https_listen: body.https_listen,
         reload: body.reload.unwrap_or_else(|| "signal".into()),
         files_owner: None,
         db: body.db,
@@ -240,6 +256,12 @@ pub struct ServerServices {
     /// PHP versions whose php-fpm service goes.
     #[serde(default)]
     remove_php: Vec<String>,
+    /// New HTTP listen addresses (none: unchanged); every served site is verified after.
+    #[serde(default)]
+    listen: Vec<String>,
+    /// New HTTPS listen addresses (none: unchanged; `["none"]`: no HTTPS).
+    #[serde(default)]
+    https_listen: Vec<String>,
 }
 
 /// Adds and removes a server's database and php-fpm services, and queues its verify. A
@@ -260,6 +282,8 @@ pub async fn edit_server(
         remove_db: body.remove_db,
         add_php: body.add_php,
         remove_php: body.remove_php,
+        listen: body.listen,
+        https_listen: body.https_listen,
     };
     let q = state
         .run(move |f| f.acting(actor).edit_server(&edit))

@@ -153,6 +153,12 @@ pub struct NewSite {
     /// its platform's].
     #[serde(default)]
     upload_limit: Option<String>,
+    /// HTTPS once it has a certificate: `off`, `on` or `required` [default: on].
+    #[serde(default)]
+    https: Option<String>,
+    /// Strict-Transport-Security on its HTTPS responses [default: false].
+    #[serde(default)]
+    hsts: bool,
 }
 
 /// Adds a site and queues its install.
@@ -176,6 +182,8 @@ pub async fn add_site(
         },
         allow_private_names: body.allow_private_names,
         upload_limit: body.upload_limit,
+        https: body.https,
+        hsts: body.hsts,
         ..SiteInput::default()
     };
     let q = state.run(move |f| f.acting(actor).add_site(&input)).await?;
@@ -379,9 +387,16 @@ pub struct NamesBody {
     /// platform's; absent: unchanged.
     #[serde(default)]
     upload_limit: Option<String>,
+    /// A new HTTPS mode: `off`, `on` or `required`; absent: unchanged.
+    #[serde(default)]
+    https: Option<String>,
+    /// HSTS on or off; absent: unchanged.
+    #[serde(default)]
+    hsts: Option<bool>,
 }
 
-/// Replaces the site's aliases (and, if given, its upload limit); queues a verify.
+/// Replaces the site's aliases (and, if given, its upload limit and HTTPS settings); queues
+/// a verify.
 #[utoipa::path(post, path = "/sites/{name}/names", tag = "sites", request_body = NamesBody,
     params(("name" = String, Path, description = "The site's name")),
     responses((status = 202, body = QueuedView), Refusals))]
@@ -396,6 +411,8 @@ pub async fn edit_names(
         redirect_aliases: Some(body.redirect_aliases),
         allow_private_names: body.allow_private_names,
         upload_limit: body.upload_limit,
+        https: body.https,
+        hsts: body.hsts,
         ..SiteEdit::default()
     };
     let q = state

@@ -94,6 +94,12 @@ struct ServicesForm {
     add_php: String,
     #[serde(default)]
     remove_php: String,
+    /// New HTTP addresses (empty: unchanged).
+    #[serde(default)]
+    listen: String,
+    /// New HTTPS addresses (empty: unchanged; `none`: no HTTPS).
+    #[serde(default)]
+    https_listen: String,
 }
 
 async fn edit_server(
@@ -103,18 +109,14 @@ async fn edit_server(
 ) -> PageResult {
     let actor = posted.viewer.actor();
     let form = posted.form;
-    let words = |text: &str| -> Vec<String> {
-        text.split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
     let edit = engine::ops::ServerEdit {
         name,
         add_db: lines(&form.add_db),
         remove_db: words(&form.remove_db),
         add_php: lines(&form.add_php),
         remove_php: words(&form.remove_php),
+        listen: words(&form.listen),
+        https_listen: words(&form.https_listen),
     };
     let q = state
         .run(move |f| f.acting(actor).edit_server(&edit))
@@ -142,8 +144,12 @@ struct ServerForm {
     nginx_prefix: String,
     #[serde(default)]
     include_dir: String,
+    /// HTTP addresses, separated by spaces or commas.
     #[serde(default)]
     listen: String,
+    /// HTTPS addresses, separated by spaces or commas.
+    #[serde(default)]
+    https_listen: String,
     #[serde(default)]
     reload: String,
     #[serde(default)]
@@ -166,6 +172,7 @@ impl Default for ServerForm {
             nginx_prefix: String::new(),
             include_dir: model::STANDARD_NGINX_INCLUDE_DIR.into(),
             listen: "0.0.0.0:80".into(),
+            https_listen: String::new(),
             reload: "signal".into(),
             web_group: String::new(),
             db: String::new(),
@@ -178,6 +185,14 @@ fn lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Addresses given in one field, separated by spaces or commas.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -214,7 +229,8 @@ async fn create_server(State(state): State<AppState>, posted: Posted<ServerForm>
         nginx_config: form.nginx_config.trim().to_string(),
         nginx_prefix: optional(&form.nginx_prefix),
         include_dir: form.include_dir.trim().to_string(),
-        listen: form.listen.trim().to_string(),
+        listen: words(&form.listen),
+        https_listen: words(&form.https_listen),
         reload: form.reload.trim().to_string(),
         files_owner: None,
         db: lines(&form.db),

@@ -457,6 +457,12 @@ struct NamesForm {
     /// Empty: the platform's. Absent (an older page): unchanged.
     #[serde(default)]
     upload_limit: Option<String>,
+    /// Absent (an older page): HTTPS settings unchanged.
+    #[serde(default)]
+    https: Option<String>,
+    /// A checkbox: read only when `https` was posted with it.
+    #[serde(default)]
+    hsts: Option<String>,
 }
 
 /// Aliases as typed in a text area: one per line, or separated by commas or spaces.
@@ -481,6 +487,12 @@ async fn edit_names(
             "" => "platform".to_string(),
             l => l.to_string(),
         }),
+        hsts: posted
+            .form
+            .https
+            .as_ref()
+            .map(|_| posted.form.hsts.is_some()),
+        https: posted.form.https.clone(),
         ..SiteEdit::default()
     };
     let result = state
@@ -527,6 +539,10 @@ struct NewSiteForm {
     admin_email: String,
     #[serde(default)]
     upload_limit: String,
+    #[serde(default)]
+    https: String,
+    #[serde(default)]
+    hsts: Option<String>,
 }
 
 async fn new_site_page(
@@ -609,6 +625,8 @@ async fn create_site(State(state): State<AppState>, posted: Posted<NewSiteForm>)
         client: non_empty(&form.client),
         db: non_empty(&form.db),
         upload_limit: non_empty(&form.upload_limit),
+        https: non_empty(&form.https),
+        hsts: form.hsts.is_some(),
         install: InstallInput {
             title: non_empty(&form.title),
             admin_email: non_empty(&form.admin_email),

@@ -185,6 +185,7 @@ impl AppKind for Drupal {
 
     fn web(&self, app: &SiteApp) -> render::WebApp {
         render::WebApp {
+            headers: crate::kinds::APP_HEADERS,
             docroot: app.platform.docroot(),
             php_socket: app.php.as_ref().map(|p| p.socket.clone()),
             front_controller: true,

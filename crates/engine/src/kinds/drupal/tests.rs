@@ -580,6 +580,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
         database: None,
         app_secret: "ab".repeat(32),
         upload_limit: None,
+        https: Default::default(),
     };
     let private_dir = code.join("private/example.com");
     let app = SiteApp {

@@ -216,6 +216,7 @@ impl AppKind for Wordpress {
 
     fn web(&self, app: &SiteApp) -> render::WebApp {
         render::WebApp {
+            headers: crate::kinds::APP_HEADERS,
             docroot: app.platform.path.as_path().to_path_buf(),
             php_socket: app.php.as_ref().map(|p| p.socket.clone()),
             front_controller: true,

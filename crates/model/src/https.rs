@@ -1,0 +1,186 @@
+//! How a site is served over HTTPS, and the listen addresses of a server's web edge.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{AbsPath, Invalid};
+
+/// Whether a site answers over HTTPS, once it has a certificate (without one it is served
+/// over HTTP whatever its mode: a site is never left unreachable waiting for its certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpsMode {
+    /// HTTP only.
+    Off,
+    /// HTTP and HTTPS both serve the site.
+    #[default]
+    On,
+    /// HTTP answers 301 to the HTTPS canonical address, except ACME's challenge path.
+    Required,
+}
+
+impl HttpsMode {
+    pub const ALL: [HttpsMode; 3] = [HttpsMode::Off, HttpsMode::On, HttpsMode::Required];
+
+    pub fn parse(input: &str) -> Result<HttpsMode, Invalid> {
+        HttpsMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == input)
+            .ok_or_else(|| Invalid::new("https", input, "must be off, on or required"))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpsMode::Off => "off",
+            HttpsMode::On => "on",
+            HttpsMode::Required => "required",
+        }
+    }
+}
+
+impl fmt::Display for HttpsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A site's HTTPS settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct SiteHttps {
+    #[serde(default)]
+    pub mode: HttpsMode,
+    /// Strict-Transport-Security on its HTTPS responses (opt-in: browsers remember it).
+    #[serde(default)]
+    pub hsts: bool,
+}
+
+impl SiteHttps {
+    /// Whether HTTPS is served, given whether the site has a certificate.
+    pub fn serves_https(self, has_certificate: bool) -> bool {
+        has_certificate && self.mode != HttpsMode::Off
+    }
+}
+
+/// The certificate chain and key files of a site's TLS vhost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    /// The leaf certificate followed by its chain (PEM).
+    pub cert: AbsPath,
+    /// The private key (PEM), readable by root only.
+    pub key: AbsPath,
+}
+
+/// Parses a list of listen addresses (`IP:PORT`, `[IPv6]:PORT`): none twice.
+pub fn parse_listens(field: &'static str, inputs: &[String]) -> Result<Vec<SocketAddr>, Invalid> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for input in inputs {
+        let addr = input.trim().parse::<SocketAddr>().map_err(|_| {
+            Invalid::new(
+                field,
+                input,
+                "must be IP:PORT, for example 127.0.0.1:8080 or [::1]:8080",
+            )
+        })?;
+        if out.contains(&addr) {
+            return Err(Invalid::new(field, input, "is given twice"));
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+/// An older state kept one listen address where there are now several.
+pub(crate) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(SocketAddr),
+        Many(Vec<SocketAddr>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(addr) => vec![addr],
+        OneOrMany::Many(addrs) => addrs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_refuse_with_the_rule() {
+        assert_eq!(HttpsMode::parse("required"), Ok(HttpsMode::Required));
+        let err = HttpsMode::parse("always").unwrap_err().to_string();
+        assert!(
+            err.contains("always") && err.contains("off, on or required"),
+            "{err}"
+        );
+        assert_eq!(SiteHttps::default().mode, HttpsMode::On);
+        assert!(!SiteHttps::default().serves_https(false));
+    }
+
+    #[test]
+    fn the_canonical_address_is_https_only_for_a_required_site_with_a_certificate() {
+        let mut server: crate::Server = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "s", "db": [],
+            "http": {"type": "nginx", "binary": "/usr/sbin/nginx",
+                "config": "/etc/nginx/nginx.conf", "prefix": null,
+                "include_dir": "/etc/nginx/conf.d", "listen": "0.0.0.0:8080",
+                "reload": "signal", "files_owner": null}
+        }))
+        .unwrap();
+        let mut site: crate::Site = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "example.com", "platform_id": 1, "aliases": [],
+            "redirect_aliases": false, "status": "installed", "client_id": null,
+            "database": null
+        }))
+        .unwrap();
+        // An old state's one address reads as a list of one; HTTPS is on by default.
+        assert_eq!(site.https, SiteHttps::default());
+        assert_eq!(server.site_url_of(&site, true), "http://example.com:8080");
+        site.https.mode = HttpsMode::Required;
+        assert_eq!(server.site_url_of(&site, false), "http://example.com:8080");
+        // No HTTPS address on the server: HTTP still.
+        assert_eq!(server.site_url_of(&site, true), "http://example.com:8080");
+        let crate::HttpService::Nginx(nginx) = &mut server.http;
+        nginx.https_listen = vec!["0.0.0.0:443".parse().unwrap(), "[::]:8443".parse().unwrap()];
+        assert_eq!(server.site_url_of(&site, true), "https://example.com");
+        nginx_listen_check(&server);
+    }
+
+    fn nginx_listen_check(server: &crate::Server) {
+        let crate::HttpService::Nginx(nginx) = &server.http;
+        assert!(nginx.check_listens().is_ok());
+        let mut both = nginx.clone();
+        both.https_listen.push(both.listen[0]);
+        let err = both.check_listens().unwrap_err().to_string();
+        assert!(
+            err.contains("0.0.0.0:8080") && err.contains("one protocol"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn listen_lists_refuse_a_repeated_or_malformed_address() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_listens("listen address", &list(&["127.0.0.1:80", "[::1]:80"]))
+                .unwrap()
+                .len(),
+            2
+        );
+        let err = parse_listens("listen address", &list(&["127.0.0.1:80", "127.0.0.1:80"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice"), "{err}");
+        let err = parse_listens("https listen address", &list(&["localhost:443"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("https listen address") && err.contains("localhost:443"),
+            "{err}"
+        );
+    }
+}
