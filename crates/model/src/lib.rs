@@ -32,5 +32,7 @@ pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict, site_locks};
-pub use task_args::{InstallInput, MigrateArgs, SiteNames, TaskArgs};
+pub use task_args::{
+    HttpsAccountArgs, InstallInput, MigrateArgs, OwnCertificate, SiteNames, TaskArgs,
+};
 pub use upload::UploadLimit;

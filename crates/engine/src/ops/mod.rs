@@ -230,6 +230,8 @@ fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> 
 }
 
 mod backups;
+mod https;
+pub use https::TlsFiles;
 mod moves;
 mod platforms;
 mod schedules;

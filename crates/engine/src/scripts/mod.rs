@@ -15,12 +15,14 @@ use store::TaskEffect;
 use crate::{Error, Fjord, Result, kinds};
 
 mod backup;
+mod https;
 mod moves;
 mod platform;
 mod server;
 mod site;
 
 use backup::*;
+use https::*;
 use moves::*;
 use platform::*;
 use server::*;
@@ -55,6 +57,8 @@ pub struct Extra {
     pub retention: Option<model::Retention>,
     /// Platform verify: every site of the state (their names and aliases are taken).
     pub all_sites: Vec<Site>,
+    /// A site's certificate task: the installation's ACME account.
+    pub acme_account: Option<store::AcmeAccount>,
 }
 
 impl TaskObjects {
@@ -416,6 +420,7 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         TaskKind::SiteLoginLink => site.status == Installed,
         TaskKind::SiteCacheClear => matches!(site.status, Installed | Disabled),
         TaskKind::SiteClone => matches!(site.status, Queued | Failed),
+        TaskKind::SiteHttps => matches!(site.status, Installed | Disabled),
         _ => true,
     };
     if allowed {
@@ -450,6 +455,8 @@ pub fn run(
     }
     match kind {
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
+        TaskKind::HttpsAccount => https_account(env, args, x),
+        TaskKind::SiteHttps => site_https(env, objects, args, x),
         TaskKind::PlatformVerify => {
             platform_verify(objects.platform()?, &objects.extra.all_sites, args, x)
         }

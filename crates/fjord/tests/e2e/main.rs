@@ -4,8 +4,10 @@
 
 mod browser;
 mod harness;
+mod pebble;
 mod php_fpm;
 
+mod acme;
 mod backups;
 mod bad_input;
 mod concurrency;
