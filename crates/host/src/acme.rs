@@ -26,6 +26,10 @@ pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt
 /// Let's Encrypt issues in seconds; a CA slower than this is treated as failing.
 const ORDER_BOUND: Duration = Duration::from_secs(90);
 
+/// How long any one exchange with the CA (an account, a whole order) may take: a CA that
+/// accepts connections and never answers fails the task rather than holding it.
+const EXCHANGE_BOUND: Duration = Duration::from_secs(180);
+
 /// Where an account lives: its CA and, for a private CA, the only root trusted to reach it.
 #[derive(Debug, Clone)]
 pub struct AcmeCa {
@@ -310,5 +314,14 @@ fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T
         .enable_all()
         .build()
         .map_err(|e| HostError::Refused(format!("starting the ACME client: {e}")))?
-        .block_on(future)
+        .block_on(async {
+            tokio::time::timeout(EXCHANGE_BOUND, future)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(HostError::Refused(format!(
+                        "the CA did not answer within {} s",
+                        EXCHANGE_BOUND.as_secs()
+                    )))
+                })
+        })
 }
