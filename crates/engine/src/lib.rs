@@ -25,7 +25,8 @@ pub use error::{Error, Result};
 pub use model::{self, Invalid};
 pub use paths::default_data_dir;
 pub use store::{
-    ApiToken, Backup, ClientSummary, LogLine, SiteCron, SitePage, SiteQuery, TaskFilter,
+    AcmeAccount, ApiToken, Backup, CertSource, ClientSummary, LogLine, SiteCertificate, SiteCron,
+    SitePage, SiteQuery, TaskFilter,
 };
 
 use store::{SqliteStore, Store};
@@ -67,6 +68,7 @@ impl Fjord {
             data_dir.join("run"),
             data_dir.join("backups"),
             data_dir.join("journal"),
+            paths::tls_dir(&data_dir),
         ] {
             host::ensure_private_dir(&dir)?;
         }
@@ -87,6 +89,7 @@ impl Fjord {
                 id
             }
         };
+        host::acme::ensure_challenge_dir(&paths::acme_challenge_dir(&data_dir))?;
         drop(opening);
         Ok(Fjord {
             data_dir,

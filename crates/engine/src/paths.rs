@@ -18,3 +18,24 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path)
         .map_err(|e| Error::Refused(format!("data dir {}: {e}", path.display())))
 }
+
+/// Certificates, their keys and the ACME account's credentials: root's alone (0700).
+pub fn tls_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls")
+}
+
+/// The ACME account's credentials (its private key), mode 0600.
+pub fn acme_credentials(data_dir: &Path) -> PathBuf {
+    tls_dir(data_dir).join("acme-account.json")
+}
+
+/// Where a site's certificate chain and key live, named by its id (a rename keeps them).
+pub fn site_tls_dir(data_dir: &Path, site_id: i64) -> PathBuf {
+    tls_dir(data_dir).join(format!("site-{site_id}"))
+}
+
+/// Where HTTP-01 answers are written: every site's vhost serves
+/// `/.well-known/acme-challenge/` from here (mode 0755, root's).
+pub fn acme_challenge_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("acme-challenge")
+}

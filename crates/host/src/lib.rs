@@ -6,9 +6,11 @@
 //! to change through the [`Steps`] trait; [`LiveSteps`] makes each change only after writing
 //! its undo to the task's journal, and [`DryRun`] prints the change instead.
 
+pub mod acme;
 mod anchor;
 mod archive;
 mod beneath;
+pub mod certs;
 mod commit;
 mod copy_in;
 mod db;

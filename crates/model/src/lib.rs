@@ -34,5 +34,8 @@ pub use path::AbsPath;
 pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict, site_locks};
-pub use task_args::{InstallInput, MigrateArgs, PlatformLimitBefore, SiteNames, TaskArgs};
+pub use task_args::{
+    HttpsAccountArgs, InstallInput, MigrateArgs, OwnCertificate, PlatformLimitBefore, SiteNames,
+    TaskArgs,
+};
 pub use upload::UploadLimit;

@@ -23,10 +23,15 @@ pub enum TaskKind {
     SiteLoginLink,
     /// Clears the caches of the site's application.
     SiteCacheClear,
+    /// Registers the installation's account at an ACME CA (queued on the server it runs from).
+    HttpsAccount,
+    /// Gives a site a certificate: issued by the ACME account, or its own, given by an
+    /// administrator.
+    SiteHttps,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 16] = [
+    pub const ALL: [TaskKind; 18] = [
         TaskKind::ServerVerify,
         TaskKind::PlatformVerify,
         TaskKind::SiteInstall,
@@ -43,6 +48,8 @@ impl TaskKind {
         TaskKind::PlatformMigrateAll,
         TaskKind::SiteLoginLink,
         TaskKind::SiteCacheClear,
+        TaskKind::HttpsAccount,
+        TaskKind::SiteHttps,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +70,8 @@ impl TaskKind {
             TaskKind::PlatformMigrateAll => "platform-migrate-all",
             TaskKind::SiteLoginLink => "site-login-link",
             TaskKind::SiteCacheClear => "site-cache-clear",
+            TaskKind::HttpsAccount => "https-account",
+            TaskKind::SiteHttps => "site-https",
         }
     }
 

@@ -56,6 +56,60 @@ pub struct MigrateArgs {
     pub force: bool,
 }
 
+/// The ACME account to register: its CA's directory, contact address and, for a private CA,
+/// the only root trusted to reach it (a PEM file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpsAccountArgs {
+    pub directory: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_root: Option<String>,
+}
+
+impl HttpsAccountArgs {
+    /// Checks an account request: an `https://` directory URL, an email address, an absolute
+    /// path for the CA root.
+    pub fn parse(
+        directory: &str,
+        email: &str,
+        ca_root: Option<&str>,
+    ) -> Result<HttpsAccountArgs, Invalid> {
+        let rest = directory.strip_prefix("https://").ok_or_else(|| {
+            Invalid::new(
+                "directory",
+                directory,
+                "must be an https:// URL (an ACME directory)",
+            )
+        })?;
+        if rest.is_empty()
+            || rest.starts_with('/')
+            || !directory.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(Invalid::new(
+                "directory",
+                directory,
+                "must be an https:// URL with a host, in printable ASCII",
+            ));
+        }
+        let email = crate::EmailAddress::parse("email", email)?;
+        let ca_root = ca_root
+            .map(|p| crate::AbsPath::parse("ca-root", p).map(|p| p.to_string()))
+            .transpose()?;
+        Ok(HttpsAccountArgs {
+            directory: directory.to_string(),
+            email: email.to_string(),
+            ca_root,
+        })
+    }
+}
+
+/// A site's own certificate and key: files an administrator named, read by the task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnCertificate {
+    pub cert: String,
+    pub key: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskArgs {
     None,
@@ -99,6 +153,11 @@ pub enum TaskArgs {
     LoginLink {
         token_sha256: String,
         expires_at_s: i64,
+    },
+    HttpsAccount(HttpsAccountArgs),
+    /// `own`: the site's own certificate; none: one issued by the ACME account.
+    SiteHttps {
+        own: Option<OwnCertificate>,
     },
 }
 
@@ -161,6 +220,12 @@ struct ChildrenJson {
 }
 
 #[derive(Deserialize)]
+struct OwnJson {
+    #[serde(default)]
+    own: Option<OwnCertificate>,
+}
+
+#[derive(Deserialize)]
 struct LoginJson {
     token_sha256: String,
     expires_at_s: i64,
@@ -180,6 +245,7 @@ impl TaskArgs {
             },
             TaskKind::SiteVerify => TaskArgs::SiteVerify { names_before: None },
             TaskKind::SiteBackup => TaskArgs::Backup { scheduled: false },
+            TaskKind::SiteHttps => TaskArgs::SiteHttps { own: None },
             _ => TaskArgs::None,
         }
     }
@@ -242,6 +308,10 @@ impl TaskArgs {
                     to: c.to,
                 }
             }
+            TaskKind::HttpsAccount => TaskArgs::HttpsAccount(read(kind, json)?),
+            TaskKind::SiteHttps => TaskArgs::SiteHttps {
+                own: read::<OwnJson>(kind, json)?.own,
+            },
             TaskKind::SiteLoginLink => {
                 let l = read::<LoginJson>(kind, json)?;
                 TaskArgs::LoginLink {
@@ -295,6 +365,9 @@ impl TaskArgs {
                 token_sha256,
                 expires_at_s,
             } => json!({ "token_sha256": token_sha256, "expires_at_s": expires_at_s }),
+            TaskArgs::HttpsAccount(a) => serde_json::to_value(a).unwrap_or(Value::Null),
+            TaskArgs::SiteHttps { own: None } => Value::Null,
+            TaskArgs::SiteHttps { own: Some(own) } => json!({ "own": own }),
         }
     }
 
@@ -322,6 +395,25 @@ impl TaskArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_acme_account_needs_an_https_directory_and_an_email_address() {
+        let ok = HttpsAccountArgs::parse("https://ca.example/dir", "ops@a.example", None).unwrap();
+        assert_eq!(ok.email, "ops@a.example");
+        let err = HttpsAccountArgs::parse("http://ca.example/dir", "ops@a.example", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("directory") && err.contains("https://"),
+            "{err}"
+        );
+        assert!(HttpsAccountArgs::parse("https://", "ops@a.example", None).is_err());
+        assert!(HttpsAccountArgs::parse("https://ca.example/dir", "ops", None).is_err());
+        assert!(
+            HttpsAccountArgs::parse("https://ca.example/dir", "o@a.example", Some("ca.pem"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn every_kind_reads_back_what_it_stores() {
@@ -406,6 +498,23 @@ mod tests {
                 TaskArgs::MigrateAll {
                     children: vec![5, 6],
                     to: "p2".into(),
+                },
+            ),
+            (
+                TaskKind::HttpsAccount,
+                TaskArgs::HttpsAccount(HttpsAccountArgs {
+                    directory: "https://ca.example/dir".into(),
+                    email: "ops@a.example".into(),
+                    ca_root: Some("/etc/ssl/ca.pem".into()),
+                }),
+            ),
+            (
+                TaskKind::SiteHttps,
+                TaskArgs::SiteHttps {
+                    own: Some(OwnCertificate {
+                        cert: "/root/c.pem".into(),
+                        key: "/root/k.pem".into(),
+                    }),
                 },
             ),
             (

@@ -117,6 +117,10 @@ pub enum TaskEffect {
     AddBackup(NewBackup),
     /// Several changes, in order.
     Many(Vec<TaskEffect>),
+    /// Record the installation's ACME account (replacing the one there was).
+    SetAcmeAccount(AcmeAccount),
+    /// Record a site's certificate, whose files the task wrote (replacing the one there was).
+    SetSiteCertificate(SiteCertificate),
     /// Record these sites, found on the platform, and queue an import task for each.
     /// Sites found on a platform, each recorded with an import task.
     ImportSites {
@@ -131,6 +135,54 @@ pub struct ImportedSite {
     pub name: Hostname,
     pub database: Option<SiteDatabase>,
     pub app_secret: String,
+}
+
+/// The installation's account at an ACME CA. Its credentials (the account's private key) are in
+/// the root-only file `credentials_path`, never in the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeAccount {
+    pub directory: String,
+    pub email: String,
+    /// The only root trusted to reach a private CA (a PEM file); none: the system's roots.
+    pub ca_root: Option<String>,
+    pub credentials_path: String,
+    pub account_url: String,
+}
+
+/// Where a site's certificate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertSource {
+    /// Issued by the installation's ACME account (and renewed by fjord).
+    Acme,
+    /// The site's own, given by an administrator.
+    Own,
+}
+
+impl CertSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertSource::Acme => "acme",
+            CertSource::Own => "own",
+        }
+    }
+}
+
+/// A site's certificate: its files (root's only) and what it covers, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteCertificate {
+    pub site_id: i64,
+    pub names: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    pub issuer: String,
+    pub source: CertSource,
+    pub cert_path: String,
+    pub key_path: String,
+    /// Unix seconds of the last renewal attempt, and what went wrong if it failed.
+    pub last_attempt_at: Option<i64>,
+    pub last_failure: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +358,18 @@ pub trait Store: Accounts + Send + Sync {
     fn site_tls(&self, _site_id: i64) -> Result<Option<model::TlsFiles>> {
         Ok(None)
     }
+    /// The installation's ACME account, if one was made.
+    fn acme_account(&self) -> Result<Option<AcmeAccount>>;
+    /// A site's certificate, if it has one.
+    fn site_certificate(&self, site_id: i64) -> Result<Option<SiteCertificate>>;
+    /// Records an attempt to renew a site's certificate (`failure`: what went wrong; none: it
+    /// worked). A site without a certificate is left as it is.
+    fn record_certificate_attempt(
+        &self,
+        site_id: i64,
+        at: i64,
+        failure: Option<&str>,
+    ) -> Result<()>;
     fn delete_site(&self, id: i64) -> Result<()>;
 
     /// Whether a site database of this name exists on that server and engine.

@@ -332,8 +332,14 @@ impl Acting<'_> {
             | TaskArgs::BackupDelete { .. }
             | TaskArgs::LoginLink { .. }
             | TaskArgs::MigrateAll { .. }
-            | TaskArgs::PlatformVerify { from: None, .. } => Ok(()),
+            | TaskArgs::PlatformVerify { from: None, .. }
+            | TaskArgs::SiteHttps { own: None } => Ok(()),
             TaskArgs::Install(_) => self.require(Action::AddSite),
+            // The installation's account, and a certificate read from files root names, are
+            // an administrator's.
+            TaskArgs::HttpsAccount(_) | TaskArgs::SiteHttps { own: Some(_) } => {
+                self.require(Action::ChooseHostPaths)
+            }
             TaskArgs::PlatformVerify { from: Some(_), .. } => self.require(Action::ChooseHostPaths),
             TaskArgs::Site { force } => self.require_unforced(*force),
             TaskArgs::Backup { scheduled } => {

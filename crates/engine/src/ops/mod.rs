@@ -245,6 +245,7 @@ fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> 
 }
 
 mod backups;
+mod https;
 mod moves;
 mod platforms;
 mod schedules;

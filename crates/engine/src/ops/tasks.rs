@@ -65,6 +65,9 @@ impl Fjord {
             objects.extra.backups = self.store().site_backups(id)?;
             objects.extra.retention = self.backup_policy_of(id)?.1;
         }
+        if kind == TaskKind::SiteHttps {
+            objects.extra.acme_account = self.store().acme_account()?;
+        }
         if let TaskArgs::MigrateAll { children, .. } = args {
             for child in children {
                 objects.extra.children.push(self.store().task(*child)?);

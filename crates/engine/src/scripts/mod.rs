@@ -15,12 +15,14 @@ use store::TaskEffect;
 use crate::{Error, Fjord, Result, kinds};
 
 mod backup;
+mod https;
 mod moves;
 mod platform;
 mod server;
 mod site;
 
 use backup::*;
+use https::*;
 use moves::*;
 use platform::*;
 use server::*;
@@ -59,6 +61,8 @@ pub struct Extra {
     pub db_servers: Vec<Server>,
     /// Site tasks: the certificate its vhost serves HTTPS with.
     pub tls: Option<model::TlsFiles>,
+    /// A site's certificate task: the installation's ACME account.
+    pub acme_account: Option<store::AcmeAccount>,
 }
 
 impl TaskObjects {
@@ -476,6 +480,7 @@ pub fn check_site_status(kind: TaskKind, site: &Site, force: bool) -> Result<()>
         TaskKind::SiteLoginLink => site.status == Installed,
         TaskKind::SiteCacheClear => matches!(site.status, Installed | Disabled),
         TaskKind::SiteClone => matches!(site.status, Queued | Failed),
+        TaskKind::SiteHttps => matches!(site.status, Installed | Disabled),
         _ => true,
     };
     if allowed {
@@ -510,6 +515,8 @@ pub fn run(
     }
     match kind {
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
+        TaskKind::HttpsAccount => https_account(env, args, x),
+        TaskKind::SiteHttps => site_https(env, objects, args, x),
         TaskKind::PlatformVerify => platform_verify(env, objects, args, x),
         TaskKind::SiteInstall => site_install(env, objects, args, x),
         // A verify leaves the site's status as it is (a site needing attention still does);

@@ -66,6 +66,10 @@ enum Command {
     /// The task queue and its logs.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// HTTPS: the installation's account at an ACME CA (sites get certificates with
+    /// `fjord site https`).
+    #[command(subcommand)]
+    Https(HttpsCmd),
     /// Show or set the default backup schedule and retention of every site without its own.
     BackupPolicy(PolicyArgs),
     /// How fjord sends mail (login links after an install, task-failure notices).
@@ -77,6 +81,32 @@ enum Command {
     /// Users of the panel and the API, and their roles.
     #[command(subcommand)]
     User(people::UserCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum HttpsCmd {
+    /// Register the installation's account at an ACME CA (Let's Encrypt unless --directory or
+    /// --staging says otherwise), agreeing to its terms. Its key is kept readable by root
+    /// only, never shown. Queued as a task on SERVER, which reaches the CA.
+    Account {
+        /// The address the CA writes to about the account's certificates.
+        #[arg(long, value_name = "ADDRESS")]
+        email: String,
+        /// Another CA's ACME directory URL.
+        #[arg(long, value_name = "URL")]
+        directory: Option<String>,
+        /// Let's Encrypt's staging CA (for trying things out: its certificates are not trusted).
+        #[arg(long)]
+        staging: bool,
+        /// The only root certificate (PEM) trusted to reach a private CA.
+        #[arg(long, value_name = "FILE")]
+        ca_root: Option<PathBuf>,
+        /// The server whose dispatcher talks to the CA.
+        #[arg(long, default_value = "local")]
+        server: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -272,6 +302,28 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Platform(cmd) => platform::platform(&fjord, cmd),
         Command::Site(cmd) => site::site(&fjord, cmd),
         Command::Task(cmd) => task::task(&fjord, cmd),
+        Command::Https(HttpsCmd::Account {
+            email,
+            directory,
+            staging,
+            ca_root,
+            server,
+            opts,
+        }) => {
+            let ca_root = ca_root
+                .map(|p| std::path::absolute(&p).map(|p| p.display().to_string()))
+                .transpose()
+                .map_err(|e| Error::Refused(format!("--ca-root: {e}")))?;
+            let q = fjord.https_account(
+                &server,
+                &email,
+                directory.as_deref(),
+                staging,
+                ca_root.as_deref(),
+                opts.dry_run,
+            )?;
+            queued(&fjord, q, &opts)
+        }
         Command::BackupPolicy(p) => policy(&fjord, None, &p),
         Command::Mail(cmd) => mail::mail(&fjord, cmd),
         Command::Client(cmd) => people::client(&fjord, cmd),

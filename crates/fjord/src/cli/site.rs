@@ -172,6 +172,25 @@ pub enum SiteCmd {
         #[command(flatten)]
         opts: TaskOpts,
     },
+    /// Give the site a certificate for its name and every alias: issued by the ACME account
+    /// (`fjord https account`), or its own with --cert and --key (checked now: the key must be
+    /// the certificate's, every name covered, and the certificate valid today). Its key and
+    /// chain are kept readable by root only, outside any docroot.
+    Https {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// Ask the ACME CA for a certificate (what happens without --cert).
+        #[arg(long, conflicts_with_all = ["cert", "key"])]
+        issue: bool,
+        /// The site's own certificate chain (PEM, the site's certificate first).
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The private key of --cert (PEM, PKCS#8).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
     /// Back the site up: its files, private files and database, in one .tar.zst.
     Backup {
         #[arg(allow_hyphen_values = true)]
@@ -385,6 +404,18 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             let packages = fjord.code_found(engine::model::Target::Site(found.id))?.1;
             site["packages"] =
                 output::packages_field(packages, json.json, &format!("fjord site packages {name}"));
+            if let Some(cert) = fjord.site_certificate(&name)? {
+                site["certificate"] = serde_json::json!({
+                    "names": cert.names,
+                    "issuer": cert.issuer,
+                    "source": cert.source.as_str(),
+                    "not_before": time(Some(cert.not_before * 1000)),
+                    "not_after": time(Some(cert.not_after * 1000)),
+                    "last_failure": cert.last_failure,
+                    "chain_file": cert.cert_path,
+                    "key_file": cert.key_path,
+                });
+            }
             show(&site, json.json);
             Ok(ExitCode::SUCCESS)
         }
@@ -418,6 +449,22 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         SiteCmd::Verify { name, opts } => simple(name, TaskKind::SiteVerify, false, opts),
         SiteCmd::Backup { name, opts } => simple(name, TaskKind::SiteBackup, false, opts),
         SiteCmd::CacheClear { name, opts } => simple(name, TaskKind::SiteCacheClear, false, opts),
+        SiteCmd::Https {
+            name,
+            issue: _,
+            cert,
+            key,
+            opts,
+        } => {
+            let own = match (cert, key) {
+                (Some(cert), Some(key)) => Some(engine::model::OwnCertificate {
+                    cert: absolute(&cert)?,
+                    key: absolute(&key)?,
+                }),
+                _ => None,
+            };
+            queued(fjord, fjord.site_https(&name, own, opts.dry_run)?, &opts)
+        }
         SiteCmd::Cron {
             name,
             every,
@@ -635,4 +682,11 @@ fn site_cron(
         std::thread::sleep(Duration::from_millis(100));
         waited += Duration::from_millis(100);
     }
+}
+
+/// A file named on the command line, as an absolute path (the task reads it later).
+fn absolute(path: &std::path::Path) -> Result<String, Error> {
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .map_err(|e| Error::Refused(format!("{}: {e}", path.display())))
 }

@@ -4,9 +4,11 @@
 
 mod browser;
 mod harness;
+mod pebble;
 mod php_fpm;
 mod readers;
 
+mod acme;
 mod backups;
 mod bad_input;
 mod concurrency;

@@ -237,6 +237,30 @@ impl Steps for DryRun {
         self.out.push(format!("# {line}"));
     }
 
+    fn acme_account(&mut self, ca: &AcmeCa, email: &str) -> Result<Option<NewAccount>> {
+        self.step(format!(
+            "register an account for {email} at the ACME CA {}",
+            ca.directory
+        ));
+        Ok(None)
+    }
+
+    fn acme_order(
+        &mut self,
+        ca: &AcmeCa,
+        _credentials: &Path,
+        names: &[String],
+        challenges: &Path,
+    ) -> Result<Option<Issued>> {
+        self.step(format!(
+            "order a certificate for {} from the ACME CA {} (HTTP-01 answers in {})",
+            names.join(", "),
+            ca.directory,
+            challenges.display()
+        ));
+        Ok(None)
+    }
+
     fn make_dir(&mut self, path: &Path) -> Result<()> {
         let note = if path.is_dir() { " (exists)" } else { "" };
         self.step(format!("make directory {}{note}", path.display()));
@@ -254,7 +278,13 @@ impl Steps for DryRun {
             .is_some_and(|(c, m)| c == contents && m == mode);
         let note = if same { " (unchanged)" } else { "" };
         self.step(format!("write {} (mode {mode:o}){note}", path.display()));
-        self.contents(contents);
+        // A file only its owner may read holds a secret (a key, credentials): not printed.
+        if mode & 0o077 == 0 {
+            self.out
+                .push(format!("    | ({} bytes, not shown)", contents.len()));
+        } else {
+            self.contents(contents);
+        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uzers::os::unix::UserExt;
 
+use crate::acme::{AcmeCa, ChallengeDir, Issued, NewAccount};
 use crate::anchor;
 use crate::archive::Manifest;
 use crate::commit::Committers;
@@ -30,6 +31,19 @@ pub use trash::{Trash, trash_path};
 /// journaled with its undo before it is made; in [`DryRun`] it is printed and not made.
 pub trait Steps {
     fn log(&mut self, line: &str);
+    /// Registers an account at an ACME CA. Nothing on this host changes: its credentials are
+    /// returned for the script to write (none in a dry run).
+    fn acme_account(&mut self, ca: &AcmeCa, email: &str) -> Result<Option<NewAccount>>;
+    /// Orders a certificate for `names` with the account whose credentials are in
+    /// `credentials`, answering HTTP-01 beneath `challenges`; the answers are removed before
+    /// it returns. The chain and key are returned for the script to write (none in a dry run).
+    fn acme_order(
+        &mut self,
+        ca: &AcmeCa,
+        credentials: &Path,
+        names: &[String],
+        challenges: &Path,
+    ) -> Result<Option<Issued>>;
     /// Creates a directory (its parent must exist); nothing if it exists.
     fn make_dir(&mut self, path: &Path) -> Result<()>;
     /// Makes a directory that is one site's alone (its files, its private dir), whose
@@ -411,6 +425,30 @@ impl Steps for LiveSteps<'_> {
 
     fn log(&mut self, line: &str) {
         self.journal.log(line);
+    }
+
+    fn acme_account(&mut self, ca: &AcmeCa, email: &str) -> Result<Option<NewAccount>> {
+        let what = format!("register an account for {email} at {}", ca.directory);
+        let account = crate::acme::create_account(ca, email)?;
+        self.after_step(&what)?;
+        Ok(Some(account))
+    }
+
+    fn acme_order(
+        &mut self,
+        ca: &AcmeCa,
+        credentials: &Path,
+        names: &[String],
+        challenges: &Path,
+    ) -> Result<Option<Issued>> {
+        let what = format!(
+            "order a certificate for {} from {}",
+            names.join(", "),
+            ca.directory
+        );
+        let issued = crate::acme::order(ca, credentials, names, &ChallengeDir::open(challenges)?)?;
+        self.after_step(&what)?;
+        Ok(Some(issued))
     }
 
     fn make_dir(&mut self, path: &Path) -> Result<()> {

@@ -77,6 +77,8 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
                 params![platform_id, upload_limit.map(|l| l.mb())],
             )?;
         }
+        TaskEffect::SetAcmeAccount(account) => certificates::set_acme_account(tx, account)?,
+        TaskEffect::SetSiteCertificate(cert) => certificates::set_site_certificate(tx, cert)?,
         TaskEffect::DeleteSite(site) => {
             tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
             tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;

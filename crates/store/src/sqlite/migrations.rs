@@ -272,4 +272,29 @@ UPDATE servers SET http = json_set(http, '$.listen', json_array(json_extract(htt
 UPDATE servers SET http = json_set(http, '$.https_listen', json_array())
     WHERE json_type(http, '$.https_listen') IS NULL;
 "#,
+    // 16: HTTPS: the installation's ACME account (one; its credentials are in a root-only
+    // file, never here) and each site's certificate (its files and when it expires).
+    r#"
+CREATE TABLE acme_account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    directory TEXT NOT NULL,
+    email TEXT NOT NULL,
+    ca_root TEXT,
+    credentials_path TEXT NOT NULL,
+    account_url TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE site_certificates (
+    site_id INTEGER PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+    names TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    issuer TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('acme', 'own')),
+    cert_path TEXT NOT NULL,
+    key_path TEXT NOT NULL,
+    last_attempt_at INTEGER,
+    last_failure TEXT
+);
+"#,
 ];

@@ -1,5 +1,6 @@
 mod accounts;
 mod backups;
+mod certificates;
 mod effects;
 mod migrations;
 mod platforms;
@@ -24,8 +25,9 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
-    Backup, Claim, CronRun, JournalEntry, LogLine, NewBackup, NewSite, NewTask, Result,
-    RunningTask, SiteCron, SiteSchedule, Store, StoreError, TaskEffect, TaskFilter, now_ms,
+    AcmeAccount, Backup, CertSource, Claim, CronRun, JournalEntry, LogLine, NewBackup, NewSite,
+    NewTask, Result, RunningTask, SiteCertificate, SiteCron, SiteSchedule, Store, StoreError,
+    TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -139,6 +141,23 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 impl Store for SqliteStore {
+    fn acme_account(&self) -> Result<Option<AcmeAccount>> {
+        SqliteStore::acme_account(self)
+    }
+
+    fn site_certificate(&self, site_id: i64) -> Result<Option<SiteCertificate>> {
+        SqliteStore::site_certificate(self, site_id)
+    }
+
+    fn record_certificate_attempt(
+        &self,
+        site_id: i64,
+        at: i64,
+        failure: Option<&str>,
+    ) -> Result<()> {
+        SqliteStore::record_certificate_attempt(self, site_id, at, failure)
+    }
+
     fn site_backup_policy(&self, site_id: i64) -> Result<(Option<String>, Option<String>)> {
         SqliteStore::site_backup_policy(self, site_id)
     }

@@ -86,9 +86,9 @@ impl LockMap {
         cache.retain(|claim, _| running.contains(claim));
         let mut held = Vec::new();
         for claim in running {
-            if !cache.contains_key(&claim) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(claim) {
                 let task = get_task(tx, claim.0)?;
-                cache.insert(claim, self.of_task(tx, &task)?);
+                slot.insert(self.of_task(tx, &task)?);
             }
             held.extend(cache[&claim].iter().cloned());
         }

@@ -564,3 +564,64 @@ fn a_cron_run_and_a_task_never_hold_one_site_at_once() {
     assert_eq!(s.cron_runs().unwrap()[0].owner, "d1");
     s.delete_site(b.id).unwrap();
 }
+
+/// A task's success records the ACME account and a site's certificate; a renewal attempt is
+/// noted on the certificate; deleting the site forgets its certificate.
+#[test]
+fn https_account_and_certificates_are_recorded_by_their_tasks_outcome() {
+    let s = store();
+    let (_, p) = setup(&s);
+    assert_eq!(s.acme_account().unwrap(), None);
+    let (site, _) = s
+        .insert_site(&new_site("tls.example", p, &["www.tls.example"]), None)
+        .unwrap();
+    assert_eq!(s.site_certificate(site.id).unwrap(), None);
+    let account = crate::AcmeAccount {
+        directory: "https://ca.example/dir".into(),
+        email: "ops@tls.example".into(),
+        ca_root: None,
+        credentials_path: "/var/lib/fjord/acme/account.json".into(),
+        account_url: "https://ca.example/acct/1".into(),
+    };
+    let cert = crate::SiteCertificate {
+        site_id: site.id,
+        names: vec!["tls.example".into(), "www.tls.example".into()],
+        not_before: 1_800_000_000,
+        not_after: 1_807_776_000,
+        issuer: "CN=Pebble Intermediate CA".into(),
+        source: crate::CertSource::Acme,
+        cert_path: "/var/lib/fjord/certs/1/chain.pem".into(),
+        key_path: "/var/lib/fjord/certs/1/key.pem".into(),
+        last_attempt_at: None,
+        last_failure: None,
+    };
+    let t = s
+        .enqueue(
+            Target::Site(site.id),
+            "tls.example",
+            NewTask::new(TaskKind::SiteVerify),
+        )
+        .unwrap();
+    let running = s.claim_next("d").unwrap().unwrap();
+    assert_eq!(running.task.id, t.id);
+    let effect = TaskEffect::Many(vec![
+        TaskEffect::SetAcmeAccount(account.clone()),
+        TaskEffect::SetSiteCertificate(cert.clone()),
+    ]);
+    assert!(
+        s.finish_task(t.id, &running.claim, TaskStatus::Success, None, &effect)
+            .unwrap()
+    );
+    assert_eq!(s.acme_account().unwrap(), Some(account));
+    assert_eq!(s.site_certificate(site.id).unwrap(), Some(cert.clone()));
+
+    s.record_certificate_attempt(site.id, 1_805_000_000, Some("the CA is down"))
+        .unwrap();
+    let noted = s.site_certificate(site.id).unwrap().unwrap();
+    assert_eq!(noted.last_attempt_at, Some(1_805_000_000));
+    assert_eq!(noted.last_failure.as_deref(), Some("the CA is down"));
+    assert_eq!(noted.not_after, cert.not_after);
+
+    s.delete_site(site.id).unwrap();
+    assert_eq!(s.site_certificate(site.id).unwrap(), None);
+}

@@ -1,0 +1,95 @@
+//! HTTPS: the installation's ACME account and each site's certificate (issued by the account,
+//! or the site's own). Talking to a CA and writing keys are tasks; what can be refused at once
+//! (a bad address, an own certificate that does not fit the site) is refused here.
+
+use model::{HttpsAccountArgs, OwnCertificate, Target, TaskArgs, TaskKind};
+
+use super::*;
+use crate::{Error, Fjord, Result, paths};
+
+impl Fjord {
+    /// Queues the registration of the installation's ACME account on `server` (the machine
+    /// that reaches the CA): Let's Encrypt unless `directory` names another CA (or `staging`,
+    /// Let's Encrypt's staging CA).
+    pub fn https_account(
+        &self,
+        server: &str,
+        email: &str,
+        directory: Option<&str>,
+        staging: bool,
+        ca_root: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let directory = match (directory, staging) {
+            (Some(_), true) => {
+                return Err(Error::Refused(
+                    "give either --directory or --staging, not both".into(),
+                ));
+            }
+            (Some(d), false) => d,
+            (None, true) => host::acme::LETS_ENCRYPT_STAGING,
+            (None, false) => host::acme::LETS_ENCRYPT,
+        };
+        let args = HttpsAccountArgs::parse(directory, email, ca_root)?;
+        let server = self.server(server)?;
+        self.queue(
+            Target::Server(server.id),
+            TaskKind::HttpsAccount,
+            TaskArgs::HttpsAccount(args),
+            dry_run,
+        )
+    }
+
+    /// Queues a certificate for a site covering its name and every alias: issued by the ACME
+    /// account, or `own` (files an administrator names), which must fit the site now: its key
+    /// matches, every name is covered and it is valid today.
+    pub fn site_https(
+        &self,
+        name: &str,
+        own: Option<OwnCertificate>,
+        dry_run: bool,
+    ) -> Result<Queued> {
+        let site = self.site(name)?;
+        crate::scripts::check_site_status(TaskKind::SiteHttps, &site, false)?;
+        match &own {
+            Some(own) => {
+                let cert = model::AbsPath::parse("cert", &own.cert)?;
+                let key = model::AbsPath::parse("key", &own.key)?;
+                let names: Vec<String> = site.all_names().map(|n| n.to_string()).collect();
+                host::certs::check_files(
+                    cert.as_path(),
+                    key.as_path(),
+                    &names,
+                    store::now_ms() / 1000,
+                )
+                .map_err(|e| Error::Refused(e.to_string()))?;
+            }
+            None => {
+                if self.store().acme_account()?.is_none() {
+                    return Err(Error::Refused(format!(
+                        "site {}: no ACME account yet: make one with `fjord https account --email ADDRESS`",
+                        site.name
+                    )));
+                }
+            }
+        }
+        self.queue(
+            Target::Site(site.id),
+            TaskKind::SiteHttps,
+            TaskArgs::SiteHttps { own },
+            dry_run,
+        )
+    }
+
+    /// A site's certificate as the state records it.
+    pub fn site_certificate(&self, name: &str) -> Result<Option<store::SiteCertificate>> {
+        let site = self.site(name)?;
+        Ok(self.store().site_certificate(site.id)?)
+    }
+
+    /// The directory HTTP-01 answers are written to, which every vhost serves at
+    /// `/.well-known/acme-challenge/`.
+    pub fn acme_challenge_dir(&self) -> std::path::PathBuf {
+        paths::acme_challenge_dir(self.data_dir())
+    }
+}

@@ -1,0 +1,303 @@
+//! Certificates from an ACME CA (Debian's pebble, private, on loopback) and a site's own
+//! certificate, through the real binary: what is issued covers the site and its aliases and
+//! chains to the CA's root; a CA that is down or a name that does not point here fails the task
+//! with the CA's words and writes nothing; an own certificate that does not fit is refused
+//! before anything is queued.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Env, PrivateNginx};
+use crate::pebble::Pebble;
+
+/// A private nginx whose every name serves `/.well-known/acme-challenge/` from the
+/// installation's challenge dir: pebble validates HTTP-01 against it.
+fn challenge_server(env: &Env) -> PrivateNginx {
+    let nginx = PrivateNginx::start();
+    let conf = format!(
+        "server {{
+    listen 127.0.0.1:{port};
+    server_name ~.;
+    location /.well-known/acme-challenge/ {{
+        alias {dir}/;
+    }}
+}}
+",
+        port = nginx.port,
+        dir = env.data.path().join("acme-challenge").display()
+    );
+    std::fs::write(nginx.prefix().join("conf.d/challenge.conf"), conf).unwrap();
+    let p = nginx.prefix().display().to_string();
+    let out = Command::new(crate::harness::nginx_binary())
+        .args([
+            "-p",
+            &format!("{p}/"),
+            "-c",
+            &format!("{p}/nginx.conf"),
+            "-s",
+            "reload",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Reloaded once the new server answers (the directory itself: 403, not the default 404).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while nginx.get("x.example", "/.well-known/acme-challenge/").0 == 404 {
+        assert!(std::time::Instant::now() < deadline, "nginx never reloaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nginx
+}
+
+/// The directories of site certificates fjord keeps.
+fn site_tls_dirs(env: &Env) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(env.data.path().join("tls"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("site-")
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Where `site`'s certificate chain and key are, as `site show` says.
+fn tls_files(env: &Env, site: &str) -> (PathBuf, PathBuf) {
+    let shown = env.json(&["site", "show", site]);
+    let file = |key: &str| PathBuf::from(shown["certificate"][key].as_str().unwrap());
+    (file("chain_file"), file("key_file"))
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn add_site(env: &Env, name: &str, aliases: &[&str]) {
+    let mut args = vec!["site", "add", name, "--platform", "p1"];
+    for alias in aliases {
+        args.extend(["--alias", alias]);
+    }
+    env.ok(&args);
+    env.dispatch_until_idle(&[]);
+}
+
+/// Runs queued tasks and returns the last one's record.
+fn run_task(env: &Env, args: &[&str]) -> serde_json::Value {
+    let id = env.queue(args);
+    env.dispatch_until_idle(&[]);
+    env.wait_task(id, Duration::from_secs(120))
+}
+
+#[test]
+fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_nothing() {
+    let env = Env::new();
+    let challenges = challenge_server(&env);
+    let mut pebble = Pebble::start(challenges.port);
+    add_site(&env, "shop.example", &["www.shop.example"]);
+
+    let refused = env.fails(&["site", "https", "shop.example"]);
+    assert!(refused.contains("no ACME account"), "{refused}");
+
+    let account = run_task(
+        &env,
+        &[
+            "https",
+            "account",
+            "--email",
+            "ops@shop.example",
+            "--directory",
+            &pebble.directory(),
+            "--ca-root",
+            &pebble.listener_root().display().to_string(),
+            "--server",
+            "t",
+        ],
+    );
+    assert_eq!(account["status"], "success", "{account}");
+    let credentials = env.data.path().join("tls/acme-account.json");
+    assert_eq!(mode(&credentials), 0o600);
+    assert_eq!(mode(&env.data.path().join("tls")), 0o700);
+
+    let issued = run_task(&env, &["site", "https", "shop.example"]);
+    assert_eq!(issued["status"], "success", "{issued}");
+    let (chain, key) = tls_files(&env, "shop.example");
+    assert_eq!(site_tls_dirs(&env), [chain.parent().unwrap()]);
+    assert_eq!((mode(&chain), mode(&key)), (0o600, 0o600));
+    let chain_s = chain.display().to_string();
+    let names = openssl(&["x509", "-in", &chain_s, "-noout", "-ext", "subjectAltName"]);
+    assert!(
+        names.contains("DNS:shop.example") && names.contains("DNS:www.shop.example"),
+        "{names}"
+    );
+    // The chain (leaf, then pebble's intermediate) leads to the root pebble issues under.
+    let verified = openssl(&[
+        "verify",
+        "-CAfile",
+        &pebble.issuing_root().display().to_string(),
+        "-untrusted",
+        &chain_s,
+        &chain_s,
+    ]);
+    assert!(verified.trim_end().ends_with(": OK"), "{verified}");
+    let shown = env.json(&["site", "show", "shop.example"]);
+    assert_eq!(shown["certificate"]["source"], "acme", "{shown}");
+    assert_eq!(
+        shown["certificate"]["names"],
+        serde_json::json!(["shop.example", "www.shop.example"])
+    );
+    // The challenge answers are gone.
+    let left: Vec<_> = std::fs::read_dir(env.data.path().join("acme-challenge"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A name that does not point here: the task fails in pebble's words, nothing is written.
+    add_site(&env, "elsewhere.example", &[]);
+    pebble.answer_wrongly("elsewhere.example", "127.0.0.2");
+    let wrong = run_task(&env, &["site", "https", "elsewhere.example"]);
+    assert_eq!(wrong["status"], "failed", "{wrong}");
+    let error = wrong["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused the order")
+            && error.contains("elsewhere.example")
+            && error.contains("127.0.0.2"),
+        "{error}"
+    );
+    assert_eq!(site_tls_dirs(&env), [chain.parent().unwrap()]);
+
+    // The CA down: the task fails saying so, and writes nothing.
+    pebble.stop();
+    add_site(&env, "down.example", &[]);
+    let down = run_task(&env, &["site", "https", "down.example"]);
+    assert_eq!(down["status"], "failed", "{down}");
+    let error = down["error"].as_str().unwrap_or_default();
+    assert!(error.contains("could not be reached"), "{error}");
+    assert_eq!(site_tls_dirs(&env), [chain.parent().unwrap()]);
+    // The issued certificate is still the site's.
+    assert!(chain.exists() && key.exists());
+}
+
+/// Writes a certificate for `names` valid from `from` to `until` (days from today) and its key
+/// (or another key) under `dir`; returns their paths.
+fn own_certificate(
+    dir: &Path,
+    tag: &str,
+    names: &[&str],
+    from: i64,
+    until: i64,
+    other_key: bool,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day = |d: i64| {
+        let t = today + d * 86_400;
+        let (y, m, dd) = civil_from_days(t.div_euclid(86_400));
+        rcgen::date_time_ymd(y, m, dd)
+    };
+    params.not_before = day(from);
+    params.not_after = day(until);
+    let cert = params.self_signed(&key).unwrap();
+    let key_pem = if other_key {
+        rcgen::KeyPair::generate().unwrap().serialize_pem()
+    } else {
+        key.serialize_pem()
+    };
+    let (c, k) = (
+        dir.join(format!("{tag}.crt")),
+        dir.join(format!("{tag}.key")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key_pem).unwrap();
+    (c.display().to_string(), k.display().to_string())
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m as u8, d as u8)
+}
+
+#[test]
+fn an_own_certificate_that_does_not_fit_the_site_is_refused_before_anything_is_queued() {
+    let env = Env::new();
+    add_site(&env, "own.example", &["www.own.example"]);
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["own.example", "www.own.example"];
+    let tasks_before = env.json(&["task", "list"]).as_array().map(Vec::len);
+
+    let (c, k) = own_certificate(dir.path(), "other-key", &names, -1, 30, true);
+    let err = env.fails(&["site", "https", "own.example", "--cert", &c, "--key", &k]);
+    assert!(
+        err.contains(&k) && err.contains("is not the key of the certificate"),
+        "{err}"
+    );
+
+    let (c, k) = own_certificate(dir.path(), "other-names", &["own.example"], -1, 30, false);
+    let err = env.fails(&["site", "https", "own.example", "--cert", &c, "--key", &k]);
+    assert!(
+        err.contains(&c) && err.contains("does not cover www.own.example"),
+        "{err}"
+    );
+
+    let (c, k) = own_certificate(dir.path(), "expired", &names, -30, -1, false);
+    let err = env.fails(&["site", "https", "own.example", "--cert", &c, "--key", &k]);
+    assert!(err.contains(&c) && err.contains("has expired"), "{err}");
+    assert_eq!(
+        env.json(&["task", "list"]).as_array().map(Vec::len),
+        tasks_before,
+        "a refused certificate queues nothing"
+    );
+    assert!(site_tls_dirs(&env).is_empty());
+
+    // One that fits is written, root's only, and recorded as the site's own.
+    let (c, k) = own_certificate(dir.path(), "good", &names, -1, 30, false);
+    let done = run_task(
+        &env,
+        &["site", "https", "own.example", "--cert", &c, "--key", &k],
+    );
+    assert_eq!(done["status"], "success", "{done}");
+    let (chain, key) = tls_files(&env, "own.example");
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(chain).unwrap(),
+        std::fs::read_to_string(&c).unwrap()
+    );
+    assert_eq!(
+        env.json(&["site", "show", "own.example"])["certificate"]["source"],
+        "own"
+    );
+}
