@@ -419,6 +419,21 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
         assert!(Instant::now() < deadline, "nginx never served {url}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The old workers may still take HTTP connections for a moment after the new ones serve:
+    // wait until several in a row are the new config's.
+    let mut new_answers = 0;
+    while new_answers < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "nginx kept its old config on HTTP"
+        );
+        if get(&nginx.listen(), name, "/", &[]).status == 301 {
+            new_answers += 1;
+        } else {
+            new_answers = 0;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let r = https(&url, &resolve, &[]);
     assert_eq!(
         (r.http_version.as_str(), r.status),
