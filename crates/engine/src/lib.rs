@@ -89,7 +89,6 @@ impl Fjord {
                 id
             }
         };
-        host::acme::ensure_challenge_dir(&paths::acme_challenge_dir(&data_dir))?;
         drop(opening);
         Ok(Fjord {
             data_dir,

@@ -33,9 +33,3 @@ pub fn acme_credentials(data_dir: &Path) -> PathBuf {
 pub fn site_tls_dir(data_dir: &Path, site_id: i64) -> PathBuf {
     tls_dir(data_dir).join(format!("site-{site_id}"))
 }
-
-/// Where HTTP-01 answers are written: every site's vhost serves
-/// `/.well-known/acme-challenge/` from here (mode 0755, root's).
-pub fn acme_challenge_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("acme-challenge")
-}

@@ -90,15 +90,6 @@ pub struct ChallengeDir {
     root: Root,
 }
 
-/// Makes the challenge directory if it is missing and gives it mode 0755: nginx's workers
-/// read the answers in it; only root writes there.
-pub fn ensure_challenge_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    crate::ensure_dir(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| HostError::io(dir, e))
-}
-
 impl ChallengeDir {
     pub fn open(dir: &Path) -> Result<ChallengeDir> {
         Ok(ChallengeDir {

@@ -185,6 +185,21 @@ pub struct SiteCertificate {
     pub last_failure: Option<String>,
 }
 
+impl SiteCertificate {
+    /// The files a TLS server block names.
+    pub fn tls_files(&self) -> Result<model::TlsFiles> {
+        let path = |field: &'static str, value: &str| {
+            model::AbsPath::parse(field, value).map_err(|e| {
+                StoreError::Corrupt(format!("site {}'s certificate: {e}", self.site_id))
+            })
+        };
+        Ok(model::TlsFiles {
+            cert: path("cert_path", &self.cert_path)?,
+            key: path("key_path", &self.key_path)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewSite {
     pub name: Hostname,
@@ -353,10 +368,12 @@ pub trait Store: Accounts + Send + Sync {
         then: Option<NewTask>,
     ) -> Result<(Site, Option<Task>)>;
     fn set_site_status(&self, id: i64, status: SiteStatus) -> Result<()>;
-    /// The certificate a site's vhost serves HTTPS with, once it has one. The ACME side of
-    /// issue 18 records certificates; until then no site has one.
-    fn site_tls(&self, _site_id: i64) -> Result<Option<model::TlsFiles>> {
-        Ok(None)
+    /// The certificate a site's vhost serves HTTPS with, once it has one: its recorded
+    /// certificate's files.
+    fn site_tls(&self, site_id: i64) -> Result<Option<model::TlsFiles>> {
+        self.site_certificate(site_id)?
+            .map(|c| c.tls_files())
+            .transpose()
     }
     /// The installation's ACME account, if one was made.
     fn acme_account(&self) -> Result<Option<AcmeAccount>>;

@@ -5,7 +5,7 @@
 use model::{HttpsAccountArgs, OwnCertificate, Target, TaskArgs, TaskKind};
 
 use super::*;
-use crate::{Error, Fjord, Result, paths};
+use crate::{Error, Fjord, Result};
 
 impl Fjord {
     /// Queues the registration of the installation's ACME account on `server` (the machine
@@ -85,11 +85,5 @@ impl Fjord {
     pub fn site_certificate(&self, name: &str) -> Result<Option<store::SiteCertificate>> {
         let site = self.site(name)?;
         Ok(self.store().site_certificate(site.id)?)
-    }
-
-    /// The directory HTTP-01 answers are written to, which every vhost serves at
-    /// `/.well-known/acme-challenge/`.
-    pub fn acme_challenge_dir(&self) -> std::path::PathBuf {
-        paths::acme_challenge_dir(self.data_dir())
     }
 }

@@ -97,6 +97,12 @@ impl Fjord {
                         db_servers.push(store.server(id)?);
                     }
                 }
+                let mut tls_of_sites = std::collections::BTreeMap::new();
+                for site in &sites {
+                    if let Some(tls) = store.site_tls(site.id)? {
+                        tls_of_sites.insert(site.id, tls);
+                    }
+                }
                 TaskObjects {
                     server: store.server(platform.server_id)?,
                     sites,
@@ -106,6 +112,7 @@ impl Fjord {
                     extra: scripts::Extra {
                         all_sites,
                         db_servers,
+                        tls_of_sites,
                         ..Default::default()
                     },
                 }

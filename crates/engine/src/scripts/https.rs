@@ -1,6 +1,7 @@
 //! HTTPS tasks: registering the ACME account, and giving a site its certificate. The CA is
 //! asked before anything is written, so a refused or failed order leaves the host as it was;
-//! every file is written with its undo journaled, keys and credentials readable by root only.
+//! every file is written with its undo journaled, keys and credentials readable by root only,
+//! and the site's vhost switched to the new certificate in the same task.
 
 use store::{AcmeAccount, CertSource, SiteCertificate};
 
@@ -36,6 +37,11 @@ pub(super) fn https_account(
     }))
 }
 
+/// Gives a site its certificate and serves it: ordered from the ACME account (HTTP-01 answered
+/// by the site's own vhost, from fjord's challenge dir) or read from the files an
+/// administrator named; checked; its key and chain written root's alone, outside any docroot;
+/// then the vhost re-rendered with TLS in one tested nginx commit. Any failure before that
+/// commit is over leaves the site serving what it served before.
 pub(super) fn site_https(
     env: &ScriptEnv,
     objects: &TaskObjects,
@@ -60,11 +66,12 @@ pub(super) fn site_https(
                 )
             })?;
             let ca = ca(&account.directory, account.ca_root.as_deref());
+            let challenges = render::acme_challenge_dir(&env.nginx_dir(&objects.server));
             let issued = x.acme_order(
                 &ca,
                 Path::new(&account.credentials_path),
                 &names,
-                &paths::acme_challenge_dir(&env.data_dir),
+                &challenges,
             )?;
             let Some(issued) = issued else {
                 return Ok(TaskEffect::None);
@@ -89,17 +96,62 @@ pub(super) fn site_https(
         &names,
         store::now_ms() / 1000,
     )?;
-    let dir = paths::site_tls_dir(&env.data_dir, site.id);
+    // A new pair goes beside the one served now, in a directory named by its chain's digest:
+    // nginx keeps the old pair until the vhost naming the new one is tested and reloaded, and
+    // a reload of another task's change meanwhile never meets a half-written pair.
+    let site_dir = paths::site_tls_dir(&env.data_dir, site.id);
+    let dir = site_dir.join(&host::sha256_hex(&chain)[..16]);
+    x.make_dir(&site_dir)?;
     x.make_dir(&dir)?;
     let (chain_path, key_path) = (dir.join("chain.pem"), dir.join("key.pem"));
     x.write_file(&key_path, &key, 0o600)?;
     x.write_file(&chain_path, &chain, 0o600)?;
+    let tls = model::TlsFiles {
+        cert: model::AbsPath::parse("certificate", &chain_path.display().to_string())?,
+        key: model::AbsPath::parse("key", &key_path.display().to_string())?,
+    };
+    let served = TaskObjects {
+        extra: Extra {
+            tls: Some(tls),
+            ..objects.extra.clone()
+        },
+        ..objects.clone()
+    };
+    x.nginx(
+        &env.nginx_ctl(&objects.server),
+        vec![(
+            env.vhost_path(&objects.server, site),
+            Some(env.vhost(&served)?),
+        )],
+    )?;
+    // The pair served before is named by no vhost now.
+    if let Some(old) = &objects.extra.tls
+        && let Some(old_dir) = old.cert.as_path().parent()
+        && old_dir != dir
+        && old_dir.parent() == Some(site_dir.as_path())
+    {
+        x.remove_tree(old_dir)?;
+    }
     x.log(&format!(
         "certificate for {} from {}, valid until {}",
         info.names.join(", "),
         info.issuer,
         model::time::utc_display(info.not_after * 1000)
     ));
+    let HttpService::Nginx(nginx) = &objects.server.http;
+    if nginx.https_listen.is_empty() {
+        x.log(&format!(
+            "server {} listens on no HTTPS address: the certificate is served once it does \
+             (fjord server edit {} --https-listen ADDRESS)",
+            objects.server.name, objects.server.name
+        ));
+    } else if site.https.mode == model::HttpsMode::Off {
+        x.log(&format!(
+            "site {} has HTTPS off: the certificate is served once it is on \
+             (fjord site edit {} --https on)",
+            site.name, site.name
+        ));
+    }
     Ok(TaskEffect::SetSiteCertificate(SiteCertificate {
         site_id: site.id,
         names: info.names,

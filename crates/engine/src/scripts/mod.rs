@@ -61,6 +61,8 @@ pub struct Extra {
     pub db_servers: Vec<Server>,
     /// Site tasks: the certificate its vhost serves HTTPS with.
     pub tls: Option<model::TlsFiles>,
+    /// Platform tasks: the certificate of each of its sites that has one, by site id.
+    pub tls_of_sites: std::collections::BTreeMap<i64, model::TlsFiles>,
     /// A site's certificate task: the installation's ACME account.
     pub acme_account: Option<store::AcmeAccount>,
 }
@@ -143,7 +145,7 @@ impl Fjord {
 }
 
 impl ScriptEnv {
-    fn nginx_dir(&self, server: &Server) -> PathBuf {
+    pub(super) fn nginx_dir(&self, server: &Server) -> PathBuf {
         self.data_dir
             .join("config")
             .join(server.name.as_str())

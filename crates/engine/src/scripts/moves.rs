@@ -168,7 +168,11 @@ pub(super) fn site_migrate(
             .to_db_server
             .clone()
             .or_else(|| objects.db_server.clone()),
-        extra: Extra::default(),
+        // The certificate stays the site's (its files are on this machine).
+        extra: Extra {
+            tls: objects.extra.tls.clone(),
+            ..Extra::default()
+        },
     };
     let moves_files = new_platform.id != old_platform.id || new_site.name != old_site.name;
     let db_moves = new_db != old_site.database;

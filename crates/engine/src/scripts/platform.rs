@@ -173,7 +173,10 @@ fn served_sites_config(
             site: Some(site.clone()),
             sites: Vec::new(),
             db_server,
-            extra: Default::default(),
+            extra: Extra {
+                tls: objects.extra.tls_of_sites.get(&site.id).cloned(),
+                ..Default::default()
+            },
             server: objects.server.clone(),
         };
         vhosts.push((env.vhost_path(&one.server, site), Some(env.vhost(&one)?)));

@@ -1,58 +1,23 @@
 //! Certificates from an ACME CA (Debian's pebble, private, on loopback) and a site's own
-//! certificate, through the real binary: what is issued covers the site and its aliases and
-//! chains to the CA's root; a CA that is down or a name that does not point here fails the task
-//! with the CA's words and writes nothing; an own certificate that does not fit is refused
-//! before anything is queued.
+//! certificate, through the real binary: HTTP-01 is answered by the site's own vhost on the
+//! private nginx; what is issued covers the site and its aliases, chains to the CA's root and
+//! is served over HTTPS (HTTP/2) at once; a CA that is down, a refused order or a vhost nginx
+//! rejects fails the task with the CA's (or nginx's) words and leaves the site serving exactly
+//! as before; an own certificate that does not fit is refused before anything is queued.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Env, PrivateNginx};
+use crate::harness::{Env, free_port};
 use crate::pebble::Pebble;
 
-/// A private nginx whose every name serves `/.well-known/acme-challenge/` from the
-/// installation's challenge dir: pebble validates HTTP-01 against it.
-fn challenge_server(env: &Env) -> PrivateNginx {
-    let nginx = PrivateNginx::start();
-    let conf = format!(
-        "server {{
-    listen 127.0.0.1:{port};
-    server_name ~.;
-    location /.well-known/acme-challenge/ {{
-        alias {dir}/;
-    }}
-}}
-",
-        port = nginx.port,
-        dir = env.data.path().join("acme-challenge").display()
-    );
-    std::fs::write(nginx.prefix().join("conf.d/challenge.conf"), conf).unwrap();
-    let p = nginx.prefix().display().to_string();
-    let out = Command::new(crate::harness::nginx_binary())
-        .args([
-            "-p",
-            &format!("{p}/"),
-            "-c",
-            &format!("{p}/nginx.conf"),
-            "-s",
-            "reload",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Reloaded once the new server answers (the directory itself: 403, not the default 404).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while nginx.get("x.example", "/.well-known/acme-challenge/").0 == 404 {
-        assert!(std::time::Instant::now() < deadline, "nginx never reloaded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nginx
+/// Where fjord writes the answers to HTTP-01 challenges for server `t`'s vhosts.
+fn challenge_dir(env: &Env) -> PathBuf {
+    env.data
+        .path()
+        .join("config/t/nginx/acme/.well-known/acme-challenge")
 }
 
 /// The directories of site certificates fjord keeps.
@@ -111,8 +76,8 @@ fn run_task(env: &Env, args: &[&str]) -> serde_json::Value {
 #[test]
 fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_nothing() {
     let env = Env::new();
-    let challenges = challenge_server(&env);
-    let mut pebble = Pebble::start(challenges.port);
+    // pebble validates HTTP-01 against the sites' own vhosts.
+    let mut pebble = Pebble::start(env.nginx.port);
     add_site(&env, "shop.example", &["www.shop.example"]);
 
     let refused = env.fails(&["site", "https", "shop.example"]);
@@ -141,7 +106,9 @@ fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_no
     let issued = run_task(&env, &["site", "https", "shop.example"]);
     assert_eq!(issued["status"], "success", "{issued}");
     let (chain, key) = tls_files(&env, "shop.example");
-    assert_eq!(site_tls_dirs(&env), [chain.parent().unwrap()]);
+    // The pair lives in a directory of its own under the site's.
+    let site_dir = chain.parent().unwrap().parent().unwrap().to_path_buf();
+    assert_eq!(site_tls_dirs(&env), std::slice::from_ref(&site_dir));
     assert_eq!((mode(&chain), mode(&key)), (0o600, 0o600));
     let chain_s = chain.display().to_string();
     let names = openssl(&["x509", "-in", &chain_s, "-noout", "-ext", "subjectAltName"]);
@@ -166,9 +133,7 @@ fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_no
         serde_json::json!(["shop.example", "www.shop.example"])
     );
     // The challenge answers are gone.
-    let left: Vec<_> = std::fs::read_dir(env.data.path().join("acme-challenge"))
-        .unwrap()
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(challenge_dir(&env)).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 
     // A name that does not point here: the task fails in pebble's words, nothing is written.
@@ -183,7 +148,7 @@ fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_no
             && error.contains("127.0.0.2"),
         "{error}"
     );
-    assert_eq!(site_tls_dirs(&env), [chain.parent().unwrap()]);
+    assert_eq!(site_tls_dirs(&env), std::slice::from_ref(&site_dir));
 
     // The CA down: the task fails saying so, and writes nothing.
     pebble.stop();
@@ -192,7 +157,7 @@ fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_no
     assert_eq!(down["status"], "failed", "{down}");
     let error = down["error"].as_str().unwrap_or_default();
     assert!(error.contains("could not be reached"), "{error}");
-    assert_eq!(site_tls_dirs(&env), [chain.parent().unwrap()]);
+    assert_eq!(site_tls_dirs(&env), std::slice::from_ref(&site_dir));
     // The issued certificate is still the site's.
     assert!(chain.exists() && key.exists());
 }
@@ -300,4 +265,175 @@ fn an_own_certificate_that_does_not_fit_the_site_is_refused_before_anything_is_q
         env.json(&["site", "show", "own.example"])["certificate"]["source"],
         "own"
     );
+}
+
+/// An HTTPS answer as curl saw it, trusting only pebble's issuing root.
+struct Secure {
+    status: u16,
+    http_version: String,
+}
+
+/// `GET https://host:port/path`, `host` resolved to 127.0.0.1, the chain checked against
+/// pebble's issuing root (curl fails on any other).
+fn https_get(pebble: &Pebble, host: &str, port: u16, path: &str) -> Secure {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
+        .arg(pebble.issuing_root())
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(["-w", "%{http_code} %{http_version}"])
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "https://{host}:{port}{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = written.split(' ');
+    Secure {
+        status: words.next().unwrap_or_default().parse().unwrap_or(0),
+        http_version: words.next().unwrap_or_default().to_string(),
+    }
+}
+
+/// Every file under `dir` with its contents.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    crate::harness::walk(dir, &mut out);
+    out
+}
+
+#[test]
+fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_changes_nothing() {
+    let env = Env::new();
+    let https_port = free_port();
+    let https_addr = format!("127.0.0.1:{https_port}");
+    env.ok(&["server", "edit", "t", "--https-listen", &https_addr]);
+    env.dispatch_until_idle(&[]);
+    let pebble = Pebble::start(env.nginx.port);
+    let account = run_task(
+        &env,
+        &[
+            "https",
+            "account",
+            "--email",
+            "ops@secure.example",
+            "--directory",
+            &pebble.directory(),
+            "--ca-root",
+            &pebble.listener_root().display().to_string(),
+            "--server",
+            "t",
+        ],
+    );
+    assert_eq!(account["status"], "success", "{account}");
+
+    let (name, alias) = ("secure.example", "www.secure.example");
+    env.ok(&[
+        "site",
+        "add",
+        name,
+        "--platform",
+        "p1",
+        "--alias",
+        alias,
+        "--https",
+        "required",
+    ]);
+    env.dispatch_until_idle(&[]);
+    // Without a certificate the site is served over HTTP.
+    assert_eq!(env.nginx.get(name, "/").0, 200);
+
+    let issued = run_task(&env, &["site", "https", name]);
+    assert_eq!(issued["status"], "success", "{issued}");
+    for host in [name, alias] {
+        let r = https_get(&pebble, host, https_port, "/");
+        assert_eq!((r.status, r.http_version.as_str()), (200, "2"), "{host}");
+    }
+    // HTTP answers 301 to the HTTPS address, but for ACME's challenges.
+    let (status, location, _) = env.nginx.get(name, "/page?q=1");
+    assert_eq!(status, 301);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("https://{name}:{https_port}/page?q=1").as_str())
+    );
+    let (status, _, _) = env.nginx.get(alias, "/.well-known/acme-challenge/none");
+    assert_eq!(status, 404, "the challenge path is answered over HTTP");
+    let shown = env.json(&["site", "show", name]);
+    assert_eq!(
+        shown["certificate"]["names"],
+        serde_json::json!([name, alias]),
+        "{shown}"
+    );
+    let cert = &shown["certificate"];
+    assert!(
+        cert["not_after"].as_str().unwrap_or_default() > cert["not_before"].as_str().unwrap(),
+        "{shown}"
+    );
+
+    // An alias is added; its name does not point here (a name the CA validated before it
+    // would not ask about again). The order is refused in the CA's words, and the vhost, the
+    // certificate and what is served stay exactly as they were; nginx never reloads.
+    let added = "shop.secure.example";
+    env.ok(&["site", "edit", name, "--add-alias", added]);
+    env.dispatch_until_idle(&[]);
+    let vhost = env
+        .data
+        .path()
+        .join(format!("config/t/nginx/vhost.d/{name}.conf"));
+    let vhost_before = std::fs::read(&vhost).unwrap();
+    let tls_before = files_under(&env.data.path().join("tls"));
+    let reloads = env.nginx.reloads();
+    pebble.answer_wrongly(added, "127.0.0.2");
+    let refused = run_task(&env, &["site", "https", name]);
+    assert_eq!(refused["status"], "failed", "{refused}");
+    let error = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(added) && error.contains("127.0.0.2"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(&vhost).unwrap(), vhost_before);
+    assert_eq!(files_under(&env.data.path().join("tls")), tls_before);
+    assert_eq!(env.nginx.reloads(), reloads);
+    assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
+    pebble.answer_rightly(added);
+
+    // A certificate issued but whose vhost nginx rejects: the task fails, the new files go,
+    // the site serves its old certificate.
+    let id = env.queue(&["site", "https", name]);
+    env.dispatch_until_idle(&[&format!("corrupt-vhost:{name}")]);
+    let rejected = env.wait_task(id, Duration::from_secs(120));
+    assert_eq!(rejected["status"], "failed", "{rejected}");
+    assert_eq!(std::fs::read(&vhost).unwrap(), vhost_before);
+    assert_eq!(files_under(&env.data.path().join("tls")), tls_before);
+    assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
+
+    // Issued again, the certificate covers the alias, served over HTTPS at once; the pair
+    // served before is gone.
+    let reissued = run_task(&env, &["site", "https", name]);
+    assert_eq!(reissued["status"], "success", "{reissued}");
+    for host in [name, alias, added] {
+        assert_eq!(
+            https_get(&pebble, host, https_port, "/").status,
+            200,
+            "{host}"
+        );
+    }
+    assert_eq!(
+        env.json(&["site", "show", name])["certificate"]["names"],
+        serde_json::json!([name, alias, added])
+    );
+    let (chain, key) = tls_files(&env, name);
+    let pairs: Vec<_> = std::fs::read_dir(chain.parent().unwrap().parent().unwrap())
+        .unwrap()
+        .collect();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!((mode(&chain), mode(&key)), (0o600, 0o600));
+
+    // Deleting the site removes its key and certificate.
+    let site_dir = chain.parent().unwrap().parent().unwrap().to_path_buf();
+    env.ok(&["site", "delete", name, "--force"]);
+    env.dispatch_until_idle(&[]);
+    assert!(!site_dir.exists(), "{}", site_dir.display());
 }

@@ -122,6 +122,21 @@ impl Pebble {
         );
     }
 
+    /// Makes the DNS answer 127.0.0.1 for `host` again.
+    pub fn answer_rightly(&self, host: &str) {
+        let body = serde_json::json!({ "host": format!("{host}.") });
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "-X", "POST", "-d", &body.to_string()])
+            .arg(format!("http://127.0.0.1:{}/clear-a", self.dns_management))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "challtestsrv clear-a: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Stops the CA (as if it were down); its port is then closed.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.pebble.take() {
