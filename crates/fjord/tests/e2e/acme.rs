@@ -437,3 +437,76 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     env.dispatch_until_idle(&[]);
     assert!(!site_dir.exists(), "{}", site_dir.display());
 }
+
+#[test]
+fn a_certificate_task_failing_after_any_step_leaves_the_site_serving_its_old_certificate() {
+    let env = Env::new();
+    let https_port = free_port();
+    env.ok(&[
+        "server",
+        "edit",
+        "t",
+        "--https-listen",
+        &format!("127.0.0.1:{https_port}"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let pebble = Pebble::start(env.nginx.port);
+    let account = run_task(
+        &env,
+        &[
+            "https",
+            "account",
+            "--email",
+            "ops@steps.example",
+            "--directory",
+            &pebble.directory(),
+            "--ca-root",
+            &pebble.listener_root().display().to_string(),
+            "--server",
+            "t",
+        ],
+    );
+    assert_eq!(account["status"], "success", "{account}");
+    let name = "steps.example";
+    env.ok(&[
+        "site",
+        "add",
+        name,
+        "--platform",
+        "p1",
+        "--https",
+        "required",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let first = run_task(&env, &["site", "https", name]);
+    assert_eq!(first["status"], "success", "{first}");
+
+    // Renewing over a served certificate fails after each of its steps in turn.
+    let state = || {
+        let mut state = env.host_state(&[name]);
+        state.extend(files_under(&env.data.path().join("tls")));
+        let r = https_get(&pebble, name, https_port, "/");
+        state.insert("HTTPS".into(), format!("{} {}", r.status, r.http_version));
+        state
+    };
+    let mut step = 1;
+    loop {
+        let before = state();
+        let id = env.queue(&["site", "https", name]);
+        env.dispatch_until_idle(&[&format!("fail-after:site-https:{step}")]);
+        let task = env.task(id);
+        if task["status"] == "success" {
+            break;
+        }
+        assert_eq!(task["status"], "failed", "step {step}: {task}");
+        crate::harness::assert_same_state(
+            &before,
+            &state(),
+            &format!("site-https failing after step {step}"),
+        );
+        step += 1;
+        assert!(step < 30, "site-https never succeeded");
+    }
+    assert!(step > 5, "site-https has {} steps", step - 1);
+    assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
+}
