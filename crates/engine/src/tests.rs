@@ -345,3 +345,141 @@ fn no_dispatcher_is_alive_until_one_holds_its_lock() {
     drop(dispatcher);
     assert!(!fjord.dispatcher_alive().unwrap());
 }
+
+/// Runs every queued task, recording `status` with `effect` for each.
+fn finish_queued(fjord: &Fjord, status: model::TaskStatus, effect: &store::TaskEffect) {
+    let store = fjord.store();
+    while let Some(running) = store.claim_next("test").unwrap() {
+        assert!(
+            store
+                .finish_task(running.task.id, &running.claim, status, None, effect)
+                .unwrap()
+        );
+    }
+}
+
+fn renewals_queued(fjord: &Fjord, site: i64) -> Vec<model::Task> {
+    let filter = store::TaskFilter {
+        target: Some(Target::Site(site)),
+        ..Default::default()
+    };
+    fjord
+        .tasks(&filter)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.kind == TaskKind::SiteHttps && t.queued_by == "renewal")
+        .collect()
+}
+
+/// The dispatcher renews a certificate the account issued before two thirds of its life,
+/// once however many dispatchers ask, again after a failure only once the backoff has passed,
+/// and not at all once the renewal has succeeded (until the new one comes due); a site's own
+/// certificate is never renewed.
+#[test]
+fn a_certificate_is_renewed_once_when_due_and_again_only_after_its_backoff() {
+    let (_dir, fjord, site) = fjord_with_site();
+    finish_queued(&fjord, model::TaskStatus::Success, &store::TaskEffect::None);
+    let from = NOW / 1000;
+    let cert = |not_before: i64, source: store::CertSource| store::SiteCertificate {
+        site_id: site,
+        names: vec!["a.example".into()],
+        not_before,
+        not_after: not_before + 90 * 86_400,
+        issuer: "CN=test CA".into(),
+        source,
+        cert_path: "/var/lib/fjord/tls/site-1/a/chain.pem".into(),
+        key_path: "/var/lib/fjord/tls/site-1/a/key.pem".into(),
+        last_attempt_at: None,
+        last_failure: None,
+        renewal_attempts: 0,
+    };
+    let record = |effect: store::TaskEffect| {
+        fjord
+            .store()
+            .enqueue(
+                Target::Site(site),
+                "a.example",
+                store::NewTask::new(TaskKind::SiteVerify),
+            )
+            .unwrap();
+        finish_queued(&fjord, model::TaskStatus::Success, &effect);
+    };
+    // No account: nothing is renewed, whatever is due.
+    record(store::TaskEffect::SetSiteCertificate(cert(
+        from,
+        store::CertSource::Acme,
+    )));
+    let due_ms = model::renewal_due_at(from, from + 90 * 86_400, site, 0, None) * 1000;
+    assert!(due_ms <= NOW + 60 * DAY);
+    assert!(fjord.queue_due_renewals(due_ms).unwrap().is_empty());
+    record(store::TaskEffect::SetAcmeAccount(store::AcmeAccount {
+        directory: "https://ca.example/dir".into(),
+        email: "ops@a.example".into(),
+        ca_root: None,
+        credentials_path: "/var/lib/fjord/tls/acme-account.json".into(),
+        account_url: "https://ca.example/acct/1".into(),
+    }));
+
+    assert!(fjord.queue_due_renewals(due_ms - 1000).unwrap().is_empty());
+    assert_eq!(fjord.queue_due_renewals(due_ms).unwrap().len(), 1);
+    // Asked again (another dispatcher, the next pass): the queued renewal is the one.
+    assert!(fjord.queue_due_renewals(due_ms).unwrap().is_empty());
+    assert!(fjord.queue_due_renewals(due_ms + DAY).unwrap().is_empty());
+    assert_eq!(renewals_queued(&fjord, site).len(), 1);
+
+    // It fails: tried again after an hour, not before.
+    finish_queued(&fjord, model::TaskStatus::Failed, &store::TaskEffect::None);
+    assert!(
+        fjord
+            .queue_due_renewals(due_ms + 3_599_000)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fjord.queue_due_renewals(due_ms + 3_600_000).unwrap().len(),
+        1
+    );
+    // Fails again: two hours.
+    finish_queued(&fjord, model::TaskStatus::Failed, &store::TaskEffect::None);
+    let second = due_ms + 3_600_000;
+    assert!(
+        fjord
+            .queue_due_renewals(second + 7_199_000)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fjord.queue_due_renewals(second + 7_200_000).unwrap().len(),
+        1
+    );
+
+    // It succeeds: the new certificate is renewed when it comes due, not before.
+    let renewed_at = (second + 7_200_000) / 1000;
+    finish_queued(
+        &fjord,
+        model::TaskStatus::Success,
+        &store::TaskEffect::SetSiteCertificate(cert(renewed_at, store::CertSource::Acme)),
+    );
+    assert!(
+        fjord
+            .queue_due_renewals((renewed_at + 50 * 86_400) * 1000)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fjord
+            .queue_due_renewals((renewed_at + 60 * 86_400) * 1000)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(renewals_queued(&fjord, site).len(), 4);
+
+    // A site's own certificate is the administrator's to replace.
+    finish_queued(&fjord, model::TaskStatus::Failed, &store::TaskEffect::None);
+    record(store::TaskEffect::SetSiteCertificate(cert(
+        from,
+        store::CertSource::Own,
+    )));
+    assert!(fjord.queue_due_renewals(NOW + 89 * DAY).unwrap().is_empty());
+}

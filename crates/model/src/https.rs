@@ -184,3 +184,93 @@ mod tests {
         );
     }
 }
+
+/// When a certificate is renewed (Unix seconds), for fjord's dispatcher.
+///
+/// Before two thirds of its life have passed (Let's Encrypt advises renewing at two thirds:
+/// <https://letsencrypt.org/docs/integration-guide/#when-to-renew>), moved earlier by up to a
+/// twelfth of its life, by an amount `spread_key` (the site's id) fixes: certificates issued
+/// together (a thousand sites switched to HTTPS in one afternoon) are not all renewed in one
+/// burst. After `attempts` orders since the last success, the next waits 1 hour, doubling each
+/// time up to a day, after the last one: far below Let's Encrypt's 5 failed authorizations per
+/// name and account per hour (<https://letsencrypt.org/docs/rate-limits/>), and a CA that is
+/// down for a week is asked a few times a day.
+pub fn renewal_due_at(
+    not_before: i64,
+    not_after: i64,
+    spread_key: i64,
+    attempts: u32,
+    last_attempt_at: Option<i64>,
+) -> i64 {
+    let life = (not_after - not_before).max(0);
+    let window = life / 12;
+    let spread = if window > 0 {
+        // A multiplicative hash spreads consecutive ids over the whole window.
+        ((spread_key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as i64 % window
+    } else {
+        0
+    };
+    let due = not_before + life * 2 / 3 - spread;
+    match (attempts, last_attempt_at) {
+        (0, _) | (_, None) => due,
+        (n, Some(last)) => {
+            let backoff = (RETRY_FIRST_S << (n - 1).min(16)).min(RETRY_MAX_S);
+            due.max(last + backoff)
+        }
+    }
+}
+
+/// The first wait after a failed renewal, and the longest.
+pub const RETRY_FIRST_S: i64 = 3_600;
+pub const RETRY_MAX_S: i64 = 86_400;
+
+/// How many orders one ACME account may place in [`ORDERS_WINDOW_S`]: Let's Encrypt's "New
+/// Orders per Account" limit (<https://letsencrypt.org/docs/rate-limits/>); the dispatcher
+/// queues no more renewals than leave room under it.
+pub const ORDERS_PER_WINDOW: usize = 300;
+pub const ORDERS_WINDOW_S: i64 = 3 * 3_600;
+
+#[cfg(test)]
+mod renewal_tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_certificate_is_renewed_before_two_thirds_of_its_life_spread_by_site() {
+        let (from, to) = (1_800_000_000, 1_800_000_000 + 90 * DAY);
+        let two_thirds = from + 60 * DAY;
+        let dues: Vec<i64> = (1..=1000)
+            .map(|id| renewal_due_at(from, to, id, 0, None))
+            .collect();
+        assert!(
+            dues.iter()
+                .all(|&d| d <= two_thirds && d > two_thirds - 8 * DAY)
+        );
+        // Spread over the window: no day of it takes more than a fifth of the sites.
+        let mut per_day = std::collections::BTreeMap::new();
+        for d in &dues {
+            *per_day.entry((two_thirds - d) / DAY).or_insert(0) += 1;
+        }
+        assert!(per_day.len() >= 7, "{per_day:?}");
+        assert!(per_day.values().all(|&n| n < 200), "{per_day:?}");
+        assert_eq!(
+            renewal_due_at(from, to, 7, 0, None),
+            dues[6],
+            "one site, one time"
+        );
+    }
+
+    #[test]
+    fn a_failed_renewal_is_tried_again_after_an_hour_doubling_up_to_a_day() {
+        let (from, to) = (1_800_000_000, 1_800_000_000 + 90 * DAY);
+        let due = renewal_due_at(from, to, 1, 0, None);
+        let last = due + 10;
+        assert_eq!(renewal_due_at(from, to, 1, 1, Some(last)), last + 3_600);
+        assert_eq!(renewal_due_at(from, to, 1, 2, Some(last)), last + 7_200);
+        assert_eq!(renewal_due_at(from, to, 1, 6, Some(last)), last + 86_400);
+        assert_eq!(renewal_due_at(from, to, 1, 40, Some(last)), last + 86_400);
+        // An attempt long before the due time (a manual order) does not delay it.
+        assert_eq!(renewal_due_at(from, to, 1, 1, Some(from)), due);
+    }
+}

@@ -6,7 +6,7 @@
 
 pub mod access;
 mod db;
-mod https;
+pub mod https;
 mod invalid;
 mod mail;
 mod name;
@@ -21,7 +21,7 @@ mod upload;
 
 pub use access::{Action, Actor, Role, User};
 pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_identifier};
-pub use https::{HttpsMode, SiteHttps, TlsFiles, parse_listens};
+pub use https::{HttpsMode, SiteHttps, TlsFiles, parse_listens, renewal_due_at};
 pub use invalid::Invalid;
 pub use mail::{EmailAddress, MailSettings};
 pub use name::Name;

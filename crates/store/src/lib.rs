@@ -183,6 +183,8 @@ pub struct SiteCertificate {
     /// Unix seconds of the last renewal attempt, and what went wrong if it failed.
     pub last_attempt_at: Option<i64>,
     pub last_failure: Option<String>,
+    /// Renewals queued since it was issued (none succeeded yet): how long the next waits.
+    pub renewal_attempts: u32,
 }
 
 impl SiteCertificate {
@@ -387,6 +389,22 @@ pub trait Store: Accounts + Send + Sync {
         at: i64,
         failure: Option<&str>,
     ) -> Result<()>;
+    /// The certificates the ACME account renews: issued by it, of sites that are served and
+    /// serve HTTPS; with each site's name.
+    fn renewable_certificates(&self) -> Result<Vec<(SiteCertificate, String)>>;
+    /// Queues `task` to renew a site's certificate if no other dispatcher did since this one
+    /// read it with `attempts` renewals (compare and set), counting the attempt at `now`
+    /// (Unix seconds).
+    fn take_due_renewal(
+        &self,
+        site_id: i64,
+        site_name: &str,
+        attempts: u32,
+        now: i64,
+        task: NewTask,
+    ) -> Result<Option<Task>>;
+    /// How many tasks of `kind` were queued since `since_ms`.
+    fn tasks_queued_since(&self, kind: TaskKind, since_ms: i64) -> Result<usize>;
     fn delete_site(&self, id: i64) -> Result<()>;
 
     /// Whether a site database of this name exists on that server and engine.

@@ -292,6 +292,9 @@ impl Dispatcher {
                 if let Err(e) = self.fjord.queue_due_backups(store::now_ms()) {
                     warn("scheduling backups failed", &e);
                 }
+                if let Err(e) = self.fjord.queue_due_renewals(store::now_ms()) {
+                    warn("queueing certificate renewals failed", &e);
+                }
                 last_recovery = Instant::now();
             }
         }

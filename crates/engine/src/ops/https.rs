@@ -86,4 +86,63 @@ impl Fjord {
         let site = self.site(name)?;
         Ok(self.store().site_certificate(site.id)?)
     }
+
+    /// Queues a renewal of every certificate the ACME account issued that is due
+    /// ([`model::renewal_due_at`]: before two thirds of its life, spread by site, backing off
+    /// after failures), no more than leaves room under the CA's orders per account
+    /// ([`model::https::ORDERS_PER_WINDOW`]). Called by every dispatcher: only the one that
+    /// counts the attempt first queues it. Returns the queued tasks.
+    pub fn queue_due_renewals(&self, now_ms: i64) -> Result<Vec<Task>> {
+        let store = self.store();
+        if store.acme_account()?.is_none() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms / 1000;
+        let due: Vec<_> = store
+            .renewable_certificates()?
+            .into_iter()
+            .filter(|(c, _)| {
+                now >= model::renewal_due_at(
+                    c.not_before,
+                    c.not_after,
+                    c.site_id,
+                    c.renewal_attempts,
+                    c.last_attempt_at,
+                )
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let window_start = now_ms - model::https::ORDERS_WINDOW_S * 1000;
+        let placed = store.tasks_queued_since(TaskKind::SiteHttps, window_start)?;
+        let room = model::https::ORDERS_PER_WINDOW.saturating_sub(placed);
+        let mut queued = Vec::new();
+        for (cert, name) in due {
+            if queued.len() >= room {
+                break;
+            }
+            // A certificate task already queued or running for the site renews it.
+            let busy = store
+                .active_tasks(Target::Site(cert.site_id))?
+                .iter()
+                .any(|t| t.kind == TaskKind::SiteHttps);
+            if busy {
+                continue;
+            }
+            let task =
+                store::NewTask::with_args(TaskKind::SiteHttps, TaskArgs::SiteHttps { own: None });
+            queued.extend(store.take_due_renewal(
+                cert.site_id,
+                &name,
+                cert.renewal_attempts,
+                now,
+                task,
+            )?);
+        }
+        if !queued.is_empty() {
+            self.notify_dispatchers();
+        }
+        Ok(queued)
+    }
 }

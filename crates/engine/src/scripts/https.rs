@@ -163,6 +163,7 @@ pub(super) fn site_https(
         key_path: key_path.display().to_string(),
         last_attempt_at: None,
         last_failure: None,
+        renewal_attempts: 0,
     }))
 }
 

@@ -28,58 +28,66 @@ impl SqliteStore {
         self.with(|c| {
             let row = c
                 .query_row(
-                    "SELECT names, not_before, not_after, issuer, source, cert_path, key_path,
-                            last_attempt_at, last_failure
-                     FROM site_certificates WHERE site_id = ?1",
+                    &format!(
+                        "SELECT {CERTIFICATE_COLUMNS} FROM site_certificates WHERE site_id = ?1"
+                    ),
                     [site_id],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                            r.get(7)?,
-                            r.get(8)?,
-                        ))
-                    },
+                    certificate_row,
                 )
                 .optional()?;
-            let Some((
-                names,
-                not_before,
-                not_after,
-                issuer,
-                source,
-                cert_path,
-                key_path,
-                at,
-                failure,
-            )) = row
-            else {
-                return Ok(None);
+            row.map(certificate_from_row).transpose()
+        })
+    }
+
+    pub(super) fn renewable_certificates(&self) -> Result<Vec<(SiteCertificate, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {CERTIFICATE_COLUMNS}, s.name FROM site_certificates
+                 JOIN sites s ON s.id = site_certificates.site_id
+                 WHERE source = 'acme' AND s.status IN ('installed', 'disabled')
+                   AND s.https != 'off'
+                 ORDER BY not_after, site_id"
+            ))?;
+            let rows = stmt
+                .query_map([], |r| Ok((certificate_row(r)?, r.get::<_, String>(11)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(row, name)| Ok((certificate_from_row(row)?, name)))
+                .collect()
+        })
+    }
+
+    pub(super) fn take_due_renewal(
+        &self,
+        site_id: i64,
+        site_name: &str,
+        attempts: u32,
+        now: i64,
+        task: NewTask,
+    ) -> Result<Option<Task>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let moved = tx.execute(
+                "UPDATE site_certificates SET renewal_attempts = renewal_attempts + 1,
+                     last_attempt_at = ?3
+                 WHERE site_id = ?1 AND renewal_attempts = ?2",
+                params![site_id, attempts, now],
+            )?;
+            let queued = if moved == 1 {
+                let task = insert_task(&tx, Target::Site(site_id), site_name, &task)?;
+                tx.execute(
+                    "UPDATE tasks SET queued_by = 'renewal' WHERE id = ?1",
+                    [task.id],
+                )?;
+                Some(Task {
+                    queued_by: "renewal".into(),
+                    ..task
+                })
+            } else {
+                None
             };
-            let names: Vec<String> = serde_json::from_str(&names)
-                .map_err(|e| corrupt(format!("site {site_id}'s certificate names: {e}")))?;
-            let source = match source.as_str() {
-                "acme" => CertSource::Acme,
-                "own" => CertSource::Own,
-                other => return Err(corrupt(format!("certificate source {other:?}"))),
-            };
-            Ok(Some(SiteCertificate {
-                site_id,
-                names,
-                not_before,
-                not_after,
-                issuer,
-                source,
-                cert_path,
-                key_path,
-                last_attempt_at: at,
-                last_failure: failure,
-            }))
+            tx.commit()?;
+            Ok(queued)
         })
     }
 
@@ -98,6 +106,75 @@ impl SqliteStore {
             Ok(())
         })
     }
+}
+
+const CERTIFICATE_COLUMNS: &str = "site_id, names, not_before, not_after, issuer, source,
+    cert_path, key_path, last_attempt_at, last_failure, renewal_attempts";
+
+type CertificateRow = (
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    u32,
+);
+
+fn certificate_row(r: &rusqlite::Row) -> rusqlite::Result<CertificateRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn certificate_from_row(row: CertificateRow) -> Result<SiteCertificate> {
+    let (
+        site_id,
+        names,
+        not_before,
+        not_after,
+        issuer,
+        source,
+        cert_path,
+        key_path,
+        last_attempt_at,
+        last_failure,
+        renewal_attempts,
+    ) = row;
+    let names: Vec<String> = serde_json::from_str(&names)
+        .map_err(|e| corrupt(format!("site {site_id}'s certificate names: {e}")))?;
+    let source = match source.as_str() {
+        "acme" => CertSource::Acme,
+        "own" => CertSource::Own,
+        other => return Err(corrupt(format!("certificate source {other:?}"))),
+    };
+    Ok(SiteCertificate {
+        site_id,
+        names,
+        not_before,
+        not_after,
+        issuer,
+        source,
+        cert_path,
+        key_path,
+        last_attempt_at,
+        last_failure,
+        renewal_attempts,
+    })
 }
 
 pub(super) fn set_acme_account(tx: &Connection, account: &AcmeAccount) -> Result<()> {
@@ -123,11 +200,11 @@ pub(super) fn set_site_certificate(tx: &Connection, cert: &SiteCertificate) -> R
         .map_err(|e| corrupt(format!("certificate names: {e}")))?;
     tx.execute(
         "INSERT INTO site_certificates (site_id, names, not_before, not_after, issuer, source,
-             cert_path, key_path, last_attempt_at, last_failure)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             cert_path, key_path, last_attempt_at, last_failure, renewal_attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (site_id) DO UPDATE SET names = ?2, not_before = ?3, not_after = ?4,
              issuer = ?5, source = ?6, cert_path = ?7, key_path = ?8, last_attempt_at = ?9,
-             last_failure = ?10",
+             last_failure = ?10, renewal_attempts = ?11",
         params![
             cert.site_id,
             names,
@@ -138,7 +215,8 @@ pub(super) fn set_site_certificate(tx: &Connection, cert: &SiteCertificate) -> R
             cert.cert_path,
             cert.key_path,
             cert.last_attempt_at,
-            cert.last_failure
+            cert.last_failure,
+            cert.renewal_attempts
         ],
     )?;
     Ok(())

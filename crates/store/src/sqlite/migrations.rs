@@ -294,7 +294,8 @@ CREATE TABLE site_certificates (
     cert_path TEXT NOT NULL,
     key_path TEXT NOT NULL,
     last_attempt_at INTEGER,
-    last_failure TEXT
+    last_failure TEXT,
+    renewal_attempts INTEGER NOT NULL DEFAULT 0
 );
 "#,
 ];

@@ -149,6 +149,32 @@ impl Store for SqliteStore {
         SqliteStore::site_certificate(self, site_id)
     }
 
+    fn renewable_certificates(&self) -> Result<Vec<(SiteCertificate, String)>> {
+        SqliteStore::renewable_certificates(self)
+    }
+
+    fn take_due_renewal(
+        &self,
+        site_id: i64,
+        site_name: &str,
+        attempts: u32,
+        now: i64,
+        task: NewTask,
+    ) -> Result<Option<Task>> {
+        SqliteStore::take_due_renewal(self, site_id, site_name, attempts, now, task)
+    }
+
+    fn tasks_queued_since(&self, kind: TaskKind, since_ms: i64) -> Result<usize> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM tasks WHERE kind = ?1 AND created_at > ?2",
+                params![kind.as_str(), since_ms],
+                |r| r.get(0),
+            )?;
+            Ok(n as usize)
+        })
+    }
+
     fn record_certificate_attempt(
         &self,
         site_id: i64,

@@ -594,6 +594,7 @@ fn https_account_and_certificates_are_recorded_by_their_tasks_outcome() {
         key_path: "/var/lib/fjord/certs/1/key.pem".into(),
         last_attempt_at: None,
         last_failure: None,
+        renewal_attempts: 0,
     };
     let t = s
         .enqueue(
