@@ -56,7 +56,7 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A task to queue together with a change of state, in one transaction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTask {
     pub kind: TaskKind,
     pub args: model::TaskArgs,
@@ -121,6 +121,12 @@ pub enum TaskEffect {
     SetAcmeAccount(AcmeAccount),
     /// Record a site's certificate, whose files the task wrote (replacing the one there was).
     SetSiteCertificate(SiteCertificate),
+    /// Queues a follow-up task with this task's success (a new site's certificate order).
+    QueueTask {
+        target: Target,
+        target_name: String,
+        task: NewTask,
+    },
     /// Record these sites, found on the platform, and queue an import task for each.
     /// Sites found on a platform, each recorded with an import task.
     ImportSites {

@@ -65,8 +65,14 @@ impl Fjord {
             objects.extra.backups = self.store().site_backups(id)?;
             objects.extra.retention = self.backup_policy_of(id)?.1;
         }
-        if kind == TaskKind::SiteHttps {
+        if matches!(
+            kind,
+            TaskKind::SiteHttps | TaskKind::SiteInstall | TaskKind::SiteVerify
+        ) {
             objects.extra.acme_account = self.store().acme_account()?;
+            if let Target::Site(id) = target {
+                objects.extra.certificate = self.store().site_certificate(id)?;
+            }
         }
         if let TaskArgs::MigrateAll { children, .. } = args {
             for child in children {

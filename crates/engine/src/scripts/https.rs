@@ -167,6 +167,44 @@ pub(super) fn site_https(
     }))
 }
 
+/// After a site is installed or verified: its certificate order, queued with the task's
+/// success, when the installation has an ACME account, the site's server listens for HTTPS,
+/// the site does not turn HTTPS off, and no certificate of the account's names every name of
+/// the site (a new site, an added alias). A certificate of the administrator's own is theirs
+/// to replace.
+pub(super) fn certificate_wanted(objects: &TaskObjects, x: &mut dyn Steps) -> Result<TaskEffect> {
+    let site = objects.site()?;
+    let HttpService::Nginx(nginx) = &objects.server.http;
+    if objects.extra.acme_account.is_none()
+        || nginx.https_listen.is_empty()
+        || site.https.mode == model::HttpsMode::Off
+    {
+        return Ok(TaskEffect::None);
+    }
+    let covered = match &objects.extra.certificate {
+        None => false,
+        Some(c) if c.source == CertSource::Own => true,
+        Some(c) => site
+            .all_names()
+            .all(|n| c.names.iter().any(|named| named == n.as_str())),
+    };
+    if covered {
+        return Ok(TaskEffect::None);
+    }
+    x.log(&format!(
+        "site {}: a certificate for its names is ordered next",
+        site.name
+    ));
+    Ok(TaskEffect::QueueTask {
+        target: model::Target::Site(site.id),
+        target_name: site.name.to_string(),
+        task: store::NewTask::with_args(
+            model::TaskKind::SiteHttps,
+            model::TaskArgs::SiteHttps { own: None },
+        ),
+    })
+}
+
 fn ca(directory: &str, ca_root: Option<&str>) -> host::acme::AcmeCa {
     host::acme::AcmeCa {
         directory: directory.to_string(),

@@ -63,8 +63,10 @@ pub struct Extra {
     pub tls: Option<model::TlsFiles>,
     /// Platform tasks: the certificate of each of its sites that has one, by site id.
     pub tls_of_sites: std::collections::BTreeMap<i64, model::TlsFiles>,
-    /// A site's certificate task: the installation's ACME account.
+    /// A site's certificate, install and verify tasks: the installation's ACME account.
     pub acme_account: Option<store::AcmeAccount>,
+    /// A site's install and verify tasks: its certificate as the state records it.
+    pub certificate: Option<store::SiteCertificate>,
 }
 
 impl TaskObjects {
@@ -527,7 +529,12 @@ pub fn run(
             TaskEffect::Many(effects) => TaskEffect::Many(
                 effects
                     .into_iter()
-                    .filter(|e| matches!(e, TaskEffect::SetCodeFound { .. }))
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            TaskEffect::SetCodeFound { .. } | TaskEffect::QueueTask { .. }
+                        )
+                    })
                     .collect(),
             ),
             _ => TaskEffect::None,

@@ -29,6 +29,7 @@ pub(super) fn site_install(
     let served = TaskEffect::Many(vec![
         site_set_served(env, objects, SiteStatus::Installed, x)?,
         site_packages(&app, x),
+        certificate_wanted(objects, x)?,
     ]);
     if let Some(to) = &env.mail_to
         && kind.has_login_link()
@@ -235,6 +236,7 @@ pub(super) fn site_verify(
     Ok(TaskEffect::Many(vec![
         site_set_served(env, objects, status, x)?,
         site_packages(&app, x),
+        certificate_wanted(objects, x)?,
     ]))
 }
 

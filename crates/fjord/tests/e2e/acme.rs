@@ -297,6 +297,17 @@ fn https_get(pebble: &Pebble, host: &str, port: u16, path: &str) -> Secure {
     }
 }
 
+/// The certificate tasks of a site, newest first.
+fn site_https_tasks(env: &Env, site: &str) -> Vec<serde_json::Value> {
+    env.json(&["task", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "site-https" && t["target"]["name"] == site)
+        .cloned()
+        .collect()
+}
+
 /// Every file under `dir` with its contents.
 fn files_under(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
@@ -342,11 +353,11 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
         "required",
     ]);
     env.dispatch_until_idle(&[]);
-    // Without a certificate the site is served over HTTP.
-    assert_eq!(env.nginx.get(name, "/").0, 200);
-
-    let issued = run_task(&env, &["site", "https", name]);
-    assert_eq!(issued["status"], "success", "{issued}");
+    // An account exists and the server listens for HTTPS: the install ordered the
+    // certificate, and it is served.
+    let orders = site_https_tasks(&env, name);
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0]["status"], "success", "{orders:?}");
     for host in [name, alias] {
         let r = https_get(&pebble, host, https_port, "/");
         assert_eq!((r.status, r.http_version.as_str()), (200, "2"), "{host}");
@@ -376,12 +387,17 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     assert!(from < renews && renews < until, "{shown}");
     assert_eq!(cert["renewal_attempts"], 0);
 
-    // An alias is added; its name does not point here (a name the CA validated before it
-    // would not ask about again). The order is refused in the CA's words, and the vhost, the
-    // certificate and what is served stay exactly as they were; nginx never reloads.
+    // An alias is added whose name does not point here (a name the CA validated before it
+    // would not ask about again): the order its verify queues is refused in the CA's words,
+    // and so is one asked for again; the vhost, the certificate and what is served stay
+    // exactly as they were, and nginx never reloads for a refused order.
     let added = "shop.secure.example";
+    pebble.answer_wrongly(added, "127.0.0.2");
     env.ok(&["site", "edit", name, "--add-alias", added]);
     env.dispatch_until_idle(&[]);
+    let orders = site_https_tasks(&env, name);
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert_eq!(orders[0]["status"], "failed", "{orders:?}");
     let vhost = env
         .data
         .path()
@@ -389,7 +405,6 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     let vhost_before = std::fs::read(&vhost).unwrap();
     let tls_before = files_under(&env.data.path().join("tls"));
     let reloads = env.nginx.reloads();
-    pebble.answer_wrongly(added, "127.0.0.2");
     let refused = run_task(&env, &["site", "https", name]);
     assert_eq!(refused["status"], "failed", "{refused}");
     let error = refused["error"].as_str().unwrap_or_default();
@@ -413,11 +428,12 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     assert_eq!(files_under(&env.data.path().join("tls")), tls_before);
     assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
 
-    // Issued again, the certificate covers the alias, served over HTTPS at once; the pair
-    // served before is gone.
-    let reissued = run_task(&env, &["site", "https", name]);
-    assert_eq!(reissued["status"], "success", "{reissued}");
-    for host in [name, alias, added] {
+    // Another alias is added, now that every name points here: the certificate its verify
+    // orders covers them all, served over HTTPS at once; the pair served before is gone.
+    let blog = "blog.secure.example";
+    env.ok(&["site", "edit", name, "--add-alias", blog]);
+    env.dispatch_until_idle(&[]);
+    for host in [name, alias, added, blog] {
         assert_eq!(
             https_get(&pebble, host, https_port, "/").status,
             200,
@@ -426,7 +442,7 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     }
     assert_eq!(
         env.json(&["site", "show", name])["certificate"]["names"],
-        serde_json::json!([name, alias, added])
+        serde_json::json!([name, alias, added, blog])
     );
     let (chain, key) = tls_files(&env, name);
     let pairs: Vec<_> = std::fs::read_dir(chain.parent().unwrap().parent().unwrap())

@@ -79,6 +79,13 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
         }
         TaskEffect::SetAcmeAccount(account) => certificates::set_acme_account(tx, account)?,
         TaskEffect::SetSiteCertificate(cert) => certificates::set_site_certificate(tx, cert)?,
+        TaskEffect::QueueTask {
+            target,
+            target_name,
+            task,
+        } => {
+            insert_task(tx, *target, target_name, task)?;
+        }
         TaskEffect::DeleteSite(site) => {
             tx.execute("DELETE FROM site_databases WHERE site_id = ?1", [site])?;
             tx.execute("DELETE FROM sites WHERE id = ?1", [site])?;
