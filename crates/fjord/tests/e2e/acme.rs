@@ -458,9 +458,24 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     assert!(!site_dir.exists(), "{}", site_dir.display());
 }
 
+/// What a certificate task may change, and what the site answers over HTTPS.
+fn served_state(
+    env: &Env,
+    pebble: &Pebble,
+    name: &str,
+    https_port: u16,
+) -> std::collections::BTreeMap<String, String> {
+    let mut state = env.host_state(&[name]);
+    state.extend(files_under(&env.data.path().join("tls")));
+    let r = https_get(pebble, name, https_port, "/");
+    state.insert("HTTPS".into(), format!("{} {}", r.status, r.http_version));
+    state
+}
+
 #[test]
-fn a_certificate_task_failing_after_any_step_leaves_the_site_serving_its_old_certificate() {
-    let env = Env::new();
+fn a_certificate_task_failing_or_killed_after_any_step_leaves_the_site_serving_its_old_certificate()
+{
+    let mut env = Env::new();
     let https_port = free_port();
     env.ok(&[
         "server",
@@ -498,20 +513,12 @@ fn a_certificate_task_failing_after_any_step_leaves_the_site_serving_its_old_cer
         "required",
     ]);
     env.dispatch_until_idle(&[]);
-    let first = run_task(&env, &["site", "https", name]);
-    assert_eq!(first["status"], "success", "{first}");
+    assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
 
     // Renewing over a served certificate fails after each of its steps in turn.
-    let state = || {
-        let mut state = env.host_state(&[name]);
-        state.extend(files_under(&env.data.path().join("tls")));
-        let r = https_get(&pebble, name, https_port, "/");
-        state.insert("HTTPS".into(), format!("{} {}", r.status, r.http_version));
-        state
-    };
     let mut step = 1;
     loop {
-        let before = state();
+        let before = served_state(&env, &pebble, name, https_port);
         let id = env.queue(&["site", "https", name]);
         env.dispatch_until_idle(&[&format!("fail-after:site-https:{step}")]);
         let task = env.task(id);
@@ -521,12 +528,34 @@ fn a_certificate_task_failing_after_any_step_leaves_the_site_serving_its_old_cer
         assert_eq!(task["status"], "failed", "step {step}: {task}");
         crate::harness::assert_same_state(
             &before,
-            &state(),
+            &served_state(&env, &pebble, name, https_port),
             &format!("site-https failing after step {step}"),
         );
         step += 1;
         assert!(step < 30, "site-https never succeeded");
     }
-    assert!(step > 5, "site-https has {} steps", step - 1);
+    let steps = step - 1;
+    assert!(steps >= 5, "site-https has {steps} steps");
+
+    // And its dispatcher is killed after each of them: the next one rolls it back.
+    for step in 1..=steps {
+        let before = served_state(&env, &pebble, name, https_port);
+        let pid = env.start_dispatcher(&[&format!("pause-after:site-https:{step}")]);
+        let id = env.queue(&["site", "https", name]);
+        env.wait_for_log(id, "fault: paused");
+        crate::harness::signal(pid, "KILL");
+        env.start_dispatcher(&[]);
+        let task = env.wait_task(id, Duration::from_secs(60));
+        assert_eq!(
+            task["error"], "interrupted; rolled back",
+            "site-https killed after step {step}: {task}"
+        );
+        env.kill_dispatchers();
+        crate::harness::assert_same_state(
+            &before,
+            &served_state(&env, &pebble, name, https_port),
+            &format!("site-https killed after step {step}"),
+        );
+    }
     assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
 }
