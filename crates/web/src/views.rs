@@ -92,6 +92,39 @@ pub struct SiteView {
     pub hsts: bool,
 }
 
+/// A site's certificate as its page shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CertificateView {
+    pub names: Vec<String>,
+    pub issuer: String,
+    /// `acme` (the installation's account renews it) or `own`.
+    pub source: String,
+    pub not_after: String,
+    /// Whole days until it expires (negative once it has).
+    pub days_left: i64,
+    /// Under 14 days left: whatever renews it has not managed to.
+    pub expires_soon: bool,
+}
+
+/// Days left under which a certificate is shown as needing attention: renewal starts at two
+/// thirds of its life (30 days before a 90-day certificate expires), so a certificate this
+/// close to its end has failed to renew for two weeks.
+pub const EXPIRES_SOON_DAYS: i64 = 14;
+
+impl CertificateView {
+    pub fn new(cert: &engine::SiteCertificate, now_ms: i64) -> CertificateView {
+        let days_left = (cert.not_after - now_ms / 1000).div_euclid(86_400);
+        CertificateView {
+            names: cert.names.clone(),
+            issuer: cert.issuer.clone(),
+            source: cert.source.as_str().to_string(),
+            not_after: when(cert.not_after * 1000),
+            days_left,
+            expires_soon: days_left < EXPIRES_SOON_DAYS,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DatabaseView {
     pub engine: String,
@@ -323,6 +356,13 @@ impl TokenView {
 }
 
 /// A time for people: UTC, to the minute.
+/// The clock, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn when(ms: i64) -> String {
     model::time::utc_display(ms)
 }
@@ -384,5 +424,35 @@ impl MigrateCheckView {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_is_shown_as_expiring_soon_under_fourteen_days() {
+        const DAY: i64 = 86_400;
+        let now = 1_800_000_000;
+        let cert = |days: i64| engine::SiteCertificate {
+            site_id: 1,
+            names: vec!["a.example".into(), "www.a.example".into()],
+            not_before: now - 60 * DAY,
+            not_after: now + days * DAY + 60,
+            issuer: "CN=R11".into(),
+            source: engine::CertSource::Acme,
+            cert_path: "/var/lib/fjord/tls/site-1/x/chain.pem".into(),
+            key_path: "/var/lib/fjord/tls/site-1/x/key.pem".into(),
+            last_attempt_at: None,
+            last_failure: None,
+            renewal_attempts: 0,
+        };
+        let shown = |days| CertificateView::new(&cert(days), now * 1000);
+        assert_eq!((shown(30).days_left, shown(30).expires_soon), (30, false));
+        assert_eq!((shown(14).days_left, shown(14).expires_soon), (14, false));
+        assert_eq!((shown(13).days_left, shown(13).expires_soon), (13, true));
+        assert!(shown(-2).days_left < 0 && shown(-2).expires_soon);
+        assert_eq!(shown(30).names, ["a.example", "www.a.example"]);
     }
 }

@@ -34,6 +34,12 @@ impl Acting<'_> {
         Ok(site)
     }
 
+    /// The certificate of a site the actor may see.
+    pub fn site_certificate(&self, name: &str) -> Result<Option<store::SiteCertificate>> {
+        let site = self.site(name)?;
+        Ok(self.fjord.store().site_certificate(site.id)?)
+    }
+
     /// A site the actor may see and run `action` on.
     fn site_for(&self, name: &str, action: Action) -> Result<Site> {
         let site = self.site(name)?;

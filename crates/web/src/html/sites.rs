@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see, see_task};
 use crate::session::{Posted, Viewer};
-use crate::views::{BackupView, Names, SiteView, TaskView, size, when, when_opt};
+use crate::views::{
+    BackupView, CertificateView, Names, SiteView, TaskView, now_ms, size, when, when_opt,
+};
 use crate::{AppState, WebError};
 
 pub const PAGE_SIZE: u64 = 50;
@@ -152,6 +154,7 @@ async fn list(
 struct SitePage {
     ctx: Ctx,
     site: SiteView,
+    certificate: Option<CertificateView>,
     actions: Vec<(&'static str, &'static str, bool)>,
     backups: Vec<BackupView>,
     tasks: Vec<TaskView>,
@@ -225,6 +228,7 @@ async fn site_page(
             let tasks = a.site_tasks(&name, 20)?;
             let (version, packages) = a.site_code(&name)?;
             let cron = a.site_cron(&name)?;
+            let certificate = a.site_certificate(&name)?;
             let targets = a
                 .platforms()
                 .unwrap_or_default()
@@ -241,16 +245,20 @@ async fn site_page(
                 packages,
                 cron,
                 targets,
+                certificate,
             ))
         })
         .await?;
-    let (site, kinds, backups, tasks, version, packages, cron, targets) = page_data;
+    let (site, kinds, backups, tasks, version, packages, cron, targets, certificate) = page_data;
     let status = errors.status();
     page_with_status(
         status,
         SitePage {
             ctx: Ctx::new(viewer, "sites"),
             site,
+            certificate: certificate
+                .as_ref()
+                .map(|c| CertificateView::new(c, now_ms())),
             actions: kinds.iter().filter_map(|k| action_button(*k)).collect(),
             can_restore: kinds.contains(&TaskKind::SiteRestore) && !backups.is_empty(),
             can_clone: kinds.contains(&TaskKind::SiteClone),
