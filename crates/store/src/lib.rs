@@ -395,9 +395,10 @@ pub trait Store: Accounts + Send + Sync {
         at: i64,
         failure: Option<&str>,
     ) -> Result<()>;
-    /// The certificates the ACME account renews: issued by it, of sites that are served and
-    /// serve HTTPS; with each site's name.
-    fn renewable_certificates(&self) -> Result<Vec<(SiteCertificate, String)>>;
+    /// The certificates the ACME account renews that may be due at `now` (Unix seconds): issued
+    /// by it, of sites that are served and serve HTTPS, past seven twelfths of their life (the
+    /// earliest `model::renewal_due_at` gives); with each site's name.
+    fn renewable_certificates(&self, now: i64) -> Result<Vec<(SiteCertificate, String)>>;
     /// Queues `task` to renew a site's certificate if no other dispatcher did since this one
     /// read it with `attempts` renewals (compare and set), counting the attempt at `now`
     /// (Unix seconds).

@@ -99,7 +99,7 @@ impl Fjord {
         }
         let now = now_ms / 1000;
         let due: Vec<_> = store
-            .renewable_certificates()?
+            .renewable_certificates(now)?
             .into_iter()
             .filter(|(c, _)| {
                 now >= model::renewal_due_at(

@@ -39,17 +39,23 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn renewable_certificates(&self) -> Result<Vec<(SiteCertificate, String)>> {
+    pub(super) fn renewable_certificates(
+        &self,
+        now: i64,
+    ) -> Result<Vec<(SiteCertificate, String)>> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {CERTIFICATE_COLUMNS}, s.name FROM site_certificates
                  JOIN sites s ON s.id = site_certificates.site_id
                  WHERE source = 'acme' AND s.status IN ('installed', 'disabled')
                    AND s.https != 'off'
+                   AND not_before + (not_after - not_before) * 7 / 12 - 1 <= ?1
                  ORDER BY not_after, site_id"
             ))?;
             let rows = stmt
-                .query_map([], |r| Ok((certificate_row(r)?, r.get::<_, String>(11)?)))?
+                .query_map([now], |r| {
+                    Ok((certificate_row(r)?, r.get::<_, String>(11)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
                 .map(|(row, name)| Ok((certificate_from_row(row)?, name)))

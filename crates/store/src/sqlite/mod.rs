@@ -149,8 +149,8 @@ impl Store for SqliteStore {
         SqliteStore::site_certificate(self, site_id)
     }
 
-    fn renewable_certificates(&self) -> Result<Vec<(SiteCertificate, String)>> {
-        SqliteStore::renewable_certificates(self)
+    fn renewable_certificates(&self, now: i64) -> Result<Vec<(SiteCertificate, String)>> {
+        SqliteStore::renewable_certificates(self, now)
     }
 
     fn take_due_renewal(
