@@ -559,3 +559,123 @@ fn a_certificate_task_failing_or_killed_after_any_step_leaves_the_site_serving_i
     }
     assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
 }
+
+/// The SHA-256 fingerprint of a PEM certificate (the first of `pem`).
+fn fingerprint(pem: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(pem).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The certificate nginx serves for `host` on `port`.
+fn served_certificate(host: &str, port: u16) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", host])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    fingerprint(&out.stdout)
+}
+
+#[test]
+fn a_forced_renewal_replaces_the_served_certificate_without_a_failed_request() {
+    let env = Env::new();
+    let https_port = free_port();
+    env.ok(&[
+        "server",
+        "edit",
+        "t",
+        "--https-listen",
+        &format!("127.0.0.1:{https_port}"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let pebble = Pebble::start(env.nginx.port);
+    let account = run_task(
+        &env,
+        &[
+            "https",
+            "account",
+            "--email",
+            "ops@renew.example",
+            "--directory",
+            &pebble.directory(),
+            "--ca-root",
+            &pebble.listener_root().display().to_string(),
+            "--server",
+            "t",
+        ],
+    );
+    assert_eq!(account["status"], "success", "{account}");
+    let name = "renew.example";
+    env.ok(&[
+        "site",
+        "add",
+        name,
+        "--platform",
+        "p1",
+        "--https",
+        "required",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let page = "<p>renewed without a gap</p>\n".repeat(2_000);
+    std::fs::write(env.docroot("p1", name).join("page.html"), &page).unwrap();
+    let first = served_certificate(name, https_port);
+    let (chain, _) = tls_files(&env, name);
+    assert_eq!(first, fingerprint(&std::fs::read(&chain).unwrap()));
+
+    // A reader asks for the page over HTTPS, checking pebble's chain, the status and the
+    // length of every answer, while the certificate is renewed three times.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let root = pebble.issuing_root();
+        let expected = page.len().to_string();
+        std::thread::spawn(move || {
+            let mut answers = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = Command::new("curl")
+                    .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
+                    .arg(&root)
+                    .args(["--resolve", &format!("{name}:{https_port}:127.0.0.1")])
+                    .args(["-w", "%{http_code} %{size_download}"])
+                    .arg(format!("https://{name}:{https_port}/page.html"))
+                    .output()
+                    .unwrap();
+                let said = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    out.status.success() && said == format!("200 {expected}"),
+                    "answer {answers}: {said} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                answers += 1;
+            }
+            answers
+        })
+    };
+    let mut served = vec![first];
+    for _ in 0..3 {
+        let renewed = run_task(&env, &["site", "https", name]);
+        assert_eq!(renewed["status"], "success", "{renewed}");
+        served.push(served_certificate(name, https_port));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = reader.join().expect("every answer was whole");
+    assert!(answers >= 10, "only {answers} answers");
+    // Each renewal served a new certificate, the one the state names.
+    let distinct: std::collections::BTreeSet<_> = served.iter().collect();
+    assert_eq!(distinct.len(), 4, "{served:?}");
+    let (chain, _) = tls_files(&env, name);
+    assert_eq!(
+        served.last().unwrap(),
+        &fingerprint(&std::fs::read(&chain).unwrap())
+    );
+}
