@@ -67,7 +67,11 @@ impl Fjord {
         }
         if matches!(
             kind,
-            TaskKind::SiteHttps | TaskKind::SiteInstall | TaskKind::SiteVerify
+            TaskKind::SiteHttps
+                | TaskKind::SiteInstall
+                | TaskKind::SiteVerify
+                | TaskKind::SiteClone
+                | TaskKind::SiteMigrate
         ) {
             objects.extra.acme_account = self.store().acme_account()?;
             if let Target::Site(id) = target {

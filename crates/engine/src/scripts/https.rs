@@ -191,6 +191,15 @@ pub(super) fn certificate_wanted(objects: &TaskObjects, x: &mut dyn Steps) -> Re
     if covered {
         return Ok(TaskEffect::None);
     }
+    // No public CA issues for a name the machine or its network decides; an order would be
+    // refused at every verify.
+    if let Some(name) = site.all_names().find(|n| n.private_use().is_some()) {
+        x.log(&format!(
+            "site {}: no certificate is ordered for it: no public CA names {name}",
+            site.name
+        ));
+        return Ok(TaskEffect::None);
+    }
     x.log(&format!(
         "site {}: a certificate for its names is ordered next",
         site.name

@@ -98,6 +98,8 @@ pub(super) fn site_clone(
         backup,
         served,
         site_packages(&app, x),
+        // The copy's own names need a certificate of their own.
+        certificate_wanted(objects, x)?,
     ]))
 }
 
@@ -319,7 +321,20 @@ pub(super) fn site_migrate(
     }
     // What the site has now, at its new place (its database updated).
     let packages = site_packages(&env.site_app(&new_objects)?, x);
+    // A new name is not in the certificate it keeps serving meanwhile: order one that is.
+    let certificate = certificate_wanted(
+        &TaskObjects {
+            extra: Extra {
+                acme_account: objects.extra.acme_account.clone(),
+                certificate: objects.extra.certificate.clone(),
+                ..Extra::default()
+            },
+            ..new_objects.clone()
+        },
+        x,
+    )?;
     Ok(TaskEffect::Many(vec![
+        certificate,
         backup,
         TaskEffect::MoveSite {
             site_id: old_site.id,

@@ -678,4 +678,32 @@ fn a_forced_renewal_replaces_the_served_certificate_without_a_failed_request() {
         served.last().unwrap(),
         &fingerprint(&std::fs::read(&chain).unwrap())
     );
+
+    // A clone and a site renamed by a migrate get certificates for their new names.
+    env.ok(&["site", "clone", name, "copy.renew.example"]);
+    env.dispatch_until_idle(&[]);
+    env.ok(&[
+        "site",
+        "migrate",
+        name,
+        "--platform",
+        "p1",
+        "--rename",
+        "moved.example",
+    ]);
+    env.dispatch_until_idle(&[]);
+    for (site, host) in [
+        ("copy.renew.example", "copy.renew.example"),
+        ("moved.example", "moved.example"),
+    ] {
+        assert_eq!(
+            env.json(&["site", "show", site])["certificate"]["names"],
+            serde_json::json!([host]),
+            "{site}"
+        );
+        assert_eq!(
+            https_get(&pebble, host, https_port, "/page.html").status,
+            200
+        );
+    }
 }
