@@ -1,5 +1,6 @@
 //! Mail to a site's client: the login link of a site just installed, and the failure of a
-//! task on one of its sites. Sent after the task's outcome is recorded, never as a step (a
+//! task on one of its sites; to the administrators, a certificate renewal that keeps failing.
+//! Sent after the task's outcome is recorded, never as a step (a
 //! mail cannot be rolled back); a mail that cannot be sent is logged on the task and changes
 //! nothing else.
 
@@ -8,6 +9,10 @@ use model::{EmailAddress, MailSettings, Target, Task};
 use crate::{Error, Fjord, Result};
 
 const SETTING: &str = "mail";
+
+/// Renewals failed in a row after which the administrators are told too: with the backoff
+/// between them (1, 2, 4 h), about seven hours of failing, still weeks before it expires.
+const RENEWAL_FAILURES_TO_TELL_ADMINISTRATORS: u32 = 3;
 
 /// A message waiting for its task's outcome.
 #[derive(Debug, Clone)]
@@ -120,5 +125,51 @@ impl Fjord {
             ),
         };
         self.send(&settings, &mail, log);
+    }
+
+    /// Tells every administrator with an address that a site's certificate renewal has
+    /// failed again, once it has failed several times in a row.
+    pub(crate) fn notify_renewal_failure(&self, task: &Task, error: &str, log: &dyn Fn(&str)) {
+        let Target::Site(id) = task.target else {
+            return;
+        };
+        if task.kind != model::TaskKind::SiteHttps || task.queued_by != "renewal" {
+            return;
+        }
+        let Ok(Some(cert)) = self.store().site_certificate(id) else {
+            return;
+        };
+        if cert.renewal_attempts < RENEWAL_FAILURES_TO_TELL_ADMINISTRATORS {
+            return;
+        }
+        let Ok(Some(settings)) = self.mail_settings() else {
+            return;
+        };
+        let Ok(users) = self.store().users(None) else {
+            return;
+        };
+        let expires = model::time::utc_display(cert.not_after * 1000);
+        for user in users {
+            let Some(to) = user
+                .email
+                .filter(|_| user.role == model::access::Role::Administrator && !user.disabled)
+            else {
+                continue;
+            };
+            let mail = Mail {
+                to,
+                subject: format!(
+                    "fjord: the certificate of {} is not renewed ({} failures)",
+                    task.target_name, cert.renewal_attempts
+                ),
+                body: format!(
+                    "Renewing the certificate of site {} has failed {} times in a row; the \
+                     last time (task {}):\n\n{error}\n\nThe site serves its current \
+                     certificate, which expires {expires} UTC; fjord tries again later.\n",
+                    task.target_name, cert.renewal_attempts, task.id
+                ),
+            };
+            self.send(&settings, &mail, log);
+        }
     }
 }

@@ -621,6 +621,7 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, claimed: &RunningTask, 
         let _ = host::remove_dir_if_exists(&scratch_dir(fjord, task.id));
     }
     fjord.notify_failure(task, &message, &|line| journal.log(line));
+    fjord.notify_renewal_failure(task, &message, &|line| journal.log(line));
 }
 
 /// Runs a store operation until it succeeds or fails for a reason that trying again cannot

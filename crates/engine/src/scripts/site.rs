@@ -299,8 +299,6 @@ pub(super) fn site_delete(
         vec![(env.vhost_path(&objects.server, site), None)],
     )?;
     remove_pool(env, &objects.server, platform, site, x)?;
-    // Its certificate and key: no vhost names them now.
-    x.remove_tree(&crate::paths::site_tls_dir(&env.data_dir, site.id))?;
     x.remove_tree(&render::site_files_dir(platform, site))?;
     if let Some(db) = &site.database
         && let Some(ctl) = db_ctl(objects.db_service(db)?)
@@ -308,6 +306,8 @@ pub(super) fn site_delete(
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }
     x.remove_tree(&render::site_private_dir(platform, site))?;
+    // Its certificate and key: no vhost names them now.
+    x.remove_tree(&crate::paths::site_tls_dir(&env.data_dir, site.id))?;
     if platform.kind.runs_php() {
         // Last: its files, set aside until the task is done, still belong to it.
         x.remove_user(&env.site_user(site))?;

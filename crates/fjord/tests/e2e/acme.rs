@@ -37,7 +37,7 @@ fn site_tls_dirs(env: &Env) -> Vec<PathBuf> {
 }
 
 /// Where `site`'s certificate chain and key are, as `site show` says.
-fn tls_files(env: &Env, site: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn tls_files(env: &Env, site: &str) -> (PathBuf, PathBuf) {
     let shown = env.json(&["site", "show", site]);
     let file = |key: &str| PathBuf::from(shown["certificate"][key].as_str().unwrap());
     (file("chain_file"), file("key_file"))
@@ -67,7 +67,7 @@ fn add_site(env: &Env, name: &str, aliases: &[&str]) {
 }
 
 /// Runs queued tasks and returns the last one's record.
-fn run_task(env: &Env, args: &[&str]) -> serde_json::Value {
+pub(crate) fn run_task(env: &Env, args: &[&str]) -> serde_json::Value {
     let id = env.queue(args);
     env.dispatch_until_idle(&[]);
     env.wait_task(id, Duration::from_secs(120))
@@ -268,14 +268,14 @@ fn an_own_certificate_that_does_not_fit_the_site_is_refused_before_anything_is_q
 }
 
 /// An HTTPS answer as curl saw it, trusting only pebble's issuing root.
-struct Secure {
-    status: u16,
-    http_version: String,
+pub(crate) struct Secure {
+    pub status: u16,
+    pub http_version: String,
 }
 
 /// `GET https://host:port/path`, `host` resolved to 127.0.0.1, the chain checked against
 /// pebble's issuing root (curl fails on any other).
-fn https_get(pebble: &Pebble, host: &str, port: u16, path: &str) -> Secure {
+pub(crate) fn https_get(pebble: &Pebble, host: &str, port: u16, path: &str) -> Secure {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
         .arg(pebble.issuing_root())
@@ -561,7 +561,7 @@ fn a_certificate_task_failing_or_killed_after_any_step_leaves_the_site_serving_i
 }
 
 /// The SHA-256 fingerprint of a PEM certificate (the first of `pem`).
-fn fingerprint(pem: &[u8]) -> String {
+pub(crate) fn fingerprint(pem: &[u8]) -> String {
     let mut child = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256"])
         .stdin(std::process::Stdio::piped())
@@ -576,7 +576,7 @@ fn fingerprint(pem: &[u8]) -> String {
 }
 
 /// The certificate nginx serves for `host` on `port`.
-fn served_certificate(host: &str, port: u16) -> String {
+pub(crate) fn served_certificate(host: &str, port: u16) -> String {
     let out = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
         .args(["-servername", host])

@@ -34,6 +34,7 @@ mod private_db;
 mod readme;
 mod real_apps;
 mod reloads;
+mod renewal;
 mod rollback;
 mod served_restore;
 mod site_limits;
