@@ -125,6 +125,11 @@ impl Acting<'_> {
     /// delete, backup, cache clear.
     pub fn site_task(&self, name: &str, kind: TaskKind) -> Result<Queued> {
         self.site_for(name, Action::SiteTask(kind))?;
+        if kind == TaskKind::SiteHttps {
+            // A certificate from the installation's ACME account (one's own is read from
+            // files, which is the command line's).
+            return self.stamp(self.fjord.site_https(name, None, false));
+        }
         self.stamp(self.fjord.site_task(name, kind, false, false))
     }
 
@@ -194,9 +199,11 @@ impl Acting<'_> {
         use TaskKind::*;
         let platform = self.fjord.store().platform(site.platform_id)?;
         let kind = crate::kinds::of(platform.kind);
+        let has_account = self.fjord.store().acme_account()?.is_some();
         let candidates = [
             SiteInstall,
             SiteVerify,
+            SiteHttps,
             SiteLoginLink,
             SiteBackup,
             SiteRestore,
@@ -223,6 +230,11 @@ impl Acting<'_> {
                 }
                 SiteCacheClear => {
                     kind.has_cache() && crate::scripts::check_site_status(*k, site, false).is_ok()
+                }
+                SiteHttps => {
+                    has_account
+                        && site.https.mode != model::HttpsMode::Off
+                        && crate::scripts::check_site_status(*k, site, false).is_ok()
                 }
                 _ => crate::scripts::check_site_status(*k, site, false).is_ok(),
             })

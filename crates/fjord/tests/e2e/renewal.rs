@@ -170,3 +170,87 @@ fn the_dispatcher_renews_a_due_certificate_and_a_failing_renewal_changes_nothing
     env.kill_dispatchers();
     assert_eq!(served_certificate(name, https_port), second);
 }
+
+#[test]
+fn the_panel_shows_a_sites_certificate_and_asks_for_a_new_one() {
+    let env = Env::new();
+    let https_port = free_port();
+    env.ok(&[
+        "server",
+        "edit",
+        "t",
+        "--https-listen",
+        &format!("127.0.0.1:{https_port}"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let pebble = Pebble::start(env.nginx.port);
+    let name = "panel.renew.example";
+    env.ok(&[
+        "site",
+        "add",
+        name,
+        "--platform",
+        "p1",
+        "--https",
+        "required",
+    ]);
+    env.dispatch_until_idle(&[]);
+    crate::panel::add_user(&env, "ann", "administrator", None, "a long enough password");
+    let panel = crate::panel::Panel::start(&env, &[]);
+    let mut b = crate::panel::sign_in(&panel, "ann", "a long enough password");
+
+    // No account yet: no certificate, and no button to ask for one.
+    let page = b.get(&format!("/sites/{name}"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("id=\"certificate\"><span class=\"muted\">none"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("id=\"action-https\""));
+
+    let account = run_task(
+        &env,
+        &[
+            "https",
+            "account",
+            "--email",
+            "ops@renew.example",
+            "--directory",
+            &pebble.directory(),
+            "--ca-root",
+            &pebble.listener_root().display().to_string(),
+            "--server",
+            "t",
+        ],
+    );
+    assert_eq!(account["status"], "success", "{account}");
+    let page = b.get(&format!("/sites/{name}"));
+    assert!(page.body.contains("id=\"action-https\""), "{}", page.body);
+    let r = crate::panel::post_form(&mut b, &format!("/sites/{name}/tasks/https"), &[]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.json(&["site", "show", name])["certificate"].is_null() {
+        assert!(Instant::now() < deadline, "no certificate");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
+    let page = b.get(&format!("/sites/{name}"));
+    assert!(
+        page.body.contains(name) && page.body.contains("renewed by fjord"),
+        "{}",
+        page.body
+    );
+    // Pebble's certificates last five years: not yet a warning.
+    let expiry = page
+        .body
+        .split("id=\"certificate-expiry\"")
+        .nth(1)
+        .expect("the expiry");
+    let expiry = expiry.split("</span>").next().unwrap();
+    assert!(
+        expiry.contains("expires") && !expiry.contains("status-warning"),
+        "{expiry}"
+    );
+}

@@ -192,7 +192,8 @@ pub async fn add_site(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SiteTaskBody {
-    /// verify, install, disable, enable, delete, backup or cache-clear.
+    /// verify, install, disable, enable, delete, backup, cache-clear or https (a certificate
+    /// from the installation's ACME account).
     task: String,
 }
 
@@ -207,13 +208,14 @@ fn site_task_kind(task: &str) -> Result<TaskKind, WebError> {
                 | TaskKind::SiteDelete
                 | TaskKind::SiteBackup
                 | TaskKind::SiteCacheClear
+                | TaskKind::SiteHttps
         )
     });
     kind.ok_or_else(|| {
         engine::Error::Invalid(model::Invalid::new(
             "task",
             task,
-            "must be one of verify, install, disable, enable, delete, backup, cache-clear",
+            "must be one of verify, install, disable, enable, delete, backup, cache-clear, https",
         ))
         .into()
     })

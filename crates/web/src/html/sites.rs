@@ -187,6 +187,7 @@ fn action_button(kind: TaskKind) -> Option<(&'static str, &'static str, bool)> {
     Some(match kind {
         TaskKind::SiteInstall => ("install", "Install", false),
         TaskKind::SiteVerify => ("verify", "Verify", false),
+        TaskKind::SiteHttps => ("https", "Get a certificate", false),
         TaskKind::SiteLoginLink => ("login-link", "Log in to the site", false),
         TaskKind::SiteBackup => ("backup", "Back up", false),
         TaskKind::SiteCacheClear => ("cache-clear", "Clear caches", false),
@@ -201,6 +202,7 @@ fn kind_of_action(action: &str) -> Option<TaskKind> {
     [
         TaskKind::SiteInstall,
         TaskKind::SiteVerify,
+        TaskKind::SiteHttps,
         TaskKind::SiteBackup,
         TaskKind::SiteCacheClear,
         TaskKind::SiteDisable,
