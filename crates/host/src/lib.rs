@@ -46,8 +46,8 @@ pub use process::{CommandOutput, lower_this_thread_priority, reexec_with, run_co
 pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb};
 pub use steps::{
-    BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,
-    trash_path,
+    BackupDb, BackupRequest, DRAIN_BOUND, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps,
+    Trash, trash_path,
 };
 pub use sync::Synced;
 pub use tablespaces::{Snapshot, tablespace_dir};

@@ -336,6 +336,14 @@ impl Steps for DryRun {
         beside(self)
     }
 
+    fn let_requests_in_flight_finish(&mut self, _ctl: &NginxCtl) -> Result<()> {
+        self.step(format!(
+            "wait (at most {} s) until nginx has answered the requests it took before the reload",
+            DRAIN_BOUND.as_secs()
+        ));
+        Ok(())
+    }
+
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
         self.config_changes("nginx config", &changes);
         self.step(format!(
