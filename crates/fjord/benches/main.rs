@@ -120,7 +120,7 @@ fn main() {
             denied_files: None,
             php_scripts: None,
         };
-        let vhost = render::nginx_vhost(nginx, &platform, &site, &web, &config_dir);
+        let vhost = render::nginx_vhost(nginx, &platform, &site, &web, &config_dir, None);
         std::fs::write(
             config_dir.join("vhost.d").join(format!("{name}.conf")),
             vhost,

@@ -179,6 +179,7 @@ fn by_hand(
         allow_exec: false,
         upload_limit: engine::model::UploadLimit::DEFAULT,
         putenv: false,
+        error_log: None,
     };
     std::fs::write(
         fpm.prefix().join(format!("pool.d/hand-{user}.conf")),
@@ -284,7 +285,7 @@ fn hand_vhost(env: &harness::Env, site: &str, code: &Path, socket: &Path) -> Htt
     let config_dir = env.data.path().join("config/t/nginx");
     HttpVhost {
         path: env.nginx.prefix().join(format!("conf.d/hand-{site}.conf")),
-        text: render::nginx_vhost(nginx, &platform, &site_record, &web, &config_dir),
+        text: render::nginx_vhost(nginx, &platform, &site_record, &web, &config_dir, None),
     }
 }
 

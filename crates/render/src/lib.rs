@@ -12,12 +12,17 @@ use std::path::{Path, PathBuf};
 
 mod dokuwiki;
 mod drupal;
+mod logs;
 mod mediawiki;
 mod php;
 mod wordpress;
 
 pub use dokuwiki::{DOKUWIKI_DEFAULT_CONF, dokuwiki_preload, dokuwiki_protected};
 pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
+pub use logs::{
+    ACCESS_LOG, ERROR_LOG, LOG_FORMAT, PHP_ERROR_LOG, REDACTED, nginx_log_format,
+    nginx_site_log_lines,
+};
 pub use mediawiki::{MediawikiSite, mediawiki_dispatcher, mediawiki_settings};
 pub use php::{
     DISABLED_FUNCTIONS, MAIL_FUNCTIONS, PhpPool, db_address_of, php_fpm_pool, php_limits,
@@ -59,6 +64,8 @@ pub fn nginx_hook(server_conf: &Path) -> String {
 /// reload is live, and the include of every site vhost.
 pub fn nginx_server_conf(nginx: &NginxService, config_dir: &Path) -> String {
     let mut out = String::from(HEADER);
+    out.push_str(&nginx_log_format());
+    out.push('\n');
     let listen = nginx.listen;
     let _ = write!(
         out,
@@ -90,8 +97,9 @@ pub fn nginx_vhost(
     site: &Site,
     web: &WebApp,
     config_dir: &Path,
+    logs: Option<&Path>,
 ) -> String {
-    vhost(nginx, platform, site, web, config_dir, false)
+    vhost(nginx, platform, site, web, config_dir, logs, false)
 }
 
 /// The vhost of an installed site whose writes are frozen while fjord moves it: reads are
@@ -103,8 +111,9 @@ pub fn nginx_vhost_read_only(
     site: &Site,
     web: &WebApp,
     config_dir: &Path,
+    logs: Option<&Path>,
 ) -> String {
-    vhost(nginx, platform, site, web, config_dir, true)
+    vhost(nginx, platform, site, web, config_dir, logs, true)
 }
 
 const READ_ONLY: &str =
@@ -125,9 +134,12 @@ fn vhost(
     site: &Site,
     web: &WebApp,
     config_dir: &Path,
+    logs: Option<&Path>,
     read_only: bool,
 ) -> String {
     let listen = nginx.listen;
+    // Every server block of the site logs to the site's own files.
+    let log_lines = logs.map(nginx_site_log_lines).unwrap_or_default();
     let main = site.name.as_str();
     let names: Vec<&str> = site.all_names().map(|h| h.as_str()).collect();
     let mut out = String::from(HEADER);
@@ -140,7 +152,7 @@ fn vhost(
 server {{
     listen {listen};
     server_name {names};
-    root {disabled_dir};
+{log_lines}    root {disabled_dir};
     error_page 503 /fjord-disabled.html;
     location = /fjord-disabled.html {{
         internal;
@@ -167,7 +179,7 @@ server {{
 server {{
     listen {listen};
     server_name {served};
-    root {docroot};
+{log_lines}    root {docroot};
     # A link below the docroot is followed only if its owner owns what it points to: a
     # site's owner cannot publish another user's files through one.
     disable_symlinks if_not_owner from=$document_root;
@@ -195,7 +207,7 @@ server {{
 server {{
     listen {listen};
     server_name {aliases};
-    return 301 $scheme://{main}{port}$request_uri;
+{log_lines}    return 301 $scheme://{main}{port}$request_uri;
 }}
 ",
             aliases = aliases.join(" "),

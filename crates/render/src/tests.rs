@@ -75,6 +75,7 @@ fn site(status: SiteStatus, redirect: bool) -> Site {
 }
 
 const CONFIG_DIR: &str = "/var/lib/fjord/config/local/nginx";
+const LOG_DIR: &str = "/var/lib/fjord/logs/fj1a2b3c-1";
 
 fn static_web() -> WebApp {
     WebApp {
@@ -109,7 +110,14 @@ fn vhost_php_and_wordpress() {
     let mut site = site(SiteStatus::Installed, false);
     check(
         "vhost_php.conf",
-        &nginx_vhost(&nginx(), &platform, &site, &web, Path::new(CONFIG_DIR)),
+        &nginx_vhost(
+            &nginx(),
+            &platform,
+            &site,
+            &web,
+            Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
+        ),
     );
     // The site's own limit (8M) wins.
     site.upload_limit = model::UploadLimit::from_mb(8);
@@ -119,7 +127,14 @@ fn vhost_php_and_wordpress() {
     )];
     check(
         "vhost_wordpress.conf",
-        &nginx_vhost(&nginx(), &platform, &site, &web, Path::new(CONFIG_DIR)),
+        &nginx_vhost(
+            &nginx(),
+            &platform,
+            &site,
+            &web,
+            Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
+        ),
     );
 }
 
@@ -137,7 +152,14 @@ fn vhost_drupal() {
     let site = site(SiteStatus::Installed, false);
     check(
         "vhost_drupal.conf",
-        &nginx_vhost(&nginx(), &platform(), &site, &web, Path::new(CONFIG_DIR)),
+        &nginx_vhost(
+            &nginx(),
+            &platform(),
+            &site,
+            &web,
+            Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
+        ),
     );
 }
 
@@ -193,6 +215,7 @@ fn php_pool_and_settings() {
         allow_exec: false,
         upload_limit: model::UploadLimit::DEFAULT,
         putenv: false,
+        error_log: Some(PathBuf::from(format!("{LOG_DIR}/php-error.log"))),
     };
     check("php_pool.conf", &php_fpm_pool(&pool));
     let db = mysql_db();
@@ -281,6 +304,7 @@ fn vhost_installed() {
             &site(SiteStatus::Installed, false),
             &static_web(),
             Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
         ),
     );
 }
@@ -295,6 +319,7 @@ fn vhost_read_only_while_moving() {
             &site(SiteStatus::Installed, false),
             &static_web(),
             Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
         ),
     );
 }
@@ -309,6 +334,7 @@ fn vhost_redirect() {
             &site(SiteStatus::Installed, true),
             &static_web(),
             Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
         ),
     );
 }
@@ -323,6 +349,7 @@ fn vhost_disabled() {
             &site(SiteStatus::Disabled, true),
             &static_web(),
             Path::new(CONFIG_DIR),
+            Some(Path::new(LOG_DIR)),
         ),
     );
 }

@@ -166,6 +166,35 @@ impl ScriptEnv {
         format!("fj{}-{}", self.installation, site.id)
     }
 
+    /// A site's log dir: named by its user, so it stays through a rename or a move.
+    pub fn site_log_dir(&self, site: &Site) -> PathBuf {
+        crate::ops::site_log_dir(&self.data_dir, &self.site_user(site))
+    }
+
+    /// A site's log dir and its files, with their writers: nginx's two logs and, for a site
+    /// that runs PHP, PHP's, written by the site's user (whose group reads them all).
+    pub(crate) fn site_logs(&self, platform: &Platform, site: &Site) -> host::LogDir {
+        let user = platform.kind.runs_php().then(|| self.site_user(site));
+        let mut files: Vec<host::LogFile> = [render::ACCESS_LOG, render::ERROR_LOG]
+            .into_iter()
+            .map(|name| host::LogFile {
+                name: name.to_string(),
+                owner: None,
+            })
+            .collect();
+        if let Some(user) = &user {
+            files.push(host::LogFile {
+                name: render::PHP_ERROR_LOG.to_string(),
+                owner: Some(user.clone()),
+            });
+        }
+        host::LogDir {
+            dir: self.site_log_dir(site),
+            group: user,
+            files,
+        }
+    }
+
     fn php_dir(&self, server: &Server, service: &PhpFpmService) -> PathBuf {
         self.data_dir
             .join("config")
@@ -260,7 +289,11 @@ impl ScriptEnv {
         let web = kinds::of(app.platform.kind).web(&app);
         let HttpService::Nginx(nginx) = &objects.server.http;
         let dir = self.nginx_dir(&objects.server);
-        Ok(render::nginx_vhost_read_only(nginx, app.platform, app.site, &web, &dir).into_bytes())
+        let logs = self.site_log_dir(app.site);
+        Ok(
+            render::nginx_vhost_read_only(nginx, app.platform, app.site, &web, &dir, Some(&logs))
+                .into_bytes(),
+        )
     }
 
     fn vhost(&self, objects: &TaskObjects) -> Result<Vec<u8>> {
@@ -268,8 +301,15 @@ impl ScriptEnv {
         let web = kinds::of(app.platform.kind).web(&app);
         let (server, site) = (&objects.server, app.site);
         let HttpService::Nginx(nginx) = &server.http;
-        let mut conf =
-            render::nginx_vhost(nginx, app.platform, site, &web, &self.nginx_dir(server));
+        let logs = self.site_log_dir(site);
+        let mut conf = render::nginx_vhost(
+            nginx,
+            app.platform,
+            site,
+            &web,
+            &self.nginx_dir(server),
+            Some(&logs),
+        );
         if self.faults.corrupt_vhost(site.name.as_str()) {
             conf.push_str("fjord_injected_fault_not_a_directive;\n");
         }

@@ -103,6 +103,7 @@ pub(super) fn site_runtime(
     {
         x.create_user(&php.user, &app.private_dir)?;
     }
+    site_logs(env, app.platform, app.site, x)?;
     x.make_dir(&app.platform.path.join("private"))?;
     x.make_own_dir(&app.private_dir)?;
     if let Some(php) = &app.php {
@@ -146,6 +147,7 @@ pub(super) fn site_runtime(
             allow_exec: app.platform.allow_exec,
             upload_limit: app.site.upload_limit_on(app.platform),
             putenv: kind.needs_putenv(),
+            error_log: Some(env.site_log_dir(app.site).join(render::PHP_ERROR_LOG)),
         };
         let mut conf = render::php_fpm_pool(&pool);
         if env.faults.corrupt_pool(app.site.name.as_str()) {
@@ -156,6 +158,22 @@ pub(super) fn site_runtime(
             vec![(env.pool_path(service, &php.pool), Some(conf.into_bytes()))],
         )?;
     }
+    Ok(())
+}
+
+/// The site's log dir and files, before any vhost or pool names them (nginx's test would
+/// make a missing one readable to everyone, or fail on a missing dir).
+pub(super) fn site_logs(
+    env: &ScriptEnv,
+    platform: &Platform,
+    site: &Site,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let logs = env.site_logs(platform, site);
+    if let Some(parent) = logs.dir.parent() {
+        x.make_dir(parent)?;
+    }
+    x.site_logs(&logs)?;
     Ok(())
 }
 
@@ -232,6 +250,11 @@ pub(super) fn site_set_served(
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let site = objects.site()?;
+    // A site made before fjord kept logs has none until its next verify; its vhost names
+    // them from now on.
+    if !env.site_log_dir(site).is_dir() {
+        site_logs(env, objects.platform()?, site, x)?;
+    }
     let served = TaskObjects {
         site: Some(Site {
             status,
@@ -265,6 +288,7 @@ pub(super) fn site_delete(
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }
     x.remove_tree(&render::site_private_dir(platform, site))?;
+    x.remove_tree(&env.site_log_dir(site))?;
     if platform.kind.runs_php() {
         // Last: its files, set aside until the task is done, still belong to it.
         x.remove_user(&env.site_user(site))?;
