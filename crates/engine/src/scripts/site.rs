@@ -216,6 +216,22 @@ pub(super) fn site_logs(
     Ok(())
 }
 
+/// [`site_logs`] for a site that has no log dir yet: one made before fjord kept logs has
+/// none until its next verify, and every vhost and pool of it names them from now on (nginx's
+/// test fails on a missing dir). Whatever writes a site's vhost or pool without
+/// [`site_runtime`] first calls this.
+pub(super) fn site_logs_if_missing(
+    env: &ScriptEnv,
+    platform: &Platform,
+    site: &Site,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    if env.site_log_dir(site).is_dir() {
+        return Ok(());
+    }
+    site_logs(env, platform, site, x)
+}
+
 /// Verify (and import) rewrite everything a site needs and repair what drifted; running it
 /// twice changes nothing the second time.
 pub(super) fn site_verify(
@@ -289,11 +305,7 @@ pub(super) fn site_set_served(
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let site = objects.site()?;
-    // A site made before fjord kept logs has none until its next verify; its vhost names
-    // them from now on.
-    if !env.site_log_dir(site).is_dir() {
-        site_logs(env, objects.platform()?, site, x)?;
-    }
+    site_logs_if_missing(env, objects.platform()?, site, x)?;
     let served = TaskObjects {
         site: Some(Site {
             status,
