@@ -16,6 +16,7 @@ mod error;
 mod faults;
 mod fsops;
 mod journal;
+mod logs;
 mod mail;
 mod nginx;
 mod php_fpm;
@@ -38,6 +39,10 @@ pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use fsops::Ownership;
 pub use journal::{Journal, Undo, rollback};
+pub use logs::{
+    LOG_DIR_MODE, LOG_FILE_MODE, LogDir, LogFile, read_on as read_log_on, rotate as rotate_logs,
+    tail as tail_log,
+};
 pub use mail::{MailTransport, send_mail};
 pub use nginx::{NginxCtl, probe_generation};
 pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};

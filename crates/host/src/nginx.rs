@@ -60,6 +60,22 @@ impl NginxCtl {
         }
     }
 
+    /// `nginx -s reopen`: the master reopens every log file by name (after a rotation), and
+    /// hands them to its workers' user, which reopen them too.
+    pub fn reopen_logs(&self) -> Result<()> {
+        let mut argv = self.base_argv();
+        argv.extend(["-s".to_string(), "reopen".to_string()]);
+        let out = run_command(&argv)?;
+        if out.success {
+            Ok(())
+        } else {
+            Err(HostError::Refused(format!(
+                "nginx did not reopen its logs: {}",
+                out.output.trim()
+            )))
+        }
+    }
+
     /// `nginx -t` on the whole config: `Err` carries nginx's own message.
     pub fn test(&self) -> Result<()> {
         let out = run_command(&self.test_argv())?;

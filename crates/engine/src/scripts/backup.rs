@@ -118,6 +118,7 @@ pub(super) fn site_restore(
     let serving = site.status == SiteStatus::Installed;
     let vhost = env.vhost_path(&objects.server, site);
     if serving {
+        site_logs_if_missing(env, platform, site, x)?;
         let nginx = env.nginx_ctl(&objects.server);
         x.nginx(
             &nginx,

@@ -187,6 +187,12 @@ pub(super) fn site_migrate(
     // (file times have a granularity; copying too much is only slower).
     let since_backup = store::now_ms() / 1000 - 1;
 
+    // The read-only vhost below names the site's logs; the log dir keeps its place (it is
+    // named by the site's user) wherever the site goes.
+    if serving {
+        site_logs_if_missing(env, old_platform, old_site, x)?;
+    }
+
     // 1. Copy while the site serves.
     let backup = site_backup(env, objects, x)?;
     if moves_files {

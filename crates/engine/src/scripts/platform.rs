@@ -176,6 +176,7 @@ fn served_sites_config(
             extra: Default::default(),
             server: objects.server.clone(),
         };
+        site_logs_if_missing(env, platform, site, x)?;
         vhosts.push((env.vhost_path(&one.server, site), Some(env.vhost(&one)?)));
         if let Some((ctl, path, conf)) = site_pool(env, &one)? {
             match pools.iter_mut().find(|(c, _)| c.config == ctl.config) {

@@ -35,6 +35,7 @@ mod reloads;
 mod rollback;
 mod served_restore;
 mod site_limits;
+mod site_logs;
 mod smtp;
 mod undo_links;
 mod uploads;

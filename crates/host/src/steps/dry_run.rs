@@ -247,6 +247,19 @@ impl Steps for DryRun {
         self.make_dir(path)
     }
 
+    fn site_logs(&mut self, logs: &crate::LogDir) -> Result<()> {
+        self.step(format!(
+            "make the log dir {} ({})",
+            logs.dir.display(),
+            logs.files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(())
+    }
+
     fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         let same = fsops::read_existing(path)
             .ok()

@@ -9,6 +9,7 @@ use crate::commit::Committers;
 use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry, Ownership};
 use crate::journal::{Journal, Undo};
+use crate::logs::LogDir;
 use crate::nginx::NginxCtl;
 use crate::php_fpm::PhpFpmCtl;
 use crate::php_run::PhpRun;
@@ -23,6 +24,7 @@ mod backup;
 mod config;
 mod databases;
 mod dry_run;
+mod logs;
 mod trash;
 
 use backup::*;
@@ -49,6 +51,9 @@ pub trait Steps {
     /// Gives every entry under `root` the modes and owner of `ownership` (never through a
     /// link).
     fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()>;
+    /// Makes a site's log dir and its files, each with its owner and mode, or puts them
+    /// right (undo: the dir removed if this made it, files made removed, modes given back).
+    fn site_logs(&mut self, logs: &LogDir) -> Result<()>;
     /// Creates a system user with a group of its own (a site's PHP runs as it).
     fn create_user(&mut self, name: &str, home: &Path) -> Result<()>;
     /// Removes a user and its group (undo: made again with the same ids).
@@ -505,6 +510,10 @@ impl Steps for LiveSteps<'_> {
         }
         self.after_step(&what)?;
         Ok(set_aside)
+    }
+
+    fn site_logs(&mut self, logs: &LogDir) -> Result<()> {
+        self.make_site_logs(logs)
     }
 
     fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()> {
