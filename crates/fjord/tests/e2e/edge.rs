@@ -422,6 +422,15 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
         assert!(Instant::now() < deadline, "nginx never served {url}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The HTTP port was open before the reload: its old workers take requests with the old
+    // config for a while (the new HTTPS port has only new ones).
+    while get(&nginx.listen(), name, "/", &[]).status != 301 {
+        assert!(
+            Instant::now() < deadline,
+            "nginx never took the new config on HTTP"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let r = https(&url, &resolve, &[]);
     assert_eq!(
         (r.http_version.as_str(), r.status),
