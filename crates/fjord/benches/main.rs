@@ -128,6 +128,8 @@ fn main() {
             web,
             &config_dir,
             None,
+            // The same vhost fjord wrote, logs included: only the way it is committed differs.
+            Some(fjord.site_log_dir(&site)),
             render::VhostState::Serving,
         );
         let vhost = render::nginx_vhost(&spec);

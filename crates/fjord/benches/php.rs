@@ -179,6 +179,7 @@ fn by_hand(
         allow_exec: false,
         upload_limit: engine::model::UploadLimit::DEFAULT,
         putenv: false,
+        error_log: None,
     };
     std::fs::write(
         fpm.prefix().join(format!("pool.d/hand-{user}.conf")),
@@ -292,6 +293,7 @@ fn hand_vhost(env: &harness::Env, site: &str, code: &Path, socket: &Path) -> Htt
             &site_record,
             web,
             &config_dir,
+            None,
             None,
             render::VhostState::Serving,
         )),

@@ -77,6 +77,7 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
                 concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
                 until_idle: true,
                 background: false,
+                log_rotation: Default::default(),
             },
             &AtomicBool::new(false),
         )

@@ -154,6 +154,10 @@ pub fn rollback(
     // things back still run, those that remove something are skipped and listed.
     let mut lost: Option<String> = None;
     let mut kept = Vec::new();
+    // A daemon serves what it read at its last reload: when the rollback puts no file back
+    // (the task's commit changed nothing, or put its own changes back when the daemon refused
+    // them), reloading would only cut idle connections and restart every pool's children.
+    let mut config_put_back = false;
     for (step, undo_json, saved) in entries.iter().rev() {
         let undo: Undo = match serde_json::from_str(undo_json) {
             Ok(u) => u,
@@ -178,6 +182,7 @@ pub fn rollback(
             }
             other => {
                 log(&format!("undo: {step}"));
+                config_put_back |= puts_a_file_back(&other, saved.as_deref());
                 apply(&other, saved.as_deref())
             }
         };
@@ -195,6 +200,9 @@ pub fn rollback(
             Ok(()) => {}
         }
     }
+    let owed = |pending: PathBuf| config_put_back || pending.exists();
+    reloads.retain(|_, ctl| owed(ctl.reload_pending_file()));
+    php_reloads.retain(|_, ctl| owed(ctl.reload_pending_file()));
     for ctl in reloads.into_values() {
         log(&format!(
             "undo: reload nginx ({})",
@@ -231,6 +239,27 @@ pub fn rollback(
             "rollback incomplete: {}",
             failures.join("; ")
         )))
+    }
+}
+
+/// Whether undoing this puts a file back that differs from what is there now (a config file a
+/// daemon must reload to serve). Unsure counts as yes.
+fn puts_a_file_back(undo: &Undo, saved: Option<&[u8]>) -> bool {
+    let Undo::RestoreFile {
+        path,
+        existed,
+        mode,
+        ..
+    } = undo
+    else {
+        return false;
+    };
+    match (crate::fsops::read_existing(path), existed) {
+        (Ok(Some((content, found_mode))), true) => {
+            Some(content.as_slice()) != saved || found_mode != *mode
+        }
+        (Ok(None), false) => false,
+        _ => true,
     }
 }
 

@@ -18,6 +18,7 @@ mod error;
 mod faults;
 mod fsops;
 mod journal;
+mod logs;
 mod mail;
 mod nginx;
 mod php_fpm;
@@ -40,6 +41,10 @@ pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use fsops::Ownership;
 pub use journal::{Journal, Undo, rollback};
+pub use logs::{
+    LOG_DIR_MODE, LOG_FILE_MODE, LogDir, LogFile, read_on as read_log_on, rotate as rotate_logs,
+    tail as tail_log,
+};
 pub use mail::{MailTransport, send_mail};
 pub use nginx::{NginxCtl, probe_generation};
 pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};
@@ -48,8 +53,8 @@ pub use process::{CommandOutput, lower_this_thread_priority, reexec_with, run_co
 pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb};
 pub use steps::{
-    BackupDb, BackupRequest, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps, Trash,
-    trash_path,
+    BackupDb, BackupRequest, DRAIN_BOUND, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps,
+    Trash, trash_path,
 };
 pub use sync::Synced;
 pub use tablespaces::{Snapshot, tablespace_dir};

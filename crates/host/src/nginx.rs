@@ -60,6 +60,22 @@ impl NginxCtl {
         }
     }
 
+    /// `nginx -s reopen`: the master reopens every log file by name (after a rotation), and
+    /// hands them to its workers' user, which reopen them too.
+    pub fn reopen_logs(&self) -> Result<()> {
+        let mut argv = self.base_argv();
+        argv.extend(["-s".to_string(), "reopen".to_string()]);
+        let out = run_command(&argv)?;
+        if out.success {
+            Ok(())
+        } else {
+            Err(HostError::Refused(format!(
+                "nginx did not reopen its logs: {}",
+                out.output.trim()
+            )))
+        }
+    }
+
     /// `nginx -t` on the whole config: `Err` carries nginx's own message.
     pub fn test(&self) -> Result<()> {
         let out = run_command(&self.test_argv())?;
@@ -98,6 +114,26 @@ impl NginxCtl {
 
     fn lock_file(&self) -> PathBuf {
         self.config_dir.join(".lock")
+    }
+}
+
+impl NginxCtl {
+    /// Waits, at most `bound`, until no worker of this nginx is shutting down: every request
+    /// that reached it before its last reload has then been answered (a retiring worker
+    /// exits only once its last request is done). Returns how many still were at the bound.
+    pub fn wait_until_drained(&self, bound: Duration) -> usize {
+        let Some((master, _)) = probe_generation(self).and_then(|(_, worker)| proc_info(worker))
+        else {
+            return 0;
+        };
+        let deadline = Instant::now() + bound;
+        loop {
+            let retiring = retiring_workers_of(master);
+            if retiring == 0 || Instant::now() >= deadline {
+                return retiring;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -207,6 +243,24 @@ fn is_live_worker(pid: u32) -> bool {
     proc_info(pid).is_some_and(|(_, cmd)| {
         cmd.starts_with("nginx: worker process") && !cmd.contains("shutting down")
     })
+}
+
+/// How many workers of `master` are shutting down.
+fn retiring_workers_of(master: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            proc_info(*pid).is_some_and(|(ppid, cmd)| {
+                ppid == master
+                    && cmd.starts_with("nginx: worker process")
+                    && cmd.contains("shutting down")
+            })
+        })
+        .count()
 }
 
 /// The live workers of the nginx master that `worker` belongs to.

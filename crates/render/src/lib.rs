@@ -12,6 +12,7 @@ use std::path::Path;
 
 mod dokuwiki;
 mod drupal;
+mod logs;
 mod mediawiki;
 mod nginx;
 mod php;
@@ -19,6 +20,7 @@ mod wordpress;
 
 pub use dokuwiki::{DOKUWIKI_DEFAULT_CONF, dokuwiki_preload, dokuwiki_protected};
 pub use drupal::{DrupalSite, drupal_credentials, drupal_settings, drupal_sites_php};
+pub use logs::{ACCESS_LOG, ERROR_LOG, PHP_ERROR_LOG, REDACTED};
 pub use mediawiki::{MediawikiSite, mediawiki_dispatcher, mediawiki_settings};
 pub use nginx::{
     ACME_CHALLENGE_DIR, ACME_CHALLENGE_PATH, NEVER_SERVED, PROBE_GENERATION_PATH, PROBE_HOST,

@@ -33,6 +33,9 @@ pub struct PhpPool {
     /// it stays, and what would run a process with the environment it sets (`mail()` and
     /// its kin, which start sendmail through a shell) goes instead.
     pub putenv: bool,
+    /// The site's PHP error log, in its log dir: written by the pool's workers, as the
+    /// site's user, so its messages reach neither nginx's log nor php-fpm's.
+    pub error_log: Option<PathBuf>,
 }
 
 /// The functions a site's PHP may not call unless its platform allows processes: those
@@ -130,6 +133,13 @@ pub fn php_fpm_pool(pool: &PhpPool) -> String {
         .map(|p| format!("{}/", p.display()))
         .collect();
     let tmp = pool.tmp_dir.display();
+    let error_log = match &pool.error_log {
+        Some(file) => format!(
+            "php_admin_flag[log_errors] = on\nphp_admin_value[error_log] = {}\n",
+            file.display()
+        ),
+        None => String::new(),
+    };
     format!(
         "; Managed by fjord: edits here are overwritten by the next verify.
 ; site {site}
@@ -158,7 +168,7 @@ php_admin_value[upload_tmp_dir] = {tmp}
 php_admin_value[session.save_path] = {tmp}
 php_admin_value[upload_max_filesize] = {upload}M
 php_admin_value[post_max_size] = {body}M
-{limits}",
+{error_log}{limits}",
         site = pool.site,
         name = pool.name,
         user = pool.user,

@@ -77,6 +77,7 @@ fn site(status: SiteStatus, redirect: bool) -> Site {
 }
 
 const CONFIG_DIR: &str = "/var/lib/fjord/config/local/nginx";
+const LOG_DIR: &str = "/var/lib/fjord/logs/fj1a2b3c-1";
 
 fn static_web() -> WebApp {
     WebApp {
@@ -118,6 +119,7 @@ fn spec(platform: &Platform, site: &Site, web: &WebApp, state: VhostState) -> Vh
         upload_limit: site.upload_limit_on(platform),
         canonical_http_port: 8080,
         canonical_https_port: None,
+        log_dir: Some(PathBuf::from(LOG_DIR)),
     }
 }
 
@@ -223,6 +225,7 @@ fn php_pool_and_settings() {
         allow_exec: false,
         upload_limit: model::UploadLimit::DEFAULT,
         putenv: false,
+        error_log: Some(PathBuf::from(format!("{LOG_DIR}/php-error.log"))),
     };
     check("php_pool.conf", &php_fpm_pool(&pool));
     let db = mysql_db();
@@ -495,6 +498,56 @@ fn vhost_without_a_certificate_serves_http_whatever_its_mode() {
         ..tls_spec(Required, true, false, VhostState::Serving)
     };
     assert!(!nginx_vhost(&off).contains("ssl"));
+}
+
+#[test]
+fn every_server_block_of_a_site_logs_to_its_own_files() {
+    use model::HttpsMode::Required;
+    let access = format!("    access_log {LOG_DIR}/access.log fjord;\n");
+    let error = format!("    error_log {LOG_DIR}/error.log error;\n");
+    // HTTP redirected to HTTPS, HTTPS served, the aliases redirected on both; then the same
+    // site disabled, and served over both protocols in one block.
+    for (name, spec) in [
+        (
+            "required",
+            tls_spec(Required, true, true, VhostState::Serving),
+        ),
+        (
+            "read-only",
+            tls_spec(Required, false, true, VhostState::ReadOnly),
+        ),
+        (
+            "disabled",
+            tls_spec(Required, true, true, VhostState::Disabled),
+        ),
+        (
+            "on",
+            tls_spec(model::HttpsMode::On, false, true, VhostState::Serving),
+        ),
+    ] {
+        let conf = nginx_vhost(&spec);
+        let blocks: Vec<&str> = conf.split("\nserver {").skip(1).collect();
+        assert!(!blocks.is_empty(), "{name}: {conf}");
+        for block in &blocks {
+            assert!(
+                block.contains(&access) && block.contains(&error),
+                "{name}: a block without the site's logs:\n{block}"
+            );
+            assert!(
+                block.contains("    log_not_found off;\n"),
+                "{name}: {block}"
+            );
+        }
+    }
+    // Without a log dir, nginx's own logs are left as they are.
+    let conf = nginx_vhost(&VhostSpec {
+        log_dir: None,
+        ..tls_spec(Required, true, true, VhostState::Serving)
+    });
+    assert!(
+        !conf.contains("access_log") && !conf.contains("error_log"),
+        "{conf}"
+    );
 }
 
 #[test]

@@ -40,6 +40,30 @@ impl Acting<'_> {
         Ok(self.fjord.store().site_certificate(site.id)?)
     }
 
+    /// The last lines of one of a site's logs, for whoever may see the site (a client user:
+    /// its own client's sites only; any other answers as a missing site).
+    pub fn site_log(
+        &self,
+        name: &str,
+        kind: crate::ops::LogKind,
+        lines: usize,
+    ) -> Result<Vec<String>> {
+        self.site(name)?;
+        self.fjord.site_log(name, kind, lines)
+    }
+
+    /// The lines added to a site's log since `cursor`, asked again on every read: a follower
+    /// that loses the site (or its session) reads no more.
+    pub fn site_log_since(
+        &self,
+        name: &str,
+        kind: crate::ops::LogKind,
+        cursor: crate::ops::LogCursor,
+    ) -> Result<(Vec<String>, crate::ops::LogCursor)> {
+        self.site(name)?;
+        self.fjord.site_log_since(name, kind, cursor)
+    }
+
     /// A site the actor may see and run `action` on.
     fn site_for(&self, name: &str, action: Action) -> Result<Site> {
         let site = self.site(name)?;

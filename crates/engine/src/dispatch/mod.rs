@@ -27,6 +27,7 @@ mod recovery;
 
 const POLL: Duration = Duration::from_secs(2);
 const RECOVERY_EVERY: Duration = Duration::from_secs(5);
+const ROTATE_EVERY: Duration = Duration::from_secs(60);
 
 /// Wakes every dispatcher whose socket is in `run_dir`.
 pub fn notify(run_dir: &Path) {
@@ -40,6 +41,9 @@ pub struct DispatcherOptions {
     /// Run tasks (and what they run) at a lower CPU priority, yielding the cores to the
     /// panel's requests in the same process (`fjord serve`).
     pub background: bool,
+    /// How sites' logs are rotated (checked every [`ROTATE_EVERY`], and once more before
+    /// `until_idle` exits).
+    pub log_rotation: crate::ops::LogRotation,
 }
 
 /// Concurrency slots. A task waiting for an nginx commit gives its slot back, and takes one
@@ -230,6 +234,7 @@ impl Dispatcher {
         });
         let mut running = 0usize;
         let mut last_recovery = Instant::now();
+        let mut last_rotation = Instant::now();
         // No store error ends a dispatcher: a full disk or a locked database is waited out,
         // and what could not be done is done on a later pass.
         if let Err(e) = self.recover() {
@@ -263,6 +268,7 @@ impl Dispatcher {
                     return Ok(());
                 }
                 if options.until_idle && self.nothing_left().unwrap_or(false) {
+                    self.rotate_logs(options);
                     return Ok(());
                 }
             }
@@ -297,6 +303,16 @@ impl Dispatcher {
                 }
                 last_recovery = Instant::now();
             }
+            if last_rotation.elapsed() > ROTATE_EVERY {
+                self.rotate_logs(options);
+                last_rotation = Instant::now();
+            }
+        }
+    }
+
+    fn rotate_logs(&self, options: &DispatcherOptions) {
+        if let Err(e) = self.fjord.rotate_site_logs(&options.log_rotation) {
+            warn("rotating sites' logs failed (tried again later)", &e);
         }
     }
 
@@ -656,6 +672,7 @@ impl Fjord {
                 background: false,
                 concurrency,
                 until_idle: true,
+                log_rotation: Default::default(),
             },
             &stop,
         )

@@ -6,6 +6,10 @@ use model::{Hostname, PhpVersion, Server, Task};
 
 use crate::{Error, Result};
 
+pub use logs::{
+    LogCursor, LogKind, LogRotation, MAX_LOG_BYTES, MAX_LOG_LINES, redact_line, site_log_dir,
+};
+
 const SCHEDULE_KEY: &str = "backup.schedule";
 const RETENTION_KEY: &str = "backup.retention";
 
@@ -246,6 +250,7 @@ fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> 
 
 mod backups;
 mod https;
+mod logs;
 mod moves;
 mod platforms;
 mod schedules;

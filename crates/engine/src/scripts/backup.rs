@@ -118,10 +118,13 @@ pub(super) fn site_restore(
     let serving = site.status == SiteStatus::Installed;
     let vhost = env.vhost_path(&objects.server, site);
     if serving {
+        site_logs_if_missing(env, platform, site, x)?;
+        let nginx = env.nginx_ctl(&objects.server);
         x.nginx(
-            &env.nginx_ctl(&objects.server),
+            &nginx,
             vec![(vhost.clone(), Some(env.vhost_read_only(objects)?))],
         )?;
+        x.let_requests_in_flight_finish(&nginx)?;
     }
     let db = match &site.database {
         Some(db) => db_ctl(objects.db_service(db)?).map(|ctl| (db, ctl)),

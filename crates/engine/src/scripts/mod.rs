@@ -178,6 +178,35 @@ impl ScriptEnv {
         format!("fj{}-{}", self.installation, site.id)
     }
 
+    /// A site's log dir: named by its user, so it stays through a rename or a move.
+    pub fn site_log_dir(&self, site: &Site) -> PathBuf {
+        crate::ops::site_log_dir(&self.data_dir, &self.site_user(site))
+    }
+
+    /// A site's log dir and its files, with their writers: nginx's two logs and, for a site
+    /// that runs PHP, PHP's, written by the site's user (whose group reads them all).
+    pub(crate) fn site_logs(&self, platform: &Platform, site: &Site) -> host::LogDir {
+        let user = platform.kind.runs_php().then(|| self.site_user(site));
+        let mut files: Vec<host::LogFile> = [render::ACCESS_LOG, render::ERROR_LOG]
+            .into_iter()
+            .map(|name| host::LogFile {
+                name: name.to_string(),
+                owner: None,
+            })
+            .collect();
+        if let Some(user) = &user {
+            files.push(host::LogFile {
+                name: render::PHP_ERROR_LOG.to_string(),
+                owner: Some(user.clone()),
+            });
+        }
+        host::LogDir {
+            dir: self.site_log_dir(site),
+            group: user,
+            files,
+        }
+    }
+
     fn php_dir(&self, server: &Server, service: &PhpFpmService) -> PathBuf {
         self.data_dir
             .join("config")
@@ -300,6 +329,7 @@ impl ScriptEnv {
             web,
             &self.nginx_dir(&objects.server),
             objects.extra.tls.clone(),
+            Some(self.site_log_dir(app.site)),
             state,
         ))
     }
@@ -307,7 +337,10 @@ impl ScriptEnv {
 
 /// What a site's vhost serves, and how: the one place a vhost's contents are decided from
 /// the state, whichever web server renders it. `config_dir` is fjord's config dir of the
-/// server's nginx; `tls` the site's certificate, once it has one.
+/// server's nginx; `tls` the site's certificate, once it has one; `log_dir` the site's log
+/// dir ([`ScriptEnv::site_log_dir`]), which a task's vhost always names (`None` leaves
+/// nginx's own logs: a vhost written by hand, beside fjord's, in the benchmarks).
+#[allow(clippy::too_many_arguments)] // each is a separate fact of the state; no two travel together
 pub fn vhost_spec(
     nginx: &model::NginxService,
     platform: &Platform,
@@ -315,6 +348,7 @@ pub fn vhost_spec(
     web: render::WebApp,
     config_dir: &Path,
     tls: Option<model::TlsFiles>,
+    log_dir: Option<PathBuf>,
     state: render::VhostState,
 ) -> render::VhostSpec {
     render::VhostSpec {
@@ -342,6 +376,7 @@ pub fn vhost_spec(
         upload_limit: site.upload_limit_on(platform),
         canonical_http_port: nginx.http_port(),
         canonical_https_port: nginx.https_port(),
+        log_dir,
     }
 }
 

@@ -193,6 +193,12 @@ pub(super) fn site_migrate(
     // (file times have a granularity; copying too much is only slower).
     let since_backup = store::now_ms() / 1000 - 1;
 
+    // The read-only vhost below names the site's logs; the log dir keeps its place (it is
+    // named by the site's user) wherever the site goes.
+    if serving {
+        site_logs_if_missing(env, old_platform, old_site, x)?;
+    }
+
     // 1. Copy while the site serves.
     let backup = site_backup(env, objects, x)?;
     if moves_files {
@@ -213,10 +219,12 @@ pub(super) fn site_migrate(
     let changes_db_in_place = php_site && moves_files && !db_moves;
     if changes_db_in_place && let Some(db) = &old_site.database {
         if serving {
+            let nginx = env.nginx_ctl(&objects.server);
             x.nginx(
-                &env.nginx_ctl(&objects.server),
+                &nginx,
                 vec![(old_vhost.clone(), Some(env.vhost_read_only(objects)?))],
             )?;
+            x.let_requests_in_flight_finish(&nginx)?;
         }
         if let Some(ctl) = db_ctl(objects.db_service(db)?) {
             x.snapshot_database(&ctl, &db.name, &db.user, &db.password)?;
@@ -231,10 +239,9 @@ pub(super) fn site_migrate(
     {
         if serving {
             let read_only = env.vhost_read_only(objects)?;
-            x.nginx(
-                &env.nginx_ctl(&objects.server),
-                vec![(old_vhost.clone(), Some(read_only))],
-            )?;
+            let nginx = env.nginx_ctl(&objects.server);
+            x.nginx(&nginx, vec![(old_vhost.clone(), Some(read_only))])?;
+            x.let_requests_in_flight_finish(&nginx)?;
         }
         x.freeze_database_writes(&from, &old_db.name, &old_db.user)?;
         x.copy_database(&from, &old_db.name, &to, &db.name, &db.user, &db.password)?;
@@ -294,6 +301,11 @@ pub(super) fn site_migrate(
         remove_pool(env, &objects.server, old_platform, old_site, x)?;
     }
     if moves_files {
+        // A request the old place took before the switch may still write to its files:
+        // answered first, its write is in what the last pass copies.
+        if serving {
+            x.let_requests_in_flight_finish(&env.nginx_ctl(&objects.server))?;
+        }
         // Set aside, the old files take no more writes; what they took since step 3 is
         // copied (nothing is removed: the new place may already hold newer files).
         if let Some(aside) = x.remove_tree(&old_docroot)? {

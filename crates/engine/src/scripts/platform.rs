@@ -179,6 +179,7 @@ fn served_sites_config(
             },
             server: objects.server.clone(),
         };
+        site_logs_if_missing(env, platform, site, x)?;
         vhosts.push((env.vhost_path(&one.server, site), Some(env.vhost(&one)?)));
         if let Some((ctl, path, conf)) = site_pool(env, &one)? {
             match pools.iter_mut().find(|(c, _)| c.config == ctl.config) {

@@ -118,6 +118,7 @@ pub(super) fn site_runtime_beside(
     {
         x.create_user(&php.user, &app.private_dir)?;
     }
+    site_logs(env, app.platform, app.site, x)?;
     x.make_dir(&app.platform.path.join("private"))?;
     x.make_own_dir(&app.private_dir)?;
     if let Some(php) = &app.php {
@@ -187,6 +188,7 @@ pub(super) fn site_pool(
         allow_exec: app.platform.allow_exec,
         upload_limit: app.site.upload_limit_on(app.platform),
         putenv: kinds::of(app.platform.kind).needs_putenv(),
+        error_log: Some(env.site_log_dir(app.site).join(render::PHP_ERROR_LOG)),
     };
     let mut conf = render::php_fpm_pool(&pool);
     if env.faults.corrupt_pool(app.site.name.as_str()) {
@@ -197,6 +199,38 @@ pub(super) fn site_pool(
         env.pool_path(service, &php.pool),
         conf.into_bytes(),
     )))
+}
+
+/// The site's log dir and files, before any vhost or pool names them (nginx's test would
+/// make a missing one readable to everyone, or fail on a missing dir).
+pub(super) fn site_logs(
+    env: &ScriptEnv,
+    platform: &Platform,
+    site: &Site,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    let logs = env.site_logs(platform, site);
+    if let Some(parent) = logs.dir.parent() {
+        x.make_dir(parent)?;
+    }
+    x.site_logs(&logs)?;
+    Ok(())
+}
+
+/// [`site_logs`] for a site that has no log dir yet: one made before fjord kept logs has
+/// none until its next verify, and every vhost and pool of it names them from now on (nginx's
+/// test fails on a missing dir). Whatever writes a site's vhost or pool without
+/// [`site_runtime`] first calls this.
+pub(super) fn site_logs_if_missing(
+    env: &ScriptEnv,
+    platform: &Platform,
+    site: &Site,
+    x: &mut dyn Steps,
+) -> Result<()> {
+    if env.site_log_dir(site).is_dir() {
+        return Ok(());
+    }
+    site_logs(env, platform, site, x)
 }
 
 /// Verify (and import) rewrite everything a site needs and repair what drifted; running it
@@ -273,6 +307,7 @@ pub(super) fn site_set_served(
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let site = objects.site()?;
+    site_logs_if_missing(env, objects.platform()?, site, x)?;
     let served = TaskObjects {
         site: Some(Site {
             status,
@@ -306,6 +341,7 @@ pub(super) fn site_delete(
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }
     x.remove_tree(&render::site_private_dir(platform, site))?;
+    x.remove_tree(&env.site_log_dir(site))?;
     // Its certificate and key: no vhost names them now.
     x.remove_tree(&crate::paths::site_tls_dir(&env.data_dir, site.id))?;
     if platform.kind.runs_php() {

@@ -168,6 +168,12 @@ struct DispatchArgs {
     /// Exit once no task is queued or running.
     #[arg(long)]
     until_idle: bool,
+    /// Rotated files kept of each site's log (`access.log.1` … `access.log.N`).
+    #[arg(long, value_name = "N", default_value_t = 14)]
+    log_keep: usize,
+    /// A site's logs are rotated once one of them reaches this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
+    log_rotate_bytes: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -346,6 +352,10 @@ fn run_dispatcher(
         concurrency: args.concurrency.unwrap_or_else(default_concurrency),
         until_idle: args.until_idle,
         background,
+        log_rotation: engine::ops::LogRotation {
+            keep: args.log_keep,
+            max_bytes: args.log_rotate_bytes,
+        },
     };
     dispatcher.run_until_signalled(&options)?;
     Ok(ExitCode::SUCCESS)

@@ -165,6 +165,24 @@ pub enum SiteCmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Show the last lines of the site's access log (or its error log, or its PHP's), with
+    /// any login token taken out.
+    Logs {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// nginx's error log of the site.
+        #[arg(long, conflicts_with = "php")]
+        error: bool,
+        /// What the site's PHP logged (warnings, errors, `error_log()`).
+        #[arg(long)]
+        php: bool,
+        /// How many lines (at most 10000).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        lines: usize,
+        /// Keep printing lines as they are written (across rotations), until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Clear the caches of the site's application (Drupal).
     CacheClear {
         #[arg(allow_hyphen_values = true)]
@@ -510,6 +528,38 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                 }
             }
             outln!("{link}");
+            Ok(ExitCode::SUCCESS)
+        }
+        SiteCmd::Logs {
+            name,
+            error,
+            php,
+            lines,
+            follow,
+        } => {
+            let kind = match (error, php) {
+                (true, _) => engine::ops::LogKind::Error,
+                (_, true) => engine::ops::LogKind::Php,
+                _ => engine::ops::LogKind::Access,
+            };
+            // The cursor is taken before the last lines are read: a line written between the
+            // two is shown twice rather than never.
+            let mut cursor = if follow {
+                Some(fjord.site_log_since(&name, kind, Default::default())?.1)
+            } else {
+                None
+            };
+            for line in fjord.site_log(&name, kind, lines)? {
+                outln!("{line}");
+            }
+            while let Some(at) = cursor {
+                std::thread::sleep(Duration::from_millis(500));
+                let (new, next) = fjord.site_log_since(&name, kind, at)?;
+                for line in new {
+                    outln!("{line}");
+                }
+                cursor = Some(next);
+            }
             Ok(ExitCode::SUCCESS)
         }
         SiteCmd::BackupPolicy { name, policy: p } => policy(fjord, Some(&name), &p),

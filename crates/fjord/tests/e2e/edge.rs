@@ -323,6 +323,8 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
     }
     std::fs::write(config_dir.join("generation.conf"), "# generation\n").unwrap();
     std::fs::write(render::acme_challenge_file(&config_dir, "tok"), "tok.auth").unwrap();
+    let log_dir = dir.path().join("logs");
+    std::fs::create_dir(&log_dir).unwrap();
     let https_port = free_port();
     let path = |p: &str| engine::model::AbsPath::parse("path", p).unwrap();
     let service = engine::model::NginxService {
@@ -365,6 +367,7 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
         upload_limit: engine::model::UploadLimit::DEFAULT,
         canonical_http_port: nginx.port,
         canonical_https_port: Some(https_port),
+        log_dir: Some(log_dir.clone()),
     };
     std::fs::write(
         config_dir.join("server.conf"),
@@ -490,4 +493,42 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
         );
         assert_eq!((r.status, r.text().as_str()), (200, "tok.auth"), "{host}");
     }
+
+    // Every block logged to the site's own access log (HTTPS served, the alias's HTTPS
+    // redirect, HTTP's redirect on both names, ACME's challenges), and a login token asked
+    // of any of them is not in it.
+    let secret = "edgeLoginSecret9";
+    let r = https(&format!("{url}?fjord-login={secret}"), &resolve, &[]);
+    assert_eq!(r.status, 200);
+    let r = https(
+        &format!("https://{alias}:{https_port}/?fjord-login={secret}"),
+        &alias_resolve,
+        &[],
+    );
+    assert_eq!(r.status, 301);
+    let r = get(
+        &nginx.listen(),
+        alias,
+        &format!("/?fjord-login={secret}"),
+        &[],
+    );
+    assert_eq!(r.status, 301);
+    let access = std::fs::read_to_string(log_dir.join(render::ACCESS_LOG)).unwrap();
+    for line in [
+        "\"GET / HTTP/2.0\" 200 ",
+        "\"GET /x HTTP/2.0\" 301 ",
+        "\"GET /page?q=1 HTTP/1.1\" 301 ",
+        "\"GET /.well-known/acme-challenge/tok HTTP/1.1\" 200 ",
+        "\"GET /?[secret] HTTP/2.0\" 200 ",
+        "\"GET /?[secret] HTTP/2.0\" 301 ",
+        "\"GET /?[secret] HTTP/1.1\" 301 ",
+    ] {
+        assert!(
+            access.contains(line),
+            "no {line} in the site's access log:\n{access}"
+        );
+    }
+    assert!(!access.contains(secret), "{access}");
+    let errors = std::fs::read_to_string(log_dir.join(render::ERROR_LOG)).unwrap_or_default();
+    assert!(!errors.contains(secret), "{errors}");
 }

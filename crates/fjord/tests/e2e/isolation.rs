@@ -325,6 +325,7 @@ fn attempts_against(
     let private = victim.platform_path.join("private").join(&victim.host);
     let files = victim.platform_path.join("sites").join(&victim.host);
     let data = env.data.path();
+    let logs = engine::ops::site_log_dir(data, &victim.pool_user);
     let mut list = vec![
         json!({"op": "read", "path": private.join("settings.php"), "name": "read its private settings"}),
         json!({"op": "read", "path": private.join("db.env"), "name": "read its database credentials"}),
@@ -337,6 +338,12 @@ fn attempts_against(
         json!({"op": "list", "path": data, "name": "list fjord's data dir"}),
         json!({"op": "read", "path": data.join("state.db"), "name": "read fjord's state"}),
         json!({"op": "list", "path": env.nginx.prefix().join("conf.d"), "name": "list the vhosts"}),
+        json!({"op": "list", "path": logs, "name": "list its log dir"}),
+        json!({"op": "read", "path": logs.join(render::ACCESS_LOG), "name": "read its access log"}),
+        json!({"op": "read", "path": logs.join(render::ERROR_LOG), "name": "read its error log"}),
+        json!({"op": "read", "path": logs.join(render::PHP_ERROR_LOG), "name": "read its PHP error log"}),
+        json!({"op": "write", "path": logs.join(render::ACCESS_LOG), "name": "write into its access log"}),
+        json!({"op": "list", "path": data.join("logs"), "name": "list every site's log dir"}),
         json!({"op": "shell", "cmd": "echo started", "name": "start a process"}),
         json!({"op": "shell", "cmd": format!("cat {}/settings.php; ls {}", private.display(), data.display()), "name": "read its settings and fjord's data dir through a shell"}),
     ];

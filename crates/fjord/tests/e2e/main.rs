@@ -38,6 +38,7 @@ mod renewal;
 mod rollback;
 mod served_restore;
 mod site_limits;
+mod site_logs;
 mod smtp;
 mod undo_links;
 mod uploads;

@@ -150,6 +150,35 @@ fn reloads_during_verifies_and_a_migrate_cut_no_response_and_an_unchanged_verify
         }
     }
 
+    // A verify that changes nothing and fails after any of its steps is rolled back without
+    // a reload: its rollback puts no config file back.
+    let mut step = 1;
+    loop {
+        let before = daemons(&env, &fpm);
+        let id = env.queue(&["site", "verify", &sites[0]]);
+        env.dispatch_until_idle(&[&format!("fail-after:site-verify:{step}")]);
+        let after = daemons(&env, &fpm);
+        if env.task(id)["status"] == "success" {
+            break;
+        }
+        let log = env.log(id);
+        assert!(
+            log.contains("rollback complete") || log.contains("nothing to roll back"),
+            "{log}"
+        );
+        if after.nginx_reloads != before.nginx_reloads
+            || after.php_fpm_reloads != before.php_fpm_reloads
+            || after.nginx_workers != before.nginx_workers
+        {
+            problems.push(format!(
+                "an unchanged verify failing after step {step} reloaded: before {before:?}, after {after:?}"
+            ));
+        }
+        step += 1;
+        assert!(step < 60, "a verify of more than 60 steps?");
+    }
+    assert!(step > 3, "the verify failed after no step: {step}");
+
     // A verify that repairs a vhost and a pool changed on disk reloads both.
     let vhost = env
         .data

@@ -24,6 +24,10 @@ use crate::readers::{BodyCheckingReaders, Connections, Target, Whole, now};
 const PAD: usize = 60_000;
 
 const APP: &str = r#"<?php
+if ($_SERVER['REQUEST_METHOD'] === 'POST') {
+    // A slow write: taken before the site turns read-only, its database reached well after.
+    usleep(((int) ($_POST['delay_ms'] ?? 0)) * 1000);
+}
 $settings = require getenv('FJORD_SITE_CONFIG');
 $db = $settings['database'];
 $pdo = new PDO("mysql:unix_socket={$db['socket']};dbname={$db['name']}", $db['user'], $db['password'],
@@ -93,23 +97,37 @@ struct App {
     post: fn(&mut Browser, &str) -> (crate::browser::Response, Option<u64>),
     /// The table and column a posted note is kept in.
     posted_to: (&'static str, &'static str),
+    /// Posts a note that the site commits seconds after it took it, if the app can.
+    slow_post: Option<PostNote>,
+}
+
+type PostNote = fn(&mut Browser, &str) -> (crate::browser::Response, Option<u64>);
+
+/// Posts a note to the PHP app, which waits `delay_ms` before it commits it.
+fn post_note(
+    browser: &mut Browser,
+    note: &str,
+    delay_ms: u64,
+) -> (crate::browser::Response, Option<u64>) {
+    let response = browser.post(
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("note={note}&delay_ms={delay_ms}").as_bytes(),
+    );
+    let id = (response.status == 200)
+        .then(|| response.body.strip_prefix("id=")?.trim().parse().ok())
+        .flatten();
+    (response, id)
 }
 
 const PHP_APP: App = App {
     platform: "app",
     page_ok: whole_page,
-    post: |browser, note| {
-        let response = browser.post(
-            "/",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            format!("note={note}").as_bytes(),
-        );
-        let id = (response.status == 200)
-            .then(|| response.body.strip_prefix("id=")?.trim().parse().ok())
-            .flatten();
-        (response, id)
-    },
+    post: |browser, note| post_note(browser, note, 0),
     posted_to: ("fjord_notes", "body"),
+    // Longer than the pause after the step that turns the site read-only: without waiting
+    // for it, the freeze that follows cut this write (500).
+    slow_post: Some(|browser, note| post_note(browser, note, 2000)),
 };
 
 struct Traffic {
@@ -134,15 +152,17 @@ impl Traffic {
             Connections::OnePerRequest,
         );
         let mut threads = Vec::new();
-        {
+        let writers = [("http", Some(app.post)), ("slow", app.slow_post)];
+        for (kind, post) in writers {
+            let Some(post) = post else { continue };
             let (stop, site, tag) = (stop.clone(), site.to_string(), tag.to_string());
             threads.push(std::thread::spawn(move || {
                 let mut seen = Seen::default();
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let note = format!("{tag}-http-{n}");
-                    let (response, id) = (app.post)(&mut Browser::new(port, &site), &note);
+                    let note = format!("{tag}-{kind}-{n}");
+                    let (response, id) = post(&mut Browser::new(port, &site), &note);
                     match (response.status, id) {
                         (_, Some(id)) => seen.posted.push((note, id)),
                         (503, _) if response.header("Retry-After").is_some() => seen.refused += 1,
@@ -337,6 +357,17 @@ fn restore_under_traffic(
         "the writers wrote nothing: {seen:?}"
     );
     assert!(seen.refused > 0, "no write was refused while frozen");
+    // The first slow note was taken before the restore began and reaches the database after
+    // the site turned read-only: the restore lets it finish before it freezes the database.
+    if app.slow_post.is_some() {
+        assert!(
+            seen.posted
+                .iter()
+                .any(|(note, _)| note.ends_with("-slow-1")),
+            "the write in flight when the restore began was not acknowledged: {:?}\n{log}",
+            seen.errors
+        );
+    }
 
     // Ids handed out after the restore are new ones: none only the pre-restore backup holds.
     let highest = seen.posted.iter().map(|(_, id)| *id).max().unwrap();
@@ -457,6 +488,7 @@ const WORDPRESS: App = App {
         (response, id)
     },
     posted_to: ("wp_comments", "comment_content"),
+    slow_post: None,
 };
 
 #[test]

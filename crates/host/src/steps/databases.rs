@@ -135,18 +135,7 @@ impl LiveSteps<'_> {
             return self.replace_database_by_rename(db, name, user, password, dump);
         }
         if db.swappable_tables(name)?.is_some() {
-            let tag = crate::random_hex(4);
-            let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
-            let what = format!("load {} into staging database {stage}", dump.display());
-            self.record(
-                &what,
-                &Undo::DropStagingDatabase {
-                    db: db.clone(),
-                    name: stage.clone(),
-                },
-                None,
-            )?;
-            self.trash_databases.push((db.clone(), stage.clone()));
+            let (stage, hold, what) = self.record_staging_load(db, name, dump)?;
             db.create_database_only(&stage)?;
             // The site's writes are frozen: the ids it handed out so far are all in the
             // backup taken before the restore, and none handed out after it may collide.
@@ -195,6 +184,27 @@ impl LiveSteps<'_> {
         self.after_step(&what)
     }
 
+    /// Names a staging and a holding database beside `name` and records the load of the
+    /// staging one (undo: dropped; the task's trash purges it in any case). Returns the
+    /// staging name, the holding name and the step's description.
+    fn record_staging_load(
+        &mut self,
+        db: &DbCtl,
+        name: &str,
+        dump: &Path,
+    ) -> Result<(String, String, String)> {
+        let tag = crate::random_hex(4);
+        let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
+        let what = format!("load {} into staging database {stage}", dump.display());
+        let undo = Undo::DropStagingDatabase {
+            db: db.clone(),
+            name: stage.clone(),
+        };
+        self.record(&what, &undo, None)?;
+        self.trash_databases.push((db.clone(), stage.clone()));
+        Ok((stage, hold, what))
+    }
+
     /// PostgreSQL: the backup is loaded into a staging database the site's user owns while
     /// the site reads its live one, then the two are switched by renames (`db/rename.rs`).
     fn replace_database_by_rename(
@@ -205,18 +215,7 @@ impl LiveSteps<'_> {
         password: &str,
         dump: &Path,
     ) -> Result<()> {
-        let tag = crate::random_hex(4);
-        let (stage, hold) = (format!("{name}_fjs{tag}"), format!("{name}_fjh{tag}"));
-        let what = format!("load {} into staging database {stage}", dump.display());
-        self.record(
-            &what,
-            &Undo::DropStagingDatabase {
-                db: db.clone(),
-                name: stage.clone(),
-            },
-            None,
-        )?;
-        self.trash_databases.push((db.clone(), stage.clone()));
+        let (stage, hold, what) = self.record_staging_load(db, name, dump)?;
         db.create_staging_database_for(&stage, user)?;
         let before = db.id_counters(name, user, password)?;
         db.load(&stage, user, password, dump)?;

@@ -271,6 +271,19 @@ impl Steps for DryRun {
         self.make_dir(path)
     }
 
+    fn site_logs(&mut self, logs: &crate::LogDir) -> Result<()> {
+        self.step(format!(
+            "make the log dir {} ({})",
+            logs.dir.display(),
+            logs.files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(())
+    }
+
     fn write_file(&mut self, path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         let same = fsops::read_existing(path)
             .ok()
@@ -364,6 +377,14 @@ impl Steps for DryRun {
     ) -> Result<()> {
         self.php_fpm(ctl, changes)?;
         beside(self)
+    }
+
+    fn let_requests_in_flight_finish(&mut self, _ctl: &NginxCtl) -> Result<()> {
+        self.step(format!(
+            "wait (at most {} s) until nginx has answered the requests it took before the reload",
+            DRAIN_BOUND.as_secs()
+        ));
+        Ok(())
     }
 
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {

@@ -10,16 +10,22 @@ use crate::commit::Committers;
 use crate::db::DbCtl;
 use crate::fsops::{self, ModeEntry, Ownership};
 use crate::journal::{Journal, Undo};
+use crate::logs::LogDir;
 use crate::nginx::NginxCtl;
 use crate::php_fpm::PhpFpmCtl;
 use crate::php_run::PhpRun;
 use crate::users::SystemUser;
 use crate::{Faults, HostError, Result};
 
+/// How long a freeze waits for the requests nginx took before the reload that turned a site
+/// read-only: longer than any page a site should take, short of holding a task for long.
+pub const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(15);
+
 mod backup;
 mod config;
 mod databases;
 mod dry_run;
+mod logs;
 mod trash;
 
 use backup::*;
@@ -59,6 +65,9 @@ pub trait Steps {
     /// Gives every entry under `root` the modes and owner of `ownership` (never through a
     /// link).
     fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()>;
+    /// Makes a site's log dir and its files, each with its owner and mode, or puts them
+    /// right (undo: the dir removed if this made it, files made removed, modes given back).
+    fn site_logs(&mut self, logs: &LogDir) -> Result<()>;
     /// Creates a system user with a group of its own (a site's PHP runs as it).
     fn create_user(&mut self, name: &str, home: &Path) -> Result<()>;
     /// Removes a user and its group (undo: made again with the same ids).
@@ -72,6 +81,11 @@ pub trait Steps {
     /// Changes files of an nginx config, then tests and reloads it (group-committed with
     /// other tasks' changes). Fails, with the changes put back, if nginx rejects them.
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
+    /// Waits (at most [`DRAIN_BOUND`]) until the requests nginx took before its last reload
+    /// are answered: a write that reached a site before its vhost turned read-only is then
+    /// acknowledged or failed before its database is frozen, never cut by the freeze.
+    /// Changes nothing; logged.
+    fn let_requests_in_flight_finish(&mut self, ctl: &NginxCtl) -> Result<()>;
     /// Writes (or, with `None`, removes) php-fpm pool files, then a tested reload, group
     /// committed like nginx's.
     fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()>;
@@ -536,6 +550,10 @@ impl Steps for LiveSteps<'_> {
         Ok(set_aside)
     }
 
+    fn site_logs(&mut self, logs: &LogDir) -> Result<()> {
+        self.make_site_logs(logs)
+    }
+
     fn fix_permissions(&mut self, root: &Path, ownership: &Ownership) -> Result<()> {
         let what = format!(
             "fix permissions under {} ({})",
@@ -692,6 +710,21 @@ impl Steps for LiveSteps<'_> {
         let undo = Undo::ReloadNginx { ctl: ctl.clone() };
         let committer = self.committers.nginx.committer(ctl);
         self.commit_config("nginx", changes, undo, &|c| committer.submit(c))
+    }
+
+    fn let_requests_in_flight_finish(&mut self, ctl: &NginxCtl) -> Result<()> {
+        let began = std::time::Instant::now();
+        let still = ctl.wait_until_drained(DRAIN_BOUND);
+        let waited = began.elapsed().as_millis();
+        self.journal.log(&if still == 0 {
+            format!("requests nginx took before its reload answered ({waited} ms)")
+        } else {
+            format!(
+                "{still} nginx workers still serve requests taken before the reload after \
+                 {waited} ms; going on (a write among them may fail)"
+            )
+        });
+        Ok(())
     }
 
     fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {

@@ -1,12 +1,13 @@
 //! What fjord writes to nginx: the server-level config and its hook (`server.rs`), a site's
-//! vhost rendered from one [`VhostSpec`] (`vhost.rs`), and how an application is served
-//! inside it (`locations.rs`).
+//! vhost rendered from one [`VhostSpec`] (`vhost.rs`), how an application is served inside
+//! it (`locations.rs`), and the site's own logs (`logs.rs`).
 //!
 //! The spec is everything a web server needs to serve a site (names, listen addresses, TLS
-//! files, HTTPS mode, docroot and PHP, freeze); the engine builds it in one place, so another
+//! files, HTTPS mode, docroot and PHP, freeze, log dir); the engine builds it in one place, so another
 //! web server is another renderer of the same value.
 
 mod locations;
+mod logs;
 mod server;
 mod vhost;
 
@@ -70,6 +71,10 @@ pub struct VhostSpec {
     /// The ports of the canonical addresses (redirects name them unless they are 80 / 443).
     pub canonical_http_port: u16,
     pub canonical_https_port: Option<u16>,
+    /// The site's log dir: every server block of the site (HTTP and HTTPS, redirecting and
+    /// disabled too) writes its access and error logs there. `None` (a vhost rendered
+    /// outside a task, as the benchmarks' by-hand way does) leaves nginx's own logs.
+    pub log_dir: Option<PathBuf>,
 }
 
 /// What a vhost does with requests.

@@ -18,7 +18,8 @@ pub fn nginx_hook(server_conf: &Path) -> String {
     format!("{HEADER}include {};\n", server_conf.display())
 }
 
-/// fjord's server-level nginx config (included at `http` level): a probe server block on
+/// fjord's server-level nginx config (included at `http` level): the access log format every
+/// site's vhost logs in (`logs.rs`: no login token reaches a line); a probe server block on
 /// every HTTP address, which lets a task confirm that a reload is live; on every HTTPS
 /// address a block that refuses a handshake for a name no site serves (rather than hand out
 /// some site's certificate), and the TLS session cache every site shares; then every site's
@@ -29,7 +30,8 @@ pub fn nginx_hook(server_conf: &Path) -> String {
 /// each vhost.
 pub fn nginx_server_conf(nginx: &NginxService, config_dir: &Path) -> String {
     let mut out = String::from(HEADER);
-    out.push_str("server {\n");
+    out.push_str(&super::logs::log_format());
+    out.push_str("\nserver {\n");
     for listen in &nginx.listen {
         let _ = writeln!(out, "    listen {listen};");
     }

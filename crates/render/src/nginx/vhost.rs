@@ -3,7 +3,7 @@
 //! HTTP is served on every HTTP address; HTTPS on every HTTPS address once the site has a
 //! certificate and does not turn HTTPS off. `required` answers HTTP with 301 to the HTTPS
 //! canonical address; every block, redirecting or disabled, answers ACME's challenge path
-//! from fjord's own directory first. HSTS goes on HTTPS responses only, so a site that
+//! from fjord's own directory first, and logs to the site's own files. HSTS goes on HTTPS responses only, so a site that
 //! serves both with HSTS gets one block per protocol.
 //!
 //! nginx 1.22 (Debian 12) has no `http2 on;` (1.25.1): HTTP/2 is a `listen … ssl http2`
@@ -14,6 +14,7 @@ use std::fmt::Write;
 use model::{HttpsMode, TlsFiles};
 
 use super::locations::web_locations;
+use super::logs::site_log_lines;
 use super::{ACME_CHALLENGE_PATH, VhostSpec, VhostState};
 use crate::HEADER;
 
@@ -110,6 +111,11 @@ fn open_server(out: &mut String, spec: &VhostSpec, listen: Listen, names: &[&str
         }
     }
     let _ = writeln!(out, "    server_name {};", names.join(" "));
+    // Every block of the site logs to the site's own files, a redirect's and the disabled
+    // page's too (ACME's challenges and a refused write are requests of the site's as well).
+    if let Some(dir) = &spec.log_dir {
+        site_log_lines(out, dir);
+    }
     if let Some(tls) = tls {
         let _ = writeln!(
             out,

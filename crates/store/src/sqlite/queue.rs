@@ -86,11 +86,14 @@ impl LockMap {
         cache.retain(|claim, _| running.contains(claim));
         let mut held = Vec::new();
         for claim in running {
-            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(claim) {
-                let task = get_task(tx, claim.0)?;
-                slot.insert(self.of_task(tx, &task)?);
-            }
-            held.extend(cache[&claim].iter().cloned());
+            let locks = match cache.entry(claim) {
+                std::collections::hash_map::Entry::Occupied(cached) => cached.into_mut(),
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    let task = get_task(tx, claim.0)?;
+                    vacant.insert(self.of_task(tx, &task)?)
+                }
+            };
+            held.extend(locks.iter().cloned());
         }
         let sites: Vec<i64> = {
             let mut stmt = tx.prepare("SELECT site_id FROM cron_runs")?;

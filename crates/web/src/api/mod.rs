@@ -158,6 +158,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(sites::site))
         .routes(routes!(sites::site_task))
         .routes(routes!(sites::backups))
+        .routes(routes!(sites::logs))
         .routes(routes!(sites::restore))
         .routes(routes!(sites::clone))
         .routes(routes!(sites::migrate))

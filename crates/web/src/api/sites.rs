@@ -238,6 +238,43 @@ pub async fn site_task(
     Ok(queued(q))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// access (nginx's access log), error (nginx's error log) or php (the site's PHP's)
+    /// [default: access].
+    #[serde(default)]
+    log: Option<String>,
+    /// How many of the last lines (1 to 10000) [default: 100].
+    #[serde(default)]
+    lines: Option<usize>,
+}
+
+/// A site's log, its last lines, with any login token taken out.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LogView {
+    pub log: String,
+    pub lines: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/sites/{name}/logs", tag = "sites",
+    params(("name" = String, Path, description = "The site's name"), LogQuery),
+    responses((status = 200, body = LogView), Refusals))]
+pub async fn logs(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+    Params(q): Params<LogQuery>,
+) -> ApiResult<LogView> {
+    let log = q.log.unwrap_or_else(|| "access".into());
+    let kind = engine::ops::LogKind::parse(&log)?;
+    let count = q.lines.unwrap_or(100);
+    let lines = state
+        .run(move |f| f.acting(actor).site_log(&name, kind, count))
+        .await?;
+    Ok(Json(LogView { log, lines }))
+}
+
 #[utoipa::path(get, path = "/sites/{name}/backups", tag = "sites",
     params(("name" = String, Path, description = "The site's name")),
     responses((status = 200, body = Vec<BackupView>), Refusals))]

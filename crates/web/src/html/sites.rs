@@ -9,7 +9,7 @@ use engine::SiteQuery;
 use engine::compat::Report;
 use engine::kinds::{InstallInput, Package};
 use engine::model::{SiteStatus, TaskKind};
-use engine::ops::{SiteEdit, SiteInput};
+use engine::ops::{LogKind, SiteEdit, SiteInput};
 use model::Action;
 use serde::Deserialize;
 
@@ -168,8 +168,13 @@ struct SitePage {
     can_clone: bool,
     can_migrate: bool,
     can_edit: bool,
+    /// The last lines of each of the site's logs: (title, lines).
+    logs: Vec<(&'static str, Vec<String>)>,
     errors: FormErrors,
 }
+
+/// How many of each log's last lines the site's page shows.
+const LOG_LINES_SHOWN: usize = 20;
 
 impl SitePage {
     fn when(&self, ms: &i64) -> String {
@@ -231,6 +236,18 @@ async fn site_page(
             let (version, packages) = a.site_code(&name)?;
             let cron = a.site_cron(&name)?;
             let certificate = a.site_certificate(&name)?;
+            // A log that cannot be read shows as empty: the page is about the site.
+            let logs = [
+                ("Access log", LogKind::Access),
+                ("Error log", LogKind::Error),
+                ("PHP log", LogKind::Php),
+            ]
+            .into_iter()
+            .map(|(title, kind)| {
+                let lines = a.site_log(&name, kind, LOG_LINES_SHOWN);
+                (title, lines.unwrap_or_default())
+            })
+            .collect::<Vec<_>>();
             let targets = a
                 .platforms()
                 .unwrap_or_default()
@@ -247,11 +264,13 @@ async fn site_page(
                 packages,
                 cron,
                 targets,
+                logs,
                 certificate,
             ))
         })
         .await?;
-    let (site, kinds, backups, tasks, version, packages, cron, targets, certificate) = page_data;
+    let (site, kinds, backups, tasks, version, packages, cron, targets, logs, certificate) =
+        page_data;
     let status = errors.status();
     page_with_status(
         status,
@@ -274,6 +293,7 @@ async fn site_page(
             cron_ok: cron.last_ok,
             cron_message: cron.last_message.unwrap_or_default(),
             targets,
+            logs,
             errors,
         },
     )

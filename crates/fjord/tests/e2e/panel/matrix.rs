@@ -187,6 +187,13 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
             "",
             NOT_CLIENT,
         ),
+        json("GET", format!("/api/v1/sites/{own}/logs"), "", ALL),
+        json(
+            "GET",
+            format!("/api/v1/sites/{other}/logs?log=php&lines=5"),
+            "",
+            NOT_CLIENT,
+        ),
         json(
             "GET",
             format!("/api/v1/sites/{other}/migrate-check?platform=p2"),
