@@ -39,6 +39,9 @@ const TARGET_SECONDS: f64 = 15.0;
 struct Phase {
     queue_secs: f64,
     run_secs: f64,
+    /// From the last task's end to the dispatcher's: its log rotation (every site's logs
+    /// read) and its exit.
+    after_tasks_secs: f64,
     tasks: usize,
     reloads: u64,
     tests: u64,
@@ -51,10 +54,11 @@ impl Phase {
 
     fn line(&self, what: &str) -> String {
         format!(
-            "{what}: {:.2} s ({:.2} s queueing + {:.2} s running), {:.0} tasks/s, {} nginx -t, {} reloads",
+            "{what}: {:.2} s ({:.2} s queueing + {:.2} s running, of which {:.2} s after the last task: log rotation), {:.0} tasks/s, {} nginx -t, {} reloads",
             self.total(),
             self.queue_secs,
             self.run_secs,
+            self.after_tasks_secs,
             self.tasks as f64 / self.total(),
             self.tests,
             self.reloads
@@ -64,7 +68,8 @@ impl Phase {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "tasks": self.tasks, "seconds": self.total(), "queue_seconds": self.queue_secs,
-            "run_seconds": self.run_secs, "nginx_tests": self.tests, "nginx_reloads": self.reloads,
+            "run_seconds": self.run_secs, "after_last_task_seconds": self.after_tasks_secs,
+            "nginx_tests": self.tests, "nginx_reloads": self.reloads,
         })
     }
 }
@@ -89,6 +94,8 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
         )
         .unwrap();
     let run_secs = started.elapsed().as_secs_f64();
+    let ended_ms = store_now_ms();
+    let mut last_finished = 0;
     for id in &ids {
         let task = fjord.task(*id).unwrap();
         assert_eq!(
@@ -97,15 +104,24 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
             "task {id}: {:?}",
             task.error
         );
+        last_finished = last_finished.max(task.finished_at.unwrap_or(0));
     }
     let phase = Phase {
         queue_secs,
         run_secs,
+        after_tasks_secs: (ended_ms - last_finished).max(0) as f64 / 1000.0,
         tasks: ids.len(),
         reloads: dispatcher.nginx_reloads(),
         tests: dispatcher.nginx_tests(),
     };
     (phase, ids)
+}
+
+/// Now, as the state records times (Unix milliseconds).
+fn store_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Each file's modification time and length, to tell whether a phase wrote any.
