@@ -3,11 +3,16 @@
 //! `target/bench/scale.json`.
 //!
 //! The sites are added as an operator adds them (`site add`, queued one after the other, run
-//! by a dispatcher; timed on its own), then verified twice the way an operator verifies every
-//! site of a platform: (a) `platform edit --upload-limit`, which changes every vhost and queues
-//! each site's verify, and (b) a verify of each site again, which changes nothing and must
-//! write and reload nothing. The dispatcher runs in this process, as `fjord serve` runs its
-//! own, so that its nginx tests and reloads are counted exactly.
+//! by a dispatcher; timed on its own), then every vhost is changed twice and every site
+//! verified once more, each timed against the target:
+//! (a) `platform edit --upload-limit`, whose one platform verify rewrites every vhost;
+//! (b) `server edit --listen` (a second HTTP port), which queues the server's verify and one
+//!     site verify per site, each of which rewrites its vhost;
+//! (c) a site verify of each site again, which changes nothing and must write and reload
+//!     nothing.
+//! The dispatcher runs in this process, as `fjord serve` runs its own, so that its nginx
+//! tests and reloads are counted exactly; its run includes the log rotation it makes before
+//! `--until-idle` exits (which reads every site's logs).
 //!
 //! `FJORD_BENCH_SITES` (default 10,000) sets the number of sites; `FJORD_BENCH_LOG=1` prints
 //! where a verify's time goes, from the task logs' timestamps.
@@ -22,10 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
-use engine::Fjord;
 use engine::dispatch::{Dispatcher, DispatcherOptions};
 use engine::model::{Target, TaskKind, TaskStatus};
+use engine::ops::ServerEdit;
 use engine::ops::SiteInput;
+use engine::{Fjord, TaskFilter};
 
 const TARGET_SECONDS: f64 = 15.0;
 
@@ -33,6 +39,9 @@ const TARGET_SECONDS: f64 = 15.0;
 struct Phase {
     queue_secs: f64,
     run_secs: f64,
+    /// From the last task's end to the dispatcher's: its log rotation (every site's logs
+    /// read) and its exit.
+    after_tasks_secs: f64,
     tasks: usize,
     reloads: u64,
     tests: u64,
@@ -45,10 +54,11 @@ impl Phase {
 
     fn line(&self, what: &str) -> String {
         format!(
-            "{what}: {:.2} s ({:.2} s queueing + {:.2} s running), {:.0} tasks/s, {} nginx -t, {} reloads",
+            "{what}: {:.2} s ({:.2} s queueing + {:.2} s running, of which {:.2} s after the last task: log rotation), {:.0} tasks/s, {} nginx -t, {} reloads",
             self.total(),
             self.queue_secs,
             self.run_secs,
+            self.after_tasks_secs,
             self.tasks as f64 / self.total(),
             self.tests,
             self.reloads
@@ -58,7 +68,8 @@ impl Phase {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "tasks": self.tasks, "seconds": self.total(), "queue_seconds": self.queue_secs,
-            "run_seconds": self.run_secs, "nginx_tests": self.tests, "nginx_reloads": self.reloads,
+            "run_seconds": self.run_secs, "after_last_task_seconds": self.after_tasks_secs,
+            "nginx_tests": self.tests, "nginx_reloads": self.reloads,
         })
     }
 }
@@ -83,6 +94,8 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
         )
         .unwrap();
     let run_secs = started.elapsed().as_secs_f64();
+    let ended_ms = store_now_ms();
+    let mut last_finished = 0;
     for id in &ids {
         let task = fjord.task(*id).unwrap();
         assert_eq!(
@@ -91,15 +104,24 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
             "task {id}: {:?}",
             task.error
         );
+        last_finished = last_finished.max(task.finished_at.unwrap_or(0));
     }
     let phase = Phase {
         queue_secs,
         run_secs,
+        after_tasks_secs: (ended_ms - last_finished).max(0) as f64 / 1000.0,
         tasks: ids.len(),
         reloads: dispatcher.nginx_reloads(),
         tests: dispatcher.nginx_tests(),
     };
     (phase, ids)
+}
+
+/// Now, as the state records times (Unix milliseconds).
+fn store_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Each file's modification time and length, to tell whether a phase wrote any.
@@ -152,12 +174,55 @@ fn profile(fjord: &Fjord, ids: &[i64]) {
     show("commit to finish", &mut after);
 }
 
+/// A task's log (its first and last 30 lines, each cut at 160 characters: a platform's
+/// commit step names every vhost), each line with the milliseconds since the task started.
+fn print_log(fjord: &Fjord, id: i64) {
+    let started = fjord.task(id).unwrap().started_at.unwrap();
+    let log = fjord.task_log(id, 0).unwrap();
+    for (i, line) in log.iter().enumerate() {
+        if i < 30 || i + 30 >= log.len() {
+            let text: String = line.line.chars().take(160).collect();
+            eprintln!("    +{} ms {text}", line.at - started);
+        } else if i == 30 {
+            eprintln!("    ...");
+        }
+    }
+}
+
+/// Open files nginx's master needs for `sites` sites: each vhost names two log files of its
+/// site, which the master opens, and opens again beside the old ones at a reload (then closes
+/// the old); a few hundred more for its own files and sockets.
+fn open_files_needed(sites: usize) -> u64 {
+    sites as u64 * 4 + 256
+}
+
+/// This process's open-files limit (soft), which the private nginx it starts inherits.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 fn main() {
     let sites: usize = std::env::var("FJORD_BENCH_SITES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
     let show_log = std::env::var_os("FJORD_BENCH_LOG").is_some();
+    // Past its limit nginx's reloads fail ("Too many open files") and every commit waits for
+    // a generation that never comes: say so now instead.
+    if let Some(limit) = open_files_limit()
+        && limit < open_files_needed(sites)
+    {
+        panic!(
+            "{sites} sites need nginx to hold about {} open files (two log files a site, \
+             opened again at each reload), and this process (whose limit the private nginx \
+             inherits) may open {limit}: raise it (`ulimit -n`, as root the hard limit too) \
+             or set FJORD_BENCH_SITES to at most {}",
+            open_files_needed(sites),
+            (limit.saturating_sub(256)) / 4
+        );
+    }
     let env = harness::Env::new();
     let fjord = Arc::new(Fjord::open(env.data.path()).unwrap());
     let names: Vec<String> = (0..sites)
@@ -183,8 +248,17 @@ fn main() {
     let (status, _, body) = env.nginx.get(&names[sites - 1], "/");
     assert_eq!(status, 200, "{body}");
 
-    eprintln!("bench: (a) platform edit --upload-limit: every site's vhost changes");
-    let (changed, changed_ids) = phase(&fjord, || {
+    let vhosts = env.data.path().join("config/t/nginx/vhost.d");
+    let rewritten_by = |before: &BTreeMap<PathBuf, (SystemTime, u64)>| {
+        files_written(&vhosts)
+            .iter()
+            .filter(|(path, found)| before.get(*path) != Some(found))
+            .count()
+    };
+
+    eprintln!("bench: (a) platform edit --upload-limit: one platform verify changes every vhost");
+    let before = files_written(&vhosts);
+    let (platform, platform_ids) = phase(&fjord, || {
         fjord
             .set_platform_upload_limit("p1", "128M")
             .unwrap()
@@ -192,14 +266,51 @@ fn main() {
             .map(|t| t.id)
             .collect()
     });
+    assert_eq!(platform.tasks, 1);
+    let platform_rewrote = rewritten_by(&before);
+    assert_eq!(platform_rewrote, sites, "(a) rewrote every vhost");
+    eprintln!("bench: {}", platform.line("(a)"));
+    if show_log {
+        print_log(&fjord, platform_ids[0]);
+    }
+
+    eprintln!("bench: (b) server edit --listen: {sites} site verifies, each changes its vhost");
+    let before = files_written(&vhosts);
+    let second_port = harness::free_port();
+    let (changed, changed_ids) = phase(&fjord, || {
+        let edit = ServerEdit {
+            name: "t".into(),
+            add_db: Vec::new(),
+            remove_db: Vec::new(),
+            add_php: Vec::new(),
+            remove_php: Vec::new(),
+            listen: vec![env.nginx.listen(), format!("127.0.0.1:{second_port}")],
+            https_listen: Vec::new(),
+        };
+        fjord.edit_server(&edit, false).unwrap();
+        let queued = fjord
+            .tasks(&TaskFilter {
+                status: Some(TaskStatus::Queued),
+                ..Default::default()
+            })
+            .unwrap();
+        queued
+            .iter()
+            .filter(|t| t.kind == TaskKind::SiteVerify)
+            .map(|t| t.id)
+            .collect()
+    });
     assert_eq!(changed.tasks, sites);
-    eprintln!("bench: {}", changed.line("(a)"));
+    let site_rewrote = rewritten_by(&before);
+    assert_eq!(site_rewrote, sites, "(b) rewrote every vhost");
+    let (status, _, body) = harness::http_get(second_port, &names[sites - 1], "/");
+    assert_eq!(status, 200, "the second port serves: {body}");
+    eprintln!("bench: {}", changed.line("(b)"));
     if show_log {
         profile(&fjord, &changed_ids);
     }
 
-    eprintln!("bench: (b) every site verified again: nothing changes");
-    let vhosts = env.data.path().join("config/t/nginx/vhost.d");
+    eprintln!("bench: (c) every site verified again: nothing changes");
     let before = files_written(&vhosts);
     let (unchanged, unchanged_ids) = phase(&fjord, || {
         names
@@ -214,14 +325,11 @@ fn main() {
             })
             .collect()
     });
-    eprintln!("bench: {}", unchanged.line("(b)"));
+    eprintln!("bench: {}", unchanged.line("(c)"));
     if show_log {
         profile(&fjord, &unchanged_ids);
     }
-    let rewritten = files_written(&vhosts)
-        .iter()
-        .filter(|(path, found)| before.get(*path) != Some(found))
-        .count();
+    let rewritten = rewritten_by(&before);
     let site = fjord.site(&names[0]).unwrap();
     assert!(matches!(
         fjord.task(unchanged_ids[0]).unwrap().target,
@@ -236,12 +344,17 @@ fn main() {
     println!("    {}", add.line("add (site add, each)"));
     println!(
         "    {}   target <= {TARGET_SECONDS} s: {}",
-        changed.line("(a) verify, every vhost changed"),
+        platform.line("(a) platform verify (upload limit), every vhost changed"),
+        verdict(platform.total() <= TARGET_SECONDS)
+    );
+    println!(
+        "    {}   target <= {TARGET_SECONDS} s: {}",
+        changed.line("(b) site verifies (listen addresses), every vhost changed"),
         verdict(changed.total() <= TARGET_SECONDS)
     );
     println!(
         "    {}   target <= {TARGET_SECONDS} s, 0 nginx -t, 0 reloads, 0 files written: {}",
-        unchanged.line("(b) verify, nothing changed"),
+        unchanged.line("(c) site verifies, nothing changed"),
         verdict(
             unchanged.total() <= TARGET_SECONDS
                 && unchanged.tests == 0
@@ -249,12 +362,13 @@ fn main() {
                 && rewritten == 0
         )
     );
-    println!("        vhost files written by (b): {rewritten}");
+    println!("        vhost files written by (c): {rewritten}");
 
     let json = serde_json::json!({
         "sites": sites,
         "target_seconds_le": TARGET_SECONDS,
         "add": add.json(),
+        "platform_verify_changed": platform.json(),
         "verify_changed": changed.json(),
         "verify_unchanged": unchanged.json(),
         "verify_unchanged_vhosts_written": rewritten,

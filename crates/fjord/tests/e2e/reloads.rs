@@ -195,10 +195,23 @@ fn reloads_during_verifies_and_a_migrate_cut_no_response_and_an_unchanged_verify
         text.push_str("# drifted\n");
         std::fs::write(file, text).unwrap();
     }
+    // An unchanged verify's config steps journal nothing and wait for no batch: they say so.
+    let unchanged = env.queue(&["site", "verify", &sites[0]]);
+    env.dispatch_until_idle(&[]);
+    let log = env.log(unchanged);
+    for daemon in ["nginx", "php-fpm"] {
+        assert!(
+            log.contains(&format!("{daemon}: unchanged, already live")),
+            "{daemon}: {log}"
+        );
+    }
+
     let before = daemons(&env, &fpm);
-    env.ok(&["site", "verify", &sites[1]]);
+    let repair = env.queue(&["site", "verify", &sites[1]]);
     env.dispatch_until_idle(&[]);
     site_installed(&env, &sites[1]);
+    let log = env.log(repair);
+    assert!(!log.contains("unchanged, already live"), "{log}");
     let after = daemons(&env, &fpm);
     assert!(
         after.nginx_reloads > before.nginx_reloads

@@ -6,25 +6,29 @@ use std::path::PathBuf;
 use super::LiveSteps;
 use crate::Result;
 use crate::anchor;
-use crate::commit::FileChange;
+use crate::commit::{Committer, FileChange, Reloadable};
 use crate::fsops;
 use crate::journal::Undo;
 
 impl LiveSteps<'_> {
     /// Journals each config file's old content, then the reload, then hands the changes to
     /// the daemon's committer and waits (its concurrency slot given back) until they are live.
-    pub(super) fn commit_config(
+    /// Changes that are already live are a step that journals and waits for nothing.
+    pub(super) fn commit_config<S: Reloadable>(
         &mut self,
         daemon: &str,
         changes: Vec<(PathBuf, Option<Vec<u8>>)>,
         reload_undo: Undo,
-        submit: &dyn Fn(Vec<FileChange>) -> Result<()>,
+        committer: &Committer<S>,
     ) -> Result<()> {
+        if committer.already_live(&changes) {
+            return self.after_step(&unchanged(daemon, &changes));
+        }
         let (what, file_changes) = self.journal_config(daemon, changes, reload_undo)?;
         if let Some(p) = &self.parking {
             p.park();
         }
-        let result = submit(file_changes);
+        let result = committer.submit(file_changes);
         if let Some(p) = &self.parking {
             p.unpark();
         }
@@ -36,17 +40,21 @@ impl LiveSteps<'_> {
     /// this one; returns once both are done, with the first failure. The reload waits for
     /// the daemon; `beside` (an installer run from the command line) needs nothing it
     /// changes, so neither waits for the other.
-    pub(super) fn commit_config_beside(
+    pub(super) fn commit_config_beside<S: Reloadable>(
         &mut self,
         daemon: &str,
         changes: Vec<(PathBuf, Option<Vec<u8>>)>,
         reload_undo: Undo,
-        submit: &(dyn Fn(Vec<FileChange>) -> Result<()> + Sync),
+        committer: &Committer<S>,
         beside: &mut dyn FnMut(&mut dyn super::Steps) -> Result<()>,
     ) -> Result<()> {
+        if committer.already_live(&changes) {
+            beside(self)?;
+            return self.after_step(&unchanged(daemon, &changes));
+        }
         let (what, file_changes) = self.journal_config(daemon, changes, reload_undo)?;
         let (committed, done_beside) = std::thread::scope(|scope| {
-            let commit = scope.spawn(|| submit(file_changes));
+            let commit = scope.spawn(|| committer.submit(file_changes));
             let done_beside = beside(self);
             // A rollback starts only once the commit is over: it puts the same files back.
             let committed = commit.join().unwrap_or_else(|_| {
@@ -62,24 +70,14 @@ impl LiveSteps<'_> {
     }
 
     /// Journals each config file's old content and then the reload, before anything changes.
+    /// (The step's name is [`step_name`]'s.)
     fn journal_config(
         &mut self,
         daemon: &str,
         changes: Vec<(PathBuf, Option<Vec<u8>>)>,
         reload_undo: Undo,
     ) -> Result<(String, Vec<FileChange>)> {
-        let what = format!(
-            "{daemon}: {} and reload",
-            changes
-                .iter()
-                .map(|(p, c)| format!(
-                    "{} {}",
-                    if c.is_some() { "write" } else { "remove" },
-                    p.display()
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let what = step_name(daemon, &changes);
         let mut file_changes = Vec::new();
         for (path, contents) in changes {
             let old = fsops::read_existing(&path)?;
@@ -103,4 +101,30 @@ impl LiveSteps<'_> {
         self.record(&format!("{daemon} reload"), &reload_undo, None)?;
         Ok((what, file_changes))
     }
+}
+
+/// A config commit's step, as its log names it.
+fn step_name(daemon: &str, changes: &[(PathBuf, Option<Vec<u8>>)]) -> String {
+    format!(
+        "{daemon}: {} and reload",
+        changes
+            .iter()
+            .map(|(p, c)| format!(
+                "{} {}",
+                if c.is_some() { "write" } else { "remove" },
+                p.display()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The same step when its changes are already live (counted as a step all the same, so
+/// that a fault injected after step N meets the same step whether or not it changed).
+fn unchanged(daemon: &str, changes: &[(PathBuf, Option<Vec<u8>>)]) -> String {
+    let files: Vec<String> = changes
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    format!("{daemon}: unchanged, already live: {}", files.join(", "))
 }

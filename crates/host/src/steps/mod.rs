@@ -709,7 +709,7 @@ impl Steps for LiveSteps<'_> {
     fn nginx(&mut self, ctl: &NginxCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
         let undo = Undo::ReloadNginx { ctl: ctl.clone() };
         let committer = self.committers.nginx.committer(ctl);
-        self.commit_config("nginx", changes, undo, &|c| committer.submit(c))
+        self.commit_config("nginx", changes, undo, &committer)
     }
 
     fn let_requests_in_flight_finish(&mut self, ctl: &NginxCtl) -> Result<()> {
@@ -730,7 +730,7 @@ impl Steps for LiveSteps<'_> {
     fn php_fpm(&mut self, ctl: &PhpFpmCtl, changes: Vec<(PathBuf, Option<Vec<u8>>)>) -> Result<()> {
         let undo = Undo::ReloadPhpFpm { ctl: ctl.clone() };
         let committer = self.committers.php_fpm.committer(ctl);
-        self.commit_config("php-fpm", changes, undo, &|c| committer.submit(c))
+        self.commit_config("php-fpm", changes, undo, &committer)
     }
 
     fn php_fpm_beside(
@@ -741,6 +741,6 @@ impl Steps for LiveSteps<'_> {
     ) -> Result<()> {
         let undo = Undo::ReloadPhpFpm { ctl: ctl.clone() };
         let committer = self.committers.php_fpm.committer(ctl);
-        self.commit_config_beside("php-fpm", changes, undo, &|c| committer.submit(c), beside)
+        self.commit_config_beside("php-fpm", changes, undo, &committer, beside)
     }
 }
