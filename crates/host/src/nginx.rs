@@ -198,6 +198,16 @@ impl Reloadable for NginxCtl {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        let master = old_workers
+            .first()
+            .and_then(|w| proc_info(*w))
+            .map(|(m, _)| m);
+        if let Some(why) = master.and_then(short_of_open_files) {
+            return Err(HostError::Nginx(format!(
+                "reloaded, but after 20 s nginx does not serve the new config (generation \
+                 {generation}): {why}"
+            )));
+        }
         Err(HostError::Nginx(format!(
             "reloaded, but after 20 s nginx does not serve the new config (generation {generation}) \
              on {}: is {} included by {}?",
@@ -206,6 +216,31 @@ impl Reloadable for NginxCtl {
             self.config.display()
         )))
     }
+}
+
+/// Why a master may have failed its reload for want of open files: a reload opens every log
+/// file of the new config while the old ones are still open, so a master that already holds
+/// over half its limit cannot (each site's logs are two files).
+fn short_of_open_files(master: u32) -> Option<String> {
+    let open = std::fs::read_dir(format!("/proc/{master}/fd"))
+        .ok()?
+        .count() as u64;
+    let limits = std::fs::read_to_string(format!("/proc/{master}/limits")).ok()?;
+    let soft: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    (open * 2 > soft).then(|| {
+        format!(
+            "its master (pid {master}) holds {open} open files and may open {soft}; a reload \
+             opens every log file again beside the old ones, so it ran out (its error log says \
+             \"Too many open files\"). Raise nginx's limit: LimitNOFILE=65536 in its systemd \
+             unit (systemctl edit nginx), or ulimit -n where it is started, then restart nginx"
+        )
+    })
 }
 
 /// A process's parent pid and its command line (nginx sets its title there).
@@ -395,5 +430,27 @@ mod include_tests {
             "/etc/nginx/conf.d/fjord-?ocal.conf",
             "/etc/nginx/conf.d/fjord-local.conf"
         ));
+    }
+}
+
+#[cfg(test)]
+mod open_files_tests {
+    use super::*;
+
+    #[test]
+    fn a_master_over_half_its_open_files_is_named_as_the_reason_a_reload_failed() {
+        // A process that may open 5 files and holds at least 3 (its standard streams).
+        let mut tight = std::process::Command::new("prlimit")
+            .args(["--nofile=5:5", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let why = short_of_open_files(tight.id());
+        tight.kill().unwrap();
+        tight.wait().unwrap();
+        let why = why.expect("3 or more of 5 open files: a reload would need 6");
+        assert!(why.contains("open files and may open 5"), "{why}");
+        assert!(why.contains("LimitNOFILE"), "{why}");
+        assert_eq!(short_of_open_files(std::process::id()), None);
     }
 }
