@@ -503,7 +503,12 @@ fn vhost_without_a_certificate_serves_http_whatever_its_mode() {
 #[test]
 fn every_server_block_of_a_site_logs_to_its_own_files() {
     use model::HttpsMode::Required;
-    let access = format!("    access_log {LOG_DIR}/access.log fjord;\n");
+    let server = nginx_server_conf(&nginx(), Path::new(CONFIG_DIR));
+    let format = server
+        .lines()
+        .find_map(|l| l.strip_prefix("log_format ")?.split(' ').next())
+        .expect("the server's log format");
+    let access = format!("    access_log {LOG_DIR}/access.log {format};\n");
     let error = format!("    error_log {LOG_DIR}/error.log error;\n");
     // HTTP redirected to HTTPS, HTTPS served, the aliases redirected on both; then the same
     // site disabled, and served over both protocols in one block.
@@ -588,4 +593,26 @@ fn the_acme_challenge_layout_is_the_one_the_vhost_serves() {
             .join(ACME_CHALLENGE_PATH.trim_start_matches('/'))
             .join("T")
     );
+}
+
+#[test]
+fn two_fjord_servers_on_one_nginx_define_their_log_formats_under_their_own_names() {
+    let format_of = |dir: &str| {
+        nginx_server_conf(&nginx(), Path::new(dir))
+            .lines()
+            .find_map(|l| {
+                Some(
+                    l.strip_prefix("log_format ")?
+                        .split(' ')
+                        .next()?
+                        .to_string(),
+                )
+            })
+            .unwrap()
+    };
+    assert_ne!(
+        format_of("/var/lib/fjord/config/a/nginx"),
+        format_of("/var/lib/fjord/config/b/nginx")
+    );
+    assert_eq!(format_of(CONFIG_DIR), format_of(CONFIG_DIR));
 }

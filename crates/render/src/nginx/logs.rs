@@ -6,8 +6,20 @@ use std::path::Path;
 
 use crate::logs::{ACCESS_LOG, ERROR_LOG, REDACTED};
 
-/// The name of fjord's access log format.
-const LOG_FORMAT: &str = "fjord";
+/// The name of fjord's access log format in the server-level config of `config_dir`: one per
+/// fjord server config, since two of them may be included by one nginx (a `log_format` name
+/// defined twice fails `nginx -t`; the `map`s may be, and are the same).
+pub(super) fn log_format_name(config_dir: &Path) -> String {
+    // FNV-1a: stable across builds and machines, unlike std's hasher.
+    let hash = config_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+    format!("fjord_{:08x}", hash as u32)
+}
 
 /// The `map`s and `log_format` of fjord's access log, at the server level (http context).
 ///
@@ -17,7 +29,7 @@ const LOG_FORMAT: &str = "fjord";
 /// (`?pass-reset-token=`). The whole query string goes when it holds a token (a second token
 /// parameter would otherwise survive), and the rest of the path from `user/reset/` on. The
 /// referer is logged the same way: the page after a login link names it.
-pub(super) fn log_format() -> String {
+pub(super) fn log_format(config_dir: &Path) -> String {
     let mut out = String::new();
     for (from, to) in [
         ("$request_uri", "$fjord_request_uri"),
@@ -37,9 +49,10 @@ map {from} {to} {{
     }
     let _ = writeln!(
         out,
-        "log_format {LOG_FORMAT} '$remote_addr - $remote_user [$time_local] \
+        "log_format {} '$remote_addr - $remote_user [$time_local] \
          \"$request_method $fjord_request_uri $server_protocol\" $status $body_bytes_sent \
-         \"$fjord_referer\" \"$http_user_agent\"';"
+         \"$fjord_referer\" \"$http_user_agent\"';",
+        log_format_name(config_dir)
     );
     out
 }
@@ -48,12 +61,13 @@ map {from} {to} {{
 /// its error log at level `error`, where a request for a missing file is not logged (nginx's
 /// error lines carry the request line as it came, tokens included: a 404 on a login link
 /// would hold its token).
-pub(super) fn site_log_lines(out: &mut String, dir: &Path) {
+pub(super) fn site_log_lines(out: &mut String, dir: &Path, config_dir: &Path) {
     let _ = write!(
         out,
-        "    access_log {access} {LOG_FORMAT};\n    error_log {error} error;\n    \
+        "    access_log {access} {format};\n    error_log {error} error;\n    \
          log_not_found off;\n",
         access = dir.join(ACCESS_LOG).display(),
+        format = log_format_name(config_dir),
         error = dir.join(ERROR_LOG).display(),
     );
 }

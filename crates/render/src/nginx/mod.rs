@@ -12,7 +12,7 @@ mod server;
 mod vhost;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use locations::{NEVER_SERVED, WebApp};
 pub use server::{PROBE_GENERATION_PATH, PROBE_HOST, nginx_hook, nginx_server_conf};
@@ -63,7 +63,7 @@ pub struct VhostSpec {
     pub hsts: bool,
     /// fjord's ACME challenge dir (the `root` of [`ACME_CHALLENGE_PATH`]).
     pub acme_dir: PathBuf,
-    /// fjord's directory of the disabled page.
+    /// fjord's directory of the disabled page, `disabled/` in the server's nginx config dir.
     pub disabled_dir: PathBuf,
     pub web: WebApp,
     pub state: VhostState,
@@ -75,6 +75,13 @@ pub struct VhostSpec {
     /// disabled too) writes its access and error logs there. `None` (a vhost rendered
     /// outside a task, as the benchmarks' by-hand way does) leaves nginx's own logs.
     pub log_dir: Option<PathBuf>,
+}
+
+impl VhostSpec {
+    /// The server's nginx config dir, whose `disabled/` [`VhostSpec::disabled_dir`] is.
+    fn config_dir(&self) -> &Path {
+        self.disabled_dir.parent().unwrap_or(&self.disabled_dir)
+    }
 }
 
 /// What a vhost does with requests.

@@ -30,7 +30,7 @@ pub fn nginx_hook(server_conf: &Path) -> String {
 /// each vhost.
 pub fn nginx_server_conf(nginx: &NginxService, config_dir: &Path) -> String {
     let mut out = String::from(HEADER);
-    out.push_str(&super::logs::log_format());
+    out.push_str(&super::logs::log_format(config_dir));
     out.push_str("\nserver {\n");
     for listen in &nginx.listen {
         let _ = writeln!(out, "    listen {listen};");

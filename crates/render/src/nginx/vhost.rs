@@ -114,7 +114,7 @@ fn open_server(out: &mut String, spec: &VhostSpec, listen: Listen, names: &[&str
     // Every block of the site logs to the site's own files, a redirect's and the disabled
     // page's too (ACME's challenges and a refused write are requests of the site's as well).
     if let Some(dir) = &spec.log_dir {
-        site_log_lines(out, dir);
+        site_log_lines(out, dir, spec.config_dir());
     }
     if let Some(tls) = tls {
         let _ = writeln!(
