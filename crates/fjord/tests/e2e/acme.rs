@@ -66,6 +66,54 @@ fn add_site(env: &Env, name: &str, aliases: &[&str]) {
     env.dispatch_until_idle(&[]);
 }
 
+/// Registers the installation's ACME account with pebble; the task's record.
+pub(crate) fn register_account(env: &Env, pebble: &Pebble, email: &str) -> serde_json::Value {
+    let ca_root = pebble.listener_root().display().to_string();
+    run_task(
+        env,
+        &[
+            "https",
+            "account",
+            "--email",
+            email,
+            "--directory",
+            &pebble.directory(),
+            "--ca-root",
+            &ca_root,
+            "--server",
+            "t",
+        ],
+    )
+}
+
+/// Has server `t` listen for HTTPS on a free port of 127.0.0.1, and returns the port.
+pub(crate) fn listen_https(env: &Env) -> u16 {
+    let https_port = free_port();
+    env.ok(&[
+        "server",
+        "edit",
+        "t",
+        "--https-listen",
+        &format!("127.0.0.1:{https_port}"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    https_port
+}
+
+/// Adds a site on `p1` that requires HTTPS, and runs its tasks.
+pub(crate) fn add_required_site(env: &Env, name: &str) {
+    env.ok(&[
+        "site",
+        "add",
+        name,
+        "--platform",
+        "p1",
+        "--https",
+        "required",
+    ]);
+    env.dispatch_until_idle(&[]);
+}
+
 /// Runs queued tasks and returns the last one's record.
 pub(crate) fn run_task(env: &Env, args: &[&str]) -> serde_json::Value {
     let id = env.queue(args);
@@ -83,21 +131,7 @@ fn a_site_gets_a_certificate_for_its_name_and_aliases_and_failed_orders_write_no
     let refused = env.fails(&["site", "https", "shop.example"]);
     assert!(refused.contains("no ACME account"), "{refused}");
 
-    let account = run_task(
-        &env,
-        &[
-            "https",
-            "account",
-            "--email",
-            "ops@shop.example",
-            "--directory",
-            &pebble.directory(),
-            "--ca-root",
-            &pebble.listener_root().display().to_string(),
-            "--server",
-            "t",
-        ],
-    );
+    let account = register_account(&env, &pebble, "ops@shop.example");
     assert_eq!(account["status"], "success", "{account}");
     let credentials = env.data.path().join("tls/acme-account.json");
     assert_eq!(mode(&credentials), 0o600);
@@ -323,21 +357,7 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     env.ok(&["server", "edit", "t", "--https-listen", &https_addr]);
     env.dispatch_until_idle(&[]);
     let pebble = Pebble::start(env.nginx.port);
-    let account = run_task(
-        &env,
-        &[
-            "https",
-            "account",
-            "--email",
-            "ops@secure.example",
-            "--directory",
-            &pebble.directory(),
-            "--ca-root",
-            &pebble.listener_root().display().to_string(),
-            "--server",
-            "t",
-        ],
-    );
+    let account = register_account(&env, &pebble, "ops@secure.example");
     assert_eq!(account["status"], "success", "{account}");
 
     let (name, alias) = ("secure.example", "www.secure.example");
@@ -476,43 +496,12 @@ fn served_state(
 fn a_certificate_task_failing_or_killed_after_any_step_leaves_the_site_serving_its_old_certificate()
 {
     let mut env = Env::new();
-    let https_port = free_port();
-    env.ok(&[
-        "server",
-        "edit",
-        "t",
-        "--https-listen",
-        &format!("127.0.0.1:{https_port}"),
-    ]);
-    env.dispatch_until_idle(&[]);
+    let https_port = listen_https(&env);
     let pebble = Pebble::start(env.nginx.port);
-    let account = run_task(
-        &env,
-        &[
-            "https",
-            "account",
-            "--email",
-            "ops@steps.example",
-            "--directory",
-            &pebble.directory(),
-            "--ca-root",
-            &pebble.listener_root().display().to_string(),
-            "--server",
-            "t",
-        ],
-    );
+    let account = register_account(&env, &pebble, "ops@steps.example");
     assert_eq!(account["status"], "success", "{account}");
     let name = "steps.example";
-    env.ok(&[
-        "site",
-        "add",
-        name,
-        "--platform",
-        "p1",
-        "--https",
-        "required",
-    ]);
-    env.dispatch_until_idle(&[]);
+    add_required_site(&env, name);
     assert_eq!(https_get(&pebble, name, https_port, "/").status, 200);
 
     // Renewing over a served certificate fails after each of its steps in turn.
@@ -589,43 +578,12 @@ pub(crate) fn served_certificate(host: &str, port: u16) -> String {
 #[test]
 fn a_forced_renewal_replaces_the_served_certificate_without_a_failed_request() {
     let env = Env::new();
-    let https_port = free_port();
-    env.ok(&[
-        "server",
-        "edit",
-        "t",
-        "--https-listen",
-        &format!("127.0.0.1:{https_port}"),
-    ]);
-    env.dispatch_until_idle(&[]);
+    let https_port = listen_https(&env);
     let pebble = Pebble::start(env.nginx.port);
-    let account = run_task(
-        &env,
-        &[
-            "https",
-            "account",
-            "--email",
-            "ops@renew.example",
-            "--directory",
-            &pebble.directory(),
-            "--ca-root",
-            &pebble.listener_root().display().to_string(),
-            "--server",
-            "t",
-        ],
-    );
+    let account = register_account(&env, &pebble, "ops@renew.example");
     assert_eq!(account["status"], "success", "{account}");
     let name = "renew.example";
-    env.ok(&[
-        "site",
-        "add",
-        name,
-        "--platform",
-        "p1",
-        "--https",
-        "required",
-    ]);
-    env.dispatch_until_idle(&[]);
+    add_required_site(&env, name);
     let page = "<p>renewed without a gap</p>\n".repeat(2_000);
     std::fs::write(env.docroot("p1", name).join("page.html"), &page).unwrap();
     let first = served_certificate(name, https_port);

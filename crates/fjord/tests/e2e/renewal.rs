@@ -6,8 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::acme::{fingerprint, https_get, run_task, served_certificate, tls_files};
-use crate::harness::{Env, free_port};
+use crate::acme::{
+    add_required_site, fingerprint, https_get, listen_https, register_account, served_certificate,
+    tls_files,
+};
+use crate::harness::Env;
 use crate::pebble::Pebble;
 use crate::smtp::SmtpSink;
 
@@ -68,15 +71,7 @@ fn wait_renewals(env: &Env, site: &str, count: usize) -> serde_json::Value {
 #[test]
 fn the_dispatcher_renews_a_due_certificate_and_a_failing_renewal_changes_nothing_and_is_told() {
     let mut env = Env::new();
-    let https_port = free_port();
-    env.ok(&[
-        "server",
-        "edit",
-        "t",
-        "--https-listen",
-        &format!("127.0.0.1:{https_port}"),
-    ]);
-    env.dispatch_until_idle(&[]);
+    let https_port = listen_https(&env);
     let mut pebble = Pebble::start(env.nginx.port);
     let sink = SmtpSink::start();
     env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
@@ -89,33 +84,10 @@ fn the_dispatcher_renews_a_due_certificate_and_a_failing_renewal_changes_nothing
         "--email",
         "ops@renewal.example",
     ]);
-    let account = run_task(
-        &env,
-        &[
-            "https",
-            "account",
-            "--email",
-            "ops@renewal.example",
-            "--directory",
-            &pebble.directory(),
-            "--ca-root",
-            &pebble.listener_root().display().to_string(),
-            "--server",
-            "t",
-        ],
-    );
+    let account = register_account(&env, &pebble, "ops@renewal.example");
     assert_eq!(account["status"], "success", "{account}");
     let name = "due.example";
-    env.ok(&[
-        "site",
-        "add",
-        name,
-        "--platform",
-        "p1",
-        "--https",
-        "required",
-    ]);
-    env.dispatch_until_idle(&[]);
+    add_required_site(&env, name);
     let first = served_certificate(name, https_port);
     assert!(renewals(&env, name).is_empty());
 
@@ -174,27 +146,10 @@ fn the_dispatcher_renews_a_due_certificate_and_a_failing_renewal_changes_nothing
 #[test]
 fn the_panel_shows_a_sites_certificate_and_asks_for_a_new_one() {
     let env = Env::new();
-    let https_port = free_port();
-    env.ok(&[
-        "server",
-        "edit",
-        "t",
-        "--https-listen",
-        &format!("127.0.0.1:{https_port}"),
-    ]);
-    env.dispatch_until_idle(&[]);
+    let https_port = listen_https(&env);
     let pebble = Pebble::start(env.nginx.port);
     let name = "panel.renew.example";
-    env.ok(&[
-        "site",
-        "add",
-        name,
-        "--platform",
-        "p1",
-        "--https",
-        "required",
-    ]);
-    env.dispatch_until_idle(&[]);
+    add_required_site(&env, name);
     crate::panel::add_user(&env, "ann", "administrator", None, "a long enough password");
     let panel = crate::panel::Panel::start(&env, &[]);
     let mut b = crate::panel::sign_in(&panel, "ann", "a long enough password");
@@ -210,21 +165,7 @@ fn the_panel_shows_a_sites_certificate_and_asks_for_a_new_one() {
     );
     assert!(!page.body.contains("id=\"action-https\""));
 
-    let account = run_task(
-        &env,
-        &[
-            "https",
-            "account",
-            "--email",
-            "ops@renew.example",
-            "--directory",
-            &pebble.directory(),
-            "--ca-root",
-            &pebble.listener_root().display().to_string(),
-            "--server",
-            "t",
-        ],
-    );
+    let account = register_account(&env, &pebble, "ops@renew.example");
     assert_eq!(account["status"], "success", "{account}");
     let page = b.get(&format!("/sites/{name}"));
     assert!(page.body.contains("id=\"action-https\""), "{}", page.body);
