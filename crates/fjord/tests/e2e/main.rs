@@ -20,6 +20,7 @@ mod drupal;
 mod edge;
 mod hardening;
 mod hostile;
+mod https_steps;
 mod isolation;
 mod kill_every_step;
 mod kill_random;
