@@ -21,8 +21,10 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("fjord", &["engine", "model", "web"]),
 ];
 
-/// What the web crate may ask of a `Fjord` itself: acting as a user, and signing in.
+/// What the web crate may ask of a `Fjord` itself: acting as a user, signing in, and whether
+/// it can work at all (`/healthz`, which names no object).
 const WEB_MAY_CALL: &[&str] = &[
+    "health",
     "acting",
     "login",
     "login_delay",

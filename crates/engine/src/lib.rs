@@ -12,6 +12,7 @@ mod cron;
 pub mod dispatch;
 mod error;
 pub mod kinds;
+pub mod metrics;
 mod notify;
 pub mod ops;
 mod paths;

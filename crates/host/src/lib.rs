@@ -61,6 +61,15 @@ pub use tablespaces::{Snapshot, tablespace_dir};
 pub use users::SystemUser;
 pub use wake::{WakeSocket, wake, wake_all};
 
+/// The space of the file system holding `path`: bytes free to an unprivileged user, and in all.
+pub fn disk_space(path: &std::path::Path) -> Result<(u64, u64)> {
+    let stat = rustix::fs::statvfs(path).map_err(|e| HostError::io(path, e.into()))?;
+    Ok((
+        stat.f_bavail.saturating_mul(stat.f_frsize),
+        stat.f_blocks.saturating_mul(stat.f_frsize),
+    ))
+}
+
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.
 pub fn list_subdirs(dir: &std::path::Path) -> Result<Vec<String>> {
     fsops::list_subdirs(dir)

@@ -253,6 +253,36 @@ pub struct SiteSchedule {
     pub next_at: Option<i64>,
 }
 
+/// The upper bounds, in seconds, of the buckets `/metrics` counts task run times in: from a
+/// verify of a static site to a migrate of a large one.
+pub const TASK_DURATION_BUCKETS_S: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+
+/// What `/metrics` reads from the state, in one read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateMetrics {
+    /// Task records by kind and status.
+    pub tasks: Vec<(String, String, u64)>,
+    /// Run times of finished tasks, by kind.
+    pub durations: Vec<TaskDurations>,
+    /// When the oldest task still queued was queued (ms), if any is.
+    pub oldest_queued_at: Option<i64>,
+    pub sites: Vec<(SiteStatus, u64)>,
+    /// Each installed or disabled site with the time (ms) of its newest backup, if it has one.
+    pub newest_backups: Vec<(String, Option<i64>)>,
+    /// Counts kept in the state (`cron_runs`, `cron_failures`), by name.
+    pub counters: Vec<(String, i64)>,
+}
+
+/// How long the finished tasks of one kind ran.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskDurations {
+    pub kind: String,
+    /// How many ran at most each bound of [`TASK_DURATION_BUCKETS_S`], in its order.
+    pub at_most: Vec<u64>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
 /// A site's cron run under way: it holds the site's locks until its outcome is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronRun {
@@ -471,6 +501,8 @@ pub trait Store: Accounts + Send + Sync {
     ) -> Result<()>;
     /// The cron runs under way, each holding its site's locks.
     fn cron_runs(&self) -> Result<Vec<CronRun>>;
+    /// What `/metrics` reports from the state.
+    fn metrics(&self) -> Result<StateMetrics>;
     fn site_cron(&self, site_id: i64) -> Result<SiteCron>;
     /// The version and packages (JSON) a platform's or site's last verify found.
     fn code_found(&self, target: Target) -> Result<(Option<String>, Option<String>)>;

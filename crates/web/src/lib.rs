@@ -8,6 +8,7 @@ mod api;
 mod client;
 mod error;
 mod html;
+mod observe;
 mod server;
 mod session;
 mod views;
@@ -103,6 +104,7 @@ impl Drop for Lease {
 /// The whole application: panel, API, embedded assets, request log.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(observe::routes())
         .merge(html::routes())
         .nest("/api/v1", api::routes())
         .layer(axum::middleware::from_fn(log_request))

@@ -56,7 +56,7 @@ impl Acting<'_> {
         self.actor.may(action)
     }
 
-    fn require(&self, action: Action) -> Result<()> {
+    pub(crate) fn require(&self, action: Action) -> Result<()> {
         if self.actor.may(action) {
             Ok(())
         } else {

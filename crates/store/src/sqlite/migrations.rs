@@ -298,4 +298,15 @@ CREATE TABLE site_certificates (
     renewal_attempts INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 17: for `/metrics`: counters that outlive the processes counting them (a dispatcher and
+    // a panel may be separate processes, and a restart must not set a count back), and an
+    // index to find each site's newest backup.
+    r#"
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+-- Each site's newest backup, for every site at each scrape.
+CREATE INDEX backups_site_time ON backups(site_id, created_at);
+"#,
 ];

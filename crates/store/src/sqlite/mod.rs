@@ -2,6 +2,7 @@ mod accounts;
 mod backups;
 mod certificates;
 mod effects;
+mod metrics;
 mod migrations;
 mod platforms;
 mod queue;
@@ -286,6 +287,11 @@ impl Store for SqliteStore {
 
     fn cron_runs(&self) -> Result<Vec<CronRun>> {
         self.with(queue::cron_runs)
+    }
+
+    fn metrics(&self) -> Result<crate::StateMetrics> {
+        let sites = crate::Accounts::site_counts(self, None)?;
+        self.with(|c| metrics::read(c, sites))
     }
 
     fn site_cron(&self, site_id: i64) -> Result<SiteCron> {

@@ -291,10 +291,18 @@ pub(super) fn record_cron(
         "UPDATE sites SET cron_last_at = ?2, cron_last_ok = ?3, cron_last_message = ?4 WHERE id = ?1",
         params![site_id, at, ok, message],
     )?;
-    tx.execute(
+    let ended = tx.execute(
         "DELETE FROM cron_runs WHERE site_id = ?1 AND owner = ?2",
         params![site_id, owner],
     )?;
+    // Counted once per run that was this owner's to end: a run another dispatcher took over
+    // is counted by the one that ends it.
+    if ended > 0 {
+        super::metrics::count(&tx, "cron_runs")?;
+        if !ok {
+            super::metrics::count(&tx, "cron_failures")?;
+        }
+    }
     tx.commit()?;
     Ok(())
 }

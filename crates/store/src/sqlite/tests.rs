@@ -626,3 +626,78 @@ fn https_account_and_certificates_are_recorded_by_their_tasks_outcome() {
     s.delete_site(site.id).unwrap();
     assert_eq!(s.site_certificate(site.id).unwrap(), None);
 }
+
+/// `/metrics` reads tasks by kind and status, run times into buckets, the oldest queued task,
+/// each site's newest backup, and the cron counters, which count each run once, by the
+/// owner that ends it.
+#[test]
+fn metrics_count_tasks_run_times_backups_and_cron_runs() {
+    let s = store();
+    let (_, p) = setup(&s);
+    let (a, _) = s.insert_site(&new_site("a.com", p, &[]), None).unwrap();
+    let (b, _) = s.insert_site(&new_site("b.com", p, &[]), None).unwrap();
+    s.set_site_status(a.id, SiteStatus::Installed).unwrap();
+    s.set_site_status(b.id, SiteStatus::Installed).unwrap();
+    let verify = s
+        .enqueue(
+            Target::Site(a.id),
+            "a.com",
+            NewTask::new(TaskKind::SiteVerify),
+        )
+        .unwrap();
+    let queued = s
+        .enqueue(
+            Target::Site(b.id),
+            "b.com",
+            NewTask::new(TaskKind::SiteBackup),
+        )
+        .unwrap();
+    let run = s.claim_next("d1").unwrap().unwrap();
+    assert_eq!(run.task.id, verify.id);
+    assert!(finish(&s, &run, TaskStatus::Success));
+    s.with(|c| {
+        c.execute(
+            "UPDATE tasks SET started_at = 1000, finished_at = 3000 WHERE id = ?1",
+            [verify.id],
+        )?;
+        c.execute(
+            "INSERT INTO backups (site_id, site_name, path, size, created_at)
+             VALUES (?1, 'a.com', '/b/1', 1, 5000), (?1, 'a.com', '/b/2', 1, 7000)",
+            [a.id],
+        )?;
+        Ok(())
+    })
+    .unwrap();
+
+    // (b's queued backup holds b: its cron waits.)
+    assert!(s.take_due_cron(a.id, None, 1, "d1").unwrap());
+    s.record_cron(a.id, "d1", 0, false, "exit 1").unwrap();
+    // A second record by an owner whose run was already ended counts nothing.
+    s.record_cron(a.id, "d1", 0, false, "exit 1").unwrap();
+
+    let m = s.metrics().unwrap();
+    assert_eq!(
+        m.tasks,
+        vec![
+            ("site-backup".into(), "queued".into(), 1),
+            ("site-verify".into(), "success".into(), 1)
+        ]
+    );
+    let d = &m.durations[0];
+    assert_eq!(
+        (d.kind.as_str(), d.count, d.sum_seconds),
+        ("site-verify", 1, 2.0)
+    );
+    // 2 s: above the 0.5 and 1 s bounds, within 2.5 s and every one after.
+    assert_eq!(d.at_most, vec![0, 0, 1, 1, 1, 1, 1, 1, 1]);
+    assert_eq!(m.oldest_queued_at, Some(queued.created_at));
+    assert_eq!(
+        m.newest_backups,
+        vec![("a.com".into(), Some(7000)), ("b.com".into(), None)]
+    );
+    assert_eq!(
+        m.counters,
+        vec![("cron_failures".into(), 1), ("cron_runs".into(), 1)]
+    );
+    assert_eq!(m.sites, vec![(SiteStatus::Installed, 2)]);
+}

@@ -4,6 +4,7 @@
 mod chromium;
 mod doors;
 mod matrix;
+mod metrics;
 mod newuser;
 mod schema;
 mod security;
