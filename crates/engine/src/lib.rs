@@ -10,6 +10,7 @@ pub mod auth;
 pub mod compat;
 mod cron;
 pub mod dispatch;
+pub mod doctor;
 mod error;
 pub mod kinds;
 pub mod metrics;

@@ -70,6 +70,30 @@ pub fn disk_space(path: &std::path::Path) -> Result<(u64, u64)> {
     ))
 }
 
+/// Whether the system clock is kept in sync, as the machine's time service says: systemd's
+/// `timedatectl` (`NTPSynchronized`), else chrony's `chronyc tracking` (its leap status).
+/// `Err` names what was tried when neither is there: nothing keeps the clock then.
+pub fn clock_synchronised() -> std::result::Result<bool, String> {
+    if let Ok(out) = run_command(&[
+        "timedatectl".into(),
+        "show".into(),
+        "--property=NTPSynchronized".into(),
+        "--value".into(),
+    ]) && out.success
+    {
+        return Ok(out.output.trim() == "yes");
+    }
+    if let Ok(out) = run_command(&["chronyc".into(), "-n".into(), "tracking".into()])
+        && out.success
+    {
+        return Ok(out
+            .output
+            .lines()
+            .any(|l| l.starts_with("Leap status") && l.trim_end().ends_with("Normal")));
+    }
+    Err("neither timedatectl nor chronyc answers".into())
+}
+
 /// Lists the subdirectories of `dir` (not following symlinks); none if it does not exist.
 pub fn list_subdirs(dir: &std::path::Path) -> Result<Vec<String>> {
     fsops::list_subdirs(dir)

@@ -94,6 +94,31 @@ impl PhpFpmCtl {
         })
     }
 
+    /// The `process_control_timeout` php-fpm's whole config sets, in seconds, as its own test
+    /// (`-tt`) reports it; `None` when the config does not load.
+    pub fn process_control_timeout(&self) -> Result<Option<u64>> {
+        let out = run_command(&[
+            self.binary.display().to_string(),
+            "-tt".into(),
+            "-y".into(),
+            self.config.display().to_string(),
+        ])?;
+        if !out.success {
+            return Ok(None);
+        }
+        Ok(out.output.lines().find_map(|line| {
+            let value = line.split_once("process_control_timeout = ")?.1.trim();
+            let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit())?);
+            let n: u64 = number.parse().ok()?;
+            Some(match unit {
+                "m" => n * 60,
+                "h" => n * 3600,
+                "d" => n * 86400,
+                _ => n,
+            })
+        }))
+    }
+
     fn generation_now() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -19,6 +19,7 @@ mod https;
 mod moves;
 mod platform;
 mod server;
+pub use server::nginx_hook;
 mod site;
 
 use backup::*;

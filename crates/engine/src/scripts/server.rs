@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Where fjord's hook into the server's nginx is: a file of the include dir nginx's main
+/// config reads.
+pub fn nginx_hook(server: &Server) -> PathBuf {
+    let HttpService::Nginx(nginx) = &server.http;
+    nginx
+        .include_dir
+        .join(&format!("fjord-{}.conf", server.name))
+}
+
 /// Writes fjord's server-level nginx config and hooks it into the server's nginx.
 pub(super) fn server_verify(
     env: &ScriptEnv,
@@ -10,9 +19,7 @@ pub(super) fn server_verify(
 ) -> Result<TaskEffect> {
     let HttpService::Nginx(nginx) = &server.http;
     let dir = env.nginx_dir(server);
-    let hook = nginx
-        .include_dir
-        .join(&format!("fjord-{}.conf", server.name));
+    let hook = nginx_hook(server);
     // A hook nginx never loads would pass `nginx -t` and then never be served: the commit
     // would wait for a generation that never comes. Checked before any step, so a refusal
     // leaves nothing behind.

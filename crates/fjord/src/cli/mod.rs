@@ -11,6 +11,7 @@ use engine::{Error, Fjord, TaskFilter};
 
 use crate::outln;
 
+mod doctor;
 mod mail;
 mod people;
 mod platform;
@@ -54,6 +55,10 @@ enum Command {
     Serve(ServeArgs),
     /// Run a dispatcher alone: it runs queued tasks (stopped as `serve` is).
     Dispatch(DispatchArgs),
+    /// Check this machine as a careful operator would (nginx's include, php-fpm's reloads,
+    /// database administrators reachable without a password, free disk, clock, the panel's
+    /// address) and say what to fix; exits 1 if anything is a problem. Changes nothing.
+    Doctor(doctor::DoctorArgs),
     /// Machines and their services.
     #[command(subcommand)]
     Server(ServerCmd),
@@ -304,6 +309,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             result
         }
         Command::Dispatch(args) => run_dispatcher(&fjord, &args, false),
+        Command::Doctor(args) => doctor::doctor(&fjord, &args),
         Command::Server(cmd) => server::server(&fjord, cmd),
         Command::Platform(cmd) => platform::platform(&fjord, cmd),
         Command::Site(cmd) => site::site(&fjord, cmd),

@@ -16,6 +16,7 @@ mod crash;
 mod cron_locks;
 mod databases;
 mod disk_full;
+mod doctor;
 mod drupal;
 mod edge;
 mod hardening;

@@ -127,4 +127,56 @@ impl DbCtl {
             .stdout_fed(cmd, b"SELECT 1;\n")
             .is_ok_and(|out| out.starts_with(b"1")))
     }
+
+    /// Every way a local user, so any site's code, reaches the administrator without a
+    /// password: the way fjord connects (see [`DbCtl::open_to_every_local_user`]), MariaDB's
+    /// TCP port (Debian's root has socket authentication, but a root given an empty password
+    /// answers anyone on 127.0.0.1), and PostgreSQL's `trust` rules, each with its
+    /// `pg_hba.conf` line.
+    pub fn passwordless_admin_doors(&self) -> Result<Vec<String>> {
+        let mut doors = Vec::new();
+        if self.open_to_every_local_user()? {
+            doors.push(match (&self.socket, &self.host) {
+                (Some(socket), _) => format!("its socket {}", socket.display()),
+                (None, Some(host)) => format!("{host}:{}", self.port.unwrap_or(0)),
+                (None, None) => "the client's default connection".into(),
+            });
+        }
+        match self.kind {
+            DbKind::Mysql => {
+                let listening = self.admin(&["SELECT @@port, @@skip_networking".into()])?;
+                let mut words = listening.split_whitespace();
+                let port: Option<u16> = words.next().and_then(|p| p.parse().ok());
+                let networking = words.next() == Some("0");
+                if let (Some(port), true) = (port, networking) {
+                    let over_tcp = DbCtl {
+                        socket: None,
+                        host: Some("127.0.0.1".into()),
+                        port: Some(port),
+                        ..self.clone()
+                    };
+                    if over_tcp != *self && over_tcp.open_to_every_local_user()? {
+                        doors.push(format!("TCP on 127.0.0.1:{port}"));
+                    }
+                }
+            }
+            DbKind::Postgresql => {
+                let rules = self.admin(&[
+                    "SELECT current_setting('hba_file') || ' line ' || line_number || ': ' || type \
+                     || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') \
+                     || coalesce(' ' || address, '') || ' trust' \
+                     FROM pg_hba_file_rules WHERE auth_method = 'trust' AND error IS NULL \
+                     ORDER BY line_number"
+                        .into(),
+                ])?;
+                doors.extend(
+                    rules
+                        .lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(String::from),
+                );
+            }
+        }
+        Ok(doors)
+    }
 }
