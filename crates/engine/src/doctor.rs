@@ -247,7 +247,11 @@ fn panel_url(url: &str) -> Finding {
         .split(['/', ':'])
         .next()
         .unwrap_or_default();
-    let loopback = host == "localhost" || host.starts_with("127.") || url.contains("://[::1]");
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || url.contains("://[::1]");
     if url.starts_with("https://") || loopback {
         Finding::ok("panel-url", "panel", format!("reached at {url}"))
     } else {
