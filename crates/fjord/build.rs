@@ -8,6 +8,7 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=FJORD_BUILD_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     let commit = std::env::var("FJORD_BUILD_COMMIT")
@@ -39,24 +40,24 @@ fn git_commit() -> Option<String> {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
+    // HEAD names the branch, the branch's ref (loose or packed) names the commit: a commit
+    // or a checkout changes one of them. Watched before anything is asked, so that a build
+    // that found no commit asks again once there is one.
+    let watch = |path: Option<String>| {
+        // A path that does not exist would run this script again at every build.
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    };
+    watch(git(&["rev-parse", "--git-path", "HEAD"]));
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch(git(&["rev-parse", "--git-path", &branch]));
+    }
+    watch(git(&["rev-parse", "--git-path", "packed-refs"]));
     // An unpacked tarball inside another repository (a packaging one) is not that
     // repository's commit.
-    git(&["ls-files", "--error-unmatch", "build.rs"])?;
-    let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
-    // HEAD names the branch, the branch's ref (loose or packed) names the commit: a commit
-    // or a checkout changes one of them.
-    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
-        println!("cargo:rerun-if-changed={head}");
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-        && let Some(reference) = git(&["rev-parse", "--git-path", &branch])
-    {
-        println!("cargo:rerun-if-changed={reference}");
-    }
-    if let Some(packed) = git(&["rev-parse", "--git-path", "packed-refs"]) {
-        println!("cargo:rerun-if-changed={packed}");
-    }
-    Some(commit)
+    git(&["ls-files", "--error-unmatch", "Cargo.toml"])?;
+    git(&["rev-parse", "--short=12", "HEAD"])
 }
 
 /// YYYY-MM-DD of a Unix time, in UTC (Howard Hinnant's days-to-civil).
