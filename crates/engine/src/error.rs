@@ -1,4 +1,6 @@
 use model::Invalid;
+
+pub use crate::near::Missing;
 use store::StoreError;
 
 /// Every way a use case or task can fail, with the message a user should see.
@@ -6,8 +8,10 @@ use store::StoreError;
 pub enum Error {
     #[error("{0}")]
     Invalid(#[from] Invalid),
-    #[error("{0} not found")]
-    NotFound(String),
+    /// Nothing by that name or id (or nothing the asker may see): the message may offer the
+    /// closest names (`crate::near`).
+    #[error("{0}")]
+    NotFound(Missing),
     /// The request is well-formed but the current state forbids it.
     #[error("{0}")]
     Refused(String),
@@ -31,7 +35,7 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
         match e {
-            StoreError::NotFound(what) => Error::NotFound(what),
+            StoreError::NotFound(what) => Error::NotFound(what.into()),
             StoreError::Conflict(what) => Error::Conflict(what),
             e => Error::Store(e),
         }

@@ -14,6 +14,7 @@ pub mod doctor;
 mod error;
 pub mod kinds;
 pub mod metrics;
+pub mod near;
 mod notify;
 pub mod ops;
 mod paths;
@@ -39,6 +40,12 @@ use store::{SqliteStore, Store};
 /// panel bench measured 73 MB resident against 40 MB with two arenas, at the same speed.
 pub fn limit_malloc_arenas() -> Result<()> {
     Ok(host::reexec_with("MALLOC_ARENA_MAX", "2")?)
+}
+
+/// Writes generated files (man pages, shell completions) beneath `dir`, for a package: no
+/// state is opened or changed.
+pub fn write_generated_files(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    Ok(host::write_files(dir, files)?)
 }
 
 /// Blocks until the process is asked to stop (SIGTERM or SIGINT).

@@ -2,17 +2,20 @@
 
 mod cli;
 mod output;
+mod style;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+use crate::style::Style;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fjord: error: {e}");
+            eprintln!("fjord: {} {e}", style::err("error:", Style::Bad));
             ExitCode::from(e.exit_code())
         }
     }

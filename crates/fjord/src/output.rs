@@ -133,10 +133,107 @@ pub fn task_json(t: &Task) -> Value {
         "created_at_ms": t.created_at,
         "started_at_ms": t.started_at,
         "finished_at_ms": t.finished_at,
-        "duration": t.started_at.zip(t.finished_at).map(|(s, f)| duration(f - s)),
+        "duration_ms": t.started_at.zip(t.finished_at).map(|(s, f)| f - s),
         "queued_by": t.queued_by,
         "error": t.error,
     })
+}
+
+/// The fields of a JSON object as `show` prints them: a label and a value for people each.
+pub fn human_fields(v: &Value, now_ms: i64) -> Vec<(String, String)> {
+    /// How a number is read, by the suffix of its key.
+    #[derive(Clone, Copy)]
+    enum Unit {
+        None,
+        Time,
+        Duration,
+        Bytes,
+    }
+    fn label(prefix: &str, key: &str) -> (String, Unit) {
+        let (key, unit) = if let Some(k) = key.strip_suffix("_bytes") {
+            (k, Unit::Bytes)
+        } else if key.ends_with("duration_ms") {
+            (key.trim_end_matches("_ms"), Unit::Duration)
+        } else if let Some(k) = key.strip_suffix("_ms") {
+            (k, Unit::Time)
+        } else {
+            (key, Unit::None)
+        };
+        let key = key.replace('_', " ");
+        let label = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix} {key}")
+        };
+        (label, unit)
+    }
+    fn walk(prefix: &str, unit: Unit, v: &Value, now: i64, out: &mut Vec<(String, String)>) {
+        let shown = match (v, unit) {
+            (Value::Object(map), _) => {
+                for (k, v) in map {
+                    let (label, unit) = label(prefix, k);
+                    walk(&label, unit, v, now, out);
+                }
+                return;
+            }
+            (Value::Array(items), _) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            (Value::String(s), _) if prefix == "status" || prefix.ends_with(" status") => {
+                crate::style::status(s)
+            }
+            (Value::String(s), _) => s.clone(),
+            (Value::Null, _) => "-".into(),
+            (Value::Bool(b), _) => if *b { "yes" } else { "no" }.into(),
+            (Value::Number(n), Unit::Time) if n.as_i64().is_some() => {
+                time_for_people(n.as_i64().unwrap_or_default(), now)
+            }
+            (Value::Number(n), Unit::Duration) if n.as_i64().is_some() => {
+                duration(n.as_i64().unwrap_or_default())
+            }
+            (Value::Number(n), Unit::Bytes) if n.as_i64().is_some() => {
+                size(n.as_i64().unwrap_or_default())
+            }
+            (other, _) => other.to_string(),
+        };
+        out.push((prefix.to_string(), shown));
+    }
+    let mut out = Vec::new();
+    walk("", Unit::None, v, now_ms, &mut out);
+    out
+}
+
+/// `2026-12-07 22:39:28 UTC (5 min ago)`, `… (in 59 days)`.
+pub fn time_for_people(ms: i64, now_ms: i64) -> String {
+    let at = engine::model::time::utc_display(ms);
+    let apart = (now_ms - ms).abs() / 1000;
+    let span = match apart {
+        ..60 => return format!("{at} UTC (just now)"),
+        60..3600 => format!("{} min", apart / 60),
+        3600..86_400 => format!("{} h", apart / 3600),
+        _ => match apart / 86_400 {
+            1 => "1 day".to_string(),
+            days => format!("{days} days"),
+        },
+    };
+    if ms <= now_ms {
+        format!("{at} UTC ({span} ago)")
+    } else {
+        format!("{at} UTC (in {span})")
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub fn print_json(v: &Value) {
@@ -150,17 +247,28 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    // A status column is painted by what it says, after it is padded: colour codes take no
+    // room on a terminal.
+    let status = header.iter().position(|h| *h == "status");
+    let line = |cells: Vec<String>, paint: bool| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let cell = format!("{c:<w$}");
+                if paint && Some(i) == status {
+                    crate::style::status(&cell)
+                } else {
+                    cell
+                }
+            })
             .collect();
         outln!("{}", padded.join("  ").trim_end());
     };
-    line(header.iter().map(|h| h.to_uppercase()).collect());
+    line(header.iter().map(|h| h.to_uppercase()).collect(), false);
     for row in rows {
-        line(row);
+        line(row, true);
     }
 }
 
@@ -276,5 +384,45 @@ mod tests {
         for (bytes, want) in cases {
             assert_eq!(super::size(bytes), want);
         }
+    }
+
+    #[test]
+    fn show_reads_times_durations_and_sizes_as_people_do_and_json_keeps_them_raw() {
+        let now = 1_800_000_000_000;
+        let v = serde_json::json!({
+            "status": "failed",
+            "created_at_ms": now - 5 * 60_000,
+            "duration_ms": 12_345,
+            "cron": { "next_run_ms": now + 3 * 86_400_000, "last_run_ms": null },
+            "archive_bytes": 354_832_721,
+            "aliases": ["www.a.example", "a.example.org"],
+            "hsts": false,
+        });
+        let shown: Vec<(String, String)> = super::human_fields(&v, now);
+        let get = |label: &str| {
+            shown
+                .iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("no {label} in {shown:?}"))
+        };
+        assert_eq!(get("created at"), "2027-01-15 07:55:00 UTC (5 min ago)");
+        assert_eq!(get("duration"), "12.3 s");
+        assert_eq!(get("cron next run"), "2027-01-18 08:00:00 UTC (in 3 days)");
+        assert_eq!(get("cron last run"), "-");
+        assert_eq!(get("archive"), "338.4 MiB");
+        assert_eq!(get("aliases"), "www.a.example, a.example.org");
+        assert_eq!(get("hsts"), "no");
+        // Painted only on a terminal.
+        assert!(get("status").contains("failed"));
+    }
+
+    #[test]
+    fn a_time_says_how_long_ago_or_how_soon() {
+        let now = 1_800_000_000_000;
+        let at = |ms| super::time_for_people(ms, now);
+        assert!(at(now - 10_000).ends_with("(just now)"));
+        assert!(at(now - 2 * 3_600_000).ends_with("(2 h ago)"));
+        assert!(at(now + 86_400_000).ends_with("(in 1 day)"));
     }
 }

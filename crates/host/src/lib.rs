@@ -140,6 +140,20 @@ pub fn ensure_dir(dir: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| HostError::io(dir, e))
 }
 
+/// Writes each file at its path beneath `dir`, making the directories on the way and
+/// replacing a file already there, as the invoking user: what a build step leaves for a
+/// package (`fjord generate`), never a host's state.
+pub fn write_files(dir: &std::path::Path, files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<()> {
+    for (name, content) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            ensure_dir(parent)?;
+        }
+        std::fs::write(&path, content).map_err(|e| HostError::io(&path, e))?;
+    }
+    Ok(())
+}
+
 /// An exclusive lock on a file, held until dropped; `try_lock` tells whether another process
 /// (alive) holds it.
 pub struct FileLock {

@@ -12,6 +12,7 @@ mod sites;
 use model::{Action, Actor, Platform, Server, SiteStatus, Target, Task, TaskArgs, TaskStatus};
 use store::{LogLine, TaskFilter};
 
+use crate::near::{Missing, NameKind};
 use crate::ops::{PlatformInput, Queued};
 use crate::{Error, Fjord, Result};
 
@@ -70,6 +71,26 @@ impl Acting<'_> {
     }
 
     /// The client whose objects a client user is held to.
+    /// This error with the closest names, if it is a name not found, chosen only from the
+    /// names the actor may see: a client user's own client's sites, the platforms its client
+    /// may use, and servers only for a role that sees them.
+    fn with_near_names(&self, e: Error) -> Error {
+        e.with_near_names(|kind| match kind {
+            NameKind::Site if self.may(Action::ViewSites) => self
+                .fjord
+                .names_of(kind, |client| self.actor.sees_client(client)),
+            NameKind::Platform if self.may(Action::ViewPlatforms) => Ok(self
+                .platforms()?
+                .into_iter()
+                .map(|p| p.name.to_string())
+                .collect()),
+            NameKind::Server if self.may(Action::ViewServers) => {
+                self.fjord.names_of(kind, |_| true)
+            }
+            _ => Ok(Vec::new()),
+        })
+    }
+
     fn own_client(&self) -> Option<i64> {
         match self.actor.role {
             model::Role::Client => Some(self.actor.client_id.unwrap_or(-1)),
@@ -132,7 +153,7 @@ impl Acting<'_> {
 
     pub fn server(&self, name: &str) -> Result<Server> {
         self.require(Action::ViewServers)?;
-        self.fjord.server(name)
+        self.fjord.server(name).map_err(|e| self.with_near_names(e))
     }
 
     /// Registers a server and queues its verify. Its programs and paths are root's to run
@@ -220,11 +241,15 @@ impl Acting<'_> {
 
     pub fn platform(&self, name: &str) -> Result<Platform> {
         self.require(Action::ViewPlatforms)?;
-        let platform = self.fjord.platform(name)?;
+        let platform = self
+            .fjord
+            .platform(name)
+            .map_err(|e| self.with_near_names(e))?;
         if let Some(client) = self.own_client()
             && !self.allowed_platforms(client)?.contains(&platform.id)
         {
-            return Err(Error::NotFound(format!("platform {name}")));
+            let missing = Error::NotFound(Missing::named(NameKind::Platform, name));
+            return Err(self.with_near_names(missing));
         }
         Ok(platform)
     }
@@ -270,7 +295,7 @@ impl Acting<'_> {
         if let Some(client) = self.own_client()
             && task.client_id != Some(client)
         {
-            return Err(Error::NotFound(format!("task {id}")));
+            return Err(Error::NotFound(format!("task {id}").into()));
         }
         Ok(task)
     }

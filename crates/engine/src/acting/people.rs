@@ -101,7 +101,7 @@ impl Acting<'_> {
     pub fn user(&self, name: &str) -> Result<User> {
         let user = self.fjord.store().user_by_name(name)?;
         if self.actor.user_id != Some(user.id) && !self.may(Action::ViewUsers) {
-            return Err(Error::NotFound(format!("user {name}")));
+            return Err(Error::NotFound(format!("user {name}").into()));
         }
         Ok(user)
     }

@@ -6,6 +6,7 @@ use store::{Backup, SitePage, SiteQuery, TaskFilter};
 
 use super::Acting;
 use crate::compat;
+use crate::near::{Missing, NameKind};
 use crate::ops::{Queued, Rename, SiteEdit, SiteInput};
 use crate::{Error, Result};
 
@@ -27,9 +28,11 @@ impl Acting<'_> {
     /// A site the actor may see; any other is "not found", as if it did not exist.
     pub fn site(&self, name: &str) -> Result<Site> {
         self.require(Action::ViewSites)?;
-        let site = self.fjord.site(name)?;
+        let site = self.fjord.site(name).map_err(|e| self.with_near_names(e))?;
         if !self.actor.sees_client(site.client_id) {
-            return Err(Error::NotFound(format!("site {name}")));
+            // Answered exactly as a name nobody has.
+            let missing = Error::NotFound(Missing::named(NameKind::Site, name));
+            return Err(self.with_near_names(missing));
         }
         Ok(site)
     }

@@ -140,7 +140,7 @@ fn a_client_user_sees_and_touches_only_its_clients_sites() {
         ann.migrate_site("b.example", "p", false).map(|_| ()),
     ] {
         match result {
-            Err(Error::NotFound(what)) => assert!(what.contains("b.example"), "{what}"),
+            Err(Error::NotFound(what)) => assert!(what.what.contains("b.example"), "{what}"),
             other => panic!("client alpha reached beta's site: {other:?}"),
         }
     }
@@ -687,4 +687,56 @@ fn another_clients_backups_and_names_answer_as_if_they_did_not_exist() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn a_mistyped_name_is_answered_with_the_closest_names_the_asker_may_see_only() {
+    let w = world();
+    let ann = w.fjord.acting(actor(&w, "ann"));
+    let message = |result: crate::Result<()>| match result {
+        Err(e @ Error::NotFound(_)) => e.to_string(),
+        other => panic!("not a not-found: {other:?}"),
+    };
+    let site = |who: &super::Acting, name: &str| message(who.site(name).map(|_| ()));
+    assert_eq!(
+        site(&ann, "a.exmaple"),
+        r#"site "a.exmaple" not found; did you mean a.example?"#
+    );
+    // beta's site is never offered to alpha's user, however close the typo, and beta's name
+    // itself answers as a name nobody has.
+    assert!(!site(&ann, "b.exmaple").contains("b.example"));
+    assert_eq!(
+        site(&ann, "b.example").replace("b.example", "NAME"),
+        site(&ann, "c.example").replace("c.example", "NAME")
+    );
+    // Through a task's door too.
+    let verify = ann.site_task("b.exampel", TaskKind::SiteVerify).map(|_| ());
+    assert!(!message(verify).contains("b.example"));
+    // Platforms: only those alpha may use.
+    let platform = |who: &super::Acting, name: &str| message(who.platform(name).map(|_| ()));
+    assert_eq!(platform(&ann, "qq"), r#"platform "qq" not found"#);
+    assert_eq!(
+        platform(&ann, "q").replace(r#""q""#, "NAME"),
+        platform(&ann, "r").replace(r#""r""#, "NAME")
+    );
+
+    // An operator sees everything.
+    let op = w.fjord.acting(Actor::operator());
+    assert!(site(&op, "b.exmaple").contains("did you mean b.example"));
+    assert_eq!(
+        platform(&op, "qq"),
+        r#"platform "qq" not found; did you mean q?"#
+    );
+    assert_eq!(
+        message(op.server("tt").map(|_| ())),
+        r#"server "tt" not found; did you mean t?"#
+    );
+    // The command line, as root, sees everything as well.
+    let cli = w
+        .fjord
+        .with_near_names(w.fjord.site("b.exmaple").unwrap_err());
+    assert_eq!(
+        cli.to_string(),
+        r#"site "b.exmaple" not found; did you mean b.example or a.example?"#
+    );
 }

@@ -37,7 +37,8 @@ impl Fjord {
             (Some(id), None) => {
                 // Another site's backup answers exactly as one that does not exist: whether
                 // an id is taken, and by whom, is not the asker's to learn.
-                let not_found = || Error::NotFound(format!("backup {id} of site {}", site.name));
+                let not_found =
+                    || Error::NotFound(format!("backup {id} of site {}", site.name).into());
                 match self.store().backup(id) {
                     Ok(backup) if backup.site_id == site.id => backup.path,
                     Ok(_) | Err(store::StoreError::NotFound(_)) => return Err(not_found()),

@@ -4,6 +4,7 @@
 
 use model::{Hostname, PhpVersion, Server, Task};
 
+use crate::near::{Missing, NameKind};
 use crate::{Error, Result};
 
 pub use logs::{
@@ -297,5 +298,14 @@ fn resolve_existing(path: &std::path::Path) -> std::path::PathBuf {
             }
             _ => return path.to_path_buf(),
         }
+    }
+}
+
+/// A lookup by name's failure: not found names what was looked for (for a front end to offer
+/// the closest names); any other failure stays as it was.
+fn missing(e: store::StoreError, kind: NameKind, name: &str) -> Error {
+    match e {
+        store::StoreError::NotFound(_) => Error::NotFound(Missing::named(kind, name)),
+        e => e.into(),
     }
 }

@@ -280,7 +280,9 @@ impl Fjord {
     }
 
     pub fn platform(&self, name: &str) -> Result<Platform> {
-        Ok(self.store().platform_by_name(name)?)
+        self.store()
+            .platform_by_name(name)
+            .map_err(|e| missing(e, NameKind::Platform, name))
     }
 
     /// The version and packages the last verify of a platform or site found.

@@ -196,7 +196,9 @@ impl Fjord {
     }
 
     pub fn server(&self, name: &str) -> Result<Server> {
-        Ok(self.store().server_by_name(name)?)
+        self.store()
+            .server_by_name(name)
+            .map_err(|e| missing(e, NameKind::Server, name))
     }
 
     pub fn servers(&self) -> Result<Vec<Server>> {

@@ -185,7 +185,9 @@ impl Fjord {
     /// Finds a site by its main name or an alias, given in any form a user may type.
     pub fn site(&self, name: &str) -> Result<Site> {
         let host = Hostname::parse("site name", name)?;
-        Ok(self.store().site_by_host(host.as_str())?)
+        self.store()
+            .site_by_host(host.as_str())
+            .map_err(|e| missing(e, NameKind::Site, name))
     }
 
     pub fn sites(&self, platform: Option<&str>) -> Result<Vec<Site>> {

@@ -305,7 +305,7 @@ pub(super) fn remove_backups(
             .backups
             .iter()
             .find(|b| b.id == *id)
-            .ok_or_else(|| Error::NotFound(format!("backup {id} of this site")))?;
+            .ok_or_else(|| Error::NotFound(format!("backup {id} of this site").into()))?;
         x.remove_tree(Path::new(&backup.path))?;
     }
     Ok(TaskEffect::RemoveBackups(ids.to_vec()))

@@ -110,10 +110,9 @@ impl TaskObjects {
             .as_ref()
             .and_then(|s| s.db_service(db.engine))
             .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "the {} service of the site's database server",
-                    db.engine
-                ))
+                Error::NotFound(
+                    format!("the {} service of the site's database server", db.engine).into(),
+                )
             })
     }
 

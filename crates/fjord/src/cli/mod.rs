@@ -12,6 +12,7 @@ use engine::{Error, Fjord, TaskFilter};
 use crate::outln;
 
 mod doctor;
+mod generate;
 mod mail;
 mod people;
 mod platform;
@@ -20,6 +21,7 @@ mod site;
 mod task;
 
 use crate::output::{self, print_json};
+use crate::style::{self, Style};
 use platform::PlatformCmd;
 use server::ServerCmd;
 use site::SiteCmd;
@@ -31,8 +33,18 @@ use task::TaskCmd;
 ///
 /// Commands that change a host only queue a task; a dispatcher (`fjord serve` or
 /// `fjord dispatch`) runs it. Add --wait to wait for the result, --dry-run to see the plan.
+/// `fjord --version`: the release, the commit it was built from and the day it was built.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FJORD_BUILD_COMMIT"),
+    ", built ",
+    env!("FJORD_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
-#[command(name = "fjord", version, max_term_width = 100)]
+#[command(name = "fjord", version = VERSION, max_term_width = 100)]
 pub struct Cli {
     /// Where fjord keeps its state, config and journals [default: /var/lib/fjord as root,
     /// $XDG_DATA_HOME/fjord otherwise].
@@ -86,6 +98,9 @@ enum Command {
     /// Users of the panel and the API, and their roles.
     #[command(subcommand)]
     User(people::UserCmd),
+    /// Shell completions and man pages, for packagers.
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +295,10 @@ fn default_concurrency() -> usize {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    if let Command::Generate(cmd) = cli.command {
+        // A build step: it must not make a data dir where a package is built.
+        return generate::generate(cmd);
+    }
     if matches!(cli.command, Command::Serve(_)) {
         engine::limit_malloc_arenas()?;
     }
@@ -287,8 +306,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         .data_dir
         .unwrap_or_else(|| engine::default_data_dir(is_root()));
     let fjord = Arc::new(Fjord::open(&data_dir)?);
-    match cli.command {
-        Command::Init(args) => init(&fjord, &args),
+    // A name not found is answered with the closest names: the command line runs as root and
+    // may see them all.
+    run_command(&fjord, cli.command).map_err(|e| fjord.with_near_names(e))
+}
+
+fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Init(args) => init(fjord, &args),
         Command::Serve(args) => {
             let trusted =
                 web::TrustedProxies::parse(&args.trusted_proxies).map_err(Error::Refused)?;
@@ -303,17 +328,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
             let result = if args.no_dispatcher {
                 engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
             } else {
-                run_dispatcher(&fjord, &args.dispatch, true)
+                run_dispatcher(fjord, &args.dispatch, true)
             };
             server.stop();
             result
         }
-        Command::Dispatch(args) => run_dispatcher(&fjord, &args, false),
-        Command::Doctor(args) => doctor::doctor(&fjord, &args),
-        Command::Server(cmd) => server::server(&fjord, cmd),
-        Command::Platform(cmd) => platform::platform(&fjord, cmd),
-        Command::Site(cmd) => site::site(&fjord, cmd),
-        Command::Task(cmd) => task::task(&fjord, cmd),
+        Command::Dispatch(args) => run_dispatcher(fjord, &args, false),
+        Command::Doctor(args) => doctor::doctor(fjord, &args),
+        Command::Server(cmd) => server::server(fjord, cmd),
+        Command::Platform(cmd) => platform::platform(fjord, cmd),
+        Command::Site(cmd) => site::site(fjord, cmd),
+        Command::Task(cmd) => task::task(fjord, cmd),
         Command::Https(HttpsCmd::Account {
             email,
             directory,
@@ -334,12 +359,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ca_root.as_deref(),
                 opts.dry_run,
             )?;
-            queued(&fjord, q, &opts)
+            queued(fjord, q, &opts)
         }
-        Command::BackupPolicy(p) => policy(&fjord, None, &p),
-        Command::Mail(cmd) => mail::mail(&fjord, cmd),
-        Command::Client(cmd) => people::client(&fjord, cmd),
-        Command::User(cmd) => people::user(&fjord, cmd),
+        Command::BackupPolicy(p) => policy(fjord, None, &p),
+        Command::Mail(cmd) => mail::mail(fjord, cmd),
+        Command::Client(cmd) => people::client(fjord, cmd),
+        Command::User(cmd) => people::user(fjord, cmd),
+        Command::Generate(cmd) => generate::generate(cmd),
     }
 }
 
@@ -557,7 +583,16 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
     if opts.json {
         print_json(&output::task_json(&task));
     } else {
-        outln!("task {}: {}", task.id, task.status.as_str());
+        let took = task
+            .started_at
+            .zip(task.finished_at)
+            .map(|(s, f)| format!(" in {}", output::duration(f - s)))
+            .unwrap_or_default();
+        outln!(
+            "task {}: {}{took}",
+            task.id,
+            crate::style::status(task.status.as_str())
+        );
     }
     Ok(match task.status {
         TaskStatus::Success | TaskStatus::Warning => ExitCode::SUCCESS,
@@ -578,11 +613,11 @@ fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task
         let task = fjord.task(id)?;
         for line in fjord.task_log(id, after)? {
             after = line.id;
-            let text = format!("{}  {}", output::log_time(line.at), line.line);
+            let at = output::log_time(line.at);
             if to_stderr {
-                eprintln!("  {text}")
+                eprintln!("  {}  {}", style::err(&at, Style::Dim), line.line)
             } else {
-                outln!("{text}")
+                outln!("{}  {}", style::out(&at, Style::Dim), line.line)
             }
         }
         if task.status.is_finished() {
@@ -611,55 +646,18 @@ fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task
     }
 }
 
-/// `show` without --json: the JSON's fields, one per line, with labels for people (`cron
-/// last run`, not `cron.last_run_ms`) and times in UTC rather than epoch milliseconds.
+/// `show`: with --json the raw values; otherwise the JSON's fields, one per line, for people:
+/// labels (`cron last run`, not `cron.last_run_ms`), times in UTC with how long ago or how
+/// soon (`*_ms`), durations (`*duration_ms`) and sizes (`*_bytes`) in units, statuses in
+/// colour on a terminal.
 fn show(v: &serde_json::Value, json: bool) {
     if json {
         return print_json(v);
     }
-    fn label(prefix: &str, key: &str) -> (String, bool) {
-        let (key, is_time) = match key.strip_suffix("_ms") {
-            Some(k) => (k, true),
-            None => (key, false),
-        };
-        let key = key.replace('_', " ");
-        let label = if prefix.is_empty() {
-            key
-        } else {
-            format!("{prefix} {key}")
-        };
-        (label, is_time)
+    let now = output::now_ms();
+    for (label, value) in output::human_fields(v, now) {
+        outln!("{label:<22} {value}");
     }
-    fn walk(prefix: &str, is_time: bool, v: &serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let (label, is_time) = label(prefix, k);
-                    walk(&label, is_time, v);
-                }
-            }
-            serde_json::Value::Array(items) => {
-                let items: Vec<String> = items
-                    .iter()
-                    .map(|i| {
-                        i.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| i.to_string())
-                    })
-                    .collect();
-                outln!("{prefix:<22} {}", items.join(", "));
-            }
-            serde_json::Value::String(s) => outln!("{prefix:<22} {s}"),
-            serde_json::Value::Null => outln!("{prefix:<22} -"),
-            serde_json::Value::Bool(b) => outln!("{prefix:<22} {}", if *b { "yes" } else { "no" }),
-            serde_json::Value::Number(n) if is_time && n.as_i64().is_some() => {
-                let at = engine::model::time::utc_display(n.as_i64().unwrap_or_default());
-                outln!("{prefix:<22} {at} UTC")
-            }
-            other => outln!("{prefix:<22} {other}"),
-        }
-    }
-    walk("", false, v);
 }
 
 fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode, Error> {

@@ -427,20 +427,18 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
                     "names": cert.names,
                     "issuer": cert.issuer,
                     "source": cert.source.as_str(),
-                    "not_before": time(Some(cert.not_before * 1000)),
-                    "not_after": time(Some(cert.not_after * 1000)),
+                    "not_before_ms": cert.not_before * 1000,
+                    "not_after_ms": cert.not_after * 1000,
                     "last_failure": cert.last_failure,
                     // When the dispatcher renews it (one issued by the ACME account).
-                    "renews_at": (cert.source == engine::CertSource::Acme).then(|| {
-                        time(Some(
-                            engine::model::renewal_due_at(
-                                cert.not_before,
-                                cert.not_after,
-                                cert.site_id,
-                                cert.renewal_attempts,
-                                cert.last_attempt_at,
-                            ) * 1000,
-                        ))
+                    "renews_at_ms": (cert.source == engine::CertSource::Acme).then(|| {
+                        engine::model::renewal_due_at(
+                            cert.not_before,
+                            cert.not_after,
+                            cert.site_id,
+                            cert.renewal_attempts,
+                            cert.last_attempt_at,
+                        ) * 1000
                     }),
                     "renewal_attempts": cert.renewal_attempts,
                     "chain_file": cert.cert_path,

@@ -399,11 +399,11 @@ fn a_site_requiring_https_is_served_with_its_certificate_and_a_failed_order_chan
     );
     let cert = &shown["certificate"];
     let (from, until) = (
-        cert["not_before"].as_str().unwrap(),
-        cert["not_after"].as_str().unwrap(),
+        cert["not_before_ms"].as_i64().unwrap(),
+        cert["not_after_ms"].as_i64().unwrap(),
     );
     // Renewed before two thirds of its life (pebble's certificates last five years).
-    let renews = cert["renews_at"].as_str().unwrap_or_default();
+    let renews = cert["renews_at_ms"].as_i64().unwrap_or_default();
     assert!(from < renews && renews < until, "{shown}");
     assert_eq!(cert["renewal_attempts"], 0);
 

@@ -11,6 +11,7 @@ mod readers;
 mod acme;
 mod backups;
 mod bad_input;
+mod cli;
 mod concurrency;
 mod crash;
 mod cron_locks;
