@@ -298,4 +298,8 @@ CREATE TABLE site_certificates (
     renewal_attempts INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 17: where a `proxy` platform's sites pass their requests (the panel's own vhost).
+    r#"
+ALTER TABLE platforms ADD COLUMN upstream TEXT;
+"#,
 ];
