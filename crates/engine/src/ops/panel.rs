@@ -314,6 +314,26 @@ impl Fjord {
             .task)
     }
 
+    /// Refuses to clone or migrate the panel's site, or anything onto its platform: only
+    /// `fjord serve --url` moves it.
+    pub(super) fn refuse_panel_move(&self, site: &Site, target: &Platform) -> Result<()> {
+        let source = self.store().platform(site.platform_id)?;
+        if source.kind == PlatformKind::Proxy {
+            return Err(Error::Refused(format!(
+                "site {} is the panel's own site: `fjord serve --url` with another host moves it",
+                site.name
+            )));
+        }
+        if target.kind == PlatformKind::Proxy {
+            return Err(Error::Refused(format!(
+                "platform {} is the panel's own (made by `fjord serve --url`): it takes no other \
+                 site",
+                target.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses to take down the panel's own site by hand: `fjord serve --url` owns it.
     pub(super) fn refuse_panel_site(&self, site: &Site, kind: TaskKind) -> Result<()> {
         let platform = self.store().platform(site.platform_id)?;

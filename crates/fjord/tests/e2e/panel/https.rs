@@ -193,10 +193,44 @@ fn the_panel_is_served_through_its_own_https_vhost_with_a_secure_cookie() {
         dashboard.headers
     );
 
+    // The panel believes the address its own nginx passes on, and nothing a client forges:
+    // five wrong passwords from 127.0.0.2, each claiming another address, hold the account
+    // for 127.0.0.2 (the right password too), and for no one else.
+    let login = |from: &str, password: &str, forged: Option<String>| {
+        let form = String::from_utf8(form_body(&[
+            ("name", "admin"),
+            ("password", password),
+            ("next", "/"),
+        ]))
+        .unwrap();
+        let mut extra = vec!["--interface".to_string(), from.to_string()];
+        if let Some(forged) = forged {
+            extra.extend([
+                "-H".into(),
+                format!("X-Forwarded-For: {forged}"),
+                "-H".into(),
+                format!("Forwarded: for={forged}"),
+            ]);
+        }
+        extra.extend(["--data".into(), form]);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        curl(&pebble, host, https_port, "/login", &extra)
+            .unwrap()
+            .status
+    };
+    for i in 0..5 {
+        let status = login("127.0.0.2", "wrong", Some(format!("10.9.9.{i}")));
+        assert_eq!(status, 401, "guess {i}");
+    }
+    let held = login("127.0.0.2", "the panel's password", Some("10.9.9.9".into()));
+    assert_eq!(held, 429);
+    assert_eq!(login("127.0.0.3", "the panel's password", None), 303);
+
     // The site is the panel's: it is not deleted or disabled by hand, and takes no sibling.
     for args in [
         vec!["site", "delete", host, "--force"],
         vec!["site", "disable", host],
+        vec!["site", "migrate", host, "--platform", "p1"],
     ] {
         let refused = env.fails(&args);
         assert!(refused.contains("the panel's own site"), "{refused}");
