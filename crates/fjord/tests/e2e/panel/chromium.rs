@@ -160,8 +160,19 @@ async fn fill(c: &Client, css: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Clicks an element; found again if the page was replaced meanwhile (a task's page reloads
+/// itself 600 ms after the task ends, and a click on the page it left is refused).
 async fn click(c: &Client, css: &str) {
-    element(c, css).await.click().await.unwrap();
+    for _ in 0..50 {
+        match element(c, css).await.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("click on {css}: {e}"),
+        }
+    }
+    panic!("{css} was replaced on every click");
 }
 
 async fn select(c: &Client, css: &str, value: &str) {
