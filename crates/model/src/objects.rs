@@ -347,7 +347,10 @@ impl PlatformKind {
         if let Some(kind) = PlatformKind::ALL.into_iter().find(|k| k.as_str() == input) {
             return Ok(kind);
         }
-        let supported = PlatformKind::ALL.map(PlatformKind::as_str).join(", ");
+        let supported = PlatformKind::addable()
+            .map(PlatformKind::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         Err(Invalid::new(
             "platform kind",
             input,
