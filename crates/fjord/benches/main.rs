@@ -119,6 +119,7 @@ fn main() {
             files: Vec::new(),
             denied_files: None,
             php_scripts: None,
+            proxy: None,
             headers: &[],
         };
         let spec = engine::scripts::vhost_spec(

@@ -282,6 +282,7 @@ fn hand_vhost(env: &harness::Env, site: &str, code: &Path, socket: &Path) -> Htt
         files: Vec::new(),
         denied_files: None,
         php_scripts: None,
+        proxy: None,
         headers: &[],
     };
     let config_dir = env.data.path().join("config/t/nginx");

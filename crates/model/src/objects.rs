@@ -251,6 +251,10 @@ pub struct Platform {
     /// ([`crate::UploadLimit::DEFAULT`] when neither does).
     #[serde(default)]
     pub upload_limit: Option<crate::UploadLimit>,
+    /// Where a `proxy` platform's sites pass their requests (the panel's own address);
+    /// no other kind has one.
+    #[serde(default)]
+    pub upstream: Option<SocketAddr>,
 }
 
 impl Platform {
@@ -315,23 +319,38 @@ pub enum PlatformKind {
     /// MediaWiki (upstream's archive or Debian's package): settings, uploads and a database
     /// per site over one code base.
     Mediawiki,
+    /// No code base: its sites pass every request to an address on the server (fjord's own
+    /// panel, served through its own HTTPS vhost). fjord makes the one it needs; nobody
+    /// adds one.
+    Proxy,
 }
 
 impl PlatformKind {
-    pub const ALL: [PlatformKind; 6] = [
+    pub const ALL: [PlatformKind; 7] = [
         PlatformKind::Static,
         PlatformKind::Php,
         PlatformKind::Wordpress,
         PlatformKind::Drupal,
         PlatformKind::Dokuwiki,
         PlatformKind::Mediawiki,
+        PlatformKind::Proxy,
     ];
+
+    /// The kinds a person adds platforms of (a `proxy` platform is fjord's own).
+    pub fn addable() -> impl Iterator<Item = PlatformKind> {
+        PlatformKind::ALL
+            .into_iter()
+            .filter(|k| *k != PlatformKind::Proxy)
+    }
 
     pub fn parse(input: &str) -> Result<PlatformKind, Invalid> {
         if let Some(kind) = PlatformKind::ALL.into_iter().find(|k| k.as_str() == input) {
             return Ok(kind);
         }
-        let supported = PlatformKind::ALL.map(PlatformKind::as_str).join(", ");
+        let supported = PlatformKind::addable()
+            .map(PlatformKind::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         Err(Invalid::new(
             "platform kind",
             input,
@@ -347,12 +366,13 @@ impl PlatformKind {
             PlatformKind::Drupal => "drupal",
             PlatformKind::Dokuwiki => "dokuwiki",
             PlatformKind::Mediawiki => "mediawiki",
+            PlatformKind::Proxy => "proxy",
         }
     }
 
     /// Whether its sites run PHP, each with a php-fpm pool and a Unix user of its own.
     pub fn runs_php(self) -> bool {
-        !matches!(self, PlatformKind::Static)
+        !matches!(self, PlatformKind::Static | PlatformKind::Proxy)
     }
 }
 

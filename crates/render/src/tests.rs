@@ -56,6 +56,7 @@ fn platform() -> Platform {
         drush: None,
         allow_exec: false,
         upload_limit: None,
+        upstream: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn static_web() -> WebApp {
         files: Vec::new(),
         denied_files: None,
         php_scripts: None,
+        proxy: None,
         headers: &[],
     }
 }
@@ -139,6 +141,7 @@ fn vhost_php_and_wordpress() {
         files: Vec::new(),
         denied_files: None,
         php_scripts: None,
+        proxy: None,
         headers: &[("X-Frame-Options", "SAMEORIGIN")],
     };
     // The platform's upload limit (16M), which this site takes.
@@ -167,6 +170,7 @@ fn vhost_drupal() {
         files: Vec::new(),
         denied_files: Some("\\.(install|module|yml)$"),
         php_scripts: Some(vec!["/index.php".into()]),
+        proxy: None,
         headers: &[("X-Frame-Options", "SAMEORIGIN")],
     };
     let site = site(SiteStatus::Installed, false);
@@ -615,4 +619,49 @@ fn two_fjord_servers_on_one_nginx_define_their_log_formats_under_their_own_names
         format_of("/var/lib/fjord/config/b/nginx")
     );
     assert_eq!(format_of(CONFIG_DIR), format_of(CONFIG_DIR));
+}
+
+#[test]
+fn vhost_proxy_passes_every_request_to_its_upstream_over_https() {
+    use model::HttpsMode::Required;
+    let base = tls_spec(Required, false, false, VhostState::Serving);
+    let spec = VhostSpec {
+        name: "panel.example".into(),
+        aliases: Vec::new(),
+        platform: "panel".into(),
+        web: WebApp {
+            headers: &[],
+            proxy: Some("127.0.0.1:8470".parse().unwrap()),
+            ..static_web()
+        },
+        ..base
+    };
+    let conf = nginx_vhost(&spec);
+    check("vhost_proxy.conf", &conf);
+    let https = conf.split("\nserver {").nth(2).expect("an HTTPS block");
+    assert!(https.contains("listen 0.0.0.0:443 ssl http2;"), "{https}");
+    assert!(
+        https.contains("proxy_pass http://127.0.0.1:8470;"),
+        "{https}"
+    );
+    // The client's address is set, never appended to what the client claims.
+    assert!(https.contains("proxy_set_header X-Forwarded-For $remote_addr;"));
+    assert!(https.contains("proxy_set_header Forwarded \"\";"));
+    assert!(https.contains("proxy_buffering off;"));
+    // The upstream serves its own assets: nothing is looked for in the docroot, no PHP runs.
+    assert!(!https.contains("try_files $uri $uri/"), "{https}");
+    assert!(!https.contains("fastcgi_pass"), "{https}");
+    assert!(!https.contains("expires 7d"), "{https}");
+    // The vhost's nosniff replaces the upstream's copy: one of each on a response.
+    assert!(https.contains("proxy_hide_header X-Content-Type-Options;"));
+    // Plain HTTP only redirects (and answers ACME's challenges).
+    let http = conf.split("\nserver {").nth(1).unwrap();
+    assert!(!http.contains("proxy_pass"), "{http}");
+    // Before its certificate, it answers plain HTTP with 503 (and ACME's challenges), and
+    // passes nothing on: no password crosses the network unencrypted.
+    let waiting = nginx_vhost(&VhostSpec { tls: None, ..spec });
+    check("vhost_proxy_waiting.conf", &waiting);
+    assert!(!waiting.contains("proxy_pass"), "{waiting}");
+    assert!(waiting.contains("return 503"), "{waiting}");
+    assert!(waiting.contains("location ^~ /.well-known/acme-challenge/"));
 }

@@ -388,6 +388,14 @@ pub trait Store: Accounts + Send + Sync {
         limit: Option<model::UploadLimit>,
         then: Option<NewTask>,
     ) -> Result<Option<Task>>;
+    /// Where a `proxy` platform passes requests, and the task that rewrites its sites'
+    /// vhosts, in one transaction.
+    fn set_platform_upstream(
+        &self,
+        id: i64,
+        upstream: std::net::SocketAddr,
+        then: Option<NewTask>,
+    ) -> Result<Option<Task>>;
     fn delete_platform(&self, id: i64) -> Result<()>;
 
     fn insert_site(&self, site: &NewSite, then: Option<NewTask>) -> Result<(Site, Option<Task>)>;

@@ -33,6 +33,15 @@ impl TrustedProxies {
             .any(|(network, bits)| in_network(address, *network, *bits))
     }
 
+    /// Trusts one more address (the panel's own vhost, which reaches the panel from it).
+    pub fn add(&mut self, address: IpAddr) {
+        let address = address.to_canonical();
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        if !self.contains(address) {
+            self.0.push((address, bits));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -138,6 +138,7 @@ impl AppKind for Dokuwiki {
             files: Vec::new(),
             denied_files: None,
             php_scripts: Some(SCRIPTS.iter().map(|s| s.to_string()).collect()),
+            proxy: None,
         }
     }
 

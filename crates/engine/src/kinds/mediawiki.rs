@@ -184,6 +184,7 @@ impl AppKind for Mediawiki {
             files: vec![("/images/".into(), app.files_dir.join("images"))],
             denied_files: None,
             php_scripts: Some(SCRIPTS.iter().map(|s| s.to_string()).collect()),
+            proxy: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod dokuwiki;
 pub mod drupal;
 mod mediawiki;
 mod php;
+mod proxy;
 mod static_site;
 mod wordpress;
 
@@ -25,6 +26,7 @@ pub fn of(kind: PlatformKind) -> &'static dyn AppKind {
         PlatformKind::Drupal => &drupal::Drupal,
         PlatformKind::Dokuwiki => &dokuwiki::Dokuwiki,
         PlatformKind::Mediawiki => &mediawiki::Mediawiki,
+        PlatformKind::Proxy => &proxy::Proxy,
     }
 }
 

@@ -32,6 +32,7 @@ impl AppKind for Php {
             files: Vec::new(),
             denied_files: None,
             php_scripts: None,
+            proxy: None,
         }
     }
 

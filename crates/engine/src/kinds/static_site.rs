@@ -19,6 +19,7 @@ impl AppKind for Static {
             files: Vec::new(),
             denied_files: None,
             php_scripts: None,
+            proxy: None,
         }
     }
 

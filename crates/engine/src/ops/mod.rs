@@ -10,6 +10,7 @@ use crate::{Error, Result};
 pub use logs::{
     LogCursor, LogKind, LogRotation, MAX_LOG_BYTES, MAX_LOG_LINES, redact_line, site_log_dir,
 };
+pub use panel::{PANEL_PLATFORM, PanelSite, PanelUrl, panel_upstream};
 
 const SCHEDULE_KEY: &str = "backup.schedule";
 const RETENTION_KEY: &str = "backup.retention";
@@ -253,6 +254,7 @@ mod backups;
 mod https;
 mod logs;
 mod moves;
+mod panel;
 mod platforms;
 mod schedules;
 mod servers;

@@ -24,6 +24,7 @@ impl Fjord {
         let name = Hostname::parse("site name", new_name.name)?;
         check_public_names("site name", [&name], new_name.allow_private_name)?;
         let platform = self.platform(platform)?;
+        self.refuse_panel_move(&source, &platform)?;
         self.refuse_incompatible(&source, &platform, force)?;
         if platform.locked {
             return Err(Error::Refused(format!(
@@ -110,6 +111,7 @@ impl Fjord {
             Some(p) => self.platform(p)?,
             None => self.store().platform(site.platform_id)?,
         };
+        self.refuse_panel_move(&site, &platform)?;
         if platform.id != site.platform_id {
             self.refuse_incompatible(&site, &platform, force)?;
         }
@@ -238,6 +240,11 @@ impl Fjord {
     pub fn migrate_platform(&self, from: &str, to: &str, dry_run: bool) -> Result<(Queued, usize)> {
         let source = self.platform(from)?;
         let target = self.platform(to)?;
+        if [source.kind, target.kind].contains(&model::PlatformKind::Proxy) {
+            return Err(Error::Refused(
+                "the panel's own platform (kind proxy) is neither migrated nor migrated to".into(),
+            ));
+        }
         if source.id == target.id {
             return Err(Error::Refused(
                 "a platform cannot be migrated to itself".into(),

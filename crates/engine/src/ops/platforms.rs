@@ -54,6 +54,14 @@ impl Fjord {
         let name = Name::parse("platform name", &input.name)?;
         let path = AbsPath::parse("platform path", &input.path)?;
         let kind = PlatformKind::parse(&input.kind)?;
+        if kind == PlatformKind::Proxy {
+            return Err(Error::Invalid(model::Invalid::new(
+                "platform kind",
+                &input.kind,
+                "a proxy platform is fjord's own, made by `fjord serve --url` for the panel's \
+                 site",
+            )));
+        }
         let server = self.server(&input.server)?;
         self.check_platform_path(&path)?;
         let from = input
@@ -157,6 +165,7 @@ impl Fjord {
             drush,
             allow_exec: input.allow_exec,
             upload_limit,
+            upstream: None,
         };
         let args = TaskArgs::PlatformVerify {
             from: from.map(|f| f.as_str().to_string()),

@@ -12,6 +12,16 @@ use crate::{Error, Fjord, Result};
 
 impl Fjord {
     pub fn add_site(&self, input: &SiteInput, dry_run: bool) -> Result<Queued> {
+        self.add_site_as(input, dry_run, false)
+    }
+
+    /// Adds a site; only the panel's own (`panel`) goes on a `proxy` platform.
+    pub(super) fn add_site_as(
+        &self,
+        input: &SiteInput,
+        dry_run: bool,
+        panel: bool,
+    ) -> Result<Queued> {
         let name = Hostname::parse("site name", &input.name)?;
         let aliases = parse_hosts("alias", &input.aliases)?;
         validate_aliases(&name, &aliases)?;
@@ -23,6 +33,13 @@ impl Fjord {
             .map(|c| Name::parse("client name", c))
             .transpose()?;
         let platform = self.platform(&input.platform)?;
+        if platform.kind == model::PlatformKind::Proxy && !panel {
+            return Err(Error::Refused(format!(
+                "platform {} is the panel's own (made by `fjord serve --url`): it takes no \
+                 other site",
+                platform.name
+            )));
+        }
         if platform.locked {
             return Err(Error::Refused(format!(
                 "platform {} is locked: it takes no new sites",
@@ -294,6 +311,9 @@ impl Fjord {
         dry_run: bool,
     ) -> Result<Queued> {
         let site = self.site(name)?;
+        if matches!(kind, TaskKind::SiteDelete | TaskKind::SiteDisable) {
+            self.refuse_panel_site(&site, kind)?;
+        }
         scripts::check_site_status(kind, &site, force)?;
         if kind == TaskKind::SiteCacheClear {
             let platform = self.store().platform(site.platform_id)?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use engine::dispatch::{Dispatcher, DispatcherOptions};
 use engine::model::TaskStatus;
-use engine::ops::{Queued, ServerInput};
+use engine::ops::{PanelSite, Queued, ServerInput};
 use engine::{Error, Fjord, TaskFilter};
 
 use crate::outln;
@@ -162,9 +162,17 @@ struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = engine::auth::DEFAULT_LISTEN)]
     listen: String,
     /// The panel's address as its users reach it (in login links) [default: http://LISTEN].
-    /// An https:// address marks the session cookie Secure.
+    /// An https:// address marks the session cookie Secure. A URL that names a host
+    /// (`https://panel.example`) makes the panel a site of its own on the server's nginx:
+    /// a vhost passing requests to LISTEN, with HTTPS required and its certificate from the
+    /// ACME account (`fjord https account`), as any site's. Run again with another host, it
+    /// moves; with an address (`http://127.0.0.1:8470`), the panel's site is deleted.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// The server whose nginx serves the panel's own site (see --url); `none`: a proxy of
+    /// your own serves the URL, and fjord makes no site for it.
+    #[arg(long, value_name = "SERVER", default_value = "local")]
+    panel_server: String,
     /// A TLS proxy in front of the panel (repeatable): an address, or a network as ADDR/BITS.
     /// Only connections from these are believed when their `Forwarded` or `X-Forwarded-For`
     /// header names the client, whom the login throttle then counts and sessions record;
@@ -288,6 +296,85 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Where the panel listens, as its own vhost passes requests there.
+fn panel_listen(listen: &str, url: &str) -> Result<std::net::SocketAddr, Error> {
+    listen.parse().map_err(|_| {
+        Error::Refused(format!(
+            "--listen {listen} must be ADDR:PORT (an IP address) for the panel's site at {url} \
+             to pass requests to it"
+        ))
+    })
+}
+
+/// Says where the panel is reached, and what its site is waiting for.
+fn print_panel_site(site: &PanelSite, url: &str) {
+    match site {
+        PanelSite::Direct { removed: None } => {}
+        PanelSite::Direct {
+            removed: Some((name, task)),
+        } => eprintln!(
+            "fjord: the panel's site {name} is deleted (task {task}): the panel is reached at \
+             {url} only"
+        ),
+        PanelSite::Vhost {
+            site,
+            server,
+            https,
+            queued,
+            has_certificate,
+            has_account,
+        } => {
+            let tasks: Vec<String> = queued
+                .iter()
+                .map(|t| format!("task {} ({})", t.id, t.kind.as_str()))
+                .collect();
+            eprintln!(
+                "fjord: the panel is reached at {url}, through its own site {site} on server \
+                 {server}'s nginx{}",
+                if tasks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (queued: {})", tasks.join(", "))
+                }
+            );
+            if *https && !has_certificate {
+                if *has_account {
+                    eprintln!(
+                        "fjord: its certificate is ordered once its site is served (`fjord site \
+                         show {site}`); until then {url} does not answer over HTTPS"
+                    );
+                } else {
+                    eprintln!(
+                        "fjord: there is no ACME account to order its certificate from: run \
+                         `fjord https account --email ADDRESS --wait`, then `fjord site https \
+                         {site}`; until then {url} does not answer over HTTPS"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Without --url, a panel site made before stays as it was: say so.
+fn note_kept_panel_site(fjord: &Fjord) -> Result<(), Error> {
+    let Some(platform) = fjord.panel_platform()? else {
+        return Ok(());
+    };
+    for site in fjord.sites(Some(platform.name.as_str()))? {
+        if site.status != engine::model::SiteStatus::Deleted {
+            eprintln!(
+                "fjord: the panel's site {} still passes requests to {}; give --url to keep it \
+                 in line with where the panel listens",
+                site.name,
+                platform
+                    .upstream
+                    .map_or_else(|| "nowhere".to_string(), |u| u.to_string())
+            );
+        }
+    }
+    Ok(())
+}
+
 fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -315,16 +402,42 @@ fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> 
     match command {
         Command::Init(args) => init(fjord, &args),
         Command::Serve(args) => {
-            let trusted =
+            let mut trusted =
                 web::TrustedProxies::parse(&args.trusted_proxies).map_err(Error::Refused)?;
+            // The panel's own site first: a URL it cannot serve is refused before anything
+            // listens, and the cookie is Secure from the first request.
+            let panel_site = match &args.url {
+                Some(url) if args.panel_server == "none" => {
+                    fjord.set_panel_url(url)?;
+                    None
+                }
+                Some(url) => {
+                    let listen = panel_listen(&args.listen, url)?;
+                    let site = fjord.panel_site(url, listen, &args.panel_server)?;
+                    if matches!(site, PanelSite::Vhost { .. }) {
+                        // Its nginx reaches the panel from there, and says who asked.
+                        trusted.add(engine::ops::panel_upstream(listen).ip());
+                    }
+                    fjord.set_panel_url(url)?;
+                    Some(site)
+                }
+                None => None,
+            };
             let server =
                 web::Server::start(fjord.clone(), &args.listen, trusted).map_err(Error::Refused)?;
             let url = match &args.url {
                 Some(url) => url.clone(),
-                None => format!("http://{}", server.addr),
+                None => {
+                    let url = format!("http://{}", server.addr);
+                    fjord.set_panel_url(&url)?;
+                    url
+                }
             };
-            fjord.set_panel_url(&url)?;
             eprintln!("fjord: the panel listens on http://{} ({url})", server.addr);
+            match &panel_site {
+                Some(site) => print_panel_site(site, &url),
+                None => note_kept_panel_site(&fjord)?,
+            }
             let result = if args.no_dispatcher {
                 engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
             } else {

@@ -361,6 +361,7 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
             files: Vec::new(),
             denied_files: None,
             php_scripts: None,
+            proxy: None,
             headers: &[("X-Frame-Options", "SAMEORIGIN")],
         },
         state: render::VhostState::Serving,

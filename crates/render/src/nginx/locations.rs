@@ -2,6 +2,7 @@
 //! ones its `WebApp` asks for.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// How nginx serves a site's application: what the app kind decides, given to the vhost.
@@ -24,6 +25,9 @@ pub struct WebApp {
     /// The security headers the kind wants on every response (name, value), beside
     /// `X-Content-Type-Options: nosniff`, which every site sends.
     pub headers: &'static [(&'static str, &'static str)],
+    /// Every request is passed to this address (a `proxy` site: fjord's panel) instead of
+    /// being served from the docroot.
+    pub proxy: Option<SocketAddr>,
 }
 
 /// What a browser may cache for a while: stylesheets, scripts, images and fonts.
@@ -60,10 +64,15 @@ pub(super) fn web_locations(out: &mut String, web: &WebApp, headers: &[&str]) {
     } else {
         "=404"
     };
-    let _ = write!(
-        out,
-        "    location / {{\n        try_files $uri $uri/ {fallback};\n    }}\n"
-    );
+    match web.proxy {
+        Some(upstream) => proxy_location(out, upstream, headers),
+        None => {
+            let _ = write!(
+                out,
+                "    location / {{\n        try_files $uri $uri/ {fallback};\n    }}\n"
+            );
+        }
+    }
     // Before the PHP location: regex locations match in order, and a dot file is never run.
     out.push_str(
         "    # Dot files (.git, .env, .htaccess) are never served.\n    location ~ /\\. {\n        \
@@ -77,6 +86,10 @@ pub(super) fn web_locations(out: &mut String, web: &WebApp, headers: &[&str]) {
         out,
         "    location ~* {NEVER_SERVED} {{\n        return 404;\n    }}\n"
     );
+    if web.proxy.is_some() {
+        // What the upstream serves is its own: no asset is a file here, no PHP runs.
+        return;
+    }
     if let Some(denied) = web.denied_files {
         let _ = write!(
             out,
@@ -121,6 +134,37 @@ pub(super) fn web_locations(out: &mut String, web: &WebApp, headers: &[&str]) {
             out.push_str("    location ~ \\.php$ {\n        return 404;\n    }\n");
         }
     }
+}
+
+/// Every request passed to `upstream`, which learns the name and scheme it was asked for and
+/// the client's address (set, not appended to: nothing the client sends in `X-Forwarded-For`
+/// or `Forwarded` reaches it, so an upstream that trusts this vhost believes only nginx).
+/// Responses are passed on as they come (a task's log streams for as long as the task
+/// runs), and the vhost's own headers replace the upstream's copies.
+fn proxy_location(out: &mut String, upstream: SocketAddr, headers: &[&str]) {
+    let hide_app_headers: String = headers
+        .iter()
+        .map(|name| format!("        proxy_hide_header {name};\n"))
+        .collect();
+    let _ = write!(
+        out,
+        "    location / {{
+        proxy_pass http://{upstream};
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header Forwarded \"\";
+        proxy_set_header Connection \"\";
+        # A task's log is a stream of events that lasts as long as the task: passed on as it
+        # comes, and given an hour between two of its events.
+        proxy_buffering off;
+        proxy_read_timeout 1h;
+        proxy_send_timeout 1m;
+        proxy_connect_timeout 10s;
+{hide_app_headers}    }}
+"
+    );
 }
 
 /// File names no site ever serves, whatever its kind (a case-insensitive regex on the URL's

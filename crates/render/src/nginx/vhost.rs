@@ -51,6 +51,10 @@ impl Listen<'_> {
     fn https_only(self) -> bool {
         matches!(self, Listen::Https(_))
     }
+
+    fn serves_https(self) -> bool {
+        !matches!(self, Listen::Http)
+    }
 }
 
 /// A site's vhost.
@@ -206,6 +210,15 @@ fn site_block(out: &mut String, spec: &VhostSpec, listen: Listen, names: &[&str]
         );
     }
     acme_location(out, spec);
+    if web.proxy.is_some() && spec.https == HttpsMode::Required && !listen.serves_https() {
+        // A proxied application that wants HTTPS (the panel: its sign-in form) is never
+        // passed plain HTTP, even before its certificate comes: ACME's challenges only.
+        out.push_str(
+            "    location / {\n        default_type text/plain;\n        \
+             return 503 \"This address is served over HTTPS once its certificate is issued.\\n\";\n    }\n}\n",
+        );
+        return;
+    }
     web_locations(out, web, &header_names(spec));
     out.push_str("}\n");
 }

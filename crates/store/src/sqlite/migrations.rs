@@ -309,4 +309,8 @@ CREATE TABLE counters (
 -- Each site's newest backup, for every site at each scrape.
 CREATE INDEX backups_site_time ON backups(site_id, created_at);
 "#,
+    // 18: where a `proxy` platform's sites pass their requests (the panel's own vhost).
+    r#"
+ALTER TABLE platforms ADD COLUMN upstream TEXT;
+"#,
 ];

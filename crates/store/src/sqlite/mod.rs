@@ -419,6 +419,15 @@ impl Store for SqliteStore {
         SqliteStore::set_platform_upload_limit(self, id, limit, then)
     }
 
+    fn set_platform_upstream(
+        &self,
+        id: i64,
+        upstream: std::net::SocketAddr,
+        then: Option<NewTask>,
+    ) -> Result<Option<Task>> {
+        SqliteStore::set_platform_upstream(self, id, upstream, then)
+    }
+
     fn set_platform_locked(&self, id: i64, locked: bool) -> Result<()> {
         SqliteStore::set_platform_locked(self, id, locked)
     }

@@ -14,8 +14,8 @@ impl SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO platforms (name, server_id, path, kind, php_version, drush, \
-                 allow_exec, created_at, upload_limit_mb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                 ?8, ?9)",
+                 allow_exec, created_at, upload_limit_mb, upstream) VALUES (?1, ?2, ?3, ?4, ?5, \
+                 ?6, ?7, ?8, ?9, ?10)",
                 params![
                     name.as_str(),
                     platform.server_id,
@@ -25,7 +25,8 @@ impl SqliteStore {
                     platform.drush.as_ref().map(|d| d.as_str()),
                     platform.allow_exec,
                     now_ms(),
-                    platform.upload_limit.map(|l| l.mb())
+                    platform.upload_limit.map(|l| l.mb()),
+                    platform.upstream.map(|u| u.to_string())
                 ],
             )
             .map_err(|e| {
@@ -97,6 +98,33 @@ impl SqliteStore {
             let n = tx.execute(
                 "UPDATE platforms SET upload_limit_mb = ?2 WHERE id = ?1",
                 params![id, limit.map(|l| l.mb())],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("platform {id}")));
+            }
+            let name: String =
+                tx.query_row("SELECT name FROM platforms WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            let task = maybe_enqueue(&tx, Target::Platform(id), &name, then)?;
+            tx.commit()?;
+            Ok(task)
+        })
+    }
+
+    /// Changes where a `proxy` platform passes requests, and queues `then` (its verify, which
+    /// rewrites its sites' vhosts) in the same transaction.
+    pub(super) fn set_platform_upstream(
+        &self,
+        id: i64,
+        upstream: std::net::SocketAddr,
+        then: Option<NewTask>,
+    ) -> Result<Option<Task>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE platforms SET upstream = ?2 WHERE id = ?1",
+                params![id, upstream.to_string()],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("platform {id}")));

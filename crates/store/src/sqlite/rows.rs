@@ -136,11 +136,18 @@ pub(super) fn platform_from_row(r: &Row) -> rusqlite::Result<Result<Platform>> {
                 .transpose()?,
             allow_exec: r.get(9)?,
             upload_limit: upload_limit(r.get(10)?)?,
+            upstream: r
+                .get::<_, Option<String>>(11)?
+                .map(|u| {
+                    u.parse::<std::net::SocketAddr>()
+                        .map_err(|_| corrupt(format!("platform upstream {u:?}")))
+                })
+                .transpose()?,
         })
     })())
 }
 
-pub(super) const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked, php_version, web_root, drush, allow_exec, upload_limit_mb";
+pub(super) const PLATFORM_COLS: &str = "id, name, server_id, path, kind, locked, php_version, web_root, drush, allow_exec, upload_limit_mb, upstream";
 
 /// An upload limit as the state keeps it (MiB), checked against the model's bounds.
 fn upload_limit(mb: Option<i64>) -> Result<Option<model::UploadLimit>> {

@@ -45,6 +45,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         drush: None,
         allow_exec: false,
         upload_limit: model::UploadLimit::from_mb(16),
+        upstream: None,
     };
     let (p, _) = s.insert_platform(&platform, None).unwrap();
     (server.id, p.id)

@@ -439,10 +439,7 @@ async fn new_platform_page(
             ctx: Ctx::new(viewer, "platforms"),
             form,
             servers,
-            kinds: model::PlatformKind::ALL
-                .iter()
-                .map(|k| k.as_str())
-                .collect(),
+            kinds: model::PlatformKind::addable().map(|k| k.as_str()).collect(),
             errors,
         },
     )

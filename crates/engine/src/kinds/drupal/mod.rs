@@ -194,6 +194,7 @@ impl AppKind for Drupal {
             files: Vec::new(),
             denied_files: Some(DENIED_FILES),
             php_scripts: Some(vec!["/index.php".into()]),
+            proxy: None,
         }
     }
 

@@ -107,6 +107,7 @@ fn a_configured_drush_drives_a_code_base_without_its_own() {
         drush: None,
         allow_exec: false,
         upload_limit: None,
+        upstream: None,
     };
     assert_eq!(platform_layout(&platform).unwrap().drush, None);
     platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
@@ -134,6 +135,7 @@ fn drupal10_platform(code: &Path) -> Platform {
         drush: None,
         allow_exec: false,
         upload_limit: None,
+        upstream: None,
     }
 }
 

@@ -227,6 +227,7 @@ impl AppKind for Wordpress {
             )],
             denied_files: None,
             php_scripts: None,
+            proxy: None,
         }
     }
 

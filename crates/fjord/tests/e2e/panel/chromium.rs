@@ -20,10 +20,17 @@ struct Chromedriver {
 
 impl Chromedriver {
     fn start() -> Chromedriver {
+        Chromedriver::start_with(&[])
+    }
+
+    /// With more environment for it and the browsers it starts (`HOME`: where Chromium
+    /// finds its NSS database of trusted roots).
+    fn start_with(env: &[(&str, &std::path::Path)]) -> Chromedriver {
         let port = free_port();
         // Its own process group: the browsers it starts go with it, even after a failed test.
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -52,16 +59,31 @@ impl Drop for Chromedriver {
 }
 
 async fn browser(driver: &Chromedriver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// With more command-line arguments for Chromium.
+async fn browser_with(driver: &Chromedriver, extra: &[String]) -> Client {
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=1280,900",
-            ],
+            "args": args,
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -138,8 +160,19 @@ async fn fill(c: &Client, css: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Clicks an element; found again if the page was replaced meanwhile (a task's page reloads
+/// itself 600 ms after the task ends, and a click on the page it left is refused).
 async fn click(c: &Client, css: &str) {
-    element(c, css).await.click().await.unwrap();
+    for _ in 0..50 {
+        match element(c, css).await.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("click on {css}: {e}"),
+        }
+    }
+    panic!("{css} was replaced on every click");
 }
 
 async fn select(c: &Client, css: &str, value: &str) {
@@ -167,7 +200,11 @@ async fn task_ends(c: &Client, ends: &[&str]) -> String {
 }
 
 async fn sign_in(c: &Client, panel: &Panel, name: &str, password: &str) {
-    c.goto(&format!("{}/login", panel.url())).await.unwrap();
+    sign_in_at(c, &panel.url(), name, password).await
+}
+
+async fn sign_in_at(c: &Client, base: &str, name: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
     fill(c, "#name", name).await;
     fill(c, "#password", password).await;
     click(c, "#sign-in").await;
@@ -316,4 +353,93 @@ fn a_person_runs_sites_from_the_panel_in_a_real_browser() {
         let png = std::fs::read(screenshots().join(format!("{f}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{f}");
     }
+}
+
+/// An NSS database in `home` (where Chromium looks: `~/.pki/nssdb`) that trusts `root` to
+/// issue server certificates, and nothing else of the machine's.
+fn trust_root_for_chromium(home: &std::path::Path, root: &std::path::Path) {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    let run = |args: &[&str]| {
+        let out = Command::new("certutil")
+            .args(args)
+            .output()
+            .expect("certutil runs (scripts/setup-host --test installs libnss3-tools)");
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["-N", "-d", &db, "--empty-password"]);
+    let root = root.display().to_string();
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "fjord-test-ca",
+        "-t",
+        "C,,",
+        "-i",
+        &root,
+    ]);
+}
+
+#[test]
+fn a_person_signs_in_and_runs_a_task_through_the_panels_own_https_vhost() {
+    use super::https::{serve_at, wait_served};
+    use crate::acme::{listen_https, register_account};
+    use crate::pebble::Pebble;
+
+    let env = Env::new();
+    let pebble = Pebble::start(env.nginx.port);
+    register_account(&env, &pebble, "ops@panel.example");
+    let https_port = listen_https(&env);
+    let password = "the browser test's password";
+    add_user(&env, "admin", "administrator", None, password);
+    let t = token();
+    let site = format!("{t}.example");
+    env.ok(&["site", "add", &site, "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let host = "panel.example";
+    let url = format!("https://{host}:{https_port}");
+    let panel = serve_at(&env, free_port(), &url);
+    wait_served(&pebble, &panel, host, https_port);
+
+    // Chromium trusts pebble's root through its own NSS database, as a machine trusts a
+    // private CA: no certificate error is ignored, so a page it shows passed its checks.
+    let home = tempfile::tempdir().unwrap();
+    trust_root_for_chromium(home.path(), &pebble.issuing_root());
+    let driver = Chromedriver::start_with(&[("HOME", home.path())]);
+    let resolve = format!("--host-resolver-rules=MAP {host} 127.0.0.1");
+
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let c = browser_with(&driver, &[resolve]).await;
+            sign_in_at(&c, &url, "admin", password).await;
+            assert_eq!(text(&c, "h1").await, "Dashboard");
+            let at = c.current_url().await.unwrap();
+            assert_eq!(
+                (at.scheme(), at.host_str(), at.port()),
+                ("https", Some(host), Some(https_port))
+            );
+            let cookie = c.get_named_cookie("fjord_session").await.unwrap();
+            assert_eq!(cookie.secure(), Some(true), "{cookie:?}");
+            shot(&c, "https-01-dashboard").await;
+
+            // A task queued from the site's page; its log streams through the vhost to its end.
+            c.goto(&format!("{url}/sites/{site}")).await.unwrap();
+            click(&c, "#action-backup").await;
+            wait_path(&c, "the backup", |p| p.starts_with("/tasks/")).await;
+            assert_eq!(task_ends(&c, &["success", "failed"]).await, "success");
+            let log = text(&c, "#log").await;
+            assert!(log.contains("site-backup of site"), "{log}");
+            shot(&c, "https-02-task").await;
+            c.close().await.unwrap();
+        });
 }

@@ -3,6 +3,7 @@
 
 mod chromium;
 mod doors;
+mod https;
 mod matrix;
 mod metrics;
 mod newuser;
@@ -31,7 +32,11 @@ impl Panel {
 
     /// With more arguments to `fjord serve`.
     pub fn start_with(env: &Env, faults: &[&str], args: &[&str]) -> Panel {
-        let port = free_port();
+        Panel::start_on(env, free_port(), faults, args)
+    }
+
+    /// On a port of the caller's choice (a restart where it listened before).
+    pub fn start_on(env: &Env, port: u16, faults: &[&str], args: &[&str]) -> Panel {
         let log_path = env.data.path().join(format!("serve-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let listen = format!("127.0.0.1:{port}");
