@@ -436,7 +436,7 @@ fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> 
             eprintln!("fjord: the panel listens on http://{} ({url})", server.addr);
             match &panel_site {
                 Some(site) => print_panel_site(site, &url),
-                None => note_kept_panel_site(&fjord)?,
+                None => note_kept_panel_site(fjord)?,
             }
             let result = if args.no_dispatcher {
                 engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
