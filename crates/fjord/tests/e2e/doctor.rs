@@ -173,7 +173,11 @@ fn doctor_finds_each_problem_it_looks_for_and_says_what_to_fix() {
     std::fs::write(&conf, original.replace(&include, "")).unwrap();
     // The panel was last served at a plain-HTTP address others reach.
     {
-        let _panel = crate::panel::Panel::start_with(&env, &[], &["--url", "http://panel.example"]);
+        let _panel = crate::panel::Panel::start_with(
+            &env,
+            &[],
+            &["--url", "http://panel.example", "--panel-server", "none"],
+        );
     }
 
     let (exit, findings) = doctor(&env);
