@@ -18,6 +18,7 @@ mod databases;
 mod disk_full;
 mod drupal;
 mod edge;
+mod fleet_https;
 mod hardening;
 mod hostile;
 mod isolation;

@@ -298,4 +298,12 @@ CREATE TABLE site_certificates (
     renewal_attempts INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 17: the orders a batch certificate task (`https-issue`) placed with the ACME account,
+    // counted with the single certificate tasks against the CA's orders per account.
+    r#"
+CREATE TABLE acme_orders (
+    placed_at INTEGER NOT NULL,
+    count INTEGER NOT NULL
+);
+"#,
 ];
