@@ -25,7 +25,8 @@ pub(super) fn https_account(
     let credentials = paths::acme_credentials(&env.data_dir);
     x.write_file(&credentials, &account.credentials, 0o600)?;
     x.log(&format!(
-        "ACME account {} at {} for {}",
+        "ACME account {} at {} for {}; sites made before it get their certificates with \
+         `fjord https issue --server SERVER`",
         account.url, a.directory, a.email
     ));
     Ok(TaskEffect::SetAcmeAccount(AcmeAccount {

@@ -43,17 +43,42 @@ fn https_answer(pebble: &Pebble, host: &str, port: u16) -> String {
     }
 }
 
-/// What a batch may change: the sites' files and vhosts, fjord's certificate files, each
-/// site's certificate in the state and its HTTPS answer.
+/// What a batch may change for `names`: their files and vhosts, their certificate files, each
+/// one's certificate in the state and what it answers.
 fn served_state(env: &Env, pebble: &Pebble, names: &[&str], port: u16) -> BTreeMap<String, String> {
     let mut state = env.host_state(names);
-    crate::harness::walk(&env.data.path().join("tls"), &mut state);
+    // fjord's certificate files, but those of the other sites' certificates.
+    let others: Vec<String> = env
+        .json(&["site", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .filter(|s| !names.contains(&s.as_str()))
+        .filter_map(|s| {
+            let chain = env.json(&["site", "show", &s])["certificate"]["chain_file"].clone();
+            let chain = std::path::PathBuf::from(chain.as_str()?);
+            Some(chain.parent()?.parent()?.display().to_string())
+        })
+        .collect();
+    let mut files = BTreeMap::new();
+    crate::harness::walk(&env.data.path().join("tls"), &mut files);
+    state.extend(files.into_iter().filter(|(path, _)| {
+        !others
+            .iter()
+            .any(|dir| path == dir || path.starts_with(&format!("{dir}/")))
+    }));
     for name in names {
-        state.insert(
-            format!("{name} certificate"),
-            env.json(&["site", "show", name])["certificate"].to_string(),
-        );
-        state.insert(format!("{name} HTTPS"), https_answer(pebble, name, port));
+        let certificate = env.json(&["site", "show", name])["certificate"].clone();
+        // A site without a certificate has no HTTPS server block of its own: what the HTTPS
+        // port answers for its name depends on the other sites', so its HTTP answer is kept.
+        let answer = if certificate.is_null() {
+            format!("HTTP {}", env.nginx.get(name, "/").0)
+        } else {
+            format!("HTTPS {}", https_answer(pebble, name, port))
+        };
+        state.insert(format!("{name} certificate"), certificate.to_string());
+        state.insert(format!("{name} answer"), answer);
     }
     state
 }
