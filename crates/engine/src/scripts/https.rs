@@ -211,8 +211,9 @@ fn certificate_record(
     }
 }
 
-/// Orders a batch keeps in flight at once: Let's Encrypt and pebble answer 8 to 16 side by
-/// side without slowing down; more only queues at the CA.
+/// Orders a batch keeps in flight at once: an order is mostly waiting (for the CA to validate
+/// and sign), so 16 keep a CA busy without this side doing more than making keys; more would
+/// only queue at the CA, whose limits count orders, not how many are open at once.
 pub const ORDERS_IN_FLIGHT: usize = 16;
 
 /// The most vhosts one nginx commit of a batch names: 1,000 sites switch in one reload; a

@@ -47,6 +47,10 @@ fn https_answer(pebble: &Pebble, host: &str, port: u16) -> String {
 /// one's certificate in the state and what it answers.
 fn served_state(env: &Env, pebble: &Pebble, names: &[&str], port: u16) -> BTreeMap<String, String> {
     let mut state = env.host_state(names);
+    // The vhosts of `names`, not the other sites'.
+    state.retain(|path, _| {
+        !path.contains("/vhost.d/") || names.iter().any(|n| path.ends_with(&format!("/{n}.conf")))
+    });
     // fjord's certificate files, but those of the other sites' certificates.
     let others: Vec<String> = env
         .json(&["site", "list"])
