@@ -62,20 +62,23 @@ pub struct NewAccount {
 /// Registers a new account at `ca` for `email`, agreeing to the CA's terms.
 pub fn create_account(ca: &AcmeCa, email: &str) -> Result<NewAccount> {
     let contact = format!("mailto:{email}");
-    let (account, creds) = block_on(async {
-        builder(ca)?
-            .create(
-                &instant_acme::NewAccount {
-                    contact: &[&contact],
-                    terms_of_service_agreed: true,
-                    only_return_existing: false,
-                },
-                ca.directory.clone(),
-                None,
-            )
-            .await
-            .map_err(|e| acme_error(&ca.directory, "creating the account", e))
-    })?;
+    let (account, creds) = block_on(
+        async {
+            builder(ca)?
+                .create(
+                    &instant_acme::NewAccount {
+                        contact: &[&contact],
+                        terms_of_service_agreed: true,
+                        only_return_existing: false,
+                    },
+                    ca.directory.clone(),
+                    None,
+                )
+                .await
+                .map_err(|e| acme_error(&ca.directory, "creating the account", e))
+        },
+        EXCHANGE_BOUND,
+    )?;
     let credentials = serde_json::to_vec(&creds)
         .map_err(|e| HostError::Refused(format!("account credentials: {e}")))?;
     Ok(NewAccount {
@@ -118,26 +121,88 @@ pub fn order(
     challenges: &ChallengeDir,
 ) -> Result<Issued> {
     let creds = read_credentials(credentials)?;
+    block_on(
+        async {
+            let account = load_account(ca, creds).await?;
+            order_async(&account, &ca.directory, names, challenges).await
+        },
+        EXCHANGE_BOUND,
+    )
+}
+
+/// Orders a certificate for each list of names in `orders`, at most `in_flight` at once, with
+/// one account (loaded once). Each order succeeds or fails on its own, in the CA's words, and
+/// is bounded in time as [`order`] is; the results are in the order of `orders`. Fails as a
+/// whole only when the account cannot be loaded.
+pub fn order_many(
+    ca: &AcmeCa,
+    credentials: &Path,
+    orders: &[Vec<String>],
+    challenges: &ChallengeDir,
+    in_flight: usize,
+) -> Result<Vec<Result<Issued>>> {
+    use futures_util::StreamExt;
+    let creds = read_credentials(credentials)?;
+    // Every order is bounded on its own: the whole is bounded by how many rounds of
+    // `in_flight` orders there are.
+    let rounds = orders.len().div_ceil(in_flight.max(1)) as u32 + 1;
+    block_on(
+        async {
+            let account = load_account(ca, creds).await?;
+            let dir = ca.directory.as_str();
+            let account = &account;
+            Ok(
+                futures_util::stream::iter(orders.iter().map(|names| async move {
+                    tokio::time::timeout(
+                        EXCHANGE_BOUND,
+                        order_async(account, dir, names, challenges),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(HostError::Refused(format!(
+                            "the CA at {dir} did not issue within {} s",
+                            EXCHANGE_BOUND.as_secs()
+                        )))
+                    })
+                }))
+                .buffered(in_flight.max(1))
+                .collect()
+                .await,
+            )
+        },
+        EXCHANGE_BOUND * rounds,
+    )
+}
+
+async fn load_account(ca: &AcmeCa, creds: AccountCredentials) -> Result<Account> {
+    builder(ca)?
+        .from_credentials(creds)
+        .await
+        .map_err(|e| acme_error(&ca.directory, "loading the account", e))
+}
+
+/// One order; the challenge answers it wrote are removed whatever its outcome.
+async fn order_async(
+    account: &Account,
+    dir: &str,
+    names: &[String],
+    challenges: &ChallengeDir,
+) -> Result<Issued> {
     let mut written: Vec<String> = Vec::new();
-    let result = block_on(order_async(ca, creds, names, challenges, &mut written));
+    let result = answer_and_issue(account, dir, names, challenges, &mut written).await;
     for token in &written {
         challenges.remove(token);
     }
     result
 }
 
-async fn order_async(
-    ca: &AcmeCa,
-    creds: AccountCredentials,
+async fn answer_and_issue(
+    account: &Account,
+    dir: &str,
     names: &[String],
     challenges: &ChallengeDir,
     written: &mut Vec<String>,
 ) -> Result<Issued> {
-    let dir = &ca.directory;
-    let account: Account = builder(ca)?
-        .from_credentials(creds)
-        .await
-        .map_err(|e| acme_error(dir, "loading the account", e))?;
     let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
@@ -300,18 +365,18 @@ fn read_credentials(path: &Path) -> Result<AccountCredentials> {
     })
 }
 
-fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+fn block_on<T>(future: impl std::future::Future<Output = Result<T>>, bound: Duration) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| HostError::Refused(format!("starting the ACME client: {e}")))?
         .block_on(async {
-            tokio::time::timeout(EXCHANGE_BOUND, future)
+            tokio::time::timeout(bound, future)
                 .await
                 .unwrap_or_else(|_| {
                     Err(HostError::Refused(format!(
                         "the CA did not answer within {} s",
-                        EXCHANGE_BOUND.as_secs()
+                        bound.as_secs()
                     )))
                 })
         })

@@ -230,6 +230,14 @@ pub const RETRY_MAX_S: i64 = 86_400;
 pub const ORDERS_PER_WINDOW: usize = 300;
 pub const ORDERS_WINDOW_S: i64 = 3 * 3_600;
 
+/// How many orders fjord lets the account place in [`ORDERS_WINDOW_S`]: Let's Encrypt's
+/// limit at a CA reached through the system's roots (Let's Encrypt, or a public CA whose
+/// limits fjord does not know); none at a private CA, one whose root the administrator gave
+/// (`https account --ca-root`), whose limits are its operator's.
+pub fn orders_limit(private_ca: bool) -> Option<usize> {
+    (!private_ca).then_some(ORDERS_PER_WINDOW)
+}
+
 #[cfg(test)]
 mod renewal_tests {
     use super::*;

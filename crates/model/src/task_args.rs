@@ -263,9 +263,10 @@ impl TaskArgs {
             })
         }
         Ok(match kind {
-            TaskKind::ServerVerify | TaskKind::SiteImport | TaskKind::SiteCacheClear => {
-                TaskArgs::None
-            }
+            TaskKind::ServerVerify
+            | TaskKind::SiteImport
+            | TaskKind::SiteCacheClear
+            | TaskKind::HttpsIssue => TaskArgs::None,
             TaskKind::SiteDisable | TaskKind::SiteEnable | TaskKind::SiteDelete => TaskArgs::Site {
                 force: read::<ForceJson>(kind, json)?.force,
             },

@@ -121,6 +121,11 @@ pub enum TaskEffect {
     SetAcmeAccount(AcmeAccount),
     /// Record a site's certificate, whose files the task wrote (replacing the one there was).
     SetSiteCertificate(SiteCertificate),
+    /// Count orders a batch task placed with the ACME account (against the CA's limit).
+    CountAcmeOrders(usize),
+    /// Done, with something the operator should read: the task is recorded `warning`, with
+    /// this as its message. Changes nothing in the state.
+    Warn(String),
     /// Queues a follow-up task with this task's success (a new site's certificate order).
     QueueTask {
         target: Target,
@@ -133,6 +138,20 @@ pub enum TaskEffect {
         platform_id: i64,
         sites: Vec<ImportedSite>,
     },
+}
+
+impl TaskEffect {
+    /// What the task warns of ([`TaskEffect::Warn`]), if anything.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            TaskEffect::Warn(text) => Some(text.clone()),
+            TaskEffect::Many(effects) => {
+                let said: Vec<String> = effects.iter().filter_map(|e| e.warning()).collect();
+                (!said.is_empty()).then(|| said.join("; "))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A site found on a platform: its name, and what its config says.
@@ -450,6 +469,9 @@ pub trait Store: Accounts + Send + Sync {
     ) -> Result<Option<Task>>;
     /// How many tasks of `kind` were queued since `since_ms`.
     fn tasks_queued_since(&self, kind: TaskKind, since_ms: i64) -> Result<usize>;
+    /// How many orders the ACME account placed since `since_ms`: a certificate task's one
+    /// (counted when queued), and those of batch tasks (counted when they succeed).
+    fn acme_orders_since(&self, since_ms: i64) -> Result<usize>;
     fn delete_site(&self, id: i64) -> Result<()>;
 
     /// Whether a site database of this name exists on that server and engine.

@@ -495,8 +495,15 @@ fn run_task(
         Ok((effect, mut steps)) => {
             // The work is done and its undo still journaled: the success is recorded, however
             // long the store takes to accept it (a full disk), never rolled back for that.
+            // A task that warns (a batch some of whose orders failed) is done, and says what
+            // to read.
+            let warning = effect.warning();
+            let status = match warning {
+                Some(_) => TaskStatus::Warning,
+                None => TaskStatus::Success,
+            };
             match retry_transient(|| {
-                store.finish_task(task.id, claim, TaskStatus::Success, None, &effect)
+                store.finish_task(task.id, claim, status, warning.as_deref(), &effect)
             }) {
                 Ok(false) => {
                     // Only a dispatcher that found this one dead takes a task over, and it
@@ -505,7 +512,7 @@ fn run_task(
                     None
                 }
                 Ok(true) => {
-                    journal.log_durably("success");
+                    journal.log_durably(status.as_str());
                     let outbox =
                         std::mem::take(&mut *env.outbox.lock().unwrap_or_else(|p| p.into_inner()));
                     if let (false, Ok(Some(settings))) = (outbox.is_empty(), fjord.mail_settings())

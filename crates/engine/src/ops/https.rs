@@ -81,10 +81,51 @@ impl Fjord {
         )
     }
 
+    /// Queues a batch of certificates on `server`: one for every site there that wants one
+    /// (`scripts::https::https_issue`). Refused at once without an account, or when the server
+    /// listens on no HTTPS address (no certificate would be served).
+    pub fn https_issue(&self, server: &str, dry_run: bool) -> Result<Queued> {
+        let server = self.server(server)?;
+        if self.store().acme_account()?.is_none() {
+            return Err(Error::Refused(
+                "no ACME account yet: make one with `fjord https account --email ADDRESS`".into(),
+            ));
+        }
+        let model::HttpService::Nginx(nginx) = &server.http;
+        if nginx.https_listen.is_empty() {
+            return Err(Error::Refused(format!(
+                "server {} listens on no HTTPS address: no certificate would be served \
+                 (fjord server edit {} --https-listen ADDRESS)",
+                server.name, server.name
+            )));
+        }
+        self.queue(
+            Target::Server(server.id),
+            TaskKind::HttpsIssue,
+            TaskArgs::None,
+            dry_run,
+        )
+    }
+
     /// A site's certificate as the state records it.
     pub fn site_certificate(&self, name: &str) -> Result<Option<store::SiteCertificate>> {
         let site = self.site(name)?;
         Ok(self.store().site_certificate(site.id)?)
+    }
+
+    /// How many more orders the account may place now under the CA's limit
+    /// ([`model::https::orders_limit`]); none when fjord knows of no limit.
+    pub(crate) fn acme_orders_room(
+        &self,
+        account: &store::AcmeAccount,
+        now_ms: i64,
+    ) -> Result<Option<usize>> {
+        let Some(limit) = model::https::orders_limit(account.ca_root.is_some()) else {
+            return Ok(None);
+        };
+        let window_start = now_ms - model::https::ORDERS_WINDOW_S * 1000;
+        let placed = self.store().acme_orders_since(window_start)?;
+        Ok(Some(limit.saturating_sub(placed)))
     }
 
     /// Queues a renewal of every certificate the ACME account issued that is due
@@ -94,9 +135,9 @@ impl Fjord {
     /// counts the attempt first queues it. Returns the queued tasks.
     pub fn queue_due_renewals(&self, now_ms: i64) -> Result<Vec<Task>> {
         let store = self.store();
-        if store.acme_account()?.is_none() {
+        let Some(account) = store.acme_account()? else {
             return Ok(Vec::new());
-        }
+        };
         let now = now_ms / 1000;
         let due: Vec<_> = store
             .renewable_certificates(now)?
@@ -114,9 +155,9 @@ impl Fjord {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let window_start = now_ms - model::https::ORDERS_WINDOW_S * 1000;
-        let placed = store.tasks_queued_since(TaskKind::SiteHttps, window_start)?;
-        let room = model::https::ORDERS_PER_WINDOW.saturating_sub(placed);
+        let room = self
+            .acme_orders_room(&account, now_ms)?
+            .unwrap_or(usize::MAX);
         let mut queued = Vec::new();
         for (cert, name) in due {
             if queued.len() >= room {

@@ -78,12 +78,52 @@ impl Fjord {
                 objects.extra.certificate = self.store().site_certificate(id)?;
             }
         }
+        if let (TaskKind::HttpsIssue, Target::Server(id)) = (kind, target) {
+            self.load_fleet(id, &mut objects)?;
+        }
         if let TaskArgs::MigrateAll { children, .. } = args {
             for child in children {
                 objects.extra.children.push(self.store().task(*child)?);
             }
         }
         Ok(objects)
+    }
+
+    /// A batch of certificates: the ACME account, the room its CA's limit leaves, and each
+    /// installed or disabled site of server `server` as its own certificate task sees it.
+    fn load_fleet(&self, server: i64, objects: &mut TaskObjects) -> Result<()> {
+        let store = self.store();
+        let account = store.acme_account()?;
+        objects.extra.orders_room = match &account {
+            Some(account) => self.acme_orders_room(account, store::now_ms())?,
+            None => None,
+        };
+        let mut on_server = std::collections::BTreeMap::new();
+        for site in store.sites(None)? {
+            if !matches!(
+                site.status,
+                model::SiteStatus::Installed | model::SiteStatus::Disabled
+            ) {
+                continue;
+            }
+            let here = match on_server.get(&site.platform_id) {
+                Some(here) => *here,
+                None => {
+                    let here = store.platform(site.platform_id)?.server_id == server;
+                    on_server.insert(site.platform_id, here);
+                    here
+                }
+            };
+            if !here {
+                continue;
+            }
+            let mut site_objects = self.target_objects(Target::Site(site.id))?;
+            site_objects.extra.acme_account = account.clone();
+            site_objects.extra.certificate = store.site_certificate(site.id)?;
+            objects.extra.fleet.push(site_objects);
+        }
+        objects.extra.acme_account = account;
+        Ok(())
     }
 
     pub(super) fn target_objects(&self, target: Target) -> Result<TaskObjects> {

@@ -23,6 +23,7 @@ pub use server::nginx_hook;
 mod site;
 
 use backup::*;
+pub use https::ORDERS_IN_FLIGHT;
 use https::*;
 use moves::*;
 use platform::*;
@@ -68,6 +69,12 @@ pub struct Extra {
     pub acme_account: Option<store::AcmeAccount>,
     /// A site's install and verify tasks: its certificate as the state records it.
     pub certificate: Option<store::SiteCertificate>,
+    /// A server's batch of certificates: each installed or disabled site of the server, as a
+    /// site task would see it, with its certificate and the ACME account.
+    pub fleet: Vec<TaskObjects>,
+    /// A server's batch of certificates: how many orders the CA's limit leaves room for now
+    /// (none: no limit known).
+    pub orders_room: Option<usize>,
 }
 
 impl TaskObjects {
@@ -556,6 +563,7 @@ pub fn run(
         TaskKind::ServerVerify => server_verify(env, &objects.server, x),
         TaskKind::HttpsAccount => https_account(env, args, x),
         TaskKind::SiteHttps => site_https(env, objects, args, x),
+        TaskKind::HttpsIssue => https_issue(env, objects, x),
         TaskKind::PlatformVerify => platform_verify(env, objects, args, x),
         TaskKind::SiteInstall => site_install(env, objects, args, x),
         // A verify leaves the site's status as it is (a site needing attention still does);

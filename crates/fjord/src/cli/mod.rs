@@ -83,8 +83,8 @@ enum Command {
     /// The task queue and its logs.
     #[command(subcommand)]
     Task(TaskCmd),
-    /// HTTPS: the installation's account at an ACME CA (sites get certificates with
-    /// `fjord site https`).
+    /// HTTPS: the installation's account at an ACME CA, and certificates for a server's sites
+    /// (one site's with `fjord site https`).
     #[command(subcommand)]
     Https(HttpsCmd),
     /// Show or set the default backup schedule and retention of every site without its own.
@@ -122,6 +122,18 @@ enum HttpsCmd {
         #[arg(long, value_name = "FILE")]
         ca_root: Option<PathBuf>,
         /// The server whose dispatcher talks to the CA.
+        #[arg(long, default_value = "local")]
+        server: String,
+        #[command(flatten)]
+        opts: TaskOpts,
+    },
+    /// Give every site of SERVER that has no certificate of the account for all its names one
+    /// (a fleet switched to HTTPS after `https account`): one task, its orders side by side,
+    /// every vhost switched in as few nginx reloads as possible. A site whose order fails is
+    /// named in the log and keeps serving as before (the task ends `warning`); orders beyond
+    /// the CA's limit (Let's Encrypt: 300 an account in 3 hours) are deferred and said.
+    Issue {
+        /// The server whose sites get certificates.
         #[arg(long, default_value = "local")]
         server: String,
         #[command(flatten)]
@@ -472,6 +484,10 @@ fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> 
                 ca_root.as_deref(),
                 opts.dry_run,
             )?;
+            queued(fjord, q, &opts)
+        }
+        Command::Https(HttpsCmd::Issue { server, opts }) => {
+            let q = fjord.https_issue(&server, opts.dry_run)?;
             queued(fjord, q, &opts)
         }
         Command::BackupPolicy(p) => policy(fjord, None, &p),

@@ -124,7 +124,9 @@ http {{
     /// How many times nginx has reloaded its config (from its own log).
     pub fn reloads(&self) -> usize {
         let log = std::fs::read_to_string(self.prefix().join("logs/error.log")).unwrap_or_default();
-        log.matches("reconfiguring").count()
+        // nginx logs each reload twice: "signal 1 (SIGHUP) received from N, reconfiguring",
+        // then "N#N: reconfiguring"; the second alone is counted.
+        log.matches(": reconfiguring").count()
     }
 
     /// `GET path` with a Host header: (status, Location header, body).

@@ -20,6 +20,7 @@ mod disk_full;
 mod doctor;
 mod drupal;
 mod edge;
+mod fleet_https;
 mod hardening;
 mod hostile;
 mod https_steps;

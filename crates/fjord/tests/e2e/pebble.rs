@@ -21,6 +21,11 @@ pub struct Pebble {
 impl Pebble {
     /// Starts pebble validating HTTP-01 on `http_port` (the private nginx's).
     pub fn start(http_port: u16) -> Pebble {
+        Pebble::start_with(http_port, &[])
+    }
+
+    /// [`Pebble::start`], with more of pebble's settings in its environment (`PEBBLE_…`).
+    pub fn start_with(http_port: u16, settings: &[(&str, &str)]) -> Pebble {
         let dir = world_readable_tempdir();
         let p = dir.path();
         make_listener_certificate(p);
@@ -57,6 +62,7 @@ impl Pebble {
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .envs(settings.iter().copied())
             .stdout(log("pebble.log"))
             .stderr(log("pebble.err"))
             .spawn()

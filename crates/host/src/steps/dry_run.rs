@@ -261,6 +261,25 @@ impl Steps for DryRun {
         Ok(None)
     }
 
+    fn acme_orders(
+        &mut self,
+        ca: &AcmeCa,
+        _credentials: &Path,
+        orders: &[Vec<String>],
+        challenges: &Path,
+        in_flight: usize,
+    ) -> Result<Option<Vec<Result<Issued>>>> {
+        for names in orders {
+            self.step(format!(
+                "order a certificate for {} from the ACME CA {} ({in_flight} orders in flight, HTTP-01 answers in {})",
+                names.join(", "),
+                ca.directory,
+                challenges.display()
+            ));
+        }
+        Ok(None)
+    }
+
     fn make_dir(&mut self, path: &Path) -> Result<()> {
         let note = if path.is_dir() { " (exists)" } else { "" };
         self.step(format!("make directory {}{note}", path.display()));

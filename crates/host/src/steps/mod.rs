@@ -50,6 +50,18 @@ pub trait Steps {
         names: &[String],
         challenges: &Path,
     ) -> Result<Option<Issued>>;
+    /// Orders a certificate for each list of names in `orders`, at most `in_flight` at once,
+    /// as [`Steps::acme_order`] does one: one step, each order's outcome its own, in the order
+    /// of `orders` (none in a dry run). Fails as a whole only when the account cannot be
+    /// loaded or the challenge dir opened.
+    fn acme_orders(
+        &mut self,
+        ca: &AcmeCa,
+        credentials: &Path,
+        orders: &[Vec<String>],
+        challenges: &Path,
+        in_flight: usize,
+    ) -> Result<Option<Vec<Result<Issued>>>>;
     /// Creates a directory (its parent must exist); nothing if it exists.
     fn make_dir(&mut self, path: &Path) -> Result<()>;
     /// Makes a directory that is one site's alone (its files, its private dir), whose
@@ -461,6 +473,33 @@ impl Steps for LiveSteps<'_> {
             ca.directory
         );
         let issued = crate::acme::order(ca, credentials, names, &ChallengeDir::open(challenges)?)?;
+        self.after_step(&what)?;
+        Ok(Some(issued))
+    }
+
+    fn acme_orders(
+        &mut self,
+        ca: &AcmeCa,
+        credentials: &Path,
+        orders: &[Vec<String>],
+        challenges: &Path,
+        in_flight: usize,
+    ) -> Result<Option<Vec<Result<Issued>>>> {
+        let issued = crate::acme::order_many(
+            ca,
+            credentials,
+            orders,
+            &ChallengeDir::open(challenges)?,
+            in_flight,
+        )?;
+        let failed = issued.iter().filter(|r| r.is_err()).count();
+        let what = format!(
+            "order {} certificates from {} ({} in flight): {} issued, {failed} failed",
+            orders.len(),
+            ca.directory,
+            in_flight,
+            orders.len() - failed
+        );
         self.after_step(&what)?;
         Ok(Some(issued))
     }

@@ -79,6 +79,13 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
         }
         TaskEffect::SetAcmeAccount(account) => certificates::set_acme_account(tx, account)?,
         TaskEffect::SetSiteCertificate(cert) => certificates::set_site_certificate(tx, cert)?,
+        TaskEffect::CountAcmeOrders(count) => {
+            tx.execute(
+                "INSERT INTO acme_orders (placed_at, count) VALUES (?1, ?2)",
+                params![now_ms(), *count as i64],
+            )?;
+        }
+        TaskEffect::Warn(_) => {}
         TaskEffect::QueueTask {
             target,
             target_name,

@@ -313,4 +313,12 @@ CREATE INDEX backups_site_time ON backups(site_id, created_at);
     r#"
 ALTER TABLE platforms ADD COLUMN upstream TEXT;
 "#,
+    // 19: the orders a batch certificate task (`https-issue`) placed with the ACME account,
+    // counted with the single certificate tasks against the CA's orders per account.
+    r#"
+CREATE TABLE acme_orders (
+    placed_at INTEGER NOT NULL,
+    count INTEGER NOT NULL
+);
+"#,
 ];

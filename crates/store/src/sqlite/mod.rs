@@ -176,6 +176,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn acme_orders_since(&self, since_ms: i64) -> Result<usize> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT (SELECT COUNT(*) FROM tasks WHERE kind = ?1 AND created_at > ?2) \
+                 + (SELECT COALESCE(SUM(count), 0) FROM acme_orders WHERE placed_at > ?2)",
+                params![TaskKind::SiteHttps.as_str(), since_ms],
+                |r| r.get(0),
+            )?;
+            Ok(n as usize)
+        })
+    }
+
     fn record_certificate_attempt(
         &self,
         site_id: i64,

@@ -701,4 +701,58 @@ fn metrics_count_tasks_run_times_backups_and_cron_runs() {
         vec![("cron_failures".into(), 1), ("cron_runs".into(), 1)]
     );
     assert_eq!(m.sites, vec![(SiteStatus::Installed, 2)]);
+
+#[test]
+fn a_batchs_orders_count_with_single_certificate_tasks_against_the_cas_limit() {
+    let s = store();
+    let (server, p) = setup(&s);
+    let (site, _) = s
+        .insert_site(&new_site("orders.example", p, &[]), None)
+        .unwrap();
+    let start = now_ms() - 1;
+    assert_eq!(s.acme_orders_since(start).unwrap(), 0);
+    s.enqueue(
+        Target::Site(site.id),
+        "orders.example",
+        NewTask::new(TaskKind::SiteHttps),
+    )
+    .unwrap();
+    assert_eq!(s.acme_orders_since(start).unwrap(), 1);
+    let batch = s
+        .enqueue(
+            Target::Server(server),
+            "local",
+            NewTask::new(TaskKind::HttpsIssue),
+        )
+        .unwrap();
+    // A batch counts nothing when queued: its orders are counted with its outcome, and a
+    // warning is recorded as the task's status and message.
+    assert_eq!(s.acme_orders_since(start).unwrap(), 1);
+    let running = loop {
+        let claimed = s.claim_next("d").unwrap().unwrap();
+        if claimed.task.id == batch.id {
+            break claimed;
+        }
+        assert!(finish(&s, &claimed, TaskStatus::Success));
+    };
+    let effect = TaskEffect::Many(vec![
+        TaskEffect::CountAcmeOrders(250),
+        TaskEffect::Warn("1 of 250 orders failed".into()),
+    ]);
+    assert_eq!(effect.warning().as_deref(), Some("1 of 250 orders failed"));
+    assert!(
+        s.finish_task(
+            batch.id,
+            &running.claim,
+            TaskStatus::Warning,
+            effect.warning().as_deref(),
+            &effect
+        )
+        .unwrap()
+    );
+    assert_eq!(s.acme_orders_since(start).unwrap(), 251);
+    assert_eq!(s.acme_orders_since(now_ms() + 1).unwrap(), 0);
+    let recorded = s.task(batch.id).unwrap();
+    assert_eq!(recorded.status, TaskStatus::Warning);
+    assert_eq!(recorded.error.as_deref(), Some("1 of 250 orders failed"));
 }
