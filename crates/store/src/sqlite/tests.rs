@@ -701,6 +701,7 @@ fn metrics_count_tasks_run_times_backups_and_cron_runs() {
         vec![("cron_failures".into(), 1), ("cron_runs".into(), 1)]
     );
     assert_eq!(m.sites, vec![(SiteStatus::Installed, 2)]);
+}
 
 #[test]
 fn a_batchs_orders_count_with_single_certificate_tasks_against_the_cas_limit() {
