@@ -108,26 +108,31 @@ impl NginxCtl {
     }
 
     /// Gives nginx's master the open files a reload needs: the new config's log files beside
-    /// the ones it holds. Fails, before any reload, when that cannot be raised; returns what
-    /// was raised.
-    fn open_files_for_reload(&self, master: u32) -> Result<Option<open_files::Raised>> {
+    /// the ones it holds. What it cannot give is said on fjord's stderr, and the reload made
+    /// all the same: the need is an estimate with room to spare, and a reload that does run
+    /// out is told by [`short_of_open_files`].
+    fn open_files_for_reload(&self, master: u32) {
         let vhosts = open_files::vhosts_in(&self.config_dir);
         let Some(held) = open_files::open_files_held(master) else {
-            return Ok(None);
+            return;
         };
         let need = open_files::needed_by_reload(held, vhosts);
-        open_files::ensure_open_files(Some(master), need).map_err(|e| {
-            let limit = open_files::open_files_limits(master)
-                .map_or("?".to_string(), |(soft, _)| soft.to_string());
-            HostError::Nginx(format!(
-                "nginx's master (pid {master}) may open {limit} files and holds {held}; a \
-                 reload of {vhosts} sites opens their two log files each again beside the old \
-                 ones (about {need} in all), and fjord could not raise its limit ({e}). Raise \
-                 nginx's limit: LimitNOFILE={suggested} in its systemd unit (systemctl edit \
-                 nginx), or ulimit -n where it is started, then restart nginx",
-                suggested = suggested_limit(need),
-            ))
-        })
+        match open_files::ensure_open_files(Some(master), need) {
+            Ok(None) => {}
+            Ok(Some(raised)) => eprintln!(
+                "fjord: nginx's master (pid {master}) could open {} files, too few to reload \
+                 {vhosts} sites (about {need}): raised to {} for as long as it runs (see \
+                 `fjord server verify`)",
+                raised.from, raised.to
+            ),
+            Err(e) => eprintln!(
+                "fjord: nginx's master (pid {master}) holds {held} open files, and a reload of \
+                 {vhosts} sites may need about {need}: fjord could not raise its limit that far \
+                 ({e}). Raise nginx's limit: LimitNOFILE={} in its systemd unit (systemctl \
+                 edit nginx), or ulimit -n where it is started, then restart nginx",
+                suggested_limit(need)
+            ),
+        }
     }
 
     /// What nginx's limits allow, for the server's verify to report: how many sites this
@@ -239,17 +244,8 @@ impl Reloadable for NginxCtl {
             .first()
             .and_then(|w| proc_info(*w))
             .map(|(m, _)| m);
-        if let Some(master) = master
-            && let Some(raised) = self.open_files_for_reload(master)?
-        {
-            eprintln!(
-                "fjord: nginx's master (pid {}) could open {} files, too few to reload the \
-                 sites of {}: raised to {} for as long as it runs (see `fjord server verify`)",
-                raised.pid,
-                raised.from,
-                self.config_dir.display(),
-                raised.to
-            );
+        if let Some(master) = master {
+            self.open_files_for_reload(master);
         }
         let generation = next_generation();
         fsops::write_atomic(

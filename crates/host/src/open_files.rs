@@ -59,14 +59,15 @@ pub fn vhosts_in(config_dir: &Path) -> u64 {
 /// What a raise did: the soft limit before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Raised {
-    pub pid: u32,
     pub from: u64,
     pub to: u64,
 }
 
 /// Makes `pid` (None: this process) able to open at least `need` files: its soft limit is
 /// raised, to twice `need` (so that a few more sites raise nothing), within its hard limit,
-/// which is raised too when it is short (root's right). `Ok(None)`: it already could.
+/// which is raised too when it is short, if this process may (`CAP_SYS_RESOURCE`: root's,
+/// unless a container took it away); else the soft limit goes up to the hard one. `Ok(None)`:
+/// it already could. `Err`: it still cannot (it may have been raised part of the way).
 pub fn ensure_open_files(pid: Option<u32>, need: u64) -> std::io::Result<Option<Raised>> {
     let id = pid.unwrap_or_else(std::process::id);
     let Some((soft, hard)) = open_files_limits(id) else {
@@ -76,12 +77,7 @@ pub fn ensure_open_files(pid: Option<u32>, need: u64) -> std::io::Result<Option<
     if soft >= need {
         return Ok(None);
     }
-    let ceiling = kernel_ceiling();
-    let want = need.saturating_mul(2).min(ceiling).max(need);
-    let to = Rlimit {
-        current: Some(want),
-        maximum: Some(hard.max(want)),
-    };
+    let want = need.saturating_mul(2).min(kernel_ceiling()).max(need);
     let target = match pid {
         Some(p) => Some(
             Pid::from_raw(p as i32)
@@ -89,12 +85,34 @@ pub fn ensure_open_files(pid: Option<u32>, need: u64) -> std::io::Result<Option<
         ),
         None => None,
     };
-    prlimit(target, Resource::Nofile, to)?;
-    Ok(Some(Raised {
-        pid: id,
-        from: soft,
-        to: want,
-    }))
+    let set = |current: u64, maximum: u64| {
+        prlimit(
+            target,
+            Resource::Nofile,
+            Rlimit {
+                current: Some(current),
+                maximum: Some(maximum),
+            },
+        )
+    };
+    let to = if want <= hard {
+        set(want, hard)?;
+        want
+    } else {
+        match set(want, want) {
+            Ok(_) => want,
+            Err(e) => {
+                set(hard, hard)?;
+                if hard < need {
+                    return Err(std::io::Error::other(format!(
+                        "its hard limit is {hard}, and raising it failed: {e}"
+                    )));
+                }
+                hard
+            }
+        }
+    };
+    Ok(Some(Raised { from: soft, to }))
 }
 
 /// Open files `nginx -t` needs for `vhosts` sites: it opens each site's two log files.
@@ -121,27 +139,27 @@ mod tests {
         let pid = child.id();
         let tight = Rlimit {
             current: Some(300),
-            maximum: Some(400),
-        };
-        prlimit(Pid::from_raw(pid as i32), Resource::Nofile, tight).unwrap();
-        assert_eq!(open_files_limits(pid), Some((300, 400)));
-
-        assert_eq!(ensure_open_files(Some(pid), 250).unwrap(), None);
-        assert_eq!(open_files_limits(pid), Some((300, 400)));
-
-        // The hard limit is short too: both are raised.
-        let raised = ensure_open_files(Some(pid), 350).unwrap().unwrap();
-        assert_eq!((raised.from, raised.to), (300, 700));
-        assert_eq!(open_files_limits(pid), Some((700, 700)));
-
-        // Within the hard limit, only the soft one moves.
-        let roomy = Rlimit {
-            current: Some(300),
             maximum: Some(10_000),
         };
-        prlimit(Pid::from_raw(pid as i32), Resource::Nofile, roomy).unwrap();
-        ensure_open_files(Some(pid), 1000).unwrap().unwrap();
+        prlimit(Pid::from_raw(pid as i32), Resource::Nofile, tight).unwrap();
+        assert_eq!(open_files_limits(pid), Some((300, 10_000)));
+
+        assert_eq!(ensure_open_files(Some(pid), 250).unwrap(), None);
+        assert_eq!(open_files_limits(pid), Some((300, 10_000)));
+
+        // Within the hard limit, only the soft one moves.
+        let raised = ensure_open_files(Some(pid), 1000).unwrap().unwrap();
+        assert_eq!((raised.from, raised.to), (300, 2000));
         assert_eq!(open_files_limits(pid), Some((2000, 10_000)));
+
+        // Twice the need is past the hard limit: the hard limit is raised where this process
+        // may (root), or else the soft one goes up to it, which is enough.
+        let raised = ensure_open_files(Some(pid), 6000).unwrap().unwrap();
+        let (soft, hard) = open_files_limits(pid).unwrap();
+        assert!(
+            soft >= 6000 && soft == raised.to && hard >= soft,
+            "{soft} {hard}"
+        );
         let _ = child.kill();
         let _ = child.wait();
     }

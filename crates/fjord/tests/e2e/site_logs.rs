@@ -349,8 +349,8 @@ fn open_files_limits(pid: u32) -> (u64, u64) {
 }
 
 /// nginx's master holds each site's two log files and opens them again at a reload: a master
-/// started with too few open files (64 here, as under a systemd unit's 1,024 with a few
-/// hundred sites) failed every reload past a few dozen sites and kept its old config. fjord
+/// started with a soft limit too low (64 here, as a systemd unit's 1,024 with a few hundred
+/// sites) failed every reload past a few dozen sites and kept its old config. fjord
 /// gives it what the reload needs first, and server verify says what the limit allows.
 #[test]
 fn an_nginx_short_of_open_files_is_given_them_before_its_reload() {
@@ -361,8 +361,11 @@ fn an_nginx_short_of_open_files_is_given_them_before_its_reload() {
         .trim()
         .parse()
         .unwrap();
+    // The soft limit, as systemd gives a service (raising a hard limit takes a capability
+    // a container may not have).
+    let (_, hard) = open_files_limits(master);
     let lowered = Command::new("prlimit")
-        .args(["--pid", &master.to_string(), "--nofile=64:64"])
+        .args(["--pid", &master.to_string(), &format!("--nofile=64:{hard}")])
         .status()
         .unwrap();
     assert!(lowered.success());
