@@ -15,7 +15,9 @@
 //! `--until-idle` exits (which reads every site's logs).
 //!
 //! `FJORD_BENCH_SITES` (default 10,000) sets the number of sites; `FJORD_BENCH_LOG=1` prints
-//! where a verify's time goes, from the task logs' timestamps.
+//! where a verify's time goes, from the task logs' timestamps. nginx's master needs about four
+//! open files a site at a reload: fjord raises its limit (and its own, which `nginx -t`
+//! inherits) as it needs, and the bench reports both.
 #![allow(clippy::disallowed_methods)]
 
 #[path = "../tests/e2e/harness.rs"]
@@ -45,6 +47,9 @@ struct Phase {
     tasks: usize,
     reloads: u64,
     tests: u64,
+    /// Claims made by the dispatcher (the last of them finding nothing), and their time.
+    claims: u64,
+    claim_secs: f64,
 }
 
 impl Phase {
@@ -54,11 +59,13 @@ impl Phase {
 
     fn line(&self, what: &str) -> String {
         format!(
-            "{what}: {:.2} s ({:.2} s queueing + {:.2} s running, of which {:.2} s after the last task: log rotation), {:.0} tasks/s, {} nginx -t, {} reloads",
+            "{what}: {:.2} s ({:.2} s queueing + {:.2} s running, of which {:.2} s after the last task: log rotation, {:.2} s in {} claims), {:.0} tasks/s, {} nginx -t, {} reloads",
             self.total(),
             self.queue_secs,
             self.run_secs,
             self.after_tasks_secs,
+            self.claim_secs,
+            self.claims,
             self.tasks as f64 / self.total(),
             self.tests,
             self.reloads
@@ -70,6 +77,7 @@ impl Phase {
             "tasks": self.tasks, "seconds": self.total(), "queue_seconds": self.queue_secs,
             "run_seconds": self.run_secs, "after_last_task_seconds": self.after_tasks_secs,
             "nginx_tests": self.tests, "nginx_reloads": self.reloads,
+            "claims": self.claims, "claim_seconds": self.claim_secs,
         })
     }
 }
@@ -106,6 +114,7 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
         );
         last_finished = last_finished.max(task.finished_at.unwrap_or(0));
     }
+    let (claims, claim_time) = dispatcher.claim_time();
     let phase = Phase {
         queue_secs,
         run_secs,
@@ -113,6 +122,8 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
         tasks: ids.len(),
         reloads: dispatcher.nginx_reloads(),
         tests: dispatcher.nginx_tests(),
+        claims,
+        claim_secs: claim_time.as_secs_f64(),
     };
     (phase, ids)
 }
@@ -189,18 +200,35 @@ fn print_log(fjord: &Fjord, id: i64) {
     }
 }
 
-/// Open files nginx's master needs for `sites` sites: each vhost names two log files of its
-/// site, which the master opens, and opens again beside the old ones at a reload (then closes
-/// the old); a few hundred more for its own files and sockets.
-fn open_files_needed(sites: usize) -> u64 {
-    sites as u64 * 4 + 256
+/// A process's open-files limits (soft, hard) and how many it holds.
+fn open_files(pid: u32) -> (u64, u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut fields = line.split_whitespace().skip(3).map(|f| f.parse().unwrap());
+    let held = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    (fields.next().unwrap(), fields.next().unwrap(), held)
 }
 
-/// This process's open-files limit (soft), which the private nginx it starts inherits.
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+/// One `nginx -t` of the whole config, timed (as the committer runs it).
+fn time_nginx_test(prefix: &Path) -> f64 {
+    let started = Instant::now();
+    let out = std::process::Command::new(harness::nginx_binary())
+        .args(["-p", &format!("{}/", prefix.display()), "-c"])
+        .arg(prefix.join("nginx.conf"))
+        .args(["-t", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -209,21 +237,13 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
     let show_log = std::env::var_os("FJORD_BENCH_LOG").is_some();
-    // Past its limit nginx's reloads fail ("Too many open files") and every commit waits for
-    // a generation that never comes: say so now instead.
-    if let Some(limit) = open_files_limit()
-        && limit < open_files_needed(sites)
-    {
-        panic!(
-            "{sites} sites need nginx to hold about {} open files (two log files a site, \
-             opened again at each reload), and this process (whose limit the private nginx \
-             inherits) may open {limit}: raise it (`ulimit -n`, as root the hard limit too) \
-             or set FJORD_BENCH_SITES to at most {}",
-            open_files_needed(sites),
-            (limit.saturating_sub(256)) / 4
-        );
-    }
     let env = harness::Env::new();
+    let master: u32 = std::fs::read_to_string(env.nginx.prefix().join("nginx.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (limit_before, _, held_before) = open_files(master);
     let fjord = Arc::new(Fjord::open(env.data.path()).unwrap());
     let names: Vec<String> = (0..sites)
         .map(|i| format!("site{i}.scale.example"))
@@ -247,6 +267,13 @@ fn main() {
     eprintln!("bench: {}", add.line("add"));
     let (status, _, body) = env.nginx.get(&names[sites - 1], "/");
     assert_eq!(status, 200, "{body}");
+    let (limit_after, _, held) = open_files(master);
+    let per_site = (held - held_before) as f64 / sites as f64;
+    let nginx_test_secs = time_nginx_test(env.nginx.prefix());
+    eprintln!(
+        "bench: nginx's master holds {held} open files ({per_site:.2} a site), may open \
+         {limit_after} (started with {limit_before}); nginx -t {nginx_test_secs:.2} s"
+    );
 
     let vhosts = env.data.path().join("config/t/nginx/vhost.d");
     let rewritten_by = |before: &BTreeMap<PathBuf, (SystemTime, u64)>| {
@@ -363,6 +390,11 @@ fn main() {
         )
     );
     println!("        vhost files written by (c): {rewritten}");
+    println!(
+        "    nginx's master: {held} open files for {sites} sites ({per_site:.2} a site; about \
+         twice that during a reload), open-files limit {limit_before} at its start, {limit_after} \
+         as fjord raised it; one nginx -t of the whole config: {nginx_test_secs:.2} s"
+    );
 
     let json = serde_json::json!({
         "sites": sites,
@@ -372,6 +404,11 @@ fn main() {
         "verify_changed": changed.json(),
         "verify_unchanged": unchanged.json(),
         "verify_unchanged_vhosts_written": rewritten,
+        "nginx_master_open_files": held,
+        "nginx_open_files_per_site": per_site,
+        "nginx_master_limit_at_start": limit_before,
+        "nginx_master_limit_raised_to": limit_after,
+        "nginx_test_seconds": nginx_test_secs,
     });
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&dir).unwrap();

@@ -53,13 +53,11 @@ pub struct FileChange {
 }
 
 impl FileChange {
-    /// Whether the file already is what this change makes it: the same bytes and mode, or
-    /// absent when it is to be removed. Read under the committer's lock.
     /// Writes the new content beside the file (nothing for a removal); see [`Self::place`].
-    fn stage(&self) -> Result<Option<Staged>> {
+    fn stage(&self, dirs: &mut fsops::Anchored) -> Result<Option<Staged>> {
         self.contents
             .as_ref()
-            .map(|c| fsops::stage_atomic(&self.path, c, 0o644))
+            .map(|c| dirs.stage_atomic(&self.path, c, 0o644))
             .transpose()
     }
 
@@ -71,8 +69,10 @@ impl FileChange {
         }
     }
 
-    fn already_on_disk(&self) -> bool {
-        on_disk(&self.path, self.contents.as_deref())
+    /// Whether the file already is what this change makes it: the same bytes and mode, or
+    /// absent when it is to be removed. Read under the committer's lock.
+    fn already_on_disk(&self, dirs: &mut fsops::Anchored) -> bool {
+        on_disk_in(dirs, &self.path, self.contents.as_deref())
     }
 
     fn revert(&self) -> Result<()> {
@@ -85,7 +85,12 @@ impl FileChange {
 
 /// Whether `path` holds `contents` with a committed file's mode (`None`: is absent).
 fn on_disk(path: &std::path::Path, contents: Option<&[u8]>) -> bool {
-    match (fsops::read_existing(path), contents) {
+    on_disk_in(&mut fsops::Anchored::default(), path, contents)
+}
+
+/// [`on_disk`], beneath directories opened once.
+fn on_disk_in(dirs: &mut fsops::Anchored, path: &std::path::Path, contents: Option<&[u8]>) -> bool {
+    match (dirs.read_existing(path), contents) {
         (Ok(Some((found, mode))), Some(wanted)) => found == wanted && mode & 0o7777 == 0o644,
         (Ok(None), None) => true,
         _ => false,
@@ -97,11 +102,41 @@ struct Request {
     changes: Vec<FileChange>,
 }
 
+/// What became of a request: live, with what its batch cost (see [`BatchTimes`]), or
+/// refused, with why.
+type Outcome = std::result::Result<String, String>;
+
+/// Where a batch's time went, told to every task of the batch (its task log says it).
+#[derive(Default)]
+struct BatchTimes {
+    requests: usize,
+    files: usize,
+    write: Duration,
+    tests: u32,
+    test: Duration,
+    reload: Duration,
+}
+
+impl BatchTimes {
+    fn summary(&self) -> String {
+        format!(
+            "batch of {} tasks' changes: {} files written in {:.2} s, {} config test(s) in \
+             {:.2} s, reload confirmed in {:.2} s",
+            self.requests,
+            self.files,
+            self.write.as_secs_f64(),
+            self.tests,
+            self.test.as_secs_f64(),
+            self.reload.as_secs_f64()
+        )
+    }
+}
+
 #[derive(Default)]
 struct State {
     pending: Vec<Request>,
     leader_active: bool,
-    results: HashMap<u64, std::result::Result<(), String>>,
+    results: HashMap<u64, Outcome>,
     next_id: u64,
     /// How many requests the last batch took, and how long its commit took.
     last_batch: usize,
@@ -169,12 +204,12 @@ impl<S: Reloadable> Committer<S> {
             && !self.ctl.reload_pending_file().exists()
     }
 
-    /// Applies `changes`, tests, reloads and confirms; returns once the changes are live, or
-    /// with the reason they were refused (in which case they have been put back). Changes
-    /// that leave every file as it is return at once, unless an earlier commit's reload is
-    /// still owed. An empty list asks for a tested reload (a rollback's, after it put files
-    /// back itself).
-    pub fn submit(&self, changes: Vec<FileChange>) -> Result<()> {
+    /// Applies `changes`, tests, reloads and confirms; returns once the changes are live
+    /// (with where the batch's time went, empty when nothing had to be done), or with the
+    /// reason they were refused (in which case they have been put back). Changes that leave
+    /// every file as it is return at once, unless an earlier commit's reload is still owed.
+    /// An empty list asks for a tested reload (a rollback's, after it put files back itself).
+    pub fn submit(&self, changes: Vec<FileChange>) -> Result<String> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let id = state.next_id;
         state.next_id += 1;
@@ -250,8 +285,12 @@ impl<S: Reloadable> Committer<S> {
         }
     }
 
-    fn commit_batch(&self, batch: Vec<Request>) -> Vec<(u64, std::result::Result<(), String>)> {
+    fn commit_batch(&self, batch: Vec<Request>) -> Vec<(u64, Outcome)> {
         let mut results = Vec::new();
+        let mut times = BatchTimes {
+            requests: batch.len(),
+            ..BatchTimes::default()
+        };
         let _lock = match FileLock::acquire(&self.ctl.lock_file()) {
             Ok(l) => l,
             Err(e) => return batch.iter().map(|r| (r.id, Err(e.to_string()))).collect(),
@@ -261,6 +300,8 @@ impl<S: Reloadable> Committer<S> {
             fsops::remove_stale_temporaries(&dir);
         }
         let forced = batch.iter().any(|r| r.changes.is_empty());
+        // The batch's directories, each reached beneath its anchor once.
+        let mut dirs = fsops::Anchored::default();
         // What is already on disk is not written again (its old content is what it is).
         let batch: Vec<Request> = batch
             .into_iter()
@@ -269,7 +310,7 @@ impl<S: Reloadable> Committer<S> {
                 changes: r
                     .changes
                     .into_iter()
-                    .filter(|c| !c.already_on_disk())
+                    .filter(|c| !c.already_on_disk(&mut dirs))
                     .collect(),
             })
             .collect();
@@ -281,14 +322,16 @@ impl<S: Reloadable> Committer<S> {
                 return batch.iter().map(|r| (r.id, Err(e.to_string()))).collect();
             }
         } else if !forced && !pending.exists() {
-            return batch.iter().map(|r| (r.id, Ok(()))).collect();
+            return batch.iter().map(|r| (r.id, Ok(String::new()))).collect();
         }
+        let writing = Instant::now();
+        times.files = batch.iter().map(|r| r.changes.len()).sum();
         // Every new file is written beside the one it replaces, then all are synced at once,
         // then put in place: a sync per file (each a journal commit of the file system) made a
         // commit of 10,000 vhosts take minutes.
         let mut staged = Vec::new();
         for req in batch {
-            match req.changes.iter().map(FileChange::stage).collect() {
+            match req.changes.iter().map(|c| c.stage(&mut dirs)).collect() {
                 Ok(files) => staged.push((req, files)),
                 // Nothing of it is in place: dropping what was staged removes it.
                 Err(e) => results.push((req.id, Err(e.to_string()))),
@@ -315,6 +358,7 @@ impl<S: Reloadable> Committer<S> {
                 }
             }
         }
+        times.write = writing.elapsed();
         // Test the whole config; put back every change the daemon names in its error, and test
         // again, until the config passes or nothing of this batch is left.
         loop {
@@ -322,7 +366,11 @@ impl<S: Reloadable> Committer<S> {
                 return results;
             }
             self.tests.fetch_add(1, Ordering::Relaxed);
-            let message = match self.ctl.test() {
+            let testing = Instant::now();
+            let tested = self.ctl.test();
+            times.tests += 1;
+            times.test += testing.elapsed();
+            let message = match tested {
                 Ok(()) => break,
                 Err(e) => e.to_string(),
             };
@@ -348,11 +396,14 @@ impl<S: Reloadable> Committer<S> {
             live = innocent;
         }
         self.reloads.fetch_add(1, Ordering::Relaxed);
+        let reloading = Instant::now();
         let outcome = self.ctl.reload_and_confirm().map_err(|e| e.to_string());
+        times.reload = reloading.elapsed();
         if outcome.is_ok() {
             // A failed removal only costs the next batch a reload.
             let _ = fsops::remove_file(&pending);
         }
+        let outcome = outcome.map(|()| times.summary());
         results.extend(live.iter().map(|r| (r.id, outcome.clone())));
         results
     }

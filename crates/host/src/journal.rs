@@ -136,7 +136,23 @@ pub enum Undo {
 /// Where a task's journal and log go: the state database, in practice.
 pub trait Journal: Send + Sync {
     fn record(&self, seq: i64, step: &str, undo: &Undo, saved: Option<&[u8]>) -> Result<()>;
+    /// Records several entries, all or none (a config commit's files and its reload: one
+    /// write of the state, not one per entry).
+    fn record_all(&self, entries: &[JournalRecord<'_>]) -> Result<()> {
+        for e in entries {
+            self.record(e.seq, &e.step, e.undo, e.saved)?;
+        }
+        Ok(())
+    }
     fn log(&self, line: &str);
+}
+
+/// One entry of [`Journal::record_all`].
+pub struct JournalRecord<'a> {
+    pub seq: i64,
+    pub step: String,
+    pub undo: &'a Undo,
+    pub saved: Option<&'a [u8]>,
 }
 
 /// Undoes journal entries (given oldest first) in reverse order, then reloads each nginx whose

@@ -21,6 +21,7 @@ mod journal;
 mod logs;
 mod mail;
 mod nginx;
+mod open_files;
 mod php_fpm;
 mod php_run;
 mod process;
@@ -40,7 +41,7 @@ pub use db::{DbCtl, DbKind, set_session_tag};
 pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use fsops::Ownership;
-pub use journal::{Journal, Undo, rollback};
+pub use journal::{Journal, JournalRecord, Undo, rollback};
 pub use logs::{
     LOG_DIR_MODE, LOG_FILE_MODE, LogDir, LogFile, read_on as read_log_on, rotate as rotate_logs,
     tail as tail_log,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commit::Reloadable;
 use crate::fsops;
+use crate::open_files;
 use crate::{HostError, Result, run_command};
 
 /// How to test and reload one nginx instance, and where fjord keeps its config for it.
@@ -78,12 +79,89 @@ impl NginxCtl {
 
     /// `nginx -t` on the whole config: `Err` carries nginx's own message.
     pub fn test(&self) -> Result<()> {
+        let raised = self.open_files_for_test();
         let out = run_command(&self.test_argv())?;
         if out.success {
             Ok(())
         } else {
-            Err(HostError::NginxRejected(out.output.trim().to_string()))
+            let mut message = out.output.trim().to_string();
+            if let Err(why) = raised {
+                message = format!("{message} ({why})");
+            }
+            Err(HostError::NginxRejected(message))
         }
+    }
+
+    /// Gives this process (whose limits `nginx -t` inherits) the open files a test of every
+    /// site's vhost needs (see [`crate::open_files`]).
+    fn open_files_for_test(&self) -> std::result::Result<(), String> {
+        let vhosts = open_files::vhosts_in(&self.config_dir);
+        let need = open_files::needed_by_test(vhosts);
+        open_files::ensure_open_files(None, need)
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "testing {vhosts} sites' vhosts opens about {need} files, and fjord could \
+                     not raise its own open-files limit to that: {e}"
+                )
+            })
+    }
+
+    /// Gives nginx's master the open files a reload needs: the new config's log files beside
+    /// the ones it holds. What it cannot give is said on fjord's stderr, and the reload made
+    /// all the same: the need is an estimate with room to spare, and a reload that does run
+    /// out is told by [`short_of_open_files`].
+    fn open_files_for_reload(&self, master: u32) {
+        let vhosts = open_files::vhosts_in(&self.config_dir);
+        let Some(held) = open_files::open_files_held(master) else {
+            return;
+        };
+        let need = open_files::needed_by_reload(held, vhosts);
+        match open_files::ensure_open_files(Some(master), need) {
+            Ok(None) => {}
+            Ok(Some(raised)) => eprintln!(
+                "fjord: nginx's master (pid {master}) could open {} files, too few to reload \
+                 {vhosts} sites (about {need}): raised to {} for as long as it runs (see \
+                 `fjord server verify`)",
+                raised.from, raised.to
+            ),
+            Err(e) => eprintln!(
+                "fjord: nginx's master (pid {master}) holds {held} open files, and a reload of \
+                 {vhosts} sites may need about {need}: fjord could not raise its limit that far \
+                 ({e}). Raise nginx's limit: LimitNOFILE={} in its systemd unit (systemctl \
+                 edit nginx), or ulimit -n where it is started, then restart nginx",
+                suggested_limit(need)
+            ),
+        }
+    }
+
+    /// What nginx's limits allow, for the server's verify to report: how many sites this
+    /// nginx's master can reload now, and whether a start of it (a restart, a reboot) could
+    /// open every site's logs with the limit its service gives it.
+    pub fn open_files_report(&self) -> Option<String> {
+        let (_, worker) = probe_generation(self)?;
+        let (master, _) = proc_info(worker)?;
+        let vhosts = open_files::vhosts_in(&self.config_dir);
+        let (soft, hard) = open_files::open_files_limits(master)?;
+        let held = open_files::open_files_held(master)?;
+        let mut report = format!(
+            "nginx's master (pid {master}) may open {soft} files (hard limit {hard}) and holds \
+             {held}: {vhosts} sites, two log files each, opened again at each reload (fjord \
+             raises the limit before a reload that needs more)"
+        );
+        if let Some((unit, unit_soft)) = systemd_limit(master) {
+            let need = open_files::needed_by_reload(0, vhosts) + 2 * vhosts;
+            if unit_soft < need {
+                report.push_str(&format!(
+                    "; its service {unit} starts it with {unit_soft}, too few for {vhosts} \
+                     sites (about {need} to start and reload): after a restart or a reboot \
+                     nginx may fail to start, leaving every site down. Give it \
+                     LimitNOFILE={} (systemctl edit {unit}: [Service])",
+                    suggested_limit(need)
+                ));
+            }
+        }
+        Some(report)
     }
 
     /// Whether nginx's whole config (`nginx -T`) has an `include` that would load `file`.
@@ -160,6 +238,15 @@ impl Reloadable for NginxCtl {
         let old_workers = probe_generation(self)
             .map(|(_, pid)| live_workers_beside(pid))
             .unwrap_or_default();
+        // A master short of open files fails its reload and keeps its old config: the commit
+        // would wait for a generation that never comes.
+        let master = old_workers
+            .first()
+            .and_then(|w| proc_info(*w))
+            .map(|(m, _)| m);
+        if let Some(master) = master {
+            self.open_files_for_reload(master);
+        }
         let generation = next_generation();
         fsops::write_atomic(
             &self.generation_file(),
@@ -198,10 +285,6 @@ impl Reloadable for NginxCtl {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let master = old_workers
-            .first()
-            .and_then(|w| proc_info(*w))
-            .map(|(m, _)| m);
         if let Some(why) = master.and_then(short_of_open_files) {
             return Err(HostError::Nginx(format!(
                 "reloaded, but after 20 s nginx does not serve the new config (generation \
@@ -241,6 +324,33 @@ fn short_of_open_files(master: u32) -> Option<String> {
              unit (systemctl edit nginx), or ulimit -n where it is started, then restart nginx"
         )
     })
+}
+
+/// A round open-files limit above `need`, to suggest.
+fn suggested_limit(need: u64) -> u64 {
+    (need * 2).max(65_536).next_multiple_of(1024)
+}
+
+/// The systemd unit `pid` runs in, and the soft open-files limit that unit starts its
+/// processes with (None: not a systemd service, or systemd cannot say).
+fn systemd_limit(pid: u32) -> Option<(String, u64)> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let unit = cgroup
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .find(|u| u.ends_with(".service"))?
+        .to_string();
+    let out = run_command(&[
+        "systemctl".to_string(),
+        "show".to_string(),
+        "--property=LimitNOFILESoft".to_string(),
+        "--value".to_string(),
+        unit.clone(),
+    ])
+    .ok()
+    .filter(|o| o.success)?;
+    let soft = out.output.trim().parse().ok()?;
+    Some((unit, soft))
 }
 
 /// A process's parent pid and its command line (nginx sets its title there).

@@ -343,6 +343,14 @@ pub struct LogLine {
     pub line: String,
 }
 
+/// A task's log line not yet written: when it was logged (Unix milliseconds) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogLine {
+    pub task_id: i64,
+    pub at: i64,
+    pub line: String,
+}
+
 /// One journaled step of a running task: how to undo it, written before the step is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
@@ -580,9 +588,14 @@ pub trait Store: Accounts + Send + Sync {
     fn task_claim(&self, id: i64) -> Result<Option<Claim>>;
 
     fn append_log(&self, task_id: i64, line: &str) -> Result<()>;
+    /// Writes log lines of any tasks, in this order, in one transaction (each line a write
+    /// of its own made 10,000 verifies wait on the state's lock).
+    fn append_logs(&self, lines: &[PendingLogLine]) -> Result<()>;
     fn log(&self, task_id: i64, after_id: i64) -> Result<Vec<LogLine>>;
 
     fn journal_append(&self, entry: &JournalEntry) -> Result<()>;
+    /// Appends entries in one transaction: all or none.
+    fn journal_append_all(&self, entries: &[JournalEntry]) -> Result<()>;
     fn journal(&self, task_id: i64) -> Result<Vec<JournalEntry>>;
     fn journal_clear(&self, task_id: i64) -> Result<()>;
     /// Tasks that succeeded but still have journal entries: their dispatcher stopped before

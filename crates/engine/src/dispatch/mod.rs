@@ -24,6 +24,9 @@ use crate::scripts::{self, ScriptEnv};
 use crate::{Fjord, Result};
 
 mod recovery;
+mod task_logs;
+
+use task_logs::TaskLogs;
 
 const POLL: Duration = Duration::from_secs(2);
 const RECOVERY_EVERY: Duration = Duration::from_secs(5);
@@ -116,6 +119,10 @@ pub struct Dispatcher {
     lock_path: PathBuf,
     socket_path: PathBuf,
     committers: Arc<Committers>,
+    logs: Arc<TaskLogs>,
+    /// Claims made, and the microseconds they took (for the benchmarks).
+    claims: std::sync::atomic::AtomicU64,
+    claim_us: std::sync::atomic::AtomicU64,
 }
 
 impl Dispatcher {
@@ -132,6 +139,9 @@ impl Dispatcher {
             _lock: lock,
             lock_path,
             committers: Arc::new(Committers::default()),
+            logs: Arc::default(),
+            claims: Default::default(),
+            claim_us: Default::default(),
         })
     }
 
@@ -142,6 +152,15 @@ impl Dispatcher {
     /// nginx reloads made by this dispatcher so far.
     pub fn nginx_reloads(&self) -> u64 {
         self.committers.nginx.total_reloads()
+    }
+
+    /// Tasks claimed by this dispatcher so far, and the time the claims took (the state's
+    /// transaction that picks a runnable task under the lock rules).
+    pub fn claim_time(&self) -> (u64, Duration) {
+        (
+            self.claims.load(Ordering::Relaxed),
+            Duration::from_micros(self.claim_us.load(Ordering::Relaxed)),
+        )
     }
 
     /// `nginx -t` runs made by this dispatcher so far.
@@ -203,6 +222,7 @@ impl Dispatcher {
                 }
             })
         });
+        let log_writer = self.logs.spawn_writer(self.fjord.clone());
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
             && result.is_ok()
@@ -218,6 +238,8 @@ impl Dispatcher {
         }
         host::wake(&self.socket_path);
         let _ = listener.join();
+        self.logs.stop();
+        let _ = log_writer.join();
         result
     }
 
@@ -246,7 +268,12 @@ impl Dispatcher {
         loop {
             if !stop.load(Ordering::Relaxed) {
                 while slots.try_take_for_new() {
-                    match self.fjord.store().claim_next(&self.owner) {
+                    let claiming = Instant::now();
+                    let claimed = self.fjord.store().claim_next(&self.owner);
+                    self.claims.fetch_add(1, Ordering::Relaxed);
+                    self.claim_us
+                        .fetch_add(claiming.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    match claimed {
                         Ok(Some(claimed)) => {
                             running += 1;
                             self.spawn(claimed, slots.clone(), tx.clone());
@@ -333,12 +360,14 @@ impl Dispatcher {
             let running = RunningTask { task, claim };
             let journal = StoreJournal {
                 store: self.fjord.store(),
+                logs: &self.logs,
                 task_id,
             };
             journal.log("the task's worker ended without recording its outcome; rolling back");
             finish_failed(
                 &self.fjord,
                 &self.committers,
+                &self.logs,
                 &running,
                 "interrupted; rolled back",
             );
@@ -359,6 +388,7 @@ impl Dispatcher {
     fn spawn(&self, claimed: RunningTask, slots: Arc<Slots>, tx: mpsc::Sender<Event>) {
         let fjord = self.fjord.clone();
         let committers = self.committers.clone();
+        let logs = self.logs.clone();
         std::thread::spawn(move || {
             let (task, seq) = (&claimed.task, claimed.claim.seq);
             let parking: Arc<dyn Parking> = Arc::new(SlotParking {
@@ -366,7 +396,7 @@ impl Dispatcher {
                 wake: tx.clone(),
             });
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_task(&fjord, &committers, &claimed, parking)
+                run_task(&fjord, &committers, &logs, &claimed, parking)
             }));
             if let Ok(Some(trash)) = outcome {
                 // The task is done: its slot goes to the next one while its old state is
@@ -375,6 +405,7 @@ impl Dispatcher {
                 let _ = tx.send(Event::SlotFree);
                 let journal = StoreJournal {
                     store: fjord.store(),
+                    logs: &logs,
                     task_id: task.id,
                 };
                 if fjord
@@ -385,8 +416,11 @@ impl Dispatcher {
                     journal.log("fault: paused before the purge");
                     std::thread::sleep(Duration::from_secs(60));
                 }
+                let journaled = trash.journaled();
                 trash.purge(&journal);
-                let _ = fjord.store().journal_clear(task.id);
+                if journaled {
+                    let _ = fjord.store().journal_clear(task.id);
+                }
                 let _ = host::remove_dir_if_exists(&scratch_dir(&fjord, task.id));
                 let _ = tx.send(Event::Done(task.id, seq));
                 return;
@@ -395,10 +429,17 @@ impl Dispatcher {
                 // run_task handles every error; a panic is a bug, and the task must still end.
                 let journal = StoreJournal {
                     store: fjord.store(),
+                    logs: &logs,
                     task_id: task.id,
                 };
                 journal.log("internal error (panic) while running the task");
-                finish_failed(&fjord, &committers, &claimed, "internal error (panic)");
+                finish_failed(
+                    &fjord,
+                    &committers,
+                    &logs,
+                    &claimed,
+                    "internal error (panic)",
+                );
             }
             slots.release();
             let _ = tx.send(Event::Done(task.id, seq));
@@ -412,17 +453,26 @@ impl Drop for Dispatcher {
     }
 }
 
-/// A task's journal and log, in the state database.
+/// A task's journal and log, in the state database (its log lines a batch at a time: see
+/// [`TaskLogs`]).
 struct StoreJournal<'a> {
     store: &'a dyn Store,
+    logs: &'a TaskLogs,
     task_id: i64,
 }
 
 impl StoreJournal<'_> {
-    /// A log line that must not be lost (a task's outcome): retried while the store's error
-    /// is transient (a full disk), as the outcome itself is.
+    /// A log line that must not be lost (a task's outcome): written with every line before
+    /// it, retried while the store's error is transient (a full disk), as the outcome itself
+    /// is.
     fn log_durably(&self, line: &str) {
-        let _ = retry_transient(|| self.store.append_log(self.task_id, line));
+        self.logs.push_only(self.task_id, line);
+        self.logs.flush_durably(self.store);
+    }
+
+    /// Writes the lines logged so far before what follows (the task's outcome) is recorded.
+    fn written(&self) {
+        self.logs.flush_durably(self.store);
     }
 }
 
@@ -441,15 +491,35 @@ impl Journal for StoreJournal<'_> {
             .map_err(|e| host::HostError::Journal(e.to_string()))
     }
 
+    fn record_all(&self, entries: &[host::JournalRecord<'_>]) -> host::Result<()> {
+        let entries = entries
+            .iter()
+            .map(|e| {
+                Ok(JournalEntry {
+                    task_id: self.task_id,
+                    seq: e.seq,
+                    step: e.step.clone(),
+                    undo: serde_json::to_string(e.undo)
+                        .map_err(|e| host::HostError::Journal(e.to_string()))?,
+                    saved: e.saved.map(<[u8]>::to_vec),
+                })
+            })
+            .collect::<host::Result<Vec<_>>>()?;
+        self.store
+            .journal_append_all(&entries)
+            .map_err(|e| host::HostError::Journal(e.to_string()))
+    }
+
     fn log(&self, line: &str) {
         // A log line that cannot be written must not fail the task it describes.
-        let _ = self.store.append_log(self.task_id, line);
+        self.logs.push(self.store, self.task_id, line);
     }
 }
 
 fn run_task(
     fjord: &Fjord,
     committers: &Committers,
+    logs: &TaskLogs,
     claimed: &RunningTask,
     parking: Arc<dyn Parking>,
 ) -> Option<host::Trash> {
@@ -458,6 +528,7 @@ fn run_task(
     let store = fjord.store();
     let journal = StoreJournal {
         store,
+        logs,
         task_id: task.id,
     };
     journal.log(&format!(
@@ -495,6 +566,7 @@ fn run_task(
         Ok((effect, mut steps)) => {
             // The work is done and its undo still journaled: the success is recorded, however
             // long the store takes to accept it (a full disk), never rolled back for that.
+            journal.written();
             // A task that warns (a batch some of whose orders failed) is done, and says what
             // to read.
             let warning = effect.warning();
@@ -525,14 +597,14 @@ fn run_task(
                 }
                 Err(e) => {
                     journal.log(&format!("could not record success: {e}"));
-                    finish_failed(fjord, committers, claimed, &e.to_string());
+                    finish_failed(fjord, committers, logs, claimed, &e.to_string());
                     None
                 }
             }
         }
         Err(e) => {
             journal.log_durably(&format!("failed: {e}"));
-            finish_failed(fjord, committers, claimed, &e.to_string());
+            finish_failed(fjord, committers, logs, claimed, &e.to_string());
             None
         }
     }
@@ -558,11 +630,18 @@ const LOST_CLAIM: &str = "this dispatcher no longer holds the task (another disp
 
 /// Rolls the task's journal back, then records the failure, if the claim still holds the
 /// task.
-fn finish_failed(fjord: &Fjord, committers: &Committers, claimed: &RunningTask, error: &str) {
+fn finish_failed(
+    fjord: &Fjord,
+    committers: &Committers,
+    logs: &TaskLogs,
+    claimed: &RunningTask,
+    error: &str,
+) {
     let (task, claim) = (&claimed.task, &claimed.claim);
     let store = fjord.store();
     let journal = StoreJournal {
         store,
+        logs,
         task_id: task.id,
     };
     // The journal is the claim's only while the claim holds the task: after a take-over and
@@ -611,6 +690,7 @@ fn finish_failed(fjord: &Fjord, committers: &Committers, claimed: &RunningTask, 
         }
     }
     let effect = scripts::failure_effect(task, data_lost);
+    journal.written();
     let recorded = retry_transient(|| {
         store.finish_task(task.id, claim, TaskStatus::Failed, Some(&message), &effect)
     })

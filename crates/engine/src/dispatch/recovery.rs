@@ -33,6 +33,7 @@ impl Dispatcher {
             };
             let journal = StoreJournal {
                 store: self.fjord.store(),
+                logs: &self.logs,
                 task_id: running.task.id,
             };
             journal.log(&format!(
@@ -42,6 +43,7 @@ impl Dispatcher {
             finish_failed(
                 &self.fjord,
                 &self.committers,
+                &self.logs,
                 &RunningTask {
                     task: running.task.clone(),
                     claim,
@@ -154,7 +156,11 @@ impl Dispatcher {
                 .into_iter()
                 .map(|e| (e.step, e.undo, e.saved))
                 .collect();
-            let journal = StoreJournal { store, task_id };
+            let journal = StoreJournal {
+                store,
+                logs: &self.logs,
+                task_id,
+            };
             journal.log(&format!(
                 "dispatcher {owner} stopped before purging what this task set aside; purging it"
             ));

@@ -89,33 +89,37 @@ pub(super) fn platform_verify(
     x.make_dir(&platform.path.join("private"))?;
     served_sites_config(env, objects, platform, x)?;
     let mut found = Vec::new();
+    // Every name and alias of every site, once: a search of all sites for each directory
+    // cost 10,000 × 10,000 comparisons at 10,000 sites.
+    let by_name: std::collections::HashMap<&str, &Site> = all
+        .iter()
+        .flat_map(|s| s.all_names().map(move |n| (n.as_str(), s)))
+        .collect();
     for dir in host::list_subdirs(&sites_dir)? {
         if dir.starts_with('.') || kind.not_sites().contains(&dir.as_str()) {
             continue;
         }
         match model::Hostname::parse("site directory", &dir) {
-            Ok(name) if name.as_str() == dir => {
-                match all.iter().find(|s| s.all_names().any(|n| *n == name)) {
-                    None => match found_site(platform, all, &name) {
-                        Ok(site) => {
-                            x.log(&format!("found site {name}: queueing its import"));
-                            found.push(site);
-                        }
-                        Err(why) => x.log(&format!("skipped sites/{dir}: {why}")),
-                    },
-                    Some(site) if site.platform_id == platform.id && site.name == name => {}
-                    Some(site) => x.log(&format!(
-                        "skipped sites/{dir}: {name} is already taken by site {} (as its {}); \
+            Ok(name) if name.as_str() == dir => match by_name.get(name.as_str()).copied() {
+                None => match found_site(platform, all, &name) {
+                    Ok(site) => {
+                        x.log(&format!("found site {name}: queueing its import"));
+                        found.push(site);
+                    }
+                    Err(why) => x.log(&format!("skipped sites/{dir}: {why}")),
+                },
+                Some(site) if site.platform_id == platform.id && site.name == name => {}
+                Some(site) => x.log(&format!(
+                    "skipped sites/{dir}: {name} is already taken by site {} (as its {}); \
                          rename the directory, or remove it if it is left over",
-                        site.name,
-                        if site.name == name {
-                            "name, on another platform"
-                        } else {
-                            "alias"
-                        }
-                    )),
-                }
-            }
+                    site.name,
+                    if site.name == name {
+                        "name, on another platform"
+                    } else {
+                        "alias"
+                    }
+                )),
+            },
             Ok(_) => x.log(&format!(
                 "skipped sites/{dir}: not in canonical (lowercase, punycode) form"
             )),

@@ -60,7 +60,11 @@ pub(super) fn server_verify(
     if !generation.exists() {
         changes.push((generation, Some(host_generation_placeholder())));
     }
-    x.nginx(&env.nginx_ctl(server), changes)?;
+    let nginx_ctl = env.nginx_ctl(server);
+    x.nginx(&nginx_ctl, changes)?;
+    if let Some(report) = nginx_ctl.open_files_report() {
+        x.log(&report);
+    }
     for ctl in server.db.iter().filter_map(db_ctl) {
         x.check_db_admin(&ctl)?;
     }

@@ -331,3 +331,69 @@ fn a_site_without_a_log_dir_gets_one_before_a_vhost_names_it() {
     env.dispatch_until_idle(&[]);
     assert!(!dir.exists(), "{} outlives its site", dir.display());
 }
+
+/// The open-files limit of a process, soft and hard.
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (fields[0], fields[1])
+}
+
+/// nginx's master holds each site's two log files and opens them again at a reload: a master
+/// started with a soft limit too low (64 here, as a systemd unit's 1,024 with a few hundred
+/// sites) failed every reload past a few dozen sites and kept its old config. fjord
+/// gives it what the reload needs first, and server verify says what the limit allows.
+#[test]
+fn an_nginx_short_of_open_files_is_given_them_before_its_reload() {
+    let env = Env::new();
+    let pid_file = env.nginx.prefix().join("nginx.pid");
+    let master: u32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The soft limit, as systemd gives a service (raising a hard limit takes a capability
+    // a container may not have).
+    let (_, hard) = open_files_limits(master);
+    let lowered = Command::new("prlimit")
+        .args(["--pid", &master.to_string(), &format!("--nofile=64:{hard}")])
+        .status()
+        .unwrap();
+    assert!(lowered.success());
+    let sites: Vec<String> = (0..30)
+        .map(|i| format!("{}-{i}.open-files.test", token()))
+        .collect();
+    for site in &sites {
+        env.ok(&["site", "add", site, "--platform", "p1"]);
+    }
+    env.dispatch_until_idle(&[]);
+    for site in &sites {
+        let (status, _, body) = env.nginx.get(site, "/");
+        assert_eq!(status, 200, "{site}: {body}");
+    }
+    let (soft, hard) = open_files_limits(master);
+    assert!(
+        soft >= 60 * 2 && hard >= soft,
+        "the master's limit is {soft} (hard {hard})"
+    );
+    let held = std::fs::read_dir(format!("/proc/{master}/fd"))
+        .unwrap()
+        .count();
+    assert!(held >= 60, "the master holds {held} files for 30 sites");
+    let id = env.queue(&["server", "verify", "t"]);
+    env.dispatch_until_idle(&[]);
+    let log = env.log(id);
+    assert!(
+        log.contains(&format!("may open {soft} files")) && log.contains("30 sites"),
+        "{log}"
+    );
+}

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use super::LiveSteps;
 use crate::Result;
-use crate::anchor;
 use crate::commit::{Committer, FileChange, Reloadable};
 use crate::fsops;
-use crate::journal::Undo;
+use crate::journal::{JournalRecord, Undo};
 
 impl LiveSteps<'_> {
     /// Journals each config file's old content, then the reload, then hands the changes to
@@ -32,8 +31,12 @@ impl LiveSteps<'_> {
         if let Some(p) = &self.parking {
             p.unpark();
         }
-        result?;
-        self.after_step(&what)
+        let times = result?;
+        self.after_step(&what)?;
+        if !times.is_empty() {
+            self.journal.log(&format!("{daemon}: {times}"));
+        }
+        Ok(())
     }
 
     /// [`LiveSteps::commit_config`] made on another thread while `beside` runs its steps on
@@ -65,8 +68,12 @@ impl LiveSteps<'_> {
             (committed, done_beside)
         });
         done_beside?;
-        committed?;
-        self.after_step(&what)
+        let times = committed?;
+        self.after_step(&what)?;
+        if !times.is_empty() {
+            self.journal.log(&format!("{daemon}: {times}"));
+        }
+        Ok(())
     }
 
     /// Journals each config file's old content and then the reload, before anything changes.
@@ -79,26 +86,42 @@ impl LiveSteps<'_> {
     ) -> Result<(String, Vec<FileChange>)> {
         let what = step_name(daemon, &changes);
         let mut file_changes = Vec::new();
+        let mut undos = Vec::new();
+        let mut dirs = fsops::Anchored::default();
         for (path, contents) in changes {
-            let old = fsops::read_existing(&path)?;
-            let undo = Undo::RestoreFile {
-                path: path.clone(),
-                existed: old.is_some(),
-                mode: old.as_ref().map_or(0, |(_, m)| *m),
-                beneath: Some(anchor::anchor_of(&path)),
-            };
-            self.record(
-                &format!("{daemon} config {}", path.display()),
-                &undo,
-                old.as_ref().map(|(c, _)| c.as_slice()),
-            )?;
+            let old = dirs.read_existing(&path)?;
+            let beneath = dirs.open(&path)?.2.to_path_buf();
+            undos.push((
+                format!("{daemon} config {}", path.display()),
+                Undo::RestoreFile {
+                    path: path.clone(),
+                    existed: old.is_some(),
+                    mode: old.as_ref().map_or(0, |(_, m)| *m),
+                    beneath: Some(beneath),
+                },
+            ));
             file_changes.push(FileChange {
                 path,
                 contents,
                 old,
             });
         }
-        self.record(&format!("{daemon} reload"), &reload_undo, None)?;
+        undos.push((format!("{daemon} reload"), reload_undo));
+        let first = self.seq + 1;
+        let records: Vec<JournalRecord> = undos
+            .iter()
+            .enumerate()
+            .map(|(i, (step, undo))| JournalRecord {
+                seq: first + i as i64,
+                step: step.clone(),
+                undo,
+                saved: file_changes
+                    .get(i)
+                    .and_then(|c| c.old.as_ref())
+                    .map(|(c, _)| c.as_slice()),
+            })
+            .collect();
+        self.record_all(&records)?;
         Ok((what, file_changes))
     }
 }

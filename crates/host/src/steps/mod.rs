@@ -248,6 +248,13 @@ impl<'a> LiveSteps<'a> {
         self.journal.record(self.seq, step, undo, saved)
     }
 
+    /// Records entries numbered from the next one on, in one write.
+    fn record_all(&mut self, entries: &[crate::journal::JournalRecord<'_>]) -> Result<()> {
+        self.journal.record_all(entries)?;
+        self.seq += entries.len() as i64;
+        Ok(())
+    }
+
     /// Called after each step is made: injected faults fire here.
     fn after_step(&mut self, what: &str) -> Result<()> {
         self.steps += 1;
@@ -271,6 +278,7 @@ impl<'a> LiveSteps<'a> {
         Trash {
             dirs: std::mem::take(&mut self.trash),
             databases: std::mem::take(&mut self.trash_databases),
+            journaled: self.seq > 0,
         }
     }
 }

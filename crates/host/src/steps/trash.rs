@@ -14,13 +14,23 @@ pub struct Trash {
     /// Each with the directory above it that no site's user can change.
     pub(super) dirs: Vec<(PathBuf, PathBuf)>,
     pub(super) databases: Vec<(DbCtl, String)>,
+    /// Whether the task journaled any step (else its journal is empty and needs no clearing).
+    pub(super) journaled: bool,
 }
 
 impl Trash {
+    /// Whether the task journaled any step, so that its journal has entries to clear.
+    pub fn journaled(&self) -> bool {
+        self.journaled
+    }
+
     /// What a task that succeeded had set aside, read back from its journal (its
     /// dispatcher stopped before the purge): the old state its undos would have put back.
     pub fn from_journal(entries: &[(String, String, Option<Vec<u8>>)]) -> Trash {
-        let mut trash = Trash::default();
+        let mut trash = Trash {
+            journaled: !entries.is_empty(),
+            ..Trash::default()
+        };
         for (_, undo, _) in entries {
             match serde_json::from_str(undo) {
                 Ok(Undo::SwapBack {

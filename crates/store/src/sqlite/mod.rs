@@ -27,8 +27,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::{
     AcmeAccount, Backup, CertSource, Claim, CronRun, JournalEntry, LogLine, NewBackup, NewSite,
-    NewTask, Result, RunningTask, SiteCertificate, SiteCron, SiteSchedule, Store, StoreError,
-    TaskEffect, TaskFilter, now_ms,
+    NewTask, PendingLogLine, Result, RunningTask, SiteCertificate, SiteCron, SiteSchedule, Store,
+    StoreError, TaskEffect, TaskFilter, now_ms,
 };
 
 pub use migrations::MIGRATIONS;
@@ -661,6 +661,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn append_logs(&self, lines: &[PendingLogLine]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO task_log (task_id, at, line) VALUES (?1, ?2, ?3)",
+                )?;
+                for l in lines {
+                    insert.execute(params![l.task_id, l.at, l.line])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     fn log(&self, task_id: i64, after_id: i64) -> Result<Vec<LogLine>> {
         self.with(|c| {
             let mut stmt = c.prepare(
@@ -683,6 +699,22 @@ impl Store for SqliteStore {
                 "INSERT INTO journal (task_id, seq, step, undo, saved) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![e.task_id, e.seq, e.step, e.undo, e.saved],
             )?;
+            Ok(())
+        })
+    }
+
+    fn journal_append_all(&self, entries: &[JournalEntry]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO journal (task_id, seq, step, undo, saved) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for e in entries {
+                    insert.execute(params![e.task_id, e.seq, e.step, e.undo, e.saved])?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
     }
