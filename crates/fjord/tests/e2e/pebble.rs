@@ -62,6 +62,10 @@ impl Pebble {
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
+            // Every order validates its names: pebble otherwise reuses half of the valid
+            // authorizations it holds, and an order for a name whose DNS a test has just
+            // pointed elsewhere would pass or fail by chance.
+            .env("PEBBLE_AUTHZREUSE", "0")
             .envs(settings.iter().copied())
             .stdout(log("pebble.log"))
             .stderr(log("pebble.err"))
