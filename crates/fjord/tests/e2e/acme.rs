@@ -591,45 +591,15 @@ fn a_forced_renewal_replaces_the_served_certificate_without_a_failed_request() {
     assert_eq!(first, fingerprint(&std::fs::read(&chain).unwrap()));
 
     // A reader asks for the page over HTTPS, checking pebble's chain, the status and the
-    // length of every answer, while the certificate is renewed three times. An HTTP/2
-    // connection a retiring nginx worker had just accepted may be told GOAWAY before its
-    // first request is processed (curl: "Error in the HTTP2 framing layer", no byte of an
-    // answer); such a request was not processed and a client retries it (RFC 9113, 6.8), as
-    // browsers do: it is retried once here and counted apart. Any other failure fails.
+    // length of every answer, while the certificate is renewed three times.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let stop = stop.clone();
-        let root = pebble.issuing_root();
-        let expected = format!("200 {}", page.len());
-        std::thread::spawn(move || {
-            let ask = || {
-                Command::new("curl")
-                    .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
-                    .arg(&root)
-                    .args(["--resolve", &format!("{name}:{https_port}:127.0.0.1")])
-                    .args(["-w", "%{http_code} %{size_download}"])
-                    .arg(format!("https://{name}:{https_port}/page.html"))
-                    .output()
-                    .unwrap()
-            };
-            let (mut answers, mut retried) = (0, 0);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut out = ask();
-                if out.status.code() == Some(16) && out.stdout == b"000 0" {
-                    retried += 1;
-                    out = ask();
-                }
-                let said = String::from_utf8_lossy(&out.stdout).into_owned();
-                assert!(
-                    out.status.success() && said == expected,
-                    "answer {answers}: {said} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                answers += 1;
-            }
-            (answers, retried)
-        })
-    };
+    let reader = https_reader(
+        pebble.issuing_root(),
+        name,
+        https_port,
+        format!("200 {}", page.len()),
+        stop.clone(),
+    );
     let mut served = vec![first];
     for _ in 0..3 {
         let renewed = run_task(&env, &["site", "https", name]);
@@ -679,4 +649,46 @@ fn a_forced_renewal_replaces_the_served_certificate_without_a_failed_request() {
             200
         );
     }
+}
+
+/// Reads `host`'s page over HTTPS with curl (pebble's chain checked), checking status and
+/// length of every answer, until stopped. An HTTP/2 connection a retiring nginx worker had
+/// just accepted may be told GOAWAY before its first request is processed (curl exits 16 with
+/// no byte of an answer); a client retries such a request (RFC 9113, 6.8): it is retried once
+/// and counted apart. Returns (answers, retried).
+pub(crate) fn https_reader(
+    root: std::path::PathBuf,
+    host: &'static str,
+    port: u16,
+    expected: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        let ask = || {
+            Command::new("curl")
+                .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
+                .arg(&root)
+                .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+                .args(["-w", "%{http_code} %{size_download}"])
+                .arg(format!("https://{host}:{port}/page.html"))
+                .output()
+                .unwrap()
+        };
+        let (mut answers, mut retried) = (0, 0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut out = ask();
+            if out.status.code() == Some(16) && out.stdout == b"000 0" {
+                retried += 1;
+                out = ask();
+            }
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success() && said == expected,
+                "{host} answer {answers}: {said} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            answers += 1;
+        }
+        (answers, retried)
+    })
 }

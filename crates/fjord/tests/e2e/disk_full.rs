@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{FJORD, PrivateNginx, world_readable_tempdir};
 
-struct Tmpfs(PathBuf);
+/// A tmpfs mounted for a test (as root), unmounted when dropped.
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
+    pub(crate) fn mount(at: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(at).unwrap();
         let out = Command::new("mount")
             .args([

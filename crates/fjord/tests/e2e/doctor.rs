@@ -7,8 +7,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
+use crate::disk_full::Tmpfs;
 use crate::harness::{Env, world_readable_tempdir};
 use crate::php_fpm::PrivatePhpFpm;
 
@@ -54,37 +54,6 @@ fn find<'a>(
         .iter()
         .find(|f| f["check"] == check && f["subject"].as_str().unwrap().contains(subject))
         .unwrap_or_else(|| panic!("no {check} finding for {subject}: {findings:#?}"))
-}
-
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::acme::{listen_https, register_account, run_task};
+use crate::acme::{https_reader, listen_https, register_account, run_task};
 use crate::harness::{Env, assert_same_state};
 use crate::pebble::Pebble;
 use crate::readers::{BodyCheckingReaders, Connections, Target, Whole};
@@ -261,48 +261,6 @@ fn a_fleet_task_failing_or_killed_after_any_step_leaves_every_site_serving_as_be
     for name in names {
         assert_eq!(https_answer(&pebble, name, https_port), "200", "{name}");
     }
-}
-
-/// Reads `host`'s page over HTTPS with curl (pebble's chain checked), checking status and
-/// length of every answer, until stopped. An HTTP/2 connection a retiring nginx worker had
-/// just accepted may be told GOAWAY before its first request is processed (curl exits 16 with
-/// no byte of an answer); a client retries such a request (RFC 9113, 6.8): it is retried once
-/// and counted apart. Returns (answers, retried).
-fn https_reader(
-    root: std::path::PathBuf,
-    host: &'static str,
-    port: u16,
-    expected: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<(u64, u64)> {
-    std::thread::spawn(move || {
-        let ask = || {
-            Command::new("curl")
-                .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
-                .arg(&root)
-                .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
-                .args(["-w", "%{http_code} %{size_download}"])
-                .arg(format!("https://{host}:{port}/page.html"))
-                .output()
-                .unwrap()
-        };
-        let (mut answers, mut retried) = (0, 0);
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let mut out = ask();
-            if out.status.code() == Some(16) && out.stdout == b"000 0" {
-                retried += 1;
-                out = ask();
-            }
-            let said = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(
-                out.status.success() && said == expected,
-                "{host} answer {answers}: {said} {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            answers += 1;
-        }
-        (answers, retried)
-    })
 }
 
 #[test]
