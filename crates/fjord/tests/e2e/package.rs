@@ -99,12 +99,14 @@ fn the_package_installs_serves_upgrades_with_queued_tasks_and_keeps_the_state() 
     );
     service.stop();
 
-    // An upgrade with a task running and tasks queued behind it (they hold its site).
+    // An upgrade with a task running and tasks queued behind it: the platform's verify waits
+    // for the install on it, and the next installs for the verify, queued before them.
     let mut service = Service::start(&env, &["pause-after:site-install:3:3000"]);
     let install = env.queue(&["site", "add", "kept.example", "--platform", "p1"]);
-    let verifies: Vec<i64> = (0..3)
-        .map(|_| env.queue(&["site", "verify", "kept.example"]))
-        .collect();
+    let mut queued = vec![env.queue(&["platform", "verify", "p1"])];
+    for site in ["second.example", "third.example"] {
+        queued.push(env.queue(&["site", "add", site, "--platform", "p1"]));
+    }
     env.wait_for_log(install, "fault: paused");
     std::fs::write(
         format!("{CONFIG_DIR}/fjord.toml"),
@@ -115,7 +117,7 @@ fn the_package_installs_serves_upgrades_with_queued_tasks_and_keeps_the_state() 
     // What systemd's restart sends: the running install finishes, nothing else starts.
     service.stop();
     assert_eq!(env.task(install)["status"], "success");
-    for id in &verifies {
+    for id in &queued {
         assert_eq!(
             env.task(*id)["status"],
             "queued",
@@ -136,7 +138,7 @@ fn the_package_installs_serves_upgrades_with_queued_tasks_and_keeps_the_state() 
     );
     files_are_in_place(&root);
     let mut service = Service::start(&env, &[]);
-    for id in &verifies {
+    for id in &queued {
         assert_eq!(
             env.wait_task(*id, Duration::from_secs(120))["status"],
             "success",
@@ -149,10 +151,10 @@ fn the_package_installs_serves_upgrades_with_queued_tasks_and_keeps_the_state() 
     let mut ids: Vec<i64> = tasks.iter().filter_map(|t| t["id"].as_i64()).collect();
     ids.sort();
     let mut expected = vec![server_verify, platform, install];
-    expected.extend(&verifies);
+    expected.extend(&queued);
     expected.sort();
     assert_eq!(ids, expected, "every task once, none lost or added");
-    for id in [install].iter().chain(&verifies) {
+    for id in [install].iter().chain(&queued) {
         let log = env.log(*id);
         assert!(
             !log.contains("rolled back") && !log.contains("rolling back"),
@@ -160,7 +162,9 @@ fn the_package_installs_serves_upgrades_with_queued_tasks_and_keeps_the_state() 
         );
     }
     assert_eq!(env.log(install).matches("fault: paused").count(), 1);
-    assert_eq!(env.nginx.get("kept.example", "/").0, 200);
+    for site in ["kept.example", "second.example", "third.example"] {
+        assert_eq!(env.nginx.get(site, "/").0, 200, "{site} is served");
+    }
 
     // Removal keeps the state; a purge removes the config and still keeps the state.
     std::fs::write(format!("{STATE}/kept"), "the state\n").unwrap();
