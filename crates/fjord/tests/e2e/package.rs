@@ -115,7 +115,7 @@ fn the_package_installs_serves_upgrades_with_queued_tasks_and_keeps_the_state() 
     )
     .unwrap();
     // What systemd's restart sends: the running install finishes, nothing else starts.
-    service.stop();
+    service.stop_telling(&["STATUS=stopping: waiting for 1 running task"]);
     assert_eq!(env.task(install)["status"], "success");
     for id in &queued {
         assert_eq!(
@@ -339,37 +339,48 @@ impl Service {
             notify,
             _notify_dir: notify_dir,
         };
-        service.told("READY=1");
+        service.told(&["READY=1"]);
         service
     }
 
-    /// Waits (up to two minutes) for a message to the notify socket holding `line`.
+    /// Waits (up to two minutes) until messages to the notify socket have held every line of
+    /// `lines`, in any order.
     #[track_caller]
-    fn told(&self, line: &str) -> String {
+    fn told(&self, lines: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let mut heard = Vec::new();
+        let mut heard: Vec<String> = Vec::new();
         let mut buf = [0u8; 4096];
+        let all_heard = |heard: &[String]| {
+            lines
+                .iter()
+                .all(|l| heard.iter().any(|m| m.lines().any(|h| h == *l)))
+        };
         while Instant::now() < deadline {
             self.notify
                 .set_read_timeout(Some(Duration::from_secs(1)))
                 .unwrap();
             if let Ok(n) = self.notify.recv(&mut buf) {
-                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if message.lines().any(|l| l == line) {
-                    return message;
+                heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if all_heard(&heard) {
+                    return;
                 }
-                heard.push(message);
             }
         }
-        panic!("never told {line:?}; heard {heard:?}");
+        panic!("never told {lines:?}; heard {heard:?}");
     }
 
     /// SIGTERM, as systemd stops or restarts it: STOPPING=1, then a clean exit once the
     /// running tasks are done.
     #[track_caller]
     fn stop(&mut self) {
+        self.stop_telling(&[]);
+    }
+
+    /// [`Service::stop`], the service manager told `lines` as well on the way.
+    #[track_caller]
+    fn stop_telling(&mut self, lines: &[&str]) {
         signal(self.child.id(), "TERM");
-        self.told("STOPPING=1");
+        self.told(&[&["STOPPING=1"], lines].concat());
         let status = self.child.wait().unwrap();
         assert!(status.success(), "a stop is not a failure: {status}");
     }
