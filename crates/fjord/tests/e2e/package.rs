@@ -319,12 +319,18 @@ impl Service {
             .split_whitespace()
             .collect();
         assert_eq!(exec[0], "/usr/bin/fjord", "{exec:?}");
+        Service::spawn(env, exec[0], &exec[1..], faults)
+    }
+
+    /// `program args` with the test's data dir, a free panel port and a notify socket; returns
+    /// once it said READY=1.
+    fn spawn(env: &Env, program: &str, args: &[&str], faults: &[&str]) -> Service {
         let notify_dir = tempfile::tempdir().unwrap();
         let socket: PathBuf = notify_dir.path().join("notify");
         let notify = UnixDatagram::bind(&socket).unwrap();
         let port = free_port();
-        let child = Command::new(exec[0])
-            .args(&exec[1..])
+        let child = Command::new(program)
+            .args(args)
             .env("FJORD_DATA_DIR", env.data.path())
             .env("FJORD_PANEL_LISTEN", format!("127.0.0.1:{port}"))
             .env("NOTIFY_SOCKET", &socket)
@@ -402,6 +408,17 @@ fn last_task(env: &Env) -> i64 {
         .as_array()
         .and_then(|t| t.iter().filter_map(|t| t["id"].as_i64()).max())
         .expect("a task")
+}
+
+/// A panel with no dispatcher is ready once it listens, and stops on SIGTERM, telling its
+/// service manager both.
+#[test]
+fn a_panel_without_a_dispatcher_tells_when_it_is_ready_and_stopping() {
+    let env = Env::bare();
+    let mut service = Service::spawn(&env, FJORD, &["serve", "--no-dispatcher"], &[]);
+    let (status, _, body) = http_get(service.port, "127.0.0.1", "/login");
+    assert_eq!(status, 200, "/login: {body}");
+    service.stop();
 }
 
 /// A state whose schema a newer fjord wrote is refused, named, and left as it is: fjord never
