@@ -223,8 +223,9 @@ impl Dispatcher {
             })
         });
         let log_writer = self.logs.spawn_writer(self.fjord.clone());
-        // Ready once woken tasks are heard: what a dead dispatcher left is rolled back in the
-        // main loop, and a service manager waiting for that could time the start out.
+        // Ready once its wake socket is bound, so a task queued from now on is heard; not after
+        // rolling back what a dead dispatcher left (the main loop's first pass), which may
+        // take longer than a service manager waits for a start.
         host::service_manager::notify_ready(&format!("dispatcher {} runs tasks", self.owner));
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
