@@ -48,8 +48,10 @@ pub fn write_generated_files(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result
     Ok(host::write_files(dir, files)?)
 }
 
-/// Blocks until the process is asked to stop (SIGTERM or SIGINT).
+/// Tells a service manager that the process (a panel with no dispatcher) is ready, and blocks
+/// until it is asked to stop (SIGTERM or SIGINT).
 pub fn wait_for_stop_signal() -> Result<()> {
+    host::service_manager::notify_ready("the panel serves; no dispatcher runs here");
     Ok(host::wait_for_stop()?)
 }
 

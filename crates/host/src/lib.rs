@@ -25,6 +25,7 @@ mod open_files;
 mod php_fpm;
 mod php_run;
 mod process;
+pub mod service_manager;
 mod signals;
 mod site_db;
 mod steps;

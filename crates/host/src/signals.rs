@@ -25,6 +25,7 @@ pub fn stop_on_signals(stop: Arc<AtomicBool>, wake: PathBuf) -> Result<()> {
                 std::process::exit(1);
             }
             eprintln!("fjord: stopping once the running tasks are done (signal again to stop now)");
+            crate::service_manager::notify_stopping("stopping once the running tasks are done");
             crate::wake(&wake);
         }
     });
@@ -36,5 +37,6 @@ pub fn wait_for_stop() -> Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT])
         .map_err(|e| HostError::Refused(format!("cannot handle SIGTERM and SIGINT: {e}")))?;
     signals.forever().next();
+    crate::service_manager::notify_stopping("stopping");
     Ok(())
 }

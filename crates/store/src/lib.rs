@@ -30,6 +30,13 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("state database holds a value this version cannot read: {0}")]
     Corrupt(String),
+    /// The state's schema is newer than this build's migrations: a newer fjord wrote it, and
+    /// reading it with this one would be a downgrade.
+    #[error(
+        "the state in {dir} was written by a newer fjord (schema {found}; this fjord knows \
+         {known}): install that release or newer; fjord never downgrades a state"
+    )]
+    NewerSchema { dir: String, found: i64, known: i64 },
 }
 
 impl StoreError {

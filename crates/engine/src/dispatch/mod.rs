@@ -223,6 +223,10 @@ impl Dispatcher {
             })
         });
         let log_writer = self.logs.spawn_writer(self.fjord.clone());
+        // Ready once its wake socket is bound, so a task queued from now on is heard; not after
+        // rolling back what a dead dispatcher left (the main loop's first pass), which may
+        // take longer than a service manager waits for a start.
+        host::service_manager::notify_ready(&format!("dispatcher {} runs tasks", self.owner));
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
             && result.is_ok()
@@ -255,6 +259,7 @@ impl Dispatcher {
             changed: Condvar::new(),
         });
         let mut running = 0usize;
+        let mut told = Told::default();
         let mut last_recovery = Instant::now();
         let mut last_rotation = Instant::now();
         // No store error ends a dispatcher: a full disk or a locked database is waited out,
@@ -290,6 +295,7 @@ impl Dispatcher {
                     }
                 }
             }
+            told.status(running, stop.load(Ordering::Relaxed));
             if running == 0 {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(());
@@ -763,5 +769,27 @@ impl Fjord {
             },
             &stop,
         )
+    }
+}
+
+/// What the service manager was last told of the running tasks, so it is told only changes.
+#[derive(Default)]
+struct Told(Option<(usize, bool)>);
+
+impl Told {
+    fn status(&mut self, running: usize, stopping: bool) {
+        if self.0 == Some((running, stopping)) {
+            return;
+        }
+        self.0 = Some((running, stopping));
+        let tasks = match running {
+            1 => "1 running task".to_string(),
+            n => format!("{n} running tasks"),
+        };
+        host::service_manager::notify_status(&if stopping {
+            format!("stopping: waiting for {tasks}")
+        } else {
+            tasks
+        });
     }
 }

@@ -171,7 +171,12 @@ struct InitArgs {
 struct ServeArgs {
     /// Where the panel listens: ADDR:PORT. Keep it on loopback and put a TLS proxy in front
     /// to reach it from elsewhere.
-    #[arg(long, value_name = "ADDR:PORT", default_value = engine::auth::DEFAULT_LISTEN)]
+    #[arg(
+        long,
+        env = "FJORD_PANEL_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = engine::auth::DEFAULT_LISTEN
+    )]
     listen: String,
     /// The panel's address as its users reach it (in login links) [default: http://LISTEN].
     /// An https:// address marks the session cookie Secure. A URL that names a host

@@ -31,6 +31,7 @@ mod lifecycle;
 mod migrate;
 mod moves;
 mod newuser;
+mod package;
 mod panel;
 mod php_rollback;
 mod php_sites;

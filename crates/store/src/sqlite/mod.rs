@@ -69,7 +69,14 @@ impl SqliteStore {
             )));
         }
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Self::setup(conn).map_err(|e| match e {
+            StoreError::NewerSchema { found, known, .. } => StoreError::NewerSchema {
+                dir: path.parent().unwrap_or(path).display().to_string(),
+                found,
+                known,
+            },
+            e => e,
+        })
     }
 
     pub fn open_in_memory() -> Result<SqliteStore> {
@@ -127,11 +134,13 @@ fn set_wal(conn: &Connection) -> Result<()> {
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current as usize > MIGRATIONS.len() {
-        return Err(corrupt(format!(
-            "schema version {current} is newer than this fjord knows ({})",
-            MIGRATIONS.len()
-        )));
+    if current > MIGRATIONS.len() as i64 {
+        // `open` names the state's directory; a database in memory has none.
+        return Err(StoreError::NewerSchema {
+            dir: ":memory:".into(),
+            found: current,
+            known: MIGRATIONS.len() as i64,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
