@@ -24,8 +24,8 @@ pub enum Verdict {
 /// One check's outcome: what was looked at, what was found, and the fix for a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// A stable name: `nginx-include`, `php-fpm-reload`, `database-admin`, `disk`, `clock`,
-    /// `panel-url`.
+    /// A stable name: `nginx-include`, `php-fpm-reload`, `database-admin`, `disk`, `claims`,
+    /// `clock`, `panel-url`.
     pub check: &'static str,
     pub subject: String,
     pub verdict: Verdict,
@@ -90,6 +90,7 @@ impl Fjord {
                 ));
             }
         }
+        findings.push(claims(self.claim_pause_notice()?));
         findings.push(clock());
         findings.push(panel_url(&self.panel_url()?));
         Ok(findings)
@@ -219,6 +220,24 @@ fn disk(subject: &str, path: &std::path::Path) -> Finding {
             "free space there (old backups: `fjord site backups`, `fjord backup prune`) or grow the file system",
         ),
         Err(e) => Finding::problem("disk", subject, e.to_string(), "check the path exists"),
+    }
+}
+
+/// Whether a live dispatcher's disk guard holds claims back.
+fn claims(notice: Option<String>) -> Finding {
+    match notice {
+        None => Finding::ok(
+            "claims",
+            "disk guard",
+            "no dispatcher holds task claims back for a full disk",
+        ),
+        Some(notice) => Finding::problem(
+            "claims",
+            "disk guard",
+            notice,
+            "free space there (old backups: `fjord site backups`, `fjord backup prune`) or grow \
+             the file system; claims resume by themselves, and running tasks go on meanwhile",
+        ),
     }
 }
 
