@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::disk_full::Tmpfs;
 use crate::harness::{Env, signal};
 use crate::panel::{Panel, add_user, api, api_token, sign_in};
+use crate::smtp::SmtpSink;
 
 const PASSWORD: &str = "a long password for the disk guard";
 const NOTICE: &str = "tasks are not being claimed: ";
@@ -43,6 +44,17 @@ fn wait_for_warning(env: &Env, paused: bool) -> String {
 fn the_disk_guard_stops_and_resumes_claims_on_a_tmpfs_filled_and_emptied_losing_no_task() {
     let env = Env::new();
     add_user(&env, "admin", "administrator", None, PASSWORD);
+    let sink = SmtpSink::start();
+    env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
+    env.ok(&[
+        "user",
+        "add",
+        "ops",
+        "--role",
+        "administrator",
+        "--email",
+        "ops@guard.example",
+    ]);
     let fs = Tmpfs::mount(&env.platforms.path().join("small"), "8m");
     let code = fs.0.join("code");
     std::fs::create_dir(&code).unwrap();
@@ -76,6 +88,14 @@ fn the_disk_guard_stops_and_resumes_claims_on_a_tmpfs_filled_and_emptied_losing_
         "{said}"
     );
 
+    // The administrators are told once.
+    let mail = sink.wait_for("tasks are not being claimed (disk nearly full)");
+    assert!(
+        mail.contains("ops@guard.example") && mail.contains(&code),
+        "{mail}"
+    );
+    let mails = sink.count();
+
     // Queued while claims are held back: they stay queued.
     let mut queued: Vec<i64> = sites
         .iter()
@@ -99,8 +119,14 @@ fn the_disk_guard_stops_and_resumes_claims_on_a_tmpfs_filled_and_emptied_losing_
         String::from_utf8_lossy(&shown.stderr).contains(NOTICE),
         "{shown:?}"
     );
-    let doctor: serde_json::Value =
-        serde_json::from_slice(&env.run(&["doctor"]).stdout).expect("doctor's JSON");
+    let out = env.run(&["doctor", "--json"]);
+    let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let claims = doctor
         .as_array()
         .unwrap()
@@ -172,6 +198,7 @@ fn the_disk_guard_stops_and_resumes_claims_on_a_tmpfs_filled_and_emptied_losing_
     assert!(err.contains(&format!("warning: {NOTICE}")), "{err}");
     assert!(!err.contains('\r') && !err.contains("\x1b[2K"), "{err:?}");
     wait_for_warning(&env, false);
+    assert_eq!(sink.count(), mails, "a pause is mailed once");
 
     signal(dispatcher.id(), "TERM");
     assert!(dispatcher.wait().unwrap().success());
