@@ -197,10 +197,13 @@ fn terminal_width() -> usize {
         .unwrap_or(80)
 }
 
-/// A line at the bottom of stderr, redrawn in place; off when stderr does not redraw.
+/// A line at the bottom of stderr, redrawn in place; off when stderr does not redraw. Drawn
+/// with a carriage return and spaces over what it replaces: no escape sequence (`NO_COLOR`
+/// leaves it plain, and any terminal understands it).
 struct StatusLine {
     on: bool,
-    shown: bool,
+    /// The width of the line shown, in characters (0: none is).
+    shown: usize,
     last_draw: Option<Instant>,
 }
 
@@ -208,7 +211,7 @@ impl StatusLine {
     fn new(on: bool) -> StatusLine {
         StatusLine {
             on,
-            shown: false,
+            shown: 0,
             last_draw: None,
         }
     }
@@ -219,18 +222,20 @@ impl StatusLine {
 
     fn draw(&mut self, text: &str) {
         self.last_draw = Some(Instant::now());
+        let width = text.chars().count();
+        let rest = " ".repeat(self.shown.saturating_sub(width));
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{}", style::err(text, Style::Busy));
+        let _ = write!(err, "\r{}{rest}", style::err(text, Style::Busy));
         let _ = err.flush();
-        self.shown = true;
+        self.shown = width;
     }
 
     fn clear(&mut self) {
-        if self.shown {
+        if self.shown > 0 {
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
+            let _ = write!(err, "\r{}\r", " ".repeat(self.shown));
             let _ = err.flush();
-            self.shown = false;
+            self.shown = 0;
             // Drawn again at once under what was printed.
             self.last_draw = None;
         }
