@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use engine::model::{Task, TaskStatus};
-use engine::{Error, Fjord, QueuePlace};
+use engine::{Error, Fjord};
 
 use crate::outln;
 use crate::output;
@@ -77,10 +77,23 @@ pub(super) fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<Task, Er
         }
         if status.due() {
             let progress = match task.status {
-                TaskStatus::Queued => Progress::Queued {
-                    place: fjord.queue_place(id)?,
-                    claims_paused: pause.paused(),
-                },
+                TaskStatus::Queued => {
+                    let place = fjord.queue_place(id)?;
+                    // The task it waits for, as the task list names it (gone meanwhile: none).
+                    let waits_for = place.waits_for.and_then(|other| {
+                        let t = fjord.task(other).ok()?;
+                        Some(format!(
+                            "task {other} ({} of {})",
+                            t.kind.as_str(),
+                            t.target_name
+                        ))
+                    });
+                    Progress::Queued {
+                        ahead: place.ahead,
+                        waits_for,
+                        claims_paused: pause.paused(),
+                    }
+                }
                 _ => Progress::Running {
                     elapsed_ms: task
                         .started_at
@@ -139,7 +152,10 @@ impl PauseWatch {
 #[derive(Debug, Clone, PartialEq)]
 enum Progress<'a> {
     Queued {
-        place: QueuePlace,
+        /// Queued tasks before it.
+        ahead: usize,
+        /// The task on one of its objects that it runs after, named.
+        waits_for: Option<String>,
         claims_paused: bool,
     },
     Running {
@@ -154,11 +170,12 @@ enum Progress<'a> {
 fn status_text(id: i64, progress: &Progress, width: usize) -> String {
     let text = match progress {
         Progress::Queued {
-            place,
+            ahead,
+            waits_for,
             claims_paused,
         } => {
-            let place = match (place.waits_for, place.ahead) {
-                (Some(other), _) => format!("after task {other}, which holds what it needs"),
+            let place = match (waits_for, ahead) {
+                (Some(other), _) => format!("waiting for {other}"),
                 (None, 0) => "next to run".to_string(),
                 (None, 1) => "1 task queued before it".to_string(),
                 (None, n) => format!("{n} tasks queued before it"),
@@ -248,8 +265,9 @@ mod tests {
 
     #[test]
     fn a_queued_task_says_where_it_stands_and_a_running_one_its_time_and_step() {
-        let queued = |ahead, waits_for, claims_paused| Progress::Queued {
-            place: QueuePlace { ahead, waits_for },
+        let queued = |ahead, waits_for: Option<&str>, claims_paused| Progress::Queued {
+            ahead,
+            waits_for: waits_for.map(String::from),
             claims_paused,
         };
         assert_eq!(
@@ -261,9 +279,13 @@ mod tests {
             "task 7 queued: 3 tasks queued before it"
         );
         assert_eq!(
-            status_text(7, &queued(3, Some(4), true), 100),
-            "task 7 queued: after task 4, which holds what it needs; claims are paused (disk \
-             nearly full)"
+            status_text(
+                7,
+                &queued(3, Some("task 4 (site-verify of shop.example)"), true),
+                120
+            ),
+            "task 7 queued: waiting for task 4 (site-verify of shop.example); claims are paused \
+             (disk nearly full)"
         );
         let running = Progress::Running {
             elapsed_ms: 75_400,
