@@ -7,9 +7,9 @@ use serde::Serialize;
 use crate::scripts::{ScriptEnv, db_ctl};
 use crate::{Fjord, Result};
 
-/// Below this share of free space a file system is a problem: the dispatcher's disk guard
-/// stops claiming tasks at 90 % full.
-const MIN_FREE_PERCENT: u64 = 10;
+/// Over this share used (as `df` and the disk guard count it) a file system is a problem: the
+/// dispatcher's disk guard stops claiming tasks there by default.
+const MAX_USED_PERCENT: f64 = 90.0;
 
 /// php-fpm's `process_control_timeout` fjord sets, below which a reload cuts responses.
 const MIN_PROCESS_CONTROL_TIMEOUT_S: u64 = 1;
@@ -24,8 +24,8 @@ pub enum Verdict {
 /// One check's outcome: what was looked at, what was found, and the fix for a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// A stable name: `nginx-include`, `php-fpm-reload`, `database-admin`, `disk`, `clock`,
-    /// `panel-url`.
+    /// A stable name: `nginx-include`, `php-fpm-reload`, `database-admin`, `disk`, `claims`,
+    /// `clock`, `panel-url`.
     pub check: &'static str,
     pub subject: String,
     pub verdict: Verdict,
@@ -90,6 +90,7 @@ impl Fjord {
                 ));
             }
         }
+        findings.push(claims(self.claim_pause_notice()?));
         findings.push(clock());
         findings.push(panel_url(&self.panel_url()?));
         Ok(findings)
@@ -195,30 +196,52 @@ fn database_admin(server: &Server, service: &model::DbService) -> Option<Finding
 }
 
 fn disk(subject: &str, path: &std::path::Path) -> Finding {
-    match host::disk_space(path) {
-        Ok((free, total)) if total == 0 || free * 100 >= total * MIN_FREE_PERCENT => Finding::ok(
+    let space = host::disk_space(path).and_then(|(free, total)| {
+        let used = host::disk_used_share(path)?.map_or(0.0, |share| share * 100.0);
+        Ok((free, total, used))
+    });
+    match space {
+        Ok((free, total, used)) if used <= MAX_USED_PERCENT => Finding::ok(
             "disk",
             subject,
             format!(
-                "{} free of {} on {}",
+                "{} free of {} on {} ({used:.0}% used)",
                 human_bytes(free),
                 human_bytes(total),
                 path.display()
             ),
         ),
-        Ok((free, total)) => Finding::problem(
+        Ok((free, total, used)) => Finding::problem(
             "disk",
             subject,
             format!(
-                "only {} free of {} on {} ({}%): tasks stop being claimed at 90% full",
+                "only {} free of {} on {} ({used:.0}% used): tasks stop being claimed over \
+                 {MAX_USED_PERCENT}% used (`--disk-stop-percent` of the dispatcher)",
                 human_bytes(free),
                 human_bytes(total),
                 path.display(),
-                free * 100 / total
             ),
             "free space there (old backups: `fjord site backups`, `fjord backup prune`) or grow the file system",
         ),
         Err(e) => Finding::problem("disk", subject, e.to_string(), "check the path exists"),
+    }
+}
+
+/// Whether a live dispatcher's disk guard holds claims back.
+fn claims(notice: Option<String>) -> Finding {
+    match notice {
+        None => Finding::ok(
+            "claims",
+            "disk guard",
+            "no dispatcher holds task claims back for a full disk",
+        ),
+        Some(notice) => Finding::problem(
+            "claims",
+            "disk guard",
+            notice,
+            "free space there (old backups: `fjord site backups`, `fjord backup prune`) or grow \
+             the file system; claims resume by themselves, and running tasks go on meanwhile",
+        ),
     }
 }
 

@@ -28,8 +28,8 @@ pub use error::{Error, Result};
 pub use model::{self, Invalid};
 pub use paths::default_data_dir;
 pub use store::{
-    AcmeAccount, ApiToken, Backup, CertSource, ClientSummary, LogLine, SiteCertificate, SiteCron,
-    SitePage, SiteQuery, TaskFilter,
+    AcmeAccount, ApiToken, Backup, CertSource, ClaimPause, ClientSummary, LogLine, QueuePlace,
+    SiteCertificate, SiteCron, SitePage, SiteQuery, TaskFilter,
 };
 
 use store::{SqliteStore, Store};

@@ -1,7 +1,8 @@
 //! What `/metrics` tells a Prometheus server: tasks by kind and state and how long they ran,
 //! the queue, sites by status, how old each site's newest backup is, free space where fjord
-//! writes, whether a dispatcher is alive, site cron runs. Read from the state and the file
-//! systems at each scrape (nothing is kept in a process: a panel and a dispatcher may be two),
+//! writes and how full it is, whether a dispatcher is alive and whether its disk guard holds
+//! claims back, site cron runs. Read from the state and the file systems at each scrape
+//! (nothing is kept in a process: a panel and a dispatcher may be two),
 //! rendered in Prometheus' text exposition format 0.0.4.
 
 use std::fmt::Write;
@@ -21,15 +22,27 @@ pub struct Metrics {
     pub data_dir_space: Option<(u64, u64)>,
     /// Each platform's name with the free and total bytes of its file system.
     pub platform_space: Vec<(String, u64, u64)>,
+    /// How full each of those file systems is (0 to 1, as `df` and the disk guard count it),
+    /// by the `of` label of the families above: `data-dir`, `platform:<name>`.
+    pub used_ratio: Vec<(String, f64)>,
+    /// Whether a live dispatcher's disk guard holds claims back.
+    pub claims_paused: bool,
     pub now_ms: i64,
 }
 
 impl Fjord {
     pub fn metrics(&self) -> Result<Metrics> {
         let state = self.store().metrics()?;
-        let platform_space = self
-            .store()
-            .platforms()?
+        let platforms = self.store().platforms()?;
+        let used_ratio = std::iter::once(("data-dir".to_string(), self.data_dir()))
+            .chain(
+                platforms
+                    .iter()
+                    .map(|p| (format!("platform:{}", p.name), p.path.as_path())),
+            )
+            .filter_map(|(of, path)| Some((of, host::disk_used_share(path).ok()??)))
+            .collect();
+        let platform_space = platforms
             .into_iter()
             .filter_map(|p| {
                 // A platform whose directory is gone (being deleted, say) has no space to tell.
@@ -42,6 +55,8 @@ impl Fjord {
             dispatcher_up: self.dispatcher_alive()?,
             data_dir_space: host::disk_space(self.data_dir()).ok(),
             platform_space,
+            used_ratio,
+            claims_paused: !self.claim_pauses()?.is_empty(),
             now_ms: store::now_ms(),
         })
     }
@@ -189,6 +204,21 @@ pub fn render(m: &Metrics) -> String {
     }
 
     out.head(
+        "fjord_filesystem_used_ratio",
+        "gauge",
+        "How full the file system of fjord's data dir and of each platform is, as df and the disk guard count it (used, of used and free to users other than root).",
+    );
+    for (of, ratio) in &m.used_ratio {
+        out.sample("fjord_filesystem_used_ratio", &[("of", of)], *ratio);
+    }
+    out.head(
+        "fjord_claims_paused",
+        "gauge",
+        "1 while a dispatcher's disk guard holds task claims back (a file system over its stop line).",
+    );
+    out.sample("fjord_claims_paused", &[], u64::from(m.claims_paused));
+
+    out.head(
         "fjord_dispatcher_up",
         "gauge",
         "1 while a dispatcher holds its lock on this data dir.",
@@ -302,6 +332,8 @@ mod tests {
             dispatcher_up: true,
             data_dir_space: Some((10, 20)),
             platform_space: vec![("web".into(), 5, 9)],
+            used_ratio: vec![("data-dir".into(), 0.5), ("platform:web".into(), 0.75)],
+            claims_paused: true,
             now_ms: 11_500,
         };
         let text = render(&m);
@@ -318,6 +350,9 @@ mod tests {
             "fjord_filesystem_free_bytes{of=\"platform:web\"} 5",
             "fjord_filesystem_size_bytes{of=\"data-dir\"} 20",
             "fjord_dispatcher_up 1",
+            "fjord_filesystem_used_ratio{of=\"data-dir\"} 0.5",
+            "fjord_filesystem_used_ratio{of=\"platform:web\"} 0.75",
+            "fjord_claims_paused 1",
             "fjord_cron_runs_total 7",
             "fjord_cron_failures_total 0",
             "# TYPE fjord_task_duration_seconds histogram",

@@ -97,6 +97,7 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
                 until_idle: true,
                 background: false,
                 log_rotation: Default::default(),
+                disk: Default::default(),
             },
             &AtomicBool::new(false),
         )

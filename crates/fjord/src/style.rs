@@ -87,6 +87,12 @@ pub fn paint(text: &str, style: Style, on: bool) -> String {
     }
 }
 
+/// Whether stderr is a terminal that redraws a line in place (`--wait`'s status line): not a
+/// pipe, a file or a `dumb` terminal. Colours are another question ([`err`]).
+pub fn stderr_redraws() -> bool {
+    std::io::stderr().is_terminal() && std::env::var("TERM").as_deref() != Ok("dumb")
+}
+
 /// `text` styled for stdout.
 pub fn out(text: &str, style: Style) -> String {
     paint(text, style, stdout_on())

@@ -72,6 +72,22 @@ pub fn disk_space(path: &std::path::Path) -> Result<(u64, u64)> {
     ))
 }
 
+/// How full the file system holding `path` is, as `df` counts it: the share of the space
+/// users may have (used, and free to an unprivileged user) that is used. Root's reserve is
+/// neither; a file system with no room at all is full. None for one with no blocks (`/proc`).
+pub fn disk_used_share(path: &std::path::Path) -> Result<Option<f64>> {
+    let stat = rustix::fs::statvfs(path).map_err(|e| HostError::io(path, e.into()))?;
+    let used = stat.f_blocks.saturating_sub(stat.f_bfree);
+    let usable = used.saturating_add(stat.f_bavail);
+    Ok((stat.f_blocks > 0).then(|| {
+        if usable == 0 {
+            1.0
+        } else {
+            used as f64 / usable as f64
+        }
+    }))
+}
+
 /// Whether the system clock is kept in sync, as the machine's time service says: systemd's
 /// `timedatectl` (`NTPSynchronized`), else chrony's `chronyc tracking` (its leap status).
 /// `Err` names what was tried when neither is there: nothing keeps the clock then.

@@ -299,6 +299,32 @@ pub struct StateMetrics {
     pub counters: Vec<(String, i64)>,
 }
 
+/// A file system over the disk guard's line, holding one dispatcher's claims back: recorded
+/// by the dispatcher while it pauses, so that the CLI and a panel in other processes can tell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimPause {
+    /// The dispatcher that stopped claiming.
+    pub owner: String,
+    /// A directory on the file system that is too full (the data dir or a platform's root).
+    pub path: String,
+    /// How full the file system was at the dispatcher's last look, in percent.
+    pub used_percent: f64,
+    /// Claims stop above this share, and resume once every file system is below `resume_percent`.
+    pub stop_percent: u8,
+    pub resume_percent: u8,
+    /// When the dispatcher stopped claiming (ms).
+    pub since_ms: i64,
+}
+
+/// Where a queued task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePlace {
+    /// Queued tasks older than it (those a dispatcher looks at first).
+    pub ahead: usize,
+    /// A running task, else an older queued one, on one of its objects: it runs after that.
+    pub waits_for: Option<i64>,
+}
+
 /// How long the finished tasks of one kind ran.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskDurations {
@@ -548,6 +574,10 @@ pub trait Store: Accounts + Send + Sync {
     fn cron_runs(&self) -> Result<Vec<CronRun>>;
     /// What `/metrics` reports from the state.
     fn metrics(&self) -> Result<StateMetrics>;
+    /// Replaces what `owner`'s disk guard holds claims back for (nothing: it claims again).
+    fn set_claim_pause(&self, owner: &str, pauses: &[ClaimPause]) -> Result<()>;
+    /// Every recorded pause, the dead dispatchers' too (whoever reads them asks who lives).
+    fn claim_pauses(&self) -> Result<Vec<ClaimPause>>;
     fn site_cron(&self, site_id: i64) -> Result<SiteCron>;
     /// The version and packages (JSON) a platform's or site's last verify found.
     fn code_found(&self, target: Target) -> Result<(Option<String>, Option<String>)>;
@@ -591,6 +621,8 @@ pub trait Store: Accounts + Send + Sync {
     fn cancel_task(&self, id: i64) -> Result<Task>;
     fn retry_task(&self, id: i64) -> Result<Task>;
     fn running_tasks(&self) -> Result<Vec<RunningTask>>;
+    /// Where queued task `id` stands in the queue.
+    fn queue_place(&self, id: i64) -> Result<QueuePlace>;
     /// The claim that holds task `id`, while it is processing.
     fn task_claim(&self, id: i64) -> Result<Option<Claim>>;
 

@@ -216,6 +216,51 @@ impl ServerView {
     }
 }
 
+/// Whether dispatchers claim tasks, and the file systems over the disk guard's line if not.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClaimsView {
+    /// True while a live dispatcher's disk guard holds task claims back (running tasks go on;
+    /// queued ones wait).
+    pub paused: bool,
+    /// What the panel and the CLI say about it, when paused.
+    pub notice: Option<String>,
+    pub file_systems: Vec<ClaimPauseView>,
+}
+
+/// A file system holding a dispatcher's claims back.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClaimPauseView {
+    /// A directory on it (the data dir or a platform's); "a file system" for those who may
+    /// not see the servers.
+    pub path: String,
+    /// How full it was at the dispatcher's last look.
+    pub used_percent: f64,
+    /// Claims stop above this share and resume once every file system is below `resume_percent`.
+    pub stop_percent: u8,
+    pub resume_percent: u8,
+    /// Since when claims are held back, in Unix milliseconds.
+    pub since: i64,
+}
+
+impl ClaimsView {
+    pub fn new(pauses: &[engine::ClaimPause]) -> ClaimsView {
+        ClaimsView {
+            paused: !pauses.is_empty(),
+            notice: engine::dispatch::pause_notice(pauses, true),
+            file_systems: pauses
+                .iter()
+                .map(|p| ClaimPauseView {
+                    path: p.path.clone(),
+                    used_percent: p.used_percent,
+                    stop_percent: p.stop_percent,
+                    resume_percent: p.resume_percent,
+                    since: p.since_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
     pub id: i64,

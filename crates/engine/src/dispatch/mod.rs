@@ -23,8 +23,12 @@ use store::{JournalEntry, RunningTask, Store, TaskEffect};
 use crate::scripts::{self, ScriptEnv};
 use crate::{Fjord, Result};
 
+mod disk_guard;
 mod recovery;
 mod task_logs;
+
+use disk_guard::DiskGuard;
+pub use disk_guard::{DiskThresholds, pause_notice};
 
 use task_logs::TaskLogs;
 
@@ -47,6 +51,8 @@ pub struct DispatcherOptions {
     /// How sites' logs are rotated (checked every [`ROTATE_EVERY`], and once more before
     /// `until_idle` exits).
     pub log_rotation: crate::ops::LogRotation,
+    /// When claims stop for a full disk, and when they resume (see `disk_guard`).
+    pub disk: DiskThresholds,
 }
 
 /// Concurrency slots. A task waiting for an nginx commit gives its slot back, and takes one
@@ -227,7 +233,9 @@ impl Dispatcher {
         // rolling back what a dead dispatcher left (the main loop's first pass), which may
         // take longer than a service manager waits for a start.
         host::service_manager::notify_ready(&format!("dispatcher {} runs tasks", self.owner));
-        let result = self.main_loop(options, stop, &tx, &rx);
+        let mut disk_guard = DiskGuard::new(options.disk, &self.owner);
+        let result = self.main_loop(options, stop, &tx, &rx, &mut disk_guard);
+        disk_guard.end(&self.fjord);
         if options.until_idle
             && result.is_ok()
             && let Err(e) =
@@ -253,6 +261,7 @@ impl Dispatcher {
         stop: &AtomicBool,
         tx: &mpsc::Sender<Event>,
         rx: &mpsc::Receiver<Event>,
+        disk_guard: &mut DiskGuard,
     ) -> Result<()> {
         let slots = Arc::new(Slots {
             state: Mutex::new((options.concurrency.max(1), 0)),
@@ -271,7 +280,7 @@ impl Dispatcher {
             );
         }
         loop {
-            if !stop.load(Ordering::Relaxed) {
+            if !stop.load(Ordering::Relaxed) && !disk_guard.holds_claims(&self.fjord) {
                 while slots.try_take_for_new() {
                     let claiming = Instant::now();
                     let claimed = self.fjord.store().claim_next(&self.owner);
@@ -766,6 +775,7 @@ impl Fjord {
                 concurrency,
                 until_idle: true,
                 log_rotation: Default::default(),
+                disk: DiskThresholds::default(),
             },
             &stop,
         )

@@ -197,6 +197,12 @@ impl Fjord {
         Ok(self.store().tasks(filter)?)
     }
 
+    /// Where a queued task stands: how many wait before it, and the task on one of its
+    /// objects it runs after.
+    pub fn queue_place(&self, id: i64) -> Result<store::QueuePlace> {
+        Ok(self.store().queue_place(id)?)
+    }
+
     pub fn task_log(&self, id: i64, after_id: i64) -> Result<Vec<LogLine>> {
         self.store().task(id)?;
         Ok(self.store().log(id, after_id)?)

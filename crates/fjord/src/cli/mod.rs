@@ -1,10 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use engine::dispatch::{Dispatcher, DispatcherOptions};
+use engine::dispatch::{DiskThresholds, Dispatcher, DispatcherOptions};
 use engine::model::TaskStatus;
 use engine::ops::{PanelSite, Queued, ServerInput};
 use engine::{Error, Fjord, TaskFilter};
@@ -19,13 +18,15 @@ mod platform;
 mod server;
 mod site;
 mod task;
+mod wait;
 
 use crate::output::{self, print_json};
-use crate::style::{self, Style};
+
 use platform::PlatformCmd;
 use server::ServerCmd;
 use site::SiteCmd;
 use task::TaskCmd;
+use wait::follow;
 
 /// fjord hosts fleets of sites: it keeps servers, platforms (code bases) and sites in one
 /// state, and brings hosts in line with it through tasks that either complete or are rolled
@@ -219,6 +220,13 @@ struct DispatchArgs {
     /// A site's logs are rotated once one of them reaches this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
     log_rotate_bytes: u64,
+    /// Stop claiming tasks while the data dir's or a platform's file system is more than
+    /// this full (in percent; running tasks go on). 100 turns the guard off.
+    #[arg(long, value_name = "PERCENT", default_value_t = 90)]
+    disk_stop_percent: u8,
+    /// Claim tasks again once every one of those file systems is below this (in percent).
+    #[arg(long, value_name = "PERCENT", default_value_t = 85)]
+    disk_resume_percent: u8,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -419,6 +427,11 @@ fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> 
     match command {
         Command::Init(args) => init(fjord, &args),
         Command::Serve(args) => {
+            // The dispatcher's options are refused before the panel changes anything.
+            DiskThresholds::new(
+                args.dispatch.disk_stop_percent,
+                args.dispatch.disk_resume_percent,
+            )?;
             let mut trusted =
                 web::TrustedProxies::parse(&args.trusted_proxies).map_err(Error::Refused)?;
             // The panel's own site first: a URL it cannot serve is refused before anything
@@ -508,6 +521,8 @@ fn run_dispatcher(
     args: &DispatchArgs,
     background: bool,
 ) -> Result<ExitCode, Error> {
+    // Refused before the dispatcher makes its lock and socket.
+    let disk = DiskThresholds::new(args.disk_stop_percent, args.disk_resume_percent)?;
     let dispatcher = Dispatcher::new(fjord.clone())?;
     eprintln!(
         "fjord: dispatcher {} on {}",
@@ -522,6 +537,7 @@ fn run_dispatcher(
             keep: args.log_keep,
             max_bytes: args.log_rotate_bytes,
         },
+        disk,
     };
     dispatcher.run_until_signalled(&options)?;
     Ok(ExitCode::SUCCESS)
@@ -732,52 +748,6 @@ fn queued(fjord: &Fjord, q: Queued, opts: &TaskOpts) -> Result<ExitCode, Error> 
         TaskStatus::Success | TaskStatus::Warning => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
-}
-
-/// Prints a task's log lines as they come until it finishes.
-fn follow(fjord: &Fjord, id: i64, to_stderr: bool) -> Result<engine::model::Task, Error> {
-    // A dispatcher may be starting beside this command: only a few seconds without any
-    // live dispatcher mean that nobody will run the task.
-    const NO_DISPATCHER_GRACE: Duration = Duration::from_secs(3);
-    let mut after = 0;
-    let mut waited = Duration::ZERO;
-    let mut hinted = false;
-    let mut none_alive_since: Option<Duration> = None;
-    loop {
-        let task = fjord.task(id)?;
-        for line in fjord.task_log(id, after)? {
-            after = line.id;
-            let at = output::log_time(line.at);
-            if to_stderr {
-                eprintln!("  {}  {}", style::err(&at, Style::Dim), line.line)
-            } else {
-                outln!("{}  {}", style::out(&at, Style::Dim), line.line)
-            }
-        }
-        if task.status.is_finished() {
-            return Ok(task);
-        }
-        if fjord.dispatcher_alive()? {
-            none_alive_since = None;
-        } else {
-            let since = *none_alive_since.get_or_insert(waited);
-            if waited - since >= NO_DISPATCHER_GRACE {
-                return Err(Error::Refused(format!(
-                    "no dispatcher is running on {}: task {id} stays {}. Start one with \
-                     `fjord serve` (or `fjord dispatch`), then follow the task with \
-                     `fjord task log {id} --follow`",
-                    fjord.data_dir().display(),
-                    task.status.as_str()
-                )));
-            }
-        }
-        if task.status == TaskStatus::Queued && waited > Duration::from_secs(5) && !hinted {
-            eprintln!("  (still queued: the dispatchers are busy with other tasks)");
-            hinted = true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        waited += Duration::from_millis(50);
-    }
 }
 
 /// `show`: with --json the raw values; otherwise the JSON's fields, one per line, for people:

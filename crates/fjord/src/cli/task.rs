@@ -59,6 +59,7 @@ pub(super) fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
                     })
                 })
                 .transpose()?;
+            super::wait::warn_if_claims_paused(fjord);
             let tasks = fjord.tasks(&TaskFilter {
                 status,
                 limit: Some(limit),
@@ -86,6 +87,7 @@ pub(super) fn task(fjord: &Fjord, cmd: TaskCmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         TaskCmd::Show { id, json } => {
+            super::wait::warn_if_claims_paused(fjord);
             show(&output::task_json(&fjord.task(id)?), json.json);
             Ok(ExitCode::SUCCESS)
         }

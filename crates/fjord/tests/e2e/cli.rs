@@ -145,6 +145,29 @@ fn colours_only_on_a_terminal_and_never_with_no_color() {
 }
 
 #[test]
+fn wait_on_a_terminal_shows_a_status_line_under_the_steps_and_clears_it() {
+    let mut env = Env::new();
+    env.ok(&["site", "add", "shop.example", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    // The verify pauses after its first step: long enough for the line to show it running.
+    env.start_dispatcher(&["pause-after:site-verify:1:8000"]);
+    let shown = on_a_terminal(
+        &env,
+        &["site", "verify", "shop.example", "--wait"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(shown.contains(" running for "), "{shown:?}");
+    assert!(shown.contains(": fault: paused"), "{shown:?}");
+    assert!(!shown.contains('\x1b'), "NO_COLOR: {shown:?}");
+    // The outcome is printed on a line of its own, the status line cleared before it.
+    let last = shown.trim_end().rsplit(['\r', '\n']).next().unwrap();
+    assert!(
+        last.starts_with("task ") && last.contains(": success in "),
+        "{shown:?}"
+    );
+}
+
+#[test]
 fn wait_shows_the_tasks_steps_as_they_happen_and_show_speaks_in_units() {
     let mut env = Env::new();
     env.start_dispatcher(&[]);

@@ -72,6 +72,7 @@ fn doctor_finds_nothing_on_a_clean_machine() {
         "nginx-include",
         "php-fpm-reload",
         "disk",
+        "claims",
         "clock",
         "panel-url",
     ] {

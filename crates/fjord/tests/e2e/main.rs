@@ -17,6 +17,7 @@ mod crash;
 mod cron_locks;
 mod databases;
 mod disk_full;
+mod disk_guard;
 mod doctor;
 mod drupal;
 mod edge;

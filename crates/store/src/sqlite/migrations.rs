@@ -321,4 +321,17 @@ CREATE TABLE acme_orders (
     count INTEGER NOT NULL
 );
 "#,
+    // 21: the disk guard: each file system holding a dispatcher's claims back, while it
+    // does (so that the CLI and the panel, other processes, can say why tasks wait).
+    r#"
+CREATE TABLE claim_pauses (
+    owner TEXT NOT NULL,
+    path TEXT NOT NULL,
+    used_percent REAL NOT NULL,
+    stop_percent INTEGER NOT NULL,
+    resume_percent INTEGER NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (owner, path)
+);
+"#,
 ];

@@ -1,6 +1,7 @@
 mod accounts;
 mod backups;
 mod certificates;
+mod claim_pauses;
 mod effects;
 mod metrics;
 mod migrations;
@@ -315,6 +316,14 @@ impl Store for SqliteStore {
         self.with(|c| metrics::read(c, sites))
     }
 
+    fn set_claim_pause(&self, owner: &str, pauses: &[crate::ClaimPause]) -> Result<()> {
+        self.with(|c| claim_pauses::set(c, owner, pauses))
+    }
+
+    fn claim_pauses(&self) -> Result<Vec<crate::ClaimPause>> {
+        self.with(claim_pauses::read)
+    }
+
     fn site_cron(&self, site_id: i64) -> Result<SiteCron> {
         self.with(|c| {
             c.query_row(
@@ -593,6 +602,10 @@ impl Store for SqliteStore {
                 params![target.type_str(), target.id()],
             )
         })
+    }
+
+    fn queue_place(&self, id: i64) -> Result<crate::QueuePlace> {
+        self.with(|c| queue::queue_place(c, id))
     }
 
     fn claim_next(&self, owner: &str) -> Result<Option<RunningTask>> {

@@ -319,3 +319,47 @@ pub(super) fn cron_runs(c: &mut Connection) -> Result<Vec<CronRun>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// Where queued task `id` stands: the queued tasks before it, and the running (else the
+/// oldest older queued) task on one of its objects that it must wait for. Read in one
+/// transaction, for `--wait`'s status line.
+pub(super) fn queue_place(c: &mut Connection, id: i64) -> Result<crate::QueuePlace> {
+    let tx = c.transaction()?;
+    let task = get_task(&tx, id)?;
+    let ahead: i64 = tx.query_row(
+        "SELECT count(*) FROM tasks WHERE status = 'queued' AND id < ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let mut map = LockMap::load(&tx)?;
+    let locks = map.of_task(&tx, &task)?;
+    let mut waits_for = None;
+    for sql in [
+        format!("SELECT {TASK_COLS} FROM tasks WHERE status = 'processing' ORDER BY id"),
+        format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE status = 'queued' AND id < ?1 ORDER BY id \
+             LIMIT 1000"
+        ),
+    ] {
+        let mut stmt = tx.prepare(&sql)?;
+        let mut rows = if sql.contains("?1") {
+            stmt.query([id])?
+        } else {
+            stmt.query([])?
+        };
+        while let Some(row) = rows.next()? {
+            let other = task_from_row(row)??;
+            if other.id != id && locks_conflict(&locks, &map.of_task(&tx, &other)?) {
+                waits_for = Some(other.id);
+                break;
+            }
+        }
+        if waits_for.is_some() {
+            break;
+        }
+    }
+    Ok(crate::QueuePlace {
+        ahead: ahead as usize,
+        waits_for,
+    })
+}

@@ -280,11 +280,23 @@ fn claim_respects_locks_and_order() {
         )
         .unwrap();
 
+    let (t1, t2) = (t1.unwrap().id, t2.unwrap().id);
+    let place = |id, ahead, waits_for| {
+        assert_eq!(
+            s.queue_place(id).unwrap(),
+            crate::QueuePlace { ahead, waits_for }
+        )
+    };
+    place(t2, 1, None);
+    place(t3.id, 2, Some(t1));
+
     let c1 = s.claim_next("d").unwrap().unwrap();
-    assert_eq!(c1.task.id, t1.unwrap().id);
+    assert_eq!(c1.task.id, t1);
     // a.com is busy: its verify waits; b.com's install runs beside it.
     let c2 = s.claim_next("d").unwrap().unwrap();
-    assert_eq!(c2.task.id, t2.unwrap().id);
+    assert_eq!(c2.task.id, t2);
+    place(t3.id, 0, Some(t1));
+    place(pv.id, 1, Some(t1));
     assert!(
         s.claim_next("d").unwrap().is_none(),
         "platform verify waits for its sites"

@@ -174,6 +174,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(objects::verify_server))
         .routes(routes!(objects::edit_server))
         .routes(routes!(objects::tasks))
+        .routes(routes!(objects::claims))
         .routes(routes!(objects::task))
         .routes(routes!(objects::task_log))
         .routes(routes!(objects::retry_task))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{ApiResult, Body, Params, QueuedView, Refusals, Segments, queued};
 use crate::html::task_status;
 use crate::session::ApiUser;
-use crate::views::{LogLineView, Names, PlatformView, ServerView, TaskView};
+use crate::views::{ClaimsView, LogLineView, Names, PlatformView, ServerView, TaskView};
 use crate::{AppState, WebError};
 
 #[utoipa::path(get, path = "/platforms", tag = "platforms",
@@ -336,6 +336,18 @@ pub async fn tasks(
         })
         .await?;
     Ok(Json(tasks.iter().map(TaskView::new).collect()))
+}
+
+/// Whether dispatchers claim tasks: a dispatcher's disk guard stops claiming while the data
+/// dir's or a platform's file system is too full, and says which.
+#[utoipa::path(get, path = "/claims", tag = "tasks",
+    responses((status = 200, body = ClaimsView), Refusals))]
+pub async fn claims(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+) -> ApiResult<ClaimsView> {
+    let pauses = state.run(move |f| f.acting(actor).claim_pauses()).await?;
+    Ok(Json(ClaimsView::new(&pauses)))
 }
 
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",

@@ -31,6 +31,8 @@ pub struct Ctx {
     pub csrf: String,
     pub section: &'static str,
     pub nav: Nav,
+    /// A banner over the page (the disk guard holding task claims back).
+    pub notice: Option<String>,
 }
 
 pub struct Nav {
@@ -51,7 +53,13 @@ impl Ctx {
             csrf: viewer.session.csrf.clone(),
             section,
             nav: Nav::for_actor(&actor),
+            notice: None,
         }
+    }
+
+    pub fn with_notice(mut self, notice: Option<String>) -> Ctx {
+        self.notice = notice;
+        self
     }
 
     /// The frame of a page for someone not signed in (login, errors before sign-in).
@@ -69,6 +77,7 @@ impl Ctx {
                 clients: false,
                 users: false,
             },
+            notice: None,
         }
     }
 }

@@ -42,7 +42,12 @@ impl DashboardPage {
 
 async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let actor = viewer.actor();
-    let d = state.run(move |f| f.acting(actor).dashboard()).await?;
+    let (d, notice) = state
+        .run(move |f| {
+            let a = f.acting(actor);
+            Ok((a.dashboard()?, a.claim_pause_notice()?))
+        })
+        .await?;
     let view = |ts: &[engine::model::Task]| ts.iter().map(TaskView::new).collect::<Vec<_>>();
     let finished = view(&d.finished);
     let durations: Vec<(String, f64, bool)> = finished
@@ -56,7 +61,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> PageResult 
         })
         .collect();
     page(DashboardPage {
-        ctx: Ctx::new(&viewer, "dashboard"),
+        ctx: Ctx::new(&viewer, "dashboard").with_notice(notice),
         total: d.site_counts.iter().map(|(_, n)| n).sum(),
         counts: d
             .site_counts
@@ -134,17 +139,19 @@ async fn list(
 ) -> PageResult {
     let status = task_status(&q.status)?;
     let actor = viewer.actor();
-    let tasks = state
+    let (tasks, notice) = state
         .run(move |f| {
-            f.acting(actor).tasks(&TaskFilter {
+            let a = f.acting(actor);
+            let tasks = a.tasks(&TaskFilter {
                 status,
                 limit: Some(200),
                 ..TaskFilter::default()
-            })
+            })?;
+            Ok((tasks, a.claim_pause_notice()?))
         })
         .await?;
     page(TasksPage {
-        ctx: Ctx::new(&viewer, "tasks"),
+        ctx: Ctx::new(&viewer, "tasks").with_notice(notice),
         status: q.status,
         statuses: TASK_STATUSES.to_vec(),
         tasks: tasks.iter().map(TaskView::new).collect(),
@@ -190,10 +197,10 @@ impl TaskPage {
 
 async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> PageResult {
     let actor = viewer.actor();
-    let (task, log) = state
+    let (task, log, notice) = state
         .run(move |f| {
             let a = f.acting(actor);
-            Ok((a.task(id)?, a.task_log(id, 0)?))
+            Ok((a.task(id)?, a.task_log(id, 0)?, a.claim_pause_notice()?))
         })
         .await?;
     let actor = viewer.actor();
@@ -209,7 +216,7 @@ async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>
         _ => None,
     };
     page(TaskPage {
-        ctx: Ctx::new(&viewer, "tasks"),
+        ctx: Ctx::new(&viewer, "tasks").with_notice(notice),
         last_line: log.last().map(|l| l.id).unwrap_or(0),
         log: log.iter().map(LogLineView::new).collect(),
         running,

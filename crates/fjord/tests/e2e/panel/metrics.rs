@@ -76,6 +76,8 @@ fn check_scrape(families: &BTreeMap<String, (String, Vec<Sample>)>) -> f64 {
         ("fjord_sites_without_backup", "gauge"),
         ("fjord_filesystem_free_bytes", "gauge"),
         ("fjord_filesystem_size_bytes", "gauge"),
+        ("fjord_filesystem_used_ratio", "gauge"),
+        ("fjord_claims_paused", "gauge"),
         ("fjord_dispatcher_up", "gauge"),
         // The parser names a counter's family without its `_total`.
         ("fjord_cron_runs", "counter"),
