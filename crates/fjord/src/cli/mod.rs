@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use engine::config::{Config, Flags};
 use engine::dispatch::{Dispatcher, DispatcherOptions};
 use engine::model::TaskStatus;
 use engine::ops::{PanelSite, Queued, ServerInput};
@@ -11,6 +12,7 @@ use engine::{Error, Fjord, TaskFilter};
 
 use crate::outln;
 
+mod config;
 mod doctor;
 mod generate;
 mod mail;
@@ -46,10 +48,14 @@ pub const VERSION: &str = concat!(
 #[derive(Parser, Debug)]
 #[command(name = "fjord", version = VERSION, max_term_width = 100)]
 pub struct Cli {
-    /// Where fjord keeps its state, config and journals [default: /var/lib/fjord as root,
-    /// $XDG_DATA_HOME/fjord otherwise].
-    #[arg(long, env = "FJORD_DATA_DIR", global = true, value_name = "DIR")]
+    /// Where fjord keeps its state, config and journals [env: FJORD_DATA_DIR; config:
+    /// data_dir; default: /var/lib/fjord as root, $XDG_DATA_HOME/fjord otherwise].
+    #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// The config file [env: FJORD_CONFIG; default: /etc/fjord/fjord.toml if it exists].
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -63,7 +69,7 @@ enum Command {
     ///
     /// SIGTERM or Ctrl-C stops the dispatcher claiming tasks; it exits once the running ones
     /// are done. A second signal exits at once: the next dispatcher rolls back what was
-    /// running. Each request to the panel is logged in one line on stderr.
+    /// running. Each request to the panel is logged on stderr (see --log-format).
     Serve(ServeArgs),
     /// Run a dispatcher alone: it runs queued tasks (stopped as `serve` is).
     Dispatch(DispatchArgs),
@@ -98,6 +104,9 @@ enum Command {
     /// Users of the panel and the API, and their roles.
     #[command(subcommand)]
     User(people::UserCmd),
+    /// The config file (/etc/fjord/fjord.toml): check it, show the settings in effect.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
     /// Shell completions and man pages, for packagers.
     #[command(subcommand, hide = true)]
     Generate(generate::GenerateCmd),
@@ -169,30 +178,34 @@ struct InitArgs {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Where the panel listens: ADDR:PORT. Keep it on loopback and put a TLS proxy in front
-    /// to reach it from elsewhere.
-    #[arg(long, value_name = "ADDR:PORT", default_value = engine::auth::DEFAULT_LISTEN)]
-    listen: String,
+    /// Where the panel listens: IP:PORT. Keep it on loopback and put a TLS proxy in front
+    /// to reach it from elsewhere [env: FJORD_PANEL_LISTEN; config: panel.listen; default:
+    /// 127.0.0.1:8470].
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
     /// The panel's address as its users reach it (in login links) [default: http://LISTEN].
     /// An https:// address marks the session cookie Secure. A URL that names a host
     /// (`https://panel.example`) makes the panel a site of its own on the server's nginx:
     /// a vhost passing requests to LISTEN, with HTTPS required and its certificate from the
     /// ACME account (`fjord https account`), as any site's. Run again with another host, it
-    /// moves; with an address (`http://127.0.0.1:8470`), the panel's site is deleted.
+    /// moves; with an address (`http://127.0.0.1:8470`), the panel's site is deleted [env:
+    /// FJORD_PANEL_URL; config: panel.url].
     #[arg(long, value_name = "URL")]
     url: Option<String>,
     /// The server whose nginx serves the panel's own site (see --url); `none`: a proxy of
-    /// your own serves the URL, and fjord makes no site for it.
-    #[arg(long, value_name = "SERVER", default_value = "local")]
-    panel_server: String,
+    /// your own serves the URL, and fjord makes no site for it [env: FJORD_PANEL_SERVER;
+    /// config: panel.server; default: local].
+    #[arg(long, value_name = "SERVER")]
+    panel_server: Option<String>,
     /// A TLS proxy in front of the panel (repeatable): an address, or a network as ADDR/BITS.
     /// Only connections from these are believed when their `Forwarded` or `X-Forwarded-For`
     /// header names the client, whom the login throttle then counts and sessions record;
-    /// from anyone else the header is ignored and the connection's own address counts.
+    /// from anyone else the header is ignored and the connection's own address counts [env:
+    /// FJORD_TRUSTED_PROXIES, comma-separated; config: panel.trusted_proxies].
     #[arg(long = "trusted-proxy", value_name = "ADDR")]
     trusted_proxies: Vec<String>,
     /// Serve the panel only, with no dispatcher: queued tasks wait for `fjord dispatch`
-    /// (elsewhere, or started later).
+    /// (elsewhere, or started later) [config: panel.dispatcher = false].
     #[arg(long)]
     no_dispatcher: bool,
     #[command(flatten)]
@@ -201,19 +214,26 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct DispatchArgs {
-    /// Tasks run at once [default: number of cores]. Tasks waiting for an nginx reload do not
-    /// count.
+    /// Tasks run at once; tasks waiting for an nginx reload do not count [env:
+    /// FJORD_CONCURRENCY; config: dispatcher.concurrency; default: number of cores].
     #[arg(long, value_name = "N")]
-    concurrency: Option<usize>,
+    concurrency: Option<String>,
     /// Exit once no task is queued or running.
     #[arg(long)]
     until_idle: bool,
-    /// Rotated files kept of each site's log (`access.log.1` … `access.log.N`).
-    #[arg(long, value_name = "N", default_value_t = 14)]
-    log_keep: usize,
-    /// A site's logs are rotated once one of them reaches this many bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
-    log_rotate_bytes: u64,
+    /// Rotated files kept of each site's log (`access.log.1` … `access.log.N`) [config:
+    /// dispatcher.log_keep; default: 14].
+    #[arg(long, value_name = "N")]
+    log_keep: Option<String>,
+    /// A site's logs are rotated once one of them reaches this many bytes [config:
+    /// dispatcher.log_rotate_bytes; default: 10485760].
+    #[arg(long, value_name = "BYTES")]
+    log_rotate_bytes: Option<String>,
+    /// How fjord logs on stderr: text, or json (one object a line) [env: FJORD_LOG_FORMAT;
+    /// config: log.format; default: text]. FJORD_LOG (config: log.level) filters it: a level
+    /// or a filter such as info,engine=debug.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -308,25 +328,16 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Where the panel listens, as its own vhost passes requests there.
-fn panel_listen(listen: &str, url: &str) -> Result<std::net::SocketAddr, Error> {
-    listen.parse().map_err(|_| {
-        Error::Refused(format!(
-            "--listen {listen} must be ADDR:PORT (an IP address) for the panel's site at {url} \
-             to pass requests to it"
-        ))
-    })
-}
-
 /// Says where the panel is reached, and what its site is waiting for.
 fn print_panel_site(site: &PanelSite, url: &str) {
     match site {
         PanelSite::Direct { removed: None } => {}
         PanelSite::Direct {
             removed: Some((name, task)),
-        } => eprintln!(
-            "fjord: the panel's site {name} is deleted (task {task}): the panel is reached at \
-             {url} only"
+        } => tracing::info!(
+            site = %name,
+            task,
+            "the panel's site {name} is deleted (task {task}): the panel is reached at {url} only"
         ),
         PanelSite::Vhost {
             site,
@@ -340,8 +351,10 @@ fn print_panel_site(site: &PanelSite, url: &str) {
                 .iter()
                 .map(|t| format!("task {} ({})", t.id, t.kind.as_str()))
                 .collect();
-            eprintln!(
-                "fjord: the panel is reached at {url}, through its own site {site} on server \
+            tracing::info!(
+                site = %site,
+                server = %server,
+                "the panel is reached at {url}, through its own site {site} on server \
                  {server}'s nginx{}",
                 if tasks.is_empty() {
                     String::new()
@@ -351,13 +364,15 @@ fn print_panel_site(site: &PanelSite, url: &str) {
             );
             if *https && !has_certificate {
                 if *has_account {
-                    eprintln!(
-                        "fjord: its certificate is ordered once its site is served (`fjord site \
+                    tracing::info!(
+                        site = %site,
+                        "its certificate is ordered once its site is served (`fjord site \
                          show {site}`); until then {url} does not answer over HTTPS"
                     );
                 } else {
-                    eprintln!(
-                        "fjord: there is no ACME account to order its certificate from: run \
+                    tracing::warn!(
+                        site = %site,
+                        "there is no ACME account to order its certificate from: run \
                          `fjord https account --email ADDRESS --wait`, then `fjord site https \
                          {site}`; until then {url} does not answer over HTTPS"
                     );
@@ -374,9 +389,10 @@ fn note_kept_panel_site(fjord: &Fjord) -> Result<(), Error> {
     };
     for site in fjord.sites(Some(platform.name.as_str()))? {
         if site.status != engine::model::SiteStatus::Deleted {
-            eprintln!(
-                "fjord: the panel's site {} still passes requests to {}; give --url to keep it \
-                 in line with where the panel listens",
+            tracing::warn!(
+                site = %site.name,
+                "the panel's site {} still passes requests to {}; give --url (or panel.url) to \
+                 keep it in line with where the panel listens",
                 site.name,
                 platform
                     .upstream
@@ -393,6 +409,33 @@ fn default_concurrency() -> usize {
         .unwrap_or(2)
 }
 
+/// The command line's share of the settings (the rest come from the environment, the config
+/// file and the defaults).
+fn flags(cli: &Cli) -> Flags {
+    let mut flags = Flags {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        ..Flags::default()
+    };
+    let dispatch = match &cli.command {
+        Command::Serve(args) => {
+            flags.listen = args.listen.clone();
+            flags.url = args.url.clone();
+            flags.panel_server = args.panel_server.clone();
+            flags.trusted_proxies = args.trusted_proxies.clone();
+            flags.no_dispatcher = args.no_dispatcher;
+            &args.dispatch
+        }
+        Command::Dispatch(args) => args,
+        _ => return flags,
+    };
+    flags.concurrency = dispatch.concurrency.clone();
+    flags.log_keep = dispatch.log_keep.clone();
+    flags.log_rotate_bytes = dispatch.log_rotate_bytes.clone();
+    flags.log_format = dispatch.log_format.clone();
+    flags
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Generate(cmd) = cli.command {
         // A build step: it must not make a data dir where a package is built.
@@ -401,64 +444,26 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     if matches!(cli.command, Command::Serve(_)) {
         engine::limit_malloc_arenas()?;
     }
-    let data_dir = cli
-        .data_dir
-        .unwrap_or_else(|| engine::default_data_dir(is_root()));
-    let fjord = Arc::new(Fjord::open(&data_dir)?);
+    let loaded = Config::load(&flags(&cli), &|name| std::env::var(name).ok(), is_root());
+    if let Command::Config(cmd) = &cli.command {
+        return Ok(config::config(cmd, loaded));
+    }
+    let config = loaded?;
+    crate::logging::init(&config.log)?;
+    let fjord = Arc::new(Fjord::open(&config.data_dir.value)?);
     // A name not found is answered with the closest names: the command line runs as root and
     // may see them all.
-    run_command(&fjord, cli.command).map_err(|e| fjord.with_near_names(e))
+    run_command(&fjord, &config, cli.command).map_err(|e| fjord.with_near_names(e))
 }
 
-fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> {
+fn run_command(fjord: &Arc<Fjord>, config: &Config, command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Init(args) => init(fjord, &args),
-        Command::Serve(args) => {
-            let mut trusted =
-                web::TrustedProxies::parse(&args.trusted_proxies).map_err(Error::Refused)?;
-            // The panel's own site first: a URL it cannot serve is refused before anything
-            // listens, and the cookie is Secure from the first request.
-            let panel_site = match &args.url {
-                Some(url) if args.panel_server == "none" => {
-                    fjord.set_panel_url(url)?;
-                    None
-                }
-                Some(url) => {
-                    let listen = panel_listen(&args.listen, url)?;
-                    let site = fjord.panel_site(url, listen, &args.panel_server)?;
-                    if matches!(site, PanelSite::Vhost { .. }) {
-                        // Its nginx reaches the panel from there, and says who asked.
-                        trusted.add(engine::ops::panel_upstream(listen).ip());
-                    }
-                    fjord.set_panel_url(url)?;
-                    Some(site)
-                }
-                None => None,
-            };
-            let server =
-                web::Server::start(fjord.clone(), &args.listen, trusted).map_err(Error::Refused)?;
-            let url = match &args.url {
-                Some(url) => url.clone(),
-                None => {
-                    let url = format!("http://{}", server.addr);
-                    fjord.set_panel_url(&url)?;
-                    url
-                }
-            };
-            eprintln!("fjord: the panel listens on http://{} ({url})", server.addr);
-            match &panel_site {
-                Some(site) => print_panel_site(site, &url),
-                None => note_kept_panel_site(fjord)?,
-            }
-            let result = if args.no_dispatcher {
-                engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
-            } else {
-                run_dispatcher(fjord, &args.dispatch, true)
-            };
-            server.stop();
-            result
+        Command::Serve(args) => serve(fjord, config, &args),
+        Command::Dispatch(args) => {
+            apply_config_mail(fjord, config)?;
+            run_dispatcher(fjord, config, &args, false)
         }
-        Command::Dispatch(args) => run_dispatcher(fjord, &args, false),
         Command::Doctor(args) => doctor::doctor(fjord, &args),
         Command::Server(cmd) => server::server(fjord, cmd),
         Command::Platform(cmd) => platform::platform(fjord, cmd),
@@ -491,31 +496,95 @@ fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> 
             queued(fjord, q, &opts)
         }
         Command::BackupPolicy(p) => policy(fjord, None, &p),
-        Command::Mail(cmd) => mail::mail(fjord, cmd),
+        Command::Mail(cmd) => mail::mail(fjord, config, cmd),
         Command::Client(cmd) => people::client(fjord, cmd),
         Command::User(cmd) => people::user(fjord, cmd),
         Command::Generate(cmd) => generate::generate(cmd),
+        Command::Config(_) => unreachable!("answered before the state is opened"),
     }
+}
+
+/// `fjord serve`: the panel, and a dispatcher unless told otherwise.
+fn serve(fjord: &Arc<Fjord>, config: &Config, args: &ServeArgs) -> Result<ExitCode, Error> {
+    let panel = &config.panel;
+    let listen = panel.listen.value.to_string();
+    let mut trusted = config.trusted_proxies();
+    apply_config_mail(fjord, config)?;
+    // The panel's own site first: a URL it cannot serve is refused before anything listens,
+    // and the cookie is Secure from the first request.
+    let panel_site = match &panel.url.value {
+        Some(url) if panel.server.value == "none" => {
+            fjord.set_panel_url(url)?;
+            None
+        }
+        Some(url) => {
+            let listen = panel.listen.value;
+            let site = fjord.panel_site(url, listen, &panel.server.value)?;
+            if matches!(site, PanelSite::Vhost { .. }) {
+                // Its nginx reaches the panel from there, and says who asked.
+                trusted.add(engine::ops::panel_upstream(listen).ip());
+            }
+            fjord.set_panel_url(url)?;
+            Some(site)
+        }
+        None => None,
+    };
+    let server = web::Server::start(fjord.clone(), &listen, trusted).map_err(Error::Refused)?;
+    let url = match &panel.url.value {
+        Some(url) => url.clone(),
+        None => {
+            let url = format!("http://{}", server.addr);
+            fjord.set_panel_url(&url)?;
+            url
+        }
+    };
+    tracing::info!(listen = %server.addr, url = %url, "the panel listens on http://{} ({url})", server.addr);
+    match &panel_site {
+        Some(site) => print_panel_site(site, &url),
+        None => note_kept_panel_site(fjord)?,
+    }
+    let result = if panel.dispatcher.value {
+        run_dispatcher(fjord, config, &args.dispatch, true)
+    } else {
+        engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
+    };
+    server.stop();
+    result
+}
+
+/// The config file's `[mail]`, if it has one, put into the state: a dispatcher sends mail
+/// as the file says.
+fn apply_config_mail(fjord: &Fjord, config: &Config) -> Result<(), Error> {
+    if fjord.apply_config_mail(config)? {
+        let file = config.file.as_ref().map(|f| f.path.display().to_string());
+        tracing::info!(file, "mail is sent as the config file's [mail] says");
+    }
+    Ok(())
 }
 
 fn run_dispatcher(
     fjord: &Arc<Fjord>,
+    config: &Config,
     args: &DispatchArgs,
     background: bool,
 ) -> Result<ExitCode, Error> {
     let dispatcher = Dispatcher::new(fjord.clone())?;
-    eprintln!(
-        "fjord: dispatcher {} on {}",
+    let d = &config.dispatcher;
+    tracing::info!(
+        dispatcher = dispatcher.owner(),
+        data_dir = %fjord.data_dir().display(),
+        concurrency = d.concurrency.value,
+        "dispatcher {} on {}",
         dispatcher.owner(),
         fjord.data_dir().display()
     );
     let options = DispatcherOptions {
-        concurrency: args.concurrency.unwrap_or_else(default_concurrency),
+        concurrency: d.concurrency.value,
         until_idle: args.until_idle,
         background,
         log_rotation: engine::ops::LogRotation {
-            keep: args.log_keep,
-            max_bytes: args.log_rotate_bytes,
+            keep: d.log_keep.value,
+            max_bytes: d.log_rotate_bytes.value,
         },
     };
     dispatcher.run_until_signalled(&options)?;

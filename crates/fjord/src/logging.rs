@@ -1,0 +1,21 @@
+//! fjord's own log on stderr (never stdout): text lines, or one JSON object a line for a
+//! log collector, filtered by `log.level`. A command's answers to its user (`outln!`, the
+//! error `main` prints) are not log events and stay as they are.
+
+use engine::Error;
+use engine::config::{LogConfig, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+pub fn init(log: &LogConfig) -> Result<(), Error> {
+    let filter = EnvFilter::try_new(&log.level.value)
+        .map_err(|e| Error::Refused(format!("log.level {:?}: {e}", log.level.value)))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second call (there is none in fjord) would find a subscriber set: nothing to do.
+    let _ = match log.format.value {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    Ok(())
+}
