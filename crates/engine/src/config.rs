@@ -4,20 +4,33 @@
 //! the flags always had), so a bad value is refused wherever it was written, with the place
 //! named: the file's line and column, the variable or the flag.
 //!
-//! Adding a key is done in this file only: a field in its section's `*File` struct (serde
-//! refuses any key that has none), a row in [`KEYS`] (its variable, flag, default and one
-//! line for `fjord config check`; a test checks that every section's keys and its struct
-//! agree), and its line in [`Config::resolve`] with the rule its values must follow.
+//! Adding a key is done in this module only: a field in its section's `*File` struct below
+//! (serde refuses any key that has none), a row in [`KEYS`] (`keys.rs`: its variable, flag,
+//! default and one line for `fjord config check`; a test checks that every section's keys and
+//! its struct agree), its line in [`Config::resolve`] with the rule its values must follow
+//! (`rules.rs`), and its value in [`Config::effective`].
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use model::{AbsPath, EmailAddress, MailSettings, Name, TrustedProxies};
+use model::{AbsPath, MailSettings, TrustedProxies};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::auth::{DEFAULT_LISTEN, check_panel_url};
+mod keys;
+mod rules;
+mod text;
+
+pub use keys::{KEYS, Key};
+
+use crate::auth::DEFAULT_LISTEN;
+use keys::known;
+use rules::{
+    count_rule, format_rule, level_rule, listen_rule, mail_rule, proxies_rule, server_rule,
+    url_rule,
+};
+use text::Text;
 
 /// Where the config file is read from when neither `--config` nor `FJORD_CONFIG` names one
 /// (and only if it exists).
@@ -25,150 +38,6 @@ pub const DEFAULT_PATH: &str = "/etc/fjord/fjord.toml";
 /// The variable that names the config file.
 pub const CONFIG_ENV: &str = "FJORD_CONFIG";
 
-/// One key of the file, as `fjord config check` and the README describe it.
-#[derive(Debug, Clone, Copy)]
-pub struct Key {
-    /// `section.key` (`data_dir` has no section).
-    pub name: &'static str,
-    pub env: Option<&'static str>,
-    pub flag: Option<&'static str>,
-    pub default: &'static str,
-    pub about: &'static str,
-}
-
-const fn key(
-    name: &'static str,
-    env: Option<&'static str>,
-    flag: Option<&'static str>,
-    default: &'static str,
-    about: &'static str,
-) -> Key {
-    Key {
-        name,
-        env,
-        flag,
-        default,
-        about,
-    }
-}
-
-/// Every key the file may hold, in the file's order.
-pub const KEYS: &[Key] = &[
-    key(
-        "data_dir",
-        Some("FJORD_DATA_DIR"),
-        Some("--data-dir"),
-        "/var/lib/fjord as root, $XDG_DATA_HOME/fjord otherwise",
-        "where fjord keeps its state, config and journals",
-    ),
-    key(
-        "panel.listen",
-        Some("FJORD_PANEL_LISTEN"),
-        Some("--listen"),
-        DEFAULT_LISTEN,
-        "where the panel listens: IP:PORT",
-    ),
-    key(
-        "panel.url",
-        Some("FJORD_PANEL_URL"),
-        Some("--url"),
-        "http://LISTEN",
-        "the panel's address as its users reach it (a host name makes it a site of its own)",
-    ),
-    key(
-        "panel.server",
-        Some("FJORD_PANEL_SERVER"),
-        Some("--panel-server"),
-        "local",
-        "the server whose nginx serves the panel's site; none: a proxy of your own",
-    ),
-    key(
-        "panel.trusted_proxies",
-        Some("FJORD_TRUSTED_PROXIES"),
-        Some("--trusted-proxy"),
-        "none",
-        "proxies whose forwarding headers are believed: addresses or ADDR/BITS",
-    ),
-    key(
-        "panel.dispatcher",
-        None,
-        Some("--no-dispatcher"),
-        "true",
-        "whether `fjord serve` runs a dispatcher beside the panel",
-    ),
-    key(
-        "dispatcher.concurrency",
-        Some("FJORD_CONCURRENCY"),
-        Some("--concurrency"),
-        "number of cores",
-        "tasks run at once",
-    ),
-    key(
-        "dispatcher.log_keep",
-        None,
-        Some("--log-keep"),
-        "14",
-        "rotated files kept of each site's log",
-    ),
-    key(
-        "dispatcher.log_rotate_bytes",
-        None,
-        Some("--log-rotate-bytes"),
-        "10485760",
-        "a site's logs are rotated once one of them reaches this many bytes",
-    ),
-    key(
-        "mail.transport",
-        None,
-        None,
-        "none: `fjord mail` sets it",
-        "smtp, sendmail or off; with a [mail] table the file decides how fjord sends mail",
-    ),
-    key(
-        "mail.relay",
-        None,
-        None,
-        "none",
-        "the SMTP relay, HOST:PORT (smtp)",
-    ),
-    key(
-        "mail.from",
-        None,
-        None,
-        "none",
-        "the sender of fjord's mail (smtp, sendmail)",
-    ),
-    key(
-        "mail.starttls",
-        None,
-        None,
-        "false",
-        "upgrade the SMTP connection with STARTTLS (smtp)",
-    ),
-    key(
-        "mail.sendmail",
-        None,
-        None,
-        "/usr/sbin/sendmail",
-        "the sendmail program (sendmail)",
-    ),
-    key(
-        "log.format",
-        Some("FJORD_LOG_FORMAT"),
-        Some("--log-format"),
-        "text",
-        "how serve and dispatch log on stderr: text or json (one object a line)",
-    ),
-    key(
-        "log.level",
-        Some("FJORD_LOG"),
-        None,
-        "info",
-        "a level (error, warn, info, debug, trace) or a filter such as info,engine=debug",
-    ),
-];
-
-const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
 const DEFAULT_LOG_KEEP: usize = 14;
 const DEFAULT_LOG_ROTATE_BYTES: u64 = 10 << 20;
 
@@ -362,167 +231,6 @@ impl From<ConfigError> for crate::Error {
     }
 }
 
-/// The file's text, where it came from.
-struct Text<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Text<'_> {
-    /// Line and column (from 1, in characters) of a byte offset.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-        (line, column)
-    }
-
-    fn error(&self, offset: usize, message: impl fmt::Display) -> ConfigError {
-        let (line, column) = self.position(offset);
-        ConfigError {
-            place: Place::At {
-                path: self.path.to_path_buf(),
-                line,
-                column,
-            },
-            message: format!("{message}"),
-        }
-    }
-
-    /// A value the file gives for `key`, checked by `rule`.
-    fn value<F, T>(
-        &self,
-        key: &str,
-        given: &Option<Spanned<F>>,
-        rule: impl Fn(&F) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError>
-    where
-        F: fmt::Debug,
-    {
-        let Some(given) = given else { return Ok(None) };
-        rule(given.get_ref()).map(Some).map_err(|why| {
-            let (line, column) = self.position(given.span().start);
-            self.error(
-                given.span().start,
-                format!(
-                    "`{key}` = {:?} at line {line}, column {column}: {why}",
-                    given.get_ref()
-                ),
-            )
-        })
-    }
-
-    /// serde's refusal of the file, with its place and, for a key it does not know, the key
-    /// in full and the closest ones of its section.
-    fn refusal(&self, e: &toml::de::Error) -> ConfigError {
-        let offset = e.span().map_or(0, |s| s.start);
-        let (line, column) = self.position(offset);
-        let message = e.message().trim();
-        if let Some((typed, expected)) = unknown_field(message) {
-            let section = section_of(&expected);
-            let full = match section {
-                Some("") | None => typed.clone(),
-                Some(section) => format!("{section}.{typed}"),
-            };
-            let near = crate::near::closest(&typed, expected.iter().map(String::as_str));
-            let hint = match near.as_slice() {
-                [] => String::new(),
-                [one] => format!(" (did you mean `{one}`?)"),
-                more => format!(
-                    " (did you mean {}?)",
-                    more.iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
-            };
-            return self.error(
-                offset,
-                format!("unknown key `{full}` at line {line}, column {column}{hint}"),
-            );
-        }
-        let what = if e.span().is_some() && message.starts_with("invalid type") {
-            match key_at(self.text, offset) {
-                Some(key) => format!("`{key}` at line {line}, column {column}: {message}"),
-                None => format!("line {line}, column {column}: {message}"),
-            }
-        } else {
-            format!("line {line}, column {column}: not valid TOML: {message}")
-        };
-        self.error(offset, what)
-    }
-}
-
-/// The name and the expected names of serde's "unknown field `x`, expected one of `a`, `b`".
-fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (typed, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
-    Some((typed.to_string(), expected))
-}
-
-/// The section whose keys are exactly `expected` ("" for the top level).
-fn section_of(expected: &[String]) -> Option<&'static str> {
-    let mut wanted: Vec<&str> = expected.iter().map(String::as_str).collect();
-    wanted.sort_unstable();
-    sections()
-        .into_iter()
-        .find(|(_, keys)| *keys == wanted)
-        .map(|(section, _)| section)
-}
-
-/// Each section ("" for the top level) and its keys, sorted, as [`KEYS`] lists them.
-fn sections() -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for k in KEYS {
-        let (section, name) = k.name.split_once('.').unwrap_or(("", k.name));
-        if !section.is_empty() {
-            add_key(&mut out, "", section);
-        }
-        add_key(&mut out, section, name);
-    }
-    for (_, keys) in &mut out {
-        keys.sort_unstable();
-    }
-    out
-}
-
-fn add_key(
-    out: &mut Vec<(&'static str, Vec<&'static str>)>,
-    section: &'static str,
-    name: &'static str,
-) {
-    match out.iter_mut().find(|(s, _)| *s == section) {
-        Some((_, keys)) if keys.contains(&name) => {}
-        Some((_, keys)) => keys.push(name),
-        None => out.push((section, vec![name])),
-    }
-}
-
-/// `section.key` of the line holding `offset` (`key = …` under the last `[section]`).
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let before = &text[..offset.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    let section = before[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    Some(match section {
-        Some(section) => format!("{section}.{key}"),
-        None => key.to_string(),
-    })
-}
-
 /// Picks a setting's value from its layers, checking every layer that gives one (a bad value
 /// is refused even where a higher layer hides it: the file is meant to be right).
 struct Layers<'a> {
@@ -566,166 +274,6 @@ impl Layers<'_> {
             .or_else(|| file.map(|v| (v, Source::File)))
             .unwrap_or_else(|| (default(), Source::Default));
         Ok(Setting { value, source })
-    }
-}
-
-fn known(name: &str) -> &'static Key {
-    KEYS.iter()
-        .find(|k| k.name == name)
-        .unwrap_or_else(|| panic!("{name} is not in config::KEYS"))
-}
-
-fn listen_rule(value: &str) -> Result<SocketAddr, String> {
-    value
-        .parse()
-        .map_err(|_| "must be IP:PORT, for example 127.0.0.1:8470 or [::1]:8470".to_string())
-}
-
-fn url_rule(value: &str) -> Result<Option<String>, String> {
-    check_panel_url(value)
-        .map(|u| Some(u.to_string()))
-        .map_err(|e| e.rule)
-}
-
-fn server_rule(value: &str) -> Result<String, String> {
-    if value == "none" {
-        return Ok(value.to_string());
-    }
-    Name::parse("server", value)
-        .map(|n| n.to_string())
-        .map_err(|e| format!("{} (or none)", e.rule))
-}
-
-fn proxies_rule(values: &[String]) -> Result<Vec<String>, String> {
-    TrustedProxies::parse(values)?;
-    Ok(values.to_vec())
-}
-
-fn count_rule(min: u64) -> impl Fn(&str) -> Result<u64, String> {
-    move |value| match value.trim().parse::<u64>() {
-        Ok(n) if n >= min => Ok(n),
-        _ => Err(format!("must be a whole number, at least {min}")),
-    }
-}
-
-fn format_rule(value: &str) -> Result<LogFormat, String> {
-    match value {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err("must be text or json".into()),
-    }
-}
-
-const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
-
-/// A level, or directives `LEVEL` and `TARGET=LEVEL` separated by commas (tracing's filter
-/// syntax, held to what fjord's logs need, so that a misspelt level is not taken for the
-/// name of a target).
-fn level_rule(value: &str) -> Result<String, String> {
-    let why = || {
-        format!(
-            "must be a level ({}) or a filter such as info,engine=debug",
-            LEVELS.join(", ")
-        )
-    };
-    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
-    let directives: Vec<&str> = value.split(',').map(str::trim).collect();
-    let ok = directives.iter().all(|d| match d.split_once('=') {
-        None => is_level(d),
-        Some((target, level)) => {
-            !target.is_empty()
-                && target
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-                && is_level(level)
-        }
-    });
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(why())
-    }
-}
-
-fn mail_rule(
-    text: &Text<'_>,
-    mail: &Spanned<MailFile>,
-) -> Result<Option<MailSettings>, ConfigError> {
-    let m = mail.get_ref();
-    let Some(transport) = &m.transport else {
-        return Err(text.error(
-            mail.span().start,
-            "the [mail] table needs `mail.transport`: smtp, sendmail or off",
-        ));
-    };
-    let at = transport.span().start;
-    let only_for = |given: bool, key: &str, which: &str| -> Result<(), ConfigError> {
-        if given {
-            Err(text.error(
-                at,
-                format!(
-                    "`mail.{key}` is for mail.transport = {which}, not {:?}",
-                    transport.get_ref()
-                ),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    let needed = |key: &str| {
-        text.error(
-            at,
-            format!(
-                "mail.transport = {:?} needs `mail.{key}`",
-                transport.get_ref()
-            ),
-        )
-    };
-    let from = |m: &MailFile| -> Result<EmailAddress, ConfigError> {
-        text.value("mail.from", &m.from, |f: &String| {
-            EmailAddress::parse("mail.from", f).map_err(|e| e.rule)
-        })?
-        .ok_or_else(|| needed("from"))
-    };
-    match transport.get_ref().as_str() {
-        "smtp" => {
-            only_for(m.sendmail.is_some(), "sendmail", "sendmail")?;
-            let sender = from(m)?;
-            let starttls = m.starttls.as_ref().is_some_and(|s| *s.get_ref());
-            let settings = text
-                .value("mail.relay", &m.relay, |relay: &String| {
-                    MailSettings::smtp(relay, starttls, sender.clone()).map_err(|e| e.rule)
-                })?
-                .ok_or_else(|| needed("relay"))?;
-            Ok(Some(settings))
-        }
-        "sendmail" => {
-            only_for(m.relay.is_some(), "relay", "smtp")?;
-            only_for(m.starttls.is_some(), "starttls", "smtp")?;
-            let from = from(m)?;
-            let path = text
-                .value("mail.sendmail", &m.sendmail, |p: &String| {
-                    AbsPath::parse("mail.sendmail", p).map_err(|e| e.rule)
-                })?
-                .map_or_else(|| AbsPath::parse("mail.sendmail", DEFAULT_SENDMAIL), Ok)
-                .map_err(|e| text.error(at, e))?;
-            Ok(Some(MailSettings::Sendmail { path, from }))
-        }
-        "off" => {
-            for (given, key) in [
-                (m.relay.is_some(), "relay"),
-                (m.from.is_some(), "from"),
-                (m.starttls.is_some(), "starttls"),
-                (m.sendmail.is_some(), "sendmail"),
-            ] {
-                only_for(given, key, "smtp or sendmail")?;
-            }
-            Ok(None)
-        }
-        other => Err(text.error(
-            at,
-            format!("`mail.transport` = {other:?}: must be smtp, sendmail or off"),
-        )),
     }
 }
 

@@ -1,5 +1,7 @@
 use std::collections::HashMap;
 
+use super::keys::sections;
+use super::rules::level_rule;
 use super::*;
 
 fn resolve_with(text: &str, flags: &Flags, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
