@@ -342,13 +342,25 @@ impl Config {
                 .map(|p| PathBuf::from(p.as_str()))
                 .map_err(|e| e.rule)
         })?;
-        let data_dir = layers.pick(
-            "data_dir",
-            flags.data_dir.as_deref().and_then(Path::to_str),
-            data_dir_file,
-            |d| Ok(PathBuf::from(d)),
-            || crate::default_data_dir(root),
-        )?;
+        let data_dir = layers
+            .pick(
+                "data_dir",
+                flags
+                    .data_dir
+                    .as_ref()
+                    .map(|d| d.to_string_lossy())
+                    .as_deref(),
+                data_dir_file,
+                |d| Ok(PathBuf::from(d)),
+                || crate::default_data_dir(root),
+            )
+            .map(|mut setting| {
+                // The flag's path as given, even one that is not UTF-8.
+                if let (Source::Flag(_), Some(dir)) = (&setting.source, &flags.data_dir) {
+                    setting.value = dir.clone();
+                }
+                setting
+            })?;
 
         let p = &f.panel;
         let listen = layers.pick(

@@ -310,7 +310,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     if matches!(cli.command, Command::Serve(_)) {
         engine::limit_malloc_arenas()?;
     }
-    let loaded = Config::load(&flags(&cli), &|name| std::env::var(name).ok(), is_root());
+    let loaded = Config::load(
+        &flags(&cli),
+        &|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()),
+        is_root(),
+    );
     if let Command::Config(cmd) = &cli.command {
         return Ok(config::config(cmd, loaded));
     }

@@ -104,7 +104,12 @@ pub fn serve(fjord: &Arc<Fjord>, config: &Config, args: &ServeArgs) -> Result<Ex
             url
         }
     };
-    tracing::info!(listen = %server.addr, url = %url, "the panel listens on http://{} ({url})", server.addr);
+    tracing::info!(
+        listen = %server.addr,
+        url = %url,
+        "the panel listens on http://{} ({url})",
+        server.addr
+    );
     match &panel_site {
         Some(site) => print_panel_site(site, &url),
         None => note_kept_panel_site(fjord)?,
