@@ -3,12 +3,19 @@
 //! error `main` prints) are not log events and stay as they are.
 
 use engine::Error;
-use engine::config::{LogConfig, LogFormat};
+use engine::config::{LogConfig, LogFormat, Source};
 use tracing_subscriber::EnvFilter;
 
-pub fn init(log: &LogConfig) -> Result<(), Error> {
-    let filter = EnvFilter::try_new(&log.level.value)
-        .map_err(|e| Error::Refused(format!("log.level {:?}: {e}", log.level.value)))?;
+/// Installs the subscriber. `daemon`: `serve` or `dispatch`, which log at `log.level`; any
+/// other command (`init` dispatches too) says only what went wrong unless a level was set.
+pub fn init(log: &LogConfig, daemon: bool) -> Result<(), Error> {
+    let level = if daemon || log.level.source != Source::Default {
+        log.level.value.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| Error::Refused(format!("log.level {level:?}: {e}")))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -319,7 +319,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         return Ok(config::config(cmd, loaded));
     }
     let config = loaded?;
-    crate::logging::init(&config.log)?;
+    let daemon = matches!(cli.command, Command::Serve(_) | Command::Dispatch(_));
+    crate::logging::init(&config.log, daemon)?;
     let fjord = Arc::new(Fjord::open(&config.data_dir.value)?);
     // A name not found is answered with the closest names: the command line runs as root and
     // may see them all.

@@ -294,3 +294,28 @@ fn serve_logs_one_json_object_a_line_with_level_message_and_fields() {
         "{log}"
     );
 }
+
+#[test]
+fn a_dispatcher_logs_each_task_claimed_and_ended_with_its_fields() {
+    let env = Env::bare();
+    env.add_server("t");
+    env.ok(&["server", "verify", "t"]);
+    let out = env.run(&["dispatch", "--until-idle", "--log-format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "a dispatcher logs on stderr only");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let of_task = |status: Option<&str>| {
+        events.iter().find(|e| {
+            e["fields"]["kind"] == "server-verify" && e["fields"]["status"].as_str() == status
+        })
+    };
+    let claimed = of_task(None).unwrap_or_else(|| panic!("no claim:\n{stderr}"));
+    assert!(claimed["fields"]["task"].is_i64(), "{claimed}");
+    let ended = of_task(Some("success")).unwrap_or_else(|| panic!("no end:\n{stderr}"));
+    assert_eq!(ended["fields"]["task"], claimed["fields"]["task"]);
+    assert!(ended["fields"]["duration_ms"].is_u64(), "{ended}");
+}
