@@ -259,6 +259,22 @@ pub const TOKEN_PREFIX: &str = "fjord_";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 const PANEL_URL_KEY: &str = "panel.url";
 
+/// The panel's address as its users reach it, without a trailing `/`, if it is one: the rule
+/// for `--url` and the config file's `panel.url` alike.
+pub fn check_panel_url(url: &str) -> Result<&str, model::Invalid> {
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(model::Invalid::new(
+            "panel url",
+            url,
+            "must be an http:// or https:// address without spaces",
+        ));
+    }
+    Ok(url)
+}
+
 impl Fjord {
     /// The panel's address as users reach it (in login links): what `fjord serve` last
     /// listened on, unless set.
@@ -270,17 +286,7 @@ impl Fjord {
     }
 
     pub fn set_panel_url(&self, url: &str) -> Result<()> {
-        let url = url.trim_end_matches('/');
-        if !(url.starts_with("http://") || url.starts_with("https://"))
-            || url.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(model::Invalid::new(
-                "panel url",
-                url,
-                "must be an http:// or https:// address without spaces",
-            )
-            .into());
-        }
+        let url = check_panel_url(url)?;
         Ok(self.store().set_setting(PANEL_URL_KEY, Some(url))?)
     }
 

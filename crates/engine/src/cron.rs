@@ -169,7 +169,7 @@ impl Fjord {
                     }
                     Err(e) => {
                         skipped.insert(id);
-                        eprintln!("fjord: the cron of site {id} could not run: {e}");
+                        tracing::warn!(site_id = id, error = %e, "the cron of site {id} could not run: {e}");
                     }
                 }
             }

@@ -8,6 +8,7 @@
 pub mod acting;
 pub mod auth;
 pub mod compat;
+pub mod config;
 mod cron;
 pub mod dispatch;
 pub mod doctor;

@@ -1,6 +1,7 @@
 //! `fjord`: the command line. Wiring only: every decision is made in `engine`.
 
 mod cli;
+mod logging;
 mod output;
 mod style;
 

@@ -281,6 +281,20 @@ pub fn random_secret(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A text file read whole (fjord's config file).
+pub fn read_text_file(path: &std::path::Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
+/// A text file read whole, or None if there is none.
+pub fn read_text_file_if_exists(path: &std::path::Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The first `max` bytes of a file, as text (lossy), or `None` if it cannot be read. For
 /// headers an application keeps at the top of its files (WordPress reads 8 KiB of each).
 /// Read beneath the file's anchor (see `anchor`) through no link, and only a regular file:

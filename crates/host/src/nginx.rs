@@ -119,14 +119,15 @@ impl NginxCtl {
         let need = open_files::needed_by_reload(held, vhosts);
         match open_files::ensure_open_files(Some(master), need) {
             Ok(None) => {}
-            Ok(Some(raised)) => eprintln!(
-                "fjord: nginx's master (pid {master}) could open {} files, too few to reload \
+            Ok(Some(raised)) => tracing::info!(
+                "nginx's master (pid {master}) could open {} files, too few to reload \
                  {vhosts} sites (about {need}): raised to {} for as long as it runs (see \
                  `fjord server verify`)",
-                raised.from, raised.to
+                raised.from,
+                raised.to
             ),
-            Err(e) => eprintln!(
-                "fjord: nginx's master (pid {master}) holds {held} open files, and a reload of \
+            Err(e) => tracing::warn!(
+                "nginx's master (pid {master}) holds {held} open files, and a reload of \
                  {vhosts} sites may need about {need}: fjord could not raise its limit that far \
                  ({e}). Raise nginx's limit: LimitNOFILE={} in its systemd unit (systemctl \
                  edit nginx), or ulimit -n where it is started, then restart nginx",

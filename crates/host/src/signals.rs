@@ -19,12 +19,12 @@ pub fn stop_on_signals(stop: Arc<AtomicBool>, wake: PathBuf) -> Result<()> {
     std::thread::spawn(move || {
         for _ in signals.forever() {
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!(
-                    "fjord: stopping now; the next dispatcher rolls back the tasks that were running"
+                tracing::warn!(
+                    "stopping now; the next dispatcher rolls back the tasks that were running"
                 );
                 std::process::exit(1);
             }
-            eprintln!("fjord: stopping once the running tasks are done (signal again to stop now)");
+            tracing::info!("stopping once the running tasks are done (signal again to stop now)");
             crate::service_manager::notify_stopping("stopping once the running tasks are done");
             crate::wake(&wake);
         }

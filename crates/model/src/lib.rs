@@ -10,6 +10,7 @@ pub mod https;
 mod invalid;
 mod mail;
 mod name;
+mod network;
 mod objects;
 mod path;
 mod schedule;
@@ -25,6 +26,7 @@ pub use https::{HttpsMode, SiteHttps, TlsFiles, parse_listens, renewal_due_at};
 pub use invalid::Invalid;
 pub use mail::{EmailAddress, MailSettings};
 pub use name::Name;
+pub use network::TrustedProxies;
 pub use objects::{
     Client, HttpService, NginxService, PhpFpmService, PhpVersion, Platform, PlatformKind,
     ReloadMethod, STANDARD_NGINX_BINARY, STANDARD_NGINX_CONFIG, STANDARD_NGINX_INCLUDE_DIR, Server,

@@ -48,7 +48,7 @@ impl WebError {
 
     pub fn internal(message: impl Into<String>) -> WebError {
         let message = message.into();
-        eprintln!("fjord: internal error: {message}");
+        tracing::error!("internal error: {message}");
         WebError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

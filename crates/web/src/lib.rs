@@ -107,14 +107,27 @@ pub fn router(state: AppState) -> Router {
         .merge(observe::routes())
         .merge(html::routes())
         .nest("/api/v1", api::routes())
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_request,
+        ))
         .with_state(state)
 }
 
-/// One line per request on stderr: method, path, status, time. Never the query string (it
+/// One event per request: method, path, status, time and client. Never the query string (it
 /// may hold a search) nor a login link's secret.
-async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let client = client::client_address(peer, request.headers(), &state.trusted_proxies);
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -126,10 +139,8 @@ async fn log_request(request: Request, next: Next) -> Response {
         _ => path,
     };
     let response = next.run(request).await;
-    eprintln!(
-        "fjord: {method} {shown} {} {:.1}ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    let status = response.status().as_u16();
+    let ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
+    tracing::info!(%method, path = %shown, status, ms, %client, "{method} {shown} {status}");
     response
 }

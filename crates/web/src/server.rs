@@ -97,7 +97,7 @@ async fn accept(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, mostly: wait for connections to close.
-                eprintln!("fjord: the panel cannot accept a connection: {e}");
+                tracing::warn!(error = %e, "the panel cannot accept a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

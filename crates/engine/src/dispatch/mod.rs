@@ -115,7 +115,7 @@ enum Event {
 }
 
 fn warn(what: &str, e: &dyn std::fmt::Display) {
-    eprintln!("fjord: {what}: {e}");
+    tracing::warn!(error = %e, "{what}: {e}");
 }
 
 pub struct Dispatcher {
@@ -189,7 +189,7 @@ impl Dispatcher {
         if options.background
             && let Err(e) = host::lower_this_thread_priority(10)
         {
-            eprintln!("fjord: tasks run at the panel's priority: {e}");
+            tracing::warn!(error = %e, "tasks run at the panel's priority: {e}");
         }
         let (tx, rx) = mpsc::channel();
         let socket = host::WakeSocket::bind(&self.socket_path)?;
@@ -552,6 +552,41 @@ fn run_task(
         task.target.type_str(),
         task.target_name
     ));
+    let started = std::time::Instant::now();
+    tracing::info!(
+        task = task.id,
+        kind = task.kind.as_str(),
+        target = %task.target_name,
+        dispatcher = %owner,
+        "task {} ({} {}) claimed",
+        task.id,
+        task.kind.as_str(),
+        task.target_name
+    );
+    let ended = |status: &str, error: Option<&str>| {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match error {
+            None => tracing::info!(
+                task = task.id,
+                kind = task.kind.as_str(),
+                status,
+                duration_ms,
+                "task {} ({}) {status}",
+                task.id,
+                task.kind.as_str()
+            ),
+            Some(error) => tracing::warn!(
+                task = task.id,
+                kind = task.kind.as_str(),
+                status,
+                duration_ms,
+                error,
+                "task {} ({}) {status}: {error}",
+                task.id,
+                task.kind.as_str()
+            ),
+        }
+    };
     let mut env: ScriptEnv = fjord.script_env();
     let objects = fjord.objects(task.kind, task.target, &task.args);
     if let Ok(objects) = &objects {
@@ -600,6 +635,7 @@ fn run_task(
                 }
                 Ok(true) => {
                     journal.log_durably(status.as_str());
+                    ended(status.as_str(), warning.as_deref());
                     let outbox =
                         std::mem::take(&mut *env.outbox.lock().unwrap_or_else(|p| p.into_inner()));
                     if let (false, Ok(Some(settings))) = (outbox.is_empty(), fjord.mail_settings())
@@ -612,6 +648,7 @@ fn run_task(
                 }
                 Err(e) => {
                     journal.log(&format!("could not record success: {e}"));
+                    ended("failed", Some(&e.to_string()));
                     finish_failed(fjord, committers, logs, claimed, &e.to_string());
                     None
                 }
@@ -619,6 +656,7 @@ fn run_task(
         }
         Err(e) => {
             journal.log_durably(&format!("failed: {e}"));
+            ended("failed", Some(&e.to_string()));
             finish_failed(fjord, committers, logs, claimed, &e.to_string());
             None
         }
@@ -754,7 +792,7 @@ pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> store::Result<T>) -> st
             Err(e) if !e.is_transient() => return Err(e),
             Err(e) => {
                 if !warned {
-                    eprintln!("fjord: the state database refused a write ({e}); retrying");
+                    tracing::warn!(error = %e, "the state database refused a write ({e}); retrying");
                     warned = true;
                 }
                 std::thread::sleep(wait);

@@ -174,7 +174,12 @@ impl Fjord {
             match host::rotate_logs(&logs, rotation.keep, rotation.max_bytes) {
                 Ok(true) => rotated += 1,
                 Ok(false) => {}
-                Err(e) => eprintln!("fjord: rotating the logs of {}: {e}", site.name),
+                Err(e) => tracing::warn!(
+                    site = %site.name,
+                    error = %e,
+                    "rotating the logs of {}: {e}",
+                    site.name
+                ),
             }
         }
         if rotated > 0 {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use engine::config::Config;
 use engine::model::{AbsPath, EmailAddress, MailSettings};
 use engine::{Error, Fjord};
 
@@ -10,7 +11,7 @@ use crate::outln;
 
 #[derive(Subcommand, Debug)]
 pub enum MailCmd {
-    /// Show how fjord sends mail.
+    /// Show how fjord sends mail (and whether the config file's [mail] decides it).
     Show,
     /// Send through an SMTP relay.
     Smtp {
@@ -34,8 +35,11 @@ pub enum MailCmd {
     Off,
 }
 
-pub fn mail(fjord: &Fjord, cmd: MailCmd) -> Result<ExitCode, Error> {
+pub fn mail(fjord: &Fjord, config: &Config, cmd: MailCmd) -> Result<ExitCode, Error> {
     let from = |f: &str| EmailAddress::parse("--from", f);
+    if !matches!(cmd, MailCmd::Show) {
+        config.refuse_mail_change()?;
+    }
     match cmd {
         MailCmd::Show => {}
         MailCmd::Smtp {
@@ -51,11 +55,26 @@ pub fn mail(fjord: &Fjord, cmd: MailCmd) -> Result<ExitCode, Error> {
         }
         MailCmd::Off => fjord.set_mail(None)?,
     }
-    match fjord.mail_settings()? {
+    let current = fjord.mail_settings()?;
+    match &current {
         Some(settings) => outln!("mail goes through {}", settings.describe()),
         None => outln!(
             "fjord sends no mail (set it up with `fjord mail smtp` or `fjord mail sendmail`)"
         ),
+    }
+    if let (Some(wanted), Some(file)) = (&config.mail, &config.file) {
+        let file = file.path.display();
+        if *wanted == current {
+            outln!("(set by the [mail] table of {file})");
+        } else {
+            outln!(
+                "the [mail] table of {file} says {}: applied when `fjord serve` or `fjord \
+                 dispatch` starts",
+                wanted
+                    .as_ref()
+                    .map_or_else(|| "no mail".to_string(), |s| s.describe())
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,18 +3,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use engine::dispatch::{DiskThresholds, Dispatcher, DispatcherOptions};
+use engine::config::{Config, Flags};
 use engine::model::TaskStatus;
-use engine::ops::{PanelSite, Queued, ServerInput};
+use engine::ops::{Queued, ServerInput};
 use engine::{Error, Fjord, TaskFilter};
 
 use crate::outln;
 
+mod config;
 mod doctor;
 mod generate;
 mod mail;
 mod people;
 mod platform;
+mod serve;
 mod server;
 mod site;
 mod task;
@@ -23,6 +25,7 @@ mod wait;
 use crate::output::{self, print_json};
 
 use platform::PlatformCmd;
+use serve::{DispatchArgs, ServeArgs};
 use server::ServerCmd;
 use site::SiteCmd;
 use task::TaskCmd;
@@ -47,10 +50,14 @@ pub const VERSION: &str = concat!(
 #[derive(Parser, Debug)]
 #[command(name = "fjord", version = VERSION, max_term_width = 100)]
 pub struct Cli {
-    /// Where fjord keeps its state, config and journals [default: /var/lib/fjord as root,
-    /// $XDG_DATA_HOME/fjord otherwise].
-    #[arg(long, env = "FJORD_DATA_DIR", global = true, value_name = "DIR")]
+    /// Where fjord keeps its state, config and journals [env: FJORD_DATA_DIR; config:
+    /// data_dir; default: /var/lib/fjord as root, $XDG_DATA_HOME/fjord otherwise].
+    #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// The config file [env: FJORD_CONFIG; default: /etc/fjord/fjord.toml if it exists].
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -64,7 +71,7 @@ enum Command {
     ///
     /// SIGTERM or Ctrl-C stops the dispatcher claiming tasks; it exits once the running ones
     /// are done. A second signal exits at once: the next dispatcher rolls back what was
-    /// running. Each request to the panel is logged in one line on stderr.
+    /// running. Each request to the panel is logged on stderr (see --log-format).
     Serve(ServeArgs),
     /// Run a dispatcher alone: it runs queued tasks (stopped as `serve` is).
     Dispatch(DispatchArgs),
@@ -99,6 +106,9 @@ enum Command {
     /// Users of the panel and the API, and their roles.
     #[command(subcommand)]
     User(people::UserCmd),
+    /// The config file (/etc/fjord/fjord.toml): check it, show the settings in effect.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
     /// Shell completions and man pages, for packagers.
     #[command(subcommand, hide = true)]
     Generate(generate::GenerateCmd),
@@ -166,67 +176,6 @@ struct InitArgs {
     url: Option<String>,
     #[command(flatten)]
     nginx: NginxArgs,
-}
-
-#[derive(Args, Debug)]
-struct ServeArgs {
-    /// Where the panel listens: ADDR:PORT. Keep it on loopback and put a TLS proxy in front
-    /// to reach it from elsewhere.
-    #[arg(
-        long,
-        env = "FJORD_PANEL_LISTEN",
-        value_name = "ADDR:PORT",
-        default_value = engine::auth::DEFAULT_LISTEN
-    )]
-    listen: String,
-    /// The panel's address as its users reach it (in login links) [default: http://LISTEN].
-    /// An https:// address marks the session cookie Secure. A URL that names a host
-    /// (`https://panel.example`) makes the panel a site of its own on the server's nginx:
-    /// a vhost passing requests to LISTEN, with HTTPS required and its certificate from the
-    /// ACME account (`fjord https account`), as any site's. Run again with another host, it
-    /// moves; with an address (`http://127.0.0.1:8470`), the panel's site is deleted.
-    #[arg(long, value_name = "URL")]
-    url: Option<String>,
-    /// The server whose nginx serves the panel's own site (see --url); `none`: a proxy of
-    /// your own serves the URL, and fjord makes no site for it.
-    #[arg(long, value_name = "SERVER", default_value = "local")]
-    panel_server: String,
-    /// A TLS proxy in front of the panel (repeatable): an address, or a network as ADDR/BITS.
-    /// Only connections from these are believed when their `Forwarded` or `X-Forwarded-For`
-    /// header names the client, whom the login throttle then counts and sessions record;
-    /// from anyone else the header is ignored and the connection's own address counts.
-    #[arg(long = "trusted-proxy", value_name = "ADDR")]
-    trusted_proxies: Vec<String>,
-    /// Serve the panel only, with no dispatcher: queued tasks wait for `fjord dispatch`
-    /// (elsewhere, or started later).
-    #[arg(long)]
-    no_dispatcher: bool,
-    #[command(flatten)]
-    dispatch: DispatchArgs,
-}
-
-#[derive(Args, Debug)]
-struct DispatchArgs {
-    /// Tasks run at once [default: number of cores]. Tasks waiting for an nginx reload do not
-    /// count.
-    #[arg(long, value_name = "N")]
-    concurrency: Option<usize>,
-    /// Exit once no task is queued or running.
-    #[arg(long)]
-    until_idle: bool,
-    /// Rotated files kept of each site's log (`access.log.1` … `access.log.N`).
-    #[arg(long, value_name = "N", default_value_t = 14)]
-    log_keep: usize,
-    /// A site's logs are rotated once one of them reaches this many bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
-    log_rotate_bytes: u64,
-    /// Stop claiming tasks while the data dir's or a platform's file system is more than
-    /// this full (in percent; running tasks go on). 100 turns the guard off.
-    #[arg(long, value_name = "PERCENT", default_value_t = 90)]
-    disk_stop_percent: u8,
-    /// Claim tasks again once every one of those file systems is below this (in percent).
-    #[arg(long, value_name = "PERCENT", default_value_t = 85)]
-    disk_resume_percent: u8,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -321,89 +270,39 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Where the panel listens, as its own vhost passes requests there.
-fn panel_listen(listen: &str, url: &str) -> Result<std::net::SocketAddr, Error> {
-    listen.parse().map_err(|_| {
-        Error::Refused(format!(
-            "--listen {listen} must be ADDR:PORT (an IP address) for the panel's site at {url} \
-             to pass requests to it"
-        ))
-    })
-}
-
-/// Says where the panel is reached, and what its site is waiting for.
-fn print_panel_site(site: &PanelSite, url: &str) {
-    match site {
-        PanelSite::Direct { removed: None } => {}
-        PanelSite::Direct {
-            removed: Some((name, task)),
-        } => eprintln!(
-            "fjord: the panel's site {name} is deleted (task {task}): the panel is reached at \
-             {url} only"
-        ),
-        PanelSite::Vhost {
-            site,
-            server,
-            https,
-            queued,
-            has_certificate,
-            has_account,
-        } => {
-            let tasks: Vec<String> = queued
-                .iter()
-                .map(|t| format!("task {} ({})", t.id, t.kind.as_str()))
-                .collect();
-            eprintln!(
-                "fjord: the panel is reached at {url}, through its own site {site} on server \
-                 {server}'s nginx{}",
-                if tasks.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (queued: {})", tasks.join(", "))
-                }
-            );
-            if *https && !has_certificate {
-                if *has_account {
-                    eprintln!(
-                        "fjord: its certificate is ordered once its site is served (`fjord site \
-                         show {site}`); until then {url} does not answer over HTTPS"
-                    );
-                } else {
-                    eprintln!(
-                        "fjord: there is no ACME account to order its certificate from: run \
-                         `fjord https account --email ADDRESS --wait`, then `fjord site https \
-                         {site}`; until then {url} does not answer over HTTPS"
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Without --url, a panel site made before stays as it was: say so.
-fn note_kept_panel_site(fjord: &Fjord) -> Result<(), Error> {
-    let Some(platform) = fjord.panel_platform()? else {
-        return Ok(());
-    };
-    for site in fjord.sites(Some(platform.name.as_str()))? {
-        if site.status != engine::model::SiteStatus::Deleted {
-            eprintln!(
-                "fjord: the panel's site {} still passes requests to {}; give --url to keep it \
-                 in line with where the panel listens",
-                site.name,
-                platform
-                    .upstream
-                    .map_or_else(|| "nowhere".to_string(), |u| u.to_string())
-            );
-        }
-    }
-    Ok(())
-}
-
 fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
+}
+
+/// The command line's share of the settings (the rest come from the environment, the config
+/// file and the defaults).
+fn flags(cli: &Cli) -> Flags {
+    let mut flags = Flags {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        ..Flags::default()
+    };
+    let dispatch = match &cli.command {
+        Command::Serve(args) => {
+            flags.listen = args.listen.clone();
+            flags.url = args.url.clone();
+            flags.panel_server = args.panel_server.clone();
+            flags.trusted_proxies = args.trusted_proxies.clone();
+            flags.no_dispatcher = args.no_dispatcher;
+            &args.dispatch
+        }
+        Command::Dispatch(args) => args,
+        _ => return flags,
+    };
+    flags.concurrency = dispatch.concurrency.clone();
+    flags.log_keep = dispatch.log_keep.clone();
+    flags.log_rotate_bytes = dispatch.log_rotate_bytes.clone();
+    flags.disk_stop_percent = dispatch.disk_stop_percent.clone();
+    flags.disk_resume_percent = dispatch.disk_resume_percent.clone();
+    flags.log_format = dispatch.log_format.clone();
+    flags
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
@@ -414,69 +313,31 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     if matches!(cli.command, Command::Serve(_)) {
         engine::limit_malloc_arenas()?;
     }
-    let data_dir = cli
-        .data_dir
-        .unwrap_or_else(|| engine::default_data_dir(is_root()));
-    let fjord = Arc::new(Fjord::open(&data_dir)?);
+    let loaded = Config::load(
+        &flags(&cli),
+        &|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()),
+        is_root(),
+    );
+    if let Command::Config(cmd) = &cli.command {
+        return Ok(config::config(cmd, loaded));
+    }
+    let config = loaded?;
+    let daemon = matches!(cli.command, Command::Serve(_) | Command::Dispatch(_));
+    crate::logging::init(&config.log, daemon)?;
+    let fjord = Arc::new(Fjord::open(&config.data_dir.value)?);
     // A name not found is answered with the closest names: the command line runs as root and
     // may see them all.
-    run_command(&fjord, cli.command).map_err(|e| fjord.with_near_names(e))
+    run_command(&fjord, &config, cli.command).map_err(|e| fjord.with_near_names(e))
 }
 
-fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> {
+fn run_command(fjord: &Arc<Fjord>, config: &Config, command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Init(args) => init(fjord, &args),
-        Command::Serve(args) => {
-            // The dispatcher's options are refused before the panel changes anything.
-            DiskThresholds::new(
-                args.dispatch.disk_stop_percent,
-                args.dispatch.disk_resume_percent,
-            )?;
-            let mut trusted =
-                web::TrustedProxies::parse(&args.trusted_proxies).map_err(Error::Refused)?;
-            // The panel's own site first: a URL it cannot serve is refused before anything
-            // listens, and the cookie is Secure from the first request.
-            let panel_site = match &args.url {
-                Some(url) if args.panel_server == "none" => {
-                    fjord.set_panel_url(url)?;
-                    None
-                }
-                Some(url) => {
-                    let listen = panel_listen(&args.listen, url)?;
-                    let site = fjord.panel_site(url, listen, &args.panel_server)?;
-                    if matches!(site, PanelSite::Vhost { .. }) {
-                        // Its nginx reaches the panel from there, and says who asked.
-                        trusted.add(engine::ops::panel_upstream(listen).ip());
-                    }
-                    fjord.set_panel_url(url)?;
-                    Some(site)
-                }
-                None => None,
-            };
-            let server =
-                web::Server::start(fjord.clone(), &args.listen, trusted).map_err(Error::Refused)?;
-            let url = match &args.url {
-                Some(url) => url.clone(),
-                None => {
-                    let url = format!("http://{}", server.addr);
-                    fjord.set_panel_url(&url)?;
-                    url
-                }
-            };
-            eprintln!("fjord: the panel listens on http://{} ({url})", server.addr);
-            match &panel_site {
-                Some(site) => print_panel_site(site, &url),
-                None => note_kept_panel_site(fjord)?,
-            }
-            let result = if args.no_dispatcher {
-                engine::wait_for_stop_signal().map(|()| ExitCode::SUCCESS)
-            } else {
-                run_dispatcher(fjord, &args.dispatch, true)
-            };
-            server.stop();
-            result
+        Command::Serve(args) => serve::serve(fjord, config, &args),
+        Command::Dispatch(args) => {
+            serve::apply_config_mail(fjord, config)?;
+            serve::run_dispatcher(fjord, config, &args, false)
         }
-        Command::Dispatch(args) => run_dispatcher(fjord, &args, false),
         Command::Doctor(args) => doctor::doctor(fjord, &args),
         Command::Server(cmd) => server::server(fjord, cmd),
         Command::Platform(cmd) => platform::platform(fjord, cmd),
@@ -509,38 +370,12 @@ fn run_command(fjord: &Arc<Fjord>, command: Command) -> Result<ExitCode, Error> 
             queued(fjord, q, &opts)
         }
         Command::BackupPolicy(p) => policy(fjord, None, &p),
-        Command::Mail(cmd) => mail::mail(fjord, cmd),
+        Command::Mail(cmd) => mail::mail(fjord, config, cmd),
         Command::Client(cmd) => people::client(fjord, cmd),
         Command::User(cmd) => people::user(fjord, cmd),
         Command::Generate(cmd) => generate::generate(cmd),
+        Command::Config(_) => unreachable!("answered before the state is opened"),
     }
-}
-
-fn run_dispatcher(
-    fjord: &Arc<Fjord>,
-    args: &DispatchArgs,
-    background: bool,
-) -> Result<ExitCode, Error> {
-    // Refused before the dispatcher makes its lock and socket.
-    let disk = DiskThresholds::new(args.disk_stop_percent, args.disk_resume_percent)?;
-    let dispatcher = Dispatcher::new(fjord.clone())?;
-    eprintln!(
-        "fjord: dispatcher {} on {}",
-        dispatcher.owner(),
-        fjord.data_dir().display()
-    );
-    let options = DispatcherOptions {
-        concurrency: args.concurrency.unwrap_or_else(default_concurrency),
-        until_idle: args.until_idle,
-        background,
-        log_rotation: engine::ops::LogRotation {
-            keep: args.log_keep,
-            max_bytes: args.log_rotate_bytes,
-        },
-        disk,
-    };
-    dispatcher.run_until_signalled(&options)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {

@@ -272,6 +272,8 @@ impl Env {
         let mut cmd = Command::new(FJORD);
         cmd.args(args)
             .env("FJORD_DATA_DIR", self.data.path())
+            // Not the machine's /etc/fjord/fjord.toml: an empty file, every default.
+            .env("FJORD_CONFIG", "/dev/null")
             .env_remove("FJORD_FAULTS")
             .stdin(Stdio::null());
         for (key, value) in self.extra_env.borrow().iter() {

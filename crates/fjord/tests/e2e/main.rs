@@ -13,6 +13,7 @@ mod backups;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod config;
 mod crash;
 mod cron_locks;
 mod databases;
