@@ -14,6 +14,7 @@ pub mod doctor;
 mod error;
 pub mod kinds;
 pub mod metrics;
+pub mod monitor;
 pub mod near;
 mod notify;
 pub mod ops;
@@ -114,7 +115,7 @@ impl Fjord {
         &*self.store
     }
 
-    fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
     }
 

@@ -1,5 +1,6 @@
 //! Mail to a site's client: the login link of a site just installed, and the failure of a
-//! task on one of its sites; to the administrators, a certificate renewal that keeps failing.
+//! task on one of its sites; to the administrators, a certificate renewal that keeps failing
+//! and a server's daemon the monitor restarted or could not restart.
 //! Sent after the task's outcome is recorded, never as a step (a
 //! mail cannot be rolled back); a mail that cannot be sent is logged on the task and changes
 //! nothing else.
@@ -142,13 +143,30 @@ impl Fjord {
         if cert.renewal_attempts < RENEWAL_FAILURES_TO_TELL_ADMINISTRATORS {
             return;
         }
+        let expires = model::time::utc_display(cert.not_after * 1000);
+        self.mail_administrators(
+            &format!(
+                "fjord: the certificate of {} is not renewed ({} failures)",
+                task.target_name, cert.renewal_attempts
+            ),
+            &format!(
+                "Renewing the certificate of site {} has failed {} times in a row; the \
+                 last time (task {}):\n\n{error}\n\nThe site serves its current \
+                 certificate, which expires {expires} UTC; fjord tries again later.\n",
+                task.target_name, cert.renewal_attempts, task.id
+            ),
+            log,
+        );
+    }
+
+    /// Mails every enabled administrator with an address (when mail is set up).
+    pub(crate) fn mail_administrators(&self, subject: &str, body: &str, log: &dyn Fn(&str)) {
         let Ok(Some(settings)) = self.mail_settings() else {
             return;
         };
         let Ok(users) = self.store().users(None) else {
             return;
         };
-        let expires = model::time::utc_display(cert.not_after * 1000);
         for user in users {
             let Some(to) = user
                 .email
@@ -158,16 +176,8 @@ impl Fjord {
             };
             let mail = Mail {
                 to,
-                subject: format!(
-                    "fjord: the certificate of {} is not renewed ({} failures)",
-                    task.target_name, cert.renewal_attempts
-                ),
-                body: format!(
-                    "Renewing the certificate of site {} has failed {} times in a row; the \
-                     last time (task {}):\n\n{error}\n\nThe site serves its current \
-                     certificate, which expires {expires} UTC; fjord tries again later.\n",
-                    task.target_name, cert.renewal_attempts, task.id
-                ),
+                subject: subject.to_string(),
+                body: body.to_string(),
             };
             self.send(&settings, &mail, log);
         }

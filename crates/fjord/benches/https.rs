@@ -64,6 +64,7 @@ fn options(until_idle: bool) -> DispatcherOptions {
         until_idle,
         background: false,
         log_rotation: Default::default(),
+        monitor_every: None,
     }
 }
 

@@ -47,6 +47,9 @@ pub struct DispatcherOptions {
     /// How sites' logs are rotated (checked every [`ROTATE_EVERY`], and once more before
     /// `until_idle` exits).
     pub log_rotation: crate::ops::LogRotation,
+    /// How often the self-healing monitor probes the servers' daemons (`None`: no monitor in
+    /// this dispatcher; never with `until_idle`). See [`crate::monitor`].
+    pub monitor_every: Option<Duration>,
 }
 
 /// Concurrency slots. A task waiting for an nginx commit gives its slot back, and takes one
@@ -222,6 +225,13 @@ impl Dispatcher {
                 }
             })
         });
+        let monitor = options
+            .monitor_every
+            .filter(|_| !options.until_idle)
+            .map(|every| {
+                let (fjord, stop) = (self.fjord.clone(), listener_stop.clone());
+                std::thread::spawn(move || crate::monitor::Monitor::new(fjord, every).run(&stop))
+            });
         let log_writer = self.logs.spawn_writer(self.fjord.clone());
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
@@ -235,6 +245,9 @@ impl Dispatcher {
         listener_stop.store(true, Ordering::Relaxed);
         if let Some(cron) = cron {
             let _ = cron.join();
+        }
+        if let Some(monitor) = monitor {
+            let _ = monitor.join();
         }
         host::wake(&self.socket_path);
         let _ = listener.join();
@@ -760,6 +773,7 @@ impl Fjord {
                 concurrency,
                 until_idle: true,
                 log_rotation: Default::default(),
+                monitor_every: None,
             },
             &stop,
         )

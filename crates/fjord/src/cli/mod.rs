@@ -214,6 +214,11 @@ struct DispatchArgs {
     /// A site's logs are rotated once one of them reaches this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
     log_rotate_bytes: u64,
+    /// How often, in seconds, the monitor probes every monitored server's nginx, php-fpm
+    /// masters and database servers (restarting one found down twice in a row); 0 turns the
+    /// monitor off in this dispatcher. Not in --until-idle runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    monitor_interval: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -280,6 +285,19 @@ struct NginxArgs {
     /// [default: www-data].
     #[arg(long, value_name = "GROUP")]
     web_group: Option<String>,
+    /// Whether the dispatchers' monitor probes this server's nginx, php-fpm masters and
+    /// database servers and restarts one found down.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = ["on", "off"])]
+    monitor: String,
+    /// The command that starts nginx again when the monitor finds it down (an absolute
+    /// program and its arguments, no shell) [default: NGINX_BIN -c NGINX_CONF, or systemd's
+    /// nginx.service for the standard nginx when systemd runs].
+    #[arg(long, value_name = "COMMAND")]
+    nginx_start: Option<String>,
+    /// nginx's systemd unit, which the monitor restarts [default: nginx.service, for the
+    /// standard nginx].
+    #[arg(long, value_name = "UNIT")]
+    nginx_unit: Option<String>,
 }
 
 impl NginxArgs {
@@ -297,6 +315,9 @@ impl NginxArgs {
             db: self.db.clone(),
             php: self.php.clone(),
             web_group: self.web_group.clone(),
+            monitor: self.monitor == "on",
+            nginx_start: self.nginx_start.clone(),
+            nginx_unit: self.nginx_unit.clone(),
         }
     }
 }
@@ -517,6 +538,8 @@ fn run_dispatcher(
             keep: args.log_keep,
             max_bytes: args.log_rotate_bytes,
         },
+        monitor_every: (args.monitor_interval > 0 && !args.until_idle)
+            .then(|| std::time::Duration::from_secs(args.monitor_interval)),
     };
     dispatcher.run_until_signalled(&options)?;
     Ok(ExitCode::SUCCESS)

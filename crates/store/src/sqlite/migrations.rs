@@ -321,4 +321,26 @@ CREATE TABLE acme_orders (
     count INTEGER NOT NULL
 );
 "#,
+    // 20: the self-healing monitor: whether it watches a server's daemons, what it saw happen
+    // to each (down, restarted, restart failed, back), and each daemon's state and restarts
+    // as `/metrics` reports them (kept apart from the events, which are trimmed).
+    r#"
+ALTER TABLE servers ADD COLUMN monitor INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE service_events (
+    id INTEGER PRIMARY KEY,
+    server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('down', 'restarted', 'restart failed', 'back')),
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX service_events_server ON service_events(server_id, id);
+CREATE TABLE service_states (
+    server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    up INTEGER NOT NULL,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_id, service)
+);
+"#,
 ];
