@@ -383,3 +383,32 @@ impl Fjord {
         Ok(self.store().service_events(server.id, limit)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_administrators_start_command_wins_then_the_standard_unit_then_the_record() {
+        let record = || Some(vec!["/usr/sbin/nginx".to_string(), "-c".into(), "x".into()]);
+        let chosen = model::Restart {
+            start: Some(vec!["/usr/local/bin/start".into()]),
+            unit: Some("custom.service".into()),
+        };
+        assert_eq!(
+            way_back(&chosen, Some("nginx.service"), record()),
+            Ok(RestartHow::Command(vec!["/usr/local/bin/start".into()]))
+        );
+        let none = model::Restart::default();
+        assert_eq!(
+            way_back(&none, Some("nginx.service"), record()),
+            Ok(RestartHow::Unit("nginx.service".into()))
+        );
+        assert_eq!(
+            way_back(&none, None, record()),
+            Ok(RestartHow::Command(record().unwrap()))
+        );
+        // A database server outside systemd, with no start command: no way back.
+        assert!(way_back(&none, None, None).is_err());
+    }
+}

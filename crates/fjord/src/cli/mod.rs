@@ -271,14 +271,15 @@ struct NginxArgs {
     #[arg(long, value_name = "USER")]
     files_owner: Option<String>,
     /// A database service on this server (repeatable): mysql, postgresql or sqlite, with
-    /// options as ENGINE:key=value,... (socket, host, port, user, password-file). Defaults:
+    /// options as ENGINE:key=value,... (socket, host, port, user, password-file, password-env,
+    /// start: the command the monitor starts it with, unit: its systemd unit). Defaults:
     /// mysql through /run/mysqld/mysqld.sock as root; postgresql on 127.0.0.1:5432 as postgres.
     #[arg(long = "db", value_name = "SERVICE")]
     db: Vec<String>,
     /// A php-fpm service on this server (repeatable), one per PHP version: VERSION with
-    /// options as VERSION:key=value,... (binary, config, pool-dir, pid). Defaults are Debian's
-    /// paths for that version (/usr/sbin/php-fpm8.2, /etc/php/8.2/fpm/...). `fjord init`
-    /// registers every php-fpm installed when none is given.
+    /// options as VERSION:key=value,... (binary, config, pool-dir, pid, start, unit). Defaults
+    /// are Debian's paths for that version (/usr/sbin/php-fpm8.2, /etc/php/8.2/fpm/...).
+    /// `fjord init` registers every php-fpm installed when none is given.
     #[arg(long = "php", value_name = "SERVICE")]
     php: Vec<String>,
     /// The group nginx's workers run as; PHP sites' files and sockets are given to it

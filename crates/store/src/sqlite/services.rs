@@ -90,3 +90,106 @@ impl SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use model::{HttpService, NginxService, ReloadMethod, ServiceEvent, ServiceEventKind};
+
+    use crate::{SERVICE_EVENTS_KEPT, SqliteStore, Store};
+
+    fn server(s: &SqliteStore, name: &str, monitor: bool) -> i64 {
+        let path = |p: &str| model::AbsPath::parse("p", p).unwrap();
+        let server = model::Server {
+            id: 0,
+            name: model::Name::parse("n", name).unwrap(),
+            http: HttpService::Nginx(NginxService {
+                binary: path("/usr/sbin/nginx"),
+                config: path("/etc/nginx/nginx.conf"),
+                prefix: None,
+                include_dir: path("/etc/nginx/conf.d"),
+                listen: vec!["127.0.0.1:80".parse().unwrap()],
+                https_listen: Vec::new(),
+                reload: ReloadMethod::Signal,
+                files_owner: None,
+                web_group: None,
+                restart: Default::default(),
+            }),
+            db: Vec::new(),
+            php: Vec::new(),
+            monitor,
+        };
+        s.insert_server(&server, None).unwrap().0.id
+    }
+
+    fn event(server_id: i64, service: &str, event: ServiceEventKind, at: i64) -> ServiceEvent {
+        ServiceEvent {
+            server_id,
+            service: service.into(),
+            event,
+            detail: format!("{event} at {at}"),
+            at,
+        }
+    }
+
+    #[test]
+    fn events_set_a_daemons_state_and_count_its_restarts_and_only_the_newest_are_kept() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let (a, b) = (server(&s, "a", true), server(&s, "b", false));
+        s.note_service_up(a, "mysql").unwrap();
+        for (at, kind) in [
+            ServiceEventKind::Down,
+            ServiceEventKind::Restarted,
+            ServiceEventKind::RestartFailed,
+            ServiceEventKind::Restarted,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.record_service_event(&event(a, "nginx", kind, at as i64))
+                .unwrap();
+        }
+        s.record_service_event(&event(b, "nginx", ServiceEventKind::Down, 9))
+            .unwrap();
+        // A daemon already known keeps its state when noted up again.
+        s.note_service_up(a, "nginx").unwrap();
+        assert_eq!(
+            s.service_states().unwrap(),
+            [
+                (a, "mysql".to_string(), true),
+                (a, "nginx".to_string(), false),
+                (b, "nginx".to_string(), false)
+            ]
+        );
+        let metrics = s.metrics().unwrap().services;
+        // Server b's monitor is off: its daemons are not reported.
+        assert_eq!(metrics.len(), 2, "{metrics:?}");
+        let nginx = metrics.iter().find(|d| d.service == "nginx").unwrap();
+        assert_eq!(
+            (nginx.server.as_str(), nginx.up, nginx.restarts),
+            ("a", false, 2)
+        );
+        s.record_service_event(&event(a, "nginx", ServiceEventKind::Back, 4))
+            .unwrap();
+        let events = s.service_events(a, 2).unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.event).collect::<Vec<_>>(),
+            [ServiceEventKind::Back, ServiceEventKind::Restarted],
+            "newest first"
+        );
+        assert!(s.metrics().unwrap().services.iter().all(|d| d.up));
+
+        for at in 0..i64::from(SERVICE_EVENTS_KEPT) + 10 {
+            s.record_service_event(&event(a, "mysql", ServiceEventKind::Down, 100 + at))
+                .unwrap();
+        }
+        let kept = s.service_events(a, 1000).unwrap();
+        assert_eq!(kept.len(), SERVICE_EVENTS_KEPT as usize);
+        assert_eq!(kept[0].at, 100 + i64::from(SERVICE_EVENTS_KEPT) + 9);
+        // Another server's events are its own to keep.
+        assert_eq!(s.service_events(b, 1000).unwrap().len(), 1);
+        // Restarts are counted apart from the events, which are trimmed.
+        let nginx = s.metrics().unwrap().services;
+        let nginx = nginx.iter().find(|d| d.service == "nginx").unwrap();
+        assert_eq!(nginx.restarts, 2);
+    }
+}
