@@ -10,8 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Env, host_header, signal};
+use crate::panel::{Panel, add_user, api, api_token, sign_in};
 use crate::php_fpm::PrivatePhpFpm;
 use crate::smtp::SmtpSink;
+
+const PASSWORD: &str = "a long password for the monitor";
 
 /// What the issue asks: a killed daemon serves again within this.
 const BACK_WITHIN: Duration = Duration::from_secs(15);
@@ -139,7 +142,7 @@ fn mail_to_administrators(env: &Env) -> SmtpSink {
 #[test]
 fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again() {
     let fpm = PrivatePhpFpm::start();
-    let mut env = Env::bare();
+    let env = Env::bare();
     let sink = mail_to_administrators(&env);
     let php = fpm.service_arg();
     env.add_server_on(
@@ -172,7 +175,8 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
     let (status, _, body) = env.nginx.get("php.monitor.test", "/");
     assert_eq!((status, body.as_str()), (200, "php-42"));
 
-    env.start_dispatcher_with(&[], &["--monitor-interval", "1"]);
+    // `serve`'s dispatcher monitors, and its panel, API and /metrics show what it saw.
+    let panel = Panel::start_with(&env, &[], &["--monitor-interval", "1"]);
     // The monitor has looked once (it records a daemon it finds up) before anything dies.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -208,6 +212,34 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
     // nginx's outage was told once, and nothing happened to it since.
     wait_for_events(&env, "nginx", &["down", "restarted", "back"]);
 
+    add_user(&env, "ada", "administrator", None, PASSWORD);
+    let mut ada = sign_in(&panel, "ada", PASSWORD);
+    let page = ada.get("/servers/t");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"service-events\""), "{}", page.body);
+    assert!(page.body.contains("started again by"), "{}", page.body);
+    let token = api_token(&mut ada);
+    let r = api(&panel, &token, "GET", "/api/v1/servers/t/events", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let restarted: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "restarted")
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(restarted, ["php-fpm-8.2", "nginx"], "{listed}");
+    let metrics = api(&panel, &token, "GET", "/metrics", None).body;
+    for line in [
+        "fjord_service_up{server=\"t\",service=\"nginx\"} 1",
+        "fjord_service_up{server=\"t\",service=\"php-fpm-8.2\"} 1",
+        "fjord_service_restarts_total{server=\"t\",service=\"nginx\"} 1",
+        "fjord_service_restarts_total{server=\"t\",service=\"php-fpm-8.2\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+
     // A server whose monitor is off is left alone: a killed nginx stays down.
     env.ok(&["server", "edit", "t", "--monitor", "off"]);
     env.dispatch_until_idle(&[]);
@@ -216,7 +248,7 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
     kill_master_and_children(master);
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(status_of(port, "static.monitor.test"), None);
-    env.kill_dispatchers();
+    drop(panel);
     // The Env's nginx is gone: start it again for its own clean-up to stop.
     let out = Command::new(crate::harness::nginx_binary())
         .args(["-p", &format!("{}/", env.nginx.prefix().display()), "-c"])
