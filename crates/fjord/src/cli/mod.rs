@@ -287,9 +287,9 @@ struct NginxArgs {
     #[arg(long, value_name = "GROUP")]
     web_group: Option<String>,
     /// Whether the dispatchers' monitor probes this server's nginx, php-fpm masters and
-    /// database servers and restarts one found down.
-    #[arg(long, default_value = "on", value_name = "on|off", value_parser = ["on", "off"])]
-    monitor: String,
+    /// database servers and restarts one found down: on or off [default: on].
+    #[arg(long, value_name = "on|off")]
+    monitor: Option<String>,
     /// The command that starts nginx again when the monitor finds it down (an absolute
     /// program and its arguments, no shell) [default: NGINX_BIN -c NGINX_CONF, or systemd's
     /// nginx.service for the standard nginx when systemd runs].
@@ -316,7 +316,7 @@ impl NginxArgs {
             db: self.db.clone(),
             php: self.php.clone(),
             web_group: self.web_group.clone(),
-            monitor: self.monitor == "on",
+            monitor: self.monitor.as_deref() != Some("off"),
             nginx_start: self.nginx_start.clone(),
             nginx_unit: self.nginx_unit.clone(),
         }
@@ -547,6 +547,7 @@ fn run_dispatcher(
 }
 
 fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
+    engine::ops::parse_on_off("monitor", args.nginx.monitor.as_deref().unwrap_or(""))?;
     let exists = fjord
         .servers()?
         .into_iter()
@@ -559,7 +560,7 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
             return Err(Error::Refused(format!(
                 "server {name} is already registered, and init does not change it ({given} \
                  would be ignored): add or remove its services with `fjord server edit {name} \
-                 --add-db ENGINE` (or --remove-db, --add-php, --remove-php)",
+                 --add-db ENGINE` (or --remove-db, --add-php, --remove-php, --monitor)",
                 name = args.name,
                 given = given.join(" ")
             )));
@@ -646,6 +647,11 @@ fn init_server_changes(fjord: &Fjord, args: &InitArgs) -> Result<Vec<String>, Er
     if !http_given.is_empty() && wanted.http != registered.http {
         changes.extend(http_given);
     }
+    if let Some(monitor) = &args.nginx.monitor
+        && wanted.monitor != registered.monitor
+    {
+        changes.push(format!("--monitor {monitor}"));
+    }
     Ok(changes)
 }
 
@@ -686,6 +692,8 @@ fn nginx_options_given(n: &NginxArgs) -> Vec<String> {
         ("--nginx-prefix", &n.nginx_prefix),
         ("--files-owner", &n.files_owner),
         ("--web-group", &n.web_group),
+        ("--nginx-start", &n.nginx_start),
+        ("--nginx-unit", &n.nginx_unit),
     ] {
         if let Some(value) = value {
             given.push(format!("{flag} {value}"));

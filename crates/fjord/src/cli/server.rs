@@ -58,8 +58,8 @@ pub enum ServerCmd {
         #[arg(long, value_name = "IP:PORT")]
         https_listen: Vec<String>,
         /// Whether the dispatchers' monitor probes the server's daemons and restarts one
-        /// found down.
-        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        /// found down: on or off.
+        #[arg(long, value_name = "on|off")]
         monitor: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
@@ -78,11 +78,14 @@ const SHOWN_EVENTS: u32 = 20;
 
 pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
     match cmd {
-        ServerCmd::Add { name, nginx, opts } => queued(
-            fjord,
-            fjord.add_server(&nginx.input(&name), opts.dry_run)?,
-            &opts,
-        ),
+        ServerCmd::Add { name, nginx, opts } => {
+            engine::ops::parse_on_off("monitor", nginx.monitor.as_deref().unwrap_or(""))?;
+            queued(
+                fjord,
+                fjord.add_server(&nginx.input(&name), opts.dry_run)?,
+                &opts,
+            )
+        }
         ServerCmd::Edit {
             name,
             add_db,
@@ -102,7 +105,7 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
                 remove_php,
                 listen,
                 https_listen,
-                monitor: monitor.map(|m| m == "on"),
+                monitor: engine::ops::parse_on_off("monitor", monitor.as_deref().unwrap_or(""))?,
             };
             queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
         }
