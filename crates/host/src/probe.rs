@@ -257,6 +257,43 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// The machine's MariaDB and PostgreSQL (the tests' own set-up) answer; a server that is
+    /// not there is down, within the bound.
+    #[test]
+    fn a_database_server_answers_select_1_and_one_that_is_not_there_is_down() {
+        let ctl = |kind, socket: Option<&str>, port| DbCtl {
+            kind,
+            socket: socket.map(PathBuf::from),
+            host: socket.is_none().then(|| "127.0.0.1".to_string()),
+            port,
+            admin_user: match kind {
+                DbKind::Mysql => "root".into(),
+                DbKind::Postgresql => "postgres".into(),
+            },
+            password_file: None,
+            password_env: None,
+        };
+        let mariadb = ctl(DbKind::Mysql, Some("/run/mysqld/mysqld.sock"), None);
+        assert_eq!(mariadb.probe(PROBE_BOUND), Ok(()));
+        let postgres = ctl(DbKind::Postgresql, None, Some(5432));
+        assert_eq!(postgres.probe(PROBE_BOUND), Ok(()));
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.sock").display().to_string();
+        assert!(
+            ctl(DbKind::Mysql, Some(&gone), None)
+                .probe(PROBE_BOUND)
+                .is_err()
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        assert!(
+            ctl(DbKind::Postgresql, None, Some(port))
+                .probe(PROBE_BOUND)
+                .is_err()
+        );
+    }
+
     #[test]
     fn a_start_command_that_fails_says_so_with_its_output_and_one_that_forks_is_started() {
         let dir = tempfile::tempdir().unwrap();

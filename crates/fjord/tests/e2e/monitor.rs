@@ -142,7 +142,7 @@ fn mail_to_administrators(env: &Env) -> SmtpSink {
 #[test]
 fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again() {
     let fpm = PrivatePhpFpm::start();
-    let env = Env::bare();
+    let mut env = Env::bare();
     let sink = mail_to_administrators(&env);
     let php = fpm.service_arg();
     env.add_server_on(
@@ -177,6 +177,9 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
 
     // `serve`'s dispatcher monitors, and its panel, API and /metrics show what it saw.
     let panel = Panel::start_with(&env, &[], &["--monitor-interval", "1"]);
+    // A second dispatcher monitors too: one monitor acts at a time, so each outage is
+    // recorded, restarted and told once.
+    env.start_dispatcher_with(&[], &["--monitor-interval", "1"]);
     // The monitor has looked once (it records a daemon it finds up) before anything dies.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -194,6 +197,7 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
     wait_for_events(&env, "nginx", &["down", "restarted", "back"]);
     let mail = sink.wait_for("nginx of t was down and is restarted");
     assert!(mail.contains("started again by"), "{mail}");
+    assert_eq!(sink.count(), 1, "one mail for one restart");
 
     // php-fpm: its master and its children, so that only a new master serves PHP.
     let fpm_pid = fpm.prefix().join("php-fpm.pid");
@@ -249,6 +253,7 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(status_of(port, "static.monitor.test"), None);
     drop(panel);
+    env.kill_dispatchers();
     // The Env's nginx is gone: start it again for its own clean-up to stop.
     let out = Command::new(crate::harness::nginx_binary())
         .args(["-p", &format!("{}/", env.nginx.prefix().display()), "-c"])
