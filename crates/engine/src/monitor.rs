@@ -373,6 +373,33 @@ impl Monitor {
     }
 }
 
+/// A monitor on a thread of its own, stopped (and waited for) when dropped.
+pub struct MonitorThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MonitorThread {
+    pub fn start(fjord: Arc<Fjord>, every: Duration) -> MonitorThread {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || Monitor::new(fjord, every).run(&stopped));
+        MonitorThread {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for MonitorThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn warn(what: &str, e: &dyn std::fmt::Display) {
     eprintln!("fjord: monitor: {what} failed (tried again later): {e}");
 }

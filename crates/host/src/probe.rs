@@ -310,5 +310,11 @@ mod tests {
             Restart::Command(["/usr/bin/touch".to_string(), done.display().to_string()].to_vec());
         restart(&forking, &log).unwrap();
         assert!(done.exists());
+        // A daemon gets a clean environment: nothing of the dispatcher's (cargo's here).
+        let env_log = dir.path().join("env.log");
+        restart(&Restart::Command(vec!["/usr/bin/env".into()]), &env_log).unwrap();
+        let seen = std::fs::read_to_string(&env_log).unwrap();
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        assert!(seen.contains("PATH=") && !seen.contains("CARGO"), "{seen}");
     }
 }

@@ -183,6 +183,12 @@ impl Dispatcher {
     /// Runs until `stop` is set (finishing the tasks already started) or, with `until_idle`,
     /// until there is nothing left to do.
     pub fn run(&self, options: &DispatcherOptions, stop: &AtomicBool) -> Result<()> {
+        // Started before this thread's priority is lowered: the daemons the monitor starts
+        // again inherit its priority, and must run at the machine's, not the tasks'.
+        let _monitor = options
+            .monitor_every
+            .filter(|_| !options.until_idle)
+            .map(|every| crate::monitor::MonitorThread::start(self.fjord.clone(), every));
         if options.background
             && let Err(e) = host::lower_this_thread_priority(10)
         {
@@ -225,13 +231,6 @@ impl Dispatcher {
                 }
             })
         });
-        let monitor = options
-            .monitor_every
-            .filter(|_| !options.until_idle)
-            .map(|every| {
-                let (fjord, stop) = (self.fjord.clone(), listener_stop.clone());
-                std::thread::spawn(move || crate::monitor::Monitor::new(fjord, every).run(&stop))
-            });
         let log_writer = self.logs.spawn_writer(self.fjord.clone());
         let result = self.main_loop(options, stop, &tx, &rx);
         if options.until_idle
@@ -245,9 +244,6 @@ impl Dispatcher {
         listener_stop.store(true, Ordering::Relaxed);
         if let Some(cron) = cron {
             let _ = cron.join();
-        }
-        if let Some(monitor) = monitor {
-            let _ = monitor.join();
         }
         host::wake(&self.socket_path);
         let _ = listener.join();
