@@ -213,6 +213,12 @@ fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again()
     assert_ne!(pid_in(&fpm_pid), master, "a new php-fpm master runs");
     wait_for_events(&env, "php-fpm-8.2", &["down", "restarted", "back"]);
     sink.wait_for("php-fpm-8.2 of t was down and is restarted");
+    let shown = env.ok(&["server", "show", "t"]);
+    assert!(shown.contains("the monitor's last events"), "{shown}");
+    assert!(
+        shown.contains("restarted") && shown.contains("php-fpm-8.2"),
+        "{shown}"
+    );
     // nginx's outage was told once, and nothing happened to it since.
     wait_for_events(&env, "nginx", &["down", "restarted", "back"]);
 
