@@ -317,9 +317,7 @@ impl Monitor {
             Err(why) => {
                 self.record(server, daemon, ServiceEventKind::RestartFailed, &why);
                 let watch = self.watches.entry(key.clone()).or_default();
-                if !watch.told_failure
-                    && (attempts >= RESTARTS_BEFORE_BACKOFF || daemon.restart.is_err())
-                {
+                if !watch.told_failure {
                     watch.told_failure = true;
                     self.tell(
                         server,
@@ -330,8 +328,9 @@ impl Monitor {
                         ),
                         &format!(
                             "The monitor found {} of server {} down and could not start it \
-                             again ({attempts} tries):\n\n{why}\n\nIt tries again ever less \
-                             often (at most every {} minutes) until it answers.\n",
+                             again:\n\n{why}\n\nIt tries again, after {RESTARTS_BEFORE_BACKOFF} \
+                             failures ever less often (at most every {} minutes), until it \
+                             answers; this is the only mail of this outage.\n",
                             daemon.service,
                             server.name,
                             LONGEST_BACKOFF.as_secs() / 60

@@ -394,4 +394,35 @@ fn a_killed_mariadb_is_started_again_by_its_start_command_and_answers_again() {
     assert!(mail.contains(&db.script().display().to_string()), "{mail}");
     // The server's nginx was never found down.
     assert!(events(&env).iter().all(|(s, _)| s == "mysql"));
+
+    // A start command that fails: the failure is recorded and told once, and the server is
+    // found back when it answers again, whoever started it.
+    let failing = format!("mysql:socket={},start=/bin/false", db.socket().display());
+    env.ok(&[
+        "server",
+        "edit",
+        "t",
+        "--remove-db",
+        "mysql",
+        "--add-db",
+        &failing,
+    ]);
+    env.dispatch_until_idle(&[]);
+    signal(pid_in(&db.pid_file()), "KILL");
+    wait_for_events(
+        &env,
+        "mysql",
+        &["down", "restarted", "back", "down", "restart failed"],
+    );
+    let mail = sink.wait_for("mysql of t is down and cannot be restarted");
+    assert!(mail.contains("/bin/false"), "{mail}");
+    assert!(Command::new(db.script()).status().unwrap().success());
+    back_within(Instant::now(), "the private MariaDB", || db.answers());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events(&env).last().map(|(_, e)| e.as_str()) != Some("back") {
+        assert!(Instant::now() < deadline, "{:?}", events(&env));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let told = sink.count();
+    assert_eq!(told, 2, "one mail for the restart, one for the failure");
 }
