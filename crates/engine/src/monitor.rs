@@ -6,8 +6,9 @@
 //! [`CONFIRM`] apart; a daemon fjord is reloading (its committer holds the config lock) is
 //! not probed, since a reload is not a death; after a restart the daemon has time to come up
 //! before it may be restarted again, and once restarts keep failing they are tried ever less
-//! often and told once. One monitor acts per installation, however many dispatchers run: the
-//! one holding `run/monitor.lock`.
+//! often. The administrators are mailed once a restart (the first three of an outage) and
+//! once when a restart fails (the first failure of an outage). One monitor acts per
+//! installation, however many dispatchers run: the one holding `run/monitor.lock`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
