@@ -42,6 +42,7 @@ const DEFAULT_LOG_KEEP: usize = 14;
 const DEFAULT_LOG_ROTATE_BYTES: u64 = 10 << 20;
 const DEFAULT_DISK_STOP_PERCENT: u64 = 90;
 const DEFAULT_DISK_RESUME_PERCENT: u64 = 85;
+const DEFAULT_MONITOR_INTERVAL: u64 = 5;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +75,7 @@ struct DispatcherFile {
     log_rotate_bytes: Option<Spanned<i64>>,
     disk_stop_percent: Option<Spanned<i64>>,
     disk_resume_percent: Option<Spanned<i64>>,
+    monitor_interval: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +121,7 @@ pub struct Flags {
     pub log_rotate_bytes: Option<String>,
     pub disk_stop_percent: Option<String>,
     pub disk_resume_percent: Option<String>,
+    pub monitor_interval: Option<String>,
     pub log_format: Option<String>,
 }
 
@@ -201,6 +204,8 @@ pub struct DispatcherConfig {
     pub log_rotate_bytes: Setting<u64>,
     /// The disk guard's lines, checked together (resume below stop).
     pub disk: Setting<crate::dispatch::DiskThresholds>,
+    /// Seconds between the monitor's probes; 0: no monitor.
+    pub monitor_interval: Setting<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -504,6 +509,15 @@ impl Config {
             value: thresholds,
             source,
         };
+        let monitor_interval = layers.pick(
+            "dispatcher.monitor_interval",
+            flags.monitor_interval.as_deref(),
+            text.value("dispatcher.monitor_interval", &d.monitor_interval, |n| {
+                number(n).and_then(|n| count_rule(0)(&n))
+            })?,
+            count_rule(0),
+            || DEFAULT_MONITOR_INTERVAL,
+        )?;
 
         // An empty `[mail]` (the packaged file's, every key commented out) says nothing.
         let mail = f
@@ -548,6 +562,7 @@ impl Config {
                 log_keep: as_usize(log_keep),
                 log_rotate_bytes,
                 disk,
+                monitor_interval,
             },
             mail,
             log: LogConfig { format, level },
@@ -661,6 +676,13 @@ impl Config {
             (
                 "dispatcher.disk_resume_percent",
                 of(d.disk.value.resume_percent().to_string(), &d.disk.source),
+            ),
+            (
+                "dispatcher.monitor_interval",
+                of(
+                    d.monitor_interval.value.to_string(),
+                    &d.monitor_interval.source,
+                ),
             ),
             ("mail.transport", of(transport, &mail)),
             ("mail.relay", of(relay, &mail)),

@@ -15,6 +15,7 @@ pub mod doctor;
 mod error;
 pub mod kinds;
 pub mod metrics;
+pub mod monitor;
 pub mod near;
 mod notify;
 pub mod ops;
@@ -117,7 +118,7 @@ impl Fjord {
         &*self.store
     }
 
-    fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
     }
 

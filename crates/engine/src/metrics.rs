@@ -243,7 +243,36 @@ pub fn render(m: &Metrics) -> String {
         "Site cron runs that failed since the state was made.",
     );
     out.sample("fjord_cron_failures_total", &[], counter("cron_failures"));
+    services(&mut out, &s.services);
     out.text
+}
+
+/// The monitor's view of the daemons of the servers it watches.
+fn services(out: &mut Family, services: &[store::ServiceState]) {
+    out.head(
+        "fjord_service_up",
+        "gauge",
+        "1 when the monitor's last probe of a monitored server's daemon passed, 0 while it is down.",
+    );
+    for d in services {
+        let labels = [
+            ("server", d.server.as_str()),
+            ("service", d.service.as_str()),
+        ];
+        out.sample("fjord_service_up", &labels, u64::from(d.up));
+    }
+    out.head(
+        "fjord_service_restarts_total",
+        "counter",
+        "Restarts the monitor made of a server's daemon found down.",
+    );
+    for d in services {
+        let labels = [
+            ("server", d.server.as_str()),
+            ("service", d.service.as_str()),
+        ];
+        out.sample("fjord_service_restarts_total", &labels, d.restarts);
+    }
 }
 
 struct Family {
@@ -328,6 +357,12 @@ mod tests {
                 sites: vec![(SiteStatus::Installed, 4)],
                 newest_backups: vec![("a.example".into(), Some(4_000)), ("b\"x".into(), None)],
                 counters: vec![("cron_runs".into(), 7)],
+                services: vec![store::ServiceState {
+                    server: "local".into(),
+                    service: "php-fpm-8.2".into(),
+                    up: false,
+                    restarts: 2,
+                }],
             },
             dispatcher_up: true,
             data_dir_space: Some((10, 20)),
@@ -355,6 +390,8 @@ mod tests {
             "fjord_claims_paused 1",
             "fjord_cron_runs_total 7",
             "fjord_cron_failures_total 0",
+            "fjord_service_up{server=\"local\",service=\"php-fpm-8.2\"} 0",
+            "fjord_service_restarts_total{server=\"local\",service=\"php-fpm-8.2\"} 2",
             "# TYPE fjord_task_duration_seconds histogram",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");

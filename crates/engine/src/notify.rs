@@ -1,6 +1,7 @@
 //! Mail to a site's client: the login link of a site just installed, and the failure of a
 //! task on one of its sites; to the administrators, a certificate renewal that keeps failing
-//! and a dispatcher that stopped claiming tasks for a full disk.
+//! and a dispatcher that stopped claiming tasks for a full disk; a server's daemon the
+//! monitor restarted or could not restart.
 //! Sent after the task's outcome is recorded, never as a step (a
 //! mail cannot be rolled back); a mail that cannot be sent is logged on the task and changes
 //! nothing else.
@@ -173,8 +174,8 @@ impl Fjord {
         );
     }
 
-    /// Mails every enabled administrator who has an address.
-    fn mail_administrators(&self, subject: &str, body: &str, log: &dyn Fn(&str)) {
+    /// Mails every enabled administrator who has an address (when mail is set up).
+    pub(crate) fn mail_administrators(&self, subject: &str, body: &str, log: &dyn Fn(&str)) {
         let Ok(Some(settings)) = self.mail_settings() else {
             return;
         };

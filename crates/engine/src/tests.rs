@@ -23,6 +23,9 @@ fn fjord_with_site() -> (tempfile::TempDir, Arc<Fjord>, i64) {
         db: Vec::new(),
         php: Vec::new(),
         web_group: None,
+        monitor: true,
+        nginx_start: None,
+        nginx_unit: None,
     };
     fjord.add_server(&server, false).unwrap();
     let platform = PlatformInput {

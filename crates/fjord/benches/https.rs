@@ -65,6 +65,7 @@ fn options(until_idle: bool) -> DispatcherOptions {
         background: false,
         log_rotation: Default::default(),
         disk: Default::default(),
+        monitor_every: None,
     }
 }
 

@@ -98,6 +98,7 @@ fn phase(fjord: &Arc<Fjord>, queue: impl FnOnce() -> Vec<i64>) -> (Phase, Vec<i6
                 background: false,
                 log_rotation: Default::default(),
                 disk: Default::default(),
+                monitor_every: None,
             },
             &AtomicBool::new(false),
         )
@@ -314,6 +315,7 @@ fn main() {
             remove_php: Vec::new(),
             listen: vec![env.nginx.listen(), format!("127.0.0.1:{second_port}")],
             https_listen: Vec::new(),
+            monitor: None,
         };
         fjord.edit_server(&edit, false).unwrap();
         let queued = fjord

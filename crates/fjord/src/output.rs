@@ -50,6 +50,18 @@ pub fn server_json(s: &Server) -> Value {
         },
         "db": s.db,
         "php": s.php,
+        "monitor": s.monitor,
+        "nginx_restart": n.restart,
+    })
+}
+
+/// A daemon's event as `server show` lists it.
+pub fn service_event_json(e: &engine::model::ServiceEvent) -> Value {
+    json!({
+        "service": e.service,
+        "event": e.event.as_str(),
+        "detail": e.detail,
+        "at_ms": e.at,
     })
 }
 

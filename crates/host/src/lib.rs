@@ -24,6 +24,7 @@ mod nginx;
 mod open_files;
 mod php_fpm;
 mod php_run;
+mod probe;
 mod process;
 pub mod service_manager;
 mod signals;
@@ -51,6 +52,10 @@ pub use mail::{MailTransport, send_mail};
 pub use nginx::{NginxCtl, probe_generation};
 pub use php_fpm::{PhpFpmCtl, ping as php_fpm_ping};
 pub use php_run::PhpRun;
+pub use probe::{
+    PROBE_BOUND, Restart as RestartHow, probe_http, probe_php_fpm, restart as restart_daemon,
+    start_log, systemd_runs,
+};
 pub use process::{CommandOutput, lower_this_thread_priority, reexec_with, run_command};
 pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb};

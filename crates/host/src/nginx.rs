@@ -44,6 +44,12 @@ impl NginxCtl {
         argv
     }
 
+    /// `nginx [-p prefix] -c config`: what starts this nginx (it forks into the background
+    /// unless its config says `daemon off`).
+    pub fn start_argv(&self) -> Vec<String> {
+        self.base_argv()
+    }
+
     pub fn test_argv(&self) -> Vec<String> {
         let mut argv = self.base_argv();
         argv.extend(["-t".to_string(), "-q".to_string()]);

@@ -32,6 +32,31 @@ pub fn child_command(program: &str) -> Command {
     cmd
 }
 
+/// A command for a daemon the monitor starts again (an nginx, a php-fpm master, a database
+/// server found down): unlike [`child_command`]'s, it must outlive the dispatcher, so it has
+/// no parent-death signal and runs in a session of its own (util-linux's `setsid`, which
+/// runs the program in its place), away from the dispatcher's terminal and process group.
+/// Its environment is a clean one: nothing of the dispatcher's (a database administrator's
+/// password given by `password-env`, say) reaches a daemon, or the sites' code it runs.
+pub fn daemon_command(program: &str) -> Command {
+    let mut cmd = if std::path::Path::new(SETSID).exists() {
+        let mut cmd = Command::new(SETSID);
+        cmd.args(["--", program]);
+        cmd
+    } else {
+        let mut cmd = Command::new(program);
+        cmd.process_group(0);
+        cmd
+    };
+    cmd.env_clear().env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    cmd
+}
+
+const SETSID: &str = "/usr/bin/setsid";
+
 /// Runs a program without a shell and captures its output.
 pub fn run_command(argv: &[String]) -> Result<CommandOutput> {
     let (program, args) = argv

@@ -65,6 +65,10 @@ pub struct DbService {
     /// Or an environment variable of the dispatcher holding it.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// How the monitor starts it again (none: systemd's `mariadb.service` or
+    /// `postgresql.service` for the standard server when systemd runs; else it cannot).
+    #[serde(default, skip_serializing_if = "crate::Restart::is_empty")]
+    pub restart: crate::Restart,
 }
 
 impl DbService {
@@ -83,6 +87,7 @@ impl DbService {
                 admin_user: Some("root".into()),
                 password_file: None,
                 password_env: None,
+                restart: crate::Restart::default(),
             },
             DbEngine::Postgresql => DbService {
                 engine,
@@ -92,6 +97,7 @@ impl DbService {
                 admin_user: Some("postgres".into()),
                 password_file: None,
                 password_env: None,
+                restart: crate::Restart::default(),
             },
             DbEngine::Sqlite => DbService {
                 engine,
@@ -101,12 +107,14 @@ impl DbService {
                 admin_user: None,
                 password_file: None,
                 password_env: None,
+                restart: crate::Restart::default(),
             },
         }
     }
 
     /// Parses `ENGINE[:key=value,...]` with keys socket, host, port, user, password-file,
-    /// password-env.
+    /// password-env, start (the command that starts the server, for the monitor), unit (its
+    /// systemd unit).
     /// Defaults: mysql through /run/mysqld/mysqld.sock as root; postgresql on
     /// 127.0.0.1:5432 as postgres.
     pub fn parse(input: &str) -> Result<DbService, Invalid> {
@@ -176,7 +184,21 @@ impl DbService {
                     }
                     service.password_env = Some(value.to_string());
                 }
-                _ => return fail("keys are socket, host, port, user, password-file, password-env"),
+                "start" => {
+                    service.restart.start = Some(crate::monitor::parse_start_command(
+                        "database start command",
+                        value,
+                    )?)
+                }
+                "unit" => {
+                    service.restart.unit = Some(crate::monitor::parse_unit("database unit", value)?)
+                }
+                _ => {
+                    return fail(
+                        "keys are socket, host, port, user, password-file, password-env, start, \
+                         unit",
+                    );
+                }
             }
         }
         if service.password_file.is_some() && service.password_env.is_some() {

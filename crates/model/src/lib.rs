@@ -9,6 +9,7 @@ mod db;
 pub mod https;
 mod invalid;
 mod mail;
+pub mod monitor;
 mod name;
 mod network;
 mod objects;
@@ -25,6 +26,7 @@ pub use db::{DbEngine, DbService, SiteDatabase, derive_db_name, is_safe_db_ident
 pub use https::{HttpsMode, SiteHttps, TlsFiles, parse_listens, renewal_due_at};
 pub use invalid::Invalid;
 pub use mail::{EmailAddress, MailSettings};
+pub use monitor::{Restart, ServiceEvent, ServiceEventKind};
 pub use name::Name;
 pub use network::TrustedProxies;
 pub use objects::{

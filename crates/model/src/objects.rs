@@ -16,6 +16,13 @@ pub struct Server {
     /// php-fpm masters, one per PHP version the server offers.
     #[serde(default)]
     pub php: Vec<PhpFpmService>,
+    /// Whether the dispatchers' monitor probes its daemons and restarts one found down.
+    #[serde(default = "monitored")]
+    pub monitor: bool,
+}
+
+fn monitored() -> bool {
+    true
 }
 
 /// Debian's nginx: the programs and paths a server has unless an administrator chooses others.
@@ -77,6 +84,12 @@ impl Server {
         if let Some(group) = &nginx.web_group {
             odd.push(format!("web group {group}"));
         }
+        if let Some(start) = &nginx.restart.start {
+            odd.push(format!("nginx start command {}", start.join(" ")));
+        }
+        if let Some(unit) = &nginx.restart.unit {
+            odd.push(format!("nginx unit {unit}"));
+        }
         for db in &self.db {
             if *db != DbService::standard(db.engine) {
                 odd.push(format!("{} service options", db.engine));
@@ -131,6 +144,10 @@ pub struct NginxService {
     /// given to it, so that nginx reads them and other sites' PHP does not.
     #[serde(default)]
     pub web_group: Option<Name>,
+    /// How the monitor starts it again (none: `nginx -c CONFIG [-p PREFIX]`, or systemd's
+    /// `nginx.service` for the standard nginx when systemd runs).
+    #[serde(default, skip_serializing_if = "crate::Restart::is_empty")]
+    pub restart: crate::Restart,
 }
 
 fn canonical_url(scheme: &str, host: &str, port: u16, default_port: u16) -> String {
@@ -445,6 +462,10 @@ pub struct PhpFpmService {
     pub config: AbsPath,
     pub pool_dir: AbsPath,
     pub pid_file: AbsPath,
+    /// How the monitor starts it again (none: `BINARY --fpm-config CONFIG`, or systemd's
+    /// `phpV-fpm.service` for the standard one when systemd runs).
+    #[serde(default, skip_serializing_if = "crate::Restart::is_empty")]
+    pub restart: crate::Restart,
 }
 
 impl PhpFpmService {
@@ -458,11 +479,13 @@ impl PhpFpmService {
             config: path("php-fpm config", format!("/etc/php/{v}/fpm/php-fpm.conf"))?,
             pool_dir: path("php-fpm pool dir", format!("/etc/php/{v}/fpm/pool.d"))?,
             pid_file: path("php-fpm pid file", format!("/run/php/php{v}-fpm.pid"))?,
+            restart: crate::Restart::default(),
             version,
         })
     }
 
-    /// Parses `VERSION[:key=value,...]` with keys binary, config, pool-dir, pid. Defaults are
+    /// Parses `VERSION[:key=value,...]` with keys binary, config, pool-dir, pid, start (the
+    /// command that starts it, for the monitor), unit (its systemd unit). Defaults are
     /// Debian's paths for that version (`/usr/sbin/php-fpmV`, `/etc/php/V/fpm/...`,
     /// `/run/php/phpV-fpm.pid`).
     pub fn parse(input: &str) -> Result<PhpFpmService, Invalid> {
@@ -482,11 +505,23 @@ impl PhpFpmService {
                 "config" => service.config = AbsPath::parse("php-fpm config", value)?,
                 "pool-dir" => service.pool_dir = AbsPath::parse("php-fpm pool dir", value)?,
                 "pid" => service.pid_file = AbsPath::parse("php-fpm pid file", value)?,
+                "start" => {
+                    service.restart.start = Some(crate::monitor::parse_start_command(
+                        "php-fpm start command",
+                        value,
+                    )?)
+                }
+                "unit" => {
+                    service.restart.unit = Some(crate::monitor::parse_unit("php-fpm unit", value)?)
+                }
                 _ => {
                     return Err(Invalid::new(
                         "php-fpm service",
                         input,
-                        format!("unknown option {key:?}; options: binary, config, pool-dir, pid"),
+                        format!(
+                            "unknown option {key:?}; options: binary, config, pool-dir, pid, \
+                             start, unit"
+                        ),
                     ));
                 }
             }

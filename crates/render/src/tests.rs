@@ -40,6 +40,7 @@ fn nginx() -> NginxService {
         reload: ReloadMethod::Signal,
         files_owner: None,
         web_group: None,
+        restart: Default::default(),
     }
 }
 

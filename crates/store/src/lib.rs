@@ -20,6 +20,9 @@ pub use accounts::{
 };
 pub use sqlite::SqliteStore;
 
+/// The events of its daemons a server keeps (older ones are dropped as new ones come).
+pub const SERVICE_EVENTS_KEPT: u32 = 200;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} not found")]
@@ -297,6 +300,18 @@ pub struct StateMetrics {
     pub newest_backups: Vec<(String, Option<i64>)>,
     /// Counts kept in the state (`cron_runs`, `cron_failures`), by name.
     pub counters: Vec<(String, i64)>,
+    /// Each daemon of a monitored server the monitor has probed.
+    pub services: Vec<ServiceState>,
+}
+
+/// A daemon as the monitor last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceState {
+    pub server: String,
+    pub service: String,
+    pub up: bool,
+    /// Restarts the monitor made of it, ever.
+    pub restarts: u64,
 }
 
 /// A file system over the disk guard's line, holding one dispatcher's claims back: recorded
@@ -429,6 +444,16 @@ pub trait Store: Accounts + Send + Sync {
     fn server(&self, id: i64) -> Result<Server>;
     fn server_by_name(&self, name: &str) -> Result<Server>;
     fn servers(&self) -> Result<Vec<Server>>;
+    /// Records what the monitor saw happen to a server's daemon, with the daemon's state
+    /// (`down` and `restart failed`: down; `back`: up; `restarted`: one restart more), in one
+    /// transaction. A server keeps its newest [`SERVICE_EVENTS_KEPT`] events.
+    fn record_service_event(&self, event: &model::ServiceEvent) -> Result<()>;
+    /// A server's newest `limit` events, newest first.
+    fn service_events(&self, server_id: i64, limit: u32) -> Result<Vec<model::ServiceEvent>>;
+    /// Every daemon the monitor has probed: (server id, service, up).
+    fn service_states(&self) -> Result<Vec<(i64, String, bool)>>;
+    /// Records a daemon the monitor finds up and had never seen (no event: nothing happened).
+    fn note_service_up(&self, server_id: i64, service: &str) -> Result<()>;
 
     /// Records a platform (its `id` and `locked` are ignored) and queues `then` on it.
     fn insert_platform(

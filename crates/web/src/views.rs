@@ -196,6 +196,36 @@ pub struct ServerView {
     pub listen: String,
     pub php: Vec<String>,
     pub databases: Vec<String>,
+    /// Whether the dispatchers' monitor watches its daemons.
+    pub monitor: bool,
+}
+
+/// What the monitor saw happen to one of a server's daemons.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServiceEventView {
+    /// `nginx`, `php-fpm-8.2`, `mysql` or `postgresql`.
+    pub service: String,
+    /// `down`, `restarted`, `restart failed` or `back`.
+    pub event: String,
+    pub detail: String,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
+impl ServiceEventView {
+    pub fn new(e: &model::ServiceEvent) -> ServiceEventView {
+        ServiceEventView {
+            service: e.service.clone(),
+            event: e.event.as_str().to_string(),
+            detail: e.detail.clone(),
+            at: e.at,
+        }
+    }
+
+    /// When it happened, in UTC, for people.
+    pub fn when(&self) -> String {
+        model::time::utc_display(self.at)
+    }
 }
 
 impl ServerView {
@@ -212,6 +242,7 @@ impl ServerView {
                 .join(", "),
             php: s.php.iter().map(|p| p.version.to_string()).collect(),
             databases: s.db.iter().map(|d| d.engine.as_str().to_string()).collect(),
+            monitor: s.monitor,
         }
     }
 }

@@ -156,6 +156,12 @@ impl Acting<'_> {
         self.fjord.server(name).map_err(|e| self.with_near_names(e))
     }
 
+    /// The monitor's newest events of a server's daemons (at most `limit`), newest first.
+    pub fn service_events(&self, name: &str, limit: u32) -> Result<Vec<model::ServiceEvent>> {
+        let server = self.server(name)?;
+        self.fjord.service_events(&server, limit)
+    }
+
     /// Registers a server and queues its verify. Its programs and paths are root's to run
     /// and read, so beyond the standard profile only an administrator chooses them.
     pub fn add_server(&self, input: &crate::ops::ServerInput) -> Result<Queued> {

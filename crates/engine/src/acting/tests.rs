@@ -32,6 +32,9 @@ fn world() -> World {
                 db: Vec::new(),
                 php: Vec::new(),
                 web_group: None,
+                monitor: true,
+                nginx_start: None,
+                nginx_unit: None,
             },
             false,
         )
@@ -344,6 +347,9 @@ fn standard_server(name: &str) -> ServerInput {
         db: vec!["mysql".into(), "postgresql".into()],
         php: vec!["8.2".into()],
         web_group: None,
+        monitor: true,
+        nginx_start: None,
+        nginx_unit: None,
     }
 }
 

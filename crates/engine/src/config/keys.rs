@@ -110,6 +110,14 @@ pub const KEYS: &[Key] = &[
         "claims resume once every one of those file systems is below this (percent)",
     ),
     key(
+        "dispatcher.monitor_interval",
+        None,
+        Some("--monitor-interval"),
+        "5",
+        "seconds between the monitor's probes of every monitored server's nginx, php-fpm \
+         masters and database servers (0: no monitor in this dispatcher)",
+    ),
+    key(
         "mail.transport",
         None,
         None,

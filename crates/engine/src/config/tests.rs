@@ -43,6 +43,7 @@ fn sample(key: &str) -> &'static str {
         "dispatcher.log_rotate_bytes" => "1000",
         "dispatcher.disk_stop_percent" => "95",
         "dispatcher.disk_resume_percent" => "80",
+        "dispatcher.monitor_interval" => "2",
         "mail.transport" => "\"smtp\"",
         "mail.relay" => "\"mail.example.com:587\"",
         "mail.from" => "\"fjord@example.com\"",

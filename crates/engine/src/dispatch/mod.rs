@@ -53,6 +53,9 @@ pub struct DispatcherOptions {
     pub log_rotation: crate::ops::LogRotation,
     /// When claims stop for a full disk, and when they resume (see `disk_guard`).
     pub disk: DiskThresholds,
+    /// How often the self-healing monitor probes the servers' daemons (`None`: no monitor in
+    /// this dispatcher; never with `until_idle`). See [`crate::monitor`].
+    pub monitor_every: Option<Duration>,
 }
 
 /// Concurrency slots. A task waiting for an nginx commit gives its slot back, and takes one
@@ -186,6 +189,12 @@ impl Dispatcher {
     /// Runs until `stop` is set (finishing the tasks already started) or, with `until_idle`,
     /// until there is nothing left to do.
     pub fn run(&self, options: &DispatcherOptions, stop: &AtomicBool) -> Result<()> {
+        // Started before this thread's priority is lowered: the daemons the monitor starts
+        // again inherit its priority, and must run at the machine's, not the tasks'.
+        let _monitor = options
+            .monitor_every
+            .filter(|_| !options.until_idle)
+            .map(|every| crate::monitor::MonitorThread::start(self.fjord.clone(), every));
         if options.background
             && let Err(e) = host::lower_this_thread_priority(10)
         {
@@ -814,6 +823,7 @@ impl Fjord {
                 until_idle: true,
                 log_rotation: Default::default(),
                 disk: DiskThresholds::default(),
+                monitor_every: None,
             },
             &stop,
         )

@@ -11,6 +11,7 @@ pub use logs::{
     LogCursor, LogKind, LogRotation, MAX_LOG_BYTES, MAX_LOG_LINES, redact_line, site_log_dir,
 };
 pub use panel::{PANEL_PLATFORM, PanelSite, PanelUrl, panel_upstream};
+pub use servers::parse_on_off;
 
 const SCHEDULE_KEY: &str = "backup.schedule";
 const RETENTION_KEY: &str = "backup.retention";
@@ -62,6 +63,8 @@ pub struct ServerEdit {
     pub listen: Vec<String>,
     /// New HTTPS listen addresses (none given: unchanged; `none`: no HTTPS).
     pub https_listen: Vec<String>,
+    /// Whether the monitor watches its daemons (none: unchanged).
+    pub monitor: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +86,12 @@ pub struct ServerInput {
     pub php: Vec<String>,
     /// The group nginx's workers run as.
     pub web_group: Option<String>,
+    /// Whether the monitor watches its daemons and restarts one found down.
+    pub monitor: bool,
+    /// The command that starts nginx again (absolute, no shell), for the monitor.
+    pub nginx_start: Option<String>,
+    /// nginx's systemd unit, for the monitor's restarts.
+    pub nginx_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

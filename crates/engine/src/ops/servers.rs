@@ -36,6 +36,18 @@ impl Fjord {
                 .as_deref()
                 .map(|g| Name::parse("web group", g))
                 .transpose()?,
+            restart: model::Restart {
+                start: input
+                    .nginx_start
+                    .as_deref()
+                    .map(|s| model::monitor::parse_start_command("nginx start command", s))
+                    .transpose()?,
+                unit: input
+                    .nginx_unit
+                    .as_deref()
+                    .map(|u| model::monitor::parse_unit("nginx unit", u))
+                    .transpose()?,
+            },
         };
         nginx.check_listens()?;
         let php = one_per(&input.php, "php-fpm service", PhpFpmService::parse, |p| {
@@ -51,6 +63,7 @@ impl Fjord {
             http,
             db,
             php,
+            monitor: input.monitor,
         })
     }
 
@@ -153,6 +166,9 @@ impl Fjord {
             addrs => nginx.https_listen = parse_listens("https listen address", addrs)?,
         }
         nginx.check_listens()?;
+        if let Some(monitor) = edit.monitor {
+            server.monitor = monitor;
+        }
         Ok(server)
     }
 
@@ -237,4 +253,18 @@ fn one_per<T>(
         services.push(service);
     }
     Ok(services)
+}
+
+/// `on` or `off` (empty: not given).
+pub fn parse_on_off(field: &'static str, input: &str) -> Result<Option<bool>> {
+    match input.trim() {
+        "" => Ok(None),
+        "on" => Ok(Some(true)),
+        "off" => Ok(Some(false)),
+        other => Err(Error::Invalid(model::Invalid::new(
+            field,
+            other,
+            "give on or off",
+        ))),
+    }
 }

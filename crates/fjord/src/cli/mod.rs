@@ -228,20 +228,34 @@ struct NginxArgs {
     #[arg(long, value_name = "USER")]
     files_owner: Option<String>,
     /// A database service on this server (repeatable): mysql, postgresql or sqlite, with
-    /// options as ENGINE:key=value,... (socket, host, port, user, password-file). Defaults:
+    /// options as ENGINE:key=value,... (socket, host, port, user, password-file, password-env,
+    /// start: the command the monitor starts it with, unit: its systemd unit). Defaults:
     /// mysql through /run/mysqld/mysqld.sock as root; postgresql on 127.0.0.1:5432 as postgres.
     #[arg(long = "db", value_name = "SERVICE")]
     db: Vec<String>,
     /// A php-fpm service on this server (repeatable), one per PHP version: VERSION with
-    /// options as VERSION:key=value,... (binary, config, pool-dir, pid). Defaults are Debian's
-    /// paths for that version (/usr/sbin/php-fpm8.2, /etc/php/8.2/fpm/...). `fjord init`
-    /// registers every php-fpm installed when none is given.
+    /// options as VERSION:key=value,... (binary, config, pool-dir, pid, start, unit). Defaults
+    /// are Debian's paths for that version (/usr/sbin/php-fpm8.2, /etc/php/8.2/fpm/...).
+    /// `fjord init` registers every php-fpm installed when none is given.
     #[arg(long = "php", value_name = "SERVICE")]
     php: Vec<String>,
     /// The group nginx's workers run as; PHP sites' files and sockets are given to it
     /// [default: www-data].
     #[arg(long, value_name = "GROUP")]
     web_group: Option<String>,
+    /// Whether the dispatchers' monitor probes this server's nginx, php-fpm masters and
+    /// database servers and restarts one found down: on or off [default: on].
+    #[arg(long, value_name = "on|off")]
+    monitor: Option<String>,
+    /// The command that starts nginx again when the monitor finds it down (an absolute
+    /// program and its arguments, no shell) [default: NGINX_BIN -c NGINX_CONF, or systemd's
+    /// nginx.service for the standard nginx when systemd runs].
+    #[arg(long, value_name = "COMMAND")]
+    nginx_start: Option<String>,
+    /// nginx's systemd unit, which the monitor restarts [default: nginx.service, for the
+    /// standard nginx].
+    #[arg(long, value_name = "UNIT")]
+    nginx_unit: Option<String>,
 }
 
 impl NginxArgs {
@@ -259,6 +273,9 @@ impl NginxArgs {
             db: self.db.clone(),
             php: self.php.clone(),
             web_group: self.web_group.clone(),
+            monitor: self.monitor.as_deref() != Some("off"),
+            nginx_start: self.nginx_start.clone(),
+            nginx_unit: self.nginx_unit.clone(),
         }
     }
 }
@@ -301,6 +318,7 @@ fn flags(cli: &Cli) -> Flags {
     flags.log_rotate_bytes = dispatch.log_rotate_bytes.clone();
     flags.disk_stop_percent = dispatch.disk_stop_percent.clone();
     flags.disk_resume_percent = dispatch.disk_resume_percent.clone();
+    flags.monitor_interval = dispatch.monitor_interval.clone();
     flags.log_format = dispatch.log_format.clone();
     flags
 }
@@ -379,6 +397,7 @@ fn run_command(fjord: &Arc<Fjord>, config: &Config, command: Command) -> Result<
 }
 
 fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
+    engine::ops::parse_on_off("monitor", args.nginx.monitor.as_deref().unwrap_or(""))?;
     let exists = fjord
         .servers()?
         .into_iter()
@@ -391,7 +410,7 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
             return Err(Error::Refused(format!(
                 "server {name} is already registered, and init does not change it ({given} \
                  would be ignored): add or remove its services with `fjord server edit {name} \
-                 --add-db ENGINE` (or --remove-db, --add-php, --remove-php)",
+                 --add-db ENGINE` (or --remove-db, --add-php, --remove-php, --monitor)",
                 name = args.name,
                 given = given.join(" ")
             )));
@@ -478,6 +497,11 @@ fn init_server_changes(fjord: &Fjord, args: &InitArgs) -> Result<Vec<String>, Er
     if !http_given.is_empty() && wanted.http != registered.http {
         changes.extend(http_given);
     }
+    if let Some(monitor) = &args.nginx.monitor
+        && wanted.monitor != registered.monitor
+    {
+        changes.push(format!("--monitor {monitor}"));
+    }
     Ok(changes)
 }
 
@@ -518,6 +542,8 @@ fn nginx_options_given(n: &NginxArgs) -> Vec<String> {
         ("--nginx-prefix", &n.nginx_prefix),
         ("--files-owner", &n.files_owner),
         ("--web-group", &n.web_group),
+        ("--nginx-start", &n.nginx_start),
+        ("--nginx-unit", &n.nginx_unit),
     ] {
         if let Some(value) = value {
             given.push(format!("{flag} {value}"));

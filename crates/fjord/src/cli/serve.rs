@@ -72,6 +72,12 @@ pub struct DispatchArgs {
     /// [config: dispatcher.disk_resume_percent; default: 85].
     #[arg(long, value_name = "PERCENT")]
     pub disk_resume_percent: Option<String>,
+    /// Seconds between the monitor's probes of every monitored server's nginx, php-fpm
+    /// masters and database servers (one found down twice in a row is restarted); 0 turns the
+    /// monitor off in this dispatcher. Never in --until-idle runs [config:
+    /// dispatcher.monitor_interval; default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub monitor_interval: Option<String>,
     /// How fjord logs on stderr: text, or json (one object a line) [env: FJORD_LOG_FORMAT;
     /// config: log.format; default: text]. FJORD_LOG (config: log.level) filters it: a level
     /// or a filter such as info,engine=debug.
@@ -167,6 +173,8 @@ pub fn run_dispatcher(
             max_bytes: d.log_rotate_bytes.value,
         },
         disk: d.disk.value,
+        monitor_every: (d.monitor_interval.value > 0 && !args.until_idle)
+            .then(|| std::time::Duration::from_secs(d.monitor_interval.value)),
     };
     dispatcher.run_until_signalled(&options)?;
     Ok(ExitCode::SUCCESS)

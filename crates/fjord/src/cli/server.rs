@@ -6,6 +6,7 @@ use clap::Subcommand;
 use engine::{Error, Fjord};
 
 use super::{JsonOpt, NginxArgs, TaskOpts, queued, show};
+use crate::outln;
 use crate::output::{self, print_json, table};
 
 #[derive(Subcommand, Debug)]
@@ -56,6 +57,10 @@ pub enum ServerCmd {
         /// New HTTPS addresses, replacing the old ones (repeatable), or `none`.
         #[arg(long, value_name = "IP:PORT")]
         https_listen: Vec<String>,
+        /// Whether the dispatchers' monitor probes the server's daemons and restarts one
+        /// found down: on or off.
+        #[arg(long, value_name = "on|off")]
+        monitor: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -68,13 +73,19 @@ pub enum ServerCmd {
     },
 }
 
+/// The monitor's events `server show` lists.
+const SHOWN_EVENTS: u32 = 20;
+
 pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
     match cmd {
-        ServerCmd::Add { name, nginx, opts } => queued(
-            fjord,
-            fjord.add_server(&nginx.input(&name), opts.dry_run)?,
-            &opts,
-        ),
+        ServerCmd::Add { name, nginx, opts } => {
+            engine::ops::parse_on_off("monitor", nginx.monitor.as_deref().unwrap_or(""))?;
+            queued(
+                fjord,
+                fjord.add_server(&nginx.input(&name), opts.dry_run)?,
+                &opts,
+            )
+        }
         ServerCmd::Edit {
             name,
             add_db,
@@ -83,6 +94,7 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
             remove_php,
             listen,
             https_listen,
+            monitor,
             opts,
         } => {
             let edit = engine::ops::ServerEdit {
@@ -93,6 +105,7 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
                 remove_php,
                 listen,
                 https_listen,
+                monitor: engine::ops::parse_on_off("monitor", monitor.as_deref().unwrap_or(""))?,
             };
             queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
         }
@@ -124,8 +137,34 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         ServerCmd::Show { name, json } => {
-            let v = output::server_json(&fjord.server(&name)?);
-            show(&v, json.json);
+            let server = fjord.server(&name)?;
+            let mut v = output::server_json(&server);
+            let events = fjord.service_events(&server, SHOWN_EVENTS)?;
+            if json.json {
+                v["events"] = events.iter().map(output::service_event_json).collect();
+                show(&v, true);
+                return Ok(ExitCode::SUCCESS);
+            }
+            show(&v, false);
+            if !events.is_empty() {
+                outln!("");
+                outln!("the monitor's last events, newest first:");
+                let now = output::now_ms();
+                table(
+                    &["when", "service", "event", "detail"],
+                    events
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                output::time_for_people(e.at, now),
+                                e.service.clone(),
+                                e.event.to_string(),
+                                e.detail.clone(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -657,6 +657,29 @@ fn hostile_input_is_refused_clearly_and_changes_nothing() {
             "mysql".into(),
         ),
         (
+            vec!["server", "add", "z", "--db", "mysql:start=start-db"],
+            "start-db".into(),
+        ),
+        (
+            vec!["server", "add", "z", "--php", "8.2:unit=a/b"],
+            "a/b".into(),
+        ),
+        (
+            vec![
+                "server",
+                "add",
+                "z",
+                "--nginx-start",
+                "/usr/sbin/nginx;reboot",
+            ],
+            "/usr/sbin/nginx;reboot".into(),
+        ),
+        (
+            vec!["server", "edit", "t", "--monitor", "maybe"],
+            "maybe".into(),
+        ),
+        (vec!["server", "add", "z", "--monitor", "yes"], "yes".into()),
+        (
             vec!["site", "clone", "taken.example", "bad host.example"],
             "bad host.example".into(),
         ),

@@ -120,6 +120,8 @@ pub(crate) fn env_with_databases() -> Env {
         "server",
         "add",
         "t",
+        "--monitor",
+        "off",
         "--nginx-conf",
         &format!("{prefix}/nginx.conf"),
         "--nginx-prefix",

@@ -337,6 +337,7 @@ fn a_tls_vhost_as_fjord_renders_it_serves_http2_and_required_redirects_http() {
         reload: engine::model::ReloadMethod::Signal,
         files_owner: None,
         web_group: None,
+        restart: Default::default(),
     };
     let spec = render::VhostSpec {
         name: name.into(),

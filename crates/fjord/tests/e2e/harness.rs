@@ -96,7 +96,9 @@ http {{
     }
 
     /// The arguments of `fjord server add NAME` for a server on this nginx, then `extra` (a
-    /// reload method, database services).
+    /// reload method, database services). Its monitor is off unless `extra` says
+    /// `--monitor on`: no test's dispatcher restarts a daemon a test stopped on purpose or left
+    /// behind, and no daemon outlives its test.
     pub fn server_add_args(&self, name: &str, extra: &[&str]) -> Vec<String> {
         let prefix = self.prefix().display().to_string();
         let mut args: Vec<String> = ["server", "add", name, "--nginx-bin", nginx_binary()]
@@ -113,6 +115,9 @@ http {{
             "--listen".to_string(),
             self.listen(),
         ]);
+        if !extra.contains(&"--monitor") {
+            args.extend(["--monitor".to_string(), "off".to_string()]);
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         args
     }
@@ -260,6 +265,8 @@ impl Env {
             &format!("{prefix}/conf.d"),
             "--listen",
             &self.nginx.listen(),
+            "--monitor",
+            "off",
         ]);
         self.dispatch_until_idle(&[]);
     }
@@ -353,10 +360,18 @@ impl Env {
         );
     }
 
-    /// Starts a dispatcher in the background (stopped when the Env drops).
+    /// Starts a dispatcher in the background (stopped when the Env drops), without the
+    /// monitor (see [`Env::start_dispatcher_with`]).
     pub fn start_dispatcher(&mut self, faults: &[&str]) -> u32 {
+        self.start_dispatcher_with(faults, &["--monitor-interval", "0"])
+    }
+
+    /// Starts `fjord dispatch ARGS` in the background (stopped when the Env drops).
+    pub fn start_dispatcher_with(&mut self, faults: &[&str], args: &[&str]) -> u32 {
+        let mut all = vec!["dispatch"];
+        all.extend_from_slice(args);
         let child = self
-            .command(&["dispatch"])
+            .command(&all)
             .env("FJORD_FAULTS", faults.join(","))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

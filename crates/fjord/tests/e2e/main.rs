@@ -31,6 +31,7 @@ mod kill_every_step;
 mod kill_random;
 mod lifecycle;
 mod migrate;
+mod monitor;
 mod moves;
 mod newuser;
 mod package;

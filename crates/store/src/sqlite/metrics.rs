@@ -3,7 +3,7 @@
 use model::SiteStatus;
 use rusqlite::{Connection, Transaction, params};
 
-use crate::{Result, StateMetrics, TASK_DURATION_BUCKETS_S, TaskDurations};
+use crate::{Result, ServiceState, StateMetrics, TASK_DURATION_BUCKETS_S, TaskDurations};
 
 /// Adds one to counter `name`, in the caller's transaction.
 pub(super) fn count(tx: &Transaction, name: &str) -> Result<()> {
@@ -72,6 +72,22 @@ pub(super) fn read(c: &mut Connection, sites: Vec<(SiteStatus, u64)>) -> Result<
         let mut stmt = tx.prepare("SELECT name, value FROM counters ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         metrics.counters = rows.collect::<rusqlite::Result<_>>()?;
+    }
+    {
+        // Only servers the monitor watches: a daemon of one it no longer watches is not known.
+        let mut stmt = tx.prepare(
+            "SELECT s.name, d.service, d.up, d.restarts FROM service_states d
+             JOIN servers s ON s.id = d.server_id WHERE s.monitor ORDER BY 1, 2",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ServiceState {
+                server: r.get(0)?,
+                service: r.get(1)?,
+                up: r.get(2)?,
+                restarts: r.get(3)?,
+            })
+        })?;
+        metrics.services = rows.collect::<rusqlite::Result<_>>()?;
     }
     Ok(metrics)
 }

@@ -321,7 +321,7 @@ CREATE TABLE acme_orders (
     count INTEGER NOT NULL
 );
 "#,
-    // 21: the disk guard: each file system holding a dispatcher's claims back, while it
+    // 20: the disk guard: each file system holding a dispatcher's claims back, while it
     // does (so that the CLI and the panel, other processes, can say why tasks wait).
     r#"
 CREATE TABLE claim_pauses (
@@ -332,6 +332,28 @@ CREATE TABLE claim_pauses (
     resume_percent INTEGER NOT NULL,
     since INTEGER NOT NULL,
     PRIMARY KEY (owner, path)
+);
+"#,
+    // 21: the self-healing monitor: whether it watches a server's daemons, what it saw happen
+    // to each (down, restarted, restart failed, back), and each daemon's state and restarts
+    // as `/metrics` reports them (kept apart from the events, which are trimmed).
+    r#"
+ALTER TABLE servers ADD COLUMN monitor INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE service_events (
+    id INTEGER PRIMARY KEY,
+    server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ('down', 'restarted', 'restart failed', 'back')),
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX service_events_server ON service_events(server_id, id);
+CREATE TABLE service_states (
+    server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    up INTEGER NOT NULL,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (server_id, service)
 );
 "#,
 ];

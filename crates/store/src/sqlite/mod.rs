@@ -9,6 +9,7 @@ mod platforms;
 mod queue;
 mod rows;
 mod servers;
+mod services;
 mod sites;
 
 use accounts::load_clients;
@@ -418,6 +419,22 @@ impl Store for SqliteStore {
 
     fn servers(&self) -> Result<Vec<Server>> {
         SqliteStore::servers(self)
+    }
+
+    fn record_service_event(&self, event: &model::ServiceEvent) -> Result<()> {
+        SqliteStore::record_service_event(self, event)
+    }
+
+    fn service_events(&self, server_id: i64, limit: u32) -> Result<Vec<model::ServiceEvent>> {
+        SqliteStore::service_events(self, server_id, limit)
+    }
+
+    fn service_states(&self) -> Result<Vec<(i64, String, bool)>> {
+        SqliteStore::service_states(self)
+    }
+
+    fn note_service_up(&self, server_id: i64, service: &str) -> Result<()> {
+        SqliteStore::note_service_up(self, server_id, service)
     }
 
     fn insert_platform(

@@ -106,6 +106,7 @@ pub(super) fn server_from_row(r: &Row) -> rusqlite::Result<Result<Server>> {
             http: serde_json::from_str(&http).map_err(|e| corrupt(format!("server http: {e}")))?,
             db: serde_json::from_str(&db).map_err(|e| corrupt(format!("server db: {e}")))?,
             php: serde_json::from_str(&php).map_err(|e| corrupt(format!("server php: {e}")))?,
+            monitor: r.get(5)?,
         })
     })())
 }

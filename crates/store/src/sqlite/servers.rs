@@ -13,13 +13,15 @@ impl SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let name = &server.name;
             tx.execute(
-                "INSERT INTO servers (name, http, db, php, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO servers (name, http, db, php, created_at, monitor) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     name.as_str(),
                     to_json(&server.http)?,
                     to_json(&server.db)?,
                     to_json(&server.php)?,
-                    now_ms()
+                    now_ms(),
+                    server.monitor
                 ],
             )
             .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
@@ -94,12 +96,13 @@ impl SqliteStore {
                 )));
             }
             let changed = tx.execute(
-                "UPDATE servers SET db = ?2, php = ?3, http = ?4 WHERE id = ?1",
+                "UPDATE servers SET db = ?2, php = ?3, http = ?4, monitor = ?5 WHERE id = ?1",
                 params![
                     server.id,
                     to_json(&server.db)?,
                     to_json(&server.php)?,
-                    to_json(&server.http)?
+                    to_json(&server.http)?,
+                    server.monitor
                 ],
             )?;
             if changed == 0 {
@@ -116,7 +119,7 @@ impl SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http, db, php FROM servers WHERE id = ?1",
+                    "SELECT id, name, http, db, php, monitor FROM servers WHERE id = ?1",
                     [id],
                     server_from_row,
                 )?,
@@ -130,7 +133,7 @@ impl SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http, db, php FROM servers WHERE name = ?1",
+                    "SELECT id, name, http, db, php, monitor FROM servers WHERE name = ?1",
                     [name],
                     server_from_row,
                 )?,
@@ -143,7 +146,7 @@ impl SqliteStore {
         self.with(|c| {
             collect(
                 c,
-                "SELECT id, name, http, db, php FROM servers ORDER BY name",
+                "SELECT id, name, http, db, php, monitor FROM servers ORDER BY name",
                 [],
                 server_from_row,
             )

@@ -17,6 +17,7 @@ fn http() -> HttpService {
         reload: ReloadMethod::Signal,
         files_owner: None,
         web_group: None,
+        restart: Default::default(),
     })
 }
 
@@ -31,6 +32,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         http: http(),
         db: Vec::new(),
         php: Vec::new(),
+        monitor: true,
     };
     let (server, _) = s.insert_server(&server, None).unwrap();
     let platform = Platform {

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::{ApiResult, Body, Params, QueuedView, Refusals, Segments, queued};
 use crate::html::task_status;
 use crate::session::ApiUser;
-use crate::views::{ClaimsView, LogLineView, Names, PlatformView, ServerView, TaskView};
+use crate::views::{
+    ClaimsView, LogLineView, Names, PlatformView, ServerView, ServiceEventView, TaskView,
+};
 use crate::{AppState, WebError};
 
 #[utoipa::path(get, path = "/platforms", tag = "platforms",
@@ -180,6 +182,17 @@ pub struct NewServer {
     /// The group nginx's workers run as [default: www-data].
     #[serde(default)]
     web_group: Option<String>,
+    /// Whether the dispatchers' monitor probes its daemons and restarts one found down
+    /// [default: true].
+    #[serde(default)]
+    monitor: Option<bool>,
+    /// The command that starts nginx again (an absolute program and its arguments, no
+    /// shell) [default: nginx -c CONFIG, or systemd's nginx.service for the standard nginx].
+    #[serde(default)]
+    nginx_start: Option<String>,
+    /// nginx's systemd unit, for the monitor's restarts.
+    #[serde(default)]
+    nginx_unit: Option<String>,
 }
 
 /// One listen address, as the API took before, or several.
@@ -221,6 +234,9 @@ pub async fn add_server(
         db: body.db,
         php: body.php,
         web_group: body.web_group,
+        monitor: body.monitor.unwrap_or(true),
+        nginx_start: body.nginx_start,
+        nginx_unit: body.nginx_unit,
     };
     let q = state
         .run(move |f| f.acting(actor).add_server(&input))
@@ -238,6 +254,22 @@ pub async fn server(
 ) -> ApiResult<ServerView> {
     let server = state.run(move |f| f.acting(actor).server(&name)).await?;
     Ok(Json(ServerView::new(&server)))
+}
+
+/// What the monitor saw happen to the server's daemons (down, restarted, restart failed,
+/// back), newest first: the last 100.
+#[utoipa::path(get, path = "/servers/{name}/events", tag = "servers",
+    params(("name" = String, Path, description = "The server's name")),
+    responses((status = 200, body = Vec<ServiceEventView>), Refusals))]
+pub async fn server_events(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+    Segments(name): Segments<String>,
+) -> ApiResult<Vec<ServiceEventView>> {
+    let events = state
+        .run(move |f| f.acting(actor).service_events(&name, 100))
+        .await?;
+    Ok(Json(events.iter().map(ServiceEventView::new).collect()))
 }
 
 /// Services to add to and remove from a server.
@@ -262,6 +294,9 @@ pub struct ServerServices {
     /// New HTTPS listen addresses (none: unchanged; `["none"]`: no HTTPS).
     #[serde(default)]
     https_listen: Vec<String>,
+    /// Whether the monitor watches the server's daemons (none: unchanged).
+    #[serde(default)]
+    monitor: Option<bool>,
 }
 
 /// Adds and removes a server's database and php-fpm services, and queues its verify. A
@@ -284,6 +319,7 @@ pub async fn edit_server(
         remove_php: body.remove_php,
         listen: body.listen,
         https_listen: body.https_listen,
+        monitor: body.monitor,
     };
     let q = state
         .run(move |f| f.acting(actor).edit_server(&edit))

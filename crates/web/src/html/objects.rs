@@ -12,7 +12,10 @@ use serde::Deserialize;
 use super::sites::PAGE_SIZE;
 use super::{Ctx, FormErrors, NoFields, PageResult, page, page_with_status, see, see_task};
 use crate::session::{Posted, Viewer};
-use crate::views::{Names, PlatformView, ServerView, SiteView};
+use crate::views::{Names, PlatformView, ServerView, ServiceEventView, SiteView};
+
+/// The monitor's events a server's page lists.
+const SHOWN_EVENTS: u32 = 20;
 use crate::{AppState, WebError};
 
 #[derive(Template)]
@@ -39,6 +42,7 @@ struct ServerPage {
     ctx: Ctx,
     server: ServerView,
     platforms: Vec<PlatformView>,
+    events: Vec<ServiceEventView>,
     can_verify: bool,
 }
 
@@ -48,10 +52,15 @@ async fn server(
     Path(name): Path<String>,
 ) -> PageResult {
     let actor = viewer.actor();
-    let (server, platforms) = state
+    let (server, platforms, events) = state
         .run(move |f| {
             let a = f.acting(actor);
             let server = a.server(&name)?;
+            let events = a
+                .service_events(&name, SHOWN_EVENTS)?
+                .iter()
+                .map(ServiceEventView::new)
+                .collect();
             let names = Names::load(&a, None)?;
             let platforms = a
                 .platforms()?
@@ -59,13 +68,14 @@ async fn server(
                 .filter(|p| p.server_id == server.id)
                 .map(|p| PlatformView::new(&names, p))
                 .collect();
-            Ok((ServerView::new(&server), platforms))
+            Ok((ServerView::new(&server), platforms, events))
         })
         .await?;
     page(ServerPage {
         ctx: Ctx::new(&viewer, "servers"),
         server,
         platforms,
+        events,
         can_verify: viewer.actor().may(Action::ManageServers),
     })
 }
@@ -100,6 +110,9 @@ struct ServicesForm {
     /// New HTTPS addresses (empty: unchanged; `none`: no HTTPS).
     #[serde(default)]
     https_listen: String,
+    /// `on` or `off`: whether the monitor watches the server's daemons (empty: unchanged).
+    #[serde(default)]
+    monitor: String,
 }
 
 async fn edit_server(
@@ -117,6 +130,7 @@ async fn edit_server(
         remove_php: words(&form.remove_php),
         listen: words(&form.listen),
         https_listen: words(&form.https_listen),
+        monitor: engine::ops::parse_on_off("monitor", &form.monitor)?,
     };
     let q = state
         .run(move |f| f.acting(actor).edit_server(&edit))
@@ -236,6 +250,9 @@ async fn create_server(State(state): State<AppState>, posted: Posted<ServerForm>
         db: lines(&form.db),
         php: lines(&form.php),
         web_group: optional(&form.web_group),
+        monitor: true,
+        nginx_start: None,
+        nginx_unit: None,
     };
     match state.run(move |f| f.acting(actor).add_server(&input)).await {
         Ok(q) => see_task(&q),

@@ -41,6 +41,10 @@ impl Panel {
         let log = std::fs::File::create(&log_path).unwrap();
         let listen = format!("127.0.0.1:{port}");
         let mut all = vec!["serve", "--listen", &listen];
+        // No monitor unless a test asks: the tests' daemons are the tests' to stop.
+        if !args.contains(&"--monitor-interval") {
+            all.extend(["--monitor-interval", "0"]);
+        }
         all.extend_from_slice(args);
         let child = env
             .command(&all)
