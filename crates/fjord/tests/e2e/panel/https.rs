@@ -40,6 +40,10 @@ pub(crate) fn curl(
         .output()
         .unwrap();
     if !out.status.success() {
+        eprintln!(
+            "curl https://{host}:{port}{path}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         return None;
     }
     let written = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -151,7 +155,14 @@ fn the_panel_is_served_through_its_own_https_vhost_with_a_secure_cookie() {
         ("next", "/"),
     ]))
     .unwrap();
-    let signed_in = curl(&pebble, host, https_port, "/login", &["--data", &form]).unwrap();
+    let signed_in =
+        curl(&pebble, host, https_port, "/login", &["--data", &form]).unwrap_or_else(|| {
+            panic!(
+                "no answer after a 200; tasks: {}\nserve: {}",
+                env.ok(&["task", "list"]),
+                panel.log()
+            )
+        });
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     let cookie = signed_in
         .headers

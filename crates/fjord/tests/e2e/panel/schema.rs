@@ -49,8 +49,11 @@ fn the_api_answers_as_its_openapi_document_says_and_never_fails() {
                  response_headers_conformance,response_schema_conformance",
                 "--max-examples",
                 "25",
+                // One worker: with two, schemathesis' own code generation failed now and
+                // then ("AST constructor recursion depth mismatch", CPython's ast module
+                // used from two threads), a runtime error of the tool, not an answer of ours.
                 "--workers",
-                "2",
+                "1",
                 "--generation-database",
                 "none",
             ])
