@@ -406,7 +406,7 @@ fn a_person_signs_in_and_runs_a_task_through_the_panels_own_https_vhost() {
     let host = "panel.example";
     let url = format!("https://{host}:{https_port}");
     let panel = serve_at(&env, free_port(), &url);
-    wait_served(&pebble, &panel, host, https_port);
+    wait_served(&env, &pebble, &panel, host, https_port);
 
     // Chromium trusts pebble's root through its own NSS database, as a machine trusts a
     // private CA: no certificate error is ignored, so a page it shows passed its checks.

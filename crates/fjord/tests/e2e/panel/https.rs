@@ -57,13 +57,23 @@ pub(crate) fn curl(
     })
 }
 
-/// Waits until `https://host:port/login` answers with the certificate pebble issued.
-pub(crate) fn wait_served(pebble: &Pebble, panel: &Panel, host: &str, port: u16) -> Answer {
+/// Waits until `https://host:port/login` answers with the certificate pebble issued, and the
+/// task that switched it in has ended: nginx's first answer from its new workers comes while
+/// the old ones may still take connections (their config has no HTTPS block for the name), and
+/// the task is done only once those are gone.
+pub(crate) fn wait_served(
+    env: &Env,
+    pebble: &Pebble,
+    panel: &Panel,
+    host: &str,
+    port: u16,
+) -> Answer {
     let started = Instant::now();
     loop {
         if let Some(answer) = curl(pebble, host, port, "/login", &[])
             && answer.status == 200
         {
+            idle(env);
             return answer;
         }
         assert!(
@@ -137,7 +147,7 @@ fn the_panel_is_served_through_its_own_https_vhost_with_a_secure_cookie() {
     // Serve does not wait for the certificate: it answers at once where it listens.
     let direct = panel.browser().get("/login");
     assert_eq!(direct.status, 200);
-    let login = wait_served(&pebble, &panel, host, https_port);
+    let login = wait_served(&env, &pebble, &panel, host, https_port);
     assert_eq!(login.http_version, "2", "{}", login.headers);
     assert!(login.body.contains("password"), "{}", login.body);
     let log = panel.log();
@@ -270,21 +280,27 @@ fn the_panel_is_served_through_its_own_https_vhost_with_a_secure_cookie() {
     idle(&env);
     assert_eq!(task_count(&env), tasks, "{}", panel.log());
     assert_eq!(env.host_state(&[host]), vhosts);
-    assert_eq!(wait_served(&pebble, &panel, host, https_port).status, 200);
+    assert_eq!(
+        wait_served(&env, &pebble, &panel, host, https_port).status,
+        200
+    );
     // It listens elsewhere now: its platform's verify points the vhost there.
     drop(panel);
     let panel = serve_at(&env, free_port(), &url);
     wait_log(&panel, "(queued: task");
     assert!(panel.log().contains("platform-verify"), "{}", panel.log());
     idle(&env);
-    assert_eq!(wait_served(&pebble, &panel, host, https_port).status, 200);
+    assert_eq!(
+        wait_served(&env, &pebble, &panel, host, https_port).status,
+        200
+    );
 
     // Another host: the site moves (the old name's vhost and certificate go).
     let moved = "admin.example";
     let moved_url = format!("https://{moved}:{https_port}");
     drop(panel);
     let panel = serve_at(&env, free_port(), &moved_url);
-    wait_served(&pebble, &panel, moved, https_port);
+    wait_served(&env, &pebble, &panel, moved, https_port);
     idle(&env);
     let old = panel_site(&env, host);
     assert!(
