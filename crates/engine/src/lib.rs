@@ -29,6 +29,11 @@ pub use cron::{DEFAULT_CRON_INTERVAL_S, parse_interval};
 pub use error::{Error, Result};
 pub use model::{self, Invalid};
 pub use paths::default_data_dir;
+
+/// Whether systemd runs this machine (so fjord itself is best started as its service).
+pub fn systemd_runs() -> bool {
+    host::systemd_runs()
+}
 pub use store::{
     AcmeAccount, ApiToken, Backup, CertSource, ClaimPause, ClientSummary, LogLine, QueuePlace,
     SiteCertificate, SiteCron, SitePage, SiteQuery, TaskFilter,

@@ -178,8 +178,23 @@ pub fn restart(how: &Restart, log: &Path) -> Result<(), String> {
                 Err(format!("{}: {}", how.describe(), out.output.trim()))
             }
         }
-        Restart::Command(argv) => start_detached(argv, log),
+        Restart::Command(argv) => start_detached(&in_own_scope(argv, systemd_runs()), log),
     }
+}
+
+/// Under systemd, a start command runs in a transient scope of its own: started from
+/// fjord.service's cgroup, the daemon would be killed with fjord at its next stop or upgrade
+/// (KillMode=mixed ends what is left in the cgroup). The scope takes the process as it is (its
+/// environment, and the unit's sandbox), and the daemon it forks stays in the scope.
+fn in_own_scope(argv: &[String], systemd: bool) -> Vec<String> {
+    if !systemd {
+        return argv.to_vec();
+    }
+    ["systemd-run", "--scope", "--quiet", "--collect", "--"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(argv.iter().cloned())
+        .collect()
 }
 
 fn start_detached(argv: &[String], log: &Path) -> Result<(), String> {
@@ -237,6 +252,16 @@ pub fn start_log(run_dir: &Path, server: &str, service: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn under_systemd_a_start_command_runs_in_a_scope_of_its_own() {
+        let argv = ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf"].map(str::to_string);
+        assert_eq!(in_own_scope(&argv, false), argv);
+        assert_eq!(
+            in_own_scope(&argv, true).join(" "),
+            "systemd-run --scope --quiet --collect -- /usr/sbin/nginx -c /etc/nginx/nginx.conf"
+        );
+    }
 
     #[test]
     fn a_closed_port_is_down_and_any_http_answer_is_up() {

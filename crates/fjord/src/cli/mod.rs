@@ -472,7 +472,13 @@ fn init(fjord: &Arc<Fjord>, args: &InitArgs) -> Result<ExitCode, Error> {
         );
     }
     outln!("Next:");
-    outln!("  fjord serve &                                  # run the panel and the dispatcher");
+    if engine::systemd_runs() {
+        outln!("  systemctl start fjord                          # the panel and the dispatcher");
+    } else {
+        outln!(
+            "  fjord serve &                                  # run the panel and the dispatcher"
+        );
+    }
     outln!(
         "  fjord platform add web --server {} --path /srv/web",
         args.name
