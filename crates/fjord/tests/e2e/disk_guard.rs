@@ -44,17 +44,7 @@ fn wait_for_warning(env: &Env, paused: bool) -> String {
 fn the_disk_guard_stops_and_resumes_claims_on_a_tmpfs_filled_and_emptied_losing_no_task() {
     let env = Env::new();
     add_user(&env, "admin", "administrator", None, PASSWORD);
-    let sink = SmtpSink::start();
-    env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
-    env.ok(&[
-        "user",
-        "add",
-        "ops",
-        "--role",
-        "administrator",
-        "--email",
-        "ops@guard.example",
-    ]);
+    let sink = SmtpSink::for_administrator(&env, "ops@guard.example");
     let fs = Tmpfs::mount(&env.platforms.path().join("small"), "8m");
     let code = fs.0.join("code");
     std::fs::create_dir(&code).unwrap();

@@ -124,26 +124,11 @@ fn wait_for_events(env: &Env, service: &str, wanted: &[&str]) {
     }
 }
 
-fn mail_to_administrators(env: &Env) -> SmtpSink {
-    let sink = SmtpSink::start();
-    env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
-    env.ok(&[
-        "user",
-        "add",
-        "ops",
-        "--role",
-        "administrator",
-        "--email",
-        "ops@monitor.example",
-    ]);
-    sink
-}
-
 #[test]
 fn a_killed_nginx_and_php_fpm_master_are_restarted_and_their_sites_serve_again() {
     let fpm = PrivatePhpFpm::start();
     let mut env = Env::bare();
-    let sink = mail_to_administrators(&env);
+    let sink = SmtpSink::for_administrator(&env, "ops@monitor.example");
     let php = fpm.service_arg();
     env.add_server_on(
         &env.nginx,
@@ -287,28 +272,7 @@ impl ScriptedMariaDb {
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let db = ScriptedMariaDb { dir };
-        let out = Command::new("mariadb-install-db")
-            .args([
-                "--user=mysql",
-                &format!("--datadir={}", db.data().display()),
-                "--auth-root-authentication-method=socket",
-                "--skip-test-db",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let run = db.dir.path().join("run");
-        std::fs::create_dir(&run).unwrap();
-        let mysql = Command::new("id").args(["-u", "mysql"]).output().unwrap();
-        let uid: u32 = String::from_utf8_lossy(&mysql.stdout)
-            .trim()
-            .parse()
-            .unwrap();
-        std::os::unix::fs::chown(&run, Some(uid), None).unwrap();
+        crate::private_db::install_mariadb(&db.data(), &db.dir.path().join("run"));
         std::fs::write(
             db.script(),
             format!(
@@ -372,7 +336,7 @@ impl Drop for ScriptedMariaDb {
 fn a_killed_mariadb_is_started_again_by_its_start_command_and_answers_again() {
     let db = ScriptedMariaDb::start();
     let mut env = Env::bare();
-    let sink = mail_to_administrators(&env);
+    let sink = SmtpSink::for_administrator(&env, "ops@monitor.example");
     let service = format!(
         "mysql:socket={},start={}",
         db.socket().display(),

@@ -157,6 +157,33 @@ fn as_postgres(program: &Path, args: &[&str]) {
     );
 }
 
+/// Makes a MariaDB data dir in `data` as Debian's does (root through its socket only, no test
+/// database) and `run`, where the server writes its socket and pid as mysql; returns `run`.
+pub fn install_mariadb(data: &Path, run: &Path) -> PathBuf {
+    let out = Command::new("mariadb-install-db")
+        .args([
+            "--user=mysql",
+            &format!("--datadir={}", data.display()),
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir(run).unwrap();
+    let mysql = Command::new("id").args(["-u", "mysql"]).output().unwrap();
+    let uid: u32 = String::from_utf8_lossy(&mysql.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    std::os::unix::fs::chown(run, Some(uid), None).unwrap();
+    run.to_path_buf()
+}
+
 /// A MariaDB server of the test's own, set up as Debian sets one up: root signs in through
 /// its socket only when the connecting process is root (`unix_socket`). The machine's own
 /// lets root in with an empty password, so on it any local user, and any site's code, is its
@@ -171,29 +198,7 @@ impl PrivateMariaDb {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let data = dir.path().join("data");
-        let out = Command::new("mariadb-install-db")
-            .args([
-                "--user=mysql",
-                &format!("--datadir={}", data.display()),
-                "--auth-root-authentication-method=socket",
-                "--skip-test-db",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The server writes its socket and pid as mysql.
-        let run = dir.path().join("run");
-        std::fs::create_dir(&run).unwrap();
-        let mysql = Command::new("id").args(["-u", "mysql"]).output().unwrap();
-        let uid: u32 = String::from_utf8_lossy(&mysql.stdout)
-            .trim()
-            .parse()
-            .unwrap();
-        std::os::unix::fs::chown(&run, Some(uid), None).unwrap();
+        let run = install_mariadb(&data, &dir.path().join("run"));
         let socket = run.join("mysqld.sock");
         let server = Command::new("/usr/sbin/mariadbd")
             .args([

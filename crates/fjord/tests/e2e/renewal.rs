@@ -73,17 +73,7 @@ fn the_dispatcher_renews_a_due_certificate_and_a_failing_renewal_changes_nothing
     let mut env = Env::new();
     let https_port = listen_https(&env);
     let mut pebble = Pebble::start(env.nginx.port);
-    let sink = SmtpSink::start();
-    env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
-    env.ok(&[
-        "user",
-        "add",
-        "ops",
-        "--role",
-        "administrator",
-        "--email",
-        "ops@renewal.example",
-    ]);
+    let sink = SmtpSink::for_administrator(&env, "ops@renewal.example");
     let account = register_account(&env, &pebble, "ops@renewal.example");
     assert_eq!(account["status"], "success", "{account}");
     let name = "due.example";

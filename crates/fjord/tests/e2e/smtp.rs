@@ -11,6 +11,23 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
+    /// A sink that fjord sends its mail to, and an administrator `ops` whose address is
+    /// `address`: what fjord tells the administrators arrives here.
+    pub fn for_administrator(env: &crate::harness::Env, address: &str) -> SmtpSink {
+        let sink = SmtpSink::start();
+        env.ok(&["mail", "smtp", &sink.relay(), "--from", "fjord@example.com"]);
+        env.ok(&[
+            "user",
+            "add",
+            "ops",
+            "--role",
+            "administrator",
+            "--email",
+            address,
+        ]);
+        sink
+    }
+
     pub fn start() -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
