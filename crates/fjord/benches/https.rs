@@ -237,13 +237,7 @@ fn main() {
     for i in 0..adds {
         let name = format!("new{i}.fleet.example");
         let started = Instant::now();
-        let input = SiteInput {
-            name: name.clone(),
-            platform: "p1".into(),
-            https: Some("required".into()),
-            ..Default::default()
-        };
-        fjord.add_site(&input, false).unwrap();
+        fjord.add_site(&required_site(&name), false).unwrap();
         let deadline = started + Duration::from_secs(120);
         while https_status(&root, &name, https_port) != "200" {
             assert!(
@@ -263,13 +257,7 @@ fn main() {
         .map(|i| format!("burst{i}.fleet.example"))
         .collect();
     for name in &burst_names {
-        let input = SiteInput {
-            name: name.clone(),
-            platform: "p1".into(),
-            https: Some("required".into()),
-            ..Default::default()
-        };
-        fjord.add_site(&input, false).unwrap();
+        fjord.add_site(&required_site(name), false).unwrap();
     }
     let deadline = started + Duration::from_secs(600);
     for name in &burst_names {
@@ -374,4 +362,14 @@ fn main() {
     )
     .unwrap();
     println!("written to target/bench/https.json");
+}
+
+/// A site on `p1` that requires HTTPS.
+fn required_site(name: &str) -> SiteInput {
+    SiteInput {
+        name: name.to_string(),
+        platform: "p1".into(),
+        https: Some("required".into()),
+        ..Default::default()
+    }
 }

@@ -307,17 +307,28 @@ pub(crate) struct Secure {
     pub http_version: String,
 }
 
-/// `GET https://host:port/path`, `host` resolved to 127.0.0.1, the chain checked against
-/// pebble's issuing root (curl fails on any other).
-pub(crate) fn https_get(pebble: &Pebble, host: &str, port: u16, path: &str) -> Secure {
-    let out = Command::new("curl")
+/// curl's `GET https://host:port/path`, `host` resolved to 127.0.0.1 and the chain checked
+/// against pebble's issuing root: its stdout is the status and the HTTP version.
+pub(crate) fn curl_status(
+    pebble: &Pebble,
+    host: &str,
+    port: u16,
+    path: &str,
+) -> std::process::Output {
+    Command::new("curl")
         .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
         .arg(pebble.issuing_root())
         .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
         .args(["-w", "%{http_code} %{http_version}"])
         .arg(format!("https://{host}:{port}{path}"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `GET https://host:port/path`, `host` resolved to 127.0.0.1, the chain checked against
+/// pebble's issuing root (curl fails on any other).
+pub(crate) fn https_get(pebble: &Pebble, host: &str, port: u16, path: &str) -> Secure {
+    let out = curl_status(pebble, host, port, path);
     assert!(
         out.status.success(),
         "https://{host}:{port}{path}: {}",

@@ -5,7 +5,6 @@
 //! certificate is `acme::a_certificate_task_failing_or_killed_after_any_step…`.)
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::acme::{listen_https, register_account};
@@ -15,14 +14,7 @@ use crate::pebble::Pebble;
 /// What a site answers over HTTPS: status and protocol, or curl's exit code when there is no
 /// answer (no certificate for it yet).
 fn https_answer(pebble: &Pebble, host: &str, port: u16) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
-        .arg(pebble.issuing_root())
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
-        .args(["-w", "%{http_code} %{http_version}"])
-        .arg(format!("https://{host}:{port}/"))
-        .output()
-        .unwrap();
+    let out = crate::acme::curl_status(pebble, host, port, "/");
     match out.status.code() {
         Some(0) => String::from_utf8_lossy(&out.stdout).into_owned(),
         code => format!("no answer (curl {code:?})"),
