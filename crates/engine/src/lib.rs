@@ -58,8 +58,9 @@ pub fn write_generated_files(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result
 /// Tells a service manager that the process (a panel with no dispatcher) is ready, and blocks
 /// until it is asked to stop (SIGTERM or SIGINT).
 pub fn wait_for_stop_signal() -> Result<()> {
-    host::service_manager::notify_ready("the panel serves; no dispatcher runs here");
-    Ok(host::wait_for_stop()?)
+    Ok(host::wait_for_stop(
+        "the panel serves; no dispatcher runs here",
+    )?)
 }
 
 /// An open fjord installation: its data directory and state.

@@ -32,10 +32,13 @@ pub fn stop_on_signals(stop: Arc<AtomicBool>, wake: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until SIGTERM or SIGINT arrives (a panel serving with no dispatcher).
-pub fn wait_for_stop() -> Result<()> {
+/// Tells a service manager READY=1 with `status`, then blocks until SIGTERM or SIGINT
+/// arrives (a panel serving with no dispatcher). The handlers are in place before READY is
+/// told: a stop asked for the moment after READY must be a clean stop, not the default death.
+pub fn wait_for_stop(status: &str) -> Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT])
         .map_err(|e| HostError::Refused(format!("cannot handle SIGTERM and SIGINT: {e}")))?;
+    crate::service_manager::notify_ready(status);
     signals.forever().next();
     crate::service_manager::notify_stopping("stopping");
     Ok(())
