@@ -70,7 +70,8 @@ impl Fjord {
         };
         let env = self.script_env();
         let mut findings = Vec::new();
-        for server in &servers {
+        // A remote server's daemons are checked by its verify, on the machine itself.
+        for server in servers.iter().filter(|s| !s.is_remote()) {
             findings.push(nginx_include(&env, server));
             for php in &server.php {
                 findings.push(php_fpm_reload(&env, server, php));

@@ -20,6 +20,7 @@ pub mod near;
 mod notify;
 pub mod ops;
 mod paths;
+mod remote;
 pub mod scripts;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,15 @@ pub fn write_generated_files(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result
     Ok(host::write_files(dir, files)?)
 }
 
+/// Serves a dispatcher on its standard input and output: `fjord agent`, on a remote server.
+pub fn serve_agent(dir: &Path) -> Result<()> {
+    Ok(host::remote::serve_agent(
+        dir,
+        std::io::stdin().lock(),
+        std::io::stdout(),
+    )?)
+}
+
 /// Tells a service manager that the process (a panel with no dispatcher) is ready, and blocks
 /// until it is asked to stop (SIGTERM or SIGINT).
 pub fn wait_for_stop_signal() -> Result<()> {
@@ -70,6 +80,8 @@ pub struct Fjord {
     /// A random id of this installation, in the names fjord gives host-wide things (the
     /// Unix users of sites), so that two installations on one host never clash.
     installation: String,
+    /// This process's links to remote servers, opened when a task first needs one.
+    machines: std::sync::OnceLock<host::remote::Machines>,
 }
 
 impl Fjord {
@@ -113,6 +125,7 @@ impl Fjord {
             data_dir,
             store: Arc::new(store),
             installation,
+            machines: Default::default(),
         })
     }
 

@@ -212,7 +212,9 @@ impl Monitor {
             Err(e) => return warn("reading the servers", &e),
         };
         let env = self.fjord.script_env();
-        for server in servers.iter().filter(|s| s.monitor) {
+        // The monitor probes daemons from the machine fjord runs on: a remote server's are
+        // not watched yet (their verify checks them).
+        for server in servers.iter().filter(|s| s.monitor && !s.is_remote()) {
             for daemon in daemons(&env, server) {
                 self.check(server, &daemon);
             }

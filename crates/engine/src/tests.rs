@@ -26,6 +26,7 @@ fn fjord_with_site() -> (tempfile::TempDir, Arc<Fjord>, i64) {
         monitor: true,
         nginx_start: None,
         nginx_unit: None,
+        remote: None,
     };
     fjord.add_server(&server, false).unwrap();
     let platform = PlatformInput {

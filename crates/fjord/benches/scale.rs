@@ -316,6 +316,7 @@ fn main() {
             listen: vec![env.nginx.listen(), format!("127.0.0.1:{second_port}")],
             https_listen: Vec::new(),
             monitor: None,
+            host_key: None,
         };
         fjord.edit_server(&edit, false).unwrap();
         let queued = fjord

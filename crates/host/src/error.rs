@@ -38,6 +38,11 @@ pub enum HostError {
     /// A rollback found the data an undo needs gone, and stopped destroying anything.
     #[error("{0}")]
     UndoDataLost(String),
+    /// A remote machine could not be reached (its link is down, its sshd does not answer, or
+    /// it offers another host key than the one pinned): what was asked of it may or may not
+    /// have been made.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl HostError {

@@ -142,7 +142,7 @@ pub struct ModeEntry {
 }
 
 /// Who owns a tree of site files, and who else may read it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ownership {
     /// The owner (default: leave owners as they are).
     pub user: Option<String>,

@@ -145,6 +145,57 @@ pub trait Journal: Send + Sync {
         Ok(())
     }
     fn log(&self, line: &str);
+    /// Called after each step is made, wherever it was made: the task's steps are numbered
+    /// in its log, and a fault injected after this one fires here (an `Err` fails the task as
+    /// the step's own failure would).
+    fn step_made(&self, what: &str) -> Result<()> {
+        self.log(what);
+        Ok(())
+    }
+}
+
+/// Numbers a task's steps and journal entries, and fires the faults injected after its steps
+/// (`FJORD_FAULTS`): one per task, whichever machines its steps are made on.
+pub struct StepCounter<'a> {
+    faults: &'a crate::Faults,
+    task_kind: &'a str,
+    made: std::sync::atomic::AtomicU32,
+    entries: std::sync::atomic::AtomicI64,
+}
+
+impl<'a> StepCounter<'a> {
+    pub fn new(faults: &'a crate::Faults, task_kind: &'a str) -> StepCounter<'a> {
+        StepCounter {
+            faults,
+            task_kind,
+            made: Default::default(),
+            entries: Default::default(),
+        }
+    }
+
+    /// The number of the task's next journal entry, from 1.
+    pub fn next_entry(&self) -> i64 {
+        self.entries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// Counts a step made, logs it through `log`, and fails or pauses where a fault says.
+    pub fn step_made(&self, what: &str, log: &dyn Fn(&str)) -> Result<()> {
+        let n = self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        log(&format!("step {n}: {what}"));
+        if self.faults.fail_after(self.task_kind, n) {
+            return Err(HostError::Injected(format!(
+                "{} after step {n}",
+                self.task_kind
+            )));
+        }
+        if let Some(pause) = self.faults.pause_after(self.task_kind, n) {
+            log("fault: paused");
+            std::thread::sleep(pause);
+        }
+        Ok(())
+    }
 }
 
 /// One entry of [`Journal::record_all`].

@@ -26,6 +26,8 @@ mod php_fpm;
 mod php_run;
 mod probe;
 mod process;
+mod reads;
+pub mod remote;
 pub mod service_manager;
 mod signals;
 mod site_db;
@@ -43,7 +45,7 @@ pub use db::{DbCtl, DbKind, set_session_tag};
 pub use error::{HostError, Result};
 pub use faults::Faults;
 pub use fsops::Ownership;
-pub use journal::{Journal, JournalRecord, Undo, rollback};
+pub use journal::{Journal, JournalRecord, StepCounter, Undo, rollback};
 pub use logs::{
     LOG_DIR_MODE, LOG_FILE_MODE, LogDir, LogFile, read_on as read_log_on, rotate as rotate_logs,
     tail as tail_log,
@@ -57,6 +59,7 @@ pub use probe::{
     start_log, systemd_runs,
 };
 pub use process::{CommandOutput, lower_this_thread_priority, reexec_with, run_command};
+pub use reads::{LocalReads, Reads};
 pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb};
 pub use steps::{

@@ -16,7 +16,7 @@ pub const LOG_DIR_MODE: u32 = 0o751;
 pub const LOG_FILE_MODE: u32 = 0o640;
 
 /// One file in a site's log dir, and who writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogFile {
     pub name: String,
     /// Its writer, when it is not nginx's master (which opens its files as root, and hands
@@ -26,7 +26,7 @@ pub struct LogFile {
 
 /// What a site's log dir should be: its path, its group (the site's; root's without one)
 /// and its files.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogDir {
     pub dir: PathBuf,
     pub group: Option<String>,

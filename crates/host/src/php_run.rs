@@ -16,7 +16,7 @@ const PRLIMIT: &str = "/usr/bin/prlimit";
 /// pool's workers count too: at most a handful).
 const NPROC: u32 = 64;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PhpRun {
     /// The PHP command-line interpreter.
     pub cli: PathBuf,
@@ -33,7 +33,7 @@ pub struct PhpRun {
     pub args: Vec<String>,
     /// Output lines holding this word (any case) are left out of what is returned: a tool
     /// that prints a secret it made (drush's generated admin password) never reaches a log.
-    pub hide_lines_with: Option<&'static str>,
+    pub hide_lines_with: Option<String>,
 }
 
 impl PhpRun {
@@ -77,7 +77,7 @@ impl PhpRun {
             .map_err(|e| HostError::io(&self.cli, e))?;
         let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
         output.push_str(&String::from_utf8_lossy(&out.stderr));
-        if let Some(word) = self.hide_lines_with {
+        if let Some(word) = self.hide_lines_with.as_deref() {
             output = output
                 .lines()
                 .filter(|l| !l.to_lowercase().contains(word))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::anchor::trusted_tempdir;
-use crate::{Committers, Faults, Journal, LiveSteps, Ownership, Steps, Undo, rollback};
+use crate::{Committers, Journal, LiveSteps, Ownership, Steps, Undo, rollback};
 
 const SITE_UID: u32 = 47_101;
 const VICTIM_UID: u32 = 47_102;
@@ -117,16 +117,8 @@ fn chown_tree(path: &Path, uid: u32) {
 fn task(host: &Host, forward: impl FnOnce(&mut LiveSteps), site_acts: impl FnOnce()) {
     let journal = Recorded::default();
     let committers = Committers::default();
-    let faults = Faults::parse("");
     {
-        let mut steps = LiveSteps::new(
-            &journal,
-            &committers,
-            &faults,
-            "site-verify",
-            None,
-            host.base.join("scratch"),
-        );
+        let mut steps = LiveSteps::new(&journal, &committers, None, host.base.join("scratch"));
         forward(&mut steps);
     }
     site_acts();
@@ -245,15 +237,7 @@ fn only_directories_take_the_set_group_id_bit() {
     };
     let journal = Recorded::default();
     let committers = Committers::default();
-    let faults = Faults::parse("");
-    let mut x = LiveSteps::new(
-        &journal,
-        &committers,
-        &faults,
-        "site-verify",
-        None,
-        host.base.join("scratch"),
-    );
+    let mut x = LiveSteps::new(&journal, &committers, None, host.base.join("scratch"));
     x.fix_permissions(&host.files, &ownership).unwrap();
     assert_eq!(
         (
@@ -387,15 +371,7 @@ fn a_tree_exchanged_in_place_comes_back_however_often_its_undo_runs() {
     std::fs::write(stage.join("new.txt"), "new").unwrap();
     let journal = Recorded::default();
     let committers = Committers::default();
-    let faults = Faults::parse("");
-    let mut steps = LiveSteps::new(
-        &journal,
-        &committers,
-        &faults,
-        "site-restore",
-        None,
-        host.base.join("scratch"),
-    );
+    let mut steps = LiveSteps::new(&journal, &committers, None, host.base.join("scratch"));
     steps.swap_tree(&target, &stage).unwrap();
     // Exchanged: the target never went missing, and the old tree is where the stage was.
     assert!(target.join("new.txt").is_file() && stage.join("old.txt").is_file());

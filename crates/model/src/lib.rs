@@ -14,6 +14,7 @@ mod name;
 mod network;
 mod objects;
 mod path;
+mod remote;
 mod schedule;
 mod site_name;
 mod task;
@@ -35,6 +36,7 @@ pub use objects::{
     Site, SiteStatus, WebRoot, parse_listen,
 };
 pub use path::AbsPath;
+pub use remote::{DEFAULT_REMOTE_DIR, HostKey, Remote, SshTarget};
 pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict, site_locks};

@@ -19,6 +19,9 @@ pub struct Server {
     /// Whether the dispatchers' monitor probes its daemons and restarts one found down.
     #[serde(default = "monitored")]
     pub monitor: bool,
+    /// How fjord reaches it over OpenSSH; None: the machine fjord runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::Remote>,
 }
 
 fn monitored() -> bool {
@@ -31,6 +34,11 @@ pub const STANDARD_NGINX_CONFIG: &str = "/etc/nginx/nginx.conf";
 pub const STANDARD_NGINX_INCLUDE_DIR: &str = "/etc/nginx/conf.d";
 
 impl Server {
+    /// Whether fjord reaches it over SSH (else it is the machine fjord runs on).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// A site's canonical address on this server, over HTTP: its name, and the port of the
     /// server's first HTTP address unless it is HTTP's own. Links a site makes and links
     /// fjord prints use it, never the `Host` a request brought.

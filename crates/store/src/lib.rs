@@ -407,6 +407,8 @@ pub struct JournalEntry {
     pub step: String,
     pub undo: String,
     pub saved: Option<Vec<u8>>,
+    /// The remote server whose machine the undo is made on; None: the machine fjord runs on.
+    pub machine: Option<i64>,
 }
 
 /// One claim of a task by a dispatcher. Claims are numbered per task: a task recovered by

@@ -35,6 +35,7 @@ fn world() -> World {
                 monitor: true,
                 nginx_start: None,
                 nginx_unit: None,
+                remote: None,
             },
             false,
         )
@@ -350,6 +351,7 @@ fn standard_server(name: &str) -> ServerInput {
         monitor: true,
         nginx_start: None,
         nginx_unit: None,
+        remote: None,
     }
 }
 

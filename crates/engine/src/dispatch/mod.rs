@@ -24,6 +24,7 @@ use crate::scripts::{self, ScriptEnv};
 use crate::{Fjord, Result};
 
 mod disk_guard;
+mod machines;
 mod recovery;
 mod task_logs;
 
@@ -129,6 +130,9 @@ pub struct Dispatcher {
     socket_path: PathBuf,
     committers: Arc<Committers>,
     logs: Arc<TaskLogs>,
+    /// Failed tasks whose rollback waits for a remote server to be reachable again (task id
+    /// and claim seq): they stay `processing`, their objects locked, and are tried again.
+    owed: Mutex<Vec<(i64, i64)>>,
     /// Claims made, and the microseconds they took (for the benchmarks).
     claims: std::sync::atomic::AtomicU64,
     claim_us: std::sync::atomic::AtomicU64,
@@ -149,6 +153,7 @@ impl Dispatcher {
             lock_path,
             committers: Arc::new(Committers::default()),
             logs: Arc::default(),
+            owed: Mutex::default(),
             claims: Default::default(),
             claim_us: Default::default(),
         })
@@ -340,6 +345,7 @@ impl Dispatcher {
                 self.reap(id, seq);
             }
             if last_recovery.elapsed() > RECOVERY_EVERY {
+                self.retry_owed_rollbacks();
                 if let Err(e) = self.recover() {
                     warn(
                         "recovering interrupted tasks failed (tried again later)",
@@ -386,15 +392,35 @@ impl Dispatcher {
                 store: self.fjord.store(),
                 logs: &self.logs,
                 task_id,
+                machine: None,
+                steps: None,
             };
             journal.log("the task's worker ended without recording its outcome; rolling back");
-            finish_failed(
+            let ended = finish_failed(
                 &self.fjord,
                 &self.committers,
                 &self.logs,
                 &running,
                 "interrupted; rolled back",
             );
+            if ended == Ended::RollbackOwed {
+                self.owe_rollback(task_id, seq);
+            }
+        }
+    }
+
+    fn owe_rollback(&self, task_id: i64, seq: i64) {
+        self.owed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((task_id, seq));
+    }
+
+    /// Tries again the rollbacks that waited for a remote server.
+    fn retry_owed_rollbacks(&self) {
+        let owed = std::mem::take(&mut *self.owed.lock().unwrap_or_else(|p| p.into_inner()));
+        for (task_id, seq) in owed {
+            self.reap(task_id, seq);
         }
     }
 
@@ -431,6 +457,8 @@ impl Dispatcher {
                     store: fjord.store(),
                     logs: &logs,
                     task_id: task.id,
+                    machine: None,
+                    steps: None,
                 };
                 if fjord
                     .script_env()
@@ -442,7 +470,8 @@ impl Dispatcher {
                 }
                 let journaled = trash.journaled();
                 trash.purge(&journal);
-                if journaled {
+                let remote = machines::purge_remote(&fjord, task.id, &journal);
+                if journaled || remote {
                     let _ = fjord.store().journal_clear(task.id);
                 }
                 let _ = host::remove_dir_if_exists(&scratch_dir(&fjord, task.id));
@@ -455,6 +484,8 @@ impl Dispatcher {
                     store: fjord.store(),
                     logs: &logs,
                     task_id: task.id,
+                    machine: None,
+                    steps: None,
                 };
                 journal.log("internal error (panic) while running the task");
                 finish_failed(
@@ -479,10 +510,16 @@ impl Drop for Dispatcher {
 
 /// A task's journal and log, in the state database (its log lines a batch at a time: see
 /// [`TaskLogs`]).
+#[derive(Clone)]
 struct StoreJournal<'a> {
     store: &'a dyn Store,
     logs: &'a TaskLogs,
     task_id: i64,
+    /// The remote server whose machine the entries' undos are made on (None: this one).
+    machine: Option<i64>,
+    /// Numbers a running task's steps and fires its injected faults (None: a rollback's or
+    /// a recovery's journal, which makes no steps).
+    steps: Option<&'a host::StepCounter<'a>>,
 }
 
 impl StoreJournal<'_> {
@@ -507,10 +544,11 @@ impl Journal for StoreJournal<'_> {
         self.store
             .journal_append(&JournalEntry {
                 task_id: self.task_id,
-                seq,
+                seq: self.steps.map_or(seq, |c| c.next_entry()),
                 step: step.to_string(),
                 undo,
                 saved: saved.map(<[u8]>::to_vec),
+                machine: self.machine,
             })
             .map_err(|e| host::HostError::Journal(e.to_string()))
     }
@@ -521,11 +559,12 @@ impl Journal for StoreJournal<'_> {
             .map(|e| {
                 Ok(JournalEntry {
                     task_id: self.task_id,
-                    seq: e.seq,
+                    seq: self.steps.map_or(e.seq, |c| c.next_entry()),
                     step: e.step.clone(),
                     undo: serde_json::to_string(e.undo)
                         .map_err(|e| host::HostError::Journal(e.to_string()))?,
                     saved: e.saved.map(<[u8]>::to_vec),
+                    machine: self.machine,
                 })
             })
             .collect::<host::Result<Vec<_>>>()?;
@@ -537,6 +576,16 @@ impl Journal for StoreJournal<'_> {
     fn log(&self, line: &str) {
         // A log line that cannot be written must not fail the task it describes.
         self.logs.push(self.store, self.task_id, line);
+    }
+
+    fn step_made(&self, what: &str) -> host::Result<()> {
+        match self.steps {
+            Some(counter) => counter.step_made(what, &|line| self.log(line)),
+            None => {
+                self.log(what);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -550,10 +599,14 @@ fn run_task(
     let (task, claim) = (&claimed.task, &claimed.claim);
     let owner = &claim.owner;
     let store = fjord.store();
+    let mut env: ScriptEnv = fjord.script_env();
+    let steps = host::StepCounter::new(&env.faults, task.kind.as_str());
     let journal = StoreJournal {
         store,
         logs,
         task_id: task.id,
+        machine: None,
+        steps: Some(&steps),
     };
     journal.log(&format!(
         "{} of {} {} started by dispatcher {owner}",
@@ -596,7 +649,6 @@ fn run_task(
             ),
         }
     };
-    let mut env: ScriptEnv = fjord.script_env();
     let objects = fjord.objects(task.kind, task.target, &task.args);
     if let Ok(objects) = &objects {
         env.mail_to = objects
@@ -609,12 +661,33 @@ fn run_task(
         let mut steps = LiveSteps::new(
             &journal,
             committers,
-            &env.faults,
-            task.kind.as_str(),
             Some(parking),
             scratch_dir(fjord, task.id),
         );
-        let effect = scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?;
+        let effect = match crate::remote::endpoint(&objects.server) {
+            None => scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?,
+            Some(endpoint) => {
+                // The task's server is remote: its steps are made there, journaled here
+                // with the server as their machine.
+                let remote_journal = StoreJournal {
+                    machine: Some(objects.server.id),
+                    ..journal.clone()
+                };
+                let link = fjord.machines().link(&endpoint)?;
+                journal.log(&format!(
+                    "on server {} ({}, {})",
+                    endpoint.name,
+                    endpoint.target(),
+                    link.hostname
+                ));
+                let mut remote = host::remote::RemoteSteps::new(
+                    link,
+                    &remote_journal,
+                    machines::remote_scratch(&endpoint, task.id),
+                );
+                scripts::run(&env, task.kind, &objects, &task.args, &mut remote)?
+            }
+        };
         Ok((effect, steps))
     });
     if env.faults.abandon(task.kind.as_str()) {
@@ -692,45 +765,54 @@ const LOST_CLAIM: &str = "this dispatcher no longer holds the task (another disp
 
 /// Rolls the task's journal back, then records the failure, if the claim still holds the
 /// task.
+/// How [`finish_failed`] left a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Rolled back and recorded as failed (or left to whoever holds it now).
+    Recorded,
+    /// A remote server it stepped on cannot be reached: the task stays `processing`, its
+    /// journal kept, until the rollback can be finished there.
+    RollbackOwed,
+}
+
 fn finish_failed(
     fjord: &Fjord,
     committers: &Committers,
     logs: &TaskLogs,
     claimed: &RunningTask,
     error: &str,
-) {
+) -> Ended {
     let (task, claim) = (&claimed.task, &claimed.claim);
     let store = fjord.store();
     let journal = StoreJournal {
         store,
         logs,
         task_id: task.id,
+        machine: None,
+        steps: None,
     };
     // The journal is the claim's only while the claim holds the task: after a take-over and
     // a retry it holds another run's steps, which this rollback must never undo.
     match retry_transient(|| store.task_claim(task.id)) {
         Ok(held) if held.as_ref() != Some(claim) => {
             journal.log_durably(LOST_CLAIM);
-            return;
+            return Ended::Recorded;
         }
         Ok(_) => {}
         Err(e) => {
             journal.log(&format!(
                 "cannot read the running tasks: {e}; the task stays processing for a later recovery"
             ));
-            return;
+            return Ended::Recorded;
         }
     }
-    let entries: Vec<_> = match retry_transient(|| store.journal(task.id)) {
-        Ok(entries) => entries
-            .into_iter()
-            .map(|e| (e.step, e.undo, e.saved))
-            .collect(),
+    let entries = match retry_transient(|| store.journal(task.id)) {
+        Ok(entries) => entries,
         Err(e) => {
             journal.log(&format!(
                 "cannot read the journal: {e}; the task stays processing for a later recovery"
             ));
-            return;
+            return Ended::Recorded;
         }
     };
     let mut message = error.to_string();
@@ -742,8 +824,17 @@ fn finish_failed(
             "rolling back {} journaled change(s)",
             entries.len()
         ));
-        match host::rollback(&entries, committers, &|line| journal.log(line)) {
+        match machines::rollback_everywhere(fjord, committers, &entries, &journal) {
             Ok(()) => journal.log("rollback complete"),
+            Err(host::HostError::Unreachable(why)) => {
+                // Never dropped: what is undone stays undone (every undo is idempotent), and
+                // the rest is made once the server answers.
+                journal.log_durably(&format!(
+                    "the rollback is not finished: {why}; the task stays processing, its \
+                     site locked, and the rollback is tried again until the server answers"
+                ));
+                return Ended::RollbackOwed;
+            }
             Err(e) => {
                 data_lost = matches!(e, host::HostError::UndoDataLost(_));
                 journal.log(&e.to_string());
@@ -773,11 +864,11 @@ fn finish_failed(
         Ok(true) => {}
         Ok(false) => {
             journal.log_durably(LOST_CLAIM);
-            return;
+            return Ended::Recorded;
         }
         Err(e) => {
             journal.log(&format!("could not record the failure: {e}"));
-            return;
+            return Ended::Recorded;
         }
     }
     let _ = store.journal_clear(task.id);
@@ -787,6 +878,7 @@ fn finish_failed(
     }
     fjord.notify_failure(task, &message, &|line| journal.log(line));
     fjord.notify_renewal_failure(task, &message, &|line| journal.log(line));
+    Ended::Recorded
 }
 
 /// Runs a store operation until it succeeds or fails for a reason that trying again cannot

@@ -6,7 +6,7 @@ use host::{FileLock, Journal};
 use model::TaskStatus;
 use store::RunningTask;
 
-use super::{Dispatcher, StoreJournal, finish_failed, scratch_dir, session_tag};
+use super::{Dispatcher, Ended, StoreJournal, finish_failed, scratch_dir, session_tag};
 use crate::{Result, scripts};
 
 impl Dispatcher {
@@ -35,12 +35,15 @@ impl Dispatcher {
                 store: self.fjord.store(),
                 logs: &self.logs,
                 task_id: running.task.id,
+                machine: None,
+                steps: None,
             };
             journal.log(&format!(
                 "dispatcher {dead} died while running this task; rolling back"
             ));
             self.end_sessions_of(dead, &journal);
-            finish_failed(
+            let seq = claim.seq;
+            let ended = finish_failed(
                 &self.fjord,
                 &self.committers,
                 &self.logs,
@@ -50,6 +53,9 @@ impl Dispatcher {
                 },
                 "interrupted; rolled back",
             );
+            if ended == Ended::RollbackOwed {
+                self.owe_rollback(running.task.id, seq);
+            }
             let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));
             let _ = host::remove_file_if_exists(&lock_path);
         }
@@ -126,7 +132,13 @@ impl Dispatcher {
         let Ok(servers) = self.fjord.store().servers() else {
             return;
         };
-        for service in servers.iter().flat_map(|s| s.db.iter()) {
+        // A remote server's sessions were the dead dispatcher's agent's, which ended with its
+        // SSH session.
+        for service in servers
+            .iter()
+            .filter(|s| !s.is_remote())
+            .flat_map(|s| s.db.iter())
+        {
             if let Some(ctl) = scripts::db_ctl(service)
                 && let Err(e) = ctl.end_sessions_tagged(&session_tag(owner))
             {
@@ -151,20 +163,25 @@ impl Dispatcher {
             let Some(_held) = FileLock::try_acquire(&lock_path)? else {
                 continue;
             };
+            // What it set aside here; what it set aside on remote servers is purged there.
             let entries: Vec<_> = store
                 .journal(task_id)?
                 .into_iter()
+                .filter(|e| e.machine.is_none())
                 .map(|e| (e.step, e.undo, e.saved))
                 .collect();
             let journal = StoreJournal {
                 store,
                 logs: &self.logs,
                 task_id,
+                machine: None,
+                steps: None,
             };
             journal.log(&format!(
                 "dispatcher {owner} stopped before purging what this task set aside; purging it"
             ));
             host::Trash::from_journal(&entries).purge(&journal);
+            super::machines::purge_remote(&self.fjord, task_id, &journal);
             store.journal_clear(task_id)?;
             let _ = host::remove_dir_if_exists(&scratch_dir(&self.fjord, task_id));
             let _ = host::remove_file_if_exists(&lock_path.with_extension("sock"));

@@ -183,8 +183,9 @@ impl Fjord {
             }
         }
         if rotated > 0 {
-            for server in self.servers()? {
-                env.nginx_ctl(&server).reopen_logs()?;
+            // Site logs are kept on the machine fjord runs on only, so far.
+            for server in self.servers()?.iter().filter(|s| !s.is_remote()) {
+                env.nginx_ctl(server).reopen_logs()?;
             }
         }
         Ok(rotated)

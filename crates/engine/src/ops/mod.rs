@@ -65,6 +65,8 @@ pub struct ServerEdit {
     pub https_listen: Vec<String>,
     /// Whether the monitor watches its daemons (none: unchanged).
     pub monitor: Option<bool>,
+    /// A remote server's new host key (`TYPE BASE64`), pinned in place of the old one.
+    pub host_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,19 @@ pub struct ServerInput {
     pub nginx_start: Option<String>,
     /// nginx's systemd unit, for the monitor's restarts.
     pub nginx_unit: Option<String>,
+    /// How fjord reaches the server, if it is not the machine fjord runs on.
+    pub remote: Option<RemoteInput>,
+}
+
+/// A remote server's `--ssh`, `--host-key` and `--remote-dir`.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteInput {
+    /// `USER@HOST[:PORT]`.
+    pub ssh: String,
+    /// The host key to pin (`TYPE BASE64`); none: the one the server offers now, shown.
+    pub host_key: Option<String>,
+    /// fjord's dir on the server (default `/var/lib/fjord-remote`).
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

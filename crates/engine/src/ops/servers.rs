@@ -1,8 +1,9 @@
 //! Servers: their services (nginx, databases, php-fpm) and their verify.
 
 use model::{
-    AbsPath, DbEngine, DbService, HttpService, Name, NginxService, PhpFpmService, PhpVersion,
-    ReloadMethod, Server, SiteStatus, Target, TaskArgs, TaskKind, parse_listens,
+    AbsPath, DbEngine, DbService, HostKey, HttpService, Name, NginxService, PhpFpmService,
+    PhpVersion, ReloadMethod, Remote, Server, SiteStatus, SshTarget, Target, TaskArgs, TaskKind,
+    parse_listens,
 };
 use store::NewTask;
 
@@ -57,6 +58,7 @@ impl Fjord {
         let db = one_per(&input.db, "database service", DbService::parse, |d| {
             format!("{} service", d.engine)
         })?;
+        let remote = input.remote.as_ref().map(parse_remote).transpose()?;
         Ok(Server {
             id: 0,
             name,
@@ -64,6 +66,7 @@ impl Fjord {
             db,
             php,
             monitor: input.monitor,
+            remote,
         })
     }
 
@@ -169,6 +172,19 @@ impl Fjord {
         if let Some(monitor) = edit.monitor {
             server.monitor = monitor;
         }
+        if let Some(key) = &edit.host_key {
+            let Some(remote) = &mut server.remote else {
+                return Err(Error::Invalid(model::Invalid::new(
+                    "host key",
+                    key,
+                    format!(
+                        "server {} is the machine fjord runs on: it has no SSH host key",
+                        server.name
+                    ),
+                )));
+            };
+            remote.host_key = HostKey::parse("host key", key)?;
+        }
         Ok(server)
     }
 
@@ -256,6 +272,34 @@ fn one_per<T>(
 }
 
 /// `on` or `off` (empty: not given).
+/// A remote server's `--ssh`, `--host-key` and `--remote-dir`, checked; without a host key,
+/// the one the server offers now is asked for (and pinned, and shown by the caller).
+fn parse_remote(input: &RemoteInput) -> Result<Remote> {
+    let ssh = SshTarget::parse("ssh", &input.ssh)?;
+    let dir = input.dir.as_deref().unwrap_or(model::DEFAULT_REMOTE_DIR);
+    let dir = AbsPath::parse("remote dir", dir)?;
+    if !dir
+        .as_str()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        || dir.as_str() == "/"
+    {
+        return Err(Error::Invalid(model::Invalid::new(
+            "remote dir",
+            dir.as_str(),
+            "must be a directory below / of letters, digits, /, ., _ and - only",
+        )));
+    }
+    let host_key = match &input.host_key {
+        Some(key) => HostKey::parse("host key", key)?,
+        None => {
+            let offered = host::remote::scan_host_key(&ssh.host, ssh.port)?;
+            HostKey::parse("host key", &offered)?
+        }
+    };
+    Ok(Remote { ssh, host_key, dir })
+}
+
 pub fn parse_on_off(field: &'static str, input: &str) -> Result<Option<bool>> {
     match input.trim() {
         "" => Ok(None),

@@ -154,8 +154,17 @@ impl Fjord {
 }
 
 impl ScriptEnv {
+    /// fjord's dir on the server's machine: its data dir here, the dir given to a remote
+    /// server there.
+    pub(crate) fn machine_dir<'a>(&'a self, server: &'a Server) -> &'a Path {
+        match &server.remote {
+            Some(remote) => remote.dir.as_path(),
+            None => &self.data_dir,
+        }
+    }
+
     pub(super) fn nginx_dir(&self, server: &Server) -> PathBuf {
-        self.data_dir
+        self.machine_dir(server)
             .join("config")
             .join(server.name.as_str())
             .join("nginx")
@@ -215,7 +224,7 @@ impl ScriptEnv {
     }
 
     fn php_dir(&self, server: &Server, service: &PhpFpmService) -> PathBuf {
-        self.data_dir
+        self.machine_dir(server)
             .join("config")
             .join(server.name.as_str())
             .join(format!("php-{}", service.version))

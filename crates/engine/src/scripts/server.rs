@@ -23,7 +23,23 @@ pub(super) fn server_verify(
     // A hook nginx never loads would pass `nginx -t` and then never be served: the commit
     // would wait for a generation that never comes. Checked before any step, so a refusal
     // leaves nothing behind.
-    if env.nginx_ctl(server).would_include(&hook) == Some(false) {
+    let missing = x.reads().missing_programs(&server_programs(env, server))?;
+    if !missing.is_empty() {
+        return Err(crate::Error::Refused(format!(
+            "server {} lacks what its services need: {} (install them, or give the paths the \
+             server has: --nginx-bin, --php VERSION:fpm=PATH)",
+            server.name,
+            missing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if x.reads()
+        .nginx_would_include(&env.nginx_ctl(server), &hook)?
+        == Some(false)
+    {
         return Err(crate::Error::Refused(format!(
             "nginx's main config {config} does not include {dir}, so fjord's hook {hook} would \
              never be loaded: add `include {dir}/*.conf;` to the http block of {config}, or \
@@ -57,12 +73,12 @@ pub(super) fn server_verify(
     ];
     // The generation file is rewritten by every reload; it only has to exist for the test.
     let generation = dir.join("generation.conf");
-    if !generation.exists() {
+    if !x.reads().exists(&generation)? {
         changes.push((generation, Some(host_generation_placeholder())));
     }
     let nginx_ctl = env.nginx_ctl(server);
     x.nginx(&nginx_ctl, changes)?;
-    if let Some(report) = nginx_ctl.open_files_report() {
+    if let Some(report) = x.reads().nginx_open_files(&nginx_ctl)? {
         x.log(&report);
     }
     for ctl in server.db.iter().filter_map(db_ctl) {
@@ -83,6 +99,20 @@ pub(super) fn server_verify(
         )?;
     }
     Ok(TaskEffect::None)
+}
+
+/// The programs a server's services are run with: nginx, each php-fpm and PHP's command
+/// line, and each database engine's clients (fjord administers databases through them).
+fn server_programs(env: &ScriptEnv, server: &Server) -> Vec<PathBuf> {
+    let HttpService::Nginx(nginx) = &server.http;
+    let mut programs = vec![nginx.binary.as_path().to_path_buf()];
+    for service in &server.php {
+        programs.push(env.php_ctl(server, service).binary);
+    }
+    for ctl in server.db.iter().filter_map(db_ctl) {
+        programs.extend(ctl.clients().iter().map(PathBuf::from));
+    }
+    programs
 }
 
 pub(super) fn host_generation_placeholder() -> Vec<u8> {

@@ -112,6 +112,17 @@ enum Command {
     /// Shell completions and man pages, for packagers.
     #[command(subcommand, hide = true)]
     Generate(generate::GenerateCmd),
+    /// Print fjord's own SSH public key (made on first use): append it to the
+    /// ~/.ssh/authorized_keys of the user fjord signs in as on each remote server.
+    SshKey,
+    /// Serve a dispatcher over standard input and output: what fjord runs on a remote server,
+    /// over SSH. Not for people.
+    #[command(hide = true)]
+    Agent {
+        /// fjord's dir on this machine.
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -276,6 +287,7 @@ impl NginxArgs {
             monitor: self.monitor.as_deref() != Some("off"),
             nginx_start: self.nginx_start.clone(),
             nginx_unit: self.nginx_unit.clone(),
+            remote: None,
         }
     }
 }
@@ -327,6 +339,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Generate(cmd) = cli.command {
         // A build step: it must not make a data dir where a package is built.
         return generate::generate(cmd);
+    }
+    if let Command::Agent { dir } = &cli.command {
+        // On a remote server: no state, no config, no log but the dispatcher's.
+        engine::serve_agent(dir)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if matches!(cli.command, Command::Serve(_)) {
         engine::limit_malloc_arenas()?;
@@ -392,6 +409,11 @@ fn run_command(fjord: &Arc<Fjord>, config: &Config, command: Command) -> Result<
         Command::Client(cmd) => people::client(fjord, cmd),
         Command::User(cmd) => people::user(fjord, cmd),
         Command::Generate(cmd) => generate::generate(cmd),
+        Command::SshKey => {
+            outln!("{}", fjord.ssh_public_key()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent { .. } => unreachable!("answered before the state is opened"),
         Command::Config(_) => unreachable!("answered before the state is opened"),
     }
 }

@@ -9,14 +9,35 @@ use super::{JsonOpt, NginxArgs, TaskOpts, queued, show};
 use crate::outln;
 use crate::output::{self, print_json, table};
 
+/// How fjord reaches a remote server.
+#[derive(clap::Args, Debug)]
+pub struct RemoteArgs {
+    /// A remote server, reached over SSH as USER (root, or a user that may do what root does)
+    /// at HOST, on PORT (default 22).
+    #[arg(long, value_name = "USER@HOST[:PORT]")]
+    ssh: Option<String>,
+    /// The host key to pin, TYPE BASE64 as in the server's /etc/ssh/ssh_host_ed25519_key.pub
+    /// [default: the key the server offers now, shown for you to compare].
+    #[arg(long, value_name = "KEY", requires = "ssh")]
+    host_key: Option<String>,
+    /// fjord's directory on the remote server: its agent, the config it writes for the
+    /// server's nginx and php-fpm, the tasks' scratch dirs [default: /var/lib/fjord-remote].
+    #[arg(long, value_name = "DIR", requires = "ssh")]
+    remote_dir: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ServerCmd {
-    /// Register a server with an nginx service, and verify it.
+    /// Register a server with an nginx service, and verify it. With --ssh, a remote server:
+    /// fjord signs in over SSH with its own key (`fjord ssh-key` prints it) and checks the
+    /// host key it pins now (shown) on every connection.
     Add {
         #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         nginx: Box<NginxArgs>,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -61,6 +82,10 @@ pub enum ServerCmd {
         /// found down: on or off.
         #[arg(long, value_name = "on|off")]
         monitor: Option<String>,
+        /// A remote server's new host key, pinned in place of the old one (after the server
+        /// was re-keyed on purpose): TYPE BASE64, as in its /etc/ssh/ssh_host_ed25519_key.pub.
+        #[arg(long, value_name = "KEY")]
+        host_key: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -78,13 +103,27 @@ const SHOWN_EVENTS: u32 = 20;
 
 pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
     match cmd {
-        ServerCmd::Add { name, nginx, opts } => {
+        ServerCmd::Add {
+            name,
+            nginx,
+            remote,
+            opts,
+        } => {
             engine::ops::parse_on_off("monitor", nginx.monitor.as_deref().unwrap_or(""))?;
-            queued(
-                fjord,
-                fjord.add_server(&nginx.input(&name), opts.dry_run)?,
-                &opts,
-            )
+            let mut input = nginx.input(&name);
+            input.remote = remote.ssh.map(|ssh| engine::ops::RemoteInput {
+                ssh,
+                host_key: remote.host_key,
+                dir: remote.remote_dir,
+            });
+            let queued_task = fjord.add_server(&input, opts.dry_run)?;
+            if let Some(remote) = fjord.server(&name).ok().and_then(|s| s.remote) {
+                eprintln!(
+                    "fjord: pinned the host key of {} ({}): {}",
+                    name, remote.ssh, remote.host_key
+                );
+            }
+            queued(fjord, queued_task, &opts)
         }
         ServerCmd::Edit {
             name,
@@ -95,6 +134,7 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
             listen,
             https_listen,
             monitor,
+            host_key,
             opts,
         } => {
             let edit = engine::ops::ServerEdit {
@@ -106,6 +146,7 @@ pub(super) fn server(fjord: &Fjord, cmd: ServerCmd) -> Result<ExitCode, Error> {
                 listen,
                 https_listen,
                 monitor: engine::ops::parse_on_off("monitor", monitor.as_deref().unwrap_or(""))?,
+                host_key,
             };
             queued(fjord, fjord.edit_server(&edit, opts.dry_run)?, &opts)
         }

@@ -169,6 +169,14 @@ impl DbCtl {
             .transpose()
     }
 
+    /// The clients fjord administers this engine's databases with (Debian's names).
+    pub fn clients(&self) -> &'static [&'static str] {
+        match self.kind {
+            DbKind::Mysql => &["mariadb", "mariadb-dump"],
+            DbKind::Postgresql => &["psql", "pg_dump", "pg_restore"],
+        }
+    }
+
     pub(crate) fn mysql_client() -> &'static str {
         if Path::new("/usr/bin/mariadb").exists() {
             "mariadb"

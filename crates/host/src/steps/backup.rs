@@ -7,6 +7,7 @@ use super::*;
 
 /// What [`Steps::extract_and_back_up`] made: where the backup's database dump was put, its
 /// manifest, and the manifest of the backup of the current state (none in a dry run).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ExtractedAndBackedUp {
     pub dump: PathBuf,
     pub manifest: Option<Manifest>,
@@ -111,6 +112,7 @@ pub(super) fn dump_database(
 }
 
 /// What a backup holds and where it goes.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct BackupRequest {
     pub out: PathBuf,
     pub manifest: Manifest,
@@ -119,6 +121,7 @@ pub struct BackupRequest {
     pub db: Option<BackupDb>,
 }
 
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub enum BackupDb {
     Server {
         ctl: DbCtl,

@@ -8,6 +8,8 @@ use super::*;
 pub struct DryRun {
     pub out: Vec<String>,
     steps: u32,
+    /// The machine the plan is for: what the script reads there decides the plan.
+    reads: Box<dyn crate::Reads>,
 }
 
 impl Default for DryRun {
@@ -18,9 +20,15 @@ impl Default for DryRun {
 
 impl DryRun {
     pub fn new() -> DryRun {
+        DryRun::reading(Box::new(crate::LocalReads))
+    }
+
+    /// A dry run of steps on the machine `reads` reads.
+    pub fn reading(reads: Box<dyn crate::Reads>) -> DryRun {
         DryRun {
             out: Vec::new(),
             steps: 0,
+            reads,
         }
     }
 
@@ -51,6 +59,10 @@ impl DryRun {
 }
 
 impl Steps for DryRun {
+    fn reads(&self) -> &dyn crate::Reads {
+        &*self.reads
+    }
+
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
         let db = request
             .db

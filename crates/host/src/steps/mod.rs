@@ -15,7 +15,7 @@ use crate::nginx::NginxCtl;
 use crate::php_fpm::PhpFpmCtl;
 use crate::php_run::PhpRun;
 use crate::users::SystemUser;
-use crate::{Faults, HostError, Result};
+use crate::{HostError, Result};
 
 /// How long a freeze waits for the requests nginx took before the reload that turned a site
 /// read-only: longer than any page a site should take, short of holding a task for long.
@@ -37,6 +37,8 @@ pub use trash::{Trash, trash_path};
 /// journaled with its undo before it is made; in [`DryRun`] it is printed and not made.
 pub trait Steps {
     fn log(&mut self, line: &str);
+    /// Reads of the machine the steps are made on.
+    fn reads(&self) -> &dyn crate::Reads;
     /// Registers an account at an ACME CA. Nothing on this host changes: its credentials are
     /// returned for the script to write (none in a dry run).
     fn acme_account(&mut self, ca: &AcmeCa, email: &str) -> Result<Option<NewAccount>>;
@@ -207,11 +209,8 @@ pub trait Parking: Send + Sync {
 pub struct LiveSteps<'a> {
     journal: &'a dyn Journal,
     committers: &'a Committers,
-    faults: &'a Faults,
-    task_kind: &'a str,
     parking: Option<Arc<dyn Parking>>,
     seq: i64,
-    steps: u32,
     /// Directories set aside by `remove_tree` (with their anchors), purged after success.
     trash: Vec<(PathBuf, PathBuf)>,
     /// Staging and holding databases, dropped after success.
@@ -224,19 +223,14 @@ impl<'a> LiveSteps<'a> {
     pub fn new(
         journal: &'a dyn Journal,
         committers: &'a Committers,
-        faults: &'a Faults,
-        task_kind: &'a str,
         parking: Option<Arc<dyn Parking>>,
         scratch: PathBuf,
     ) -> LiveSteps<'a> {
         LiveSteps {
             journal,
             committers,
-            faults,
-            task_kind,
             parking,
             seq: 0,
-            steps: 0,
             trash: Vec::new(),
             trash_databases: Vec::new(),
             scratch,
@@ -255,21 +249,10 @@ impl<'a> LiveSteps<'a> {
         Ok(())
     }
 
-    /// Called after each step is made: injected faults fire here.
+    /// Called after each step is made: the journal numbers it (across every machine the
+    /// task touches) and fires injected faults.
     fn after_step(&mut self, what: &str) -> Result<()> {
-        self.steps += 1;
-        self.journal.log(&format!("step {}: {what}", self.steps));
-        if self.faults.fail_after(self.task_kind, self.steps) {
-            return Err(HostError::Injected(format!(
-                "{} after step {}",
-                self.task_kind, self.steps
-            )));
-        }
-        if let Some(pause) = self.faults.pause_after(self.task_kind, self.steps) {
-            self.journal.log("fault: paused");
-            std::thread::sleep(pause);
-        }
-        Ok(())
+        self.journal.step_made(what)
     }
 
     /// Hands over what the task set aside, to be purged once the task is recorded as a
@@ -455,6 +438,10 @@ impl Steps for LiveSteps<'_> {
 
     fn check_db_admin(&mut self, db: &DbCtl) -> Result<()> {
         LiveSteps::check_db_admin(self, db)
+    }
+
+    fn reads(&self) -> &dyn crate::Reads {
+        &crate::LocalReads
     }
 
     fn log(&mut self, line: &str) {

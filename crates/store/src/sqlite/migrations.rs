@@ -356,4 +356,11 @@ CREATE TABLE service_states (
     PRIMARY KEY (server_id, service)
 );
 "#,
+    // 22: remote servers: how fjord reaches one over OpenSSH (its target and pinned host key,
+    // JSON; NULL for the machine fjord runs on), and the machine each journal entry's undo
+    // belongs to (a server's id; NULL for the machine fjord runs on).
+    r#"
+ALTER TABLE servers ADD COLUMN remote TEXT;
+ALTER TABLE journal ADD COLUMN machine INTEGER;
+"#,
 ];

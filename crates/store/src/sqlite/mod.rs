@@ -735,8 +735,9 @@ impl Store for SqliteStore {
     fn journal_append(&self, e: &JournalEntry) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO journal (task_id, seq, step, undo, saved) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.task_id, e.seq, e.step, e.undo, e.saved],
+                "INSERT INTO journal (task_id, seq, step, undo, saved, machine) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.task_id, e.seq, e.step, e.undo, e.saved, e.machine],
             )?;
             Ok(())
         })
@@ -747,10 +748,13 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO journal (task_id, seq, step, undo, saved) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO journal (task_id, seq, step, undo, saved, machine) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 for e in entries {
-                    insert.execute(params![e.task_id, e.seq, e.step, e.undo, e.saved])?;
+                    insert.execute(params![
+                        e.task_id, e.seq, e.step, e.undo, e.saved, e.machine
+                    ])?;
                 }
             }
             tx.commit()?;
@@ -761,7 +765,8 @@ impl Store for SqliteStore {
     fn journal(&self, task_id: i64) -> Result<Vec<JournalEntry>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT task_id, seq, step, undo, saved FROM journal WHERE task_id = ?1 ORDER BY seq",
+                "SELECT task_id, seq, step, undo, saved, machine FROM journal WHERE task_id = ?1 \
+                 ORDER BY seq",
             )?;
             let rows = stmt.query_map([task_id], |r| {
                 Ok(JournalEntry {
@@ -770,6 +775,7 @@ impl Store for SqliteStore {
                     step: r.get(2)?,
                     undo: r.get(3)?,
                     saved: r.get(4)?,
+                    machine: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

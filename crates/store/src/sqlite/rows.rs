@@ -107,6 +107,11 @@ pub(super) fn server_from_row(r: &Row) -> rusqlite::Result<Result<Server>> {
             db: serde_json::from_str(&db).map_err(|e| corrupt(format!("server db: {e}")))?,
             php: serde_json::from_str(&php).map_err(|e| corrupt(format!("server php: {e}")))?,
             monitor: r.get(5)?,
+            remote: r
+                .get::<_, Option<String>>(6)?
+                .map(|remote| serde_json::from_str(&remote))
+                .transpose()
+                .map_err(|e| corrupt(format!("server remote: {e}")))?,
         })
     })())
 }

@@ -13,15 +13,16 @@ impl SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let name = &server.name;
             tx.execute(
-                "INSERT INTO servers (name, http, db, php, created_at, monitor) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO servers (name, http, db, php, created_at, monitor, remote) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     name.as_str(),
                     to_json(&server.http)?,
                     to_json(&server.db)?,
                     to_json(&server.php)?,
                     now_ms(),
-                    server.monitor
+                    server.monitor,
+                    server.remote.as_ref().map(to_json).transpose()?
                 ],
             )
             .map_err(|e| conflict_or(e, || format!("a server named {name} already exists")))?;
@@ -96,13 +97,15 @@ impl SqliteStore {
                 )));
             }
             let changed = tx.execute(
-                "UPDATE servers SET db = ?2, php = ?3, http = ?4, monitor = ?5 WHERE id = ?1",
+                "UPDATE servers SET db = ?2, php = ?3, http = ?4, monitor = ?5, remote = ?6 \
+                 WHERE id = ?1",
                 params![
                     server.id,
                     to_json(&server.db)?,
                     to_json(&server.php)?,
                     to_json(&server.http)?,
-                    server.monitor
+                    server.monitor,
+                    server.remote.as_ref().map(to_json).transpose()?
                 ],
             )?;
             if changed == 0 {
@@ -119,7 +122,7 @@ impl SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http, db, php, monitor FROM servers WHERE id = ?1",
+                    "SELECT id, name, http, db, php, monitor, remote FROM servers WHERE id = ?1",
                     [id],
                     server_from_row,
                 )?,
@@ -133,7 +136,7 @@ impl SqliteStore {
             one(
                 collect(
                     c,
-                    "SELECT id, name, http, db, php, monitor FROM servers WHERE name = ?1",
+                    "SELECT id, name, http, db, php, monitor, remote FROM servers WHERE name = ?1",
                     [name],
                     server_from_row,
                 )?,
@@ -146,7 +149,7 @@ impl SqliteStore {
         self.with(|c| {
             collect(
                 c,
-                "SELECT id, name, http, db, php, monitor FROM servers ORDER BY name",
+                "SELECT id, name, http, db, php, monitor, remote FROM servers ORDER BY name",
                 [],
                 server_from_row,
             )

@@ -117,6 +117,7 @@ mod tests {
             db: Vec::new(),
             php: Vec::new(),
             monitor,
+            remote: None,
         };
         s.insert_server(&server, None).unwrap().0.id
     }

@@ -33,6 +33,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
         db: Vec::new(),
         php: Vec::new(),
         monitor: true,
+        remote: None,
     };
     let (server, _) = s.insert_server(&server, None).unwrap();
     let platform = Platform {
@@ -417,9 +418,16 @@ fn journal_round_trip() {
         step: "write".into(),
         undo: "{}".into(),
         saved: Some(vec![0, 1, 2]),
+        machine: None,
     };
     s.journal_append(&e).unwrap();
-    assert_eq!(s.journal(7).unwrap(), vec![e]);
+    let remote = JournalEntry {
+        seq: 2,
+        machine: Some(3),
+        ..e.clone()
+    };
+    s.journal_append_all(std::slice::from_ref(&remote)).unwrap();
+    assert_eq!(s.journal(7).unwrap(), vec![e, remote]);
     s.journal_clear(7).unwrap();
     assert!(s.journal(7).unwrap().is_empty());
 }

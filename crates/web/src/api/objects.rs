@@ -237,6 +237,7 @@ pub async fn add_server(
         monitor: body.monitor.unwrap_or(true),
         nginx_start: body.nginx_start,
         nginx_unit: body.nginx_unit,
+        remote: None,
     };
     let q = state
         .run(move |f| f.acting(actor).add_server(&input))
@@ -320,6 +321,7 @@ pub async fn edit_server(
         listen: body.listen,
         https_listen: body.https_listen,
         monitor: body.monitor,
+        host_key: None,
     };
     let q = state
         .run(move |f| f.acting(actor).edit_server(&edit))

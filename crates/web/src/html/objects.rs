@@ -131,6 +131,7 @@ async fn edit_server(
         listen: words(&form.listen),
         https_listen: words(&form.https_listen),
         monitor: engine::ops::parse_on_off("monitor", &form.monitor)?,
+        host_key: None,
     };
     let q = state
         .run(move |f| f.acting(actor).edit_server(&edit))
@@ -253,6 +254,7 @@ async fn create_server(State(state): State<AppState>, posted: Posted<ServerForm>
         monitor: true,
         nginx_start: None,
         nginx_unit: None,
+        remote: None,
     };
     match state.run(move |f| f.acting(actor).add_server(&input)).await {
         Ok(q) => see_task(&q),

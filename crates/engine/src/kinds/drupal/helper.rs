@@ -149,7 +149,7 @@ pub(super) fn install(app: &SiteApp, layout: &Layout, input: &InstallInput) -> R
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut run = drush(app, layout, "drush site:install", &args)
             .ok_or_else(|| crate::Error::Refused("a Drupal site needs PHP".into()))?;
-        run.hide_lines_with = Some("password");
+        run.hide_lines_with = Some("password".into());
         return Ok(run);
     }
     let env = vec![

@@ -1,0 +1,162 @@
+//! A task's journal across machines: each entry names the machine its undo is made on (the
+//! machine fjord runs on, or a remote server), and a rollback or a purge of the entries goes
+//! to each machine with that machine's entries, through its link.
+
+use std::path::PathBuf;
+
+use host::remote::{Call, Endpoint};
+use host::{Committers, Journal};
+use store::JournalEntry;
+
+use super::StoreJournal;
+use crate::Fjord;
+
+/// Entries as `host::rollback` takes them: step, undo (JSON), saved content.
+type Entries = Vec<(String, String, Option<Vec<u8>>)>;
+
+/// The task's entries split by machine, in the order their last entries were made (so the
+/// machine stepped on last is undone first).
+fn by_machine(entries: &[JournalEntry]) -> Vec<(Option<i64>, Entries)> {
+    let mut order: Vec<Option<i64>> = Vec::new();
+    for e in entries.iter().rev() {
+        if !order.contains(&e.machine) {
+            order.push(e.machine);
+        }
+    }
+    order
+        .into_iter()
+        .map(|machine| {
+            let mine = entries
+                .iter()
+                .filter(|e| e.machine == machine)
+                .map(|e| (e.step.clone(), e.undo.clone(), e.saved.clone()))
+                .collect();
+            (machine, mine)
+        })
+        .collect()
+}
+
+/// The endpoint of the remote server `id`, as the state has it now.
+fn endpoint_of(fjord: &Fjord, id: i64) -> host::Result<Endpoint> {
+    let server = fjord.store().server(id).map_err(|e| {
+        host::HostError::Refused(format!(
+            "the server whose machine holds these journal entries (id {id}) is not in the \
+             state: {e}"
+        ))
+    })?;
+    crate::remote::endpoint(&server).ok_or_else(|| {
+        host::HostError::Refused(format!(
+            "server {} is no longer remote, but the journal names it as the machine of an undo",
+            server.name
+        ))
+    })
+}
+
+/// Undoes the task's entries on every machine they were made on. Goes on past a machine that
+/// fails, so that as much as can be put back is, and returns the first failure: a machine that
+/// cannot be reached fails with [`host::HostError::Unreachable`], and its entries are still
+/// owed.
+pub(super) fn rollback_everywhere(
+    fjord: &Fjord,
+    committers: &Committers,
+    entries: &[JournalEntry],
+    journal: &StoreJournal,
+) -> host::Result<()> {
+    let mut first_failure = None;
+    for (machine, mine) in by_machine(entries) {
+        let result = match machine {
+            None => host::rollback(&mine, committers, &|line| journal.log(line)),
+            Some(id) => endpoint_of(fjord, id).and_then(|endpoint| {
+                journal.log(&format!("rolling back on server {}", endpoint.name));
+                let machines = fjord.machines();
+                machines.call(&endpoint, Call::Rollback { entries: mine }, journal)?;
+                // Its dumps served the undos just made.
+                let task_id = entries.first().map_or(0, |e| e.task_id);
+                let scratch = remote_scratch(&endpoint, task_id);
+                machines
+                    .call(&endpoint, Call::RemoveScratch { scratch }, journal)
+                    .map(|_| ())
+            }),
+        };
+        if let Err(e) = result {
+            journal.log(&e.to_string());
+            // A lost undo's data is what the caller must know of first.
+            match (&first_failure, &e) {
+                (None, _) | (Some(_), host::HostError::UndoDataLost(_)) => first_failure = Some(e),
+                _ => {}
+            }
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
+}
+
+/// Purges what a task that succeeded set aside on remote servers, and its scratch dirs there
+/// (what it set aside here is purged from its [`host::Trash`]). Returns whether the task had
+/// remote entries; a machine that cannot be reached keeps its trash, logged.
+pub(super) fn purge_remote(fjord: &Fjord, task_id: i64, journal: &StoreJournal) -> bool {
+    let Ok(entries) = fjord.store().journal(task_id) else {
+        return false;
+    };
+    let mut any = false;
+    for (machine, mine) in by_machine(&entries) {
+        let Some(id) = machine else { continue };
+        any = true;
+        let purged = endpoint_of(fjord, id).and_then(|endpoint| {
+            let machines = fjord.machines();
+            machines.call(&endpoint, Call::Purge { entries: mine }, journal)?;
+            machines.call(
+                &endpoint,
+                Call::RemoveScratch {
+                    scratch: remote_scratch(&endpoint, task_id),
+                },
+                journal,
+            )
+        });
+        if let Err(e) = purged {
+            journal.log(&format!(
+                "could not purge what the task set aside on a remote server: {e}"
+            ));
+        }
+    }
+    any
+}
+
+/// A task's scratch dir on a remote server.
+pub(super) fn remote_scratch(endpoint: &Endpoint, task_id: i64) -> PathBuf {
+    endpoint.dir.join("journal").join(format!("task-{task_id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, machine: Option<i64>) -> JournalEntry {
+        JournalEntry {
+            task_id: 1,
+            seq,
+            step: format!("step {seq}"),
+            undo: "{}".into(),
+            saved: None,
+            machine,
+        }
+    }
+
+    #[test]
+    fn the_machine_stepped_on_last_is_undone_first_each_with_its_own_entries() {
+        let entries = [
+            entry(1, None),
+            entry(2, Some(7)),
+            entry(3, None),
+            entry(4, Some(7)),
+        ];
+        let split = by_machine(&entries);
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[0].0, Some(7));
+        assert_eq!(
+            split[0].1.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+            ["step 2", "step 4"]
+        );
+        assert_eq!(split[1].0, None);
+        assert_eq!(split[1].1.len(), 2);
+    }
+}

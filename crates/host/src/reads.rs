@@ -1,0 +1,67 @@
+//! What task scripts read of the machine they step on before they step: whether a path is
+//! there, whether nginx would load a file. On the machine fjord runs on it is read here
+//! ([`LocalReads`]); on a remote server its agent reads it (`remote::RemoteSteps`).
+
+use std::path::{Path, PathBuf};
+
+use crate::Result;
+use crate::nginx::NginxCtl;
+
+pub trait Reads {
+    /// Whether `path` exists (a link counts as itself, not followed).
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// Whether `path` is a directory (following links, as `Path::is_dir`).
+    fn is_dir(&self, path: &Path) -> Result<bool>;
+    /// Whether nginx's main config includes `file` (None: nginx cannot tell).
+    fn nginx_would_include(&self, ctl: &NginxCtl, file: &Path) -> Result<Option<bool>>;
+    /// What nginx's master may open and holds, for server verify's log.
+    fn nginx_open_files(&self, ctl: &NginxCtl) -> Result<Option<String>>;
+    /// Which of `programs` (paths, or names looked for where fjord's processes look) are
+    /// missing or not executable.
+    fn missing_programs(&self, programs: &[PathBuf]) -> Result<Vec<PathBuf>>;
+}
+
+/// The machine fjord runs on.
+pub struct LocalReads;
+
+impl Reads for LocalReads {
+    fn exists(&self, path: &Path) -> Result<bool> {
+        Ok(std::fs::symlink_metadata(path).is_ok())
+    }
+
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        Ok(path.is_dir())
+    }
+
+    fn nginx_would_include(&self, ctl: &NginxCtl, file: &Path) -> Result<Option<bool>> {
+        Ok(ctl.would_include(file))
+    }
+
+    fn nginx_open_files(&self, ctl: &NginxCtl) -> Result<Option<String>> {
+        Ok(ctl.open_files_report())
+    }
+
+    fn missing_programs(&self, programs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        Ok(programs.iter().filter(|p| !found(p)).cloned().collect())
+    }
+}
+
+/// Where a program named without a directory is looked for: the `PATH` fjord's own processes
+/// are started with.
+const SEARCHED: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+fn found(program: &Path) -> bool {
+    if program.components().count() > 1 {
+        return crate::is_executable_file(program);
+    }
+    SEARCHED
+        .iter()
+        .any(|dir| crate::is_executable_file(&Path::new(dir).join(program)))
+}
