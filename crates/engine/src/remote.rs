@@ -1,7 +1,10 @@
 //! Remote servers as the engine sees them: fjord's own SSH key, and a server's record turned
 //! into the endpoint `host::remote` connects to.
 
-use host::remote::{Endpoint, Machines, SshKeys};
+use std::sync::Arc;
+
+use host::remote::{Endpoint, Machines, RemoteReads, SshKeys};
+use host::{LocalReads, Reads};
 use model::Server;
 
 use crate::{Fjord, Result};
@@ -15,6 +18,14 @@ impl Fjord {
     /// This process's links to remote servers.
     pub(crate) fn machines(&self) -> &Machines {
         self.machines.get_or_init(|| Machines::new(self.ssh_keys()))
+    }
+
+    /// Reads of `server`'s machine: here, or through its link.
+    pub(crate) fn reads_of(&self, server: &Server) -> Result<Arc<dyn Reads>> {
+        Ok(match endpoint(server) {
+            None => Arc::new(LocalReads),
+            Some(endpoint) => Arc::new(RemoteReads::new(self.machines().link(&endpoint)?)),
+        })
     }
 
     /// The public half of fjord's SSH key, made on first use.

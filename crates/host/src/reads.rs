@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::Result;
 use crate::nginx::NginxCtl;
 
-pub trait Reads {
+pub trait Reads: Send + Sync {
     /// Whether `path` exists (a link counts as itself, not followed).
     fn exists(&self, path: &Path) -> Result<bool>;
     /// Whether `path` is a directory (following links, as `Path::is_dir`).
@@ -19,6 +19,18 @@ pub trait Reads {
     /// Which of `programs` (paths, or names looked for where fjord's processes look) are
     /// missing or not executable.
     fn missing_programs(&self, programs: &[PathBuf]) -> Result<Vec<PathBuf>>;
+    /// The first `max` bytes of a file (as text), reached beneath its anchor through no link;
+    /// None if it cannot be read.
+    fn read_head(&self, path: &Path, max: u64) -> Option<String>;
+    /// The subdirectories of `dir` (not following links); none if it does not exist.
+    fn list_subdirs(&self, dir: &Path) -> Result<Vec<String>>;
+    /// The plain files of `dir` (not following links); none if it cannot be read.
+    fn list_files(&self, dir: &Path) -> Vec<String>;
+    /// Whether a Unix user of this name exists.
+    fn user_exists(&self, name: &str) -> Result<bool>;
+    /// Whether `path` is a plain file (following links, as `Path::is_file`); false when it
+    /// cannot be told.
+    fn is_file(&self, path: &Path) -> bool;
 }
 
 /// The machine fjord runs on.
@@ -43,6 +55,26 @@ impl Reads for LocalReads {
 
     fn missing_programs(&self, programs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         Ok(programs.iter().filter(|p| !found(p)).cloned().collect())
+    }
+
+    fn read_head(&self, path: &Path, max: u64) -> Option<String> {
+        crate::read_head(path, max)
+    }
+
+    fn list_subdirs(&self, dir: &Path) -> Result<Vec<String>> {
+        crate::list_subdirs(dir)
+    }
+
+    fn list_files(&self, dir: &Path) -> Vec<String> {
+        crate::list_files(dir)
+    }
+
+    fn user_exists(&self, name: &str) -> Result<bool> {
+        Ok(crate::user_exists(name))
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
     }
 }
 

@@ -657,6 +657,20 @@ fn run_task(
             .and_then(|site| fjord.site_recipient(site))
             .map(|(_, to)| to);
     }
+    // A task on a remote server makes its steps there, through the server's link, and
+    // journals them here with the server as their machine.
+    let remote = objects
+        .as_ref()
+        .ok()
+        .and_then(|o| crate::remote::endpoint(&o.server).map(|endpoint| (o.server.id, endpoint)));
+    let link = match &remote {
+        Some((_, endpoint)) => fjord.machines().link(endpoint).map(Some),
+        None => Ok(None),
+    };
+    if let (Ok(Some(link)), Some((_, endpoint))) = (&link, &remote) {
+        env.reads = Arc::new(host::remote::RemoteReads::new(link.clone()));
+        env.remote_dir = Some(endpoint.dir.clone());
+    }
     let result = objects.and_then(|objects| {
         let mut steps = LiveSteps::new(
             &journal,
@@ -664,16 +678,12 @@ fn run_task(
             Some(parking),
             scratch_dir(fjord, task.id),
         );
-        let effect = match crate::remote::endpoint(&objects.server) {
-            None => scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?,
-            Some(endpoint) => {
-                // The task's server is remote: its steps are made there, journaled here
-                // with the server as their machine.
+        let effect = match (remote, link?) {
+            (Some((server_id, endpoint)), Some(link)) => {
                 let remote_journal = StoreJournal {
-                    machine: Some(objects.server.id),
+                    machine: Some(server_id),
                     ..journal.clone()
                 };
-                let link = fjord.machines().link(&endpoint)?;
                 journal.log(&format!(
                     "on server {} ({}, {})",
                     endpoint.name,
@@ -687,6 +697,7 @@ fn run_task(
                 );
                 scripts::run(&env, task.kind, &objects, &task.args, &mut remote)?
             }
+            _ => scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?,
         };
         Ok((effect, steps))
     });

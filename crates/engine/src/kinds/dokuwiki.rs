@@ -5,6 +5,7 @@
 //! its own users and access rules, and its PHP run as its own user.
 
 use super::*;
+use host::Reads;
 
 pub struct Dokuwiki;
 
@@ -56,30 +57,32 @@ const SYSTEM_LIBRARIES: [&str; 6] = [
 /// Where a code base keeps DokuWiki's default config: its own `conf/` (upstream's archive),
 /// or the directory its `inc/preload.php` names as `DOKU_MAIN_CONF` (Debian's package:
 /// `/etc/dokuwiki/`).
-fn default_conf_dir(code: &Path) -> Option<PathBuf> {
-    if code.join("conf").join("dokuwiki.php").is_file() {
+fn default_conf_dir(r: &dyn Reads, code: &Path) -> Option<PathBuf> {
+    if r.is_file(&code.join("conf").join("dokuwiki.php")) {
         return Some(code.join("conf"));
     }
-    let preload = host::read_head(&code.join("inc").join("preload.php"), 65536)?;
+    let preload = r.read_head(&code.join("inc").join("preload.php"), 65536)?;
     let line = preload
         .lines()
         .find(|l| l.contains("define") && l.contains("'DOKU_MAIN_CONF'"))?;
     let value = line.rsplit_once("'DOKU_MAIN_CONF'")?.1;
     let dir = php_single_quoted(value.trim_start_matches([',', ' ']))?;
     let dir = PathBuf::from(dir);
-    (dir.is_absolute() && dir.join("dokuwiki.php").is_file()).then_some(dir)
+    (dir.is_absolute() && r.is_file(&dir.join("dokuwiki.php"))).then_some(dir)
 }
 
 impl AppKind for Dokuwiki {
-    fn describe(&self, code: &Path) -> Result<CodeBase> {
-        let version = host::read_head(&code.join("VERSION"), 4096);
-        if !code.join("doku.php").is_file() || version.is_none() {
+    fn describe(&self, r: &dyn Reads, code: &Path) -> Result<CodeBase> {
+        let version = r.read_head(&code.join("VERSION"), 4096);
+        if !r.is_file(&code.join("doku.php")) || version.is_none() {
             return Err(crate::Error::Refused(format!(
                 "{} has no doku.php and VERSION: not a DokuWiki code base",
                 code.display()
             )));
         }
-        if default_conf_dir(code).is_none() && !code.join("conf").join("dokuwiki.php").is_file() {
+        if default_conf_dir(r, code).is_none()
+            && !r.is_file(&code.join("conf").join("dokuwiki.php"))
+        {
             return Err(crate::Error::Refused(format!(
                 "{} has no conf/dokuwiki.php, and its inc/preload.php names no directory that \
                  holds one (DOKU_MAIN_CONF): DokuWiki's default config is missing",
@@ -92,8 +95,8 @@ impl AppKind for Dokuwiki {
         })
     }
 
-    fn brought_in(&self, code: &Path) -> Vec<(PathBuf, PathBuf)> {
-        let Some(dir) = default_conf_dir(code) else {
+    fn brought_in(&self, r: &dyn Reads, code: &Path) -> Vec<(PathBuf, PathBuf)> {
+        let Some(dir) = default_conf_dir(r, code) else {
             return Vec::new();
         };
         if dir == code.join("conf") {
@@ -101,20 +104,20 @@ impl AppKind for Dokuwiki {
         }
         render::DOKUWIKI_DEFAULT_CONF
             .iter()
-            .filter(|name| dir.join(name).is_file())
+            .filter(|name| r.is_file(&dir.join(name)))
             .map(|name| (dir.join(name), PathBuf::from("conf").join(name)))
             .collect()
     }
 
-    fn system_libraries(&self) -> Vec<PathBuf> {
+    fn system_libraries(&self, r: &dyn Reads) -> Vec<PathBuf> {
         SYSTEM_LIBRARIES
             .iter()
             .map(PathBuf::from)
-            .filter(|dir| dir.is_dir())
+            .filter(|dir| r.is_dir(dir).unwrap_or(false))
             .collect()
     }
 
-    fn platform_files(&self, platform: &Platform) -> Vec<ConfigFile> {
+    fn platform_files(&self, _r: &dyn Reads, platform: &Platform) -> Vec<ConfigFile> {
         vec![ConfigFile {
             path: platform.path.join("inc").join("preload.php"),
             contents: render::dokuwiki_preload(),

@@ -5,6 +5,7 @@
 //! `maintenance/install.php` and `maintenance/update.php`, run as the site's user.
 
 use super::*;
+use host::Reads;
 
 pub struct Mediawiki;
 
@@ -20,18 +21,18 @@ const SCRIPTS: [&str; 7] = [
 ];
 
 /// The version `includes/Defines.php` names (`define( 'MW_VERSION', '1.39.17' );`).
-fn version(code: &Path) -> Option<String> {
-    let defines = host::read_head(&code.join("includes").join("Defines.php"), 65536)?;
+fn version(r: &dyn Reads, code: &Path) -> Option<String> {
+    let defines = r.read_head(&code.join("includes").join("Defines.php"), 65536)?;
     let line = defines.lines().find(|l| l.contains("'MW_VERSION'"))?;
     let value = line.rsplit_once("'MW_VERSION'")?.1;
     php_single_quoted(value.trim_start_matches([',', ' ']))
 }
 
-fn skins(code: &Path) -> Vec<String> {
-    host::list_subdirs(&code.join("skins"))
+fn skins(r: &dyn Reads, code: &Path) -> Vec<String> {
+    r.list_subdirs(&code.join("skins"))
         .unwrap_or_default()
         .into_iter()
-        .filter(|s| code.join("skins").join(s).join("skin.json").is_file())
+        .filter(|s| r.is_file(&code.join("skins").join(s).join("skin.json")))
         .collect()
 }
 
@@ -116,9 +117,9 @@ fn maintenance(
 }
 
 impl AppKind for Mediawiki {
-    fn describe(&self, code: &Path) -> Result<CodeBase> {
-        let version = version(code);
-        if !code.join("index.php").is_file() || version.is_none() {
+    fn describe(&self, r: &dyn Reads, code: &Path) -> Result<CodeBase> {
+        let version = version(r, code);
+        if !r.is_file(&code.join("index.php")) || version.is_none() {
             return Err(crate::Error::Refused(format!(
                 "{} has no index.php and includes/Defines.php naming MW_VERSION: not a \
                  MediaWiki code base",
@@ -127,7 +128,7 @@ impl AppKind for Mediawiki {
         }
         Ok(CodeBase {
             version,
-            packages: skins(code)
+            packages: skins(r, code)
                 .into_iter()
                 .map(|s| Package::named("skin", s, None))
                 .collect(),
@@ -143,7 +144,7 @@ impl AppKind for Mediawiki {
         &["LocalSettings.php"]
     }
 
-    fn platform_files(&self, platform: &Platform) -> Vec<ConfigFile> {
+    fn platform_files(&self, _r: &dyn Reads, platform: &Platform) -> Vec<ConfigFile> {
         vec![ConfigFile {
             path: platform.path.join("LocalSettings.php"),
             contents: render::mediawiki_dispatcher(),
@@ -208,7 +209,7 @@ impl AppKind for Mediawiki {
             db,
             db_service: service,
             secret_key: &app.site.app_secret,
-            skins: skins(app.platform.path.as_path()),
+            skins: skins(&*app.reads, app.platform.path.as_path()),
         };
         vec![ConfigFile {
             path: php.site_config.clone(),

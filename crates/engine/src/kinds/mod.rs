@@ -2,6 +2,7 @@
 //! [`AppKind`]; the task scripts call its hooks and never ask which kind they have, so a new
 //! kind (Drupal) is a new module and one line in [`of`].
 
+use host::Reads;
 use std::path::{Path, PathBuf};
 
 use host::{PhpRun, Steps};
@@ -83,6 +84,8 @@ impl Package {
 
 /// A site as its application sees it: where its files are, who runs its PHP, its database.
 pub struct SiteApp<'a> {
+    /// Reads of the machine the site is on.
+    pub reads: std::sync::Arc<dyn Reads>,
     pub platform: &'a Platform,
     pub site: &'a Site,
     /// The site's own files (`<platform>/sites/<host>`): what travels with it.
@@ -175,7 +178,7 @@ pub struct ConfigFile {
 /// What fjord asks of a kind of application.
 pub trait AppKind: Sync {
     /// Reads a code base: its version and packages, or why it is not one of this kind.
-    fn describe(&self, code: &Path) -> Result<CodeBase>;
+    fn describe(&self, r: &dyn Reads, code: &Path) -> Result<CodeBase>;
 
     /// The packages a site has of its own (WordPress: the themes in its content dir; Drupal:
     /// what it has enabled, at which schema version); an error says why they could not be
@@ -187,7 +190,7 @@ pub trait AppKind: Sync {
     /// Files a code base needs from outside it, copied into the platform by its verify:
     /// (the file, where it goes relative to the platform). Debian's DokuWiki keeps its
     /// default config in `/etc/dokuwiki`, which no site's PHP may read.
-    fn brought_in(&self, _code: &Path) -> Vec<(PathBuf, PathBuf)> {
+    fn brought_in(&self, _r: &dyn Reads, _code: &Path) -> Vec<(PathBuf, PathBuf)> {
         Vec::new()
     }
 
@@ -202,7 +205,7 @@ pub trait AppKind: Sync {
     /// code base (Debian's DokuWiki loads phpseclib, SimplePie, GeSHi and jQuery from
     /// `/usr/share`): added to the sites' `open_basedir`, those that exist. Public code
     /// only, owned by root: never a place a site can write or another site's files.
-    fn system_libraries(&self) -> Vec<PathBuf> {
+    fn system_libraries(&self, _r: &dyn Reads) -> Vec<PathBuf> {
         Vec::new()
     }
 
@@ -214,7 +217,7 @@ pub trait AppKind: Sync {
     }
 
     /// Files the kind keeps in the platform's code base, rewritten by platform verify.
-    fn platform_files(&self, _platform: &Platform) -> Vec<ConfigFile> {
+    fn platform_files(&self, _r: &dyn Reads, _platform: &Platform) -> Vec<ConfigFile> {
         Vec::new()
     }
 
@@ -276,7 +279,12 @@ pub trait AppKind: Sync {
 
     /// Reads the config of a site found in the platform (its files dir and its private dir)
     /// for its import; `None`: this is not a site fjord can import.
-    fn found_config(&self, _files_dir: &Path, _private_dir: &Path) -> Option<FoundConfig> {
+    fn found_config(
+        &self,
+        _r: &dyn Reads,
+        _files_dir: &Path,
+        _private_dir: &Path,
+    ) -> Option<FoundConfig> {
         None
     }
 
@@ -288,7 +296,7 @@ pub trait AppKind: Sync {
 
     /// The command-line tool that drives the platform's sites, as its code is now (Drupal:
     /// the drush used), or none for a kind without one.
-    fn site_tool(&self, _platform: &Platform) -> Option<String> {
+    fn site_tool(&self, _r: &dyn Reads, _platform: &Platform) -> Option<String> {
         None
     }
 

@@ -3,6 +3,7 @@
 //! and a settings file the application reads through `require getenv('FJORD_SITE_CONFIG')`.
 
 use super::*;
+use host::Reads;
 
 pub struct Php;
 
@@ -12,8 +13,8 @@ pub(super) fn hidden_dirs() -> Vec<String> {
 }
 
 impl AppKind for Php {
-    fn describe(&self, code: &Path) -> Result<CodeBase> {
-        if !code.join("index.php").is_file() {
+    fn describe(&self, r: &dyn Reads, code: &Path) -> Result<CodeBase> {
+        if !r.is_file(&code.join("index.php")) {
             return Err(crate::Error::Refused(format!(
                 "{} has no index.php: a php platform needs a front controller",
                 code.display()
@@ -36,8 +37,13 @@ impl AppKind for Php {
         }
     }
 
-    fn found_config(&self, _files_dir: &Path, private_dir: &Path) -> Option<FoundConfig> {
-        let settings = host::read_head(&private_dir.join("settings.php"), 65536)?;
+    fn found_config(
+        &self,
+        r: &dyn Reads,
+        _files_dir: &Path,
+        private_dir: &Path,
+    ) -> Option<FoundConfig> {
+        let settings = r.read_head(&private_dir.join("settings.php"), 65536)?;
         let entry = |key: &str| {
             let prefix = format!("'{key}' => ");
             settings

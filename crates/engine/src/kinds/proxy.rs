@@ -3,11 +3,12 @@
 //! the address is the platform's `upstream`.
 
 use super::*;
+use host::Reads;
 
 pub struct Proxy;
 
 impl AppKind for Proxy {
-    fn describe(&self, _code: &Path) -> Result<CodeBase> {
+    fn describe(&self, _r: &dyn Reads, _code: &Path) -> Result<CodeBase> {
         Ok(CodeBase::default())
     }
 

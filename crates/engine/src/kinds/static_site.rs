@@ -1,11 +1,12 @@
 //! Static files, served as they are.
 
 use super::*;
+use host::Reads;
 
 pub struct Static;
 
 impl AppKind for Static {
-    fn describe(&self, _code: &Path) -> Result<CodeBase> {
+    fn describe(&self, _r: &dyn Reads, _code: &Path) -> Result<CodeBase> {
         Ok(CodeBase::default())
     }
 

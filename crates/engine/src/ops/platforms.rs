@@ -309,7 +309,9 @@ impl Fjord {
     /// The command-line tool its sites are driven with (a Drupal platform's drush: the code
     /// base's own `vendor/bin/drush` before the one the platform was given).
     pub fn platform_tool(&self, platform: &Platform) -> Option<String> {
-        crate::kinds::of(platform.kind).site_tool(platform)
+        let server = self.store().server(platform.server_id).ok()?;
+        let reads = self.reads_of(&server).ok()?;
+        crate::kinds::of(platform.kind).site_tool(&*reads, platform)
     }
 
     pub fn platforms(&self) -> Result<Vec<Platform>> {

@@ -72,7 +72,7 @@ pub(super) fn backup_request(
             members: Vec::new(),
         },
         docroot: render::site_files_dir(platform, site),
-        private: private.exists().then_some(private),
+        private: env.reads.exists(&private)?.then_some(private),
         db,
     })
 }
@@ -198,7 +198,7 @@ fn prepare_stage(
 ) -> Result<()> {
     let app = env.site_app(objects)?;
     if let Some(php) = &app.php
-        && !host::user_exists(&php.user)
+        && !env.reads.user_exists(&php.user)?
     {
         return Ok(());
     }

@@ -139,6 +139,10 @@ pub struct ScriptEnv {
     pub mail_to: Option<model::EmailAddress>,
     /// Mail to send once the task has succeeded.
     pub outbox: std::sync::Mutex<Vec<crate::notify::Mail>>,
+    /// Reads of the machine the task's steps are made on (its server's).
+    pub reads: std::sync::Arc<dyn host::Reads>,
+    /// fjord's dir on that machine, when it is a remote server.
+    pub remote_dir: Option<PathBuf>,
 }
 
 impl Fjord {
@@ -149,6 +153,8 @@ impl Fjord {
             installation: self.installation.clone(),
             mail_to: None,
             outbox: Default::default(),
+            reads: std::sync::Arc::new(host::LocalReads),
+            remote_dir: None,
         }
     }
 }
@@ -196,7 +202,8 @@ impl ScriptEnv {
 
     /// A site's log dir: named by its user, so it stays through a rename or a move.
     pub fn site_log_dir(&self, site: &Site) -> PathBuf {
-        crate::ops::site_log_dir(&self.data_dir, &self.site_user(site))
+        let machine_dir = self.remote_dir.as_deref().unwrap_or(&self.data_dir);
+        crate::ops::site_log_dir(machine_dir, &self.site_user(site))
     }
 
     /// A site's log dir and its files, with their writers: nginx's two logs and, for a site
@@ -282,7 +289,7 @@ impl ScriptEnv {
                     private_dir.clone(),
                 ]
                 .into_iter()
-                .chain(kinds::of(platform.kind).system_libraries())
+                .chain(kinds::of(platform.kind).system_libraries(&*self.reads))
                 .collect(),
                 tmp_dir,
             })
@@ -294,6 +301,7 @@ impl ScriptEnv {
             None => None,
         };
         Ok(kinds::SiteApp {
+            reads: self.reads.clone(),
             platform,
             site,
             sqlite: render::site_sqlite_path(platform, site),
@@ -447,8 +455,10 @@ fn site_database(
         }
         (Some(ctl), DbMode::Verify) => x.repair_database(&ctl, &db.name, &db.user, &db.password)?,
         (Some(_), DbMode::Keep) => {}
-        (None, DbMode::Install) if !sqlite.exists() => x.write_file(&sqlite, b"", 0o640)?,
-        (None, DbMode::Verify) if !sqlite.exists() => {
+        (None, DbMode::Install) if !x.reads().exists(&sqlite)? => {
+            x.write_file(&sqlite, b"", 0o640)?
+        }
+        (None, DbMode::Verify) if !x.reads().exists(&sqlite)? => {
             return Err(Error::Refused(format!(
                 "the SQLite database {} is missing: restore the site from a backup",
                 sqlite.display()
@@ -618,7 +628,7 @@ pub fn run(
             // nothing to back up: an install or clone that failed and was rolled back.
             let (platform, site) = (objects.platform()?, objects.site()?);
             let never_made = site.status == SiteStatus::Failed
-                && !render::site_files_dir(platform, site).exists();
+                && !x.reads().exists(&render::site_files_dir(platform, site))?;
             let backup = if never_made {
                 x.log("the site was never installed (its install or clone failed and was rolled back): nothing to back up");
                 TaskEffect::None

@@ -9,7 +9,7 @@ pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -
     let (platform, site) = (objects.platform()?, objects.site()?);
     let docroot = render::site_files_dir(platform, site);
     let private = render::site_private_dir(platform, site);
-    if docroot.exists() {
+    if x.reads().exists(&docroot)? {
         return Err(Error::Refused(format!(
             "{} already exists: fjord will not overwrite it",
             docroot.display()
@@ -51,7 +51,7 @@ fn check_compatible(
     if enabled.is_empty() {
         return Ok(());
     }
-    let code = kind.describe(target.path.as_path())?;
+    let code = kind.describe(&*x.reads(), target.path.as_path())?;
     let report = crate::compat::check(&enabled, &code.packages, force);
     x.log(&format!(
         "compatibility of site {} with platform {}:",
@@ -251,7 +251,7 @@ pub(super) fn site_migrate(
     let since_first_pass = store::now_ms() / 1000 - 1;
     if moves_files {
         x.sync_tree(&old_docroot, &new_docroot, since_backup, true)?;
-        if old_private.exists() {
+        if x.reads().exists(&old_private)? {
             x.sync_tree(&old_private, &new_private, since_backup, true)?;
         }
     }

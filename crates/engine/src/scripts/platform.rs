@@ -12,13 +12,14 @@ pub(super) fn platform_verify(
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let (platform, all) = (objects.platform()?, &objects.extra.all_sites);
+    let r = x.reads();
     // Sites recorded but not installed yet (queued with the platform) have nothing there.
     let own = all
         .iter()
         .filter(|s| s.platform_id == platform.id)
         .filter(|s| matches!(s.status, SiteStatus::Installed | SiteStatus::Disabled))
         .count();
-    if own > 0 && !platform.path.as_path().is_dir() {
+    if own > 0 && !r.is_dir(platform.path.as_path())? {
         return Err(Error::Refused(format!(
             "the code base of platform {} at {} is gone, and {own} site(s) live on it; \
              restore it (or each site from its backups), then verify again",
@@ -34,22 +35,24 @@ pub(super) fn platform_verify(
     };
     let code = match from {
         // A directory is checked before it is copied; an archive once it is unpacked.
-        Some(from) if !platform.path.as_path().exists() && from.is_dir() => {
-            let code = kind.describe(from)?;
+        Some(from) if !r.exists(platform.path.as_path())? && r.is_dir(from)? => {
+            let code = kind.describe(&*r, from)?;
             x.copy_in(from, platform.path.as_path(), kind.owned_files())?;
             code
         }
-        Some(from) if !platform.path.as_path().exists() => {
+        Some(from) if !r.exists(platform.path.as_path())? => {
             x.copy_in(from, platform.path.as_path(), kind.owned_files())?;
-            match kind.describe(platform.path.as_path()) {
+            match kind.describe(&*r, platform.path.as_path()) {
                 Ok(code) => code,
                 // A dry run unpacked nothing: there is nothing to describe yet.
-                Err(_) if !platform.path.as_path().exists() => Default::default(),
+                Err(_) if !r.exists(platform.path.as_path())? => Default::default(),
                 Err(e) => return Err(e),
             }
         }
-        _ if platform.path.as_path().exists() => kind.describe(platform.path.as_path())?,
-        _ => kind.describe(platform.path.as_path()).unwrap_or_default(),
+        _ if r.exists(platform.path.as_path())? => kind.describe(&*r, platform.path.as_path())?,
+        _ => kind
+            .describe(&*r, platform.path.as_path())
+            .unwrap_or_default(),
     };
     if let Some(version) = &code.version {
         x.log(&format!("{} {version}", platform.kind));
@@ -68,8 +71,8 @@ pub(super) fn platform_verify(
         ..platform.clone()
     };
     x.make_dir(platform.path.as_path())?;
-    for (source, to) in kind.brought_in(platform.path.as_path()) {
-        let contents = host::read_head(&source, 1 << 20).ok_or_else(|| {
+    for (source, to) in kind.brought_in(&*r, platform.path.as_path()) {
+        let contents = r.read_head(&source, 1 << 20).ok_or_else(|| {
             Error::Refused(format!(
                 "{} (which the code base needs) could not be read",
                 source.display()
@@ -81,7 +84,7 @@ pub(super) fn platform_verify(
         }
         x.write_file(&to, contents.as_bytes(), 0o644)?;
     }
-    for file in kind.platform_files(platform) {
+    for file in kind.platform_files(&*r, platform) {
         x.write_file(&file.path, file.contents.as_bytes(), 0o644)?;
     }
     let sites_dir = render::platform_sites_dir(platform);
@@ -95,13 +98,13 @@ pub(super) fn platform_verify(
         .iter()
         .flat_map(|s| s.all_names().map(move |n| (n.as_str(), s)))
         .collect();
-    for dir in host::list_subdirs(&sites_dir)? {
+    for dir in r.list_subdirs(&sites_dir)? {
         if dir.starts_with('.') || kind.not_sites().contains(&dir.as_str()) {
             continue;
         }
         match model::Hostname::parse("site directory", &dir) {
             Ok(name) if name.as_str() == dir => match by_name.get(name.as_str()).copied() {
-                None => match found_site(platform, all, &name) {
+                None => match found_site(&*r, platform, all, &name) {
                     Ok(site) => {
                         x.log(&format!("found site {name}: queueing its import"));
                         found.push(site);
@@ -205,6 +208,7 @@ fn served_sites_config(
 /// config says (its database, on the platform's server; its password is replaced on import,
 /// so fjord never puts one it did not make into SQL).
 fn found_site(
+    r: &dyn host::Reads,
     platform: &Platform,
     all: &[Site],
     name: &model::Hostname,
@@ -220,7 +224,7 @@ fn found_site(
     }
     let private = render::site_private_dir(platform, &placeholder_site(name));
     let files = render::site_files_dir(platform, &placeholder_site(name));
-    let found = kind.found_config(&files, &private).ok_or_else(|| {
+    let found = kind.found_config(r, &files, &private).ok_or_else(|| {
         format!(
             "no site config of a {} site found in {} or {}",
             platform.kind,

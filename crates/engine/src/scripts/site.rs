@@ -13,7 +13,7 @@ pub(super) fn site_install(
     x.make_dir(&render::platform_sites_dir(app.platform))?;
     x.make_own_dir(&app.files_dir)?;
     for seed in kind.seed_files(&app) {
-        if !seed.path.exists() {
+        if !x.reads().exists(&seed.path)? {
             make_parents(&app.files_dir, &seed.path, x)?;
             x.write_file(&seed.path, seed.contents.as_bytes(), 0o644)?;
         }
@@ -114,7 +114,7 @@ pub(super) fn site_runtime_beside(
     let app = env.site_app(objects)?;
     let kind = kinds::of(app.platform.kind);
     if let Some(php) = &app.php
-        && !host::user_exists(&php.user)
+        && !env.reads.user_exists(&php.user)?
     {
         x.create_user(&php.user, &app.private_dir)?;
     }
@@ -227,7 +227,7 @@ pub(super) fn site_logs_if_missing(
     site: &Site,
     x: &mut dyn Steps,
 ) -> Result<()> {
-    if env.site_log_dir(site).is_dir() {
+    if x.reads().is_dir(&env.site_log_dir(site))? {
         return Ok(());
     }
     site_logs(env, platform, site, x)
@@ -244,13 +244,13 @@ pub(super) fn site_verify(
     let files_dir = render::site_files_dir(platform, site);
     // Verify repairs; it never makes up a site whose files are gone (an empty docroot
     // would then be served as if it were the site).
-    if !platform.path.as_path().is_dir() {
+    if !x.reads().is_dir(platform.path.as_path())? {
         return Err(Error::Refused(format!(
             "the code base of platform {} at {} is gone; restore it, then verify again",
             platform.name, platform.path
         )));
     }
-    if !files_dir.exists() {
+    if !x.reads().exists(&files_dir)? {
         return Err(Error::Refused(format!(
             "the files of site {} at {} are gone; restore them from a backup \
              (fjord site restore {})",

@@ -56,6 +56,14 @@ pub enum Query {
     },
     /// Which of these programs are missing or not executable.
     MissingPrograms(Vec<PathBuf>),
+    ReadHead {
+        path: PathBuf,
+        max: u64,
+    },
+    ListSubdirs(PathBuf),
+    ListFiles(PathBuf),
+    UserExists(String),
+    IsFile(PathBuf),
 }
 
 /// Each [`Steps`] method, its arguments owned.
@@ -260,6 +268,11 @@ impl Query {
             Query::NginxWouldInclude { ctl, file } => json(here.nginx_would_include(&ctl, &file)?),
             Query::NginxOpenFiles { ctl } => json(here.nginx_open_files(&ctl)?),
             Query::MissingPrograms(programs) => json(here.missing_programs(&programs)?),
+            Query::ReadHead { path, max } => json(here.read_head(&path, max)),
+            Query::ListSubdirs(dir) => json(here.list_subdirs(&dir)?),
+            Query::ListFiles(dir) => json(here.list_files(&dir)),
+            Query::UserExists(name) => json(here.user_exists(&name)?),
+            Query::IsFile(path) => json(here.is_file(&path)),
         })
     }
 }

@@ -142,6 +142,7 @@ impl Machines {
 /// A task's steps on a remote machine (see the module's note).
 pub struct RemoteSteps<'a> {
     link: Arc<Link>,
+    reads: Arc<RemoteReads>,
     journal: &'a dyn Journal,
     /// The task's scratch dir on the machine.
     scratch: PathBuf,
@@ -150,6 +151,7 @@ pub struct RemoteSteps<'a> {
 impl<'a> RemoteSteps<'a> {
     pub fn new(link: Arc<Link>, journal: &'a dyn Journal, scratch: PathBuf) -> RemoteSteps<'a> {
         RemoteSteps {
+            reads: Arc::new(RemoteReads { link: link.clone() }),
             link,
             journal,
             scratch,
@@ -167,11 +169,6 @@ impl<'a> RemoteSteps<'a> {
         value_of(value)
     }
 
-    /// A read of the machine that changes nothing.
-    pub fn query<T: for<'de> serde::Deserialize<'de>>(&self, query: Query) -> Result<T> {
-        value_of(self.link.call(Call::Query(query), self.journal)?)
-    }
-
     fn no_acme(&self) -> HostError {
         HostError::Refused(format!(
             "server {}: certificates from an ACME CA are issued on the machine fjord runs on \
@@ -179,6 +176,40 @@ impl<'a> RemoteSteps<'a> {
             self.link.endpoint().name
         ))
     }
+}
+
+/// Reads of a remote machine, through its link.
+pub struct RemoteReads {
+    link: Arc<Link>,
+}
+
+impl RemoteReads {
+    pub fn new(link: Arc<Link>) -> RemoteReads {
+        RemoteReads { link }
+    }
+
+    fn query<T: for<'de> serde::Deserialize<'de>>(&self, query: Query) -> Result<T> {
+        value_of(self.link.call(Call::Query(query), &NoJournal)?)
+    }
+}
+
+/// A read journals nothing and logs nothing.
+struct NoJournal;
+
+impl Journal for NoJournal {
+    fn record(
+        &self,
+        _seq: i64,
+        step: &str,
+        _undo: &crate::Undo,
+        _saved: Option<&[u8]>,
+    ) -> Result<()> {
+        Err(HostError::Journal(format!(
+            "a read may not journal a step ({step})"
+        )))
+    }
+
+    fn log(&self, _line: &str) {}
 }
 
 fn db_user(db: &DbCtl, name: &str, user: &str, password: &str) -> DbUser {
@@ -190,7 +221,7 @@ fn db_user(db: &DbCtl, name: &str, user: &str, password: &str) -> DbUser {
     }
 }
 
-impl Reads for RemoteSteps<'_> {
+impl Reads for RemoteReads {
     fn exists(&self, path: &Path) -> Result<bool> {
         self.query(Query::Exists(path.to_path_buf()))
     }
@@ -213,11 +244,40 @@ impl Reads for RemoteSteps<'_> {
     fn missing_programs(&self, programs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         self.query(Query::MissingPrograms(programs.to_vec()))
     }
+
+    fn read_head(&self, path: &Path, max: u64) -> Option<String> {
+        // A machine out of reach reads as a file that cannot be read; the step that follows
+        // fails on the same link, naming it.
+        self.query(Query::ReadHead {
+            path: path.to_path_buf(),
+            max,
+        })
+        .ok()
+        .flatten()
+    }
+
+    fn list_subdirs(&self, dir: &Path) -> Result<Vec<String>> {
+        self.query(Query::ListSubdirs(dir.to_path_buf()))
+    }
+
+    fn list_files(&self, dir: &Path) -> Vec<String> {
+        self.query(Query::ListFiles(dir.to_path_buf()))
+            .unwrap_or_default()
+    }
+
+    fn user_exists(&self, name: &str) -> Result<bool> {
+        self.query(Query::UserExists(name.to_string()))
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        self.query(Query::IsFile(path.to_path_buf()))
+            .unwrap_or(false)
+    }
 }
 
 impl Steps for RemoteSteps<'_> {
-    fn reads(&self) -> &dyn Reads {
-        self
+    fn reads(&self) -> Arc<dyn Reads> {
+        self.reads.clone()
     }
 
     fn log(&mut self, line: &str) {

@@ -9,7 +9,7 @@ pub struct DryRun {
     pub out: Vec<String>,
     steps: u32,
     /// The machine the plan is for: what the script reads there decides the plan.
-    reads: Box<dyn crate::Reads>,
+    reads: std::sync::Arc<dyn crate::Reads>,
 }
 
 impl Default for DryRun {
@@ -20,11 +20,11 @@ impl Default for DryRun {
 
 impl DryRun {
     pub fn new() -> DryRun {
-        DryRun::reading(Box::new(crate::LocalReads))
+        DryRun::reading(std::sync::Arc::new(crate::LocalReads))
     }
 
     /// A dry run of steps on the machine `reads` reads.
-    pub fn reading(reads: Box<dyn crate::Reads>) -> DryRun {
+    pub fn reading(reads: std::sync::Arc<dyn crate::Reads>) -> DryRun {
         DryRun {
             out: Vec::new(),
             steps: 0,
@@ -59,8 +59,8 @@ impl DryRun {
 }
 
 impl Steps for DryRun {
-    fn reads(&self) -> &dyn crate::Reads {
-        &*self.reads
+    fn reads(&self) -> std::sync::Arc<dyn crate::Reads> {
+        self.reads.clone()
     }
 
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {

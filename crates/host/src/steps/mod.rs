@@ -37,8 +37,9 @@ pub use trash::{Trash, trash_path};
 /// journaled with its undo before it is made; in [`DryRun`] it is printed and not made.
 pub trait Steps {
     fn log(&mut self, line: &str);
-    /// Reads of the machine the steps are made on.
-    fn reads(&self) -> &dyn crate::Reads;
+    /// Reads of the machine the steps are made on (a handle of its own: held while steps
+    /// are made).
+    fn reads(&self) -> Arc<dyn crate::Reads>;
     /// Registers an account at an ACME CA. Nothing on this host changes: its credentials are
     /// returned for the script to write (none in a dry run).
     fn acme_account(&mut self, ca: &AcmeCa, email: &str) -> Result<Option<NewAccount>>;
@@ -440,8 +441,8 @@ impl Steps for LiveSteps<'_> {
         LiveSteps::check_db_admin(self, db)
     }
 
-    fn reads(&self) -> &dyn crate::Reads {
-        &crate::LocalReads
+    fn reads(&self) -> Arc<dyn crate::Reads> {
+        Arc::new(crate::LocalReads)
     }
 
     fn log(&mut self, line: &str) {

@@ -2,6 +2,7 @@
 //! (modules, themes, profiles), read from Drupal's own files (`.info`, `.info.yml`,
 //! `.install`, `bootstrap.inc`, `Drupal.php`), never by running its code.
 
+use host::Reads;
 use std::path::{Path, PathBuf};
 
 use model::WebRoot;
@@ -27,18 +28,18 @@ impl Layout {
 }
 
 /// Finds Drupal in `code` (or in its `web/` or `docroot/`).
-pub fn layout(code: &Path) -> Option<Layout> {
+pub fn layout(r: &dyn Reads, code: &Path) -> Option<Layout> {
     let roots = [None, Some(WebRoot::Web), Some(WebRoot::Docroot)];
     roots.into_iter().find_map(|web_root| {
         let docroot = WebRoot::docroot(code, web_root);
-        let version = modern_version(&docroot).or_else(|| seven_version(&docroot))?;
+        let version = modern_version(r, &docroot).or_else(|| seven_version(r, &docroot))?;
         let major = version.split('.').next()?.parse().ok()?;
         let drush = [
             code.join("vendor/bin/drush"),
             docroot.join("vendor/bin/drush"),
         ]
         .into_iter()
-        .find(|p| p.is_file());
+        .find(|p| r.is_file(p));
         Some(Layout {
             major,
             version,
@@ -49,8 +50,8 @@ pub fn layout(code: &Path) -> Option<Layout> {
 }
 
 /// Drupal 7: `define('VERSION', '7.98');` in `includes/bootstrap.inc`.
-fn seven_version(docroot: &Path) -> Option<String> {
-    let source = host::read_head(&docroot.join("includes/bootstrap.inc"), 1 << 20)?;
+fn seven_version(r: &dyn Reads, docroot: &Path) -> Option<String> {
+    let source = r.read_head(&docroot.join("includes/bootstrap.inc"), 1 << 20)?;
     source.lines().find_map(|line| {
         let rest = line.trim().strip_prefix("define('VERSION',")?;
         quoted(rest.trim())
@@ -58,8 +59,8 @@ fn seven_version(docroot: &Path) -> Option<String> {
 }
 
 /// Drupal 8 and later: `const VERSION = '10.1.5';` in `core/lib/Drupal.php`.
-fn modern_version(docroot: &Path) -> Option<String> {
-    let source = host::read_head(&docroot.join("core/lib/Drupal.php"), 1 << 20)?;
+fn modern_version(r: &dyn Reads, docroot: &Path) -> Option<String> {
+    let source = r.read_head(&docroot.join("core/lib/Drupal.php"), 1 << 20)?;
     source.lines().find_map(|line| {
         let rest = line.trim().strip_prefix("const VERSION =")?;
         quoted(rest.trim())
@@ -112,11 +113,25 @@ const MAX_DEPTH: usize = 8;
 
 /// The packages under `dirs` of `docroot`, the first of each name kept. `core_version`
 /// stands in for `VERSION` (what core's own packages say).
-pub fn packages(docroot: &Path, dirs: &[&str], major: u32, core_version: &str) -> Vec<Package> {
+pub fn packages(
+    r: &dyn Reads,
+    docroot: &Path,
+    dirs: &[&str],
+    major: u32,
+    core_version: &str,
+) -> Vec<Package> {
     let mut found: Vec<Package> = Vec::new();
     for dir in dirs {
         let mut here = Vec::new();
-        walk(&docroot.join(dir), dir, 0, major, core_version, &mut here);
+        walk(
+            r,
+            &docroot.join(dir),
+            dir,
+            0,
+            major,
+            core_version,
+            &mut here,
+        );
         here.sort_by(|a, b| a.name.cmp(&b.name));
         for package in here {
             if !found.iter().any(|p| p.name == package.name) {
@@ -128,25 +143,34 @@ pub fn packages(docroot: &Path, dirs: &[&str], major: u32, core_version: &str) -
     found
 }
 
-fn walk(dir: &Path, rel: &str, depth: usize, major: u32, core: &str, out: &mut Vec<Package>) {
+fn walk(
+    r: &dyn Reads,
+    dir: &Path,
+    rel: &str,
+    depth: usize,
+    major: u32,
+    core: &str,
+    out: &mut Vec<Package>,
+) {
     if depth > MAX_DEPTH {
         return;
     }
     let suffix = if major == 7 { ".info" } else { ".info.yml" };
-    for file in host::list_files(dir) {
+    for file in r.list_files(dir) {
         let Some(name) = file.strip_suffix(suffix) else {
             continue;
         };
         if !is_machine_name(name) {
             continue;
         }
-        if let Some(package) = read_package(dir, rel, name, major, core) {
+        if let Some(package) = read_package(r, dir, rel, name, major, core) {
             out.push(package);
         }
     }
-    for sub in host::list_subdirs(dir).unwrap_or_default() {
+    for sub in r.list_subdirs(dir).unwrap_or_default() {
         if !skipped(&sub) {
             walk(
+                r,
                 &dir.join(&sub),
                 &format!("{rel}/{sub}"),
                 depth + 1,
@@ -189,9 +213,16 @@ pub fn info_values(text: &str, major: u32) -> Vec<(String, String)> {
         .collect()
 }
 
-fn read_package(dir: &Path, rel: &str, name: &str, major: u32, core: &str) -> Option<Package> {
+fn read_package(
+    r: &dyn Reads,
+    dir: &Path,
+    rel: &str,
+    name: &str,
+    major: u32,
+    core: &str,
+) -> Option<Package> {
     let suffix = if major == 7 { "info" } else { "info.yml" };
-    let text = host::read_head(&dir.join(format!("{name}.{suffix}")), 1 << 16)?;
+    let text = r.read_head(&dir.join(format!("{name}.{suffix}")), 1 << 16)?;
     let values = info_values(&text, major);
     let get = |key: &str| {
         values
@@ -202,9 +233,9 @@ fn read_package(dir: &Path, rel: &str, name: &str, major: u32, core: &str) -> Op
             .filter(|v| !v.is_empty())
     };
     let kind = if major == 7 {
-        if dir.join(format!("{name}.module")).is_file() {
+        if r.is_file(&dir.join(format!("{name}.module"))) {
             "module"
-        } else if dir.join(format!("{name}.profile")).is_file() {
+        } else if r.is_file(&dir.join(format!("{name}.profile"))) {
             "profile"
         } else if get("engine").is_some() || rel.split('/').any(|c| c == "themes") {
             "theme"
@@ -241,7 +272,7 @@ fn read_package(dir: &Path, rel: &str, name: &str, major: u32, core: &str) -> Op
         version,
         project: get("project").or_else(|| in_core.then(|| "drupal".to_string())),
         core: get("core_version_requirement").or_else(|| get("core")),
-        schema: schema_in_code(dir, name),
+        schema: schema_in_code(r, dir, name),
         path: Some(rel.to_string()),
         site_local: false,
     })
@@ -249,8 +280,8 @@ fn read_package(dir: &Path, rel: &str, name: &str, major: u32, core: &str) -> Op
 
 /// The highest `hook_update_N` a package's `.install` file defines: the schema version its
 /// code brings a database to.
-pub fn schema_in_code(dir: &Path, name: &str) -> Option<i64> {
-    let text = host::read_head(&dir.join(format!("{name}.install")), 8 << 20)?;
+pub fn schema_in_code(r: &dyn Reads, dir: &Path, name: &str) -> Option<i64> {
+    let text = r.read_head(&dir.join(format!("{name}.install")), 8 << 20)?;
     let prefix = format!("function {name}_update_");
     text.lines()
         .filter_map(|line| {

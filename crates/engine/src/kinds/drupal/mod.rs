@@ -5,6 +5,7 @@
 //! Drupal's install, update, cron and one-time-login functions, run as the site's user.
 
 use super::*;
+use host::Reads;
 
 mod discover;
 mod helper;
@@ -30,9 +31,9 @@ fn not_drupal(code: &Path) -> crate::Error {
 }
 
 /// The platform's code base as it is now.
-pub(crate) fn platform_layout(platform: &Platform) -> Result<Layout> {
+pub(crate) fn platform_layout(r: &dyn Reads, platform: &Platform) -> Result<Layout> {
     let mut found =
-        layout(platform.path.as_path()).ok_or_else(|| not_drupal(platform.path.as_path()))?;
+        layout(r, platform.path.as_path()).ok_or_else(|| not_drupal(platform.path.as_path()))?;
     if found.drush.is_none() {
         found.drush = platform.drush.as_ref().map(|d| d.as_path().to_path_buf());
     }
@@ -47,8 +48,10 @@ fn site_packages(app: &SiteApp, layout: &Layout) -> std::result::Result<Vec<Pack
     let site_dir = format!("sites/{}", app.site.name.as_str());
     let local_dirs = [format!("{site_dir}/modules"), format!("{site_dir}/themes")];
     let local_dirs: Vec<&str> = local_dirs.iter().map(String::as_str).collect();
-    let local = packages(&docroot, &local_dirs, layout.major, &layout.version);
+    let r = &*app.reads;
+    let local = packages(r, &docroot, &local_dirs, layout.major, &layout.version);
     let platform = packages(
+        r,
         &docroot,
         package_dirs(layout.major),
         layout.major,
@@ -145,11 +148,12 @@ fn found_in(settings: &str, credentials: Option<&str>) -> Option<FoundConfig> {
 }
 
 impl AppKind for Drupal {
-    fn describe(&self, code: &Path) -> Result<CodeBase> {
-        let layout = layout(code).ok_or_else(|| not_drupal(code))?;
+    fn describe(&self, r: &dyn Reads, code: &Path) -> Result<CodeBase> {
+        let layout = layout(r, code).ok_or_else(|| not_drupal(code))?;
         let docroot = layout.docroot(code);
         Ok(CodeBase {
             packages: packages(
+                r,
                 &docroot,
                 package_dirs(layout.major),
                 layout.major,
@@ -161,15 +165,16 @@ impl AppKind for Drupal {
     }
 
     fn site_packages(&self, app: &SiteApp) -> std::result::Result<Vec<Package>, String> {
-        let layout = platform_layout(app.platform).map_err(|e| e.to_string())?;
+        let layout = platform_layout(&*app.reads, app.platform).map_err(|e| e.to_string())?;
         site_packages(app, &layout)
     }
 
-    fn platform_files(&self, platform: &Platform) -> Vec<ConfigFile> {
+    fn platform_files(&self, r: &dyn Reads, platform: &Platform) -> Vec<ConfigFile> {
         let path = render::platform_sites_dir(platform).join("sites.php");
         // A sites.php of someone else's is theirs: its mappings win (see the README).
-        let foreign =
-            host::read_head(&path, 65536).is_some_and(|text| !text.contains("Managed by fjord"));
+        let foreign = r
+            .read_head(&path, 65536)
+            .is_some_and(|text| !text.contains("Managed by fjord"));
         if foreign {
             return Vec::new();
         }
@@ -202,7 +207,7 @@ impl AppKind for Drupal {
         let Some(php) = &app.php else {
             return Vec::new();
         };
-        let major = platform_layout(app.platform).map_or(7, |l| l.major);
+        let major = platform_layout(&*app.reads, app.platform).map_or(7, |l| l.major);
         let names: Vec<&str> = app.site.all_names().map(|n| n.as_str()).collect();
         let url = app.url();
         let site = render::DrupalSite {
@@ -257,13 +262,13 @@ impl AppKind for Drupal {
     }
 
     fn install(&self, app: &SiteApp, input: &InstallInput, x: &mut dyn Steps) -> Result<()> {
-        let layout = platform_layout(app.platform)?;
+        let layout = platform_layout(&*app.reads, app.platform)?;
         x.run_php(&helper::install(app, &layout, input)?)?;
         Ok(())
     }
 
     fn after_move(&self, app: &SiteApp, x: &mut dyn Steps) -> Result<()> {
-        let layout = platform_layout(app.platform)?;
+        let layout = platform_layout(&*app.reads, app.platform)?;
         if let Some(run) = helper::update(app, &layout) {
             x.run_php(&run)?;
         }
@@ -275,7 +280,7 @@ impl AppKind for Drupal {
     }
 
     fn cron(&self, app: &SiteApp) -> Option<PhpRun> {
-        let layout = platform_layout(app.platform).ok()?;
+        let layout = platform_layout(&*app.reads, app.platform).ok()?;
         helper::cron(app, &layout)
     }
 
@@ -284,13 +289,18 @@ impl AppKind for Drupal {
     }
 
     fn cache_clear(&self, app: &SiteApp) -> Option<PhpRun> {
-        let layout = platform_layout(app.platform).ok()?;
+        let layout = platform_layout(&*app.reads, app.platform).ok()?;
         helper::cache_clear(app, &layout)
     }
 
-    fn found_config(&self, files_dir: &Path, private_dir: &Path) -> Option<FoundConfig> {
-        let settings = host::read_head(&files_dir.join("settings.php"), 1 << 20)?;
-        let credentials = host::read_head(&private_dir.join("settings.php"), 65536);
+    fn found_config(
+        &self,
+        r: &dyn Reads,
+        files_dir: &Path,
+        private_dir: &Path,
+    ) -> Option<FoundConfig> {
+        let settings = r.read_head(&files_dir.join("settings.php"), 1 << 20)?;
+        let credentials = r.read_head(&private_dir.join("settings.php"), 65536);
         found_in(&settings, credentials.as_deref())
     }
 
@@ -298,8 +308,8 @@ impl AppKind for Drupal {
         &["all", "default", "simpletest"]
     }
 
-    fn site_tool(&self, platform: &Platform) -> Option<String> {
-        let drush = match platform_layout(platform) {
+    fn site_tool(&self, r: &dyn Reads, platform: &Platform) -> Option<String> {
+        let drush = match platform_layout(r, platform) {
             Ok(layout) => layout.drush,
             // Code that cannot be read now: what the platform was given, if anything.
             Err(_) => platform.drush.as_ref().map(|d| d.as_path().to_path_buf()),
@@ -315,7 +325,7 @@ impl AppKind for Drupal {
     }
 
     fn login_link(&self, app: &SiteApp, token_hash: &str, expires_at_s: i64) -> Option<String> {
-        let layout = platform_layout(app.platform).ok()?;
+        let layout = platform_layout(&*app.reads, app.platform).ok()?;
         Some(helper::arm_login_link(
             app,
             &layout,

@@ -1,3 +1,4 @@
+use host::LocalReads;
 use std::path::PathBuf;
 
 use super::*;
@@ -52,7 +53,7 @@ fn table(packages: &[Package]) -> String {
 #[test]
 fn drupal_7_is_found_at_the_root_and_its_packages_read() {
     let code = fixture("drupal7");
-    let found = layout(&code).unwrap();
+    let found = layout(&LocalReads, &code).unwrap();
     assert_eq!(
         found,
         Layout {
@@ -62,7 +63,7 @@ fn drupal_7_is_found_at_the_root_and_its_packages_read() {
             drush: None,
         }
     );
-    let described = Drupal.describe(&code).unwrap();
+    let described = Drupal.describe(&LocalReads, &code).unwrap();
     assert_eq!(described.version.as_deref(), Some("7.98"));
     let names: Vec<&str> = described.packages.iter().map(|p| p.name.as_str()).collect();
     // Test modules (in tests/) and sites' own packages are not the platform's.
@@ -76,13 +77,13 @@ fn drupal_7_is_found_at_the_root_and_its_packages_read() {
 #[test]
 fn a_composer_built_drupal_10_is_found_in_web_and_its_packages_read() {
     let code = fixture("drupal10");
-    let found = layout(&code).unwrap();
+    let found = layout(&LocalReads, &code).unwrap();
     assert_eq!(
         (found.major, found.web_root),
         (10, Some(model::WebRoot::Web))
     );
     assert_eq!(found.version, "10.2.3");
-    let described = Drupal.describe(&code).unwrap();
+    let described = Drupal.describe(&LocalReads, &code).unwrap();
     assert_eq!(described.web_root, Some(model::WebRoot::Web));
     let names: Vec<&str> = described.packages.iter().map(|p| p.name.as_str()).collect();
     assert!(
@@ -109,14 +110,17 @@ fn a_configured_drush_drives_a_code_base_without_its_own() {
         upload_limit: None,
         upstream: None,
     };
-    assert_eq!(platform_layout(&platform).unwrap().drush, None);
+    assert_eq!(platform_layout(&LocalReads, &platform).unwrap().drush, None);
     platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
     assert_eq!(
-        platform_layout(&platform).unwrap().drush.as_deref(),
+        platform_layout(&LocalReads, &platform)
+            .unwrap()
+            .drush
+            .as_deref(),
         Some(Path::new("/usr/local/bin/drush8"))
     );
     assert_eq!(
-        Drupal.site_tool(&platform).as_deref(),
+        Drupal.site_tool(&LocalReads, &platform).as_deref(),
         Some("/usr/local/bin/drush8")
     );
 }
@@ -147,16 +151,19 @@ fn the_drush_shown_is_the_one_used_the_code_bases_own_first() {
     copy_tree(&fixture("drupal10"), &code);
     let mut platform = drupal10_platform(&code);
     assert_eq!(
-        Drupal.site_tool(&platform).as_deref(),
+        Drupal.site_tool(&LocalReads, &platform).as_deref(),
         Some("none: fjord's own PHP drives its sites")
     );
     let own = code.join("vendor/bin/drush");
     std::fs::create_dir_all(own.parent().unwrap()).unwrap();
     std::fs::write(&own, "#!/usr/bin/env php\n").unwrap();
     platform.drush = Some(model::AbsPath::parse("p", "/usr/local/bin/drush8").unwrap());
-    assert_eq!(Drupal.site_tool(&platform), Some(own.display().to_string()));
     assert_eq!(
-        crate::kinds::of(model::PlatformKind::Static).site_tool(&platform),
+        Drupal.site_tool(&LocalReads, &platform),
+        Some(own.display().to_string())
+    );
+    assert_eq!(
+        crate::kinds::of(model::PlatformKind::Static).site_tool(&LocalReads, &platform),
         None
     );
 }
@@ -164,19 +171,22 @@ fn the_drush_shown_is_the_one_used_the_code_bases_own_first() {
 #[test]
 fn what_is_not_drupal_is_refused_naming_what_was_looked_for() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Drupal.describe(dir.path()).unwrap_err().to_string();
+    let err = Drupal
+        .describe(&LocalReads, dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("includes/bootstrap.inc") && err.contains("core/lib/Drupal.php"),
         "{err}"
     );
-    assert!(layout(&fixture("drupal7").join("modules")).is_none());
+    assert!(layout(&LocalReads, &fixture("drupal7").join("modules")).is_none());
 }
 
 #[test]
 fn schema_versions_are_read_from_the_install_file_not_its_comments() {
     let dir = fixture("drupal7").join("modules/node");
-    assert_eq!(schema_in_code(&dir, "node"), Some(7016));
-    assert_eq!(schema_in_code(&dir, "missing"), None);
+    assert_eq!(schema_in_code(&LocalReads, &dir, "node"), Some(7016));
+    assert_eq!(schema_in_code(&LocalReads, &dir, "missing"), None);
     let values = info_values(
         "name : 'Pathauto'\nversion: '8.x-1.12' # a comment\n  - nested\n",
         10,
@@ -586,6 +596,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
     };
     let private_dir = code.join("private/example.com");
     let app = SiteApp {
+        reads: std::sync::Arc::new(LocalReads),
         platform: &platform,
         site: &site,
         files_dir: code.join("web/sites/example.com"),
@@ -662,7 +673,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
         "#!/usr/bin/env php\n<?php // stand-in: never run\n",
     )
     .unwrap();
-    let layout = layout(&code).unwrap();
+    let layout = layout(&LocalReads, &code).unwrap();
     assert_eq!(layout.drush.as_deref(), Some(drush_path.as_path()));
     let output = helper::install(&app, &layout, &input)
         .unwrap()
@@ -709,7 +720,7 @@ fn drush_and_the_helper_are_called_with_exact_arguments_and_environment() {
 
     // Without one: fjord's helper, its code on stdin, the password in the environment only.
     std::fs::remove_file(&drush_path).unwrap();
-    let layout = super::layout(&code).unwrap();
+    let layout = super::layout(&LocalReads, &code).unwrap();
     assert_eq!(layout.drush, None);
     helper::install(&app, &layout, &input)
         .unwrap()

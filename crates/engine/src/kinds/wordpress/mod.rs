@@ -4,6 +4,7 @@
 //! (uploads, its own themes), a must-use plugin of fjord's, and its PHP run as its own user.
 
 use super::*;
+use host::Reads;
 
 pub struct Wordpress;
 
@@ -63,10 +64,10 @@ fn header_field(head: &str, field: &str) -> Option<String> {
     })
 }
 
-fn packages(content: &Path, out: &mut Vec<Package>) {
+fn packages(r: &dyn Reads, content: &Path, out: &mut Vec<Package>) {
     let themes = content.join("themes");
-    for name in host::list_subdirs(&themes).unwrap_or_default() {
-        if let Some(head) = host::read_head(&themes.join(&name).join("style.css"), 8192)
+    for name in r.list_subdirs(&themes).unwrap_or_default() {
+        if let Some(head) = r.read_head(&themes.join(&name).join("style.css"), 8192)
             && header_field(&head, "Theme Name").is_some()
         {
             out.push(Package::named(
@@ -77,12 +78,13 @@ fn packages(content: &Path, out: &mut Vec<Package>) {
         }
     }
     let plugins = content.join("plugins");
-    for name in host::list_subdirs(&plugins).unwrap_or_default() {
+    for name in r.list_subdirs(&plugins).unwrap_or_default() {
         let dir = plugins.join(&name);
-        let version = host::list_files(&dir)
+        let version = r
+            .list_files(&dir)
             .into_iter()
             .filter(|f| f.ends_with(".php"))
-            .filter_map(|f| host::read_head(&dir.join(f), 8192))
+            .filter_map(|f| r.read_head(&dir.join(f), 8192))
             .find(|head| header_field(head, "Plugin Name").is_some())
             .map(|head| header_field(&head, "Version"));
         if let Some(version) = version {
@@ -171,8 +173,9 @@ echo "rewrote $changed value(s) from $from to $to
 "#;
 
 impl AppKind for Wordpress {
-    fn describe(&self, code: &Path) -> Result<CodeBase> {
-        let version = host::read_head(&code.join("wp-includes/version.php"), 65536)
+    fn describe(&self, r: &dyn Reads, code: &Path) -> Result<CodeBase> {
+        let version = r
+            .read_head(&code.join("wp-includes/version.php"), 65536)
             .and_then(|source| php_string_value(&source, "$wp_version"))
             .ok_or_else(|| {
                 crate::Error::Refused(format!(
@@ -182,7 +185,7 @@ impl AppKind for Wordpress {
                 ))
             })?;
         let mut packages = Vec::new();
-        self::packages(&code.join("wp-content"), &mut packages);
+        self::packages(r, &code.join("wp-content"), &mut packages);
         Ok(CodeBase {
             version: Some(version),
             packages,
@@ -192,7 +195,7 @@ impl AppKind for Wordpress {
 
     fn site_packages(&self, app: &SiteApp) -> std::result::Result<Vec<Package>, String> {
         let mut found = Vec::new();
-        packages(&app.files_dir, &mut found);
+        packages(&*app.reads, &app.files_dir, &mut found);
         for package in &mut found {
             package.site_local = true;
         }
@@ -207,7 +210,7 @@ impl AppKind for Wordpress {
         Some(&[DbEngine::Mysql])
     }
 
-    fn platform_files(&self, platform: &Platform) -> Vec<ConfigFile> {
+    fn platform_files(&self, _r: &dyn Reads, platform: &Platform) -> Vec<ConfigFile> {
         vec![ConfigFile {
             path: platform.path.join("wp-config.php"),
             contents: render::wordpress_dispatcher(),
@@ -386,8 +389,13 @@ echo 'database version ', $before, ' -> ', get_option('db_version'), \"\\n\";
         app.php_run("cron", code, Vec::new())
     }
 
-    fn found_config(&self, _files_dir: &Path, private_dir: &Path) -> Option<FoundConfig> {
-        found_in(&host::read_head(&private_dir.join("settings.php"), 65536)?)
+    fn found_config(
+        &self,
+        r: &dyn Reads,
+        _files_dir: &Path,
+        private_dir: &Path,
+    ) -> Option<FoundConfig> {
+        found_in(&r.read_head(&private_dir.join("settings.php"), 65536)?)
     }
 
     fn has_login_link(&self) -> bool {

@@ -2,6 +2,7 @@
 //! outside `crates/host` may).
 
 use super::*;
+use host::LocalReads;
 
 #[test]
 fn a_site_config_fjord_wrote_is_read_back_for_its_import() {
@@ -56,7 +57,7 @@ fn a_theme_whose_style_css_is_a_link_is_never_read() {
     )
     .unwrap();
     let mut found = Vec::new();
-    packages(&content, &mut found);
+    packages(&LocalReads, &content, &mut found);
     let found = format!("{found:?}");
     assert!(!found.contains("root-only-secret"), "{found}");
     assert!(
