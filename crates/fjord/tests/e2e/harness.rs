@@ -34,21 +34,11 @@ pub fn world_readable_tempdir() -> tempfile::TempDir {
     dir
 }
 
-pub struct PrivateNginx {
-    pub dir: tempfile::TempDir,
-    pub port: u16,
-}
-
-impl PrivateNginx {
-    pub fn start() -> PrivateNginx {
-        let dir = world_readable_tempdir();
-        let p = dir.path();
-        for sub in ["conf.d", "logs", "tmp"] {
-            std::fs::create_dir(p.join(sub)).unwrap();
-        }
-        let port = free_port();
-        let conf = format!(
-            "worker_processes 1;
+/// The config of a test's own nginx in `prefix` (pid, logs, temp paths), answering 404 on
+/// `listen` to any name no vhost in `prefix/conf.d` claims.
+pub fn nginx_conf(prefix: &Path, listen: &str) -> String {
+    format!(
+        "worker_processes 1;
 pid {p}/nginx.pid;
 error_log {p}/logs/error.log notice;
 events {{ worker_connections 256; }}
@@ -62,14 +52,62 @@ http {{
     server_names_hash_bucket_size 128;
     server_names_hash_max_size 8192;
     server {{
-        listen 127.0.0.1:{port} default_server;
+        listen {listen} default_server;
         return 404;
     }}
     include {p}/conf.d/*.conf;
 }}
 ",
-            p = p.display()
-        );
+        p = prefix.display()
+    )
+}
+
+/// The arguments of `fjord server add NAME` for a server on the nginx of [`nginx_conf`] in
+/// `prefix`, then `extra` (a reload method, database services). Its monitor is off unless
+/// `extra` says `--monitor on`: no test's dispatcher restarts a daemon a test stopped on
+/// purpose or left behind, and no daemon outlives its test.
+pub fn nginx_server_add_args(
+    prefix: &Path,
+    listen: &str,
+    name: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let prefix = prefix.display().to_string();
+    let mut args: Vec<String> = ["server", "add", name, "--nginx-bin", nginx_binary()]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend([
+        "--nginx-conf".to_string(),
+        format!("{prefix}/nginx.conf"),
+        "--nginx-prefix".to_string(),
+        prefix.clone(),
+        "--nginx-include-dir".to_string(),
+        format!("{prefix}/conf.d"),
+        "--listen".to_string(),
+        listen.to_string(),
+    ]);
+    if !extra.contains(&"--monitor") {
+        args.extend(["--monitor".to_string(), "off".to_string()]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+pub struct PrivateNginx {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PrivateNginx {
+    pub fn start() -> PrivateNginx {
+        let dir = world_readable_tempdir();
+        let p = dir.path();
+        for sub in ["conf.d", "logs", "tmp"] {
+            std::fs::create_dir(p.join(sub)).unwrap();
+        }
+        let port = free_port();
+        let conf = nginx_conf(p, &format!("127.0.0.1:{port}"));
         std::fs::write(p.join("nginx.conf"), conf).unwrap();
         let out = Command::new(nginx_binary())
             .args(["-p", &format!("{}/", p.display()), "-c"])
@@ -95,31 +133,10 @@ http {{
         self.dir.path()
     }
 
-    /// The arguments of `fjord server add NAME` for a server on this nginx, then `extra` (a
-    /// reload method, database services). Its monitor is off unless `extra` says
-    /// `--monitor on`: no test's dispatcher restarts a daemon a test stopped on purpose or left
-    /// behind, and no daemon outlives its test.
+    /// The arguments of `fjord server add NAME` for a server on this nginx: see
+    /// [`nginx_server_add_args`].
     pub fn server_add_args(&self, name: &str, extra: &[&str]) -> Vec<String> {
-        let prefix = self.prefix().display().to_string();
-        let mut args: Vec<String> = ["server", "add", name, "--nginx-bin", nginx_binary()]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        args.extend([
-            "--nginx-conf".to_string(),
-            format!("{prefix}/nginx.conf"),
-            "--nginx-prefix".to_string(),
-            prefix.clone(),
-            "--nginx-include-dir".to_string(),
-            format!("{prefix}/conf.d"),
-            "--listen".to_string(),
-            self.listen(),
-        ]);
-        if !extra.contains(&"--monitor") {
-            args.extend(["--monitor".to_string(), "off".to_string()]);
-        }
-        args.extend(extra.iter().map(|a| a.to_string()));
-        args
+        nginx_server_add_args(self.prefix(), &self.listen(), name, extra)
     }
 
     pub fn listen(&self) -> String {
@@ -162,7 +179,17 @@ pub fn host_header(host: &str, port: u16) -> String {
 }
 
 pub fn http_get(port: u16, host: &str, path: &str) -> (u16, Option<String>, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http_get_at(std::net::Ipv4Addr::LOCALHOST.into(), port, host, path)
+}
+
+/// [`http_get`] from an nginx listening on `address`.
+pub fn http_get_at(
+    address: std::net::IpAddr,
+    port: u16,
+    host: &str,
+    path: &str,
+) -> (u16, Option<String>, String) {
+    let mut stream = TcpStream::connect((address, port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -7,6 +7,7 @@ mod harness;
 mod pebble;
 mod php_fpm;
 mod readers;
+mod test_hosts;
 
 mod acme;
 mod backups;

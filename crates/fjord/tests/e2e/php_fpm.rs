@@ -9,6 +9,35 @@ use crate::harness::world_readable_tempdir;
 
 pub const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
 
+/// The config of a test's own php-fpm master in `prefix` (pid, log, pools in `pool.d`).
+pub fn php_fpm_conf(prefix: &Path) -> String {
+    format!(
+        "[global]
+pid = {p}/php-fpm.pid
+error_log = {p}/error.log
+daemonize = yes
+; Nothing more than Debian's php-fpm.conf sets: fjord's own global settings (a reload lets
+; running requests finish) come with the probe pool server verify writes.
+include = {p}/pool.d/*.conf
+",
+        p = prefix.display()
+    )
+}
+
+/// A pool for a master that has no other yet: php-fpm refuses to start without one.
+pub fn placeholder_pool(prefix: &Path) -> String {
+    format!(
+        "[placeholder]\nuser = nobody\nlisten = {}/placeholder.sock\npm = ondemand\npm.max_children = 1\n",
+        prefix.display()
+    )
+}
+
+/// The `--php` argument of `fjord server add` for the master of [`php_fpm_conf`] in `prefix`.
+pub fn php_fpm_service_arg(prefix: &Path) -> String {
+    let p = prefix.display();
+    format!("8.2:binary={PHP_FPM},config={p}/php-fpm.conf,pool-dir={p}/pool.d,pid={p}/php-fpm.pid")
+}
+
 pub struct PrivatePhpFpm {
     pub dir: tempfile::TempDir,
 }
@@ -20,29 +49,8 @@ impl PrivatePhpFpm {
         let dir = world_readable_tempdir();
         let p = dir.path();
         std::fs::create_dir(p.join("pool.d")).unwrap();
-        std::fs::write(
-            p.join("php-fpm.conf"),
-            format!(
-                "[global]
-pid = {p}/php-fpm.pid
-error_log = {p}/error.log
-daemonize = yes
-; Nothing more than Debian's php-fpm.conf sets: fjord's own global settings (a reload lets
-; running requests finish) come with the probe pool server verify writes.
-include = {p}/pool.d/*.conf
-",
-                p = p.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            p.join("pool.d/placeholder.conf"),
-            format!(
-                "[placeholder]\nuser = nobody\nlisten = {}/placeholder.sock\npm = ondemand\npm.max_children = 1\n",
-                p.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(p.join("php-fpm.conf"), php_fpm_conf(p)).unwrap();
+        std::fs::write(p.join("pool.d/placeholder.conf"), placeholder_pool(p)).unwrap();
         let out = Command::new(PHP_FPM)
             .arg("-y")
             .arg(p.join("php-fpm.conf"))
@@ -68,10 +76,7 @@ include = {p}/pool.d/*.conf
 
     /// The `--php` argument of `fjord server add` for this master.
     pub fn service_arg(&self) -> String {
-        let p = self.prefix().display();
-        format!(
-            "8.2:binary={PHP_FPM},config={p}/php-fpm.conf,pool-dir={p}/pool.d,pid={p}/php-fpm.pid"
-        )
+        php_fpm_service_arg(self.prefix())
     }
 
     /// The users of the sites' pools (a pool is `fjord-<user>-<platform>-<hash>.conf`, its
