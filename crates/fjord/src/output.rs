@@ -52,6 +52,11 @@ pub fn server_json(s: &Server) -> Value {
         "php": s.php,
         "monitor": s.monitor,
         "nginx_restart": n.restart,
+        "remote": s.remote.as_ref().map(|r| json!({
+            "ssh": {"user": r.ssh.user, "host": r.ssh.host, "port": r.ssh.port},
+            "host_key": r.host_key.to_string(),
+            "dir": r.dir,
+        })),
     })
 }
 

@@ -43,6 +43,7 @@ mod private_db;
 mod readme;
 mod real_apps;
 mod reloads;
+mod remote;
 mod renewal;
 mod rollback;
 mod served_restore;

@@ -1,0 +1,294 @@
+//! Remote servers over OpenSSH: a server on a test host (its own network and mount
+//! namespaces, sshd and nginx), driven by the fjord of the test's data dir through `fjord
+//! agent` there. What a task writes on the server exists only in the host's private dirs: a
+//! step wrongly made on the local machine would find nothing, and fail.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::{Env, walk, world_readable_tempdir};
+use crate::test_hosts::TestHost;
+use crate::test_hosts::daemons::HostNginx;
+
+/// A remote web server: a test host with nginx, its platforms dir and fjord's dir there.
+pub struct RemoteWeb {
+    pub nginx: HostNginx,
+    /// The host's private dirs (empty on this machine).
+    pub platforms: tempfile::TempDir,
+    pub fjord_dir: tempfile::TempDir,
+    prefix: tempfile::TempDir,
+    // Dropped last: the daemons and the mounts go with it.
+    pub host: TestHost,
+}
+
+impl RemoteWeb {
+    pub fn start() -> RemoteWeb {
+        let platforms = world_readable_tempdir();
+        let fjord_dir = world_readable_tempdir();
+        let prefix = world_readable_tempdir();
+        let host = TestHost::start(&[platforms.path(), fjord_dir.path(), prefix.path()]);
+        let nginx = host.start_nginx(&prefix.path().join("nginx"), 80);
+        RemoteWeb {
+            nginx,
+            platforms,
+            fjord_dir,
+            prefix,
+            host,
+        }
+    }
+
+    /// `server add NAME --ssh root@HOST` for this host (fjord's key authorized first), then
+    /// `extra`; returns what `server add` said on stderr.
+    pub fn add_to(&self, env: &Env, name: &str, extra: &[&str]) -> String {
+        self.host.authorize(env.ok(&["ssh-key"]).trim());
+        let ssh = format!("root@{}", self.host.address());
+        let fjord_dir = self.fjord_dir.path().display().to_string();
+        let mut args = self.nginx.server_add_args(name, extra);
+        args.extend(["--ssh".into(), ssh, "--remote-dir".into(), fjord_dir]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = env.run(&args);
+        assert!(
+            out.status.success(),
+            "server add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A path of the host's, as this machine reaches it.
+    pub fn path(&self, path: &Path) -> PathBuf {
+        self.host.path(path)
+    }
+
+    pub fn platform_path(&self, name: &str) -> String {
+        self.platforms.path().join(name).display().to_string()
+    }
+
+    /// Every file and directory beneath the host's private dirs (fjord's agent binary and
+    /// nginx's logs aside), with its content: what a rolled-back task must leave as it was.
+    pub fn state(&self) -> BTreeMap<String, String> {
+        let mut all = BTreeMap::new();
+        for dir in [
+            self.platforms.path(),
+            self.fjord_dir.path(),
+            self.prefix.path(),
+        ] {
+            walk(&self.path(dir), &mut all);
+        }
+        all.retain(|path, _| {
+            !path.contains("/bin/fjord-")
+                && !path.contains("/nginx/logs/")
+                && !path.contains("/nginx/tmp/")
+                && !path.ends_with("nginx.pid")
+                // Written by every reload, rolled back or not.
+                && !path.ends_with("generation.conf")
+                && !path.ends_with("/.lock")
+        });
+        all
+    }
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+/// A remote server and a static platform on it, verified.
+fn remote_with_platform(env: &Env) -> RemoteWeb {
+    let remote = RemoteWeb::start();
+    remote.add_to(env, "r1", &[]);
+    env.dispatch_until_idle(&[]);
+    env.ok(&[
+        "platform",
+        "add",
+        "p1",
+        "--server",
+        "r1",
+        "--path",
+        &remote.platform_path("p1"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let last = env.json(&["task", "list"])[0].clone();
+    assert_eq!(last["status"], "success", "{}", env.log(last["id"].as_i64().unwrap()));
+    remote
+}
+
+#[test]
+fn a_remote_server_is_verified_over_ssh_with_its_host_key_pinned_and_its_files_are_written_there() {
+    let env = Env::bare();
+    let remote = RemoteWeb::start();
+    let said = remote.add_to(&env, "r1", &[]);
+    let offered = remote.host.host_key_line();
+    assert!(
+        said.contains(&offered),
+        "server add shows the key it pinned ({offered}): {said}"
+    );
+    env.dispatch_until_idle(&[]);
+    let tasks = env.json(&["task", "list"]);
+    assert_eq!(tasks[0]["status"], "success", "{}", env.log(1));
+    let log = env.log(1);
+    assert!(log.contains("on server r1 (root@"), "{log}");
+    // fjord's hook is in the host's nginx, and nothing of it on this machine.
+    let hook = remote.nginx.prefix().join("conf.d/fjord-r1.conf");
+    assert!(remote.path(&hook).exists(), "{log}");
+    assert!(!hook.exists());
+    assert!(is_empty(remote.fjord_dir.path()));
+    assert!(
+        remote
+            .path(&remote.fjord_dir.path().join("config/r1/nginx/server.conf"))
+            .exists()
+    );
+    // The agent is this very fjord, checked by its digest.
+    let agents = std::fs::read_dir(remote.path(&remote.fjord_dir.path().join("bin")))
+        .unwrap()
+        .count();
+    assert_eq!(agents, 1);
+    let show = env.json(&["server", "show", "r1"]);
+    assert_eq!(
+        show["remote"]["ssh"]["host"],
+        remote.host.address().to_string(),
+        "{show}"
+    );
+
+    // What a server lacks is named.
+    env.ok(&[
+        "server",
+        "edit",
+        "r1",
+        "--add-php",
+        "8.2:binary=/usr/sbin/php-fpm-missing",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    let task = env.task(id);
+    assert_eq!(task["status"], "failed");
+    assert!(
+        task["error"]
+            .as_str()
+            .unwrap()
+            .contains("lacks what its services need: /usr/sbin/php-fpm-missing"),
+        "{task}"
+    );
+}
+
+#[test]
+fn a_static_site_lives_its_whole_life_on_a_remote_server() {
+    let env = Env::bare();
+    let remote = remote_with_platform(&env);
+    env.ok(&["site", "add", "s1.test", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let (status, _, body) = remote.nginx.get_when_served("s1.test", "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("s1.test"), "{body}");
+    let docroot = remote.platforms.path().join("p1/sites/s1.test");
+    assert!(remote.path(&docroot).is_dir());
+    assert!(!docroot.exists(), "nothing of the site on this machine");
+    std::fs::write(remote.path(&docroot.join("index.html")), "own content").unwrap();
+
+    for (command, served) in [
+        ("verify", "own content"),
+        ("disable", "disabled"),
+        ("enable", "own content"),
+    ] {
+        env.ok(&["site", command, "s1.test"]);
+        env.dispatch_until_idle(&[]);
+        let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+        assert_eq!(
+            env.task(id)["status"],
+            "success",
+            "{command}: {}",
+            env.log(id)
+        );
+        let (_, _, body) = remote.nginx.get("s1.test", "/");
+        assert!(
+            body.to_lowercase().contains(served),
+            "after {command}: {body}"
+        );
+    }
+
+    env.ok(&["site", "delete", "s1.test", "--force"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    assert_eq!(remote.nginx.get("s1.test", "/").0, 404);
+    assert!(!remote.path(&docroot).exists());
+}
+
+#[test]
+fn a_changed_host_key_refuses_every_task_until_the_new_one_is_pinned() {
+    let env = Env::bare();
+    let remote = remote_with_platform(&env);
+    let before = remote.state();
+    remote.host.change_host_key();
+    env.ok(&["site", "add", "s1.test", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    let task = env.task(id);
+    assert_eq!(task["status"], "failed");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("did not prove it holds the host key pinned for it")
+            && error.contains("fjord server edit r1 --host-key"),
+        "{error}"
+    );
+    assert_eq!(remote.state(), before, "nothing changed on the server");
+
+    env.ok(&[
+        "server",
+        "edit",
+        "r1",
+        "--host-key",
+        &remote.host.host_key_line(),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+}
+
+#[test]
+fn a_remote_site_install_failing_after_any_step_leaves_the_server_as_it_was() {
+    let env = Env::bare();
+    let remote = remote_with_platform(&env);
+    // The steps of one install, counted on a first run that succeeds.
+    env.ok(&["site", "add", "count.test", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    let steps = env.log(id).matches("step ").count();
+    assert!(steps >= 8, "{}", env.log(id));
+    let before = remote.state();
+    for n in 1..=steps {
+        let name = format!("f{n}.test");
+        env.ok(&["site", "add", &name, "--platform", "p1"]);
+        env.dispatch_until_idle(&[&format!("fail-after:site-install:{n}")]);
+        let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+        let task = env.task(id);
+        assert_eq!(task["status"], "failed", "step {n}: {}", env.log(id));
+        assert_eq!(
+            remote.state(),
+            before,
+            "after a failure at step {n}: {}",
+            env.log(id)
+        );
+        assert_eq!(remote.nginx.get(&name, "/").0, 404);
+        env.ok(&["site", "delete", &name, "--force"]);
+        env.dispatch_until_idle(&[]);
+    }
+}
+
+#[test]
+fn a_rollback_that_cannot_reach_its_server_waits_for_it_and_then_finishes() {
+    let mut env = Env::bare();
+    let remote = remote_with_platform(&env);
+    let before = remote.state();
+    env.start_dispatcher(&["pause-after:site-install:5:3000"]);
+    let id = env.queue(&["site", "add", "s1.test", "--platform", "p1"]);
+    env.wait_for_log(id, "fault: paused");
+    remote.host.link_down();
+    env.wait_for_log(id, "the rollback is not finished");
+    assert_eq!(env.task(id)["status"], "processing", "{}", env.log(id));
+    remote.host.link_up();
+    let task = env.wait_task(id, Duration::from_secs(120));
+    assert_eq!(task["status"], "failed", "{}", env.log(id));
+    assert!(env.log(id).contains("rollback complete"), "{}", env.log(id));
+    assert_eq!(remote.state(), before, "{}", env.log(id));
+}
