@@ -36,6 +36,20 @@ const WEB_MAY_CALL: &[&str] = &[
     "login_link_url",
 ];
 
+/// Tokens that read the machine fjord runs on. Task scripts and application kinds read the
+/// machine of the task's server through `host::Reads` (the fjord host's own files through
+/// `LocalReads`, by name), so that a task on a remote server never decides from this one's.
+const READS_HERE: &[&str] = &[
+    ".exists()",
+    ".is_dir()",
+    ".is_file()",
+    "fs::",
+    "host::read_head",
+    "host::list_subdirs",
+    "host::list_files",
+    "host::user_exists",
+];
+
 /// Tokens that mean "touches the machine"; only `host` may use them in its source.
 const HOST_ONLY: &[&str] = &[
     "Command::new",
@@ -82,6 +96,25 @@ pub fn run(root: &Path) -> Result<(), Vec<String>> {
                             file.display()
                         ));
                     }
+                }
+            }
+        }
+    }
+    // Invariant 34: scripts and kinds read a machine only through the task's `Reads`.
+    for dir in ["crates/engine/src/scripts", "crates/engine/src/kinds"] {
+        for (file, text) in sources(&root.join(dir)) {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            if name.ends_with("tests.rs") {
+                continue;
+            }
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for token in READS_HERE {
+                if code.contains(token) {
+                    problems.push(format!(
+                        "{} uses {token}: a task reads its server's machine through Steps::reads \
+                         (host::Reads), which may be a remote server",
+                        file.display()
+                    ));
                 }
             }
         }

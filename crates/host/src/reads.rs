@@ -31,6 +31,8 @@ pub trait Reads: Send + Sync {
     /// Whether `path` is a plain file (following links, as `Path::is_file`); false when it
     /// cannot be told.
     fn is_file(&self, path: &Path) -> bool;
+    /// The size of a file (not following a last link); None if it cannot be read.
+    fn file_size(&self, path: &Path) -> Option<u64>;
 }
 
 /// The machine fjord runs on.
@@ -75,6 +77,10 @@ impl Reads for LocalReads {
 
     fn is_file(&self, path: &Path) -> bool {
         path.is_file()
+    }
+
+    fn file_size(&self, path: &Path) -> Option<u64> {
+        std::fs::symlink_metadata(path).ok().map(|m| m.len())
     }
 }
 

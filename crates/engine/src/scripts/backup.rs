@@ -1,6 +1,7 @@
 //! Backups of a site: take, prune, remove, and restore one.
 
 use super::*;
+use host::{LocalReads, Reads};
 
 impl ScriptEnv {
     pub(super) fn backup_dir(&self, site: &Site) -> PathBuf {
@@ -29,7 +30,8 @@ pub(super) fn backup_request(
     let stamp = model::time::utc_stamp(store::now_ms());
     let mut out = dir.join(format!("{}-{stamp}.tar.zst", site.name));
     let mut n = 2;
-    while out.exists() {
+    // Backups are kept on the machine fjord runs on, whichever server the site is on.
+    while LocalReads.exists(&out)? {
         out = dir.join(format!("{}-{stamp}_{n}.tar.zst", site.name));
         n += 1;
     }
@@ -87,9 +89,7 @@ pub(super) fn backup_effect(
     if written.is_none() {
         return Ok(TaskEffect::None);
     }
-    let size = std::fs::metadata(&request.out)
-        .map(|m| m.len() as i64)
-        .unwrap_or(0);
+    let size = LocalReads.file_size(&request.out).unwrap_or(0) as i64;
     Ok(TaskEffect::AddBackup(store::NewBackup {
         site_id: site.id,
         site_name: site.name.to_string(),

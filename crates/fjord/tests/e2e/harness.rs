@@ -171,7 +171,7 @@ impl Drop for PrivateNginx {
 
 /// The `Host` a browser sends to a site at `port`: the port named, as it is not HTTP's own.
 pub fn host_header(host: &str, port: u16) -> String {
-    if host.contains(':') {
+    if host.contains(':') || port == 80 {
         host.to_string()
     } else {
         format!("{host}:{port}")

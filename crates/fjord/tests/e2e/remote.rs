@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::databases::token;
 use crate::harness::{Env, walk, world_readable_tempdir};
 use crate::test_hosts::TestHost;
-use crate::test_hosts::daemons::HostNginx;
+use crate::test_hosts::daemons::{HostMariaDb, HostNginx, HostPhpFpm};
 
 /// A remote web server: a test host with nginx, its platforms dir and fjord's dir there.
 pub struct RemoteWeb {
@@ -18,6 +19,8 @@ pub struct RemoteWeb {
     pub platforms: tempfile::TempDir,
     pub fjord_dir: tempfile::TempDir,
     prefix: tempfile::TempDir,
+    pub php: Option<HostPhpFpm>,
+    pub db: Option<HostMariaDb>,
     // Dropped last: the daemons and the mounts go with it.
     pub host: TestHost,
 }
@@ -34,17 +37,45 @@ impl RemoteWeb {
             platforms,
             fjord_dir,
             prefix,
+            php: None,
+            db: None,
             host,
         }
+    }
+
+    /// [`RemoteWeb::start`] with a php-fpm and a MariaDB on the host too.
+    pub fn start_with_php_and_db() -> RemoteWeb {
+        let mut remote = RemoteWeb::start();
+        let daemons = remote.prefix.path();
+        remote.php = Some(remote.host.start_php_fpm(&daemons.join("php")));
+        remote.db = Some(remote.host.start_mariadb(&daemons.join("mariadb")));
+        remote
+    }
+
+    /// The `server add` arguments of the host's php-fpm and MariaDB.
+    pub fn php_and_db_args(&self) -> Vec<String> {
+        vec![
+            "--php".into(),
+            self.php.as_ref().expect("a php-fpm").service_arg(),
+            "--db".into(),
+            self.db.as_ref().expect("a MariaDB").service_arg(),
+            "--web-group".into(),
+            "nogroup".into(),
+        ]
     }
 
     /// `server add NAME --ssh root@HOST` for this host (fjord's key authorized first), then
     /// `extra`; returns what `server add` said on stderr.
     pub fn add_to(&self, env: &Env, name: &str, extra: &[&str]) -> String {
+        let mut extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        if self.php.is_some() {
+            extra.extend(self.php_and_db_args());
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         self.host.authorize(env.ok(&["ssh-key"]).trim());
         let ssh = format!("root@{}", self.host.address());
         let fjord_dir = self.fjord_dir.path().display().to_string();
-        let mut args = self.nginx.server_add_args(name, extra);
+        let mut args = self.nginx.server_add_args(name, &extra);
         args.extend(["--ssh".into(), ssh, "--remote-dir".into(), fjord_dir]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = env.run(&args);
@@ -109,7 +140,12 @@ fn remote_with_platform(env: &Env) -> RemoteWeb {
     ]);
     env.dispatch_until_idle(&[]);
     let last = env.json(&["task", "list"])[0].clone();
-    assert_eq!(last["status"], "success", "{}", env.log(last["id"].as_i64().unwrap()));
+    assert_eq!(
+        last["status"],
+        "success",
+        "{}",
+        env.log(last["id"].as_i64().unwrap())
+    );
     remote
 }
 
@@ -291,4 +327,106 @@ fn a_rollback_that_cannot_reach_its_server_waits_for_it_and_then_finishes() {
     assert_eq!(task["status"], "failed", "{}", env.log(id));
     assert!(env.log(id).contains("rollback complete"), "{}", env.log(id));
     assert_eq!(remote.state(), before, "{}", env.log(id));
+}
+
+#[test]
+fn a_wordpress_site_lives_on_a_remote_server_with_its_database_and_its_user_there() {
+    let env = Env::bare();
+    let remote = RemoteWeb::start_with_php_and_db();
+    remote.add_to(&env, "r1", &[]);
+    env.dispatch_until_idle(&[]);
+    let last = env.json(&["task", "list"])[0].clone();
+    assert_eq!(
+        last["status"],
+        "success",
+        "{}",
+        env.log(last["id"].as_i64().unwrap())
+    );
+    env.ok(&[
+        "platform",
+        "add",
+        "wp",
+        "--server",
+        "r1",
+        "--kind",
+        "wordpress",
+        "--from",
+        "/usr/share/wordpress",
+        "--path",
+        &remote.platform_path("wp"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let platform = env.json(&["platform", "show", "wp"]);
+    assert_eq!(platform["version"], "6.1.9", "{platform}");
+    let blog = format!("{}-blog.wp.test", token());
+    env.ok(&[
+        "site",
+        "add",
+        &blog,
+        "--platform",
+        "wp",
+        "--title",
+        "A Remote Blog",
+        "--admin-email",
+        "owner@example.com",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let site = env.json(&["site", "show", &blog]);
+    let install = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(site["status"], "installed", "{}", env.log(install));
+    let (status, location, body) = remote.nginx.get_when_served(&blog, "/");
+    assert_eq!(status, 200, "{location:?} {body}");
+    assert!(body.contains("<title>A Remote Blog</title>"), "{body}");
+    // Its database is on the host's MariaDB, its user in the host's /etc only.
+    let db = site["database"]["name"].as_str().unwrap().to_string();
+    let mariadb = remote.db.as_ref().unwrap();
+    let tables: u32 = mariadb
+        .sql(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}'"
+        ))
+        .parse()
+        .unwrap();
+    assert!(tables > 5, "{tables} tables in {db}");
+    // The site's user: the one user fjord made in the host's own /etc.
+    let passwd = remote.host.exec_ok(&["cat", "/etc/passwd"]);
+    let made: Vec<&str> = passwd
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|u| u.starts_with("fj"))
+        .collect();
+    assert_eq!(made.len(), 1, "{passwd}");
+    let user = made[0].to_string();
+    assert!(
+        !std::process::Command::new("id")
+            .arg(&user)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    for command in ["verify", "disable", "enable"] {
+        env.ok(&["site", command, &blog]);
+        env.dispatch_until_idle(&[]);
+        let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+        assert_eq!(
+            env.task(id)["status"],
+            "success",
+            "{command}: {}",
+            env.log(id)
+        );
+    }
+    let (status, _, body) = remote.nginx.get(&blog, "/");
+    assert_eq!(status, 200, "{body}");
+    env.ok(&["site", "delete", &blog, "--force"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    assert_eq!(
+        mariadb.sql(&format!(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{db}'"
+        )),
+        "0"
+    );
+    assert!(!remote.host.exec(&["id", &user]).status.success());
 }

@@ -64,6 +64,7 @@ pub enum Query {
     ListFiles(PathBuf),
     UserExists(String),
     IsFile(PathBuf),
+    FileSize(PathBuf),
 }
 
 /// Each [`Steps`] method, its arguments owned.
@@ -273,6 +274,7 @@ impl Query {
             Query::ListFiles(dir) => json(here.list_files(&dir)),
             Query::UserExists(name) => json(here.user_exists(&name)?),
             Query::IsFile(path) => json(here.is_file(&path)),
+            Query::FileSize(path) => json(here.file_size(&path)),
         })
     }
 }

@@ -273,6 +273,12 @@ impl Reads for RemoteReads {
         self.query(Query::IsFile(path.to_path_buf()))
             .unwrap_or(false)
     }
+
+    fn file_size(&self, path: &Path) -> Option<u64> {
+        self.query(Query::FileSize(path.to_path_buf()))
+            .ok()
+            .flatten()
+    }
 }
 
 impl Steps for RemoteSteps<'_> {
