@@ -61,7 +61,7 @@ pub use probe::{
 pub use process::{CommandOutput, lower_this_thread_priority, reexec_with, run_command};
 pub use reads::{LocalReads, Reads};
 pub use signals::{stop_on_signals, wait_for_stop};
-pub use site_db::{Row as SiteDbRow, SiteDb};
+pub use site_db::{Row as SiteDbRow, SiteDb, SiteDbSpec};
 pub use steps::{
     BackupDb, BackupRequest, DRAIN_BOUND, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps,
     Trash, trash_path,

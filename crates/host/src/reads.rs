@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Result;
 use crate::nginx::NginxCtl;
+use crate::site_db::Row as SiteDbRow;
+use crate::{DbCtl, Result, SiteDb};
 
 pub trait Reads: Send + Sync {
     /// Whether `path` exists (a link counts as itself, not followed).
@@ -33,6 +34,10 @@ pub trait Reads: Send + Sync {
     fn is_file(&self, path: &Path) -> bool;
     /// The size of a file (not following a last link); None if it cannot be read.
     fn file_size(&self, path: &Path) -> Option<u64>;
+    /// Whether database `name` exists on the server `db` administers.
+    fn database_exists(&self, db: &DbCtl, name: &str) -> Result<bool>;
+    /// The rows of a read-only query in a site's own database (see [`SiteDb`]).
+    fn site_db_rows(&self, db: &SiteDb, sql: &str) -> Result<Vec<SiteDbRow>>;
 }
 
 /// The machine fjord runs on.
@@ -81,6 +86,14 @@ impl Reads for LocalReads {
 
     fn file_size(&self, path: &Path) -> Option<u64> {
         std::fs::symlink_metadata(path).ok().map(|m| m.len())
+    }
+
+    fn database_exists(&self, db: &DbCtl, name: &str) -> Result<bool> {
+        db.database_exists(name)
+    }
+
+    fn site_db_rows(&self, db: &SiteDb, sql: &str) -> Result<Vec<SiteDbRow>> {
+        db.rows(sql)
     }
 }
 

@@ -22,6 +22,56 @@ pub enum SiteDb<'a> {
     Sqlite(&'a Path),
 }
 
+/// A [`SiteDb`] as a value, to be read on the machine that holds it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub enum SiteDbSpec {
+    Server {
+        ctl: DbCtl,
+        database: String,
+        user: String,
+        password: String,
+    },
+    Sqlite(std::path::PathBuf),
+}
+
+impl SiteDbSpec {
+    pub fn site_db(&self) -> SiteDb<'_> {
+        match self {
+            SiteDbSpec::Server {
+                ctl,
+                database,
+                user,
+                password,
+            } => SiteDb::Server {
+                ctl,
+                database,
+                user,
+                password,
+            },
+            SiteDbSpec::Sqlite(path) => SiteDb::Sqlite(path),
+        }
+    }
+}
+
+impl SiteDb<'_> {
+    pub fn spec(&self) -> SiteDbSpec {
+        match self {
+            SiteDb::Server {
+                ctl,
+                database,
+                user,
+                password,
+            } => SiteDbSpec::Server {
+                ctl: (*ctl).clone(),
+                database: database.to_string(),
+                user: user.to_string(),
+                password: password.to_string(),
+            },
+            SiteDb::Sqlite(path) => SiteDbSpec::Sqlite(path.to_path_buf()),
+        }
+    }
+}
+
 /// A row: each column's bytes, `None` for NULL.
 pub type Row = Vec<Option<Vec<u8>>>;
 

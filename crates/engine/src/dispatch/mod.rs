@@ -693,6 +693,7 @@ fn run_task(
                 let mut remote = host::remote::RemoteSteps::new(
                     link,
                     &remote_journal,
+                    &journal,
                     machines::remote_scratch(&endpoint, task.id),
                 );
                 scripts::run(&env, task.kind, &objects, &task.args, &mut remote)?

@@ -41,7 +41,7 @@ pub(super) fn backup_request(
             // files are.
             Some(ctl)
                 if site.status == SiteStatus::NeedsAttention
-                    && !ctl.database_exists(&db.name)? =>
+                    && !env.reads.database_exists(&ctl, &db.name)? =>
             {
                 None
             }
@@ -131,7 +131,7 @@ pub(super) fn site_restore(
         None => None,
     };
     let frozen = match &db {
-        Some((db, ctl)) if ctl.database_exists(&db.name)? => {
+        Some((db, ctl)) if env.reads.database_exists(ctl, &db.name)? => {
             x.freeze_database_writes(ctl, &db.name, &db.user)?;
             true
         }

@@ -418,6 +418,25 @@ fn a_wordpress_site_lives_on_a_remote_server_with_its_database_and_its_user_ther
     }
     let (status, _, body) = remote.nginx.get(&blog, "/");
     assert_eq!(status, 200, "{body}");
+
+    // Backed up (its database dumped on the server, the archive streamed here), changed,
+    // restored: its title is back.
+    env.ok(&["site", "backup", &blog]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    mariadb.sql(&format!(
+        "UPDATE `{db}`.wp_options SET option_value = 'Changed' WHERE option_name = 'blogname'"
+    ));
+    let (_, _, body) = remote.nginx.get(&blog, "/");
+    assert!(body.contains("<title>Changed</title>"), "{body}");
+    env.ok(&["site", "restore", &blog]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let (_, _, body) = remote.nginx.get(&blog, "/");
+    assert!(body.contains("<title>A Remote Blog</title>"), "{body}");
+
     env.ok(&["site", "delete", &blog, "--force"]);
     env.dispatch_until_idle(&[]);
     let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
@@ -429,4 +448,58 @@ fn a_wordpress_site_lives_on_a_remote_server_with_its_database_and_its_user_ther
         "0"
     );
     assert!(!remote.host.exec(&["id", &user]).status.success());
+}
+
+#[test]
+fn a_remote_sites_backups_come_over_the_link_to_this_machine_and_restore_it_there() {
+    let env = Env::bare();
+    let remote = remote_with_platform(&env);
+    env.ok(&["site", "add", "s1.test", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let docroot = remote.platforms.path().join("p1/sites/s1.test");
+    std::fs::write(remote.path(&docroot.join("index.html")), "as backed up").unwrap();
+    std::fs::create_dir(remote.path(&docroot.join("assets"))).unwrap();
+    std::fs::write(
+        remote.path(&docroot.join("assets/big.bin")),
+        vec![7u8; 3 << 20],
+    )
+    .unwrap();
+    env.ok(&["site", "backup", "s1.test"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    // The archive is here, in fjord's data dir; nothing of it was kept on the server.
+    let backups = env.json(&["site", "backups", "s1.test"]);
+    let path = std::path::PathBuf::from(backups[0]["path"].as_str().unwrap());
+    assert!(path.starts_with(env.data.path()), "{backups}");
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+    let leftovers: Vec<_> =
+        std::fs::read_dir(remote.path(&remote.fjord_dir.path().join("journal")))
+            .unwrap()
+            .collect();
+    assert!(
+        leftovers.is_empty(),
+        "scratch left on the server: {leftovers:?}"
+    );
+
+    std::fs::write(remote.path(&docroot.join("index.html")), "changed since").unwrap();
+    std::fs::remove_file(remote.path(&docroot.join("assets/big.bin"))).unwrap();
+    env.ok(&["site", "restore", "s1.test"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let (status, _, body) = remote.nginx.get("s1.test", "/");
+    assert_eq!((status, body.as_str()), (200, "as backed up"));
+    assert_eq!(
+        std::fs::read(remote.path(&docroot.join("assets/big.bin"))).unwrap(),
+        vec![7u8; 3 << 20]
+    );
+    // The restore's own backup of the state it replaced came home too.
+    assert_eq!(
+        env.json(&["site", "backups", "s1.test"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -179,19 +179,14 @@ pub fn extract_backup(
     private_dest: &Path,
     db_dest: &Path,
 ) -> Result<Manifest> {
-    std::fs::create_dir(files_dest).map_err(|e| HostError::io(files_dest, e))?;
-    std::fs::create_dir(private_dest).map_err(|e| HostError::io(private_dest, e))?;
-    let scratch = db_dest
-        .parent()
-        .ok_or_else(|| HostError::Refused(format!("{} has no parent", db_dest.display())))?;
-    let roots = Roots {
-        files: Root::open(files_dest)?,
-        private: Root::open(private_dest)?,
-        scratch: Root::open(scratch)?,
-        dump: db_dest.to_path_buf(),
-    };
-    // Only regular files are read: a FIFO or a device would block or never end (opened
-    // without blocking, so that a FIFO with no writer is refused rather than waited on).
+    let archive = open_archive(path)?;
+    extract_backup_from(path, archive, files_dest, private_dest, db_dest)
+}
+
+/// Opens a backup archive to read. Only regular files are read: a FIFO or a device would
+/// block or never end (opened without blocking, so that a FIFO with no writer is refused
+/// rather than waited on).
+pub fn open_archive(path: &Path) -> Result<File> {
     let archive = {
         use std::os::unix::fs::OpenOptionsExt;
         File::options()
@@ -207,6 +202,29 @@ pub fn extract_backup(
             path.display()
         )));
     }
+    Ok(archive)
+}
+
+/// [`extract_backup`] from any stream (the connection from the machine that keeps the
+/// backups, for a site on a remote server); `path` names it in errors.
+pub fn extract_backup_from(
+    path: &Path,
+    archive: impl Read + Send,
+    files_dest: &Path,
+    private_dest: &Path,
+    db_dest: &Path,
+) -> Result<Manifest> {
+    std::fs::create_dir(files_dest).map_err(|e| HostError::io(files_dest, e))?;
+    std::fs::create_dir(private_dest).map_err(|e| HostError::io(private_dest, e))?;
+    let scratch = db_dest
+        .parent()
+        .ok_or_else(|| HostError::Refused(format!("{} has no parent", db_dest.display())))?;
+    let roots = Roots {
+        files: Root::open(files_dest)?,
+        private: Root::open(private_dest)?,
+        scratch: Root::open(scratch)?,
+        dump: db_dest.to_path_buf(),
+    };
     let writers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
     let (jobs, queue) = std::sync::mpsc::sync_channel::<WriteJob>(WRITE_QUEUE);
     let queue = std::sync::Mutex::new(queue);
@@ -311,7 +329,7 @@ fn trim_nul(mut bytes: Vec<u8>) -> Vec<u8> {
 /// whatever their size, so this reads them itself, bounded.
 fn read_members<'r>(
     path: &Path,
-    archive: File,
+    archive: impl Read,
     roots: &'r Roots,
     jobs: &std::sync::mpsc::SyncSender<WriteJob<'r>>,
     failed: &std::sync::atomic::AtomicBool,

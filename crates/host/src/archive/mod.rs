@@ -26,8 +26,8 @@ pub(crate) const DB_ZSTD_LEVEL: i32 = 1;
 #[cfg(test)]
 mod attack_tests;
 mod extract;
-pub use extract::extract_backup;
 pub(crate) use extract::link_stays_inside;
+pub use extract::{extract_backup, extract_backup_from, open_archive};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -127,25 +127,55 @@ fn append_err<'a>(source: &'a Path, out: &'a Path) -> impl Fn(io::Error) -> Host
 /// the dump is.
 pub fn write_backup(
     out: &Path,
-    mut manifest: Manifest,
+    manifest: Manifest,
     source: &BackupSource,
     tablespaces_ready: &mut dyn FnMut(),
     db_ready: &mut dyn FnMut() -> Result<()>,
     log: &dyn Fn(&str),
 ) -> Result<Manifest> {
-    let started = std::time::Instant::now();
-    let mut phase = started;
-    let mut lap = |what: &str| {
-        log(&format!("{what} in {:.1} s", phase.elapsed().as_secs_f64()));
-        phase = std::time::Instant::now();
-    };
     let file = File::options()
         .write(true)
         .create_new(true)
         .open(out)
         .map_err(io_err(out))?;
     let file = EarlySync::new(file).map_err(io_err(out))?;
-    let mut encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_err(out))?;
+    let (manifest, file) = write_backup_to(
+        out,
+        file,
+        manifest,
+        source,
+        tablespaces_ready,
+        db_ready,
+        log,
+    )?;
+    let started = std::time::Instant::now();
+    file.finish().map_err(io_err(out))?;
+    log(&format!(
+        "synced the archive to disk in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(manifest)
+}
+
+/// [`write_backup`] to any stream (the connection to the machine that keeps the backups, for
+/// a site on a remote server); `out` names it in errors. Returns the stream once the archive
+/// is whole in it.
+pub fn write_backup_to<W: io::Write + Send>(
+    out: &Path,
+    stream: W,
+    mut manifest: Manifest,
+    source: &BackupSource,
+    tablespaces_ready: &mut dyn FnMut(),
+    db_ready: &mut dyn FnMut() -> Result<()>,
+    log: &dyn Fn(&str),
+) -> Result<(Manifest, W)> {
+    let started = std::time::Instant::now();
+    let mut phase = started;
+    let mut lap = |what: &str| {
+        log(&format!("{what} in {:.1} s", phase.elapsed().as_secs_f64()));
+        phase = std::time::Instant::now();
+    };
+    let mut encoder = zstd::Encoder::new(stream, ZSTD_LEVEL).map_err(io_err(out))?;
     // Compression runs on worker threads while this one reads the files.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u32;
     encoder.multithread(workers).map_err(io_err(out))?;
@@ -227,10 +257,9 @@ pub fn write_backup(
         .map_err(io_err(out))?
         .into_inner()
         .map_err(|e| io_err(out)(e.into_error()))?;
-    let file = encoder.finish().map_err(io_err(out))?;
-    file.finish().map_err(io_err(out))?;
-    lap("finished compressing and synced the archive to disk");
-    Ok(manifest)
+    let stream = encoder.finish().map_err(io_err(out))?;
+    lap("finished compressing the archive");
+    Ok((manifest, stream))
 }
 
 /// The archive file, flushed to disk as it grows: every [`EarlySync::EVERY`] bytes a helper

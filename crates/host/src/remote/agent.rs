@@ -6,12 +6,13 @@
 //! the agent makes the step.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::wire::{self, Down, PROTOCOL, Up, WireError, WireRecord, WireResult};
+use super::calls::Streams;
+use super::wire::{self, Down, Frame, PROTOCOL, Up, WireError, WireRecord, WireResult};
 use crate::commit::Committers;
 use crate::journal::{Journal, JournalRecord, Undo};
 use crate::{HostError, Result};
@@ -22,6 +23,8 @@ use crate::{HostError, Result};
 const ANSWER_BOUND: Duration = Duration::from_secs(60);
 
 type Answers = Arc<Mutex<HashMap<u64, mpsc::Sender<WireResult<()>>>>>;
+/// Where the bytes of each call's incoming stream go.
+type Inputs = Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>>;
 type Output = Arc<Mutex<Box<dyn Write + Send>>>;
 
 /// Serves calls from `input` until it ends (the dispatcher went away or the link was cut),
@@ -49,12 +52,28 @@ pub fn serve(
         },
     )?;
     let answers: Answers = Arc::default();
+    let inputs: Inputs = Arc::default();
     let committers = Arc::new(Committers::default());
     let mut input = std::io::BufReader::new(input);
     let mut running = Vec::new();
     loop {
-        let message: Option<Down> = wire::receive(&mut input)
+        let frame: Option<Frame<Down>> = wire::receive_frame(&mut input)
             .map_err(|e| HostError::Refused(format!("reading the dispatcher's call: {e}")))?;
+        let message = match frame {
+            None => break,
+            Some(Frame::Data { id, bytes }) => {
+                let stream = inputs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .cloned();
+                if let Some(stream) = stream {
+                    let _ = stream.send(bytes);
+                }
+                continue;
+            }
+            Some(Frame::Message(message)) => Some(message),
+        };
         match message {
             None => break,
             Some(Down::Answer { id, result }) => {
@@ -71,20 +90,28 @@ pub fn serve(
                     id,
                     out: out.clone(),
                     answers: answers.clone(),
+                    inputs: inputs.clone(),
                 };
                 let committers = committers.clone();
                 running.push(std::thread::spawn(move || {
                     let result = call
-                        .make(&journal, &committers)
+                        .make(&journal, &journal, &committers)
                         .map_err(|e| WireError::from(&e));
+                    journal
+                        .inputs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
                     let _ = send(&journal.out, &Up::Done { id, result });
                 }));
                 running.retain(|t| !t.is_finished());
             }
         }
     }
-    // The dispatcher is gone: what runs gives up at its next journal entry.
+    // The dispatcher is gone: what runs gives up at its next journal entry, or at the end
+    // of the stream it reads.
     answers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    inputs.lock().unwrap_or_else(|p| p.into_inner()).clear();
     for t in running {
         let _ = t.join();
     }
@@ -103,6 +130,7 @@ struct WireJournal {
     id: u64,
     out: Output,
     answers: Answers,
+    inputs: Inputs,
 }
 
 impl WireJournal {
@@ -126,6 +154,89 @@ impl WireJournal {
                 ))
             }
         }
+    }
+}
+
+impl Streams for WireJournal {
+    fn input(&self) -> Result<Box<dyn Read + Send + '_>> {
+        let (tx, rx) = mpsc::sync_channel(16);
+        self.inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.id, tx);
+        send(&self.out, &Up::SendData { id: self.id })?;
+        Ok(Box::new(DataIn {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            ended: false,
+        }))
+    }
+
+    fn output(&self) -> Box<dyn Write + Send + '_> {
+        Box::new(std::io::BufWriter::with_capacity(
+            wire::DATA_CHUNK,
+            DataOut {
+                id: self.id,
+                out: &self.out,
+            },
+        ))
+    }
+}
+
+/// A call's incoming stream, as the dispatcher sends it.
+struct DataIn {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl Read for DataIn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv_timeout(ANSWER_BOUND) {
+                Ok(chunk) if chunk.is_empty() => self.ended = true,
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => {
+                    return Err(std::io::Error::other(
+                        "the dispatcher's stream stopped before its end",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// A call's outgoing stream: data frames to the dispatcher.
+struct DataOut<'a> {
+    id: u64,
+    out: &'a Output,
+}
+
+impl Write for DataOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min(wire::DATA_CHUNK);
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        wire::send_data(&mut *out, self.id, &buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

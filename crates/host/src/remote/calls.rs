@@ -36,6 +36,20 @@ pub enum Call {
     Purge { entries: Entries },
     /// Remove a task's scratch directory.
     RemoveScratch { scratch: PathBuf },
+    /// Write the backup `request` asks for into the call's outgoing stream (to the machine
+    /// that keeps the backups); its value is the manifest.
+    BackupTo {
+        scratch: PathBuf,
+        request: Box<BackupRequest>,
+    },
+    /// Extract the archive the call's incoming stream carries into two new staging
+    /// directories, as [`Steps::extract_backup`] does.
+    ExtractFrom {
+        scratch: PathBuf,
+        archive: PathBuf,
+        files: PathBuf,
+        private: PathBuf,
+    },
     /// A read that changes nothing.
     Query(Query),
 }
@@ -65,6 +79,14 @@ pub enum Query {
     UserExists(String),
     IsFile(PathBuf),
     FileSize(PathBuf),
+    DatabaseExists {
+        db: DbCtl,
+        name: String,
+    },
+    SiteDbRows {
+        db: crate::site_db::SiteDbSpec,
+        sql: String,
+    },
 }
 
 /// Each [`Steps`] method, its arguments owned.
@@ -107,18 +129,6 @@ pub enum StepCall {
     RepairDatabase(DbUser),
     DropDatabase(DbUser),
     CheckDbAdmin(DbCtl),
-    CreateBackup(BackupRequest),
-    ExtractBackup {
-        archive: PathBuf,
-        files: PathBuf,
-        private: PathBuf,
-    },
-    ExtractAndBackUp {
-        archive: PathBuf,
-        files: PathBuf,
-        private: PathBuf,
-        backup: BackupRequest,
-    },
     SwapTree {
         target: PathBuf,
         replacement: PathBuf,
@@ -202,18 +212,6 @@ impl StepCall {
                 json(x.drop_database(&u.db, &u.name, &u.user, &u.password)?)
             }
             StepCall::CheckDbAdmin(db) => json(x.check_db_admin(&db)?),
-            StepCall::CreateBackup(request) => json(x.create_backup(&request)?),
-            StepCall::ExtractBackup {
-                archive,
-                files,
-                private,
-            } => json(x.extract_backup(&archive, &files, &private)?),
-            StepCall::ExtractAndBackUp {
-                archive,
-                files,
-                private,
-                backup,
-            } => json(x.extract_and_back_up(&archive, &files, &private, &backup)?),
             StepCall::SwapTree {
                 target,
                 replacement,
@@ -275,8 +273,17 @@ impl Query {
             Query::UserExists(name) => json(here.user_exists(&name)?),
             Query::IsFile(path) => json(here.is_file(&path)),
             Query::FileSize(path) => json(here.file_size(&path)),
+            Query::DatabaseExists { db, name } => json(here.database_exists(&db, &name)?),
+            Query::SiteDbRows { db, sql } => json(here.site_db_rows(&db.site_db(), &sql)?),
         })
     }
+}
+
+/// A call's streams of bytes to and from the dispatcher.
+pub(crate) trait Streams {
+    /// The incoming stream, asked for now.
+    fn input(&self) -> Result<Box<dyn std::io::Read + Send + '_>>;
+    fn output(&self) -> Box<dyn std::io::Write + Send + '_>;
 }
 
 impl Call {
@@ -286,9 +293,28 @@ impl Call {
     pub(crate) fn make(
         self,
         journal: &dyn Journal,
+        streams: &dyn Streams,
         committers: &Committers,
     ) -> Result<serde_json::Value> {
         match self {
+            Call::BackupTo { scratch, request } => {
+                let mut x = LiveSteps::new(journal, committers, None, scratch);
+                Ok(json(x.create_backup_into(&request, streams.output())?))
+            }
+            Call::ExtractFrom {
+                scratch,
+                archive,
+                files,
+                private,
+            } => {
+                let mut x = LiveSteps::new(journal, committers, None, scratch);
+                Ok(json(x.extract_backup_from(
+                    &archive,
+                    &mut || streams.input(),
+                    &files,
+                    &private,
+                )?))
+            }
             Call::Step { scratch, step } => {
                 let mut x = LiveSteps::new(journal, committers, None, scratch);
                 (*step).make(&mut x)

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::calls::Call;
-use super::wire::{self, Down, PROTOCOL, Up};
+use super::wire::{self, Down, Frame, PROTOCOL, Up};
 use super::{Endpoint, SshKeys, ssh};
 use crate::journal::{Journal, JournalRecord};
 use crate::{HostError, Result};
@@ -26,7 +26,7 @@ const NOT_FOUND: i32 = 127;
 pub struct Link {
     endpoint: Endpoint,
     writer: Mutex<ChildStdin>,
-    calls: Arc<Mutex<HashMap<u64, mpsc::Sender<Up>>>>,
+    calls: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Incoming>>>>,
     next_id: AtomicU64,
     /// Why the session ended, once it has.
     ended: Arc<Mutex<Option<String>>>,
@@ -73,7 +73,7 @@ impl Link {
         );
         let mut cmd = keys.command(endpoint, &remote)?;
         let (ready_tx, ready_rx) = mpsc::channel();
-        let calls: Arc<Mutex<HashMap<u64, mpsc::Sender<Up>>>> = Arc::default();
+        let calls: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Incoming>>>> = Arc::default();
         let ended: Arc<Mutex<Option<String>>> = Arc::default();
         let endpoint_for_reader = endpoint.clone();
         let (calls_r, ended_r) = (calls.clone(), ended.clone());
@@ -129,17 +129,27 @@ impl Link {
                         return;
                     }
                 }
-                while let Ok(Some(message)) = wire::receive::<Up>(&mut stdout) {
-                    let id = match &message {
-                        Up::Done { id, .. }
-                        | Up::Record { id, .. }
-                        | Up::Log { id, .. }
-                        | Up::StepMade { id, .. } => *id,
-                        Up::Hello { .. } => continue,
+                while let Ok(Some(frame)) = wire::receive_frame::<Up>(&mut stdout) {
+                    let (id, incoming) = match frame {
+                        Frame::Data { id, bytes } => (id, Incoming::Data(bytes)),
+                        Frame::Message(message) => match &message {
+                            Up::Done { id, .. }
+                            | Up::Record { id, .. }
+                            | Up::Log { id, .. }
+                            | Up::StepMade { id, .. }
+                            | Up::SendData { id } => (*id, Incoming::Up(message)),
+                            Up::Hello { .. } => continue,
+                        },
                     };
-                    let calls = calls_r.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(call) = calls.get(&id) {
-                        let _ = call.send(message);
+                    let call = calls_r
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&id)
+                        .cloned();
+                    // Outside the lock: a call slow to take its stream's bytes holds up the
+                    // session's other calls, never the map they register in.
+                    if let Some(call) = call {
+                        let _ = call.send(incoming);
                     }
                 }
                 let _ = child.kill();
@@ -174,13 +184,28 @@ impl Link {
     /// Makes `call` on the machine: journals its undos through `journal` before the agent
     /// makes each step, logs its lines there, and returns its value.
     pub fn call(&self, call: Call, journal: &dyn Journal) -> Result<serde_json::Value> {
+        self.call_streaming(call, journal, None, None)
+    }
+
+    /// [`Link::call`] with a stream: `input` sent when the agent asks for it (a backup
+    /// archive to extract there), and what the agent streams back written to `output` (a
+    /// backup archive it writes).
+    pub fn call_streaming(
+        &self,
+        call: Call,
+        journal: &dyn Journal,
+        input: Option<&mut dyn Read>,
+        output: Option<&mut dyn std::io::Write>,
+    ) -> Result<serde_json::Value> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let (tx, rx) = mpsc::channel();
+        // Bounded: a stream arriving faster than it is written waits in the kernel's
+        // buffers and ssh's, not in memory here.
+        let (tx, rx) = mpsc::sync_channel(16);
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
-        let result = self.run(id, call, &rx, journal);
+        let result = self.run(id, call, &rx, journal, input, output);
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -192,13 +217,29 @@ impl Link {
         &self,
         id: u64,
         call: Call,
-        rx: &mpsc::Receiver<Up>,
+        rx: &mpsc::Receiver<Incoming>,
         journal: &dyn Journal,
+        mut input: Option<&mut dyn Read>,
+        mut output: Option<&mut dyn std::io::Write>,
     ) -> Result<serde_json::Value> {
         self.send(&Down::Call { id, call })?;
         loop {
-            let Ok(message) = rx.recv() else {
+            let Ok(incoming) = rx.recv() else {
                 return Err(self.gone());
+            };
+            let message = match incoming {
+                Incoming::Up(message) => message,
+                Incoming::Data(bytes) => {
+                    let Some(out) = output.as_mut() else {
+                        return Err(HostError::Refused(
+                            "the agent streamed bytes no one asked for".into(),
+                        ));
+                    };
+                    out.write_all(&bytes).map_err(|e| {
+                        HostError::io(std::path::Path::new("the stream from the agent"), e)
+                    })?;
+                    continue;
+                }
             };
             match message {
                 Up::Done { result, .. } => return result.map_err(HostError::from),
@@ -220,7 +261,30 @@ impl Link {
                     let verdict = journal.step_made(&what);
                     self.answer(id, &verdict)?;
                 }
+                Up::SendData { .. } => {
+                    let Some(input) = input.take() else {
+                        return Err(HostError::Refused(
+                            "the agent asked for a stream no one gave".into(),
+                        ));
+                    };
+                    self.stream(id, input)?;
+                }
                 Up::Hello { .. } => {}
+            }
+        }
+    }
+
+    /// Sends `input` as call `id`'s stream, then the empty frame that ends it.
+    fn stream(&self, id: u64, input: &mut dyn Read) -> Result<()> {
+        let mut chunk = vec![0u8; wire::DATA_CHUNK];
+        loop {
+            let n = input
+                .read(&mut chunk)
+                .map_err(|e| HostError::io(std::path::Path::new("the stream to the agent"), e))?;
+            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            wire::send_data(&mut *writer, id, &chunk[..n]).map_err(|_| self.gone())?;
+            if n == 0 {
+                return Ok(());
             }
         }
     }
@@ -252,6 +316,12 @@ impl Link {
             self.endpoint.target()
         ))
     }
+}
+
+/// What the session's reader hands a call.
+enum Incoming {
+    Up(Up),
+    Data(Vec<u8>),
 }
 
 enum Started {

@@ -144,18 +144,89 @@ pub struct RemoteSteps<'a> {
     link: Arc<Link>,
     reads: Arc<RemoteReads>,
     journal: &'a dyn Journal,
+    /// The task's journal for steps made on the machine fjord runs on (the backup archives
+    /// it keeps).
+    here: &'a dyn Journal,
     /// The task's scratch dir on the machine.
     scratch: PathBuf,
 }
 
 impl<'a> RemoteSteps<'a> {
-    pub fn new(link: Arc<Link>, journal: &'a dyn Journal, scratch: PathBuf) -> RemoteSteps<'a> {
+    pub fn new(
+        link: Arc<Link>,
+        journal: &'a dyn Journal,
+        here: &'a dyn Journal,
+        scratch: PathBuf,
+    ) -> RemoteSteps<'a> {
         RemoteSteps {
             reads: Arc::new(RemoteReads { link: link.clone() }),
             link,
             journal,
+            here,
             scratch,
         }
+    }
+
+    /// Writes the backup `request` asks for into `request.out`, on the machine fjord runs on,
+    /// from the stream the agent writes it into: nothing of the archive is kept on the
+    /// server. The file is journaled here first (its undo removes it).
+    fn backup_here(&mut self, request: &BackupRequest) -> Result<Manifest> {
+        let out = &request.out;
+        if let Some(parent) = out.parent() {
+            crate::ensure_private_dir(parent)?;
+        }
+        let undo = crate::Undo::RestoreFile {
+            path: out.clone(),
+            existed: false,
+            mode: 0,
+            beneath: Some(crate::anchor::anchor_of(out)),
+        };
+        self.here
+            .record(0, &format!("write backup {}", out.display()), &undo, None)?;
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .map_err(|e| HostError::io(out, e))?;
+        let manifest = self.link.call_streaming(
+            Call::BackupTo {
+                scratch: self.scratch.clone(),
+                request: Box::new(request.clone()),
+            },
+            self.journal,
+            None,
+            Some(&mut file),
+        )?;
+        // A backup not on disk is no backup.
+        file.sync_all().map_err(|e| HostError::io(out, e))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.here.log(&format!(
+            "the archive came over the link: {size} bytes compressed"
+        ));
+        value_of(manifest)
+    }
+
+    /// Extracts an archive kept on the machine fjord runs on into staging directories on the
+    /// server, streamed over the link.
+    fn extract_here(
+        &mut self,
+        archive: &Path,
+        files: &Path,
+        private: &Path,
+    ) -> Result<(PathBuf, Option<Manifest>)> {
+        let mut file = crate::archive::open_archive(archive)?;
+        let value = self.link.call_streaming(
+            Call::ExtractFrom {
+                scratch: self.scratch.clone(),
+                archive: archive.to_path_buf(),
+                files: files.to_path_buf(),
+                private: private.to_path_buf(),
+            },
+            self.journal,
+            Some(&mut file),
+            None,
+        )?;
+        value_of(value)
     }
 
     fn step<T: for<'de> serde::Deserialize<'de>>(&mut self, step: StepCall) -> Result<T> {
@@ -272,6 +343,20 @@ impl Reads for RemoteReads {
     fn is_file(&self, path: &Path) -> bool {
         self.query(Query::IsFile(path.to_path_buf()))
             .unwrap_or(false)
+    }
+
+    fn database_exists(&self, db: &DbCtl, name: &str) -> Result<bool> {
+        self.query(Query::DatabaseExists {
+            db: db.clone(),
+            name: name.to_string(),
+        })
+    }
+
+    fn site_db_rows(&self, db: &crate::SiteDb, sql: &str) -> Result<Vec<crate::SiteDbRow>> {
+        self.query(Query::SiteDbRows {
+            db: db.spec(),
+            sql: sql.to_string(),
+        })
     }
 
     fn file_size(&self, path: &Path) -> Option<u64> {
@@ -428,7 +513,7 @@ impl Steps for RemoteSteps<'_> {
     }
 
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
-        self.step(StepCall::CreateBackup(request.clone()))
+        self.backup_here(request).map(Some)
     }
 
     fn extract_backup(
@@ -437,11 +522,7 @@ impl Steps for RemoteSteps<'_> {
         files: &Path,
         private: &Path,
     ) -> Result<(PathBuf, Option<Manifest>)> {
-        self.step(StepCall::ExtractBackup {
-            archive: archive.to_path_buf(),
-            files: files.to_path_buf(),
-            private: private.to_path_buf(),
-        })
+        self.extract_here(archive, files, private)
     }
 
     fn extract_and_back_up(
@@ -451,11 +532,14 @@ impl Steps for RemoteSteps<'_> {
         private: &Path,
         backup: &BackupRequest,
     ) -> Result<ExtractedAndBackedUp> {
-        self.step(StepCall::ExtractAndBackUp {
-            archive: archive.to_path_buf(),
-            files: files.to_path_buf(),
-            private: private.to_path_buf(),
-            backup: backup.clone(),
+        // One after the other over the link (locally they run side by side): both are made
+        // before anything of the site changes.
+        let (dump, manifest) = self.extract_here(archive, files, private)?;
+        let written = self.backup_here(backup)?;
+        Ok(ExtractedAndBackedUp {
+            dump,
+            manifest,
+            backup: Some(written),
         })
     }
 

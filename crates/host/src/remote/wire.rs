@@ -19,7 +19,20 @@ use crate::{HostError, Result};
 const MAX_FRAME: u32 = 256 << 20;
 
 /// The protocol's version: an agent of another version is replaced before it is used.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
+
+/// The first byte of a data frame's body (a message's is `{`): then the call's id (8 bytes,
+/// big-endian) and the bytes. An empty data frame ends a call's stream.
+const DATA: u8 = 0;
+
+/// The most a data frame carries.
+pub const DATA_CHUNK: usize = 1 << 20;
+
+/// A frame: a message, or bytes of a call's stream (a backup archive on its way).
+pub enum Frame<T> {
+    Message(T),
+    Data { id: u64, bytes: Vec<u8> },
+}
 
 /// From the dispatcher to the agent (no Debug: a call may carry a database password).
 #[derive(Serialize, Deserialize)]
@@ -61,6 +74,10 @@ pub enum Up {
     StepMade {
         id: u64,
         what: String,
+    },
+    /// Stream call `id`'s input now (data frames, then an empty one).
+    SendData {
+        id: u64,
     },
 }
 
@@ -176,8 +193,51 @@ pub fn send<T: Serialize>(out: &mut impl Write, message: &T) -> std::io::Result<
     out.flush()
 }
 
+/// Writes bytes of call `id`'s stream as one data frame (empty: the stream ends).
+pub fn send_data(out: &mut impl Write, id: u64, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(1 + 8 + bytes.len())
+        .ok()
+        .filter(|len| *len <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("a data frame over 256 MiB"))?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(&[DATA])?;
+    out.write_all(&id.to_be_bytes())?;
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Reads one frame; None at a clean end of the stream (between frames).
+pub fn receive_frame<T: for<'de> Deserialize<'de>>(
+    input: &mut impl Read,
+) -> std::io::Result<Option<Frame<T>>> {
+    let Some(body) = receive_body(input)? else {
+        return Ok(None);
+    };
+    if body.first() == Some(&DATA) {
+        if body.len() < 9 {
+            return Err(std::io::Error::other("a data frame without its call"));
+        }
+        let id = u64::from_be_bytes(body[1..9].try_into().expect("8 bytes"));
+        return Ok(Some(Frame::Data {
+            id,
+            bytes: body[9..].to_vec(),
+        }));
+    }
+    serde_json::from_slice(&body)
+        .map(|m| Some(Frame::Message(m)))
+        .map_err(|e| std::io::Error::other(format!("an unreadable message: {e}")))
+}
+
 /// Reads one frame's message; None at a clean end of the stream (between frames).
 pub fn receive<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> std::io::Result<Option<T>> {
+    match receive_frame(input)? {
+        None => Ok(None),
+        Some(Frame::Message(m)) => Ok(Some(m)),
+        Some(Frame::Data { .. }) => Err(std::io::Error::other("data where a message was due")),
+    }
+}
+
+fn receive_body(input: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
@@ -192,9 +252,7 @@ pub fn receive<T: for<'de> Deserialize<'de>>(input: &mut impl Read) -> std::io::
     }
     let mut body = vec![0u8; len as usize];
     input.read_exact(&mut body)?;
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| std::io::Error::other(format!("an unreadable message: {e}")))
+    Ok(Some(body))
 }
 
 /// A call's value, read back from its JSON.

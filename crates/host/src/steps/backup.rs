@@ -194,8 +194,62 @@ pub(super) fn write_backup(
     request: &BackupRequest,
     dump: &Path,
 ) -> Result<Manifest> {
-    let mut manifest = request.manifest.clone();
-    manifest.db_member = request.db.as_ref().map(|d| d.member().to_string());
+    let written = archive_site(journal, request, dump, |source, tablespaces, db, log| {
+        crate::archive::write_backup(
+            &request.out,
+            request.manifest.clone(),
+            source,
+            tablespaces,
+            db,
+            log,
+        )
+    })?;
+    let size = std::fs::metadata(&request.out)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    journal.log(&format!(
+        "backup of {} files, {size} bytes compressed",
+        written.members.len()
+    ));
+    Ok(written)
+}
+
+/// [`write_backup`] into `stream`, for the machine that keeps the backups when it is not
+/// this one: nothing of the archive is written here.
+pub(crate) fn write_backup_stream<W: std::io::Write + Send>(
+    journal: &dyn Journal,
+    request: &BackupRequest,
+    dump: &Path,
+    stream: W,
+) -> Result<(Manifest, W)> {
+    let written = archive_site(journal, request, dump, |source, tablespaces, db, log| {
+        crate::archive::write_backup_to(
+            &request.out,
+            stream,
+            request.manifest.clone(),
+            source,
+            tablespaces,
+            db,
+            log,
+        )
+    })?;
+    journal.log(&format!("backup of {} files", written.0.members.len()));
+    Ok(written)
+}
+
+/// Archives the site a request names with `write`, the database dumped on its own thread
+/// meanwhile (into `dump`, removed afterwards).
+fn archive_site<R>(
+    journal: &dyn Journal,
+    request: &BackupRequest,
+    dump: &Path,
+    write: impl FnOnce(
+        &crate::archive::BackupSource,
+        &mut dyn FnMut(),
+        &mut dyn FnMut() -> Result<()>,
+        &dyn Fn(&str),
+    ) -> Result<R>,
+) -> Result<R> {
     let skip = match &request.db {
         Some(BackupDb::Sqlite { path }) => Some(path.as_path()),
         _ => None,
@@ -223,27 +277,14 @@ pub(super) fn write_backup(
                 .unwrap_or_else(|_| Err(HostError::Refused("the dump thread panicked".into()))),
             None => Ok(()),
         };
-        let written = crate::archive::write_backup(
-            &request.out,
-            manifest,
-            &source,
-            &mut tablespaces_ready,
-            &mut db_ready,
-            &|line| journal.log(line),
-        );
+        let written = write(&source, &mut tablespaces_ready, &mut db_ready, &|line| {
+            journal.log(line)
+        });
         // Whatever became of the archive, the dump is finished before the scope ends.
         let dumped = db_ready();
         written.and_then(|w| dumped.map(|_| w))
     });
     let _ = crate::remove_file_if_exists(dump);
     let _ = crate::remove_dir_if_exists(&crate::tablespace_dir(dump));
-    let written = written?;
-    let size = std::fs::metadata(&request.out)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    journal.log(&format!(
-        "backup of {} files, {size} bytes compressed",
-        written.members.len()
-    ));
-    Ok(written)
+    written
 }

@@ -256,6 +256,45 @@ impl<'a> LiveSteps<'a> {
         self.journal.step_made(what)
     }
 
+    /// A backup written into `stream` for another machine to keep: only its dump is made
+    /// here (in the scratch dir, removed afterwards); the machine that keeps the archive
+    /// journals it.
+    pub(crate) fn create_backup_into(
+        &mut self,
+        request: &BackupRequest,
+        stream: impl std::io::Write + Send,
+    ) -> Result<Manifest> {
+        crate::ensure_dir(&self.scratch)?;
+        let dump = self
+            .scratch
+            .join(format!("backup-{}", crate::random_hex(4)));
+        let (manifest, mut stream) = write_backup_stream(self.journal, request, &dump, stream)?;
+        stream.flush().map_err(|e| HostError::io(&request.out, e))?;
+        drop(stream);
+        // The dump is gone; a scratch dir made for it alone goes too (one that holds an
+        // undo's dump stays: it is not empty).
+        let _ = std::fs::remove_dir(&self.scratch);
+        self.after_step(&format!("write backup {}", request.out.display()))?;
+        Ok(manifest)
+    }
+
+    /// [`Steps::extract_backup`] of an archive read from the stream `open` opens (once the
+    /// staging directories are journaled): the archive is kept on another machine.
+    pub(crate) fn extract_backup_from<'s>(
+        &mut self,
+        archive: &Path,
+        open: &mut dyn FnMut() -> Result<Box<dyn std::io::Read + Send + 's>>,
+        files: &Path,
+        private: &Path,
+    ) -> Result<(PathBuf, Option<Manifest>)> {
+        let db_dump = self.begin_extract(files, private)?;
+        let stream = open()?;
+        let manifest =
+            crate::archive::extract_backup_from(archive, stream, files, private, &db_dump)?;
+        self.after_step(&format!("extract {}", archive.display()))?;
+        Ok((db_dump, Some(manifest)))
+    }
+
     /// Hands over what the task set aside, to be purged once the task is recorded as a
     /// success (see [`Trash::purge`]).
     pub fn take_trash(&mut self) -> Trash {

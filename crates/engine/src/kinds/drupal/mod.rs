@@ -73,7 +73,7 @@ fn site_packages(app: &SiteApp, layout: &Layout) -> std::result::Result<Vec<Pack
             password: &db.password,
         }
     };
-    let enabled = schema::enabled(&reader, layout.major)?;
+    let enabled = schema::enabled(&*app.reads, &reader, layout.major)?;
     Ok(enabled
         .into_iter()
         .map(|e| {

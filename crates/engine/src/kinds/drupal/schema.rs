@@ -3,7 +3,7 @@
 //! `core.extension` config object and the `system.schema` key-value collection, as
 //! PHP-serialized values.
 
-use host::{SiteDb, SiteDbRow};
+use host::{Reads, SiteDb, SiteDbRow};
 
 use super::php_serialized::unserialize;
 
@@ -33,8 +33,8 @@ const MOST_PACKAGES: usize = 5_000;
 /// Reads them from the site's database. The site wrote what comes back, so only what is
 /// shaped like a package is kept: a Drupal machine name (`[a-z][a-z0-9_]*`, at most 128
 /// characters) of a kind fjord knows.
-pub fn enabled(db: &SiteDb, major: u32) -> Result<Vec<Enabled>, String> {
-    let rows = |sql: &str| db.rows(sql).map_err(|e| e.to_string());
+pub fn enabled(reads: &dyn Reads, db: &SiteDb, major: u32) -> Result<Vec<Enabled>, String> {
+    let rows = |sql: &str| reads.site_db_rows(db, sql).map_err(|e| e.to_string());
     let mut enabled = if major == 7 {
         from_system_rows(&rows(SEVEN_QUERY)?)
     } else if db.is_postgresql() {

@@ -318,8 +318,14 @@ fn enabled_packages_and_schema_versions_are_read_from_sqlite() {
     assert!(sqlite.wait().unwrap().success());
     let db = host::SiteDb::Sqlite(&path);
     assert!(db.has_table("system").unwrap() && !db.has_table("users").unwrap());
-    assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
-    assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
+    assert_eq!(
+        schema::enabled(&LocalReads, &db, 7).unwrap(),
+        expected_seven()
+    );
+    assert_eq!(
+        schema::enabled(&LocalReads, &db, 10).unwrap(),
+        expected_modern()
+    );
 }
 
 /// The machine's MariaDB (root on its socket) or PostgreSQL (postgres on 127.0.0.1).
@@ -426,8 +432,14 @@ fn enabled_packages_and_schema_versions_are_read_from_mariadb() {
     let tenant = TenantDb::new(host::DbKind::Mysql, &drupal_tables_sql("LONGBLOB"));
     let db = tenant.reader();
     assert!(db.has_table("key_value").unwrap());
-    assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
-    assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
+    assert_eq!(
+        schema::enabled(&LocalReads, &db, 7).unwrap(),
+        expected_seven()
+    );
+    assert_eq!(
+        schema::enabled(&LocalReads, &db, 10).unwrap(),
+        expected_modern()
+    );
 }
 
 #[test]
@@ -436,8 +448,14 @@ fn enabled_packages_and_schema_versions_are_read_from_postgresql() {
     let tenant = TenantDb::new(host::DbKind::Postgresql, &drupal_tables_sql("BYTEA"));
     let db = tenant.reader();
     assert!(db.is_postgresql() && db.has_table("system").unwrap());
-    assert_eq!(schema::enabled(&db, 7).unwrap(), expected_seven());
-    assert_eq!(schema::enabled(&db, 10).unwrap(), expected_modern());
+    assert_eq!(
+        schema::enabled(&LocalReads, &db, 7).unwrap(),
+        expected_seven()
+    );
+    assert_eq!(
+        schema::enabled(&LocalReads, &db, 10).unwrap(),
+        expected_modern()
+    );
 }
 
 /// A site owns its schema: a view named like Drupal's `system` table, behind a function that
@@ -460,7 +478,7 @@ fn a_sites_view_over_its_own_function_runs_with_the_sites_rights_on_both_servers
         (host::DbKind::Postgresql, postgresql_trap),
     ] {
         let tenant = TenantDb::new(kind, trap);
-        let read = schema::enabled(&tenant.reader(), 7);
+        let read = schema::enabled(&LocalReads, &tenant.reader(), 7);
         let shown = format!("{read:?}");
         for secret in ["root@", "postgres:", "ran"] {
             assert!(!shown.contains(secret), "{kind:?}: {shown}");
@@ -488,7 +506,7 @@ fn names_read_from_a_sites_database_that_are_not_package_names_are_dropped() {
          UNION ALL SELECT 'views', 'weird kind', 1, 1 \
          UNION ALL SELECT REPEAT('a', 200), 'module', 1, 1;",
     );
-    let enabled = schema::enabled(&tenant.reader(), 7).unwrap();
+    let enabled = schema::enabled(&LocalReads, &tenant.reader(), 7).unwrap();
     assert_eq!(
         enabled,
         vec![schema::Enabled {
@@ -504,7 +522,7 @@ fn a_database_without_drupal_tables_is_an_error_not_an_empty_list() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.sqlite");
     let db = host::SiteDb::Sqlite(&path);
-    assert!(schema::enabled(&db, 7).is_err());
+    assert!(schema::enabled(&LocalReads, &db, 7).is_err());
     assert!(schema::from_config_rows(&[], &[]).is_err());
 }
 
