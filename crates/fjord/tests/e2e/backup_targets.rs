@@ -147,6 +147,17 @@ fn a_sites_backups_copied_to_a_backup_target_bring_it_back_after_its_local_backu
     std::fs::remove_dir_all(env.data.path().join("backups/s1.test")).unwrap();
     write_page(&env, "s1.test", "changed since\n");
     assert_eq!(served(&env, "s1.test"), "changed since\n");
+    // A restore failing once the copy is fetched (its first step) takes the fetched copy away.
+    env.ok(&["site", "restore", "s1.test", "--from-target", "off1"]);
+    env.dispatch_until_idle(&["fail-after:site-restore:1"]);
+    let failed = last_task(&env);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        !local.exists(),
+        "{}",
+        env.log(failed["id"].as_i64().unwrap())
+    );
+    assert_eq!(served(&env, "s1.test"), "changed since\n");
     let id = env.queue(&["site", "restore", "s1.test", "--from-target", "off1"]);
     env.dispatch_until_idle(&[]);
     let restore = env.task(id);
@@ -183,7 +194,7 @@ fn a_sites_backups_copied_to_a_backup_target_bring_it_back_after_its_local_backu
 
 #[test]
 fn an_unreachable_or_rekeyed_backup_target_fails_the_backup_and_bad_input_changes_nothing() {
-    let env = Env::new();
+    let mut env = Env::new();
     env.ok(&["site", "add", "s1.test", "--platform", "p1"]);
     run_ok(&env);
 
@@ -286,6 +297,33 @@ fn an_unreachable_or_rekeyed_backup_target_fails_the_backup_and_bad_input_change
     run_ok(&env);
     assert_eq!(target.files().len(), 1, "{:?}", target.files());
     let before = target.files();
+    let local_before = local_files();
+
+    // Failed after the copy was made (step 2, after the archive), or killed there: the
+    // rollback removes the copy on the target and the archive here.
+    env.ok(&["site", "backup", "s1.test"]);
+    env.dispatch_until_idle(&["fail-after:site-backup:2"]);
+    let task = last_task(&env);
+    let log = env.log(task["id"].as_i64().unwrap());
+    assert_eq!(task["status"], "failed", "{log}");
+    assert!(log.contains("undo: copy backup"), "{log}");
+    assert_eq!(target.files(), before, "{log}");
+    assert_eq!(local_files(), local_before, "{log}");
+    let pid = env.start_dispatcher(&["pause-after:site-backup:2"]);
+    let id = env.queue(&["site", "backup", "s1.test"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !env.log(id).contains("fault: paused") {
+        assert!(std::time::Instant::now() < deadline, "{}", env.log(id));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(target.files().len(), 2, "the copy was made when it died");
+    crate::harness::signal(pid, "KILL");
+    env.start_dispatcher(&[]);
+    let task = env.wait_task(id, std::time::Duration::from_secs(60));
+    env.kill_dispatchers();
+    assert_eq!(task["error"], "interrupted; rolled back", "{}", env.log(id));
+    assert_eq!(target.files(), before, "{}", env.log(id));
+    assert_eq!(local_files(), local_before, "{}", env.log(id));
 
     // Re-keyed: refused as such, nothing copied, nothing left here.
     target.host.change_host_key();
