@@ -340,7 +340,11 @@ fn an_unreachable_or_rekeyed_backup_target_fails_the_backup_and_bad_input_change
     assert_eq!(target.files(), before);
 
     // No policy names it: it goes, and its copies stay on it.
+    env.ok(&["backup-policy", "--copy-to", "off1"]);
     env.ok(&["site", "backup-policy", "s1.test", "--copy-to", "default"]);
+    let err = env.fails(&["backup-target", "remove", "off1"]);
+    assert!(err.contains("the installation's default"), "{err}");
+    env.ok(&["backup-policy", "--copy-to", "none"]);
     env.ok(&["backup-target", "remove", "off1"]);
     assert_eq!(env.json(&["backup-target", "list"]), serde_json::json!([]));
     assert_eq!(target.files(), before);

@@ -844,4 +844,6 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
+mod backup_targets_tests;
+#[cfg(test)]
 mod tests;
