@@ -36,8 +36,8 @@ pub fn systemd_runs() -> bool {
     host::systemd_runs()
 }
 pub use store::{
-    AcmeAccount, ApiToken, Backup, CertSource, ClaimPause, ClientSummary, LogLine, QueuePlace,
-    SiteCertificate, SiteCron, SitePage, SiteQuery, TaskFilter,
+    AcmeAccount, ApiToken, Backup, BackupCopy, BackupTargetRecord, CertSource, ClaimPause,
+    ClientSummary, LogLine, QueuePlace, SiteCertificate, SiteCron, SitePage, SiteQuery, TaskFilter,
 };
 
 use store::{SqliteStore, Store};

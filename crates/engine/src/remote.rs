@@ -12,7 +12,12 @@ use crate::{Fjord, Result};
 impl Fjord {
     /// fjord's own SSH key pair and the known-hosts files it writes: in its data dir, root's.
     pub(crate) fn ssh_keys(&self) -> SshKeys {
-        SshKeys::new(self.data_dir().join("ssh"))
+        SshKeys::new(self.ssh_keys_dir())
+    }
+
+    /// Where fjord's SSH key pair and known-hosts files are.
+    pub(crate) fn ssh_keys_dir(&self) -> std::path::PathBuf {
+        self.data_dir().join("ssh")
     }
 
     /// This process's links to remote servers.

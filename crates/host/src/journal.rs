@@ -129,6 +129,13 @@ pub enum Undo {
         name: String,
         user: String,
     },
+    /// Remove a backup's copy from a backup target, over SSH with fjord's key in `keys`: made
+    /// from the machine fjord runs on, whichever machine the backup was taken on.
+    RemoveTargetCopy {
+        target: crate::remote::targets::TargetAddress,
+        keys: PathBuf,
+        path: String,
+    },
     /// The step needs no undo (it only repairs towards the recorded state).
     Nothing,
 }
@@ -342,7 +349,8 @@ impl Undo {
             | Undo::DropStagingDatabase { .. }
             | Undo::RemoveUser { .. }
             | Undo::ReplaceDatabaseBack { .. }
-            | Undo::SwapBack { .. } => true,
+            | Undo::SwapBack { .. }
+            | Undo::RemoveTargetCopy { .. } => true,
             Undo::MoveBack { .. }
             | Undo::RestoreModes { .. }
             | Undo::ReloadNginx { .. }
@@ -539,6 +547,11 @@ fn apply(undo: &Undo, saved: Option<&[u8]>) -> Result<()> {
             }
             crate::users::create(&user.name, home, Some((user.uid, user.gid))).map(|_| ())
         }
+        Undo::RemoveTargetCopy { target, keys, path } => crate::remote::targets::remove_copy(
+            &crate::remote::SshKeys::new(keys.clone()),
+            target,
+            path,
+        ),
         Undo::ReloadNginx { .. } | Undo::ReloadPhpFpm { .. } | Undo::Nothing => Ok(()),
     }
 }

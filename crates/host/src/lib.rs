@@ -64,7 +64,7 @@ pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb, SiteDbSpec};
 pub use steps::{
     BackupDb, BackupRequest, DRAIN_BOUND, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps,
-    Trash, trash_path,
+    TargetCopy, TargetFetch, Trash, trash_path,
 };
 pub use sync::Synced;
 pub use tablespaces::{Snapshot, tablespace_dir};

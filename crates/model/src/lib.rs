@@ -36,12 +36,12 @@ pub use objects::{
     Site, SiteStatus, WebRoot, parse_listen,
 };
 pub use path::AbsPath;
-pub use remote::{DEFAULT_REMOTE_DIR, HostKey, Remote, SshTarget};
+pub use remote::{BackupTarget, DEFAULT_REMOTE_DIR, HostKey, Remote, SshTarget};
 pub use schedule::{CronSchedule, Retention};
 pub use site_name::{Hostname, validate_aliases};
 pub use task::{LockKey, Target, Task, TaskKind, TaskStatus, locks_conflict, site_locks};
 pub use task_args::{
-    HttpsAccountArgs, InstallInput, MigrateArgs, OwnCertificate, PlatformLimitBefore, SiteNames,
-    TaskArgs,
+    FromTarget, HttpsAccountArgs, InstallInput, MigrateArgs, OwnCertificate, PlatformLimitBefore,
+    SiteNames, TaskArgs,
 };
 pub use upload::UploadLimit;

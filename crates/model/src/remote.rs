@@ -177,6 +177,55 @@ pub struct Remote {
 /// Where fjord keeps its files on a remote server unless it is told otherwise.
 pub const DEFAULT_REMOTE_DIR: &str = "/var/lib/fjord-remote";
 
+/// Where a backup target keeps its copies: `USER@HOST[:PORT]:/path`, a machine reached over
+/// SSH as a remote server is, holding nothing of fjord's but the copies in `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTarget {
+    pub ssh: SshTarget,
+    /// An absolute directory of plain path characters: the target's shell reads it unquoted.
+    pub path: String,
+}
+
+impl BackupTarget {
+    /// Reads `USER@HOST[:PORT]:/path`, split at the first `:/` outside an IPv6 address's
+    /// brackets.
+    pub fn parse(field: &'static str, input: &str) -> Result<BackupTarget, Invalid> {
+        let refuse = |rule: &str| Err(Invalid::new(field, input, rule));
+        let after_brackets = input.find(']').map_or(0, |i| i + 1);
+        let Some(split) = input[after_brackets..]
+            .find(":/")
+            .map(|i| i + after_brackets)
+        else {
+            return refuse("must be USER@HOST:/path or USER@HOST:PORT:/path, the path absolute");
+        };
+        let ssh = SshTarget::parse(field, &input[..split])
+            .map_err(|e| Invalid::new(field, input, e.rule))?;
+        let path = &input[split + 1..];
+        if path == "/" || path.trim_end_matches('/').is_empty() {
+            return refuse("the path must be a directory below /, never / itself");
+        }
+        if !path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        {
+            return refuse("the path may hold only letters, digits, /, ., _ and -");
+        }
+        if path.split('/').any(|part| part == "." || part == "..") {
+            return refuse("the path may not hold . or .. as a directory");
+        }
+        Ok(BackupTarget {
+            ssh,
+            path: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+impl fmt::Display for BackupTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.ssh, self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +276,37 @@ mod tests {
             "ssh-ed25519 AAAA;rm",
         ] {
             assert!(HostKey::parse("host key", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backup_targets_split_at_the_first_colon_slash_outside_brackets() {
+        let t = BackupTarget::parse("ssh", "backup@store1:/srv/fjord-copies").unwrap();
+        assert_eq!(
+            (t.ssh.user.as_str(), t.ssh.host.as_str(), t.ssh.port),
+            ("backup", "store1", 22)
+        );
+        assert_eq!(t.path, "/srv/fjord-copies");
+        let t = BackupTarget::parse("ssh", "backup@10.0.0.9:2222:/srv/c/").unwrap();
+        assert_eq!((t.ssh.port, t.path.as_str()), (2222, "/srv/c"));
+        assert_eq!(t.to_string(), "backup@10.0.0.9:2222:/srv/c");
+        let t = BackupTarget::parse("ssh", "root@[fd00::9]:22:/b").unwrap();
+        assert_eq!((t.ssh.host.as_str(), t.path.as_str()), ("fd00::9", "/b"));
+        for bad in [
+            "backup@store1",
+            "backup@store1:srv",
+            "backup@store1:/",
+            "backup@store1://",
+            "backup@store1:/srv/a b",
+            "backup@store1:/srv/$(id)",
+            "backup@store1:/srv/../etc",
+            "backup@store1:0:/srv",
+            "store1:/srv",
+            "root@[fd00::9:/srv",
+        ] {
+            let err = BackupTarget::parse("ssh", bad).unwrap_err();
+            assert_eq!(err.value, bad);
+            assert_eq!(err.field, "ssh");
         }
     }
 }

@@ -138,6 +138,9 @@ pub enum TaskArgs {
     Restore {
         backup: String,
         own: bool,
+        /// Restore from the copy of backup `backup_id` on a backup target, fetched first (and
+        /// checked by its SHA-256) to `backup`.
+        from_target: Option<FromTarget>,
     },
     /// The new site is the target; the source is only read.
     Clone {
@@ -203,6 +206,15 @@ struct RestoreJson {
     backup: String,
     #[serde(default)]
     own: bool,
+    #[serde(default)]
+    from_target: Option<FromTarget>,
+}
+
+/// Which copy a restore from a backup target fetches: the target's and the backup's ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromTarget {
+    pub target: i64,
+    pub backup_id: i64,
 }
 
 #[derive(Deserialize)]
@@ -292,6 +304,7 @@ impl TaskArgs {
                 TaskArgs::Restore {
                     backup: r.backup,
                     own: r.own,
+                    from_target: r.from_target,
                 }
             }
             TaskKind::SiteClone => {
@@ -351,7 +364,16 @@ impl TaskArgs {
             TaskArgs::Backup { scheduled: false } => Value::Null,
             TaskArgs::Backup { scheduled: true } => json!({ "scheduled": true }),
             TaskArgs::BackupDelete { ids } => json!({ "delete": ids }),
-            TaskArgs::Restore { backup, own } => json!({ "backup": backup, "own": own }),
+            TaskArgs::Restore {
+                backup,
+                own,
+                from_target: None,
+            } => json!({ "backup": backup, "own": own }),
+            TaskArgs::Restore {
+                backup,
+                own,
+                from_target: Some(from),
+            } => json!({ "backup": backup, "own": own, "from_target": from }),
             TaskArgs::Clone {
                 source,
                 force: false,
@@ -475,6 +497,18 @@ mod tests {
                 TaskArgs::Restore {
                     backup: "/b.tar.zst".into(),
                     own: true,
+                    from_target: None,
+                },
+            ),
+            (
+                TaskKind::SiteRestore,
+                TaskArgs::Restore {
+                    backup: "/b.tar.zst".into(),
+                    own: true,
+                    from_target: Some(FromTarget {
+                        target: 2,
+                        backup_id: 7,
+                    }),
                 },
             ),
             (

@@ -258,6 +258,42 @@ pub struct NewBackup {
     pub site_name: String,
     pub path: String,
     pub size: i64,
+    /// The copies made of it on backup targets, recorded with it.
+    pub copies: Vec<NewBackupCopy>,
+}
+
+/// A copy of a new backup on a backup target, checked there by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBackupCopy {
+    pub target_id: i64,
+    /// The copy's path on the target.
+    pub path: String,
+    pub size: i64,
+    /// Hex.
+    pub sha256: String,
+}
+
+/// A backup target: a machine reached over SSH (as a remote server is: fjord's key, a pinned
+/// host key) that keeps copies of backups in a directory, and runs nothing of fjord's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupTargetRecord {
+    pub id: i64,
+    pub name: model::Name,
+    pub target: model::BackupTarget,
+    pub host_key: model::HostKey,
+}
+
+/// A copy of a backup on a backup target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupCopy {
+    pub backup_id: i64,
+    pub target_id: i64,
+    pub target_name: String,
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Unix milliseconds.
+    pub copied_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -551,6 +587,29 @@ pub trait Store: Accounts + Send + Sync {
     /// A site's backups, whatever name it had when each was taken, newest first.
     fn site_backups(&self, site_id: i64) -> Result<Vec<Backup>>;
     fn backup(&self, id: i64) -> Result<Backup>;
+
+    /// Records a backup target; a name already taken is a conflict.
+    fn add_backup_target(
+        &self,
+        name: &model::Name,
+        target: &model::BackupTarget,
+        host_key: &model::HostKey,
+    ) -> Result<BackupTargetRecord>;
+    /// The backup targets, by name.
+    fn backup_targets(&self) -> Result<Vec<BackupTargetRecord>>;
+    fn backup_target(&self, name: &str) -> Result<BackupTargetRecord>;
+    fn backup_target_by_id(&self, id: i64) -> Result<BackupTargetRecord>;
+    /// Removes a backup target and the record of the copies it holds (not the copies), in
+    /// one transaction with the check that no policy names it: refused (a conflict naming
+    /// the sites, or the installation's default) while one does.
+    fn remove_backup_target(&self, name: &str, default_key: &str) -> Result<()>;
+    /// The copies of a site's backups on backup targets.
+    fn site_backup_copies(&self, site_id: i64) -> Result<Vec<BackupCopy>>;
+    /// The copies of the backups taken under a site name.
+    fn backup_copies_by_site_name(&self, site_name: &str) -> Result<Vec<BackupCopy>>;
+    /// A site's own backup target (None: the installation's default; `none`: no copy).
+    fn site_backup_copy_to(&self, site_id: i64) -> Result<Option<String>>;
+    fn set_site_backup_copy_to(&self, site_id: i64, copy_to: Option<&str>) -> Result<()>;
 
     /// A site's own backup schedule and retention (None: the installation's defaults).
     fn site_backup_policy(&self, site_id: i64) -> Result<(Option<String>, Option<String>)>;

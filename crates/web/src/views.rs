@@ -200,6 +200,29 @@ pub struct ServerView {
     pub monitor: bool,
 }
 
+/// A backup target: where it is reached, and the host key pinned for it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BackupTargetView {
+    pub name: String,
+    /// `USER@HOST[:PORT]`.
+    pub ssh: String,
+    /// The directory the copies go in.
+    pub path: String,
+    /// `TYPE BASE64`.
+    pub host_key: String,
+}
+
+impl BackupTargetView {
+    pub fn new(t: &engine::BackupTargetRecord) -> BackupTargetView {
+        BackupTargetView {
+            name: t.name.to_string(),
+            ssh: t.target.ssh.to_string(),
+            path: t.target.path.clone(),
+            host_key: t.host_key.to_string(),
+        }
+    }
+}
+
 /// What the monitor saw happen to one of a server's daemons.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceEventView {

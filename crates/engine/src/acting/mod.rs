@@ -151,6 +151,12 @@ impl Acting<'_> {
         self.fjord.servers()
     }
 
+    /// The backup targets: infrastructure, seen by those who see servers.
+    pub fn backup_targets(&self) -> Result<Vec<store::BackupTargetRecord>> {
+        self.require(Action::ViewServers)?;
+        self.fjord.backup_targets()
+    }
+
     pub fn server(&self, name: &str) -> Result<Server> {
         self.require(Action::ViewServers)?;
         self.fjord.server(name).map_err(|e| self.with_near_names(e))

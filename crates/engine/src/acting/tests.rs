@@ -566,6 +566,7 @@ fn cancel_and_retry_are_for_whoever_could_queue_the_task_afresh() {
         TaskArgs::Restore {
             backup: "/root/anything.tar.zst".into(),
             own: false,
+            from_target: None,
         },
     );
     let scheduled = operator_task(
@@ -624,6 +625,7 @@ fn another_clients_backups_and_names_answer_as_if_they_did_not_exist() {
                 site_name: "b.example".into(),
                 path: "/nonexistent/b.example.tar.zst".into(),
                 size: 1,
+                copies: Vec::new(),
             })
         } else {
             store::TaskEffect::None

@@ -67,6 +67,7 @@ impl Fjord {
         let args = TaskArgs::Restore {
             backup: path,
             own: file.is_none(),
+            from_target: None,
         };
         self.queue(Target::Site(site.id), TaskKind::SiteRestore, args, dry_run)
     }

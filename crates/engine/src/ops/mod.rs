@@ -7,6 +7,7 @@ use model::{Hostname, PhpVersion, Server, Task};
 use crate::near::{Missing, NameKind};
 use crate::{Error, Result};
 
+pub use backup_targets::CopyPlan;
 pub use logs::{
     LogCursor, LogKind, LogRotation, MAX_LOG_BYTES, MAX_LOG_LINES, redact_line, site_log_dir,
 };
@@ -274,6 +275,7 @@ fn parse_hosts(field: &'static str, inputs: &[String]) -> Result<Vec<Hostname>> 
         .collect()
 }
 
+mod backup_targets;
 mod backups;
 mod https;
 mod logs;

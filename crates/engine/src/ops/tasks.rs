@@ -64,6 +64,15 @@ impl Fjord {
         if let (true, Target::Site(id)) = (backup_task, target) {
             objects.extra.backups = self.store().site_backups(id)?;
             objects.extra.retention = self.backup_policy_of(id)?.1;
+            objects.extra.copies = self.copy_plan(id, kind == TaskKind::SiteBackup)?;
+        }
+        if let TaskArgs::Restore {
+            from_target: Some(from),
+            ..
+        } = args
+        {
+            objects.extra.copies.fetch = Some(self.fetch_plan(from)?);
+            objects.extra.copies.keys = self.ssh_keys_dir();
         }
         if matches!(
             kind,

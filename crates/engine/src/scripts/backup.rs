@@ -9,7 +9,20 @@ impl ScriptEnv {
     }
 }
 
-/// Backs the site up: docroot, private files and a consistent dump of its database.
+/// How a backup target is reached.
+fn target_address(target: &store::BackupTargetRecord) -> host::remote::targets::TargetAddress {
+    host::remote::targets::TargetAddress {
+        name: target.name.to_string(),
+        user: target.target.ssh.user.clone(),
+        host: target.target.ssh.host.clone(),
+        port: target.target.ssh.port,
+        host_key: target.host_key.to_string(),
+    }
+}
+
+/// Backs the site up: docroot, private files and a consistent dump of its database; then,
+/// when the site's policy names a backup target (loaded for backup tasks only), copies the
+/// archive there.
 pub(super) fn site_backup(
     env: &ScriptEnv,
     objects: &TaskObjects,
@@ -17,7 +30,31 @@ pub(super) fn site_backup(
 ) -> Result<TaskEffect> {
     let request = backup_request(env, objects)?;
     let written = x.create_backup(&request)?;
-    backup_effect(objects, &request, written)
+    let mut effect = backup_effect(objects, &request, written)?;
+    if let Some(target) = &objects.extra.copies.copy_to {
+        let file = request
+            .out
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let copy = host::TargetCopy {
+            target: target_address(target),
+            keys: objects.extra.copies.keys.clone(),
+            archive: request.out.clone(),
+            path: format!("{}/{}/{file}", target.target.path, objects.site()?.name),
+        };
+        if let Some(copied) = x.copy_to_backup_target(&copy)?
+            && let TaskEffect::AddBackup(backup) = &mut effect
+        {
+            backup.copies.push(store::NewBackupCopy {
+                target_id: target.id,
+                path: copied.path,
+                size: copied.size as i64,
+                sha256: copied.sha256,
+            });
+        }
+    }
+    Ok(effect)
 }
 
 /// What a backup of the site holds and where it goes.
@@ -95,6 +132,7 @@ pub(super) fn backup_effect(
         site_name: site.name.to_string(),
         path: request.out.display().to_string(),
         size,
+        copies: Vec::new(),
     }))
 }
 
@@ -108,10 +146,37 @@ pub(super) fn site_restore(
     x: &mut dyn Steps,
 ) -> Result<TaskEffect> {
     let (platform, site) = (objects.platform()?, objects.site()?);
-    let model::TaskArgs::Restore { backup, own } = args else {
+    let model::TaskArgs::Restore {
+        backup,
+        own,
+        from_target,
+    } = args
+    else {
         return Err(Error::Refused("a restore task without its backup".into()));
     };
-    let (archive, own) = (PathBuf::from(backup), *own);
+    let (archive, own) = match (from_target, &objects.extra.copies.fetch) {
+        (None, _) => (PathBuf::from(backup), *own),
+        (Some(_), None) => {
+            return Err(Error::Refused(
+                "a restore from a backup target without its copy".into(),
+            ));
+        }
+        // Fetched before anything is frozen: the site serves as before while it arrives.
+        (Some(_), Some((target, copy))) => {
+            let local = PathBuf::from(backup);
+            // The local archive is gone (its machine or data dir was lost): the fetched copy
+            // takes its place and stays, and the backup is whole here again.
+            let keep_at = (!env.reads.exists(&local)?).then_some(local);
+            let fetch = host::TargetFetch {
+                target: target_address(target),
+                keys: objects.extra.copies.keys.clone(),
+                path: copy.path.clone(),
+                sha256: copy.sha256.clone(),
+                keep_at,
+            };
+            (x.fetch_from_backup_target(&fetch)?, true)
+        }
+    };
     // Writes are frozen from before the pre-restore backup begins until the restored state
     // is served: everything the site acknowledged is then in that backup, and nothing it
     // acknowledges is lost by the swap. Reads are served (the old state) throughout.
@@ -307,6 +372,15 @@ pub(super) fn remove_backups(
             .find(|b| b.id == *id)
             .ok_or_else(|| Error::NotFound(format!("backup {id} of this site").into()))?;
         x.remove_tree(Path::new(&backup.path))?;
+    }
+    // Last, since a copy removed from a target cannot be put back: best effort, each failure
+    // logged (the copy is then left on the target, and forgotten with its backup).
+    let plan = &objects.extra.copies;
+    for copy in plan.copies.iter().filter(|c| ids.contains(&c.backup_id)) {
+        let Some(target) = plan.targets.iter().find(|t| t.id == copy.target_id) else {
+            continue;
+        };
+        x.remove_from_backup_target(&target_address(target), &plan.keys, &copy.path);
     }
     Ok(TaskEffect::RemoveBackups(ids.to_vec()))
 }

@@ -57,6 +57,8 @@ pub struct Extra {
     /// Backup tasks: the site's backups and its effective retention.
     pub backups: Vec<store::Backup>,
     pub retention: Option<model::Retention>,
+    /// Backup and restore tasks: backup targets, the site's copies there, what to copy.
+    pub copies: crate::ops::CopyPlan,
     /// Platform verify: every site of the state (their names and aliases are taken).
     pub all_sites: Vec<Site>,
     /// Platform verify: the servers of its sites' databases.

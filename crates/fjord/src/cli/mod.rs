@@ -10,6 +10,7 @@ use engine::{Error, Fjord, TaskFilter};
 
 use crate::outln;
 
+mod backup_target;
 mod config;
 mod doctor;
 mod generate;
@@ -24,6 +25,7 @@ mod wait;
 
 use crate::output::{self, print_json};
 
+use backup_target::BackupTargetCmd;
 use platform::PlatformCmd;
 use serve::{DispatchArgs, ServeArgs};
 use server::ServerCmd;
@@ -95,8 +97,13 @@ enum Command {
     /// (one site's with `fjord site https`).
     #[command(subcommand)]
     Https(HttpsCmd),
-    /// Show or set the default backup schedule and retention of every site without its own.
+    /// Show or set the default backup schedule, retention and backup target of every site
+    /// without its own.
     BackupPolicy(PolicyArgs),
+    /// Machines that keep a copy of each backup (by policy), so that a site's backups
+    /// outlive its web server.
+    #[command(subcommand)]
+    BackupTarget(BackupTargetCmd),
     /// How fjord sends mail (login links after an install, task-failure notices).
     #[command(subcommand)]
     Mail(mail::MailCmd),
@@ -171,6 +178,11 @@ struct PolicyArgs {
     /// Which backups to keep: last=N,daily=D,weekly=W (each optional); "" clears it.
     #[arg(long, value_name = "POLICY")]
     retention: Option<String>,
+    /// The backup target (see `fjord backup-target`) each new backup is copied to, after it
+    /// is written and checked; `none` for no copy, and for a site `default` to follow the
+    /// installation's.
+    #[arg(long, value_name = "TARGET|none|default")]
+    copy_to: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -405,6 +417,7 @@ fn run_command(fjord: &Arc<Fjord>, config: &Config, command: Command) -> Result<
             queued(fjord, q, &opts)
         }
         Command::BackupPolicy(p) => policy(fjord, None, &p),
+        Command::BackupTarget(cmd) => backup_target::backup_target(fjord, cmd),
         Command::Mail(cmd) => mail::mail(fjord, config, cmd),
         Command::Client(cmd) => people::client(fjord, cmd),
         Command::User(cmd) => people::user(fjord, cmd),
@@ -654,6 +667,7 @@ fn show(v: &serde_json::Value, json: bool) {
 }
 
 fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode, Error> {
+    let copy_to = fjord.set_backup_copy_to(site, p.copy_to.as_deref())?;
     let (schedule, retention) =
         fjord.set_backup_policy(site, p.schedule.as_deref(), p.retention.as_deref())?;
     let whose = site
@@ -673,6 +687,10 @@ fn policy(fjord: &Fjord, site: Option<&str>, p: &PolicyArgs) -> Result<ExitCode,
     outln!(
         "{whose} backup retention: {}",
         retention.unwrap_or_else(|| none("retention"))
+    );
+    outln!(
+        "{whose} backup copy to: {}",
+        copy_to.unwrap_or_else(|| none("target"))
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -234,6 +234,11 @@ pub enum SiteCmd {
         /// A backup archive file, for example one copied back from off-site storage.
         #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
         file: Option<String>,
+        /// Restore from the copy on this backup target (of --backup, or of the newest backup
+        /// copied there): it is fetched and checked by its SHA-256 first, so the site comes
+        /// back even when its local backups are lost.
+        #[arg(long, value_name = "TARGET", conflicts_with = "file")]
+        from_target: Option<String>,
         #[command(flatten)]
         opts: TaskOpts,
     },
@@ -657,21 +662,33 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
         }
         SiteCmd::Backups { name, json } => {
             let backups = fjord.backups(&name)?;
+            let copies = fjord.backup_copies(&name)?;
+            let copies_of = |id: i64| copies.iter().filter(move |c| c.backup_id == id);
             if json.json {
                 print_json(&backups.iter().map(|b| serde_json::json!({
                     "id": b.id, "site": b.site_name, "path": b.path, "size": b.size, "created_at_ms": b.created_at,
+                    "copies": copies_of(b.id).map(|c| serde_json::json!({
+                        "target": c.target_name, "path": c.path, "size": c.size, "sha256": c.sha256, "copied_at_ms": c.copied_at,
+                    })).collect::<Vec<_>>(),
                 })).collect());
             } else {
                 table(
-                    &["id", "created", "size", "path"],
+                    &["id", "created", "size", "path", "copies on"],
                     backups
                         .iter()
                         .map(|b| {
+                            let on: Vec<&str> =
+                                copies_of(b.id).map(|c| c.target_name.as_str()).collect();
                             vec![
                                 b.id.to_string(),
                                 time(Some(b.created_at)),
                                 output::size(b.size),
                                 b.path.clone(),
+                                if on.is_empty() {
+                                    "-".into()
+                                } else {
+                                    on.join(", ")
+                                },
                             ]
                         })
                         .collect(),
@@ -683,12 +700,17 @@ pub(super) fn site(fjord: &Fjord, cmd: SiteCmd) -> Result<ExitCode, Error> {
             name,
             backup,
             file,
+            from_target,
             opts,
-        } => queued(
-            fjord,
-            fjord.restore_site(&name, backup, file.as_deref(), opts.dry_run)?,
-            &opts,
-        ),
+        } => {
+            let q = match from_target {
+                Some(target) => {
+                    fjord.restore_site_from_target(&name, backup, &target, opts.dry_run)?
+                }
+                None => fjord.restore_site(&name, backup, file.as_deref(), opts.dry_run)?,
+            };
+            queued(fjord, q, &opts)
+        }
         SiteCmd::Disable { name, opts } => simple(name, TaskKind::SiteDisable, false, opts),
         SiteCmd::Enable { name, opts } => simple(name, TaskKind::SiteEnable, false, opts),
         SiteCmd::Delete { name, force, opts } => simple(name, TaskKind::SiteDelete, force, opts),

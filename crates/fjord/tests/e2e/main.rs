@@ -10,6 +10,7 @@ mod readers;
 mod test_hosts;
 
 mod acme;
+mod backup_targets;
 mod backups;
 mod bad_input;
 mod cli;

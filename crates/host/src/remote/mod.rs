@@ -16,6 +16,7 @@ mod agent;
 mod calls;
 mod link;
 mod ssh;
+pub mod targets;
 mod wire;
 
 use std::path::{Path, PathBuf};

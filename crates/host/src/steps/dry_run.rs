@@ -63,6 +63,42 @@ impl Steps for DryRun {
         self.reads.clone()
     }
 
+    fn copy_to_backup_target(
+        &mut self,
+        copy: &super::TargetCopy,
+    ) -> Result<Option<crate::remote::targets::Copied>> {
+        self.step(format!(
+            "copy backup {} to backup target {} as {}",
+            copy.archive.display(),
+            copy.target.name,
+            copy.path
+        ));
+        Ok(None)
+    }
+
+    fn remove_from_backup_target(
+        &mut self,
+        target: &crate::remote::targets::TargetAddress,
+        _keys: &Path,
+        path: &str,
+    ) {
+        self.step(format!("remove {path} from backup target {}", target.name));
+    }
+
+    fn fetch_from_backup_target(&mut self, fetch: &super::TargetFetch) -> Result<PathBuf> {
+        let to = fetch
+            .keep_at
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(the task's scratch dir)"));
+        self.step(format!(
+            "fetch {} from backup target {} to {}, checked by its SHA-256",
+            fetch.path,
+            fetch.target.name,
+            to.display()
+        ));
+        Ok(to)
+    }
+
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
         let db = request
             .db

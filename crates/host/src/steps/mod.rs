@@ -26,11 +26,15 @@ mod config;
 mod databases;
 mod dry_run;
 mod logs;
+mod targets;
 mod trash;
 
+use crate::remote::targets::{Copied, TargetAddress};
 use backup::*;
 pub use backup::{BackupDb, BackupRequest, ExtractedAndBackedUp};
 pub use dry_run::DryRun;
+use targets::targets_here_only;
+pub use targets::{TargetCopy, TargetFetch};
 pub use trash::{Trash, trash_path};
 
 /// What a task script may do to a host. Each method is one step: in [`LiveSteps`] it is
@@ -198,6 +202,19 @@ pub trait Steps {
         user: &str,
         password: &str,
     ) -> Result<()>;
+    /// Copies a backup archive to a backup target (`targets.rs`); its undo removes the copy.
+    fn copy_to_backup_target(&mut self, copy: &TargetCopy) -> Result<Option<Copied>> {
+        Err(targets_here_only(&copy.target))
+    }
+    /// Fetches a copy from a backup target, checked by its SHA-256; returns where it is.
+    fn fetch_from_backup_target(&mut self, fetch: &TargetFetch) -> Result<PathBuf> {
+        Err(targets_here_only(&fetch.target))
+    }
+    /// Removes a copy from a backup target: not undoable, so best effort, a failure logged.
+    fn remove_from_backup_target(&mut self, target: &TargetAddress, keys: &Path, path: &str) {
+        self.log(&targets_here_only(target).to_string());
+        let _ = (keys, path);
+    }
 }
 
 /// Lets a task give up its concurrency slot while it only waits (for an nginx commit), so
@@ -309,6 +326,18 @@ impl<'a> LiveSteps<'a> {
 // The database steps are made in `databases.rs`, the config commits in `config.rs` and the
 // backups in `backup.rs`; the methods here that only forward keep the trait in one place.
 impl Steps for LiveSteps<'_> {
+    fn copy_to_backup_target(&mut self, copy: &TargetCopy) -> Result<Option<Copied>> {
+        self.copy_to_target(copy).map(Some)
+    }
+
+    fn fetch_from_backup_target(&mut self, fetch: &TargetFetch) -> Result<PathBuf> {
+        self.fetch_from_target(fetch)
+    }
+
+    fn remove_from_backup_target(&mut self, target: &TargetAddress, keys: &Path, path: &str) {
+        self.remove_from_target(target, keys, path);
+    }
+
     fn create_backup(&mut self, request: &BackupRequest) -> Result<Option<Manifest>> {
         let dump = self.begin_backup(request)?;
         let written = write_backup(self.journal, request, &dump)?;

@@ -102,11 +102,20 @@ pub(super) fn apply_effect(tx: &Connection, effect: &TaskEffect) -> Result<()> {
             site_name,
             path,
             size,
+            copies,
         }) => {
             tx.execute(
                 "INSERT INTO backups (site_id, site_name, path, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![site_id, site_name, path, size, now_ms()],
             )?;
+            let backup_id = tx.last_insert_rowid();
+            for copy in copies {
+                tx.execute(
+                    "INSERT INTO backup_copies (backup_id, target_id, path, size, sha256, copied_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![backup_id, copy.target_id, copy.path, copy.size, copy.sha256, now_ms()],
+                )?;
+            }
         }
         TaskEffect::MoveSite {
             site_id,

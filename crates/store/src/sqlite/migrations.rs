@@ -363,4 +363,28 @@ CREATE TABLE service_states (
 ALTER TABLE servers ADD COLUMN remote TEXT;
 ALTER TABLE journal ADD COLUMN machine INTEGER;
 "#,
+    // 23: backup targets: machines reached over SSH that keep a copy of a site's backups
+    // (`ssh` is the JSON of its `USER@HOST[:PORT]`, `path` its directory), which backups were
+    // copied where (a row goes with its backup), and where each site's backups are copied
+    // (`backup_copy_to`: a target's name, `none`, or NULL for the installation's default).
+    r#"
+CREATE TABLE backup_targets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    ssh TEXT NOT NULL,
+    host_key TEXT NOT NULL,
+    path TEXT NOT NULL
+);
+CREATE TABLE backup_copies (
+    backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    target_id INTEGER NOT NULL REFERENCES backup_targets(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    copied_at INTEGER NOT NULL,
+    PRIMARY KEY (backup_id, target_id)
+);
+CREATE INDEX backup_copies_target ON backup_copies(target_id);
+ALTER TABLE sites ADD COLUMN backup_copy_to TEXT;
+"#,
 ];

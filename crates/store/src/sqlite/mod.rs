@@ -1,4 +1,5 @@
 mod accounts;
+mod backup_targets;
 mod backups;
 mod certificates;
 mod claim_pauses;
@@ -391,6 +392,47 @@ impl Store for SqliteStore {
 
     fn backup(&self, id: i64) -> Result<Backup> {
         SqliteStore::backup(self, id)
+    }
+
+    fn add_backup_target(
+        &self,
+        name: &Name,
+        target: &model::BackupTarget,
+        host_key: &model::HostKey,
+    ) -> Result<crate::BackupTargetRecord> {
+        SqliteStore::add_backup_target(self, name, target, host_key)
+    }
+
+    fn backup_targets(&self) -> Result<Vec<crate::BackupTargetRecord>> {
+        SqliteStore::backup_targets(self)
+    }
+
+    fn backup_target(&self, name: &str) -> Result<crate::BackupTargetRecord> {
+        SqliteStore::backup_target(self, name)
+    }
+
+    fn backup_target_by_id(&self, id: i64) -> Result<crate::BackupTargetRecord> {
+        SqliteStore::backup_target_by_id(self, id)
+    }
+
+    fn remove_backup_target(&self, name: &str, default_key: &str) -> Result<()> {
+        SqliteStore::remove_backup_target(self, name, default_key)
+    }
+
+    fn site_backup_copies(&self, site_id: i64) -> Result<Vec<crate::BackupCopy>> {
+        SqliteStore::site_backup_copies(self, site_id)
+    }
+
+    fn backup_copies_by_site_name(&self, site_name: &str) -> Result<Vec<crate::BackupCopy>> {
+        SqliteStore::backup_copies_by_site_name(self, site_name)
+    }
+
+    fn site_backup_copy_to(&self, site_id: i64) -> Result<Option<String>> {
+        SqliteStore::site_backup_copy_to(self, site_id)
+    }
+
+    fn set_site_backup_copy_to(&self, site_id: i64, copy_to: Option<&str>) -> Result<()> {
+        SqliteStore::set_site_backup_copy_to(self, site_id, copy_to)
     }
 
     fn insert_server(
@@ -801,5 +843,7 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod backup_targets_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@ use model::{AbsPath, HttpService, Name, NginxService, PlatformKind, ReloadMethod
 
 use super::*;
 
-fn store() -> SqliteStore {
+pub(super) fn store() -> SqliteStore {
     SqliteStore::open_in_memory().unwrap()
 }
 
@@ -25,7 +25,7 @@ fn h(s: &str) -> Hostname {
     Hostname::parse("h", s).unwrap()
 }
 
-fn setup(s: &SqliteStore) -> (i64, i64) {
+pub(super) fn setup(s: &SqliteStore) -> (i64, i64) {
     let server = Server {
         id: 0,
         name: Name::parse("n", "local").unwrap(),
@@ -54,7 +54,7 @@ fn setup(s: &SqliteStore) -> (i64, i64) {
     (server.id, p.id)
 }
 
-fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
+pub(super) fn new_site(name: &str, platform_id: i64, aliases: &[&str]) -> NewSite {
     NewSite {
         name: h(name),
         platform_id,

@@ -172,6 +172,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(objects::servers, objects::add_server))
         .routes(routes!(objects::server))
         .routes(routes!(objects::server_events))
+        .routes(routes!(objects::backup_targets))
         .routes(routes!(objects::verify_server))
         .routes(routes!(objects::edit_server))
         .routes(routes!(objects::tasks))

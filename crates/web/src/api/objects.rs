@@ -12,7 +12,8 @@ use super::{ApiResult, Body, Params, QueuedView, Refusals, Segments, queued};
 use crate::html::task_status;
 use crate::session::ApiUser;
 use crate::views::{
-    ClaimsView, LogLineView, Names, PlatformView, ServerView, ServiceEventView, TaskView,
+    BackupTargetView, ClaimsView, LogLineView, Names, PlatformView, ServerView, ServiceEventView,
+    TaskView,
 };
 use crate::{AppState, WebError};
 
@@ -137,6 +138,16 @@ pub async fn platform_upload_limit(
         .await?;
     let views: Vec<TaskView> = tasks.iter().map(TaskView::new).collect();
     Ok((StatusCode::ACCEPTED, Json(views)).into_response())
+}
+
+#[utoipa::path(get, path = "/backup-targets", tag = "servers",
+    responses((status = 200, body = Vec<BackupTargetView>), Refusals))]
+pub async fn backup_targets(
+    State(state): State<AppState>,
+    ApiUser(actor): ApiUser,
+) -> ApiResult<Vec<BackupTargetView>> {
+    let targets = state.run(move |f| f.acting(actor).backup_targets()).await?;
+    Ok(Json(targets.iter().map(BackupTargetView::new).collect()))
 }
 
 #[utoipa::path(get, path = "/servers", tag = "servers",

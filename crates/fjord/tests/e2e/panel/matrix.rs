@@ -258,6 +258,7 @@ fn cases(own: &str, other: &str, other_task: i64, other_backup: i64, victim: &st
             TECHNICAL,
         ),
         json("GET", "/api/v1/servers".into(), "", TECHNICAL),
+        json("GET", "/api/v1/backup-targets".into(), "", TECHNICAL),
         json("GET", "/api/v1/claims".into(), "", ALL_BUT_ACCOUNTS),
         json("GET", "/api/v1/servers/t".into(), "", TECHNICAL),
         json("POST", "/api/v1/servers/t/verify".into(), "", TECHNICAL),
