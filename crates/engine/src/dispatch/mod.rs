@@ -694,6 +694,7 @@ fn run_task(
                     link,
                     &remote_journal,
                     &journal,
+                    &mut steps,
                     machines::remote_scratch(&endpoint, task.id),
                 );
                 scripts::run(&env, task.kind, &objects, &task.args, &mut remote)?

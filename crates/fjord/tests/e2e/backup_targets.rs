@@ -10,14 +10,14 @@ use crate::harness::{Env, world_readable_tempdir};
 use crate::test_hosts::TestHost;
 
 /// A backup target on a test host: its private dir, where the copies go.
-struct TargetHost {
+pub(crate) struct TargetHost {
     dir: tempfile::TempDir,
     // Dropped last: its sshd and mounts go with it.
     host: TestHost,
 }
 
 impl TargetHost {
-    fn start() -> TargetHost {
+    pub(crate) fn start() -> TargetHost {
         let dir = world_readable_tempdir();
         let host = TestHost::start(&[dir.path()]);
         TargetHost { dir, host }
@@ -34,7 +34,7 @@ impl TargetHost {
 
     /// Adds it to `env` as `name` (fjord's key authorized first); returns what was said on
     /// stderr.
-    fn add_to(&self, env: &Env, name: &str) -> String {
+    pub(crate) fn add_to(&self, env: &Env, name: &str) -> String {
         self.host.authorize(env.ok(&["ssh-key"]).trim());
         let out = env.run(&["backup-target", "add", name, "--ssh", &self.ssh()]);
         assert!(

@@ -503,3 +503,32 @@ fn a_remote_sites_backups_come_over_the_link_to_this_machine_and_restore_it_ther
         2
     );
 }
+
+#[test]
+fn a_remote_sites_backup_copied_to_a_backup_target_brings_it_back_once_the_backups_here_are_lost() {
+    let env = Env::bare();
+    let remote = remote_with_platform(&env);
+    let target = crate::backup_targets::TargetHost::start();
+    target.add_to(&env, "off1");
+    env.ok(&["backup-policy", "--copy-to", "off1"]);
+    env.ok(&["site", "add", "s1.test", "--platform", "p1"]);
+    env.dispatch_until_idle(&[]);
+    let docroot = remote.platforms.path().join("p1/sites/s1.test");
+    std::fs::write(remote.path(&docroot.join("index.html")), "as backed up").unwrap();
+    env.ok(&["site", "backup", "s1.test"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    let log = env.log(id);
+    assert_eq!(env.task(id)["status"], "success", "{log}");
+    assert!(log.contains("to backup target off1"), "{log}");
+
+    // Every backup kept here is lost; the site changes.
+    std::fs::remove_dir_all(env.data.path().join("backups/s1.test")).unwrap();
+    std::fs::write(remote.path(&docroot.join("index.html")), "changed since").unwrap();
+    env.ok(&["site", "restore", "s1.test", "--from-target", "off1"]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+    let (status, _, body) = remote.nginx.get("s1.test", "/");
+    assert_eq!((status, body.as_str()), (200, "as backed up"));
+}

@@ -148,6 +148,9 @@ pub struct RemoteSteps<'a> {
     /// The task's journal for steps made on the machine fjord runs on (the backup archives
     /// it keeps).
     here: &'a dyn Journal,
+    /// The task's steps on the machine fjord runs on: a backup's copy to a backup target,
+    /// and its fetch back, are made from there.
+    here_steps: &'a mut dyn Steps,
     /// The task's scratch dir on the machine.
     scratch: PathBuf,
 }
@@ -157,6 +160,7 @@ impl<'a> RemoteSteps<'a> {
         link: Arc<Link>,
         journal: &'a dyn Journal,
         here: &'a dyn Journal,
+        here_steps: &'a mut dyn Steps,
         scratch: PathBuf,
     ) -> RemoteSteps<'a> {
         RemoteSteps {
@@ -164,6 +168,7 @@ impl<'a> RemoteSteps<'a> {
             link,
             journal,
             here,
+            here_steps,
             scratch,
         }
     }
@@ -370,6 +375,29 @@ impl Reads for RemoteReads {
 impl Steps for RemoteSteps<'_> {
     fn reads(&self) -> Arc<dyn Reads> {
         self.reads.clone()
+    }
+
+    // Backups are kept on the machine fjord runs on: their copies to a backup target are
+    // made, fetched and removed from there.
+    fn copy_to_backup_target(
+        &mut self,
+        copy: &crate::steps::TargetCopy,
+    ) -> Result<Option<targets::Copied>> {
+        self.here_steps.copy_to_backup_target(copy)
+    }
+
+    fn fetch_from_backup_target(&mut self, fetch: &crate::steps::TargetFetch) -> Result<PathBuf> {
+        self.here_steps.fetch_from_backup_target(fetch)
+    }
+
+    fn remove_from_backup_target(
+        &mut self,
+        target: &targets::TargetAddress,
+        keys: &Path,
+        path: &str,
+    ) {
+        self.here_steps
+            .remove_from_backup_target(target, keys, path)
     }
 
     fn log(&mut self, line: &str) {

@@ -33,7 +33,6 @@ use crate::remote::targets::{Copied, TargetAddress};
 use backup::*;
 pub use backup::{BackupDb, BackupRequest, ExtractedAndBackedUp};
 pub use dry_run::DryRun;
-use targets::targets_here_only;
 pub use targets::{TargetCopy, TargetFetch};
 pub use trash::{Trash, trash_path};
 
@@ -203,18 +202,11 @@ pub trait Steps {
         password: &str,
     ) -> Result<()>;
     /// Copies a backup archive to a backup target (`targets.rs`); its undo removes the copy.
-    fn copy_to_backup_target(&mut self, copy: &TargetCopy) -> Result<Option<Copied>> {
-        Err(targets_here_only(&copy.target))
-    }
+    fn copy_to_backup_target(&mut self, copy: &TargetCopy) -> Result<Option<Copied>>;
     /// Fetches a copy from a backup target, checked by its SHA-256; returns where it is.
-    fn fetch_from_backup_target(&mut self, fetch: &TargetFetch) -> Result<PathBuf> {
-        Err(targets_here_only(&fetch.target))
-    }
+    fn fetch_from_backup_target(&mut self, fetch: &TargetFetch) -> Result<PathBuf>;
     /// Removes a copy from a backup target: not undoable, so best effort, a failure logged.
-    fn remove_from_backup_target(&mut self, target: &TargetAddress, keys: &Path, path: &str) {
-        self.log(&targets_here_only(target).to_string());
-        let _ = (keys, path);
-    }
+    fn remove_from_backup_target(&mut self, target: &TargetAddress, keys: &Path, path: &str);
 }
 
 /// Lets a task give up its concurrency slot while it only waits (for an nginx commit), so

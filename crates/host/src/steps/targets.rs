@@ -33,15 +33,6 @@ pub struct TargetFetch {
     pub keep_at: Option<PathBuf>,
 }
 
-/// Backup targets are reached from the machine fjord runs on.
-pub(super) fn targets_here_only(target: &TargetAddress) -> HostError {
-    HostError::Refused(format!(
-        "backup target {}: copies are made and fetched on the machine fjord runs on only, \
-         not through a remote server",
-        target.name
-    ))
-}
-
 impl LiveSteps<'_> {
     pub(super) fn copy_to_target(&mut self, copy: &TargetCopy) -> Result<Copied> {
         let keys = SshKeys::new(copy.keys.clone());
