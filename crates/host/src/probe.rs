@@ -297,6 +297,7 @@ mod tests {
             },
             password_file: None,
             password_env: None,
+            client_host: None,
         };
         let mariadb = ctl(DbKind::Mysql, Some("/run/mysqld/mysqld.sock"), None);
         assert_eq!(mariadb.probe(PROBE_BOUND), Ok(()));

@@ -424,6 +424,7 @@ pub fn db_ctl(service: &DbService) -> Option<host::DbCtl> {
             .as_ref()
             .map(|p| p.as_path().to_path_buf()),
         password_env: service.password_env.clone(),
+        client_host: None,
     })
 }
 

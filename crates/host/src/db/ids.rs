@@ -129,6 +129,7 @@ mod tests {
             admin_user: if mysql { "root" } else { "postgres" }.into(),
             password_file: None,
             password_env: None,
+            client_host: None,
         }
     }
 

@@ -13,6 +13,7 @@ fn server(kind: DbKind) -> DbCtl {
         admin_user: if mysql { "root" } else { "postgres" }.into(),
         password_file: None,
         password_env: None,
+        client_host: None,
     }
 }
 

@@ -44,6 +44,10 @@ pub struct DbCtl {
     /// An environment variable holding the admin password (read when needed, never stored).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Where sites' users connect from, when the web server is another machine than the
+    /// database server (its address as the database server sees it); None: this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_host: Option<String>,
 }
 
 /// Names fjord puts into SQL: `[a-z][a-z0-9_]*`, so that they need no escaping on any engine.
@@ -381,12 +385,13 @@ impl DbCtl {
         self.sql_as(&self.admin_user, password.as_deref(), None, statements)
     }
 
-    /// Where a site's user may connect from: the web server is this machine.
-    fn client_host(&self) -> &'static str {
-        if self.socket.is_some() || self.host.is_none() {
-            "localhost"
-        } else {
-            "127.0.0.1"
+    /// Where a site's user may connect from: the web server's address when it is another
+    /// machine, else this machine (through the socket, or over loopback).
+    fn client_host(&self) -> &str {
+        match &self.client_host {
+            Some(host) => host,
+            None if self.socket.is_some() || self.host.is_none() => "localhost",
+            None => "127.0.0.1",
         }
     }
 
@@ -682,6 +687,7 @@ mod session_tests {
             admin_user: admin_user.into(),
             password_file: None,
             password_env: None,
+            client_host: None,
         }
     }
 

@@ -309,6 +309,7 @@ mod tests {
             admin_user: "root".into(),
             password_file: None,
             password_env: None,
+            client_host: None,
         };
         let tag = format!("fjp{}_{}", std::process::id(), crate::random_hex(3));
         let (source, target, user) = (format!("{tag}_s"), format!("{tag}_t"), format!("{tag}_u"));

@@ -120,6 +120,7 @@ mod tests {
             admin_user: "postgres".into(),
             password_file: None,
             password_env: None,
+            client_host: None,
         }
     }
 

@@ -49,6 +49,9 @@ pub fn serve(
             hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default(),
+            peer: std::env::var("SSH_CONNECTION")
+                .ok()
+                .and_then(|c| c.split_whitespace().next().map(str::to_string)),
         },
     )?;
     let answers: Answers = Arc::default();

@@ -32,17 +32,19 @@ pub struct Link {
     ended: Arc<Mutex<Option<String>>>,
     /// The machine's own name, as its agent said.
     pub hostname: String,
+    /// The dispatcher's machine's address as this machine sees it.
+    pub peer: Option<String>,
 }
 
 impl Link {
     /// Opens a link: starts the agent, copying it to the machine first if it is not there.
     pub fn open(endpoint: &Endpoint, keys: &SshKeys) -> Result<Link> {
         match Link::start(endpoint, keys)? {
-            Started::Link(link) => Ok(link),
+            Started::Link(link) => Ok(*link),
             Started::NoAgent => {
                 install_agent(endpoint, keys)?;
                 match Link::start(endpoint, keys)? {
-                    Started::Link(link) => Ok(link),
+                    Started::Link(link) => Ok(*link),
                     Started::NoAgent => Err(HostError::Refused(format!(
                         "server {}: the agent copied to {} does not run there",
                         endpoint.name,
@@ -105,9 +107,12 @@ impl Link {
                 let hello: Option<Up> = wire::receive(&mut stdout).ok().flatten();
                 match hello {
                     Some(Up::Hello {
-                        protocol, hostname, ..
+                        protocol,
+                        hostname,
+                        peer,
+                        ..
                     }) if protocol == PROTOCOL => {
-                        let _ = ready_tx.send(Ok((stdin, hostname)));
+                        let _ = ready_tx.send(Ok((stdin, hostname, peer)));
                     }
                     Some(Up::Hello { .. }) => {
                         // Another agent under our name: it is replaced.
@@ -162,14 +167,15 @@ impl Link {
             })
             .map_err(|e| HostError::Refused(format!("cannot start a thread: {e}")))?;
         match ready_rx.recv_timeout(HELLO_BOUND) {
-            Ok(Ok((writer, hostname))) => Ok(Started::Link(Link {
+            Ok(Ok((writer, hostname, peer))) => Ok(Started::Link(Box::new(Link {
                 endpoint: endpoint.clone(),
                 writer: Mutex::new(writer),
                 calls,
                 next_id: AtomicU64::new(1),
                 ended,
                 hostname,
-            })),
+                peer,
+            }))),
             Ok(Err(HostError::Refused(m))) if m == "no-agent" => Ok(Started::NoAgent),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(HostError::Unreachable(format!(
@@ -325,7 +331,7 @@ enum Incoming {
 }
 
 enum Started {
-    Link(Link),
+    Link(Box<Link>),
     NoAgent,
 }
 

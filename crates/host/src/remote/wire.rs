@@ -19,7 +19,7 @@ use crate::{HostError, Result};
 const MAX_FRAME: u32 = 256 << 20;
 
 /// The protocol's version: an agent of another version is replaced before it is used.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The first byte of a data frame's body (a message's is `{`): then the call's id (8 bytes,
 /// big-endian) and the bytes. An empty data frame ends a call's stream.
@@ -56,6 +56,10 @@ pub enum Up {
         protocol: u32,
         version: String,
         hostname: String,
+        /// The dispatcher's machine's address as this machine sees it (from sshd's
+        /// `SSH_CONNECTION`): where a database user of a site on that machine connects from.
+        #[serde(default)]
+        peer: Option<String>,
     },
     /// Call `id` ended; its value as JSON.
     Done {

@@ -9,6 +9,7 @@ fn local_mariadb() -> DbCtl {
         admin_user: "root".into(),
         password_file: None,
         password_env: None,
+        client_host: None,
     }
 }
 

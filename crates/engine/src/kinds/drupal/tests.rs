@@ -339,6 +339,7 @@ fn admin_ctl(kind: host::DbKind) -> host::DbCtl {
         admin_user: if mysql { "root" } else { "postgres" }.into(),
         password_file: None,
         password_env: None,
+        client_host: None,
     }
 }
 
