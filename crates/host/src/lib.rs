@@ -63,8 +63,8 @@ pub use reads::{LocalReads, Reads};
 pub use signals::{stop_on_signals, wait_for_stop};
 pub use site_db::{Row as SiteDbRow, SiteDb, SiteDbSpec};
 pub use steps::{
-    BackupDb, BackupRequest, DRAIN_BOUND, DryRun, ExtractedAndBackedUp, LiveSteps, Parking, Steps,
-    TargetCopy, TargetFetch, Trash, trash_path,
+    BackupDb, BackupRequest, DRAIN_BOUND, DryRun, ExtractedAndBackedUp, LiveSteps, Parking,
+    SplitSteps, Steps, TargetCopy, TargetFetch, Trash, trash_path,
 };
 pub use sync::Synced;
 pub use tablespaces::{Snapshot, tablespace_dir};

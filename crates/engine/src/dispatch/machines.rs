@@ -3,13 +3,17 @@
 //! to each machine with that machine's entries, through its link.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use host::remote::{Call, Endpoint};
-use host::{Committers, Journal};
+use host::remote::{Call, Endpoint, Link, RemoteSteps};
+use host::{Committers, Journal, LiveSteps, SplitSteps, Steps};
+use model::Server;
 use store::JournalEntry;
+use store::TaskEffect;
 
 use super::StoreJournal;
 use crate::Fjord;
+use crate::scripts::{self, DbReach, ScriptEnv, TaskObjects};
 
 /// Entries as `host::rollback` takes them: step, undo (JSON), saved content.
 type Entries = Vec<(String, String, Option<Vec<u8>>)>;
@@ -119,6 +123,193 @@ pub(super) fn purge_remote(fjord: &Fjord, task_id: i64, journal: &StoreJournal) 
         }
     }
     any
+}
+
+/// A machine a task steps on: the one fjord runs on, or a remote server through its link.
+pub(super) enum Machine {
+    Here,
+    Remote {
+        server_id: i64,
+        endpoint: Endpoint,
+        link: Arc<Link>,
+    },
+}
+
+impl Machine {
+    /// `server`'s machine, its link opened if it is remote.
+    pub(super) fn of(fjord: &Fjord, server: &Server) -> host::Result<Machine> {
+        Ok(match crate::remote::endpoint(server) {
+            None => Machine::Here,
+            Some(endpoint) => Machine::Remote {
+                server_id: server.id,
+                link: fjord.machines().link(&endpoint)?,
+                endpoint,
+            },
+        })
+    }
+
+    fn same(&self, other: &Machine) -> bool {
+        match (self, other) {
+            (Machine::Here, Machine::Here) => true,
+            (Machine::Remote { server_id: a, .. }, Machine::Remote { server_id: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    /// This machine's address as `other` sees it: a remote server's own address, or the
+    /// address the other machine saw fjord's own connection come from.
+    fn seen_from(&self, other: &Machine) -> Option<String> {
+        match (self, other) {
+            (Machine::Remote { endpoint, .. }, _) => Some(endpoint.host.clone()),
+            (Machine::Here, Machine::Remote { link, .. }) => link.peer.clone(),
+            (Machine::Here, Machine::Here) => None,
+        }
+    }
+
+    /// Reads of this machine.
+    pub(super) fn reads(&self) -> Option<(Arc<dyn host::Reads>, PathBuf)> {
+        match self {
+            Machine::Here => None,
+            Machine::Remote { link, endpoint, .. } => Some((
+                Arc::new(host::remote::RemoteReads::new(link.clone())),
+                endpoint.dir.clone(),
+            )),
+        }
+    }
+}
+
+/// The machines of a task: its server's, and its site's database server's when that is
+/// another machine.
+pub(super) fn machines_of(
+    fjord: &Fjord,
+    objects: &TaskObjects,
+) -> host::Result<(Machine, Option<Machine>)> {
+    let web = Machine::of(fjord, &objects.server)?;
+    let db = match &objects.db_server {
+        Some(server) => Some(Machine::of(fjord, server)?).filter(|db| !db.same(&web)),
+        None => None,
+    };
+    Ok((web, db))
+}
+
+/// How the two machines of a site reach each other.
+pub(super) fn db_reach(web: &Machine, db: &Machine) -> host::Result<DbReach> {
+    let unknown = || {
+        host::HostError::Refused(
+            "the address by which the web server and the database server reach each other \
+             is not known"
+                .into(),
+        )
+    };
+    Ok(DbReach {
+        client_host: web.seen_from(db).ok_or_else(unknown)?,
+        server_host: db.seen_from(web).ok_or_else(unknown)?,
+    })
+}
+
+/// Runs the task's script with its steps made on their machines: each step on the machine it
+/// changes, journaled here with that machine. `here` is the task's steps on the machine
+/// fjord runs on (whose trash the caller purges); `spare` another, for a second remote
+/// machine's few steps of this one (none of which sets anything aside).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_script(
+    env: &ScriptEnv,
+    task: &model::Task,
+    objects: &TaskObjects,
+    journal: &StoreJournal,
+    here: &mut LiveSteps,
+    spare: &mut LiveSteps,
+    web: Machine,
+    db: Option<Machine>,
+) -> crate::Result<TaskEffect> {
+    let run = |x: &mut dyn Steps| scripts::run(env, task.kind, objects, &task.args, x);
+    let journal_of = |server_id: i64| StoreJournal {
+        machine: Some(server_id),
+        ..journal.clone()
+    };
+    let on = |endpoint: &Endpoint, link: &Link, role: &str| {
+        journal.log(&format!(
+            "{role} on server {} ({}, {})",
+            endpoint.name,
+            endpoint.target(),
+            link.hostname
+        ));
+    };
+    match (web, db) {
+        (Machine::Here, None | Some(Machine::Here)) => run(here),
+        (
+            Machine::Remote {
+                server_id,
+                endpoint,
+                link,
+            },
+            None,
+        ) => {
+            on(&endpoint, &link, "steps");
+            let remote_journal = journal_of(server_id);
+            let scratch = remote_scratch(&endpoint, task.id);
+            run(&mut RemoteSteps::new(
+                link,
+                &remote_journal,
+                journal,
+                here,
+                scratch,
+            ))
+        }
+        (
+            Machine::Here,
+            Some(Machine::Remote {
+                server_id,
+                endpoint,
+                link,
+            }),
+        ) => {
+            on(&endpoint, &link, "the database's steps");
+            let db_journal = journal_of(server_id);
+            let scratch = remote_scratch(&endpoint, task.id);
+            let mut db = RemoteSteps::new(link, &db_journal, journal, spare, scratch);
+            run(&mut SplitSteps {
+                web: here,
+                db: &mut db,
+            })
+        }
+        (
+            Machine::Remote {
+                server_id,
+                endpoint,
+                link,
+            },
+            Some(db),
+        ) => {
+            on(&endpoint, &link, "steps");
+            let web_journal = journal_of(server_id);
+            let web_scratch = remote_scratch(&endpoint, task.id);
+            match db {
+                Machine::Here => {
+                    let mut web = RemoteSteps::new(link, &web_journal, journal, spare, web_scratch);
+                    run(&mut SplitSteps {
+                        web: &mut web,
+                        db: here,
+                    })
+                }
+                Machine::Remote {
+                    server_id: db_id,
+                    endpoint: db_endpoint,
+                    link: db_link,
+                } => {
+                    on(&db_endpoint, &db_link, "the database's steps");
+                    let db_journal = journal_of(db_id);
+                    let db_scratch = remote_scratch(&db_endpoint, task.id);
+                    let mut web = RemoteSteps::new(link, &web_journal, journal, here, web_scratch);
+                    let mut db = RemoteSteps::new(db_link, &db_journal, journal, spare, db_scratch);
+                    run(&mut SplitSteps {
+                        web: &mut web,
+                        db: &mut db,
+                    })
+                }
+            }
+        }
+    }
 }
 
 /// A task's scratch dir on a remote server.

@@ -658,49 +658,34 @@ fn run_task(
             .map(|(_, to)| to);
     }
     // A task on a remote server makes its steps there, through the server's link, and
-    // journals them here with the server as their machine.
-    let remote = objects
+    // journals them here with the server as their machine; a site whose database server is
+    // another machine has its database's steps made there.
+    let machines = objects
         .as_ref()
         .ok()
-        .and_then(|o| crate::remote::endpoint(&o.server).map(|endpoint| (o.server.id, endpoint)));
-    let link = match &remote {
-        Some((_, endpoint)) => fjord.machines().link(endpoint).map(Some),
-        None => Ok(None),
-    };
-    if let (Ok(Some(link)), Some((_, endpoint))) = (&link, &remote) {
-        env.reads = Arc::new(host::remote::RemoteReads::new(link.clone()));
-        env.remote_dir = Some(endpoint.dir.clone());
+        .map(|o| machines::machines_of(fjord, o))
+        .transpose();
+    if let Ok(Some((web, _))) = &machines
+        && let Some((reads, dir)) = web.reads()
+    {
+        env.reads = reads;
+        env.remote_dir = Some(dir);
     }
-    let result = objects.and_then(|objects| {
+    let result = objects.and_then(|mut objects| {
+        let (web, db) = machines?.expect("the machines of the objects read");
+        if let Some(db) = &db {
+            objects.reach_db_over(machines::db_reach(&web, db)?)?;
+        }
         let mut steps = LiveSteps::new(
             &journal,
             committers,
             Some(parking),
             scratch_dir(fjord, task.id),
         );
-        let effect = match (remote, link?) {
-            (Some((server_id, endpoint)), Some(link)) => {
-                let remote_journal = StoreJournal {
-                    machine: Some(server_id),
-                    ..journal.clone()
-                };
-                journal.log(&format!(
-                    "on server {} ({}, {})",
-                    endpoint.name,
-                    endpoint.target(),
-                    link.hostname
-                ));
-                let mut remote = host::remote::RemoteSteps::new(
-                    link,
-                    &remote_journal,
-                    &journal,
-                    &mut steps,
-                    machines::remote_scratch(&endpoint, task.id),
-                );
-                scripts::run(&env, task.kind, &objects, &task.args, &mut remote)?
-            }
-            _ => scripts::run(&env, task.kind, &objects, &task.args, &mut steps)?,
-        };
+        let mut spare = LiveSteps::new(&journal, committers, None, scratch_dir(fjord, task.id));
+        let effect = machines::run_script(
+            &env, task, &objects, &journal, &mut steps, &mut spare, web, db,
+        )?;
         Ok((effect, steps))
     });
     if env.faults.abandon(task.kind.as_str()) {

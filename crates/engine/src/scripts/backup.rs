@@ -73,7 +73,7 @@ pub(super) fn backup_request(
         n += 1;
     }
     let db = match &site.database {
-        Some(db) => match db_ctl(objects.db_service(db)?) {
+        Some(db) => match objects.db_ctl(db)? {
             // A database that is gone (a site needing attention) is not in the backup; the
             // files are.
             Some(ctl)
@@ -192,7 +192,7 @@ pub(super) fn site_restore(
         x.let_requests_in_flight_finish(&nginx)?;
     }
     let db = match &site.database {
-        Some(db) => db_ctl(objects.db_service(db)?).map(|ctl| (db, ctl)),
+        Some(db) => objects.db_ctl(db)?.map(|ctl| (db, ctl)),
         None => None,
     };
     let frozen = match &db {

@@ -43,6 +43,16 @@ pub struct TaskObjects {
     pub extra: Extra,
 }
 
+/// How a site's web server and its database server, two machines, reach each other.
+#[derive(Debug, Clone)]
+pub struct DbReach {
+    /// The web server's address as the database server sees it: where the site's database
+    /// user connects from (its grants name it).
+    pub client_host: String,
+    /// The database server's address as the web server sees it: where the site connects to.
+    pub server_host: String,
+}
+
 /// What some task kinds need beyond their target.
 #[derive(Debug, Clone, Default)]
 pub struct Extra {
@@ -59,6 +69,11 @@ pub struct Extra {
     pub retention: Option<model::Retention>,
     /// Backup and restore tasks: backup targets, the site's copies there, what to copy.
     pub copies: crate::ops::CopyPlan,
+    /// How the site's web server and its database server reach each other, when they are
+    /// two machines (set by the dispatcher, which knows the links).
+    pub db_reach: Option<DbReach>,
+    /// The site's database service as the site reaches it over `db_reach`.
+    pub site_db: Option<DbService>,
     /// Platform verify: every site of the state (their names and aliases are taken).
     pub all_sites: Vec<Site>,
     /// Platform verify: the servers of its sites' databases.
@@ -114,6 +129,38 @@ impl TaskObjects {
     }
 
     /// The database service and its server for the site's database.
+    /// The administration of the site's database server, its grants naming where the site
+    /// connects from.
+    pub(crate) fn db_ctl(&self, db: &SiteDatabase) -> Result<Option<host::DbCtl>> {
+        let mut ctl = db_ctl(self.db_service(db)?);
+        if let (Some(ctl), Some(reach)) = (&mut ctl, &self.extra.db_reach) {
+            ctl.client_host = Some(reach.client_host.clone());
+        }
+        Ok(ctl)
+    }
+
+    /// Sets how the web server and the database server, two machines, reach each other:
+    /// the site connects to the database server's address over TCP, and its database user is
+    /// granted from the web server's address only.
+    pub(crate) fn reach_db_over(&mut self, reach: DbReach) -> Result<()> {
+        if let Some(db) = self.site.as_ref().and_then(|s| s.database.clone()) {
+            let mut service = self.db_service(&db)?.clone();
+            service.socket = None;
+            service.host = Some(reach.server_host.clone());
+            self.extra.site_db = Some(service);
+        }
+        self.extra.db_reach = Some(reach);
+        Ok(())
+    }
+
+    /// The site's database service as the site reaches it (see [`TaskObjects::reach_db_over`]).
+    fn site_db_service(&self, db: &SiteDatabase) -> Result<&DbService> {
+        match &self.extra.site_db {
+            Some(service) => Ok(service),
+            None => self.db_service(db),
+        }
+    }
+
     fn db_service(&self, db: &SiteDatabase) -> Result<&DbService> {
         self.db_server
             .as_ref()
@@ -299,7 +346,7 @@ impl ScriptEnv {
             None
         };
         let db = match &site.database {
-            Some(db) => Some((db, objects.db_service(db)?)),
+            Some(db) => Some((db, objects.site_db_service(db)?)),
             None => None,
         };
         Ok(kinds::SiteApp {
@@ -447,12 +494,12 @@ fn site_database(
     x: &mut dyn Steps,
 ) -> Result<()> {
     let (platform, site) = (objects.platform()?, objects.site()?);
-    let service = objects.db_service(db)?;
+    let service = objects.site_db_service(db)?;
     let private = render::site_private_dir(platform, site);
     x.make_dir(&platform.path.join("private"))?;
     x.make_dir(&private)?;
     let sqlite = render::site_sqlite_path(platform, site);
-    match (db_ctl(service), mode) {
+    match (objects.db_ctl(db)?, mode) {
         (Some(ctl), DbMode::Install) => {
             x.create_database(&ctl, &db.name, &db.user, &db.password)?
         }

@@ -24,7 +24,7 @@ pub(super) fn deploy(objects: &TaskObjects, archive: &Path, x: &mut dyn Steps) -
     x.swap_tree(&docroot, &files_stage)?;
     x.swap_tree(&private, &private_stage)?;
     if let Some(db) = &site.database
-        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+        && let Some(ctl) = objects.db_ctl(db)?
     {
         x.create_database_from(&ctl, &db.name, &db.user, &db.password, &dump)?;
     }
@@ -226,16 +226,13 @@ pub(super) fn site_migrate(
             )?;
             x.let_requests_in_flight_finish(&nginx)?;
         }
-        if let Some(ctl) = db_ctl(objects.db_service(db)?) {
+        if let Some(ctl) = objects.db_ctl(db)? {
             x.snapshot_database(&ctl, &db.name, &db.user, &db.password)?;
         }
     }
     if db_moves
         && let (Some(old_db), Some(db)) = (&old_site.database, &new_site.database)
-        && let (Some(from), Some(to)) = (
-            db_ctl(objects.db_service(old_db)?),
-            db_ctl(new_objects.db_service(db)?),
-        )
+        && let (Some(from), Some(to)) = (objects.db_ctl(old_db)?, new_objects.db_ctl(db)?)
     {
         if serving {
             let read_only = env.vhost_read_only(objects)?;
@@ -327,7 +324,7 @@ pub(super) fn site_migrate(
     }
     if db_moves
         && let Some(db) = &old_site.database
-        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+        && let Some(ctl) = objects.db_ctl(db)?
     {
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }

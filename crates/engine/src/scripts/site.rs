@@ -336,7 +336,7 @@ pub(super) fn site_delete(
     remove_pool(env, &objects.server, platform, site, x)?;
     x.remove_tree(&render::site_files_dir(platform, site))?;
     if let Some(db) = &site.database
-        && let Some(ctl) = db_ctl(objects.db_service(db)?)
+        && let Some(ctl) = objects.db_ctl(db)?
     {
         x.drop_database(&ctl, &db.name, &db.user, &db.password)?;
     }

@@ -532,3 +532,112 @@ fn a_remote_sites_backup_copied_to_a_backup_target_brings_it_back_once_the_backu
     let (status, _, body) = remote.nginx.get("s1.test", "/");
     assert_eq!((status, body.as_str()), (200, "as backed up"));
 }
+
+#[test]
+fn a_wordpress_site_on_one_remote_server_keeps_its_database_on_another_granted_to_the_first_only() {
+    let env = Env::bare();
+    let mut web = RemoteWeb::start();
+    web.php = Some(web.host.start_php_fpm(&web.prefix.path().join("php")));
+    let mut data = RemoteWeb::start();
+    data.db = Some(data.host.start_mariadb(&data.prefix.path().join("mariadb")));
+    let php = web.php.as_ref().unwrap().service_arg();
+    let mysql = data.db.as_ref().unwrap().service_arg();
+    // Each server with its own service only (`add_to` would give both).
+    let (php_web, db_data) = (web.php.take(), data.db.take());
+    web.add_to(&env, "web1", &["--php", &php, "--web-group", "nogroup"]);
+    data.add_to(&env, "db1", &["--db", &mysql]);
+    web.php = php_web;
+    data.db = db_data;
+    env.dispatch_until_idle(&[]);
+    for task in env.json(&["task", "list"]).as_array().unwrap() {
+        assert_eq!(
+            task["status"],
+            "success",
+            "{}",
+            env.log(task["id"].as_i64().unwrap())
+        );
+    }
+    env.ok(&[
+        "platform",
+        "add",
+        "wp",
+        "--server",
+        "web1",
+        "--kind",
+        "wordpress",
+        "--from",
+        "/usr/share/wordpress",
+        "--path",
+        &web.platform_path("wp"),
+    ]);
+    env.dispatch_until_idle(&[]);
+    let blog = format!("{}-split.wp.test", token());
+    env.ok(&[
+        "site",
+        "add",
+        &blog,
+        "--platform",
+        "wp",
+        "--db",
+        "mysql",
+        "--db-server",
+        "db1",
+        "--title",
+        "Two Servers",
+    ]);
+    env.dispatch_until_idle(&[]);
+    let install = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    let log = env.log(install);
+    assert_eq!(env.task(install)["status"], "success", "{log}");
+    assert!(log.contains("the database's steps on server db1"), "{log}");
+    let (status, _, body) = web.nginx.get_when_served(&blog, "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<title>Two Servers</title>"), "{body}");
+
+    // The database is on db1's MariaDB, its user granted from web1's address only.
+    let site = env.json(&["site", "show", &blog]);
+    let (db, user) = (
+        site["database"]["name"].as_str().unwrap().to_string(),
+        site["database"]["user"].as_str().unwrap().to_string(),
+    );
+    let mariadb = data.db.as_ref().unwrap();
+    assert_eq!(
+        mariadb.sql(&format!(
+            "SELECT Host FROM mysql.user WHERE User = '{user}'"
+        )),
+        web.host.address().to_string()
+    );
+    let tables: u32 = mariadb
+        .sql(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}'"
+        ))
+        .parse()
+        .unwrap();
+    assert!(tables > 5, "{tables} tables in {db}");
+
+    env.ok(&["site", "verify", &blog]);
+    env.dispatch_until_idle(&[]);
+    let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(env.task(id)["status"], "success", "{}", env.log(id));
+
+    // What needs the database's dump carried between the two servers (a backup, and a
+    // disable, which backs the site up first) is refused, saying so, and changes nothing.
+    for command in ["backup", "disable"] {
+        env.ok(&["site", command, &blog]);
+        env.dispatch_until_idle(&[]);
+        let id = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+        let task = env.task(id);
+        assert_eq!(task["status"], "failed", "{command}: {}", env.log(id));
+        assert!(
+            task["error"]
+                .as_str()
+                .unwrap()
+                .contains("whose database is on another server than its files is not made yet"),
+            "{task}"
+        );
+    }
+    let (status, _, body) = web.nginx.get_when_served(&blog, "/");
+    let last = env.json(&["task", "list"])[0]["id"].as_i64().unwrap();
+    assert_eq!(status, 200, "{body}\n{}", env.log(last));
+    assert!(body.contains("<title>Two Servers</title>"), "{body}");
+}

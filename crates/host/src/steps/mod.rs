@@ -26,6 +26,7 @@ mod config;
 mod databases;
 mod dry_run;
 mod logs;
+mod split;
 mod targets;
 mod trash;
 
@@ -33,6 +34,7 @@ use crate::remote::targets::{Copied, TargetAddress};
 use backup::*;
 pub use backup::{BackupDb, BackupRequest, ExtractedAndBackedUp};
 pub use dry_run::DryRun;
+pub use split::SplitSteps;
 pub use targets::{TargetCopy, TargetFetch};
 pub use trash::{Trash, trash_path};
 
