@@ -48,6 +48,13 @@ impl Faults {
         })
     }
 
+    /// Whether a rule fails or pauses a task of this kind after one of its steps.
+    pub fn acts_after_steps_of(&self, kind: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|(a, k, _)| k == kind && (a == "fail-after" || a == "pause-after"))
+    }
+
     pub fn fail_after(&self, kind: &str, step: u32) -> bool {
         self.step_rule("fail-after", kind, step).is_some()
     }

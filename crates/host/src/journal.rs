@@ -159,6 +159,12 @@ pub trait Journal: Send + Sync {
         self.log(what);
         Ok(())
     }
+    /// Whether a step made on another machine must wait for [`Journal::step_made`]'s
+    /// verdict (a fault may fire after it); else it is told in passing, saving the link a
+    /// round trip a step.
+    fn wants_verdicts(&self) -> bool {
+        true
+    }
 }
 
 /// Numbers a task's steps and journal entries, and fires the faults injected after its steps
@@ -178,6 +184,11 @@ impl<'a> StepCounter<'a> {
             made: Default::default(),
             entries: Default::default(),
         }
+    }
+
+    /// Whether a fault may fire after one of the task's steps.
+    pub fn may_fault(&self) -> bool {
+        self.faults.acts_after_steps_of(self.task_kind)
     }
 
     /// The number of the task's next journal entry, from 1.

@@ -578,6 +578,10 @@ impl Journal for StoreJournal<'_> {
         self.logs.push(self.store, self.task_id, line);
     }
 
+    fn wants_verdicts(&self) -> bool {
+        self.steps.is_some_and(|c| c.may_fault())
+    }
+
     fn step_made(&self, what: &str) -> host::Result<()> {
         match self.steps {
             Some(counter) => counter.step_made(what, &|line| self.log(line)),
@@ -676,17 +680,26 @@ fn run_task(
         if let Some(db) = &db {
             objects.reach_db_over(machines::db_reach(&web, db)?)?;
         }
+        // A task on a remote server mostly waits for the link: it gives up its slot for its
+        // whole run, so that many run side by side (each link bounds its calls in flight).
+        let remote = matches!(web, machines::Machine::Remote { .. });
         let mut steps = LiveSteps::new(
             &journal,
             committers,
-            Some(parking),
+            (!remote).then(|| parking.clone()),
             scratch_dir(fjord, task.id),
         );
         let mut spare = LiveSteps::new(&journal, committers, None, scratch_dir(fjord, task.id));
+        if remote {
+            parking.park();
+        }
         let effect = machines::run_script(
             &env, task, &objects, &journal, &mut steps, &mut spare, web, db,
-        )?;
-        Ok((effect, steps))
+        );
+        if remote {
+            parking.unpark();
+        }
+        Ok((effect?, steps))
     });
     if env.faults.abandon(task.kind.as_str()) {
         journal.log("fault: the worker ends without recording the outcome");

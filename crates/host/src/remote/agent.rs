@@ -88,9 +88,10 @@ pub fn serve(
                     let _ = waiting.send(result);
                 }
             }
-            Some(Down::Call { id, call }) => {
+            Some(Down::Call { id, call, verdicts }) => {
                 let journal = WireJournal {
                     id,
+                    verdicts,
                     out: out.clone(),
                     answers: answers.clone(),
                     inputs: inputs.clone(),
@@ -131,6 +132,8 @@ fn send(out: &Output, message: &Up) -> Result<()> {
 /// task's journal in its state and answers before the step is made.
 struct WireJournal {
     id: u64,
+    /// Whether a step made waits for the task's verdict.
+    verdicts: bool,
     out: Output,
     answers: Answers,
     inputs: Inputs,
@@ -279,9 +282,15 @@ impl Journal for WireJournal {
     }
 
     fn step_made(&self, what: &str) -> Result<()> {
-        self.ask(&Up::StepMade {
+        let made = Up::StepMade {
             id: self.id,
             what: what.to_string(),
-        })
+            waits: self.verdicts,
+        };
+        if self.verdicts {
+            self.ask(&made)
+        } else {
+            send(&self.out, &made)
+        }
     }
 }

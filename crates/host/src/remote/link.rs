@@ -17,6 +17,10 @@ use super::{Endpoint, SshKeys, ssh};
 use crate::journal::{Journal, JournalRecord};
 use crate::{HostError, Result};
 
+/// Calls in flight on one link at most: each is a thread on the agent, and a dispatcher with
+/// thousands of tasks on one server queues them here rather than there.
+const MOST_IN_FLIGHT: usize = 32;
+
 /// How long a new link waits for the agent's hello (ssh's own connect timeout is 10 s).
 const HELLO_BOUND: Duration = Duration::from_secs(30);
 
@@ -34,6 +38,8 @@ pub struct Link {
     pub hostname: String,
     /// The dispatcher's machine's address as this machine sees it.
     pub peer: Option<String>,
+    in_flight: Mutex<usize>,
+    call_ended: std::sync::Condvar,
 }
 
 impl Link {
@@ -175,6 +181,8 @@ impl Link {
                 ended,
                 hostname,
                 peer,
+                in_flight: Mutex::new(0),
+                call_ended: std::sync::Condvar::new(),
             }))),
             Ok(Err(HostError::Refused(m))) if m == "no-agent" => Ok(Started::NoAgent),
             Ok(Err(e)) => Err(e),
@@ -197,6 +205,29 @@ impl Link {
     /// archive to extract there), and what the agent streams back written to `output` (a
     /// backup archive it writes).
     pub fn call_streaming(
+        &self,
+        call: Call,
+        journal: &dyn Journal,
+        input: Option<&mut dyn Read>,
+        output: Option<&mut dyn std::io::Write>,
+    ) -> Result<serde_json::Value> {
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            while *in_flight >= MOST_IN_FLIGHT {
+                in_flight = self
+                    .call_ended
+                    .wait(in_flight)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            *in_flight += 1;
+        }
+        let result = self.call_counted(call, journal, input, output);
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.call_ended.notify_one();
+        result
+    }
+
+    fn call_counted(
         &self,
         call: Call,
         journal: &dyn Journal,
@@ -228,7 +259,11 @@ impl Link {
         mut input: Option<&mut dyn Read>,
         mut output: Option<&mut dyn std::io::Write>,
     ) -> Result<serde_json::Value> {
-        self.send(&Down::Call { id, call })?;
+        self.send(&Down::Call {
+            id,
+            call,
+            verdicts: journal.wants_verdicts(),
+        })?;
         loop {
             let Ok(incoming) = rx.recv() else {
                 return Err(self.gone());
@@ -263,9 +298,15 @@ impl Link {
                     let result = journal.record_all(&records);
                     self.answer(id, &result)?;
                 }
-                Up::StepMade { what, .. } => {
+                Up::StepMade { what, waits, .. } => {
                     let verdict = journal.step_made(&what);
-                    self.answer(id, &verdict)?;
+                    if waits {
+                        self.answer(id, &verdict)?;
+                    } else if let Err(e) = verdict {
+                        // No fault was to fire, so this is the journal's own failure: the
+                        // call ends with it once the agent is done.
+                        journal.log(&format!("after a step made on the server: {e}"));
+                    }
                 }
                 Up::SendData { .. } => {
                     let Some(input) = input.take() else {

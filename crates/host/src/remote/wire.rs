@@ -19,7 +19,7 @@ use crate::{HostError, Result};
 const MAX_FRAME: u32 = 256 << 20;
 
 /// The protocol's version: an agent of another version is replaced before it is used.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// The first byte of a data frame's body (a message's is `{`): then the call's id (8 bytes,
 /// big-endian) and the bytes. An empty data frame ends a call's stream.
@@ -40,12 +40,11 @@ pub enum Down {
     Call {
         id: u64,
         call: Call,
+        /// Whether each step made waits for the task's verdict (`Up::StepMade`'s answer).
+        verdicts: bool,
     },
     /// The answer to the agent's `Record` or `StepMade` of call `id`.
-    Answer {
-        id: u64,
-        result: WireResult<()>,
-    },
+    Answer { id: u64, result: WireResult<()> },
 }
 
 /// From the agent to the dispatcher.
@@ -78,6 +77,8 @@ pub enum Up {
     StepMade {
         id: u64,
         what: String,
+        /// Whether the agent waits for an answer (else the step is only told).
+        waits: bool,
     },
     /// Stream call `id`'s input now (data frames, then an empty one).
     SendData {
