@@ -97,6 +97,10 @@ impl SshKeys {
             "ServerAliveInterval=5".to_string(),
             "ServerAliveCountMax=3".to_string(),
             "LogLevel=ERROR".to_string(),
+            // AES-GCM first: with the CPU's AES instructions it carries a backup's archive
+            // about twice as fast as OpenSSH's default ChaCha20.
+            "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
+                .to_string(),
         ] {
             cmd.arg("-o").arg(option);
         }
