@@ -332,6 +332,26 @@ impl TestHost {
             .open(etc.join("hosts"))
             .unwrap();
         writeln!(hosts, "{} {}", self.address(), self.name).unwrap();
+        // The hosts share this machine's kernel, its process ids among them: a user made in a
+        // host gets ids of a range of that host's own, so that no two hosts (nor the machine)
+        // hand out one uid, and ending every process of a site's user ends that site's only.
+        let defs = etc.join("login.defs");
+        let base = 200_000 + self.slot * 100;
+        let kept: String = std::fs::read_to_string(&defs)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with("SYS_UID_") && !l.starts_with("SYS_GID_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            &defs,
+            format!(
+                "{kept}SYS_UID_MIN {base}\nSYS_UID_MAX {}\nSYS_GID_MIN {base}\nSYS_GID_MAX {}\n",
+                base + 99,
+                base + 99
+            ),
+        )
+        .unwrap();
         // The host's mounts stay its own (slave: the root's unmounts, `ip netns del` of
         // another host's namespace among them, still reach it). Its /tmp is its own too (two
         // MariaDB servers sharing one remove each other's temporary tables as they start):
