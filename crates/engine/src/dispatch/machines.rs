@@ -84,8 +84,13 @@ pub(super) fn rollback_everywhere(
         };
         if let Err(e) = result {
             journal.log(&e.to_string());
-            // A lost undo's data is what the caller must know of first.
             match (&first_failure, &e) {
+                // A machine out of reach owes its undos: the task is kept for them, whatever
+                // else failed (the rest is undone again then, each undo being idempotent, and
+                // says again what it says now).
+                (Some(host::HostError::Unreachable(_)), _) => {}
+                (_, host::HostError::Unreachable(_)) => first_failure = Some(e),
+                // Else a lost undo's data is what the caller must know of first.
                 (None, _) | (Some(_), host::HostError::UndoDataLost(_)) => first_failure = Some(e),
                 _ => {}
             }

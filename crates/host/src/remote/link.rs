@@ -1,7 +1,8 @@
 //! One dispatcher's link to one remote machine: an OpenSSH session running `fjord agent`
 //! there, shared by every task on that machine (calls are numbered, and answered in any
-//! order). The agent's binary is the dispatcher's own, copied to the machine and checked by
-//! its SHA-256 before it runs; a link finds it there, or copies it first.
+//! order). The agent's binary is the dispatcher's own, copied to the machine, checked by its
+//! SHA-256 as it arrives and only then named by it; a link finds it there, or copies it
+//! first. (What guards it afterwards is the remote dir's owner and modes.)
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
@@ -105,12 +106,37 @@ impl Link {
                 let stdin = child.stdin.take().expect("piped");
                 let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
                 let mut stderr = child.stderr.take().expect("piped");
+                // A session that says nothing (a login script that hangs) is ended after the
+                // bound, so that its ssh and this thread do not stay behind the caller.
+                let child = Arc::new(Mutex::new(child));
+                let greeted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                {
+                    let (child, greeted) = (child.clone(), greeted.clone());
+                    std::thread::spawn(move || {
+                        let deadline = std::time::Instant::now() + HELLO_BOUND;
+                        while std::time::Instant::now() < deadline {
+                            if greeted.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        if !greeted.load(Ordering::SeqCst) {
+                            let _ = child.lock().unwrap_or_else(|p| p.into_inner()).kill();
+                        }
+                    });
+                }
                 let stderr_text = std::thread::spawn(move || {
                     let mut text = String::new();
                     let _ = (&mut stderr).take(64 << 10).read_to_string(&mut text);
                     text
                 });
                 let hello: Option<Up> = wire::receive(&mut stdout).ok().flatten();
+                greeted.store(true, Ordering::SeqCst);
+                let end = || {
+                    let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = child.kill();
+                    child.wait()
+                };
                 match hello {
                     Some(Up::Hello {
                         protocol,
@@ -123,14 +149,13 @@ impl Link {
                     Some(Up::Hello { .. }) => {
                         // Another agent under our name: it is replaced.
                         drop(stdin);
-                        let _ = child.kill();
-                        let _ = child.wait();
+                        let _ = end();
                         let _ = ready_tx.send(Err(HostError::Refused("no-agent".into())));
                         return;
                     }
                     _ => {
                         drop(stdin);
-                        let status = child.wait();
+                        let status = child.lock().unwrap_or_else(|p| p.into_inner()).wait();
                         let said = stderr_text.join().unwrap_or_default();
                         let error = match status.ok().and_then(|s| s.code()) {
                             Some(NOT_FOUND) => HostError::Refused("no-agent".into()),
@@ -163,8 +188,7 @@ impl Link {
                         let _ = call.send(incoming);
                     }
                 }
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = end();
                 let said = stderr_text.join().unwrap_or_default();
                 let why = ssh::unreachable(&endpoint_for_reader, &said).to_string();
                 *ended_r.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
@@ -264,38 +288,59 @@ impl Link {
             call,
             verdicts: journal.wants_verdicts(),
         })?;
+        // A failure here (a stream's file that cannot be written or read) does not end the
+        // call at once: the agent may still be making its step, and a rollback sent now
+        // would race it. Its undos are refused and its stream cut, and the call ends with
+        // this failure once the agent says it is done.
+        let mut failed: Option<HostError> = None;
         loop {
             let Ok(incoming) = rx.recv() else {
-                return Err(self.gone());
+                return Err(failed.unwrap_or_else(|| self.gone()));
             };
             let message = match incoming {
                 Incoming::Up(message) => message,
+                Incoming::Data(_) if failed.is_some() => continue,
                 Incoming::Data(bytes) => {
-                    let Some(out) = output.as_mut() else {
-                        return Err(HostError::Refused(
+                    let written = match output.as_mut() {
+                        None => Err(HostError::Refused(
                             "the agent streamed bytes no one asked for".into(),
-                        ));
+                        )),
+                        Some(out) => out.write_all(&bytes).map_err(|e| {
+                            HostError::io(std::path::Path::new("the stream from the agent"), e)
+                        }),
                     };
-                    out.write_all(&bytes).map_err(|e| {
-                        HostError::io(std::path::Path::new("the stream from the agent"), e)
-                    })?;
+                    if let Err(e) = written {
+                        failed = Some(e);
+                    }
                     continue;
                 }
             };
             match message {
-                Up::Done { result, .. } => return result.map_err(HostError::from),
+                Up::Done { result, .. } => {
+                    return match failed {
+                        Some(e) => Err(e),
+                        None => result.map_err(HostError::from),
+                    };
+                }
                 Up::Log { line, .. } => journal.log(&line),
                 Up::Record { entries, .. } => {
-                    let records: Vec<JournalRecord<'_>> = entries
-                        .iter()
-                        .map(|e| JournalRecord {
-                            seq: 0,
-                            step: e.step.clone(),
-                            undo: &e.undo,
-                            saved: e.saved.as_deref(),
-                        })
-                        .collect();
-                    let result = journal.record_all(&records);
+                    let result = match &failed {
+                        Some(e) => Err(HostError::Journal(format!(
+                            "the dispatcher gave up this call: {e}"
+                        ))),
+                        None => {
+                            let records: Vec<JournalRecord<'_>> = entries
+                                .iter()
+                                .map(|e| JournalRecord {
+                                    seq: 0,
+                                    step: e.step.clone(),
+                                    undo: &e.undo,
+                                    saved: e.saved.as_deref(),
+                                })
+                                .collect();
+                            journal.record_all(&records)
+                        }
+                    };
                     self.answer(id, &result)?;
                 }
                 Up::StepMade { what, waits, .. } => {
@@ -303,22 +348,33 @@ impl Link {
                     if waits {
                         self.answer(id, &verdict)?;
                     } else if let Err(e) = verdict {
-                        // No fault was to fire, so this is the journal's own failure: the
-                        // call ends with it once the agent is done.
+                        // No fault was to fire: the journal's own trouble, logged; the step is
+                        // made and journaled all the same.
                         journal.log(&format!("after a step made on the server: {e}"));
                     }
                 }
                 Up::SendData { .. } => {
-                    let Some(input) = input.take() else {
-                        return Err(HostError::Refused(
+                    let streamed = match input.take() {
+                        Some(input) if failed.is_none() => self.stream(id, input),
+                        _ => Err(HostError::Refused(
                             "the agent asked for a stream no one gave".into(),
-                        ));
+                        )),
                     };
-                    self.stream(id, input)?;
+                    if let Err(e) = streamed {
+                        // The stream ends here, short: the agent's reading of it fails.
+                        self.end_stream(id)?;
+                        failed.get_or_insert(e);
+                    }
                 }
                 Up::Hello { .. } => {}
             }
         }
+    }
+
+    /// Ends call `id`'s stream (an empty data frame).
+    fn end_stream(&self, id: u64) -> Result<()> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        wire::send_data(&mut *writer, id, &[]).map_err(|_| self.gone())
     }
 
     /// Sends `input` as call `id`'s stream, then the empty frame that ends it.

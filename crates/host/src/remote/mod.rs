@@ -2,7 +2,8 @@
 //! server that is not the machine it runs on.
 //!
 //! A dispatcher keeps one [`Link`] to each remote machine it works on: an SSH session to
-//! `fjord agent` there (the dispatcher's own binary, copied over and checked by its SHA-256).
+//! `fjord agent` there (the dispatcher's own binary, copied over and checked by its SHA-256 as
+//! it arrives).
 //! A task's steps on that machine go through [`RemoteSteps`], which implements [`Steps`] by
 //! sending each step to the agent, where a [`crate::LiveSteps`] makes it with the very code that
 //! makes it locally. Before the agent makes a step it sends the step's undo back, and the

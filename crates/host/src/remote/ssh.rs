@@ -32,31 +32,33 @@ impl SshKeys {
     /// The public half of fjord's key (`ssh-ed25519 AAAA… fjord@HOST`), made first if there
     /// is none: what an administrator appends to the remote user's `authorized_keys`.
     pub fn public_key(&self) -> Result<String> {
+        // One maker at a time: two links opened at once must not each make a key.
+        static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
         let identity = self.identity();
         let public = identity.with_extension("pub");
-        if !public.exists() || !identity.exists() {
+        if !identity.exists() {
             crate::ensure_private_dir(&self.dir)?;
             let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into());
-            // A key half made by a killed run is made again whole.
-            let _ = std::fs::remove_file(&identity);
             let _ = std::fs::remove_file(&public);
-            let out = child_command("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C"])
-                .arg(format!("fjord@{hostname}"))
-                .arg("-f")
-                .arg(&identity)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| HostError::io(Path::new("ssh-keygen"), e))?;
-            if !out.status.success() {
-                return Err(HostError::Command {
-                    program: "ssh-keygen".into(),
-                    status: out.status.to_string(),
-                    output: String::from_utf8_lossy(&out.stderr).into_owned(),
-                });
-            }
+            keygen(&[
+                "-q".as_ref(),
+                "-t".as_ref(),
+                "ed25519".as_ref(),
+                "-N".as_ref(),
+                "".as_ref(),
+                "-C".as_ref(),
+                format!("fjord@{hostname}").as_ref(),
+                "-f".as_ref(),
+                identity.as_os_str(),
+            ])?;
+        } else if !public.exists() {
+            // The private key is what servers know fjord by: never made again; its public
+            // half is read back from it.
+            let line = keygen(&["-y".as_ref(), "-f".as_ref(), identity.as_os_str()])?;
+            crate::fsops::write_atomic(&public, line.as_bytes(), 0o644)?;
         }
         let line = std::fs::read_to_string(&public).map_err(|e| HostError::io(&public, e))?;
         Ok(line.trim().to_string())
@@ -191,4 +193,21 @@ pub fn scan_host_key(host: &str, port: u16) -> Result<String> {
             said => format!(": {said}"),
         }
     )))
+}
+
+/// Runs `ssh-keygen` with `args`; its standard output.
+fn keygen(args: &[&std::ffi::OsStr]) -> Result<String> {
+    let out = child_command("ssh-keygen")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HostError::io(Path::new("ssh-keygen"), e))?;
+    if !out.status.success() {
+        return Err(HostError::Command {
+            program: "ssh-keygen".into(),
+            status: out.status.to_string(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
