@@ -34,8 +34,12 @@ impl Fjord {
         objects: TaskObjects,
         args: &TaskArgs,
     ) -> Result<Queued> {
-        let mut dry = host::DryRun::new();
-        let env = self.script_env();
+        // The plan is read from the machine the task would step on, as the task would.
+        let reads = self.reads_of(&objects.server)?;
+        let mut dry = host::DryRun::reading(reads.clone());
+        let mut env = self.script_env();
+        env.reads = reads;
+        env.remote_dir = crate::remote::endpoint(&objects.server).map(|e| e.dir);
         scripts::run(&env, kind, &objects, args, &mut dry)?;
         Ok(Queued::plan(dry.out))
     }

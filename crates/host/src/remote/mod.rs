@@ -106,10 +106,6 @@ impl Machines {
         }
     }
 
-    pub fn keys(&self) -> &SshKeys {
-        &self.keys
-    }
-
     /// The link to `endpoint`, opened if there is none that runs.
     pub fn link(&self, endpoint: &Endpoint) -> Result<Arc<Link>> {
         {
